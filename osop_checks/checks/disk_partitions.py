@@ -1,0 +1,320 @@
+"""check_disk_partitions: free space and inodes of every physical filesystem.
+
+arguments -> mounts (sources.disks) -> selection -> one Metric per partition -> FreeSpace
+context (percent and/or bytes free, both must be breached when both are given) -> summary.
+"""
+import os
+
+import nagiosplugin
+from nagiosplugin import Critical, Ok, Unknown, Warn
+
+from osop_checks import cli, runtime, units
+from osop_checks.sources import disks
+
+NAME = "DISK_PARTITIONS"
+
+
+def build_parser():
+    parser = cli.Parser(
+        NAME, "check_disk_partitions",
+        "Free space and free inodes of local filesystems (every physical one by default).",
+        examples=[
+            "check_disk_partitions -w 20% -c 10%",
+            "check_disk_partitions -p / -p /data2 -w 20%,50GiB -c 10%,10GiB",
+            "check_disk_partitions --exclude-type vfat --ignore '^/boot' -W 10% -K 5%",
+            "check_disk_partitions --path-threshold /data2=10%/5% -w 20% -c 10%",
+        ],
+        behind_the_scenes=[
+            "the mount table from /proc/self/mounts (psutil.disk_partitions), then statvfs(2) on",
+            "each selected mount in a worker thread (a hung NFS mount cannot hang the check);",
+            "free = f_bavail * f_frsize, exactly df -B1's Avail; /etc/fstab tells whether a",
+            "-p path should be a mount point of its own.",
+        ])
+    sel = parser.add_argument_group("selection")
+    sel.add_argument("-p", "--path", action="append", default=[], metavar="PATH",
+                     help="check the filesystem holding PATH (repeatable); selected whatever "
+                          "its type; a PATH that does not exist, or an fstab mount point that "
+                          "is not mounted, is CRITICAL")
+    sel.add_argument("--ignore-missing", action="store_true",
+                     help="a missing or unmounted -p PATH is OK instead of CRITICAL")
+    sel.add_argument("--include-type", action="append", default=[], metavar="FSTYPE",
+                     help="only filesystems of this type (repeatable; also selects virtual "
+                          "types such as tmpfs)")
+    sel.add_argument("--exclude-type", action="append", default=[], metavar="FSTYPE",
+                     help="leave out filesystems of this type (repeatable)")
+    sel.add_argument("--match", type=cli.regex_type, metavar="REGEX",
+                     help="only mount points matching this regular expression")
+    sel.add_argument("--ignore", type=cli.regex_type, metavar="REGEX",
+                     help="leave out mount points matching this regular expression")
+    thr = parser.add_argument_group("thresholds (on free space)")
+    thr.add_argument("-w", "--warning", type=free_thresholds, default=free_thresholds("10%"),
+                     metavar="FREE",
+                     help="warn when free space is below this: a percentage (20%%), a size "
+                          "(50GiB) or both (20%%,50GiB: only when both are breached); Nagios "
+                          "ranges work too (default: 10%%)")
+    thr.add_argument("-c", "--critical", type=free_thresholds, default=free_thresholds("5%"),
+                     metavar="FREE", help="critical when free space is below this (default: 5%%)")
+    thr.add_argument("-W", "--inode-warning", type=inode_threshold,
+                     default=inode_threshold("10%"), metavar="PERCENT",
+                     help="warn when free inodes are below this percentage (default: 10%%)")
+    thr.add_argument("-K", "--inode-critical", type=inode_threshold,
+                     default=inode_threshold("5%"), metavar="PERCENT",
+                     help="critical when free inodes are below this percentage (default: 5%%)")
+    thr.add_argument("--path-threshold", action="append", default=[], type=path_threshold,
+                     metavar="MOUNT=WARN/CRIT",
+                     help="other space thresholds for one mount point, e.g. /data2=10%%/5%% "
+                          "or /srv=20%%,50GiB/10%%,10GiB (repeatable)")
+    return parser
+
+
+# -- thresholds ---------------------------------------------------------------------------
+
+class FreeLimit:
+    """Free-space thresholds: ranges over percent free and/or bytes free, joined by AND."""
+
+    def __init__(self, ranges):
+        self.ranges = ranges  # [(quantity, nagiosplugin.Range)]
+
+    def breached(self, partition):
+        return all(not rng.match(self._value(q, partition)) for q, rng in self.ranges)
+
+    @staticmethod
+    def _value(quantity, partition):
+        return partition.free_percent if quantity is units.PERCENT else partition.free
+
+    def used_limit(self, partition):
+        """The same threshold as a Nagios range over used bytes, for perfdata; None when the
+        ranges are not plain lower bounds ('N:') and so have no used-bytes equivalent."""
+        usable = partition.used + partition.free
+        limits = []
+        for quantity, rng in self.ranges:
+            if rng.invert or rng.end != float("inf") or rng.start == float("-inf"):
+                return None
+            limits.append(rng.start * usable / 100 if quantity is units.PERCENT else rng.start)
+        return nagiosplugin.Range(units._atom(max(0, int(usable - min(limits)))))
+
+    def __str__(self):
+        return ",".join(str(rng) + ("%" if q is units.PERCENT else "B") for q, rng in self.ranges)
+
+
+def free_thresholds(text):
+    ranges = []
+    for part in str(text).split(","):
+        quantity = units.PERCENT if part.strip().endswith("%") else units.SIZE
+        try:
+            ranges.append((quantity, units.parse_range(part, quantity, lower_bound=True)))
+        except units.UnitError as exc:
+            raise cli.argparse.ArgumentTypeError(str(exc)) from None
+    return FreeLimit(ranges)
+
+
+free_thresholds.__name__ = "free space threshold"
+
+
+def inode_threshold(text):
+    return cli.range_type(units.PERCENT, lower_bound=True)(text)
+
+
+inode_threshold.__name__ = "percentage"
+
+
+def path_threshold(text):
+    mount, sep, limits = str(text).rpartition("=")
+    warning, slash, critical = limits.partition("/")
+    if not sep or not mount or not slash:
+        raise cli.argparse.ArgumentTypeError(
+            "%r is not MOUNT=WARN/CRIT (e.g. /data2=10%%/5%%)" % text)
+    return mount, free_thresholds(warning), free_thresholds(critical)
+
+
+path_threshold.__name__ = "path threshold"
+
+
+# -- selection ----------------------------------------------------------------------------
+
+def containing_mount(path, mounts):
+    """The mount whose mount point is the longest prefix of ``path`` (symlinks resolved)."""
+    real = os.path.realpath(path)
+    best = None
+    for mount in mounts:
+        point = mount.mountpoint
+        if real == point or real.startswith(point.rstrip("/") + "/"):
+            if best is None or len(point) >= len(best.mountpoint):
+                best = mount
+    return best
+
+
+def select(mounts, args, fstab=frozenset(), exists=os.path.exists):
+    """Choose the mounts to check. Returns (selected mounts, missing paths with reasons)."""
+    chosen, missing = [], []
+    if args.path:
+        for path in args.path:
+            mount = containing_mount(path, mounts) if exists(path) else None
+            if mount is None:
+                missing.append((path, "does not exist"))
+            elif path.rstrip("/") in fstab and mount.mountpoint != os.path.realpath(path):
+                missing.append((path, "is not mounted (listed in /etc/fstab; its directory "
+                                      "lies on %s)" % mount.mountpoint))
+            elif mount not in chosen:
+                chosen.append(mount)
+    else:
+        seen_devices = set()
+        for mount in mounts:
+            if args.include_type:
+                if mount.fstype not in args.include_type:
+                    continue
+            elif mount.fstype in disks.VIRTUAL_TYPES:
+                continue
+            # A device mounted twice (bind mounts) is counted once, as df does.
+            if mount.device in seen_devices and mount.device.startswith("/"):
+                continue
+            seen_devices.add(mount.device)
+            chosen.append(mount)
+    chosen = [m for m in chosen
+              if m.fstype not in args.exclude_type
+              and (args.match is None or args.match.search(m.mountpoint))
+              and (args.ignore is None or not args.ignore.search(m.mountpoint))]
+    return chosen, missing
+
+
+# -- evaluation ---------------------------------------------------------------------------
+
+class Partitions(nagiosplugin.Resource):
+    """Per partition a 'space' and an 'inodes' metric (the value is the Partition itself, so
+    the contexts can judge percent and bytes together); one 'missing' metric per absent path."""
+
+    def __init__(self, partitions, missing):
+        self.partitions = partitions
+        self.missing = missing
+
+    def probe(self):
+        for part in self.partitions:
+            yield nagiosplugin.Metric(part.mountpoint, part, context="space")
+            if part.inodes_total and not part.error:
+                yield nagiosplugin.Metric(part.mountpoint + " inodes", part, context="inodes")
+        for path, reason in self.missing:
+            yield nagiosplugin.Metric(path, reason, context="missing")
+
+
+class FreeSpace(nagiosplugin.Context):
+    """Free space of one partition against its thresholds (per-mount overrides first)."""
+
+    def __init__(self, warning, critical, overrides=()):
+        super().__init__("space")
+        self.default = (warning, critical)
+        self.overrides = {mount.rstrip("/") or "/": (w, c) for mount, w, c in overrides}
+
+    def limits(self, part):
+        return self.overrides.get(part.mountpoint, self.default)
+
+    def evaluate(self, metric, resource):
+        part = metric.value
+        if part.error:
+            return nagiosplugin.Result(Unknown, "%s: %s" % (part.mountpoint, part.error), metric)
+        warning, critical = self.limits(part)
+        state = Critical if critical.breached(part) else Warn if warning.breached(part) else Ok
+        return nagiosplugin.Result(state, describe(part), metric)
+
+    def performance(self, metric, resource):
+        part = metric.value
+        if part.error:
+            return None
+        warning, critical = self.limits(part)
+        return nagiosplugin.Performance(
+            part.mountpoint, part.used, "B", warning.used_limit(part),
+            critical.used_limit(part), 0, part.size)
+
+
+class FreeInodes(nagiosplugin.Context):
+    """Free inodes in percent; perfdata carries used inodes with the thresholds converted."""
+
+    def __init__(self, warning, critical):
+        super().__init__("inodes")
+        self.warning = warning
+        self.critical = critical
+
+    def evaluate(self, metric, resource):
+        part = metric.value
+        free = part.inodes_free_percent
+        state = (Critical if not self.critical.match(free)
+                 else Warn if not self.warning.match(free) else Ok)
+        return nagiosplugin.Result(state, "%s %.1f%% inodes free (%d of %d)" % (
+            part.mountpoint, free, part.inodes_free, part.inodes_total), metric)
+
+    def performance(self, metric, resource):
+        part = metric.value
+        return nagiosplugin.Performance(
+            metric.name, part.inodes_total - part.inodes_free, "",
+            self._used(self.warning, part), self._used(self.critical, part),
+            0, part.inodes_total)
+
+    @staticmethod
+    def _used(rng, part):
+        if rng.invert or rng.end != float("inf") or rng.start == float("-inf"):
+            return None
+        return nagiosplugin.Range(units._atom(int(part.inodes_total * (1 - rng.start / 100))))
+
+
+def describe(part):
+    return "%s %.1f%% free (%s of %s)" % (
+        part.mountpoint, part.free_percent, units.format_size(part.free),
+        units.format_size(part.size))
+
+
+class Missing(nagiosplugin.Context):
+    def __init__(self, state):
+        super().__init__("missing")
+        self.state = state
+
+    def evaluate(self, metric, resource):
+        return nagiosplugin.Result(self.state, "%s %s" % (metric.name, metric.value), metric)
+
+
+class Report(nagiosplugin.Summary):
+    def ok(self, results):
+        parts = [r.metric.value for r in results if r.metric and r.metric.context == "space"]
+        if not parts:
+            return "no partition selected"
+        least = min(parts, key=lambda p: p.free_percent)
+        return "%d partition%s ok, least free: %s" % (
+            len(parts), "" if len(parts) == 1 else "s", describe(least))
+
+    def problem(self, results):
+        # Worst first; UNKNOWN (a mount we could not read) after CRITICAL, before WARNING.
+        rank = {Critical: 0, Unknown: 1, Warn: 2}
+        worst = sorted((r for r in results if r.state != Ok), key=lambda r: rank[r.state])
+        return ", ".join(str(r.hint) for r in worst)
+
+    def verbose(self, results):
+        lines = []
+        for result in results:
+            part = result.metric.value
+            if result.metric.context == "space" and not part.error:
+                inodes = part.inodes_free_percent
+                lines.append("%s: %s, %s on %s, used %s, inodes %s" % (
+                    str(result.state).upper(), describe(part), part.fstype, part.device,
+                    units.format_size(part.used),
+                    "n/a" if inodes is None else "%.1f%% free" % inodes))
+            elif result.metric.context != "space" and result.state == Ok:
+                continue
+            else:
+                lines.append("%s: %s" % (str(result.state).upper(), result.hint))
+        return lines
+
+
+def build_check(args, list_mounts=disks.list_mounts, usage=disks.usage,
+                fstab=disks.read_fstab):
+    mounts, missing = select(list_mounts(), args, fstab() if args.path else frozenset())
+    if not mounts and not missing:
+        raise nagiosplugin.CheckError("no filesystem matches the selection")
+    partitions = usage(mounts)
+    return nagiosplugin.Check(
+        Partitions(partitions, missing),
+        FreeSpace(args.warning, args.critical, args.path_threshold),
+        FreeInodes(args.inode_warning, args.inode_critical),
+        Missing(Ok if args.ignore_missing else Critical),
+        Report())
+
+
+def main(argv=None):
+    runtime.main(NAME, build_parser, build_check, argv)

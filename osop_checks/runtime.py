@@ -1,0 +1,153 @@
+"""The guarded entry point every check runs through.
+
+arguments -> build the nagiosplugin Check -> run it within --timeout -> one status line.
+Whatever goes wrong ends as one ``NAME UNKNOWN - <what failed>`` line and exit 3: a usage
+error, a missing Python module, a timeout, a bug. Tracebacks show only at -vvv.
+"""
+import io
+import logging
+import math
+import os
+import signal
+import sys
+import traceback
+
+import nagiosplugin
+
+from osop_checks import cli, deadline, text, units
+
+UNKNOWN = 3
+
+# Python module -> what an admin installs to get it (Debian package / PyPI name).
+PACKAGES = {
+    "nagiosplugin": "python3-nagiosplugin (pip: nagiosplugin)",
+    "psutil": "python3-psutil (pip: psutil)",
+    "cryptography": "python3-cryptography (pip: cryptography)",
+    "requests": "python3-requests (pip: requests)",
+    "dns": "python3-dnspython (pip: dnspython)",
+    "pysnmp": "pip: pysnmp>=7 (needed for SNMP mode only)",
+}
+
+# Failures whose message already says what went wrong, in words.
+EXPECTED = (nagiosplugin.CheckError, units.UnitError, OSError)
+
+
+class Outcome:
+    """What a run produced: the exit code and the text of the plugin output."""
+
+    def __init__(self, exitcode, output):
+        self.exitcode = exitcode
+        self.output = output
+
+    @property
+    def status_line(self):
+        return self.output.split("\n", 1)[0]
+
+
+def _alarm(signum, frame):
+    raise deadline.Timeout("timed out")
+
+
+def _log_channel(verbose):
+    channel = logging.StreamHandler(io.StringIO())
+    channel.setFormatter(logging.Formatter("%(message)s"))
+    channel.setLevel({0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO}.get(
+        verbose, logging.DEBUG))
+    logger = logging.getLogger("nagiosplugin")
+    logger.setLevel(logging.DEBUG)
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+    logger.addHandler(channel)
+    return channel
+
+
+def render(name, check):
+    """Status line with perfdata, then the long output: every line free of '|'."""
+    state = str(check.state).upper()
+    summary = text.oneline(check.summary_str, limit=400)
+    first = "%s %s - %s" % (name, state, summary) if summary else "%s %s" % (name, state)
+    if check.perfdata:
+        first += " | " + " ".join(check.perfdata)
+    verbose = check.verbose_str
+    lines = verbose if isinstance(verbose, (list, tuple)) else str(verbose or "").splitlines()
+    return [first] + [text.oneline(line, limit=1000) for line in lines if str(line).strip()]
+
+
+def unknown(name, message):
+    return "%s UNKNOWN - %s" % (name, text.oneline(message, limit=400))
+
+
+def execute(name, build_parser, build_check, argv=None):
+    """Run one check in this process and return its Outcome; never raises, never exits
+    (argparse's own exits for --help and usage errors aside)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    verbose = args.verbose
+    channel = _log_channel(verbose)
+    deadline.start(args.timeout)
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, args.timeout)
+    lines = []
+    try:
+        check = build_check(args)
+        check.name = name
+        check()
+        lines = render(name, check)
+        code = check.exitcode
+    except deadline.Timeout:
+        lines, code = [unknown(name, "no result within the --timeout of %s s" % _seconds(
+            args.timeout))], UNKNOWN
+    except cli.UsageError as exc:
+        lines, code = ["%s UNKNOWN - %s (see --help)" % (name, text.oneline(exc))], UNKNOWN
+    except ModuleNotFoundError as exc:
+        package = PACKAGES.get((exc.name or "").split(".")[0], exc.name)
+        lines = [unknown(name, "Python module %s is not installed; install %s" % (
+            exc.name, package))]
+        code = UNKNOWN
+    except EXPECTED as exc:
+        lines, code = [unknown(name, _describe(exc))], UNKNOWN
+    except Exception as exc:  # a bug of ours: still one line, the traceback only at -vvv
+        lines, code = [unknown(name, "internal error: %s: %s" % (type(exc).__name__, exc))], \
+            UNKNOWN
+        if verbose >= 3:
+            lines.extend(traceback.format_exc().replace("|", "/").splitlines())
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    logged = channel.stream.getvalue()
+    if logged:
+        lines.extend(text.oneline(line, limit=1000) for line in logged.splitlines()
+                     if line.strip())
+    return Outcome(code, "\n".join(lines) + "\n")
+
+
+def _describe(exc):
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        return "%s: %s" % (exc.strerror, exc.filename)
+    return str(exc) or type(exc).__name__
+
+
+def _seconds(value):
+    return ("%d" % value) if value == math.floor(value) else ("%.1f" % value)
+
+
+def main(name, build_parser, build_check, argv=None):
+    """Console-script entry point: run, print, and leave with the plugin's exit code.
+
+    os._exit skips interpreter shutdown, which would wait for worker threads still stuck on a
+    black-holed peer after a timeout.
+    """
+    try:
+        outcome = execute(name, build_parser, build_check, argv)
+    except SystemExit as exc:  # --help, --version, usage errors: already printed
+        sys.stdout.flush()
+        os._exit(exc.code if isinstance(exc.code, int) else UNKNOWN)
+    except BaseException as exc:  # KeyboardInterrupt or a bug before the check started
+        sys.stdout.write(unknown(name, "aborted: %s" % (type(exc).__name__,)) + "\n")
+        if "-vvv" in sys.argv:
+            traceback.print_exc(file=sys.stdout)
+        sys.stdout.flush()
+        os._exit(UNKNOWN)
+    sys.stdout.write(outcome.output)
+    sys.stdout.flush()
+    os._exit(outcome.exitcode)

@@ -1,0 +1,109 @@
+"""Local filesystems: the mount table (psutil) and each mount's usage (statvfs).
+
+Returns plain data only. The SNMP source (sources/snmp_storage) returns the same Partition
+type, so a check judges local and remote disks alike.
+"""
+import dataclasses
+import os
+import threading
+from typing import List, Optional
+
+from osop_checks import deadline
+
+# Filesystems that hold no data of their own: left out unless asked for by type or by path.
+VIRTUAL_TYPES = frozenset("""
+    autofs binfmt_misc bpf cgroup cgroup2 configfs debugfs devpts devtmpfs efivarfs fusectl
+    fuse.gvfsd-fuse fuse.lxcfs fuse.portal hugetlbfs iso9660 mqueue nsfs overlay proc pstore
+    ramfs rpc_pipefs securityfs selinuxfs squashfs sysfs tmpfs tracefs udf nfsd
+""".split())
+
+
+@dataclasses.dataclass
+class Mount:
+    mountpoint: str
+    device: str
+    fstype: str
+
+
+@dataclasses.dataclass
+class Partition:
+    """One filesystem's usage in bytes, as df -B1 reports it.
+
+    ``free`` is what df calls Avail (f_bavail: space an unprivileged user can still write);
+    ``used`` is size minus all free blocks, so used + free < size where blocks are reserved.
+    """
+    mountpoint: str
+    device: str
+    fstype: str
+    size: int = 0
+    used: int = 0
+    free: int = 0
+    inodes_total: Optional[int] = None
+    inodes_free: Optional[int] = None
+    error: Optional[str] = None
+
+    @property
+    def free_percent(self):
+        usable = self.used + self.free
+        return 100.0 * self.free / usable if usable else 0.0
+
+    @property
+    def inodes_free_percent(self):
+        if not self.inodes_total:
+            return None
+        return 100.0 * self.inodes_free / self.inodes_total
+
+
+def list_mounts() -> List[Mount]:
+    """Every mounted filesystem, virtual ones included, in mount-table order."""
+    import psutil
+
+    return [Mount(p.mountpoint, p.device, p.fstype) for p in psutil.disk_partitions(all=True)]
+
+
+def read_fstab(path="/etc/fstab"):
+    """Mount points listed in fstab without noauto: the ones that should be mounted."""
+    points = set()
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                fields = line.split()
+                if len(fields) >= 4 and not fields[0].startswith("#"):
+                    if "noauto" not in fields[3].split(",") and fields[1] != "none":
+                        points.add(fields[1].replace("\\040", " "))
+    except OSError:
+        pass
+    return points
+
+
+def statvfs_usage(mount: Mount) -> Partition:
+    st = os.statvfs(mount.mountpoint)
+    return Partition(
+        mount.mountpoint, mount.device, mount.fstype,
+        size=st.f_blocks * st.f_frsize,
+        used=(st.f_blocks - st.f_bfree) * st.f_frsize,
+        free=st.f_bavail * st.f_frsize,
+        inodes_total=st.f_files or None,
+        inodes_free=st.f_favail if st.f_files else None)
+
+
+def usage(mounts: List[Mount], timeout=None) -> List[Partition]:
+    """statvfs for each mount, in a worker thread: a hung NFS mount cannot hang the check,
+    it comes back as a Partition with an error instead."""
+    results = {}
+
+    def work():
+        for mount in mounts:
+            try:
+                results[mount.mountpoint] = statvfs_usage(mount)
+            except OSError as exc:
+                results[mount.mountpoint] = Partition(
+                    mount.mountpoint, mount.device, mount.fstype,
+                    error="cannot read usage: %s" % (exc.strerror or exc))
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    worker.join(deadline.remaining(timeout))
+    return [results.get(m.mountpoint) or Partition(
+        m.mountpoint, m.device, m.fstype, error="statvfs did not answer in time (hung mount?)")
+        for m in mounts]

@@ -1,0 +1,15 @@
+"""Every pytest fixture defined in a tests/peers module is available to every test."""
+import importlib
+import pkgutil
+
+import pytest
+
+from tests import peers
+
+_FIXTURE_TYPE = type(pytest.fixture(lambda: None))
+
+for _info in pkgutil.iter_modules(peers.__path__):
+    _module = importlib.import_module("tests.peers." + _info.name)
+    for _name, _value in vars(_module).items():
+        if isinstance(_value, _FIXTURE_TYPE) and not _name.startswith("_"):
+            globals()[_name] = _value

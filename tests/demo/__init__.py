@@ -1,0 +1,5 @@
+"""`make demo`: every check run against this machine and the loopback peers.
+
+Each module tests/demo/<check>.py defines ``scenarios(stack)``: it may start peers on the
+contextlib.ExitStack and returns a list of (title, [check_name, args...]).
+"""

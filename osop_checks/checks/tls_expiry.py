@@ -484,9 +484,8 @@ def headline(subject):
     if presented is not None:
         parts.append("at %s, %s %s, chain of %d presented" % (
             presented.address, presented.version, presented.cipher, len(subject.chain)))
-        trust = presented.trust
-        parts.append("trusted" if not trust.problem else "%s (%s)" % (
-            trust.problem, trust.reason))
+        parts.append("trusted" if not presented.trust.problem else "not trusted (%s)"
+                     % presented.trust.problem)
         if presented.name_matches is not None:
             parts.append("name %r %s" % (presented.endpoint.name,
                                          "matches" if presented.name_matches else "does not "

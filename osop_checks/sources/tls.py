@@ -566,9 +566,8 @@ def _classify(verify_code, message, chain):
     if verify_code in _NO_ISSUER and leaf is not None:
         top = chain[-1]
         if len(chain) == 1 and not leaf.self_issued:
-            return Trust("incomplete", "the server sent no intermediate: the issuer %r is "
-                                       "neither sent nor trusted" % (leaf.issuer_cn or
-                                                                     leaf.issuer))
+            return Trust("incomplete", "the server sent no intermediate for the issuer %r "
+                                       "(nor is it trusted)" % (leaf.issuer_cn or leaf.issuer))
         return Trust("untrusted", "the issuer %r is not trusted" % (top.issuer_cn or top.issuer))
     return Trust("untrusted", message)
 

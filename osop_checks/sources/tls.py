@@ -130,7 +130,7 @@ class ConnectionFailed(Exception):
 class Attempt:
     """One endpoint's run: the stage it is in while running, then a result or an error."""
     endpoint: Endpoint
-    stage: str = "waiting"
+    stage: str = "starting"
     presented: Optional[Presented] = None
     error: Optional[ConnectionFailed] = None
     crash: Optional[BaseException] = None

@@ -15,6 +15,7 @@ import socket
 import ssl
 import struct
 import threading
+import warnings
 from typing import List, Optional
 
 from osop_checks import deadline, text
@@ -470,9 +471,11 @@ def _context(verify, cafile=None, minimum=None, maximum=None):
     context.check_hostname = False
     # Reach old servers too: their certificates expire as well. Weak keys, signatures and
     # protocol versions are the check's policy options, not reasons to fail the handshake.
-    context.minimum_version = _SSL_VERSIONS[minimum or "1.0"]
-    if maximum:
-        context.maximum_version = _SSL_VERSIONS[maximum]
+    with warnings.catch_warnings():  # TLS 1.0/1.1 are deprecated: we only look at them
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = _SSL_VERSIONS[minimum or "1.0"]
+        if maximum:
+            context.maximum_version = _SSL_VERSIONS[maximum]
     try:
         context.set_ciphers("ALL:@SECLEVEL=0")
     except ssl.SSLError:

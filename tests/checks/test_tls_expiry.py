@@ -30,7 +30,7 @@ def chains(tls_ca):
         "w": ca.issue("c-w", days=15.5),
         "c": ca.issue("c-c", days=3.1),
         "hours": ca.issue("c-hours", days=0.4),
-        "expired": ca.issue("c-expired", days=-2),
+        "expired": ca.issue("c-expired", days=-2.5),
         "notyet": ca.issue("c-notyet", days=95, not_before=NOW.replace(tzinfo=None)
                            + datetime.timedelta(days=5)),
         "self": ca.issue("c-self", self_signed=True),

@@ -361,9 +361,11 @@ class TLSServer(_Listener):
         super().__init__(host)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.set_ciphers("ALL:@SECLEVEL=0")
-        context.minimum_version = _VERSIONS[min_version]
-        if max_version:
-            context.maximum_version = _VERSIONS[max_version]
+        with warnings.catch_warnings():  # TLS 1.0 on purpose: the --min-tls-version scenario
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.minimum_version = _VERSIONS[min_version]
+            if max_version:
+                context.maximum_version = _VERSIONS[max_version]
         context.load_cert_chain(chain_path, key_path)
         self.context = context
         self.starttls = starttls

@@ -501,7 +501,7 @@ def headline(subject):
 def detail(subject, index, cert):
     return ("%s #%d: subject %s; SANs %s; issuer %s; serial %s; notBefore %s; notAfter %s "
             "(%.1f days left); key %s %d bits; signature %s; sha256 %s" % (
-                subject.label, index, cert.subject or "(empty)", ", ".join(cert.sans) or "none",
+                subject.label, index + 1, cert.subject or "(empty)", ", ".join(cert.sans) or "none",
                 cert.issuer, cert.serial, stamp(cert.not_before), stamp(cert.not_after),
                 days_between(cert.not_after, subject.now), cert.key_type, cert.key_bits,
                 cert.signature_hash or "n/a", cert.fingerprint[:16]))

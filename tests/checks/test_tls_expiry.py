@@ -197,11 +197,11 @@ def test_long_output_lists_every_chain_element(chains):
     assert lines[1].startswith("OK: localhost:443, at 192.0.2.1, TLSv1.3 "
                                "TLS_AES_128_GCM_SHA256, chain of 2 presented, trusted, "
                                "name 'localhost' matches")
-    assert "#0: subject CN=localhost; SANs DNS:localhost, IP:127.0.0.1; issuer " \
+    assert "#1: subject CN=localhost; SANs DNS:localhost, IP:127.0.0.1; issuer " \
            "CN=osop Test Intermediate CA,O=osop tests; serial %s" % leaf.serial in lines[2]
     assert "notBefore %s" % leaf.not_before.strftime("%Y-%m-%d %H:%M:%SZ") in lines[2]
     assert "notAfter %s" % leaf.not_after.strftime("%Y-%m-%d %H:%M:%SZ") in lines[2]
-    assert "#1: subject CN=osop Test Intermediate CA" in lines[3]
+    assert "#2: subject CN=osop Test Intermediate CA" in lines[3]
 
 
 # -- trust and names ----------------------------------------------------------------------

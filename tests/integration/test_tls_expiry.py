@@ -92,10 +92,10 @@ def test_long_output_shows_the_whole_chain(tls_scenarios):
     leaf = scenario.issued.cert
     assert re.match(r"OK: localhost@127\.0\.0\.1:\d+, at 127\.0\.0\.1, TLSv1\.3 \S+, chain of 2 "
                     r"presented, trusted, name 'localhost' matches$", lines[1])
-    assert "#0: subject CN=localhost; SANs DNS:localhost, IP:127.0.0.1; issuer CN=osop Test " \
+    assert "#1: subject CN=localhost; SANs DNS:localhost, IP:127.0.0.1; issuer CN=osop Test " \
            "Intermediate CA,O=osop tests; serial %X; notBefore " % leaf.serial_number in lines[2]
     assert "notAfter %s" % leaf.not_valid_after.strftime("%Y-%m-%d %H:%M:%SZ") in lines[2]
-    assert "#1: subject CN=osop Test Intermediate CA,O=osop tests" in lines[3]
+    assert "#2: subject CN=osop Test Intermediate CA,O=osop tests" in lines[3]
 
 
 def test_policy_against_a_real_server(tls_scenarios):
@@ -188,7 +188,7 @@ def test_same_days_and_dates_as_check_http(tls_scenarios, name):
         # check_http names the date only: "will expire on Wed Feb 24 18:14:42 2027 +0000."
         date = re.search(r"will expire on (.+) \+0000", theirs).group(1)
         parsed = datetime.datetime.strptime(date, "%a %b %d %H:%M:%S %Y")
-        assert "#0: subject CN=localhost;" in ours.output
+        assert "#1: subject CN=localhost;" in ours.output
         assert "notAfter %s" % parsed.strftime("%Y-%m-%d %H:%M:%SZ") in ours.output
         assert code == 0
         # check_http judges the leaf only and cannot see the intermediate expiring first

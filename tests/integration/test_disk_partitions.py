@@ -3,6 +3,7 @@ a real 16 MiB tmpfs, in a private mount namespace, filled across the thresholds.
 import os
 import re
 import subprocess
+import sys
 
 import pytest
 
@@ -105,3 +106,28 @@ def test_bad_input_as_a_whole_process(argv, code, needle):
     outcome = run_plugin("check_disk_partitions", argv)
     assert outcome.exitcode == code and needle in outcome.output
     assert outcome.stderr == "" and "Traceback" not in outcome.output
+
+
+def test_a_missing_python_module_names_the_package_to_install():
+    code = ("import sys; sys.modules['psutil'] = None; "
+            "from osop_checks.checks.disk_partitions import main; main()")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 3 and proc.stderr == ""
+    assert proc.stdout == ("DISK_PARTITIONS UNKNOWN - Python module psutil is not installed; "
+                           "install python3-psutil (pip: psutil)\n")
+
+
+def test_the_plugindir_shim_runs_the_installed_package(tmp_path):
+    import shutil
+
+    from tests.peers import ROOT
+
+    shim = tmp_path / "check_disk_partitions"
+    shutil.copy(os.path.join(ROOT, "plugins", "check_disk_partitions"), shim)
+    ran = subprocess.run([sys.executable, str(shim), "-p", "/"], capture_output=True, text=True)
+    assert ran.returncode in (0, 1, 2) and ran.stdout.startswith("DISK_PARTITIONS ")
+    # an interpreter without the package: one UNKNOWN line, not a traceback
+    bare = subprocess.run([sys.executable, "-I", "-S", str(shim)], capture_output=True,
+                          text=True)
+    assert bare.returncode == 3 and bare.stdout.startswith(
+        "DISK_PARTITIONS UNKNOWN - osop_checks is not installed for ")

@@ -12,7 +12,6 @@ import ipaddress
 import logging
 import re
 import socket
-import ssl
 import struct
 import threading
 import warnings
@@ -29,8 +28,9 @@ PROTOCOL_PORTS = {"smtp": 25, "imap": 143, "pop3": 110, "ftp": 21, "ldap": 389,
 PORT_PROTOCOLS = {25: "smtp", 587: "smtp", 143: "imap", 110: "pop3", 21: "ftp", 389: "ldap",
                   5432: "postgres", 5222: "xmpp"}
 TLS_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
-_SSL_VERSIONS = {"1.0": ssl.TLSVersion.TLSv1, "1.1": ssl.TLSVersion.TLSv1_1,
-                 "1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+# ssl.TLSVersion member names; ssl itself is imported where a connection is made (it costs
+# start-up time that --file and usage errors do not need).
+_SSL_VERSIONS = {"1.0": "TLSv1", "1.1": "TLSv1_1", "1.2": "TLSv1_2", "1.3": "TLSv1_3"}
 
 # OpenSSL verify codes (X509_V_ERR_*) that tell why a chain is not trusted.
 _SELF_SIGNED = 18           # depth zero self-signed certificate
@@ -467,15 +467,17 @@ def _connect(endpoint, attempt):
 
 
 def _context(verify, cafile=None, minimum=None, maximum=None):
+    import ssl
+
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     # Reach old servers too: their certificates expire as well. Weak keys, signatures and
     # protocol versions are the check's policy options, not reasons to fail the handshake.
     with warnings.catch_warnings():  # TLS 1.0/1.1 are deprecated: we only look at them
         warnings.simplefilter("ignore", DeprecationWarning)
-        context.minimum_version = _SSL_VERSIONS[minimum or "1.0"]
+        context.minimum_version = ssl.TLSVersion[_SSL_VERSIONS[minimum or "1.0"]]
         if maximum:
-            context.maximum_version = _SSL_VERSIONS[maximum]
+            context.maximum_version = ssl.TLSVersion[_SSL_VERSIONS[maximum]]
     try:
         context.set_ciphers("ALL:@SECLEVEL=0")
     except ssl.SSLError:
@@ -494,6 +496,8 @@ def _context(verify, cafile=None, minimum=None, maximum=None):
 
 def _chain(tls, verified=False):
     """DER certificates the peer presented (or OpenSSL's verified chain, anchor included)."""
+    import ssl
+
     method = "get_verified_chain" if verified else "get_unverified_chain"
     getter = getattr(tls, method, None) or getattr(getattr(tls, "_sslobj", None), method, None)
     if getter is None:  # Python < 3.10: the leaf only
@@ -535,6 +539,8 @@ def _is_ip(name):
 
 def _describe(stage, exc):
     """A ConnectionFailed naming the stage and the reason in words."""
+    import ssl
+
     if isinstance(exc, ConnectionFailed):
         return exc
     if isinstance(exc, (socket.timeout, deadline.Timeout)):
@@ -582,6 +588,8 @@ def fetch(endpoint, cafile=None, min_version=None, attempt=None):
     With ``min_version``, a second handshake capped below it tells whether the server still
     accepts older TLS versions.
     """
+    import ssl
+
     attempt = attempt or Attempt(endpoint)
     trust = Trust()
     verified_ders = []

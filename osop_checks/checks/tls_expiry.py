@@ -26,10 +26,9 @@ EDWARDS_AS_RSA = {"Ed25519": 3072, "Ed448": 7680}
 def build_parser():
     parser = cli.Parser(
         NAME, "check_tls_expiry",
-        "Expiry, trust and name of the certificates TLS endpoints present (STARTTLS "
-        "included), and of local certificate files. Every certificate of the chain is "
-        "checked; expired or not yet valid is always CRITICAL. Several endpoints are checked "
-        "concurrently, each with its own result.",
+        "Expiry, trust and name of the certificates TLS endpoints present (STARTTLS\n"
+        "included), and of local certificate files. Every certificate of the chain is\n"
+        "checked; several endpoints are checked concurrently, each with its own result.",
         examples=[
             "check_tls_expiry -H www.example.org -w 21d -c 7d",
             "check_tls_expiry -H mail.example.org -p 587            # STARTTLS smtp, from the port",
@@ -77,8 +76,16 @@ def build_parser():
                         default=0, help="connect over IPv4 only")
     family.add_argument("-6", dest="family", action="store_const", const=socket.AF_INET6,
                         help="connect over IPv6 only")
-    parser.add_thresholds(units.DAYS, lower_bound=True, what="(days left, of every "
-                          "certificate in the chain)", warning="21d", critical="7d")
+    expiry = parser.add_argument_group("expiry (of every certificate in the chain; expired or "
+                                       "not yet valid is always CRITICAL)")
+    days_left = cli.range_type(units.DAYS, lower_bound=True)
+    expiry.add_argument("-w", "--warning", type=days_left, default=days_left("21d"),
+                        metavar="DAYS",
+                        help="warn when fewer days are left: 21, 21d, 36h, or a Nagios range "
+                             "in days (default: 21d)")
+    expiry.add_argument("-c", "--critical", type=days_left, default=days_left("7d"),
+                        metavar="DAYS",
+                        help="critical when fewer days are left (default: 7d)")
     trust = parser.add_argument_group("trust (each problem's state: warn, crit or ignore)")
     trust.add_argument("--ca-file", metavar="PATH",
                        help="trust these CA certificates (PEM) instead of the system store")

@@ -31,7 +31,7 @@ def build_parser():
         "checked; several endpoints are checked concurrently, each with its own result.",
         examples=[
             "check_tls_expiry -H www.example.org -w 21d -c 7d",
-            "check_tls_expiry -H mail.example.org -p 587            # STARTTLS smtp, from the port",
+            "check_tls_expiry -H mail.example.org -p 587    # STARTTLS smtp, from the port",
             "check_tls_expiry -H 192.0.2.10 --sni www.example.org --min-tls-version 1.2",
             "check_tls_expiry --endpoint www.example.org --endpoint mail.example.org:25 "
             "--endpoint ldap.example.org:389/ldap",
@@ -508,7 +508,8 @@ def headline(subject):
 def detail(subject, index, cert):
     return ("%s #%d: subject %s; SANs %s; issuer %s; serial %s; notBefore %s; notAfter %s "
             "(%.1f days left); key %s %d bits; signature %s; sha256 %s" % (
-                subject.label, index + 1, cert.subject or "(empty)", ", ".join(cert.sans) or "none",
+                subject.label, index + 1, cert.subject or "(empty)",
+                ", ".join(cert.sans) or "none",
                 cert.issuer, cert.serial, stamp(cert.not_before), stamp(cert.not_after),
                 days_between(cert.not_after, subject.now), cert.key_type, cert.key_bits,
                 cert.signature_hash or "n/a", cert.fingerprint[:16]))

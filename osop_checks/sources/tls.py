@@ -38,6 +38,9 @@ _SELF_SIGNED_IN_CHAIN = 19  # a self-signed root that is not in the trust store
 _NO_ISSUER = (2, 20, 21)    # unable to get (local) issuer certificate / verify the first one
 _NO_CHECK_TIME = 0x200000   # X509_V_FLAG_NO_CHECK_TIME: validity dates are judged by the check
 _MAX_REPLY = 65536
+# Worker threads import cryptography on first use; one at a time, so that no two threads can
+# deadlock on the module locks of a package that imports itself in a different order.
+_IMPORTING = threading.Lock()
 
 
 # -- data ---------------------------------------------------------------------------------
@@ -148,10 +151,11 @@ def _utc(cert, name):
 
 def parse_certificate(der):
     """A DER certificate as a Certificate (cryptography does the X.509 parsing)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-    from cryptography.x509.oid import NameOID
+    with _IMPORTING:  # one thread at a time through cryptography's first import
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+        from cryptography.x509.oid import NameOID
 
     cert = x509.load_der_x509_certificate(der)
 
@@ -684,6 +688,7 @@ def fetch_all(endpoints, fetch=fetch, **options):
 
 def _warm_up():
     try:
-        import cryptography.x509  # noqa: F401
+        with _IMPORTING:
+            import cryptography.x509  # noqa: F401
     except ImportError:
-        pass
+        pass  # parse_certificate raises it where the runner reports it

@@ -205,3 +205,46 @@ def test_same_days_and_dates_as_check_http(tls_scenarios, name):
         assert code == ours.exitcode == 2
         perf = re.search(r"_days_leaf'=([\d.]+)d", ours.status_line).group(1)
         assert int(float(perf)) == days
+
+
+def test_intermediate_found_only_in_the_trust_store_is_an_incomplete_chain(tls_scenarios,
+                                                                            tmp_path):
+    scenario = tls_scenarios["nointermediate"]
+    bundle = tmp_path / "root-and-intermediate.pem"
+    with open(scenario.ca.ca_path, "rb") as root:
+        bundle.write_bytes(root.read())
+    scenario.ca.write("intermediate-only.pem", [scenario.ca.intermediate])
+    with open(scenario.ca.directory + "/intermediate-only.pem", "rb") as intermediate:
+        bundle.write_bytes(bundle.read_bytes() + intermediate.read())
+    args = ["-H", "127.0.0.1", "-p", str(scenario.port), "--sni", "localhost",
+            "--ca-file", str(bundle)]
+    outcome = run_inprocess(tls_expiry, args)
+    assert outcome.exitcode == 1
+    assert "incomplete chain: the server did not send the intermediate 'osop Test " \
+           "Intermediate CA' (found in the trust store)" in outcome.status_line
+    assert run_inprocess(tls_expiry, args + ["--incomplete", "ignore"]).exitcode == 0
+
+
+def test_ipv6_loopback(tls_scenarios):
+    import socket
+
+    from tests.peers.tls import TLSServer
+
+    try:
+        probe = socket.socket(socket.AF_INET6)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    issued = tls_scenarios["valid"].issued
+    with TLSServer(issued.chain_path, issued.key_path, host="::1") as server:
+        outcome = run_inprocess(tls_expiry, [
+            "-6", "--endpoint", "localhost@[::1]:%d" % server.port,
+            "--ca-file", tls_scenarios["valid"].ca.ca_path])
+        assert outcome.exitcode == 0, outcome.output
+        assert "at ::1, TLS" in outcome.output
+        outcome = run_inprocess(tls_expiry, [
+            "-4", "--endpoint", "localhost@[::1]:%d" % server.port,
+            "--ca-file", tls_scenarios["valid"].ca.ca_path])
+        assert outcome.exitcode == 2
+        assert "resolve failed" in outcome.status_line

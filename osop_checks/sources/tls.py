@@ -8,6 +8,7 @@ it so that loading this module stays cheap.
 """
 import dataclasses
 import datetime
+import functools
 import ipaddress
 import logging
 import re
@@ -470,7 +471,9 @@ def _connect(endpoint, attempt):
     raise ConnectionFailed("connect", "; ".join(errors) or "no address")
 
 
+@functools.lru_cache(maxsize=None)
 def _context(verify, cafile=None, minimum=None, maximum=None):
+    """One SSLContext per kind, shared by all endpoints (the trust store is read once)."""
     import ssl
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

@@ -196,8 +196,11 @@ def endpoints_from(args):
     endpoints.extend(args.endpoint)
     for path in args.endpoint_file:
         endpoints.extend(read_endpoint_file(path))
+    unique = {}
     for endpoint in endpoints:
         endpoint.family = args.family
+        unique.setdefault(endpoint.label, endpoint)  # the same endpoint twice: checked once
+    endpoints = list(unique.values())
     if not endpoints and not args.file:
         raise cli.UsageError("nothing to check: give -H, --endpoint, --endpoint-file or --file")
     return endpoints

@@ -205,7 +205,7 @@ def parse_certificate(der):
 _PEM = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----", re.S)
 
 
-def parse_bundle(data, source="data"):
+def parse_bundle(data):
     """Every certificate in PEM (one or many, PKCS#7 too) or DER (X.509 or PKCS#7) bytes."""
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
@@ -231,7 +231,7 @@ def parse_bundle(data, source="data"):
             except ValueError:
                 pass
     if not ders:
-        raise ValueError("%s holds no certificate (PEM, DER or PKCS#7 expected)" % source)
+        raise ValueError("no certificate in it (PEM, DER or PKCS#7 expected)")
     return [parse_certificate(der) for der in ders]
 
 
@@ -239,7 +239,7 @@ def load_file(path):
     """The certificates in a local file; OSError or ValueError when it cannot be read."""
     with open(path, "rb") as handle:
         data = handle.read(16 * 1024 * 1024)
-    return parse_bundle(data, path)
+    return parse_bundle(data)
 
 
 def name_matches(cert, name):

@@ -132,6 +132,13 @@ def test_thresholds_in_days_and_hours():
     assert (args.warning.start, args.critical.start) == (21, 7)
 
 
+def test_the_same_endpoint_twice_is_checked_once():
+    args = tls_expiry.build_parser().parse_args(
+        ["-H", "www.example.org", "--endpoint", "www.example.org:443", "--endpoint", "x"])
+    assert [e.label for e in tls_expiry.endpoints_from(args)] == ["www.example.org:443",
+                                                                  "x:443"]
+
+
 def test_endpoint_file(tmp_path):
     path = tmp_path / "endpoints"
     path.write_text("# vhosts\nwww.example.org\n\nmail.example.org:587  # submission\n")
@@ -400,8 +407,8 @@ def test_file_problems_are_critical_in_words(tmp_path):
     garbage.write_bytes(b"not a certificate")
     check, lines = run(["--file", str(garbage), "--file", str(tmp_path / "missing.pem")])
     assert check.state == nagiosplugin.Critical
-    assert "garbage.pem cannot read the file: %s holds no certificate" % garbage \
-        in status(lines)
+    assert "%s cannot read the file: no certificate in it (PEM, DER or PKCS#7 expected)" \
+        % garbage in status(lines)
     assert "missing.pem cannot read the file: no such file or directory" in status(lines)
 
 

@@ -287,13 +287,14 @@ def _timeout():
 class _Wire:
     """A plain socket with the line reading STARTTLS dialogues need; every read bounded."""
 
-    def __init__(self, sock, stage):
+    def __init__(self, sock, stage, label=""):
         self.sock = sock
         self.stage = stage
+        self.label = label
         self.buffer = b""
 
     def send(self, data):
-        log.debug("%s >> %r", self.stage, data[:200])
+        log.debug("%s %s >> %r", self.label, self.stage, data[:200])
         self.sock.settimeout(_timeout())
         self.sock.sendall(data)
 
@@ -302,7 +303,7 @@ class _Wire:
         data = self.sock.recv(4096)
         if not data:
             raise ConnectionFailed(self.stage, "the server closed the connection")
-        log.debug("%s << %r", self.stage, data[:200])
+        log.debug("%s %s << %r", self.label, self.stage, data[:200])
         self.buffer += data
         if len(self.buffer) > _MAX_REPLY:
             raise ConnectionFailed(self.stage, "the server sent more than %d bytes" % _MAX_REPLY)
@@ -520,7 +521,7 @@ def _handshake(endpoint, attempt, context):
     try:
         if endpoint.starttls:
             attempt.stage = "STARTTLS"
-            _DIALOGUES[endpoint.starttls](_Wire(sock, attempt.stage), endpoint)
+            _DIALOGUES[endpoint.starttls](_Wire(sock, attempt.stage, endpoint.label), endpoint)
         attempt.stage = "TLS handshake"
         sock.settimeout(_timeout())
         server_name = None

@@ -18,6 +18,9 @@ NAME = "TLS_EXPIRY"
 
 SEVERITIES = {"warn": Warn, "crit": Critical, "ignore": Ok}
 RANK = {Critical: 0, Unknown: 1, Warn: 2, Ok: 3}
+TRUST_WORDS = {"self-signed": "self-signed certificate, not trusted",
+               "incomplete": "incomplete chain: {}",
+               "untrusted": "untrusted: {}"}
 # Key sizes of elliptic curves as the RSA size of the same strength (NIST SP 800-57).
 EC_AS_RSA = ((521, 15360), (384, 7680), (256, 3072), (224, 2048), (160, 1024), (0, 512))
 EDWARDS_AS_RSA = {"Ed25519": 3072, "Ed448": 7680}
@@ -339,7 +342,7 @@ def judge(subject, settings, now):
                 findings.append((settings.severity["policy"], "%s has a weak key (%s %d bits, "
                                  "minimum %d)" % (who, cert.key_type, cert.key_bits,
                                                   settings.min_key_size)))
-        if (cert.signature_hash in ("sha1", "md5") and (not cert.self_issued or index == 0)):
+        if cert.signature_hash in ("sha1", "md5") and (index == 0 or not cert.self_issued):
             findings.append((settings.severity["weak-signature"], "%s is signed with %s" % (
                 who, cert.signature_hash.upper().replace("SHA1", "SHA-1"))))
     if settings.max_validity:
@@ -351,12 +354,8 @@ def judge(subject, settings, now):
     if presented is not None:
         problem = presented.trust.problem
         if problem:
-            state = settings.severity[problem]
-            words = {"self-signed": "self-signed certificate, not trusted",
-                     "incomplete": "incomplete chain: %s",
-                     "untrusted": "untrusted: %s"}[problem]
-            findings.append((state, words % presented.trust.reason if "%s" in words
-                             else words))
+            findings.append((settings.severity[problem],
+                             TRUST_WORDS[problem].format(presented.trust.reason)))
         if presented.name_matches is False:
             findings.append((settings.severity["mismatch"], "name mismatch: %r is not among "
                              "the certificate's names (%s)" % (

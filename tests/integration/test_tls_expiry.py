@@ -248,3 +248,24 @@ def test_ipv6_loopback(tls_scenarios):
             "--ca-file", tls_scenarios["valid"].ca.ca_path])
         assert outcome.exitcode == 2
         assert "resolve failed" in outcome.status_line
+
+
+@pytest.mark.parametrize("protocol, answer", [
+    ("imap", "refused by the server: a001 BAD Error in IMAP command received by server."),
+    ("pop3", "refused by the server: -ERR Unknown command."),
+    ("ftp", "refused by the server: 530 Please login with USER and PASS."),
+    ("ldap", "refused by the server: LDAP resultCode 52"),
+    ("postgres", "refused by the server: the server does not accept SSL (answered N)"),
+    ("xmpp", "refused by the server: no starttls among the stream features"),
+])
+def test_starttls_refused_by_each_protocol(tls_scenarios, protocol, answer):
+    from tests.peers.tls import TLSServer
+
+    issued = tls_scenarios["valid"].issued
+    with TLSServer(issued.chain_path, issued.key_path, starttls=protocol,
+                   refuse=True) as server:
+        outcome = run_inprocess(tls_expiry, ["-H", "127.0.0.1", "-p", str(server.port),
+                                             "--starttls", protocol])
+    assert outcome.exitcode == 2
+    assert outcome.status_line == "TLS_EXPIRY CRITICAL - 127.0.0.1:%d (%s) STARTTLS failed: " \
+        "%s" % (server.port, protocol, answer)

@@ -217,9 +217,10 @@ class Container:
 
 
 @contextlib.contextmanager
-def booted(units=UNITS, stamps=STAMPS, boot_timeout=90):
+def booted(units=UNITS, stamps=STAMPS, boot_timeout=90, settle=True):
     """Boot a fresh copy of the cached bookworm root with ``units`` installed; yield a
-    Container once ``is-system-running --wait`` has settled; power it off afterwards."""
+    Container once ``is-system-running --wait`` has settled (``settle=False``: as soon as
+    systemctl answers, still starting); power it off afterwards."""
     if os.geteuid() != 0:
         raise RuntimeError("booting a systemd container needs root")
     if not ensure_tools():
@@ -235,7 +236,7 @@ def booted(units=UNITS, stamps=STAMPS, boot_timeout=90):
         start_new_session=True)
     try:
         pid = _wait_for_pid1(process, boot_timeout)
-        state = _settle(pid, boot_timeout)
+        state = _settle(pid, boot_timeout, settle)
         yield Container(root, process, pid, state, console.name)
     finally:
         _stop(process)
@@ -263,19 +264,21 @@ def _wait_for_pid1(process, limit):
     raise RuntimeError("the container's PID 1 did not appear within %d s" % limit)
 
 
-def _settle(pid, limit):
+def _settle(pid, limit, wait=True):
     """is-system-running --wait: blocks until the boot is done (running or degraded)."""
     end = time.monotonic() + limit
     while True:
         try:
             result = subprocess.run([NSENTER, "-t", str(pid), "-a", "systemctl",
-                                     "is-system-running", "--wait"], capture_output=True,
+                                     "is-system-running"] + (["--wait"] if wait else []),
+                                    capture_output=True,
                                     text=True, timeout=max(1, end - time.monotonic()))
         except subprocess.TimeoutExpired:
             raise RuntimeError("the container did not finish booting within %d s" % limit)
         state = result.stdout.strip()
         # before D-Bus/the manager answers, systemctl may fail: try again
-        if state in ("running", "degraded", "maintenance"):
+        if state in ("running", "degraded", "maintenance") or (
+                not wait and state in ("starting", "initializing")):
             return state
         if time.monotonic() > end:
             raise RuntimeError("the container did not settle: %r %r" % (state, result.stderr))

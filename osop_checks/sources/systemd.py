@@ -197,8 +197,9 @@ def parse_timers_json(text) -> List[Timer]:
         raise LayoutError("list-timers JSON is not a list", text)
     timers = []
     for row in rows:
-        if not isinstance(row, dict) or not isinstance(row.get("unit"), str):
-            raise LayoutError("a list-timers JSON entry lacks unit", str(row))
+        if not isinstance(row, dict) or not isinstance(row.get("unit"), str) \
+                or "last" not in row or "next" not in row:
+            raise LayoutError("a list-timers JSON entry lacks unit/last/next", str(row))
         timers.append(Timer(row["unit"], str(row.get("activates") or ""),
                             _usec(row.get("last")), _usec(row.get("next"))))
     return timers

@@ -83,7 +83,8 @@ def build_parser():
                      help="a timer whose last trigger is older than this is late; a timer "
                           "that never triggered is late once it has been active this long "
                           "(repeatable; TIMER=DURATION for one timer, e.g. backup.timer=26h; "
-                          "units: %s; default: timers are not judged)" % units.DURATION.examples)
+                          "units: %s; default: timers are not judged); a TIMER named here "
+                          "that is missing or not active is late too" % units.DURATION.examples)
     sev = parser.add_argument_group("severities")
     sev.add_argument("--failed-severity", choices=("warning", "critical"), default="critical",
                      help="state for a failed unit (default: critical)")
@@ -205,13 +206,19 @@ class Units(nagiosplugin.Resource):
         active_units = {u.name for u in snap.units if u.active == "active"}
         timers = [t for t in snap.timers if self.selection(t.name) and t.name in active_units]
         late = 0
+        judged = []
         for timer in timers:
             if self.ages(timer.name) is not None:
-                metric = nagiosplugin.Metric(
-                    timer.name, (timer, snap.properties.get(timer.name),
-                                 self.ages(timer.name)), context="timer")
-                late += bool(metric.value and is_late(*metric.value, now=self.now))
-                yield metric
+                judged.append((timer.name, timer))
+        # a timer named in --timer-max-age that is not an active timer never triggers: late
+        active_timers = {t.name for t in timers}
+        for name in self.ages.per_timer:
+            if name not in active_timers and self.selection(name):
+                judged.append((name, None))
+        for name, timer in judged:
+            value = (timer, snap.properties.get(name), self.ages(name))
+            late += is_late(*value, now=self.now)
+            yield nagiosplugin.Metric(name, value, context="timer")
         # a degraded system with no failed unit left after the selection is explained away
         all_failed = [u for u in snap.units if u.active == "failed"]
         yield nagiosplugin.Metric("system", (snap.state, len(all_failed), len(failed)),
@@ -230,7 +237,9 @@ class Units(nagiosplugin.Resource):
 
 def is_late(timer, props, max_age, now):
     """Late: the last trigger is older than max_age, or the timer never triggered although
-    it has been active for longer than max_age."""
+    it has been active for longer than max_age, or it is not an active timer at all."""
+    if timer is None:
+        return True
     if timer.last is not None:
         return now - timer.last > max_age
     since = props.active_enter if props is not None else None
@@ -309,10 +318,16 @@ class TimerAge(nagiosplugin.Context):
 
     def evaluate(self, metric, resource):
         timer, props, max_age = metric.value
-        name = text.oneline(timer.name)
+        name = text.oneline(metric.name)
         late = is_late(timer, props, max_age, self.now)
         limit = units.format_duration(max_age)
-        if timer.last is not None:
+        if timer is None:
+            if props is None or props.load_state == "not-found":
+                hint = "%s not found" % name
+            else:
+                hint = "%s is %s (%s), so it never triggers" % (
+                    name, props.active_state or "not active", props.sub_state or "?")
+        elif timer.last is not None:
             hint = "%s last triggered %s ago (max %s)" % (
                 name, units.format_duration(self.now - timer.last), limit)
         elif props is not None and props.active_enter is not None:
@@ -424,6 +439,8 @@ def build_check(args, gather=systemd.gather, now=time.time):
         raise cli.UsageError("--systemctl: %s" % exc) from None
     selection = Selection(args)
     ages = TimerAges(args.timer_max_age)
+    if ages and selection.types and "timer" not in selection.types:
+        raise cli.UsageError("--timer-max-age judges timers, but --type leaves them out")
     required = list(dict.fromkeys(args.unit))
 
     def wanted(unit_list, timers):
@@ -432,6 +449,7 @@ def build_check(args, gather=systemd.gather, now=time.time):
         if ages:
             names += [t.name for t in timers if selection(t.name)
                       and ages(t.name) is not None]
+            names += [name for name in ages.per_timer if selection(name)]
         return names
 
     snapshot = gather(command, args.format, wanted)

@@ -415,3 +415,21 @@ def test_importing_the_check_loads_no_heavy_module():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_named_timer_that_is_missing_or_inactive_is_late():
+    outcome = run(["-e", "fail", "--timer-max-age", "backup=26h",
+                   "--timer-max-age", "fstrim.timer=1w"])
+    assert outcome.exitcode == 1, outcome.output
+    assert "backup.timer not found" in outcome.status_line
+    assert perf(outcome, "timers_late") == 2
+    show = {"fstrim.timer": "Id=fstrim.timer\nLoadState=loaded\nActiveState=inactive\n"
+                            "SubState=dead\nResult=success"}
+    outcome = run(["-e", "fail", "--timer-max-age", "fstrim=1w"], Recorded(show=show))
+    assert "fstrim.timer is inactive (dead), so it never triggers" in outcome.status_line
+
+
+def test_timer_max_age_with_types_without_timers_is_a_usage_error():
+    outcome = run(["--type", "service", "--timer-max-age", "1d"])
+    assert outcome.exitcode == 3
+    assert "--timer-max-age judges timers, but --type leaves them out" in outcome.output

@@ -166,3 +166,12 @@ def test_a_hanging_systemctl_ends_within_the_timeout():
     assert outcome.exitcode == 3
     assert outcome.output.count("\n") == 1
     assert outcome.output.startswith("SYSTEMD_UNITS UNKNOWN - ")
+
+
+def test_a_named_timer_that_is_inactive_or_missing_is_late(systemd_container):
+    # fstrim.timer does not start in a container (ConditionVirtualization=!container)
+    outcome = check(systemd_container, "-e", "osop-fail", "--timer-max-age", "fstrim=1w",
+                    "--timer-max-age", "osop-backup=26h")
+    assert outcome.exitcode == 1, outcome.output
+    assert "fstrim.timer is inactive (dead), so it never triggers" in outcome.status_line
+    assert "osop-backup.timer not found" in outcome.status_line

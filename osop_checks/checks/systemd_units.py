@@ -41,10 +41,10 @@ def build_parser():
             "  systemctl --no-pager list-units --all --plain         (older: the table, whose",
             "      header must read UNIT LOAD ACTIVE SUB DESCRIPTION, or the check says the",
             "      layout of systemctl output has changed)",
-            "  systemctl --no-pager list-timers --all [--output=json]",
+            "  systemctl --no-pager list-timers --all [--output=json]   (with --timer-max-age)",
             "  systemctl --no-pager is-system-running",
             "  systemctl --no-pager show -p Id,LoadState,ActiveState,... -- UNIT...",
-            "      (for failed units, --unit units and, with --timer-max-age, timers)",
+            "      (only for failed units, --unit units and, with --timer-max-age, timers)",
             "--systemctl replaces 'systemctl' by a command prefix (split like a shell would,",
             "never run by one). No D-Bus library is needed.",
         ])
@@ -204,7 +204,9 @@ class Units(nagiosplugin.Resource):
         for name in self.required:
             yield nagiosplugin.Metric(name, snap.properties.get(name), context="required")
         active_units = {u.name for u in snap.units if u.active == "active"}
-        timers = [t for t in snap.timers if self.selection(t.name) and t.name in active_units]
+        timers = [t for t in snap.timers or () if self.selection(t.name)
+                  and t.name in active_units]
+        timers_total = sum(1 for u in chosen if u.kind == "timer" and u.active == "active")
         late = 0
         judged = []
         for timer in timers:
@@ -228,7 +230,7 @@ class Units(nagiosplugin.Resource):
         for label, value in (("units_failed", len(failed)),
                              ("units_active", sum(u.active == "active" for u in chosen)),
                              ("units_total", len(chosen)),
-                             ("timers_late", late), ("timers_total", len(timers)),
+                             ("timers_late", late), ("timers_total", timers_total),
                              ("required_not_active", required_down)):
             yield nagiosplugin.Metric(label, value, min=0, context="count")
 
@@ -452,7 +454,7 @@ def build_check(args, gather=systemd.gather, now=time.time):
             names += [name for name in ages.per_timer if selection(name)]
         return names
 
-    snapshot = gather(command, args.format, wanted)
+    snapshot = gather(command, args.format, wanted, timers=bool(ages))
     resource = Units(snapshot, selection, required, ages)
     resource.now = now()
     return nagiosplugin.Check(

@@ -9,12 +9,10 @@ changed") instead of being guessed at.
 systemctl runs with TZ=UTC, so the timestamps it prints are read without guessing a zone.
 The parse functions are pure and return dataclasses; ``gather`` is the only I/O.
 """
-import calendar
 import dataclasses
 import json
 import re
 import shlex
-import time
 from typing import Dict, List, Optional, Sequence
 
 import nagiosplugin
@@ -110,7 +108,7 @@ class Snapshot:
     """Everything one check run learned from systemctl."""
     state: str
     units: List[Unit]
-    timers: List[Timer]
+    timers: Optional[List[Timer]]  # None: not asked
     properties: Dict[str, Properties]
     layout: str  # "json" or "table"
 
@@ -233,8 +231,24 @@ def parse_timers_table(text) -> List[Timer]:
     return timers
 
 
-_STAMP = re.compile(r"^(?:[A-Z][a-z]{2} )?(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:\.\d+)?"
+_STAMP = re.compile(r"^(?:[A-Z][a-z]{2} )?(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.\d+)?"
                     r"(?: (\S+))?$")
+
+
+def utc_seconds(year, month, day, hour=0, minute=0, second=0):
+    """calendar.timegm without importing calendar/_strptime (start-up cost): days from the
+    civil date by H. Hinnant's algorithm, proleptic Gregorian."""
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60
+            and second < 61):
+        raise ValueError("not a date: %d-%02d-%02d %02d:%02d:%02d" % (
+            year, month, day, hour, minute, second))
+    year -= month <= 2
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * (month - 3 if month > 2 else month + 9) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    days = era * 146097 + doe - 719468
+    return days * 86400 + hour * 3600 + minute * 60 + second
 
 
 def parse_timestamp(text) -> Optional[float]:
@@ -251,12 +265,15 @@ def parse_timestamp(text) -> Optional[float]:
     match = _STAMP.match(text)
     if not match:
         raise LayoutError("timestamp not understood", text)
-    stamp, zone = match.groups()
+    *fields, zone = match.groups()
     if zone not in (None, "UTC", "GMT", "UTC0", "Z"):
         raise nagiosplugin.CheckError(
             "systemctl wrote a timestamp in the time zone %s, not UTC (%s): run systemctl "
             "with TZ=UTC (a remote prefix such as ssh does not pass it on)" % (zone, text))
-    return float(calendar.timegm(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")))
+    try:
+        return float(utc_seconds(*(int(f) for f in fields)))
+    except ValueError:
+        raise LayoutError("timestamp not understood", text) from None
 
 
 def parse_show(text) -> List[Properties]:
@@ -389,12 +406,13 @@ def show(systemctl, names: Sequence[str]) -> Dict[str, Properties]:
 
 
 def gather(command="systemctl", layout="auto", wanted=lambda units, timers: (),
-           run=proc.run) -> Snapshot:
+           run=proc.run, timers=True) -> Snapshot:
     """Ask systemctl everything a check needs. ``wanted(units, timers)`` names the units whose
-    properties are needed (known only once the lists are in)."""
+    properties are needed (known only once the lists are in); ``timers=False`` skips
+    list-timers (Snapshot.timers is then None)."""
     systemctl = Systemctl(command, run)
     units, layout = list_units(systemctl, layout)
-    timers = list_timers(systemctl, layout)
+    timer_list = list_timers(systemctl, layout) if timers else None
     state = system_state(systemctl)
-    properties = show(systemctl, wanted(units, timers))
-    return Snapshot(state, units, timers, properties, layout)
+    properties = show(systemctl, wanted(units, timer_list or []))
+    return Snapshot(state, units, timer_list, properties, layout)

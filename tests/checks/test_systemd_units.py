@@ -243,7 +243,8 @@ def test_old_systemctl_that_ignores_json_falls_back_to_the_table():
     recorded = Recorded(units="list-units_degraded_v245_synthetic",
                         units_json_ignored="list-units_json-ignored_v245_synthetic.txt",
                         timers="list-timers_v245_synthetic", show={})
-    outcome = run(["--exclude-unit", "systemd-networkd-wait-online"], recorded, now=1606393000)
+    outcome = run(["--exclude-unit", "systemd-networkd-wait-online", "--timer-max-age", "2w"],
+                  recorded, now=1606393000)
     assert outcome.exitcode == 0, outcome.output
     assert "system degraded only by 1 unit left out by the selection" in outcome.status_line
     assert [c[:3] for c in recorded.calls[:3]] == [
@@ -433,3 +434,26 @@ def test_timer_max_age_with_types_without_timers_is_a_usage_error():
     outcome = run(["--type", "service", "--timer-max-age", "1d"])
     assert outcome.exitcode == 3
     assert "--timer-max-age judges timers, but --type leaves them out" in outcome.output
+
+
+def test_utc_seconds_agrees_with_calendar():
+    import calendar
+    import random
+
+    rng = random.Random(5)
+    for _ in range(2000):
+        fields = (rng.randint(1900, 2300), rng.randint(1, 12), rng.randint(1, 28),
+                  rng.randint(0, 23), rng.randint(0, 59), rng.randint(0, 59))
+        assert systemd.utc_seconds(*fields) == calendar.timegm(fields + (0, 0, 0))
+    assert systemd.utc_seconds(2024, 2, 29, 12) == calendar.timegm((2024, 2, 29, 12, 0, 0))
+    with pytest.raises(ValueError):
+        systemd.utc_seconds(2024, 13, 1)
+
+
+def test_list_timers_is_asked_only_with_timer_max_age():
+    plain = run([])
+    assert not any(c[0] == "list-timers" for c in plain.calls)
+    assert [c[0] for c in plain.calls] == ["list-units", "is-system-running", "show"]
+    timed = run(["--timer-max-age", "2d"])
+    assert perf(timed, "timers_total") == perf(plain, "timers_total") == 8
+    assert any(c[0] == "list-timers" for c in timed.calls)

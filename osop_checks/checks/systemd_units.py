@@ -188,11 +188,12 @@ class Units(nagiosplugin.Resource):
     """Turns one systemctl snapshot into metrics: counts for perfdata and one metric per thing
     to judge (its value is the systemd data itself)."""
 
-    def __init__(self, snapshot, selection, required, ages):
+    def __init__(self, snapshot, selection, required, ages, now):
         self.snapshot = snapshot
         self.selection = selection
         self.required = required
         self.ages = ages
+        self.now = now
 
     def probe(self):
         snap = self.snapshot
@@ -233,8 +234,6 @@ class Units(nagiosplugin.Resource):
                              ("timers_late", late), ("timers_total", timers_total),
                              ("required_not_active", required_down)):
             yield nagiosplugin.Metric(label, value, min=0, context="count")
-
-    now = None  # set by build_check
 
 
 def is_late(timer, props, max_age, now):
@@ -455,8 +454,7 @@ def build_check(args, gather=systemd.gather, now=time.time):
         return names
 
     snapshot = gather(command, args.format, wanted, timers=bool(ages))
-    resource = Units(snapshot, selection, required, ages)
-    resource.now = now()
+    resource = Units(snapshot, selection, required, ages, now())
     return nagiosplugin.Check(
         resource,
         FailedUnit(SEVERITIES[args.failed_severity]),

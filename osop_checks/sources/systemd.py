@@ -346,11 +346,15 @@ class Systemctl:
         self._run = run
 
     def __call__(self, *args, ok_codes=(0,)):
+        return self.completed(*args, ok_codes=ok_codes).stdout
+
+    def completed(self, *args, ok_codes=(0,)):
         argv = self.prefix + ["--no-pager"] + list(args)
         done = self._run(argv, env=ENVIRONMENT, ok_codes=None)
         if ok_codes is not None and done.returncode not in ok_codes:
             raise nagiosplugin.CheckError(explain(argv, done))
-        return done.stdout
+        done.argv = argv
+        return done
 
 
 def explain(argv, done):
@@ -389,8 +393,12 @@ def list_timers(systemctl, layout):
 
 
 def system_state(systemctl):
-    # is-system-running exits non-zero for every state but "running"
-    return parse_state(systemctl("is-system-running", ok_codes=None))
+    # is-system-running exits non-zero for every state but "running": an answer is a word on
+    # stdout; no word means the command itself failed
+    done = systemctl.completed("is-system-running", ok_codes=None)
+    if not done.stdout.strip():
+        raise nagiosplugin.CheckError(explain(done.argv, done))
+    return parse_state(done.stdout)
 
 
 def show(systemctl, names: Sequence[str]) -> Dict[str, Properties]:

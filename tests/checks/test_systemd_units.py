@@ -457,3 +457,15 @@ def test_list_timers_is_asked_only_with_timer_max_age():
     timed = run(["--timer-max-age", "2d"])
     assert perf(timed, "timers_total") == perf(plain, "timers_total") == 8
     assert any(c[0] == "list-timers" for c in timed.calls)
+
+
+def test_is_system_running_that_fails_is_explained():
+    class Broken(Recorded):
+        def __call__(self, argv, timeout=None, env=None, ok_codes=(0,)):
+            if "is-system-running" in argv:
+                return proc.Completed(argv, 1, "", "Failed to connect to bus: No such file\n")
+            return super().__call__(argv, timeout, env, ok_codes)
+
+    outcome = run([], Broken())
+    assert outcome.output == ("SYSTEMD_UNITS UNKNOWN - systemctl is-system-running failed "
+                              "(exit 1): Failed to connect to bus: No such file\n")

@@ -469,3 +469,12 @@ def test_is_system_running_that_fails_is_explained():
     outcome = run([], Broken())
     assert outcome.output == ("SYSTEMD_UNITS UNKNOWN - systemctl is-system-running failed "
                               "(exit 1): Failed to connect to bus: No such file\n")
+
+
+def test_a_failed_unit_that_is_also_required_is_reported_both_ways():
+    outcome = run(["-u", "osop-fail"])
+    assert outcome.exitcode == 2
+    assert outcome.status_line.startswith(
+        "SYSTEMD_UNITS CRITICAL - failed: osop-fail.service; osop-fail.service is failed "
+        "(failed), must be active; system degraded |")
+    assert perf(outcome, "units_failed") == perf(outcome, "required_not_active") == 1

@@ -115,14 +115,20 @@ class Snapshot:
 
 # -- parsing --------------------------------------------------------------------------------
 
-def parse_units_json(text) -> List[Unit]:
-    """``list-units --all --output=json``: a list of {unit, load, active, sub, description}."""
+def _json_list(text, command):
+    """The JSON array systemctl ``command`` wrote, or a LayoutError saying what it wrote."""
     try:
         rows = json.loads(text)
     except ValueError as exc:
-        raise LayoutError("list-units did not write JSON: %s" % exc, text) from None
+        raise LayoutError("%s did not write JSON: %s" % (command, exc), text) from None
     if not isinstance(rows, list):
-        raise LayoutError("list-units JSON is not a list", text)
+        raise LayoutError("%s JSON is not a list" % command, text)
+    return rows
+
+
+def parse_units_json(text) -> List[Unit]:
+    """``list-units --all --output=json``: a list of {unit, load, active, sub, description}."""
+    rows = _json_list(text, "list-units")
     units = []
     for row in rows:
         if not isinstance(row, dict) or not all(
@@ -187,12 +193,7 @@ def _usec(value):
 
 def parse_timers_json(text) -> List[Timer]:
     """``list-timers --all --output=json``: next/last in microseconds, 0 or null for never."""
-    try:
-        rows = json.loads(text)
-    except ValueError as exc:
-        raise LayoutError("list-timers did not write JSON: %s" % exc, text) from None
-    if not isinstance(rows, list):
-        raise LayoutError("list-timers JSON is not a list", text)
+    rows = _json_list(text, "list-timers")
     timers = []
     for row in rows:
         if not isinstance(row, dict) or not isinstance(row.get("unit"), str) \

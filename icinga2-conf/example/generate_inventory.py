@@ -190,8 +190,10 @@ def vms():
         vm = Host("legacy%02d.dc.example" % n, "192.0.2.%d" % (90 + n), "nrpe",
                   "old VM %d: NRPE only, fixed commands from nrpe/osop_checks.cfg" % n,
                   zone="dc")
-        vm.var("nrpe_checks", ["disk_partitions", "os_upgrades", "systemd_units",
-                               "backup_age"])
+        checks = ["disk_partitions", "os_upgrades", "systemd_units", "backup_age"]
+        if n == 8:  # one old VM runs every shipped NRPE command
+            checks += ["tls_expiry", "three_copies", "dyndns_match"]
+        vm.var("nrpe_checks", checks)
         vm.var('tls_endpoints["www"]', {"port": 443, "sni": "legacy%02d.example.org" % n})
         hosts.append(vm)
     return hosts

@@ -171,6 +171,9 @@ class Icinga2:
             ]
         if zones:
             lines.append(zones)
+        elif api:  # the API needs this node's own endpoint and zone
+            lines += ["object Endpoint NodeName { }",
+                      "object Zone ZoneName { endpoints = [ NodeName ] }"]
         lines += ['include "%s"' % path for path in includes]
         lines.append(text)
         with open(self.main_conf, "w") as handle:
@@ -253,19 +256,6 @@ class Icinga2:
             method, "https://127.0.0.1:%d%s" % (self.api_port, path), json=body,
             auth=("root", self.password), verify=False, timeout=timeout,
             headers={"Accept": "application/json"})
-
-    def services(self, filter_=None):
-        """{ 'host!service': attrs } with last_check_result parsed."""
-        body = {"attrs": ["name", "host_name", "state", "last_check_result", "check_command",
-                          "command_endpoint", "display_name", "last_check"]}
-        if filter_:
-            body["filter"] = filter_
-        reply = self.api("POST", "/v1/objects/services", dict(body), timeout=30)
-        # POST with X-HTTP-Method-Override: GET carries the filter in the body
-        if reply.status_code == 405 or reply.status_code >= 400:
-            reply = self.api_get_with_body("/v1/objects/services", body)
-        reply.raise_for_status()
-        return {item["name"]: item["attrs"] for item in reply.json()["results"]}
 
     def api_get_with_body(self, path, body):
         import requests
@@ -373,19 +363,6 @@ def cmd_validate(args):
 
 
 # -- watching this machine (make demo, bench) -----------------------------------------------------
-
-def demo_services():
-    """Services for the demo: the demo scenarios of every check present, as CheckCommand vars
-    (tests/demo/<check>.py), starting their peers on the caller's stack."""
-    import importlib
-
-    from tests import demo
-    import pkgutil
-
-    present = set(present_checks())
-    return [m.name for m in pkgutil.iter_modules(demo.__path__)
-            if m.name in present], importlib
-
 
 def argv_to_vars(name, parser, argv):
     """A check's argv as the custom vars of its CheckCommand (the inverse of commands.conf):

@@ -409,26 +409,31 @@ def argv_to_vars(name, parser, argv):
     return result
 
 
-def scenario_services(stack, names=None):
-    """[(check, title, argv)] from tests/demo/<check>.py for every check present (or those
-    named); a demo module whose peers cannot start here is left out with a note."""
+def scenario_services(stack, names=None, problems=None):
+    """[(check, title, argv)]: the scenarios of every demo module (tests/demo/*.py, except
+    this one's) whose command is a check that exists, starting their peers on ``stack``.
+    A demo module whose peers cannot start here is left out; ``problems`` collects why."""
     import importlib
+    import pkgutil
 
+    from tests import demo
+
+    present = set(present_checks())
     out = []
-    for check in present_checks():
-        if names is not None and check not in names:
+    for info in sorted(pkgutil.iter_modules(demo.__path__), key=lambda i: i.name):
+        if info.name.startswith(("_", "zz_")):
             continue
-        try:
-            module = importlib.import_module("tests.demo." + check)
-        except ModuleNotFoundError:
-            continue
+        module = importlib.import_module("tests.demo." + info.name)
         try:
             scenarios = module.scenarios(stack)
         except Exception as exc:  # a peer that cannot start here
-            print("note: %s demo peers did not start: %s" % (check, exc), file=sys.stderr)
+            if problems is not None:
+                problems[info.name] = "%s: %s" % (type(exc).__name__, exc)
+            print("note: demo %s: peers did not start: %s" % (info.name, exc), file=sys.stderr)
             continue
         for title, argv in scenarios:
-            if argv and argv[0] == "check_" + check:
+            check = argv[0][len("check_"):] if argv and argv[0].startswith("check_") else None
+            if check in present and (names is None or check in names):
                 out.append((check, title, list(argv[1:])))
     return out
 
@@ -453,17 +458,34 @@ def service_objects(host, scenarios):
     return "\n".join(text) + "\n"
 
 
-def local_inventory(host="this-machine"):
-    """The host that is the Icinga instance itself, watched by the shipped apply rules."""
-    return "\n".join([
+def local_inventory(host="this-machine", present=None):
+    """The host that is the Icinga instance itself, watched by the shipped apply rules
+    (only those whose check is merged: vars.os = "Linux" needs upgrades or systemd)."""
+    present = present_checks() if present is None else present
+    lines = [
         'object Host %s {' % quote(host),
         '\tcheck_command = "dummy"',
         '\taddress = "127.0.0.1"',
         '\tvars.client = "local"',
-        '\tvars.os = "Linux"',
         '\tvars.disks["/"] = { warning = "10%"; critical = "5%" }',
-        "}",
-    ]) + "\n"
+    ]
+    if {"os_upgrades", "systemd_units"} & set(present):
+        lines.append('\tvars.os = "Linux"')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def check_of(attrs):
+    """The check name of a service's osop_<name> CheckCommand (None for others)."""
+    command = attrs.get("check_command") or ""
+    return command[len("osop_"):] if command.startswith("osop_") else None
+
+
+def ours(services, present=None):
+    """Only the services whose check exists (apply rules may reach not-yet-merged ones)."""
+    present = set(present_checks() if present is None else present)
+    return {k: v for k, v in services.items()
+            if check_of(v) is None or check_of(v) in present}
 
 
 def shipped_includes():
@@ -501,10 +523,14 @@ def watch(stack, rounds=2, out=sys.stdout):
     # Only apply rules whose command exists: the upgrades/systemd rules need their checks.
     instance = stack.enter_context(running(base, text))
     services = {}
-    for _ in range(rounds):
+    for number in range(1, rounds + 1):
         since = time.time()
         instance.force_checks()
         services, pending = instance.wait_for_results(since, timeout=120)
+        print("icinga2 check round %d of %d: %d services checked%s" % (
+            number, rounds, len(services) - len(pending),
+            ", %d still pending" % len(pending) if pending else ""), file=out)
+    services = ours(services)
     print_table(services, out)
     return services
 

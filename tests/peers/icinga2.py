@@ -109,16 +109,19 @@ def quote(value):
 class Icinga2:
     """One icinga2 instance in ``base``: write its config, validate it, or run it with its API."""
 
-    def __init__(self, base, node="master.osop.test", plugin_dir=BIN, api_port=None):
+    def __init__(self, base, node="master.osop.test", plugin_dir=BIN, api_port=None,
+                 zone=None):
         self.binary = ensure_installed()
         self.base = base
         self.node = node
+        self.zone = zone or node
         self.plugin_dir = plugin_dir
         self.api_port = api_port or free_port()
         self.password = "osop-%d" % os.getpid()
         self.dirs = {name: os.path.join(base, sub) for name, sub in (
             ("DataDir", "lib"), ("LogDir", "log"), ("CacheDir", "cache"),
-            ("SpoolDir", "spool"), ("InitRunDir", "run"), ("ConfigDir", "etc"))}
+            ("SpoolDir", "spool"), ("InitRunDir", "run"), ("ConfigDir", "etc"),
+            ("ZonesDir", os.path.join("etc", "zones.d")))}
         for path in self.dirs.values():
             os.makedirs(path, exist_ok=True)
         self.main_conf = os.path.join(self.dirs["ConfigDir"], "icinga2.conf")
@@ -150,7 +153,7 @@ class Icinga2:
             "const PluginDir = %s" % quote(SYSTEM_PLUGIN_DIR),
             "const OsopPluginDir = %s" % quote(self.plugin_dir),
             "const NodeName = %s" % quote(self.node),
-            "const ZoneName = %s" % quote(self.node),
+            "const ZoneName = %s" % quote(self.zone),
             'const TicketSalt = ""',
             "include <itl>",
             "include <plugins>",

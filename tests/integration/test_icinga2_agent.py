@@ -39,9 +39,9 @@ def test_a_check_runs_on_the_agent_with_the_synced_command(tmp_path):
     master = icinga2.Icinga2(str(tmp_path / "master"), node=MASTER, zone="master")
     agent = icinga2.Icinga2(str(tmp_path / "agent"), node=AGENT,
                             plugin_dir=str(agent_plugins))
-    master.make_ca()
-    master.make_cert()
-    agent.make_cert(ca_instance=master)
+    # CA and certificates: `icinga2 pki new-ca`, `new-cert`, `sign-csr` (made once, cached)
+    master.install_pki()
+    agent.install_pki()
     text = zones(master.api_port, agent.api_port)
 
     global_dir = os.path.join(master.dirs["ZonesDir"], "global-templates")

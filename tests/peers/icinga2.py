@@ -209,6 +209,18 @@ class Icinga2:
                     os.path.join(certs, "ca.crt"))
         return crt
 
+    def install_pki(self):
+        """CA and this node's certificate, made once with `icinga2 pki` and cached (4096-bit
+        keys take icinga2 seconds each): ca/ and certs/ land in this DataDir."""
+        source = cached_pki([self.node])
+        data = self.dirs["DataDir"]
+        shutil.rmtree(os.path.join(data, "ca"), ignore_errors=True)
+        shutil.copytree(os.path.join(source, "ca"), os.path.join(data, "ca"))
+        certs = os.path.join(data, "certs")
+        os.makedirs(certs, exist_ok=True)
+        for name in (self.node + ".key", self.node + ".crt", "ca.crt"):
+            shutil.copy(os.path.join(source, "certs", name), os.path.join(certs, name))
+
     # -- the daemon and its API -----------------------------------------------------------------
 
     def start(self, wait=60):
@@ -299,6 +311,35 @@ class Icinga2:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+PKI_CACHE = os.path.join(os.environ.get("OSOP_TEST_CACHE", "/var/cache/osop-checks-tests"),
+                         "icinga2-pki")
+
+
+def cached_pki(nodes):
+    """DataDir of a cache instance holding a CA (`pki new-ca`) and a certificate per node
+    (`pki new-cert` + `pki sign-csr`, ca.crt beside it); made on first use, then reused."""
+    import fcntl
+
+    try:
+        os.makedirs(PKI_CACHE, exist_ok=True)
+        base = PKI_CACHE
+    except OSError:
+        base = os.path.join(tempfile.gettempdir(), "osop-icinga2-pki-%d" % os.getuid())
+        os.makedirs(base, exist_ok=True)
+    with open(os.path.join(base, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        keeper = Icinga2(base, node="pki-cache")
+        data = keeper.dirs["DataDir"]
+        if not os.path.exists(os.path.join(data, "ca", "ca.crt")):
+            shutil.rmtree(os.path.join(data, "ca"), ignore_errors=True)
+            keeper.make_ca()
+        for node in nodes:
+            if not os.path.exists(os.path.join(data, "certs", node + ".crt")):
+                keeper.node = node
+                keeper.make_cert()
+    return data
 
 
 def instantiated(output):
@@ -499,8 +540,7 @@ def shipped_includes():
 def running(base, text, node="master.osop.test", includes=None, with_placeholders=True):
     """A started icinga2 with the shipped commands/templates/apply rules and ``text``."""
     instance = Icinga2(base, node=node)
-    instance.make_ca()
-    instance.make_cert()
+    instance.install_pki()
     includes = list(shipped_includes() if includes is None else includes)
     missing, placeholders = placeholder_commands()
     if placeholders and with_placeholders:

@@ -582,20 +582,25 @@ STATES = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
 
 
 def print_table(services, out=sys.stdout):
+    """host, service, command, state and the status line of each service; then a count."""
     rows = []
     for name, attrs in sorted(services.items()):
         result = attrs.get("last_check_result") or {}
-        first = (result.get("output") or "(pending)").splitlines()[0]
+        first = (result.get("output") or "(pending)").splitlines()[0].strip()
         state = STATES.get(int(result.get("exit_status", 3)), "?") if result else "PENDING"
-        rows.append((attrs.get("host_name", ""), attrs.get("display_name") or name, state,
-                     first))
-    width = [max([len(r[i]) for r in rows] + [len(h)]) for i, h in
-             enumerate(("host", "service", "state"))]
-    print("%-*s  %-*s  %-*s  %s" % (width[0], "host", width[1], "service", width[2], "state",
-                                    "output"), file=out)
+        rows.append((attrs.get("host_name", ""), attrs.get("display_name") or name,
+                     attrs.get("check_command") or "", state, first))
+    heads = ("host", "service", "command", "state")
+    width = [max([len(r[i]) for r in rows] + [len(h)]) for i, h in enumerate(heads)]
+    line = "  ".join("%%-%ds" % w for w in width) + "  %s"
+    print(line % (heads + ("output",)), file=out)
     for row in rows:
-        print("%-*s  %-*s  %-*s  %s" % (width[0], row[0], width[1], row[1], width[2], row[2],
-                                        row[3][:100]), file=out)
+        print(line % (row[:4] + (row[4][:110],)), file=out)
+    counts = {}
+    for row in rows:
+        counts[row[3]] = counts.get(row[3], 0) + 1
+    print("%d services: %s" % (len(rows), ", ".join(
+        "%d %s" % (n, state) for state, n in sorted(counts.items()))), file=out)
     out.flush()
 
 

@@ -35,7 +35,9 @@ HEADER = """\
  *     .venv/bin/python icinga2-conf/generate.py
  *
  * Naming: the command "osop_<name>" runs check_<name>; each option --some-option is the
- * custom variable <name>_some_option (the option's argparse dest), as the ITL does it.
+ * custom variable <name>_some_option (the option's argparse dest), as the ITL does it;
+ * switches that share a dest (-4/-6) each have their own: <name>_ipv4, or <name>_family_4
+ * when the switch has no long name.
  * Switches are set_if (true/false), repeatable options take an array (repeat_key), -v is one
  * level of verbosity when <name>_verbose is true.
  *
@@ -143,8 +145,26 @@ def key_of(action):
     return (longs or action.option_strings)[0]
 
 
-def var_of(name, action):
-    return "%s_%s" % (name, action.dest)
+def var_names(name, parser):
+    """{action: custom var name}: ``<name>_<dest>``; switches that share one dest (-4/-6
+    storing a constant into 'family') get a var each, named after their long flag
+    (``<name>_ipv4``) or, without one, dest and short flag (``<name>_family_4``)."""
+    acts = options(parser)
+    shared = {}
+    for action in acts:
+        shared[action.dest] = shared.get(action.dest, 0) + 1
+    names = {}
+    for action in acts:
+        if shared[action.dest] > 1 and is_switch(action):
+            longs = [o for o in action.option_strings if o.startswith("--")]
+            if longs:
+                suffix = longs[0][2:]
+            else:
+                suffix = "%s_%s" % (action.dest, action.option_strings[0].lstrip("-"))
+            names[action] = "%s_%s" % (name, suffix.replace("-", "_"))
+        else:
+            names[action] = "%s_%s" % (name, action.dest)
+    return names
 
 
 def help_text(parser, action):
@@ -156,10 +176,9 @@ def help_text(parser, action):
     return text
 
 
-def argument(parser, name, action):
+def argument(parser, name, action, var):
     """The Icinga2 text of one argument: (key, lines)."""
     key = key_of(action)
-    var = var_of(name, action)
     lines = []
     if key is None:  # a positional argument
         key = "(%s)" % action.dest
@@ -194,8 +213,9 @@ def command(name, parser):
     out.append('\tcommand = [ OsopPluginDir + "/check_%s" ]' % name)
     out.append("")
     out.append("\targuments = {")
+    names = var_names(name, parser)
     for action in options(parser):
-        key, lines = argument(parser, name, action)
+        key, lines = argument(parser, name, action, names[action])
         out.append("\t\t%s = {" % quote(key))
         out += ["\t\t\t" + line for line in lines]
         out.append("\t\t}")

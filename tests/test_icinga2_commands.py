@@ -75,6 +75,8 @@ def test_every_parser_option_is_an_argument_of_its_command(check):
     block = command_block(check)
     assert 'command = [ OsopPluginDir + "/check_%s" ]' % check in block
     args = arguments(block)
+    names = generate.var_names(check, parser)
+    assert len(set(names.values())) == len(names), "two options share a custom var"
     expected = set()
     for action in parser._actions:
         if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
@@ -83,7 +85,7 @@ def test_every_parser_option_is_an_argument_of_its_command(check):
         expected.add(key)
         assert key in args, "%s: %s missing from osop_%s" % (check, key, check)
         attrs = args[key]
-        var = '"$%s_%s$"' % (check, action.dest)
+        var = '"$%s$"' % names[action]
         if generate.is_switch(action):
             assert attrs.get("set_if") == var and "value" not in attrs
         else:
@@ -109,58 +111,100 @@ def test_switch_and_repeat_forms_on_disk_partitions():
     assert args["--verbose"]["set_if"] == '"$disk_partitions_verbose$"'
 
 
-# -- the names used elsewhere exist in the parsers ----------------------------------------------
+# -- the example's services parse as the checks' own command lines -----------------------------
 
-FAMILIES = {"disks": "disk_partitions", "snmp": "disk_partitions snmp", "tls_endpoints": "tls_expiry",
-            "backups": "backup_age", "copies": "three_copies", "dyndns": "dyndns_match",
-            "upgrades": "os_upgrades", "systemd": "systemd_units"}
-
-
-def inventory_options():
-    """{check: {option dest used as a host-var key in the example}}."""
-    used = {}
+def example_services():
+    """(host, service, check, {option dest: value}) for every service services.conf makes
+    from the example inventory; mirrors its apply rules (keep the two in step)."""
     for host in generate_inventory.office() + generate_inventory.vms():
+        hv = {}
         for path, value in host.vars:
-            family = path.split("[")[0]
-            if family in FAMILIES and isinstance(value, dict):
-                used.setdefault(FAMILIES[family], set()).update(value)
-    return used
+            family, _, key = path.partition("[")
+            if key:
+                hv.setdefault(family, {})[key[1:-2]] = value
+            else:
+                hv[family] = value
+        local = host.client in ("agent", "local")
+        snmp = dict(hv.get("snmp", {}), host=host.address) if host.client == "snmp" else {}
+        if local or snmp:
+            for mount, config in (hv.get("disks") or {None: {}}).items():
+                options = dict(snmp)
+                if mount is not None:
+                    options["path"] = [mount]
+                options.update(config)
+                yield host.name, "disk %s" % mount, "disk_partitions", options
+        for name, config in hv.get("tls_endpoints", {}).items():
+            options = {}
+            if not {"file", "endpoint", "endpoint_file", "host"} & set(config):
+                options["host"] = host.address
+            options.update(config)
+            yield host.name, "tls " + name, "tls_expiry", options
+        for name, config in hv.get("backups", {}).items() if local else ():
+            yield host.name, "backup " + name, "backup_age", dict(config)
+        for name, config in hv.get("copies", {}).items() if local else ():
+            yield host.name, "copies " + name, "three_copies", dict(config)
+        for name, config in hv.get("dyndns", {}).items():
+            yield host.name, "dyndns " + name, "dyndns_match", dict(config, hostname=name)
+        if local and host.os == "Linux":
+            yield host.name, "upgrades", "os_upgrades", dict(hv.get("upgrades", {}))
+            yield host.name, "systemd", "systemd_units", dict(hv.get("systemd", {}))
 
 
-def services_conf_options():
-    """{check: {dest}} from vars.<check>_<dest> in services.conf."""
-    used = {}
+EXAMPLE = list(example_services())
+
+
+def test_the_mirror_of_the_apply_rules_sees_as_many_services_as_icinga2():
+    """The example's own count (icinga2's count is asserted in the integration test):
+    apply-rule services plus the NRPE ones."""
+    nrpe = sum(len(dict(h.vars).get("nrpe_checks", [])) for h in generate_inventory.vms())
+    assert len(EXAMPLE) + nrpe >= 690
+
+
+@pytest.mark.parametrize("check", ALL)
+def test_example_services_parse_as_command_lines_of_the_check(check):
+    """Each example service's options, as the argv Icinga builds from them, are accepted by
+    the check's parser: option names, choices, ranges and units all fit."""
+    if check not in PRESENT:
+        pytest.skip("osop_checks.checks.%s not merged yet: its example services are "
+                    "unchecked" % check)
+    from tests.peers import icinga2
+
+    parser = parser_of(check)
+    names = set(generate.var_names(check, parser).values())
+    mine = [s for s in EXAMPLE if s[2] == check]
+    assert mine, "the example has no service for " + check
+    for host, service, _, options in mine:
+        variables = {"%s_%s" % (check, k): v for k, v in options.items()}
+        if check == "disk_partitions" and "disk_partitions_snmp" not in names:
+            if any(k[len(check) + 1:] in SNMP_KEYS for k in variables):
+                continue  # an SNMP host: its options are checked once SNMP mode is merged
+        unknown = sorted(v for v in variables if v not in names)
+        assert not unknown, "%s!%s: %s are not options of check_%s" % (
+            host, service, unknown, check)
+        argv = icinga2.vars_to_argv(check, parser, variables)
+
+        def error(message, where="%s!%s: check_%s %s" % (host, service, check, " ".join(argv))):
+            pytest.fail("%s: %s" % (where, message))
+
+        parser.error = error
+        parser.parse_args(argv)
+
+
+# SNMP mode of check_disk_partitions (issue 7): these keys are checked once it is merged.
+SNMP_KEYS = {"host", "snmp", "snmp_port", "snmp_timeout", "snmp_retries", "community",
+             "community_file", "snmp_user", "auth_proto", "auth_key", "auth_key_file",
+             "priv_proto", "priv_key", "priv_key_file"}
+
+
+def test_services_conf_sets_only_options_of_merged_checks():
     text = open(os.path.join(CONF, "services.conf")).read()
-    for check in ALL:
-        for dest in re.findall(r"vars\.%s_(\w+) =" % check, text):
-            used.setdefault(check, set()).add(dest)
-    return used
-
-
-# SNMP mode of check_disk_partitions (issue 7) is checked once the parser has --snmp.
-SNMP_KEYS_IN_SERVICES_CONF = {"host"}
-
-
-@pytest.mark.parametrize("check", ALL + ["disk_partitions snmp"])
-def test_host_var_keys_are_options_of_the_check(check):
-    module = check.split()[0]
-    if module not in PRESENT:
-        pytest.skip("osop_checks.checks.%s not merged yet: its host-var keys are unchecked"
-                    % module)
-    dests = {a.dest for a in parser_of(module)._actions}
-    used = inventory_options().get(check, set())
-    if check == "disk_partitions snmp":
-        if "snmp" not in dests:
-            pytest.skip("check_disk_partitions has no SNMP mode yet (issue 7): vars.snmp "
-                        "keys unchecked")
-        used |= SNMP_KEYS_IN_SERVICES_CONF
-    else:
-        used |= services_conf_options().get(check, set())
-        if check == "disk_partitions":
-            used -= SNMP_KEYS_IN_SERVICES_CONF
-    unknown = used - dests
-    assert not unknown, "keys %s used in services.conf/example for %s are not options of " \
-        "check_%s (its options: %s)" % (sorted(unknown), check, check, sorted(dests))
+    for check in PRESENT:
+        names = set(generate.var_names(check, parser_of(check)).values())
+        for var in re.findall(r"vars\.(%s_\w+) =" % check, text):
+            if check == "disk_partitions" and var[len(check) + 1:] in SNMP_KEYS:
+                continue
+            assert var in names, "services.conf sets %s: not an option of check_%s" % (
+                var, check)
 
 
 def nrpe_commands():

@@ -78,9 +78,11 @@ def office():
         "path": "/data2/backup/mail", "warning": "8d", "critical": "15d"})
     server.var('copies["data1"]', {
         "source": "/data1",
-        "copy": ["server=/data2/data1", "pc2=backup@office-pc2.office.example:/backup/data1",
+        "copies": ["server=/data2/data1", "pc2=backup@office-pc2.office.example:/backup/data1",
                  "offsite=backup@offsite-backup.example.net:/backup/office/data1"],
         "offsite": ["offsite"], "warning": "26h", "critical": "50h"})
+    server.var('dyndns["office.dyndns.example"]', {
+        "ip_url": ["https://api.ipify.org", "https://ifconfig.me/ip"], "grace": "15m"})
     server.var('tls_endpoints["nextcloud"]', {"port": 443, "sni": "cloud.office.example"})
     server.var('tls_endpoints["ldap"]', {"port": 389, "starttls": "ldap"})
     hosts.append(server)
@@ -105,19 +107,16 @@ def office():
     hosts.append(offsite)
 
     gateway = Host("gateway.office.example", "10.0.0.1", "snmp",
-                   "the office gateway/router: disks over SNMP, its WAN address for DynDNS",
+                   "the office gateway/router: its disks over SNMP v2c",
                    os_name=None)
-    gateway.var("snmp", {"snmp": True, "snmp_version": "2c",
+    gateway.var("snmp", {"snmp": True,
                          "community_file": "/etc/icinga2/secrets/snmp-community"})
-    gateway.var('dyndns["office.dyndns.example"]', {
-        "snmp": ["gateway.office.example"],
-        "community_file": "/etc/icinga2/secrets/snmp-community", "grace": "10m"})
     hosts.append(gateway)
 
     nas = Host("nas.office.example", "10.0.0.30", "snmp",
                "a NAS that cannot run plugins: its volumes over SNMP v3", os_name=None)
-    nas.var("snmp", {"snmp": True, "snmp_version": "3", "snmp_user": "monitor",
-                     "auth_proto": "SHA256", "auth_key_file": "/etc/icinga2/secrets/nas-auth",
+    nas.var("snmp", {"snmp": True, "snmp_user": "monitor",
+                     "auth_proto": "SHA-256", "auth_key_file": "/etc/icinga2/secrets/nas-auth",
                      "priv_proto": "AES", "priv_key_file": "/etc/icinga2/secrets/nas-priv"})
     nas.var('disks["/volume1"]', {"warning": "10%", "critical": "5%"})
     nas.var('disks["/volume2"]', {"warning": "10%", "critical": "5%"})

@@ -66,12 +66,7 @@ def all_check_names():
 
 def present_checks():
     """Checks whose module exists now (the ones commands.conf has a CheckCommand for)."""
-    sys.path.insert(0, CONF)
-    try:
-        import generate
-    finally:
-        sys.path.remove(CONF)
-    return generate.check_modules(ROOT)
+    return generator().check_modules(ROOT)
 
 
 def placeholder_commands():
@@ -408,12 +403,23 @@ def cmd_validate(args):
 
 # -- watching this machine (make demo, bench) -----------------------------------------------------
 
+def generator():
+    """icinga2-conf/generate.py as a module (the one place that names the custom vars)."""
+    sys.path.insert(0, CONF)
+    try:
+        import generate
+    finally:
+        sys.path.remove(CONF)
+    return generate
+
+
 def argv_to_vars(name, parser, argv):
     """A check's argv as the custom vars of its CheckCommand (the inverse of commands.conf):
     {'disk_partitions_path': ['/'], 'disk_partitions_warning': '20%'}. Count switches (-vv)
     become true (one level)."""
     import argparse
 
+    names = generator().var_names(name, parser)
     by_flag = {}
     for action in parser._actions:
         for flag in action.option_strings:
@@ -428,7 +434,7 @@ def argv_to_vars(name, parser, argv):
         if token.startswith("--") and "=" in token:
             token, value = token.split("=", 1)
         action = by_flag.get(token)
-        if action is None and re.match(r"^-[a-zA-Z]", token) and token[:2] in by_flag:
+        if action is None and re.match(r"^-[a-zA-Z0-9]", token) and token[:2] in by_flag:
             action = by_flag[token[:2]]
             rest = token[2:]
             if action.nargs == 0:
@@ -437,9 +443,9 @@ def argv_to_vars(name, parser, argv):
                     raise ValueError("cannot map %r" % token)
             else:
                 value = rest
-        if action is None:
+        if action is None or action not in names:
             raise ValueError("%s: %r is not an option of its parser" % (name, token))
-        var = "%s_%s" % (name, action.dest)
+        var = names[action]
         if action.nargs == 0:
             result[var] = True
             continue
@@ -451,6 +457,24 @@ def argv_to_vars(name, parser, argv):
         else:
             result[var] = value
     return result
+
+
+def vars_to_argv(name, parser, variables):
+    """Custom vars of osop_<name> as the argv Icinga builds from them (order aside)."""
+    names = {var: action for action, var in generator().var_names(name, parser).items()}
+    argv = []
+    for var, value in variables.items():
+        action = names[var]
+        flag = generator().key_of(action)
+        if action.nargs == 0:
+            if value:
+                argv.append(flag)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                argv += [flag, str(item)]
+        else:
+            argv += [flag, str(value)]
+    return argv
 
 
 def scenario_services(stack, names=None, problems=None):

@@ -76,3 +76,37 @@ def test_zones_example_validates(tmp_path):
     ok, output, counts = instance.validate()
     assert ok, output[-4000:]
     assert counts["Service"] == 3 and counts["Zone"] >= 4, counts
+
+
+def test_the_readme_host_example_validates(tmp_path):
+    """The hosts shown in README's icinga2 section, with the shipped files and zones for
+    their agents, pass `icinga2 daemon -C` and make the services the README promises."""
+    import re
+
+    need("icinga2")
+    need_root()
+    readme = open(os.path.join(icinga2.ROOT, "README.md")).read()
+    section = readme.split("<!-- BEGIN icinga2 -->")[1].split("<!-- END icinga2 -->")[0]
+    example = re.search(r"### Host variables.*?```\n(.*?)```", section, re.S).group(1)
+    instance = icinga2.Icinga2(str(tmp_path), node="master.example")
+    missing, placeholders = icinga2.placeholder_commands()
+    extra = os.path.join(instance.dirs["ConfigDir"], "readme.conf")
+    with open(extra, "w") as handle:
+        handle.write(placeholders + example)
+        handle.write('object Endpoint "master.example" { }\n'
+                     'object Zone "master" { endpoints = [ "master.example" ] }\n')
+        for agent in ("office-server", "mail"):
+            handle.write('object Endpoint "%s" { }\nobject Zone "%s" { endpoints = [ "%s" ]; '
+                         'parent = "master" }\n' % (agent, agent, agent))
+    conf = icinga2.CONF
+    instance.write_config([os.path.join(conf, f) for f in
+                           ("commands.conf", "templates.conf", "services.conf")] + [extra])
+    ok, output, counts = instance.validate()
+    assert ok, output[-4000:]
+    listing = instance.run("object", "list", "--type", "Service", *instance.defines()).stdout
+    names = set(re.findall(r"Object '([^']+)' of type 'Service'", listing))
+    for name in ("office-server!disk /data2", "office-server!backup data2 nightly",
+                 "office-server!copies data1", "office-server!dyndns office.dyndns.example",
+                 "office-server!tls ldap", "office-server!upgrades", "office-server!systemd",
+                 "mail!tls submission", "mail!disks", "gateway!disks"):
+        assert name in names, (name, sorted(names))

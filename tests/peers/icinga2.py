@@ -612,7 +612,9 @@ def print_table(services, out=sys.stdout):
         result = attrs.get("last_check_result") or {}
         first = (result.get("output") or "(pending)").splitlines()[0].strip()
         state = STATES.get(int(result.get("exit_status", 3)), "?") if result else "PENDING"
-        rows.append((attrs.get("host_name", ""), attrs.get("display_name") or name,
+        service = attrs.get("display_name") or name
+        service = service if len(service) <= 60 else service[:57] + "..."
+        rows.append((attrs.get("host_name", ""), service,
                      attrs.get("check_command") or "", state, first))
     heads = ("host", "service", "command", "state")
     width = [max([len(r[i]) for r in rows] + [len(h)]) for i, h in enumerate(heads)]

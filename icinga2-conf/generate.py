@@ -132,9 +132,11 @@ def is_threshold(action):
 
 
 def options(parser):
-    """The options a CheckCommand passes: every action but --help and --version."""
+    """The options a CheckCommand passes: every action but --help, --version and options
+    hidden from --help (help=argparse.SUPPRESS: not meant for users)."""
     return [a for a in parser._actions
-            if not isinstance(a, (argparse._HelpAction, argparse._VersionAction))]
+            if not isinstance(a, (argparse._HelpAction, argparse._VersionAction))
+            and a.help != argparse.SUPPRESS]
 
 
 def key_of(action):

@@ -81,6 +81,9 @@ def test_every_parser_option_is_an_argument_of_its_command(check):
     for action in parser._actions:
         if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
             continue
+        if action.help == argparse.SUPPRESS:
+            assert generate.key_of(action) not in args, "a hidden option in the command"
+            continue
         key = generate.key_of(action)
         expected.add(key)
         assert key in args, "%s: %s missing from osop_%s" % (check, key, check)

@@ -246,8 +246,12 @@ class Icinga2:
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, 9)
-                self.process.wait(timeout=10)
+                pass
+        try:  # the worker and any check still running share the daemon's process group
+            os.killpg(self.process.pid, 9)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=10)
         self.process = None
 
     def log_tail(self, size=6000):

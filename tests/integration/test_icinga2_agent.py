@@ -49,7 +49,11 @@ def test_a_check_runs_on_the_agent_with_the_synced_command(tmp_path):
     shutil.copy(os.path.join(icinga2.CONF, "commands.conf"), global_dir)
     host = ('object Host "%s" {\n\tcheck_command = "dummy"\n\taddress = "127.0.0.1"\n'
             '\tzone = "master"\n\tvars.client = "agent"\n'
-            '\tvars.disks["/"] = { warning = "10%%"; critical = "5%%" }\n}\n' % AGENT)
+            '\tvars.disks["/"] = { warning = "10%%"; critical = "5%%" }\n}\n'
+            'object Service "short timeout" {\n\timport "osop-disk-partitions"\n'
+            '\thost_name = "%s"\n\tzone = "master"\n\tcommand_endpoint = "%s"\n'
+            '\tcheck_timeout = 20s\n}\n'
+            % (AGENT, AGENT, AGENT))
     master.write_config([os.path.join(icinga2.CONF, f) for f in
                          ("templates.conf", "services.conf")], host, api=True, checker=True,
                         zones=text)
@@ -64,7 +68,8 @@ def test_a_check_runs_on_the_agent_with_the_synced_command(tmp_path):
         while True:
             since = time.time()
             master.force_checks('host.name == "%s"' % AGENT)
-            services, pending = master.wait_for_results(since, names={name}, timeout=10)
+            services, pending = master.wait_for_results(
+                since, names={name, "%s!short timeout" % AGENT}, timeout=10)
             res = services.get(name, {}).get("last_check_result")
             if res and res["execution_end"] >= since:
                 seen.append(res["output"].splitlines()[0] if res["output"] else "")
@@ -80,6 +85,12 @@ def test_a_check_runs_on_the_agent_with_the_synced_command(tmp_path):
     assert res["check_source"] == AGENT
     assert res["command"][0] == str(agent_plugins / "check_disk_partitions")
     assert "--path" in res["command"] and "/" in res["command"]
+    # the timeout lambda of commands.conf ran on the agent: Icinga's 1m minus the margin,
+    # or the service's check_timeout minus the margin
+    assert res["command"][res["command"].index("--timeout") + 1] == "55", res["command"]
+    short = services["%s!short timeout" % AGENT]["last_check_result"]
+    assert short["check_source"] == AGENT
+    assert short["command"][short["command"].index("--timeout") + 1] == "15", short["command"]
     assert res["exit_status"] in (0, 1, 2)
     perf = icinga2.parse_perfdata(" ".join(res["performance_data"]))
     assert "/" in perf and perf["/"][1] == "B"

@@ -254,6 +254,25 @@ class Icinga2:
         self.process.wait(timeout=10)
         self.process = None
 
+    def cpu_seconds(self):
+        """CPU time of the daemon's processes and the checks they ran and reaped (user +
+        system, children included), for measuring what a round of checks costs."""
+        if self.process is None:
+            return 0.0
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % pid) as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == self.process.pid:  # process group (field 5 of stat)
+                total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+        return total / ticks
+
     def log_tail(self, size=6000):
         try:
             with open(self.log_path, "rb") as handle:

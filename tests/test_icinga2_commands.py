@@ -6,20 +6,14 @@ import importlib
 import os
 import re
 import shlex
-import sys
 
 import pytest
 
-from tests.peers import ROOT
+from tests.peers import ROOT, icinga2
 
 CONF = os.path.join(ROOT, "icinga2-conf")
-sys.path.insert(0, CONF)
-sys.path.insert(0, os.path.join(CONF, "example"))
-import generate  # noqa: E402
-import generate_inventory  # noqa: E402
-
-sys.path.remove(CONF)
-sys.path.remove(os.path.join(CONF, "example"))
+generate = icinga2.generator()
+generate_inventory = icinga2.inventory()
 
 PRESENT = generate.check_modules(ROOT)
 ALL = [line.partition("=")[0].strip()[len("check_"):]
@@ -170,8 +164,6 @@ def test_example_services_parse_as_command_lines_of_the_check(check):
     if check not in PRESENT:
         pytest.skip("osop_checks.checks.%s not merged yet: its example services are "
                     "unchecked" % check)
-    from tests.peers import icinga2
-
     parser = parser_of(check)
     names = set(generate.var_names(check, parser).values())
     mine = [s for s in EXAMPLE if s[2] == check]

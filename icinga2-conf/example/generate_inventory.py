@@ -225,7 +225,8 @@ def zones(hosts):
 def hosts_conf(hosts):
     head = [
         "/*",
-        " * The example inventory: %d hosts. Written by example/generate_inventory.py;" % len(hosts),
+        " * The example inventory: %d hosts. Written by example/generate_inventory.py;"
+        % len(hosts),
         " * the services come from the apply rules of services.conf and nrpe/services.conf.",
         " */",
         "",

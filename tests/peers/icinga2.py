@@ -16,7 +16,6 @@ The running daemon has its API on an ephemeral loopback port with a certificate 
 import argparse
 import configparser
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -426,14 +425,27 @@ def cmd_validate(args):
 
 # -- watching this machine (make demo, bench) -----------------------------------------------------
 
+def load(path, name):
+    """A script of icinga2-conf/ as a module under a name of its own (cached)."""
+    import importlib.util
+
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
 def generator():
     """icinga2-conf/generate.py as a module (the one place that names the custom vars)."""
-    sys.path.insert(0, CONF)
-    try:
-        import generate
-    finally:
-        sys.path.remove(CONF)
-    return generate
+    return load(os.path.join(CONF, "generate.py"), "osop_icinga2_generate")
+
+
+def inventory():
+    """icinga2-conf/example/generate_inventory.py as a module."""
+    return load(os.path.join(CONF, "example", "generate_inventory.py"),
+                "osop_icinga2_inventory")
 
 
 def argv_to_vars(name, parser, argv):

@@ -51,6 +51,14 @@ def test_commands_conf_is_up_to_date():
             "icinga2-conf/generate.py")
 
 
+def test_the_example_files_are_what_their_generator_writes():
+    for name, text in generate_inventory.render().items():
+        with open(os.path.join(CONF, "example", name), encoding="utf-8") as handle:
+            assert handle.read() == text, (
+                "icinga2-conf/example/%s is out of date: run "
+                "icinga2-conf/example/generate_inventory.py" % name)
+
+
 def test_generator_finds_the_present_checks_and_skips_the_others():
     assert "disk_partitions" in PRESENT
     assert len(ALL) == 7

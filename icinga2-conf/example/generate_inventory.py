@@ -241,13 +241,18 @@ def hosts_conf(hosts):
     return "\n".join(head) + "\n\n".join(h.render() for h in hosts) + "\n"
 
 
-def main():
+def render():
+    """{file name: text} of the example."""
     hosts = office() + vms()
     assert len(hosts) == 50, len(hosts)
-    with open(os.path.join(HERE, "hosts.conf"), "w") as handle:
-        handle.write(hosts_conf(hosts))
-    with open(os.path.join(HERE, "zones.conf"), "w") as handle:
-        handle.write(zones(hosts))
+    return {"hosts.conf": hosts_conf(hosts), "zones.conf": zones(hosts)}
+
+
+def main():
+    for name, text in render().items():
+        with open(os.path.join(HERE, name), "w") as handle:
+            handle.write(text)
+    hosts = office() + vms()
     print("wrote %d hosts (%d agents, %d NRPE, %d SNMP)" % (
         len(hosts), sum(h.client == "agent" for h in hosts),
         sum(h.client == "nrpe" for h in hosts), sum(h.client == "snmp" for h in hosts)))

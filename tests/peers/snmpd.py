@@ -1,0 +1,181 @@
+"""A real Net-SNMP snmpd on 127.0.0.1 with its own config, for tests, `make demo` and bench/.
+
+    with Snmpd() as agent:
+        agent.port, agent.community, agent.user, agent.auth_key, agent.priv_key
+
+The agent runs in the foreground (-f) from a private config (-C -c CONF) and persistent dir,
+on an ephemeral UDP port, with a random v2c community (read-only, loopback only), a v3
+authPriv user (SHA/AES unless told otherwise) and UCD-SNMP-MIB dskTable rows for every
+mounted disk (includeAllDisks). ``private_mounts`` starts it in a mount namespace of its own
+(unshare -m) with a tmpfs on each given path, so a filesystem the host never sees can come
+and go between restarts.
+"""
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+SNMPD = shutil.which("snmpd", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") or \
+    "/usr/sbin/snmpd"
+# Net-SNMP reads no MIB files: without the (non-free) MIB packages it only complains.
+QUIET_ENV = {"MIBS": "", "MIBDIRS": "/nonexistent"}
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Snmpd:
+    def __init__(self, community=None, user="osop", auth_proto="SHA", auth_key=None,
+                 priv_proto="AES", priv_key=None, disks=(), private_mounts=(), port=None):
+        self.community = community or "c-" + secrets.token_hex(8)
+        self.user = user
+        self.auth_proto = auth_proto
+        self.auth_key = auth_key or "a-" + secrets.token_hex(8)
+        self.priv_proto = priv_proto
+        self.priv_key = priv_key or "p-" + secrets.token_hex(8)
+        self.disks = list(disks)
+        self.private_mounts = list(private_mounts)
+        self.port = port
+        self.process = None
+        self.dir = None
+        self.log_path = None
+
+    # -- config --------------------------------------------------------------------------
+    def config(self):
+        lines = [
+            "rocommunity %s 127.0.0.1" % self.community,
+            "rouser %s priv" % self.user,
+            # createUser is read from the main config: with -C the persistent snmpd.conf is
+            # not read at start, only written at exit.
+            'createUser %s %s "%s" %s "%s"' % (self.user, self.auth_proto, self.auth_key,
+                                               self.priv_proto, self.priv_key),
+            "includeAllDisks 10%",
+            "dontLogTCPWrappersConnects yes",
+            "sysName osop-test-agent",
+        ]
+        lines += ["disk %s" % path for path in self.disks]
+        return "\n".join(lines) + "\n"
+
+    # -- life cycle ----------------------------------------------------------------------
+    def start(self, private_mounts=None, attempts=5):
+        if private_mounts is not None:
+            self.private_mounts = list(private_mounts)
+        if self.dir is None:
+            self.dir = tempfile.mkdtemp(prefix="osop-snmpd-")
+            os.makedirs(os.path.join(self.dir, "persist"), mode=0o700)
+        for attempt in range(attempts):
+            if self.port is None or attempt:
+                self.port = free_udp_port()
+            if self._start_once():
+                return self
+        raise RuntimeError("snmpd did not start: %s" % self.log_tail())
+
+    def _start_once(self):
+        conf = os.path.join(self.dir, "snmpd.conf")
+        with open(conf, "w") as handle:
+            handle.write(self.config())
+        os.chmod(conf, 0o600)
+        self.log_path = os.path.join(self.dir, "snmpd.log")
+        pidfile = os.path.join(self.dir, "snmpd.pid")
+        argv = [SNMPD, "-C", "-c", conf, "-f", "-Lf", self.log_path, "-p", pidfile,
+                "udp:127.0.0.1:%d" % self.port]
+        if self.private_mounts:
+            script = "".join('mount -t tmpfs -o size=8m osop-test "%s" && ' % p
+                             for p in self.private_mounts) + 'exec "$@"'
+            argv = ["unshare", "--mount", "--propagation", "private", "--",
+                    "sh", "-c", script, "snmpd"] + argv
+        env = dict(os.environ, SNMP_PERSISTENT_DIR=os.path.join(self.dir, "persist"),
+                   **QUIET_ENV)
+        open(self.log_path, "w").close()
+        self.process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        limit = time.monotonic() + 10
+        while time.monotonic() < limit:
+            if self.process.poll() is not None:
+                return False  # most likely the port was taken meanwhile: try another
+            if "NET-SNMP version" in self.log_tail():
+                return True
+            time.sleep(0.05)
+        self.stop()
+        return False
+
+    def log_tail(self, lines=20):
+        try:
+            with open(self.log_path, errors="replace") as handle:
+                return "".join(handle.readlines()[-lines:])
+        except (OSError, TypeError):
+            return ""
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.process = None
+
+    def restart(self, private_mounts=None):
+        """Stop and start again on the same port (the state of the mounts may differ)."""
+        self.stop()
+        if private_mounts is not None:
+            self.private_mounts = list(private_mounts)
+        if not self._start_once():
+            raise RuntimeError("snmpd did not restart: %s" % self.log_tail())
+        return self
+
+    def close(self):
+        self.stop()
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- how a check is told to ask it ----------------------------------------------------
+    def write_secret(self, name, value):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as handle:
+            handle.write(value + "\n")
+        os.chmod(path, 0o600)
+        return path
+
+    def v2c_args(self):
+        return ["-H", "127.0.0.1", "--snmp", "--snmp-port", str(self.port),
+                "--community-file", self.write_secret("community", self.community)]
+
+    def v3_args(self):
+        return ["-H", "127.0.0.1", "--snmp", "--snmp-port", str(self.port),
+                "--snmp-version", "3", "--snmp-user", self.user,
+                "--auth-proto", self.auth_proto,
+                "--auth-key-file", self.write_secret("auth", self.auth_key),
+                "--priv-proto", self.priv_proto,
+                "--priv-key-file", self.write_secret("priv", self.priv_key)]
+
+
+@pytest.fixture(scope="session")
+def snmpd():
+    """One agent for the whole session (read-only: tests must not change it)."""
+    from tests.peers import need
+
+    need("snmpd")
+    with Snmpd() as agent:
+        yield agent

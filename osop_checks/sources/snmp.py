@@ -2,6 +2,7 @@
 
     target = snmp.Target("nas.example.org", community="s3cret")
     rows = snmp.walk(target, "1.3.6.1.2.1.25.2.3.1")      # [(oid tuple, value), ...]
+    hr = snmp.table(target, "1.3.6.1.2.1.25.2.3.1", [2, 3])  # {(index,): {2: .., 3: ..}}
     values = snmp.get(target, ["1.3.6.1.2.1.1.5.0"])     # [value, ...]
 
 Numeric OIDs only: no MIB files are read at run time. Values come back as plain Python:
@@ -31,7 +32,8 @@ log = logging.getLogger("nagiosplugin")
 DEFAULT_PORT = 161
 DEFAULT_TIMEOUT = 2.0   # seconds per attempt; the whole check is bounded by --timeout anyway
 DEFAULT_RETRIES = 2
-MAX_REPETITIONS = 25    # GETBULK rows per request: small enough for any agent's 1500 byte MTU
+MAX_REPETITIONS = 25    # GETBULK values per request in a walk
+TABLE_VALUES = 40       # GETBULK values per request in a table walk (spread over the columns)
 
 # CLI names -> pysnmp.hlapi.v3arch.asyncio attribute names. Net-SNMP's names: "AES-256" is
 # Blumenthal's key extension (Net-SNMP's default), "AES-256C" the Cisco/Reeder one.
@@ -296,6 +298,46 @@ async def _walk(target, root, api):
     return rows
 
 
+async def _table(target, entry, columns, api):
+    """Walk several columns of one table side by side: one GETBULK carries a varbind per
+    column still going, so a table of N rows costs about N / repetitions round trips."""
+    engine, auth, transport, context = await _session(target, api)
+    table = {}
+    cursors = {c: entry + (c,) for c in columns}
+    active = list(columns)
+    try:
+        while active:
+            repetitions = max(2, TABLE_VALUES // len(active))
+            indication, status, index, varbinds = await api.bulk_cmd(
+                engine, auth, transport, context, 0, repetitions,
+                *[api.ObjectType(api.ObjectIdentity(cursors[c])) for c in active],
+                lookupMib=False)
+            if indication:
+                raise SnmpError(_explain(indication, target, target.timeout))
+            if status:
+                raise _status_error(status, index, varbinds, target)
+            if not varbinds:
+                break
+            finished = set()
+            for position, (name, value) in enumerate(varbinds):
+                column = active[position % len(active)]
+                if column in finished:
+                    continue
+                key, prefix, plain = tuple(name), entry + (column,), _plain(value)
+                if not under(key, prefix) or isinstance(plain, _Missing):
+                    finished.add(column)
+                    continue
+                if key <= cursors[column]:
+                    raise SnmpError("%s returned OIDs out of order at %s (broken agent)" % (
+                        target.address, oid_str(key)))
+                cursors[column] = key
+                table.setdefault(key[len(prefix):], {})[column] = plain
+            active = [c for c in active if c not in finished]
+    finally:
+        engine.close_dispatcher()
+    return table
+
+
 async def _get(target, oids, api):
     engine, auth, transport, context = await _session(target, api)
     try:
@@ -376,6 +418,20 @@ def walk(target, root):
     root = oid(root)
     rows = _run(target, _walk, root)
     log.debug("walked %s: %d values", oid_str(root), len(rows))
+    return rows
+
+
+def table(target, entry, columns):
+    """Columns of one conceptual table: {row index tuple: {column number: value}}.
+
+    ``entry`` is the table's entry OID (e.g. hrStorageEntry 1.3.6.1.2.1.25.2.3.1) and
+    ``columns`` the column numbers wanted. A row missing some column (it vanished while we
+    walked, or the agent does not fill it) simply lacks that key."""
+    entry = oid(entry)
+    columns = [int(c) for c in columns]
+    rows = _run(target, _table, entry, columns)
+    log.debug("walked %s columns %s: %d rows", oid_str(entry),
+              ",".join(str(c) for c in columns), len(rows))
     return rows
 
 

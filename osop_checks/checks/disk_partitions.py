@@ -315,7 +315,8 @@ class FreeInodes(nagiosplugin.Context):
     def _used(rng, part):
         if rng.invert or rng.end != float("inf") or rng.start == float("-inf"):
             return None
-        return nagiosplugin.Range(units._atom(int(part.inodes_total * (1 - rng.start / 100))))
+        # (100 - start) first: 1 - 80/100 is 0.19999..., which would floor 20 to 19.
+        return nagiosplugin.Range(units._atom(int(part.inodes_total * (100 - rng.start) / 100)))
 
 
 def describe(part):

@@ -179,3 +179,52 @@ def snmpd():
     need("snmpd")
     with Snmpd() as agent:
         yield agent
+
+
+# -- recorded walks ------------------------------------------------------------------------
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "fixtures", "snmp")
+
+
+def load_walk(name):
+    """A walk recorded with Net-SNMP's ``snmpwalk -On`` (tests/fixtures/snmp/NAME) as the
+    [(oid tuple, value)] that snmp.walk returns: integers as int, strings as bytes, OIDs as
+    dotted text."""
+    import re
+
+    rows = []
+    with open(os.path.join(FIXTURES, name), encoding="utf-8") as handle:
+        for line in handle:
+            line = line.rstrip("\n")
+            if not line.strip() or line.startswith("#"):
+                continue
+            name_part, _, value_part = line.partition(" = ")
+            key = tuple(int(x) for x in name_part.strip().lstrip(".").split("."))
+            match = re.match(r"^([\w-]+): ?(.*)$", value_part)
+            kind, raw = (match.group(1), match.group(2)) if match else ("STRING", value_part)
+            if kind in ("INTEGER", "Gauge32", "Counter32", "Counter64", "Unsigned32"):
+                value = int(re.match(r"-?\d+", raw.split("(")[-1].strip()).group(0))
+            elif kind == "OID":
+                value = raw.strip().lstrip(".")
+            elif kind == "IpAddress":
+                value = raw.strip()
+            elif kind == "Hex-STRING":
+                value = bytes.fromhex(raw.replace(" ", ""))
+            else:
+                value = raw[1:-1].encode() if raw.startswith('"') else raw.encode()
+            rows.append((key, value))
+    return rows
+
+
+def as_table(rows, entry, columns=None):
+    """Walk rows of one table entry in snmp.table's shape: {index: {column: value}}."""
+    from osop_checks.sources import snmp
+
+    entry = snmp.oid(entry)
+    table = {}
+    for key, value in rows:
+        if snmp.under(key, entry) and len(key) > len(entry) + 1:
+            column = key[len(entry)]
+            if columns is None or column in columns:
+                table.setdefault(key[len(entry) + 1:], {})[column] = value
+    return table

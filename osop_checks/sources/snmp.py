@@ -252,100 +252,89 @@ def _auth_data(target, api):
     return api.UsmUserData(target.user, **kwargs)
 
 
-async def _session(target, api):
+async def _transport(target, api):
+    cls = api.Udp6TransportTarget if ":" in target.host else api.UdpTransportTarget
     try:
-        transport = await api.UdpTransportTarget.create(
-            (target.host, target.port), timeout=target.timeout, retries=target.retries) \
-            if ":" not in target.host else await api.Udp6TransportTarget.create(
-            (target.host, target.port), timeout=target.timeout, retries=target.retries)
+        return await cls.create((target.host, target.port), timeout=target.timeout,
+                                retries=target.retries)
     except Exception as exc:  # pysnmp wraps socket.gaierror in a PySnmpError
         cause = exc.__context__ if exc.__context__ is not None else exc
         reason = getattr(cause, "strerror", None) or str(cause)
         raise SnmpError("cannot resolve the SNMP host %s: %s" % (target.host, reason)) from None
-    return api.SnmpEngine(), _auth_data(target, api), transport, api.ContextData()
 
 
-async def _walk(target, root, api):
-    engine, auth, transport, context = await _session(target, api)
+async def _walk(session, target, root):
+    api, engine, auth, transport, context = await session.parts(target)
     rows = []
-    try:
-        current = root
-        while True:
-            indication, status, index, varbinds = await api.bulk_cmd(
-                engine, auth, transport, context, 0, MAX_REPETITIONS,
-                api.ObjectType(api.ObjectIdentity(current)), lookupMib=False)
-            if indication:
-                raise SnmpError(_explain(indication, target, target.timeout))
-            if status:
-                raise _status_error(status, index, varbinds, target)
-            if not varbinds:
+    current = root
+    while True:
+        indication, status, index, varbinds = await api.bulk_cmd(
+            engine, auth, transport, context, 0, MAX_REPETITIONS,
+            api.ObjectType(api.ObjectIdentity(current)), lookupMib=False)
+        if indication:
+            raise SnmpError(_explain(indication, target, target.timeout))
+        if status:
+            raise _status_error(status, index, varbinds, target)
+        if not varbinds:
+            break
+        done = False
+        for name, value in varbinds:
+            key = tuple(name)
+            if not under(key, root) or isinstance(_plain(value), _Missing):
+                done = True
                 break
-            done = False
-            for name, value in varbinds:
-                key = tuple(name)
-                if not under(key, root) or isinstance(_plain(value), _Missing):
-                    done = True
-                    break
-                if rows and key <= rows[-1][0]:
-                    raise SnmpError("%s returned OIDs out of order at %s (broken agent)" % (
-                        target.address, oid_str(key)))
-                rows.append((key, _plain(value)))
-            if done:
-                break
-            current = rows[-1][0]
-    finally:
-        engine.close_dispatcher()
+            if rows and key <= rows[-1][0]:
+                raise SnmpError("%s returned OIDs out of order at %s (broken agent)" % (
+                    target.address, oid_str(key)))
+            rows.append((key, _plain(value)))
+        if done:
+            break
+        current = rows[-1][0]
     return rows
 
 
-async def _table(target, entry, columns, api):
+async def _table(session, target, entry, columns):
     """Walk several columns of one table side by side: one GETBULK carries a varbind per
     column still going, so a table of N rows costs about N / repetitions round trips."""
-    engine, auth, transport, context = await _session(target, api)
+    api, engine, auth, transport, context = await session.parts(target)
     table = {}
     cursors = {c: entry + (c,) for c in columns}
     active = list(columns)
-    try:
-        while active:
-            repetitions = max(2, TABLE_VALUES // len(active))
-            indication, status, index, varbinds = await api.bulk_cmd(
-                engine, auth, transport, context, 0, repetitions,
-                *[api.ObjectType(api.ObjectIdentity(cursors[c])) for c in active],
-                lookupMib=False)
-            if indication:
-                raise SnmpError(_explain(indication, target, target.timeout))
-            if status:
-                raise _status_error(status, index, varbinds, target)
-            if not varbinds:
-                break
-            finished = set()
-            for position, (name, value) in enumerate(varbinds):
-                column = active[position % len(active)]
-                if column in finished:
-                    continue
-                key, prefix, plain = tuple(name), entry + (column,), _plain(value)
-                if not under(key, prefix) or isinstance(plain, _Missing):
-                    finished.add(column)
-                    continue
-                if key <= cursors[column]:
-                    raise SnmpError("%s returned OIDs out of order at %s (broken agent)" % (
-                        target.address, oid_str(key)))
-                cursors[column] = key
-                table.setdefault(key[len(prefix):], {})[column] = plain
-            active = [c for c in active if c not in finished]
-    finally:
-        engine.close_dispatcher()
+    while active:
+        repetitions = max(2, TABLE_VALUES // len(active))
+        indication, status, index, varbinds = await api.bulk_cmd(
+            engine, auth, transport, context, 0, repetitions,
+            *[api.ObjectType(api.ObjectIdentity(cursors[c])) for c in active],
+            lookupMib=False)
+        if indication:
+            raise SnmpError(_explain(indication, target, target.timeout))
+        if status:
+            raise _status_error(status, index, varbinds, target)
+        if not varbinds:
+            break
+        finished = set()
+        for position, (name, value) in enumerate(varbinds):
+            column = active[position % len(active)]
+            if column in finished:
+                continue
+            key, prefix, plain = tuple(name), entry + (column,), _plain(value)
+            if not under(key, prefix) or isinstance(plain, _Missing):
+                finished.add(column)
+                continue
+            if key <= cursors[column]:
+                raise SnmpError("%s returned OIDs out of order at %s (broken agent)" % (
+                    target.address, oid_str(key)))
+            cursors[column] = key
+            table.setdefault(key[len(prefix):], {})[column] = plain
+        active = [c for c in active if c not in finished]
     return table
 
 
-async def _get(target, oids, api):
-    engine, auth, transport, context = await _session(target, api)
-    try:
-        indication, status, index, varbinds = await api.get_cmd(
-            engine, auth, transport, context,
-            *[api.ObjectType(api.ObjectIdentity(o)) for o in oids], lookupMib=False)
-    finally:
-        engine.close_dispatcher()
+async def _get(session, target, oids):
+    api, engine, auth, transport, context = await session.parts(target)
+    indication, status, index, varbinds = await api.get_cmd(
+        engine, auth, transport, context,
+        *[api.ObjectType(api.ObjectIdentity(o)) for o in oids], lookupMib=False)
     if indication:
         raise SnmpError(_explain(indication, target, target.timeout))
     if status:
@@ -382,75 +371,202 @@ def _cryptography_compat():
     sys.modules.setdefault("cryptography.hazmat.decrepit.ciphers.algorithms", algorithms)
 
 
+_MIB_CODE = {}
+
+
+def _mib_code(path):
+    """The code of one of pysnmp's bundled MIB modules, from the bytecode cache."""
+    code = _MIB_CODE.get(path)
+    if code is None:
+        from importlib.machinery import SourceFileLoader
+
+        code = _MIB_CODE[path] = SourceFileLoader("_pysnmp_mib", path).get_code("_pysnmp_mib")
+    return code
+
+
+class _CachedMibRunner:
+    """Stands in for ``runpy`` inside pysnmp.smi.builder (see _speed_up_mib_loading)."""
+
+    @staticmethod
+    def run_path(path, init_globals=None, run_name=None):
+        import runpy
+
+        if not str(path).endswith(".py"):
+            return runpy.run_path(path, init_globals, run_name)
+        namespace = dict(init_globals or {})
+        namespace.update(__name__=run_name or "<run_path>", __file__=path,
+                         __builtins__=__builtins__)
+        exec(_mib_code(path), namespace)
+        return namespace
+
+
+def _speed_up_mib_loading():
+    """Every SnmpEngine loads ~15 MIB modules bundled with pysnmp (SNMPv2-SMI,
+    SNMP-FRAMEWORK-MIB ...). pysnmp compiles each from source twice (its own reader looks for
+    Python 2 style .pyc files, then runpy.run_path compiles again unless Python runs with
+    -O): about 100 ms of every SNMP check. The same code is taken from __pycache__ instead,
+    as any import would. Skipped if pysnmp's internals ever change shape."""
+    import os
+
+    from pysnmp.smi import builder
+
+    source = getattr(builder, "DirMibSource", None)
+    if source is None or getattr(source, "_osop_cached", False) or \
+            not hasattr(source, "full_path"):
+        return
+    original = source.read
+
+    def read(self, f):
+        path = self.full_path(f, ".py")
+        if os.path.isfile(path):
+            try:
+                return _mib_code(path), ".py"
+            except (OSError, SyntaxError, ImportError):
+                pass
+        return original(self, f)
+
+    source.read = read
+    source._osop_cached = True
+    if getattr(builder, "runpy", None) is not None:
+        builder.runpy = _CachedMibRunner
+
+
 def _import_api():
-    if "pysnmp.hlapi.v3arch.asyncio" not in __import__("sys").modules:
-        _cryptography_compat()
+    """pysnmp's API, imported the one way that keeps v3 privacy working: the cipher alias
+    must exist before pysnmp's first import (it decides once whether it has ciphers)."""
+    _cryptography_compat()
     import pysnmp.hlapi.v3arch.asyncio as api
 
+    _speed_up_mib_loading()
     return api
 
 
-def _run(target, coroutine_function, *args):
-    """Run one SNMP exchange in a fresh event loop, bounded by the check's deadline."""
-    import asyncio
+class Session:
+    """One SNMP engine and event loop for several requests (an engine costs tens of ms):
 
-    api = _import_api()
+        with snmp.Session() as session:
+            storage = session.table(target, HR_STORAGE_ENTRY, [2, 3, 4, 5, 6])
+            disks = session.table(target, DSK_ENTRY, [2, 7, 10])
 
-    limit = deadline.remaining()
-    # An attempt never outlasts what is left: pysnmp's own timer is per try.
-    if limit is not None:
-        target = dataclasses.replace(target, timeout=max(0.1, min(
-            target.timeout, limit / (target.retries + 1))))
-    log.info("asking %s", target.describe())
+    Each request is bounded by deadline.remaining(); pysnmp is imported on first use."""
 
-    async def bounded():
-        return await asyncio.wait_for(coroutine_function(target, *args, api), timeout=limit)
+    def __init__(self):
+        self.api = None
+        self.loop = None
+        self.engine = None
+        self._targets = {}
 
-    try:
-        return asyncio.run(bounded())
-    except asyncio.TimeoutError:
-        raise SnmpError("no SNMP response from %s within the check's --timeout" %
-                        target.address) from None
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        import asyncio
+
+        try:
+            if self.engine is not None:
+                self.engine.close_dispatcher()
+            if self.loop is not None and not self.loop.is_closed():
+                # Let the tasks close_dispatcher cancelled finish, as asyncio.run does.
+                pending = asyncio.all_tasks(self.loop)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    self.loop.run_until_complete(
+                        asyncio.gather(*pending, return_exceptions=True))
+        except Exception:  # closing a half-open transport must not hide the real error
+            pass
+        finally:
+            self.engine = None
+            if self.loop is not None:
+                self.loop.close()
+                self.loop = None
+
+    async def parts(self, target):
+        key = dataclasses.astuple(target)  # held in memory only, never logged
+        if key not in self._targets:
+            self._targets[key] = (
+                _auth_data(target, self.api), await _transport(target, self.api))
+        auth, transport = self._targets[key]
+        return self.api, self.engine, auth, transport, self.api.ContextData()
+
+    def run(self, target, coroutine_function, *args):
+        import asyncio
+
+        if self.api is None:
+            self.api = _import_api()
+            self.loop = asyncio.new_event_loop()
+            self.engine = self.api.SnmpEngine()
+        limit = deadline.remaining()
+        # An attempt never outlasts what is left: pysnmp's own timer is per try.
+        if limit is not None:
+            target = dataclasses.replace(target, timeout=max(0.1, min(
+                target.timeout, limit / (target.retries + 1))))
+        log.info("asking %s", target.describe())
+        try:
+            return self.loop.run_until_complete(asyncio.wait_for(
+                coroutine_function(self, target, *args), timeout=limit))
+        except asyncio.TimeoutError:
+            raise SnmpError("no SNMP response from %s within the check's --timeout" %
+                            target.address) from None
+
+    def walk(self, target, root):
+        """Every (OID tuple, value) in the subtree ``root``, in OID order (GETBULK)."""
+        root = oid(root)
+        rows = self.run(target, _walk, root)
+        log.debug("walked %s: %d values", oid_str(root), len(rows))
+        return rows
+
+    def table(self, target, entry, columns):
+        """Columns of one conceptual table: {row index tuple: {column number: value}}.
+
+        ``entry`` is the table's entry OID (e.g. hrStorageEntry 1.3.6.1.2.1.25.2.3.1) and
+        ``columns`` the column numbers wanted. A row missing some column (it vanished while
+        we walked, or the agent does not fill it) simply lacks that key."""
+        entry = oid(entry)
+        columns = [int(c) for c in columns]
+        rows = self.run(target, _table, entry, columns)
+        log.debug("walked %s columns %s: %d rows", oid_str(entry),
+                  ",".join(str(c) for c in columns), len(rows))
+        return rows
+
+    def get(self, target, oids, missing_ok=False):
+        """The values of ``oids`` in the order asked. An object the agent does not have
+        raises SnmpError ("no such object/instance") unless ``missing_ok``, which gives
+        None for it."""
+        wanted = [oid(o) for o in oids]
+        values = self.run(target, _get, wanted)
+        result = []
+        for name, value in zip(wanted, values):
+            if isinstance(value, _Missing):
+                if not missing_ok:
+                    raise SnmpError("%s has no %s at %s (%s)" % (
+                        target.address,
+                        "such instance" if value.kind == "NoSuchInstance" else "such object",
+                        oid_str(name), value.kind))
+                value = None
+            result.append(value)
+        return result
 
 
 def walk(target, root):
-    """Every (OID tuple, value) in the subtree ``root``, in OID order (GETBULK)."""
-    root = oid(root)
-    rows = _run(target, _walk, root)
-    log.debug("walked %s: %d values", oid_str(root), len(rows))
-    return rows
+    """Session.walk in a session of its own."""
+    with Session() as session:
+        return session.walk(target, root)
 
 
 def table(target, entry, columns):
-    """Columns of one conceptual table: {row index tuple: {column number: value}}.
-
-    ``entry`` is the table's entry OID (e.g. hrStorageEntry 1.3.6.1.2.1.25.2.3.1) and
-    ``columns`` the column numbers wanted. A row missing some column (it vanished while we
-    walked, or the agent does not fill it) simply lacks that key."""
-    entry = oid(entry)
-    columns = [int(c) for c in columns]
-    rows = _run(target, _table, entry, columns)
-    log.debug("walked %s columns %s: %d rows", oid_str(entry),
-              ",".join(str(c) for c in columns), len(rows))
-    return rows
+    """Session.table in a session of its own."""
+    with Session() as session:
+        return session.table(target, entry, columns)
 
 
 def get(target, oids, missing_ok=False):
-    """The values of ``oids`` in the order asked. An object the agent does not have raises
-    SnmpError ("no such object/instance") unless ``missing_ok``, which gives None for it."""
-    wanted = [oid(o) for o in oids]
-    values = _run(target, _get, wanted)
-    result = []
-    for name, value in zip(wanted, values):
-        if isinstance(value, _Missing):
-            if not missing_ok:
-                raise SnmpError("%s has no %s at %s (%s)" % (
-                    target.address,
-                    "such instance" if value.kind == "NoSuchInstance" else "such object",
-                    oid_str(name), value.kind))
-            value = None
-        result.append(value)
-    return result
+    """Session.get in a session of its own."""
+    with Session() as session:
+        return session.get(target, oids, missing_ok)
 
 
 # -- the shared command line -----------------------------------------------------------------

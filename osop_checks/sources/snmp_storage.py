@@ -178,15 +178,16 @@ def fetch(target, with_dsk=True) -> List[RemotePartition]:
     every type, as RemotePartitions; the check selects."""
     from osop_checks.sources import snmp
 
-    storages = parse_storage(snmp.table(target, HR_STORAGE_ENTRY, HR_COLUMNS.values()))
-    if not storages:
-        raise snmp.SnmpError("%s has no hrStorageTable (HOST-RESOURCES-MIB) rows: the agent "
-                             "does not offer it, or the view of this community/user excludes "
-                             "it" % target.address)
-    dsks = []
-    if with_dsk:
-        dsks = parse_dsk(snmp.table(target, DSK_ENTRY, DSK_COLUMNS.values()))
-        if not dsks:
-            log.info("%s has no UCD-SNMP-MIB dskTable: free space is size - used, no inodes",
-                     target.address)
+    with snmp.Session() as session:
+        storages = parse_storage(session.table(target, HR_STORAGE_ENTRY, HR_COLUMNS.values()))
+        if not storages:
+            raise snmp.SnmpError(
+                "%s has no hrStorageTable (HOST-RESOURCES-MIB) rows: the agent does not offer "
+                "it, or the view of this community/user excludes it" % target.address)
+        dsks = []
+        if with_dsk:
+            dsks = parse_dsk(session.table(target, DSK_ENTRY, DSK_COLUMNS.values()))
+            if not dsks:
+                log.info("%s has no UCD-SNMP-MIB dskTable: free space is size - used, no "
+                         "inodes", target.address)
     return partitions(storages, dsks)

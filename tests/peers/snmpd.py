@@ -35,7 +35,8 @@ def free_udp_port():
 
 class Snmpd:
     def __init__(self, community=None, user="osop", auth_proto="SHA", auth_key=None,
-                 priv_proto="AES", priv_key=None, disks=(), private_mounts=(), port=None):
+                 priv_proto="AES", priv_key=None, disks=(), private_mounts=(), port=None,
+                 extra_users=()):
         self.community = community or "c-" + secrets.token_hex(8)
         self.user = user
         self.auth_proto = auth_proto
@@ -45,6 +46,8 @@ class Snmpd:
         self.disks = list(disks)
         self.private_mounts = list(private_mounts)
         self.port = port
+        # (user, auth proto, auth key, priv proto, priv key): more v3 users, authPriv each
+        self.extra_users = list(extra_users)
         self.process = None
         self.dir = None
         self.log_path = None
@@ -62,6 +65,9 @@ class Snmpd:
             "dontLogTCPWrappersConnects yes",
             "sysName osop-test-agent",
         ]
+        for user, auth, auth_key, priv, priv_key in self.extra_users:
+            lines += ["rouser %s priv" % user,
+                      'createUser %s %s "%s" %s "%s"' % (user, auth, auth_key, priv, priv_key)]
         lines += ["disk %s" % path for path in self.disks]
         return "\n".join(lines) + "\n"
 
@@ -86,7 +92,8 @@ class Snmpd:
         os.chmod(conf, 0o600)
         self.log_path = os.path.join(self.dir, "snmpd.log")
         pidfile = os.path.join(self.dir, "snmpd.pid")
-        argv = [SNMPD, "-C", "-c", conf, "-f", "-Lf", self.log_path, "-p", pidfile,
+        # -I -smux: no SMUX listener on the fixed TCP port 199 (tests run side by side).
+        argv = [SNMPD, "-C", "-c", conf, "-f", "-Lf", self.log_path, "-p", pidfile, "-I", "-smux",
                 "udp:127.0.0.1:%d" % self.port]
         if self.private_mounts:
             script = "".join('mount -t tmpfs -o size=8m osop-test "%s" && ' % p

@@ -143,3 +143,17 @@ def test_aes_and_des_work_with_debians_cryptography():
     from pysnmp.proto.secmod.rfc3826.priv import aes
 
     assert aes.PysnmpCryptoError is False and des.PysnmpCryptoError is False
+
+
+def test_readme_snmp_section_shows_the_real_options():
+    """The option excerpt in README's snmp section is the real --help text, kept in step."""
+    from tests import readme
+
+    help_text = readme.help_text("check_disk_partitions")
+    lines = help_text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("  -H HOST, --host"))
+    end = next(i for i in range(start, len(lines)) if not lines[i].strip())
+    excerpt = "\n".join(lines[start:end])
+    text = open(readme.README).read()
+    section = text[text.index("<!-- BEGIN snmp -->"):text.index("<!-- END snmp -->")]
+    assert excerpt in section, "README snmp options are stale; paste:\n" + excerpt

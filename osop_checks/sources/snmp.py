@@ -501,16 +501,20 @@ class Session:
             self.engine = self.api.SnmpEngine()
         limit = deadline.remaining()
         # An attempt never outlasts what is left: pysnmp's own timer is per try.
+        # A little is kept back (pysnmp's timer ticks every 0.1 s and may overrun each try
+        # by one tick) so that its own verdict ("no response within ...") comes before the
+        # overall limit below.
         if limit is not None:
+            tries = target.retries + 1
             target = dataclasses.replace(target, timeout=max(0.1, min(
-                target.timeout, limit / (target.retries + 1))))
+                target.timeout, 0.9 * limit / tries - 0.1)))
         log.info("asking %s", target.describe())
         try:
             return self.loop.run_until_complete(asyncio.wait_for(
                 coroutine_function(self, target, *args), timeout=limit))
         except asyncio.TimeoutError:
-            raise SnmpError("no SNMP response from %s within the check's --timeout" %
-                            target.address) from None
+            raise SnmpError("no SNMP response from %s before the check's --timeout ran out"
+                            % target.address) from None
 
     def walk(self, target, root):
         """Every (OID tuple, value) in the subtree ``root``, in OID order (GETBULK)."""

@@ -144,6 +144,23 @@ def under(candidate, prefix):
     return len(candidate) > len(prefix) and candidate[:len(prefix)] == prefix
 
 
+def inet_address(index):
+    """An InetAddressType + InetAddress table index (IP-MIB ipAddressTable: 1.4.a.b.c.d or
+    2.16.x...) as ('ipv4' | 'ipv6', address text, the rest of the index)."""
+    import ipaddress
+
+    index = tuple(index)
+    if len(index) < 2 or index[0] not in (1, 2, 3, 4) or len(index) < 2 + index[1]:
+        raise ValueError("%r is not an InetAddress index" % (index,))
+    kind, length = index[0], index[1]
+    raw = bytes(index[2:2 + length])
+    if kind in (1, 3) and length >= 4:      # ipv4, ipv4z (zone index after the address)
+        return "ipv4", str(ipaddress.IPv4Address(raw[:4])), index[2 + length:]
+    if kind in (2, 4) and length >= 16:     # ipv6, ipv6z
+        return "ipv6", str(ipaddress.IPv6Address(raw[:16])), index[2 + length:]
+    raise ValueError("%r is not an InetAddress index" % (index,))
+
+
 def text(value):
     """An OCTET STRING (bytes) as text; other values as their str."""
     if isinstance(value, bytes):

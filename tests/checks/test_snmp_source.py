@@ -157,3 +157,10 @@ def test_readme_snmp_section_shows_the_real_options():
     text = open(readme.README).read()
     section = text[text.index("<!-- BEGIN snmp -->"):text.index("<!-- END snmp -->")]
     assert excerpt in section, "README snmp options are stale; paste:\n" + excerpt
+
+
+def test_inet_address_indexes_of_ip_mib():
+    assert snmp.inet_address((1, 4, 192, 0, 2, 2)) == ("ipv4", "192.0.2.2", ())
+    assert snmp.inet_address((2, 16, 254, 128) + (0,) * 13 + (1,)) == ("ipv6", "fe80::1", ())
+    with pytest.raises(ValueError):
+        snmp.inet_address((1, 4, 192, 0))

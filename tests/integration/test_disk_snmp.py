@@ -239,6 +239,8 @@ def test_the_source_facade_against_the_agent(snmpd):
     table = snmp.table(target, "1.3.6.1.2.1.4.20.1", [1, 2, 3])
     assert table[(127, 0, 0, 1)][3] == "255.0.0.0"
     assert snmp.walk(target, "1.3.6.1.4.1.99999") == []
+    addresses = snmp.table(target, "1.3.6.1.2.1.4.34.1", [3, 4])  # IP-MIB ipAddressTable
+    assert ("ipv4", "127.0.0.1", ()) in [snmp.inet_address(index) for index in addresses]
     v3 = snmp.Target("127.0.0.1", snmpd.port, "3", user=snmpd.user, auth_key=snmpd.auth_key,
                      priv_key=snmpd.priv_key, timeout=1, retries=1)
     assert snmp.get(v3, ["1.3.6.1.2.1.1.5.0"]) == [b"osop-test-agent"]

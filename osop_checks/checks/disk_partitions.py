@@ -13,7 +13,7 @@ import os
 import nagiosplugin
 from nagiosplugin import Critical, Ok, Unknown, Warn
 
-from osop_checks import cli, runtime, units
+from osop_checks import cli, runtime, text, units
 from osop_checks.sources import disks, snmp, snmp_storage
 
 NAME = "DISK_PARTITIONS"
@@ -278,8 +278,9 @@ class FreeSpace(nagiosplugin.Context):
         if part.error:
             return None
         warning, critical = self.limits(part)
+        # The label passes text.label: over SNMP the mount point is the agent's text.
         return nagiosplugin.Performance(
-            part.mountpoint, part.used, "B", warning.used_limit(part),
+            text.label(part.mountpoint), part.used, "B", warning.used_limit(part),
             critical.used_limit(part), 0, part.size)
 
 
@@ -306,7 +307,7 @@ class FreeInodes(nagiosplugin.Context):
         part = metric.value
         # Remote inodes are percentages (total 100): the same numbers with the unit '%'.
         return nagiosplugin.Performance(
-            metric.name, part.inodes_total - part.inodes_free,
+            text.label(metric.name), part.inodes_total - part.inodes_free,
             "" if getattr(part, "inodes_exact", True) else "%",
             self._used(self.warning, part), self._used(self.critical, part),
             0, part.inodes_total)

@@ -192,3 +192,20 @@ def test_snmp_mode_help_is_in_the_parser():
     for option in ("--snmp", "--community-file", "--auth-key-file", "--priv-key-file",
                    "--storage-type", "--snmp-retries"):
         assert re.search(r"\s%s\b" % re.escape(option), text), option
+
+
+def test_windows_style_descriptions_are_selected_by_match():
+    drive = st.RemotePartition("C:\\ Label:System  Serial Number 5c3ae5b2", "storage index 1",
+                               "fixedDisk", size=100 * GiB, used=40 * GiB, free=60 * GiB)
+    outcome = run(SNMP + ["--match", "^C:"], parts=[drive])
+    assert outcome.exitcode == 0, outcome.output
+    assert "'C:\\ Label:System Serial Number 5c3ae5b2'=" in outcome.status_line
+
+
+def test_agent_text_is_made_safe_for_labels_and_the_status_line():
+    odd = st.RemotePartition("/srv/it's=|odd\nname", "storage index 9", "fixedDisk",
+                             size=100 * GiB, used=40 * GiB, free=60 * GiB)
+    outcome = run(SNMP + ["-p", "/srv/it's=|odd\nname"], parts=[odd])
+    assert outcome.exitcode == 0, outcome.output
+    assert "'/srv/it_s_/odd name'=" in outcome.status_line
+    assert outcome.status_line.count("|") == 1

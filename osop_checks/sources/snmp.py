@@ -4,6 +4,8 @@
     rows = snmp.walk(target, "1.3.6.1.2.1.25.2.3.1")      # [(oid tuple, value), ...]
     hr = snmp.table(target, "1.3.6.1.2.1.25.2.3.1", [2, 3])  # {(index,): {2: .., 3: ..}}
     values = snmp.get(target, ["1.3.6.1.2.1.1.5.0"])     # [value, ...]
+    with snmp.Session() as session:                      # several requests, one engine
+        session.table(...); session.get(...)
 
 Numeric OIDs only: no MIB files are read at run time. Values come back as plain Python:
 int for every integer type (Integer32, Gauge32, Counter64 ...), bytes for OCTET STRING
@@ -12,7 +14,9 @@ None for NULL. Every request obeys ``deadline.remaining()``; failures raise Snmp
 nagiosplugin.CheckError, so a check turns it into UNKNOWN) with the cause in words.
 
 pysnmp is imported inside the functions only: a check that does not use SNMP never pays its
-import time (about 90 ms).
+import time (about 90 ms). Go through this module rather than importing pysnmp yourself: it
+makes v3 privacy work with Debian's python3-cryptography and must do so before pysnmp's first
+import (see _cryptography_compat).
 
 Checks offer the same options through ``add_arguments(parser)`` and ``target_from_args(args)``.
 Secrets (community, v3 keys) come from a file or the environment (argv works but shows in
@@ -592,14 +596,16 @@ def get(target, oids, missing_ok=False):
 
 # -- the shared command line -----------------------------------------------------------------
 
-def add_arguments(parser, host_required=False, enable_switch=True):
-    """The SNMP options every check offers alike. ``enable_switch`` adds --snmp for checks
-    with a local mode; -H/--host is added here (a check with its own -H passes host=False)."""
+def add_arguments(parser, host=True, host_required=False, enable_switch=True):
+    """The SNMP options every check offers alike, in a group of their own. ``enable_switch``
+    adds --snmp for checks with a local mode; -H/--host is added here unless ``host`` is
+    False (a check that already has -H; target_from_args reads args.host either way)."""
     group = parser.add_argument_group(
         "SNMP (remote agent)",
         "community and keys are best given by file or environment: argv shows in ps")
-    group.add_argument("-H", "--host", required=host_required, metavar="HOST",
-                       help="the SNMP agent's host name or address")
+    if host:
+        group.add_argument("-H", "--host", required=host_required, metavar="HOST",
+                           help="the SNMP agent's host name or address")
     if enable_switch:
         group.add_argument("--snmp", action="store_true",
                            help="read the data from HOST's SNMP agent instead of this machine")

@@ -164,3 +164,13 @@ def test_inet_address_indexes_of_ip_mib():
     assert snmp.inet_address((2, 16, 254, 128) + (0,) * 13 + (1,)) == ("ipv6", "fe80::1", ())
     with pytest.raises(ValueError):
         snmp.inet_address((1, 4, 192, 0))
+
+
+def test_pysnmp_mib_modules_run_from_the_bytecode_cache():
+    api = snmp._import_api()
+    from pysnmp.smi import builder
+
+    assert builder.DirMibSource._osop_cached and builder.runpy is snmp._CachedMibRunner
+    engine = api.SnmpEngine()  # loads SNMPv2-SMI, SNMP-FRAMEWORK-MIB ... through the cache
+    assert any(path.endswith("SNMPv2-SMI.py") for path in snmp._MIB_CODE)
+    assert engine.get_mib_builder().import_symbols("SNMPv2-MIB", "sysName")[0] is not None

@@ -152,7 +152,11 @@ class Snmpd:
             self.dir = None
 
     def __enter__(self):
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()  # a failed start leaves no process and no directory behind
+            raise
 
     def __exit__(self, *exc):
         self.close()

@@ -52,6 +52,25 @@ def comparisons(stack, tmp, present):
                      ("http", {"http_vhost": "localhost", "http_address": "127.0.0.1",
                                "http_port": port, "http_ssl": True, "http_sni": True,
                                "http_certificate": "21,7"})))
+    if "disk_partitions" in present and have("check_snmp"):
+        try:
+            from osop_checks.sources import snmp
+            from tests.peers.snmpd import QUIET_ENV, Snmpd
+
+            os.environ.update(QUIET_ENV)  # check_snmp: no complaints about absent MIB files
+            agent = stack.enter_context(Snmpd())
+            target = snmp.Target("127.0.0.1", agent.port, community=agent.community)
+            rows = snmp.table(target, "1.3.6.1.2.1.25.2.3.1", [3])
+            index = next(i[0] for i, cells in rows.items() if cells.get(3) == b"/")
+            jobs.append(("disk space of / over SNMP v2c, snmpd on loopback (check_snmp, "
+                         "2 OIDs)",
+                         ("disk_partitions", agent.v2c_args() + ["-p", "/"]),
+                         ("snmp", {"snmp_address": "127.0.0.1", "snmp_port": agent.port,
+                                   "snmp_version": "2c", "snmp_community": agent.community,
+                                   "snmp_oid": ".1.3.6.1.2.1.25.2.3.1.6.%d,"
+                                               ".1.3.6.1.2.1.25.2.3.1.5.%d" % (index, index)})))
+        except Exception as exc:
+            print("note: SNMP comparison not run: %s" % exc, file=sys.stderr)
     if "dyndns_match" in present and have("check_dig"):
         try:
             (label, check, argv), = bench_startup.run_dyndns_match(stack, tmp)

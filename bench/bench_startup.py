@@ -48,8 +48,9 @@ def run_disk_partitions(stack, tmp):
 
 
 def run_disk_snmp(stack, tmp):
-    from tests.peers.snmpd import Snmpd
+    from tests.peers.snmpd import QUIET_ENV, Snmpd
 
+    os.environ.update(QUIET_ENV)  # check_snmp: no complaints about absent MIB files
     agent = stack.enter_context(Snmpd())
     return [("check_disk_partitions --snmp (v2c, snmpd on loopback) -p /", "disk_partitions",
              agent.v2c_args() + ["-p", "/"])]
@@ -161,6 +162,20 @@ def peer_plugins(invocations):
             found.append(("Monitoring Plugins check_http -S -C 21,7 (same server)",
                           [os.path.join(PLUGINS, "check_http"), "-H", "localhost", "-I",
                            "127.0.0.1", "-p", port, "-S", "--sni", "-C", "21,7"]))
+    for label, check, argv in invocations:
+        if "--snmp" in argv and have("check_snmp"):
+            from osop_checks.sources import snmp
+
+            port = argv[argv.index("--snmp-port") + 1]
+            community = open(argv[argv.index("--community-file") + 1]).readline().strip()
+            target = snmp.Target("127.0.0.1", int(port), community=community)
+            rows = snmp.table(target, "1.3.6.1.2.1.25.2.3.1", [3])
+            index = next(i[0] for i, cells in rows.items() if cells.get(3) == b"/")
+            found.append(("Monitoring Plugins check_snmp v2c (2 OIDs of /)",
+                          [os.path.join(PLUGINS, "check_snmp"), "-H", "127.0.0.1", "-p", port,
+                           "-P", "2c", "-C", community, "-o",
+                           ".1.3.6.1.2.1.25.2.3.1.6.%d,.1.3.6.1.2.1.25.2.3.1.5.%d" % (
+                               index, index)]))
     if have("check_apt") and "os_upgrades" in [c for _, c, _ in invocations]:
         found.append(("Monitoring Plugins check_apt (no update)",
                       [os.path.join(PLUGINS, "check_apt")]))
@@ -183,7 +198,7 @@ def regular_install(directory):
     source = os.path.join(directory, "src")
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
         ".venv", ".git", "build", "*.egg-info", "__pycache__", ".pytest_cache", "tests"))
-    subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "--no-deps",
+    subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q",
                     "--no-build-isolation", "--disable-pip-version-check", source],
                    check=True, timeout=600, stdout=subprocess.DEVNULL)
     return os.path.join(venv, "bin")
@@ -261,6 +276,9 @@ def main():
             commands["python -c pass (floor) [%s]" % tag] = quoted([python, "-c", "pass"])
             commands["python -c 'import nagiosplugin, argparse' [%s]" % tag] = quoted(
                 [python, "-c", "import nagiosplugin, argparse"])
+            commands["python -c 'import nagiosplugin, argparse, dataclasses, typing' [%s]"
+                     % tag] = quoted([python, "-c",
+                                      "import nagiosplugin, argparse, dataclasses, typing"])
             for label, check, argv in invocations:
                 commands["%s [%s]" % (label, tag)] = quoted(
                     [script("check_" + check.replace("disk_snmp", "disk_partitions"), bindir)]

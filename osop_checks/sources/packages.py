@@ -4,15 +4,14 @@ apt (sources/apt.py) and dnf (sources/dnf.py) both answer with a ``Pending`` hol
 ``Upgrade``s, so check_os_upgrades judges Debian and RHEL hosts alike. Also here: the running
 versus newest installed kernel, and the result cache that makes a repeat run cheap.
 """
+from __future__ import annotations
+
 import dataclasses
-import hashlib
 import json
 import logging
 import os
 import re
-import tempfile
 import time
-from typing import List, Optional
 
 log = logging.getLogger("nagiosplugin")
 
@@ -21,9 +20,9 @@ log = logging.getLogger("nagiosplugin")
 class Upgrade:
     """One package that an upgrade would install: ``current`` is None for a new package."""
     package: str
-    current: Optional[str]
+    current: str | None
     candidate: str
-    origins: List[str] = dataclasses.field(default_factory=list)
+    origins: list = dataclasses.field(default_factory=list)
     arch: str = ""
     security: bool = False
 
@@ -39,11 +38,11 @@ class Upgrade:
 class Pending:
     """A package manager's answer: the upgrades and the packages held back from upgrading."""
     manager: str
-    upgrades: List[Upgrade] = dataclasses.field(default_factory=list)
-    held: List[str] = dataclasses.field(default_factory=list)
-    kept_back: List[str] = dataclasses.field(default_factory=list)
-    removals: List[str] = dataclasses.field(default_factory=list)
-    cached_at: Optional[float] = None
+    upgrades: list = dataclasses.field(default_factory=list)
+    held: list = dataclasses.field(default_factory=list)
+    kept_back: list = dataclasses.field(default_factory=list)
+    removals: list = dataclasses.field(default_factory=list)
+    cached_at: float | None = None
 
     def to_json(self):
         data = dataclasses.asdict(self)
@@ -60,8 +59,8 @@ class Pending:
 @dataclasses.dataclass
 class Reboot:
     """Why a reboot is needed (empty ``reasons``: it is not)."""
-    reasons: List[str] = dataclasses.field(default_factory=list)
-    packages: List[str] = dataclasses.field(default_factory=list)
+    reasons: list = dataclasses.field(default_factory=list)
+    packages: list = dataclasses.field(default_factory=list)
 
     @property
     def required(self):
@@ -72,8 +71,8 @@ class Reboot:
 class ListAge:
     """How old the package lists / repository metadata are: ``newest`` is a path, ``mtime`` its
     time (None: no lists at all)."""
-    newest: Optional[str]
-    mtime: Optional[float]
+    newest: str | None
+    mtime: float | None
 
     def age(self, now=None):
         if self.mtime is None:
@@ -168,6 +167,8 @@ class ResultCache:
     holds the answer and the key it was computed under; a different key is a miss."""
 
     def __init__(self, directory, name):
+        import hashlib
+
         self.directory = directory
         digest = hashlib.sha256(json.dumps(name, sort_keys=True).encode()).hexdigest()[:16]
         self.path = os.path.join(directory, "os_upgrades-%s.json" % digest) if directory \
@@ -195,6 +196,8 @@ class ResultCache:
     def store(self, key, pending):
         if not self.path:
             return
+        import tempfile
+
         data = {"key": key, "time": time.time(), "pending": pending.to_json()}
         try:
             fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".os_upgrades-")

@@ -280,6 +280,10 @@ class Flag(nagiosplugin.Context):
             return nagiosplugin.Result(Ok, metric=metric)
         return nagiosplugin.Result(self.state, self.describe(resource.facts), metric)
 
+    def performance(self, metric, resource):
+        return nagiosplugin.Performance(metric.name, metric.value, "", None, None, metric.min,
+                                        metric.max)
+
 
 class ListAgeContext(nagiosplugin.Context):
     def __init__(self, maximum, state):

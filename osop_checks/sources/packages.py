@@ -28,10 +28,13 @@ class Upgrade:
 
     @property
     def pocket(self):
-        """The suite of the first origin ('oldstable-security'), or the repository name."""
-        if not self.origins:
-            return ""
-        return self.origins[0].rsplit("/", 1)[-1]
+        """The suite it comes from ('oldstable-security'): the security one where there is one,
+        else the first origin's (for dnf: the repository)."""
+        suites = [origin.rsplit("/", 1)[-1] for origin in self.origins]
+        for suite in suites:
+            if suite.endswith("-security"):
+                return suite
+        return suites[0] if suites else ""
 
 
 @dataclasses.dataclass

@@ -122,14 +122,16 @@ def under(root, path):
 
 def apt_argv(command, mode, root=None):
     """The simulation command line. With ``root`` and the plain apt-get, apt reads its
-    configuration, lists and dpkg status below ``root`` (-o Dir=ROOT); a command prefix such
-    as 'chroot ROOT apt-get' is taken as given."""
+    configuration, lists and dpkg status below ``root`` (-o Dir=ROOT) and writes no binary
+    cache there (the root's own apt may be another version); a command such as
+    'chroot ROOT apt-get' is taken as given."""
     if mode not in MODES:
         raise ValueError("unknown upgrade mode %r" % mode)
     argv = list(command) + ["-s", "-o", "Debug::NoLocking=1"]
     if root and os.path.basename(command[0]) == "apt-get" and len(command) == 1:
         argv += ["-o", "Dir=%s" % root,
-                 "-o", "Dir::State::status=%s" % under(root, "/var/lib/dpkg/status")]
+                 "-o", "Dir::State::status=%s" % under(root, "/var/lib/dpkg/status"),
+                 "-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache="]
     return argv + [mode]
 
 

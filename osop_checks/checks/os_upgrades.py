@@ -325,8 +325,9 @@ def describe_upgrade(u):
 
 
 class Report(nagiosplugin.Summary):
-    def __init__(self, facts):
+    def __init__(self, facts, max_age):
         self.facts = facts
+        self.max_age = max_age
 
     def _line(self, results):
         f = self.facts
@@ -343,6 +344,9 @@ class Report(nagiosplugin.Summary):
             parts.append("reboot required")
         if f.age is None:
             parts.append("no package lists")
+        elif self.max_age and f.age > self.max_age:
+            parts.append("package lists %s old (max %s)" % (
+                units.format_duration(f.age), units.format_duration(self.max_age)))
         else:
             parts.append("lists %s old" % units.format_duration(f.age))
         return ", ".join(parts)
@@ -351,10 +355,7 @@ class Report(nagiosplugin.Summary):
         return self._line(results)
 
     def problem(self, results):
-        line = self._line(results)
-        worse = [str(r.hint) for r in results.most_significant
-                 if r.metric and r.metric.context in ("list_age",) and r.hint]
-        return "; ".join([line] + worse) if worse else line
+        return self._line(results)
 
     def verbose(self, results):
         f = self.facts
@@ -408,7 +409,7 @@ def build_check(args, detect=detect_host, uname=os.uname, boot="/boot", now=time
         Flag("held", args.held_state, lambda f: "%d held" % len(f.held)),
         Flag("reboot", args.reboot_state, lambda f: "reboot required"),
         ListAgeContext(args.max_list_age, args.list_age_state),
-        Report(facts))
+        Report(facts, args.max_list_age))
 
 
 def main(argv=None):

@@ -99,8 +99,12 @@ def build_parser():
     thr.add_argument("--security-critical", type=count, default=count("0"), metavar="RANGE",
                      help="critical when the number of security upgrades is outside this "
                           "range (default: 0, any security upgrade is CRITICAL)")
-    parser.add_thresholds(units.COUNT, what="for the other (non-security) upgrades",
-                          warning="0")
+    thr.add_argument("-w", "--warning", type=count, default=count("0"), metavar="RANGE",
+                     help="warn when the number of other (non-security) upgrades is outside "
+                          "this range (default: 0, WARNING from one upgrade)")
+    thr.add_argument("-c", "--critical", type=count, metavar="RANGE",
+                     help="critical when the number of other upgrades is outside this range "
+                          "(default: none)")
     thr.add_argument("--held-state", type=state_type, default=Ok, metavar="STATE",
                      help="state when packages are held back (ok, warn, crit; default: ok, "
                           "they are listed)")

@@ -441,3 +441,61 @@ def test_import_is_light():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_hung_apt_get_ends_within_the_timeout():
+    from tests.peers import run_plugin
+    import time as _time
+
+    start = _time.monotonic()
+    out = run_plugin("check_os_upgrades", ["--no-cache", "-t", "2",
+                                           "--apt-get", "sh -c 'sleep 30; echo never'"])
+    assert _time.monotonic() - start < 3 + 1.5  # the --timeout plus start-up
+    assert out.exitcode == 3
+    assert out.output.startswith("OS_UPGRADES UNKNOWN - ")
+    assert len(out.output.splitlines()) == 1
+    leftover = subprocess.run(["pgrep", "-f", "sleep 30; echo never"], capture_output=True)
+    assert leftover.stdout == b""
+
+
+def test_dnf_host_end_to_end_on_replayed_output(tmp_path):
+    """The dnf path as a process: a stand-in dnf replays the synthetic fixtures with dnf's
+    exit codes (100: upgrades available), needs-restarting exits 1 (reboot required)."""
+    from tests.peers import run_plugin
+
+    fake = tmp_path / "dnf"
+    fake.write_text(
+        "#!/bin/sh\n"
+        "case \"$*\" in\n"
+        "  *check-update*) cat %s; exit 100;;\n"
+        "  *updateinfo*) cat %s; exit 0;;\n"
+        "esac\nexit 1\n" % (os.path.join(FIXTURES, "dnf/check-update_el9_synthetic.txt"),
+                            os.path.join(FIXTURES, "dnf/updateinfo-security_el9_synthetic.txt")))
+    restart = tmp_path / "needs-restarting"
+    restart.write_text("#!/bin/sh\ncat %s\nexit 1\n" % os.path.join(
+        FIXTURES, "dnf/needs-restarting-reboot_el9_synthetic.txt"))
+    for script in (fake, restart):
+        script.chmod(0o755)
+    root = tmp_path / "root"
+    (root / "var/cache/dnf").mkdir(parents=True)
+    (root / "var/cache/dnf/baseos.solv").write_text("")
+    out = run_plugin("check_os_upgrades", [
+        "--package-manager", "dnf", "--dnf", str(fake), "--needs-restarting", str(restart),
+        "--root", str(root), "--cache-dir", str(tmp_path / "cache")])
+    assert out.exitcode == 2, out.output
+    assert out.status_line.startswith(
+        "OS_UPGRADES CRITICAL - 7 upgrades (3 security), reboot required, lists ")
+    lines = out.output.splitlines()
+    assert lines[1] == "[SECURITY] kernel 5.14.0-427.22.1.el9_4 (baseos, RHSA-2024:3501)"
+    assert "reboot required by: kernel systemd" in lines
+    again = run_plugin("check_os_upgrades", [
+        "--package-manager", "dnf", "--dnf", str(fake), "--needs-restarting", str(restart),
+        "--root", str(root), "--cache-dir", str(tmp_path / "cache")])
+    assert "answer cached at" in again.output
+    fake.write_text("#!/bin/sh\necho 'Error: Failed to load repo metadata' >&2\nexit 1\n")
+    (root / "var/cache/dnf/baseos.solv").write_text("refreshed")  # the key changes
+    broken = run_plugin("check_os_upgrades", [
+        "--package-manager", "dnf", "--dnf", str(fake), "--root", str(root),
+        "--no-cache"])
+    assert broken.output == ("OS_UPGRADES UNKNOWN - dnf failed (exit 1): Error: Failed to "
+                             "load repo metadata\n")

@@ -57,7 +57,7 @@ def build_parser():
         behind_the_scenes=[
             "apt: apt-get -s -o Debug::NoLocking=1 dist-upgrade (a simulation: no lock taken,",
             "nothing changed), held packages from /var/lib/dpkg/status, list age from the newest",
-            "of /var/lib/apt/lists/* (and lists/partial, periodic/update-success-stamp), reboot",
+            "of /var/lib/apt/lists/* and /var/lib/apt/periodic/update-success-stamp, reboot",
             "from /run/reboot-required(.pkgs); security = an origin labelled Debian-Security or a",
             "suite ending in -security (as check_apt). dnf: dnf -q -C check-update and",
             "dnf -q -C updateinfo list --security (cached metadata only), needs-restarting -r,",

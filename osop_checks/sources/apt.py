@@ -171,23 +171,26 @@ def cache_inputs(root=None):
 
 
 def list_age(root=None):
-    """The newest of the package lists in /var/lib/apt/lists (apt gives each list the
-    server's Last-Modified time), lists/partial (written by every apt-get update that reached
-    a mirror) and /var/lib/apt/periodic/update-success-stamp (apt-daily's last success)."""
+    """The newest package list in /var/lib/apt/lists, or apt-daily's
+    /var/lib/apt/periodic/update-success-stamp where newer.
+
+    apt replaces a list only when the mirror has a new one, and gives it the mirror's
+    Last-Modified time; Debian's and Ubuntu's -updates and -security suites are republished
+    several times a day, so after a successful update the newest list is hours old at most.
+    lists/partial is not taken: apt touches it on every update, a failed one too."""
     lists = under(root, "/var/lib/apt/lists")
     newest, newest_mtime = None, None
     candidates = []
     try:
         with os.scandir(lists) as entries:
             for entry in entries:
-                if entry.name in ("lock", "auxfiles") or entry.name.startswith("."):
+                if entry.name == "lock" or entry.name.startswith("."):
                     continue
-                if entry.name == "partial" or entry.is_file():
+                if entry.is_file(follow_symlinks=False):
                     candidates.append(entry.path)
     except OSError:
         pass
-    has_lists = any(not c.endswith("/partial") for c in candidates)
-    if not has_lists:
+    if not candidates:
         return ListAge(None, None)
     candidates.append(under(root, "/var/lib/apt/periodic/update-success-stamp"))
     for path in candidates:

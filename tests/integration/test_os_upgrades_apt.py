@@ -162,7 +162,7 @@ def test_reboot_required_file(apt_state):
 def test_stale_and_missing_lists(apt_state):
     lists = apt_state / "var/lib/apt/lists"
     old = time.time() - 10 * 86400
-    for entry in list(lists.iterdir()) + [lists / "partial"]:
+    for entry in lists.iterdir():
         os.utime(entry, (old, old))
     outcome = check(apt_state, "--max-list-age", "2d", *QUIET)
     assert outcome.exitcode == 1
@@ -170,6 +170,16 @@ def test_stale_and_missing_lists(apt_state):
     assert check(apt_state, "--max-list-age", "2d", "--list-age-state", "crit",
                  *QUIET).exitcode == 2
     assert check(apt_state, "--max-list-age", "11d", *QUIET).exitcode == 0
+    # An apt-get update that cannot reach its mirror leaves the lists stale.
+    (apt_state / "etc/apt/sources.list").write_text("deb http://127.0.0.1:9/debian trixie main\n")
+    for extra in (apt_state / "etc/apt/sources.list.d").iterdir():
+        extra.unlink()
+    subprocess.run(["apt-get", "-q", "-o", "Dir=%s" % apt_state, "-o",
+                    "Dir::State::status=%s/var/lib/dpkg/status" % apt_state,
+                    "-o", "Acquire::Retries=0", "update"],
+                   capture_output=True, timeout=60)
+    outcome = check(apt_state, "--max-list-age", "2d", *QUIET)
+    assert outcome.exitcode == 1 and "(max 2d)" in outcome.status_line, outcome.output
     # Lists never fetched: apt sees no candidates and says 0 upgrades, which we do not trust.
     for entry in lists.iterdir():
         if entry.is_file():

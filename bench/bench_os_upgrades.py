@@ -20,51 +20,67 @@ import tempfile
 CHECK_APT = "/usr/lib/nagios/plugins/check_apt"
 
 
-def hyperfine(commands, runs, prepare=None, warmup=1):
-    """{command: median seconds} for each command, via hyperfine's JSON export."""
+def hyperfine(command, runs, prepare=None, warmup=1):
+    """(wall times in seconds, mean CPU seconds user+system) of ``runs`` runs of ``command``."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         argv = ["hyperfine", "-N", "-i", "--style", "none", "--runs", str(runs),
                 "--warmup", str(warmup), "--export-json", out.name]
         if prepare:
             argv += ["--prepare", prepare]
-        subprocess.run(argv + commands, check=True, stdout=subprocess.DEVNULL,
+        subprocess.run(argv + [command], check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         with open(out.name) as handle:
-            results = json.load(handle)["results"]
-    return {r["command"]: statistics.median(r["times"]) for r in results}
+            result = json.load(handle)["results"][0]
+    return result["times"], result["user"] + result["system"]
 
 
 def fmt(seconds):
     return "%.0f ms" % (seconds * 1000) if seconds < 10 else "%.1f s" % seconds
 
 
-def scenario(title, ours, theirs, runs, tmp, tag):
+def scenario(title, ours, theirs, runs, rounds, tmp, tag):
+    """check_apt, our first run (result cache emptied before each run) and our repeat run
+    (cache warm), measured in ``rounds`` interleaved rounds so that a change of the machine's
+    load hits all three alike; medians over all runs."""
     cache = os.path.join(tmp, "cache-" + tag)
-    first_cmd = "%s --cache-dir %s" % (ours, cache)
-    reference = hyperfine([theirs], runs)[theirs]
-    # First run: the result cache is emptied before every timed run.
-    first = hyperfine([first_cmd], runs, prepare="rm -rf %s" % cache, warmup=0)[first_cmd]
-    # Repeat run: the cache holds the answer (filled by the warm-up).
-    repeat = hyperfine([first_cmd], max(runs * 3, 20), warmup=2)[first_cmd]
+    mine = "%s --cache-dir %s" % (ours, cache)
+    kinds = {"theirs": ([], []), "first": ([], []), "repeat": ([], [])}
+    per_round = max(1, runs // rounds)
+    for _ in range(rounds):
+        for kind, command, prepare, count, warmup in (
+                ("theirs", theirs, None, per_round, 1),
+                ("first", mine, "rm -rf %s" % cache, per_round, 0),
+                ("repeat", mine, None, per_round * 3, 2)):
+            times, cpu = hyperfine(command, count, prepare, warmup)
+            kinds[kind][0].extend(times)
+            kinds[kind][1].append(cpu)
+    wall = {k: statistics.median(v[0]) for k, v in kinds.items()}
+    cpu = {k: statistics.mean(v[1]) for k, v in kinds.items()}
     rows = [
-        ("Monitoring Plugins check_apt", theirs, reference, "1"),
-        ("check_os_upgrades, first run (cache cleared)", first_cmd, first,
-         "%.2fx the time" % (first / reference)),
-        ("check_os_upgrades, repeat run (cache warm)", first_cmd, repeat,
-         "**%.1fx faster**" % (reference / repeat)),
+        ("Monitoring Plugins check_apt", theirs, "theirs", "1", "1"),
+        ("check_os_upgrades, first run (cache cleared)", mine, "first",
+         "%.2fx the time" % (wall["first"] / wall["theirs"]),
+         "%.2fx" % (cpu["first"] / cpu["theirs"])),
+        ("check_os_upgrades, repeat run (cache warm)", mine, "repeat",
+         "**%.1fx faster**" % (wall["theirs"] / wall["repeat"]),
+         "%.1fx less" % (cpu["theirs"] / cpu["repeat"])),
     ]
     lines = ["", "### %s" % title, "",
-             "| run | command | median | vs check_apt |", "|---|---|---|---|"]
-    for name, command, median, ratio in rows:
+             "| run | command | median wall time | vs check_apt | CPU (user+sys) | vs check_apt |",
+             "|---|---|---|---|---|---|"]
+    for name, command, kind, ratio, cpu_ratio in rows:
         shown = command.replace(tmp, "$TMP").replace(
             os.path.dirname(sys.executable) + "/", "")
-        lines.append("| %s | `%s` | %s | %s |" % (name, shown, fmt(median), ratio))
-    return lines, reference / repeat, first / reference
+        lines.append("| %s | `%s` | %s | %s | %s | %s |" % (
+            name, shown, fmt(wall[kind]), ratio, fmt(cpu[kind]), cpu_ratio))
+    return lines, wall["theirs"] / wall["repeat"], wall["first"] / wall["theirs"]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=9, help="runs per median (default 9)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds the runs are spread over (default 3)")
     args = parser.parse_args()
     for tool in ("hyperfine", "apt-get"):
         if not shutil.which(tool):
@@ -79,10 +95,14 @@ def main():
             text=True).stdout.split("\n", 1)[0]
         out = ["## check_os_upgrades vs check_apt", "",
                "Same machine, same apt state, both in dist-upgrade mode; %d runs per median "
-               "(repeat runs: more). This machine: %s" % (args.runs, upgrades.split(" | ")[0])]
+               "(repeat runs: 3x as many) in %d interleaved rounds; CPU is the mean user+system "
+               "time, which other load on the machine disturbs less than wall time. "
+               "This machine: `%s`, load average %s before the run."
+               % (args.runs, args.rounds, upgrades.split(" | ")[0],
+                  " ".join("%.1f" % x for x in os.getloadavg()))]
         table, speedup, first_ratio = scenario(
             "apt as configured here", ours + " --max-list-age 0",
-            CHECK_APT + " -d", args.runs, tmp, "a")
+            CHECK_APT + " -d", args.runs, args.rounds, tmp, "a")
         out += table
         bins = os.path.join(tmp, "aptcache")
         os.makedirs(bins)
@@ -94,7 +114,7 @@ def main():
             "apt with its binary package cache (pkgcache.bin) enabled, as on a stock host",
             "%s --max-list-age 0 --apt-get '%s'" % (ours, "apt-get " + opts),
             "%s '--dist-upgrade=-o Debug::NoLocking=true -s -qq %s'" % (CHECK_APT, opts),
-            args.runs, tmp, "b")
+            args.runs, args.rounds, tmp, "b")
         out += table2
         out += ["", "Repeat run: %.1fx / %.1fx faster than check_apt (target 20x); first run: "
                     "%.2fx / %.2fx check_apt's time (target: no slower). The repeat run is "

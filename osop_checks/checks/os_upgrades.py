@@ -79,7 +79,8 @@ def build_parser():
                          "--apt-get is given; the running kernel is not compared")
     pm.add_argument("--apt-get", type=command_type, metavar="COMMAND",
                     help="the apt-get command, split like a shell would (default: apt-get), "
-                         "e.g. 'chroot /srv/c apt-get' to use a container's own apt")
+                         "e.g. 'chroot /srv/c apt-get' to use a container's own apt (give "
+                         "--root /srv/c too, so that its files are read)")
     pm.add_argument("--dnf", type=command_type, metavar="COMMAND",
                     help="the dnf command (default: dnf, or yum where there is no dnf)")
     pm.add_argument("--needs-restarting", type=command_type, metavar="COMMAND",
@@ -181,10 +182,8 @@ class DnfHost:
         except proc.CommandError as exc:
             if "command not found" not in str(exc):
                 raise
-            reboot = packages.Reboot()
-            reboot.note = "%s is not installed (dnf-utils / yum-utils)" % \
-                self.needs_restarting[0]
-            return reboot
+            return packages.Reboot(note="%s is not installed (dnf-utils / yum-utils)"
+                                   % self.needs_restarting[0])
 
     def list_age(self):
         return self._dnf().metadata_age(self.root)
@@ -377,9 +376,8 @@ class Report(nagiosplugin.Summary):
             lines.append("reboot required: %s" % reason)
         if f.reboot.packages:
             lines.append("reboot required by: %s" % " ".join(f.reboot.packages))
-        note = getattr(f.reboot, "note", None)
-        if note:
-            lines.append("reboot: not known, %s" % note)
+        if f.reboot.note:
+            lines.append("reboot: not known, %s" % f.reboot.note)
         if f.lists.newest:
             lines.append("newest package list: %s, %s old" % (
                 f.lists.newest, units.format_duration(f.age)))

@@ -64,6 +64,7 @@ class Reboot:
     """Why a reboot is needed (empty ``reasons``: it is not)."""
     reasons: list = dataclasses.field(default_factory=list)
     packages: list = dataclasses.field(default_factory=list)
+    note: str = ""  # why it could not be told, where it could not
 
     @property
     def required(self):

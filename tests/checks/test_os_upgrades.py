@@ -499,3 +499,20 @@ def test_dnf_host_end_to_end_on_replayed_output(tmp_path):
         "--no-cache"])
     assert broken.output == ("OS_UPGRADES UNKNOWN - dnf failed (exit 1): Error: Failed to "
                              "load repo metadata\n")
+
+
+def test_dnf_without_needs_restarting_says_so(tmp_path):
+    from tests.peers import run_plugin
+
+    fake = tmp_path / "dnf"
+    fake.write_text("#!/bin/sh\nexit 0\n")  # check-update: no upgrades
+    fake.chmod(0o755)
+    (tmp_path / "var/cache/dnf").mkdir(parents=True)
+    (tmp_path / "var/cache/dnf/baseos.solv").write_text("")
+    out = run_plugin("check_os_upgrades", [
+        "--dnf", str(fake), "--needs-restarting", "/nonexistent/needs-restarting",
+        "--root", str(tmp_path), "--no-cache"])
+    assert out.exitcode == 0, out.output
+    assert out.status_line.startswith("OS_UPGRADES OK - no upgrades pending, lists ")
+    assert "reboot: not known, /nonexistent/needs-restarting is not installed " \
+           "(dnf-utils / yum-utils)" in out.output

@@ -50,7 +50,8 @@ def test_parse_real_simulations(name, total, security, kept_back):
 
 
 def test_inst_line_fields():
-    upgrades = {u.package: u for u in apt.parse_simulation(fixture("apt/dist-upgrade_bookworm.txt"))}
+    upgrades = {u.package: u
+                for u in apt.parse_simulation(fixture("apt/dist-upgrade_bookworm.txt"))}
     both = upgrades["libgcrypt20"]
     assert (both.current, both.candidate, both.arch) == ("1.10.1-3", "1.10.1-3+deb12u1", "amd64")
     assert both.origins == ["Debian:12.15/oldstable", "Debian-Security:12/oldstable-security"]

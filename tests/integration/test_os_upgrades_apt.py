@@ -84,6 +84,28 @@ def test_repeat_run_comes_from_the_cache(tmp_path):
     assert first.exitcode == second.exitcode
 
 
+def test_unprivileged_user_caches_under_xdg_cache_home():
+    """Icinga runs plugins as nagios: /var/cache/osop-checks is root's, so the answer is kept
+    in $XDG_CACHE_HOME/osop-checks; apt-get -s needs no privileges."""
+    need_root()
+    need("apt-get", "runuser")
+    import tempfile
+
+    home = tempfile.mkdtemp(prefix="osop-xdg-")
+    try:
+        os.chmod(home, 0o777)
+        env = {"XDG_CACHE_HOME": home, "HOME": "/nonexistent"}
+        first = run_plugin("check_os_upgrades", ["--max-list-age", "0"], user="nobody", env=env)
+        second = run_plugin("check_os_upgrades", ["--max-list-age", "0"], user="nobody",
+                            env=env)
+        assert first.exitcode in (0, 1, 2), first.output + first.stderr
+        assert os.listdir(os.path.join(home, "osop-checks"))
+        assert "answer cached at" in second.output
+        assert numbers(first) == numbers(second)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
 # -- other releases, their own apt run in their root -----------------------------------------
 
 @pytest.fixture(scope="module", params=["bullseye", "trixie"])

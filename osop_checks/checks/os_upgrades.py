@@ -369,6 +369,8 @@ class Report(nagiosplugin.Summary):
         for name in f.held:
             lines.append("held: %s%s" % (name, " (an upgrade is kept back)"
                                          if name in f.pending.kept_back else ""))
+        if f.pending.deferred:
+            lines.append("deferred by phasing (Ubuntu): %s" % " ".join(f.pending.deferred))
         if f.kept_back:
             lines.append("kept back (by --upgrade-mode upgrade or a conflict): %s"
                          % " ".join(f.kept_back))
@@ -394,6 +396,7 @@ def build_check(args, detect=detect_host, uname=os.uname, boot="/boot", now=time
     pending.upgrades = [u for u in pending.upgrades if selected(u.package, args)]
     pending.held = [p for p in pending.held if selected(p, args)]
     pending.kept_back = [p for p in pending.kept_back if selected(p, args)]
+    pending.deferred = [p for p in pending.deferred if selected(p, args)]
     reboot = host.reboot()
     if not args.root:
         reason = packages.kernel_reason(uname().release, packages.installed_kernels(boot))

@@ -95,6 +95,12 @@ def parse_kept_back(text):
     return _section(text, "The following packages have been kept back")
 
 
+def parse_deferred(text):
+    """Ubuntu's phased updates, held back for now on this host (not counted as upgrades, as
+    apt does not install them either)."""
+    return _section(text, "The following upgrades have been deferred due to phasing")
+
+
 def parse_removals(text):
     return [m.group("package") for m in map(_REMV.match, text.splitlines()) if m]
 
@@ -158,7 +164,8 @@ def pending(command=("apt-get",), mode="dist-upgrade", root=None, timeout=None):
     text = simulate(command, mode, root, timeout)
     log.debug("apt-get output:\n%s", text)
     return Pending("apt", upgrades=parse_simulation(text), held=read_holds(root),
-                   kept_back=parse_kept_back(text), removals=parse_removals(text))
+                   kept_back=parse_kept_back(text), removals=parse_removals(text),
+                   deferred=parse_deferred(text))
 
 
 def cache_inputs(root=None):

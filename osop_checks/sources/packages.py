@@ -45,6 +45,7 @@ class Pending:
     held: list = dataclasses.field(default_factory=list)
     kept_back: list = dataclasses.field(default_factory=list)
     removals: list = dataclasses.field(default_factory=list)
+    deferred: list = dataclasses.field(default_factory=list)  # Ubuntu's phased updates
     cached_at: float | None = None
 
     def to_json(self):

@@ -76,6 +76,7 @@ def test_new_packages_have_no_current_version():
     ("Debian-Security:11/oldoldstable-security", True),
     ("Ubuntu:22.04/jammy-security", True),
     ("Ubuntu:22.04/jammy-updates", False),
+    ("UbuntuESMApps:22.04/jammy-apps-security", True),  # check_apt's default misses these
     ("Debian:12.15/oldstable", False),
     ("cloud-sdk:cloud-sdk-bookworm", False),
     ("nodistro:nodistro", False),
@@ -91,6 +92,8 @@ def test_ubuntu_and_local_origins_synthetic():
     assert not upgrades["snapd"].security
     assert upgrades["localpkg"].origins == [] and not upgrades["localpkg"].security
     assert apt.parse_removals(text) == ["oldpkg"]
+    assert apt.parse_deferred(text) == ["ubuntu-advantage-tools"]
+    assert apt.parse_kept_back(text) == []
 
 
 @pytest.mark.parametrize("text", [
@@ -200,7 +203,9 @@ class FixtureHost:
     def pending(self):
         self.asked += 1
         return packages.Pending("apt", upgrades=apt.parse_simulation(self.text),
-                                held=self.held, kept_back=apt.parse_kept_back(self.text))
+                                held=self.held, kept_back=apt.parse_kept_back(self.text),
+                                removals=apt.parse_removals(self.text),
+                                deferred=apt.parse_deferred(self.text))
 
     def reboot(self):
         return packages.Reboot(list(self.reboot_.reasons), list(self.reboot_.packages))
@@ -288,6 +293,17 @@ def test_held_packages_reported_with_their_state():
     assert perf(out)["held"].startswith("1;")
     assert run(FixtureHost(fixture("apt/held_trixie.txt"), held=["libzstd1"]),
                "--held-state", "warn").exitcode == 1
+
+
+def test_ubuntu_removals_and_phased_updates_in_long_output():
+    out = run(FixtureHost(fixture("apt/jammy_synthetic.txt")))
+    assert out.status_line.startswith("OS_UPGRADES CRITICAL - 3 upgrades (1 security)")
+    lines = out.output.splitlines()
+    assert lines[1] == ("[SECURITY] libssl3 3.0.2-0ubuntu1.10 -> 3.0.2-0ubuntu1.12 "
+                        "(Ubuntu:22.04/jammy-updates, Ubuntu:22.04/jammy-security)")
+    assert "localpkg 1.0 -> 1.1" in lines
+    assert "to remove: oldpkg" in lines
+    assert "deferred by phasing (Ubuntu): ubuntu-advantage-tools" in lines
 
 
 def test_kept_back_without_hold_is_listed():

@@ -31,7 +31,7 @@ def scenarios(stack):
          ["check_os_upgrades"]),
         ("the same again: answered from the result cache",
          ["check_os_upgrades"]),
-        ("upgrade mode, libraries only, security upgrades critical from 50",
+        ("upgrade mode, libraries only, security upgrades warn from 1, critical above 50",
          ["check_os_upgrades", "--upgrade-mode", "upgrade", "--include", "^lib",
           "--security-warning", "0", "--security-critical", "50", "-w", "100"]),
     ]

@@ -176,9 +176,7 @@ def peer_plugins(invocations):
                            "-P", "2c", "-C", community, "-o",
                            ".1.3.6.1.2.1.25.2.3.1.6.%d,.1.3.6.1.2.1.25.2.3.1.5.%d" % (
                                index, index)]))
-    if have("check_apt") and "os_upgrades" in [c for _, c, _ in invocations]:
-        found.append(("Monitoring Plugins check_apt (no update)",
-                      [os.path.join(PLUGINS, "check_apt")]))
+    # check_apt (seconds per run) is compared in bench_os_upgrades and bench_fleet.
     return found
 
 

@@ -250,7 +250,8 @@ def _records(response, name, rdtype):
         rrset = next((r for r in response.answer
                       if r.name == target and r.rdtype == wanted), None)
         if rrset is not None:
-            return sorted(str(rd) for rd in rrset), rrset.ttl, target.to_text()
+            return (sorted((str(rd) for rd in rrset), key=ipaddress.ip_address), rrset.ttl,
+                    target.to_text())
         cname = next((r for r in response.answer
                       if r.name == target and r.rdtype == dns.rdatatype.CNAME), None)
         if cname is None:

@@ -48,6 +48,8 @@ def build_parser():
             "check_dyndns_match -H vpn.example.org --server 192.0.2.53 --interface ppp0",
             "check_dyndns_match -H backup.example.org -6 --expect 2001:db8:1::10 "
             "--v6-prefix 56",
+            "check_dyndns_match -H office.dyndns.example --snmp 192.168.1.1 "
+            "--snmp-interface pppoe-wan --community-file /etc/icinga2/router.community",
         ],
         behind_the_scenes=[
             "DNS (dnspython): A/AAAA queries over UDP (TCP when truncated) to the name servers",
@@ -57,7 +59,9 @@ def build_parser():
             "must answer authoritatively (AA).",
             "--ip-url: an HTTP GET (requests, proxies from the environment apply); the body",
             "must be one IP address and nothing else. --interface: psutil.net_if_addrs(),",
-            "global addresses only (no loopback, link-local or fc00::/7).",
+            "global addresses only (no loopback, link-local or fc00::/7). --snmp: IP-MIB",
+            "ipAddressTable (ipAddrTable on older agents) and IF-MIB ifName/ifDescr, walked",
+            "through the shared SNMP source (pysnmp, numeric OIDs).",
             "Grace state: a JSON file (nagiosplugin Cookie) per name, by default in",
             "$XDG_STATE_HOME/osop-checks/ or else /var/tmp/osop-checks-<uid>/.",
         ])
@@ -93,9 +97,19 @@ def build_parser():
     src.add_argument("--expect", action="append", default=[], type=address_type,
                      metavar="ADDR", help="the public address is known and fixed (repeatable: "
                                           "one IPv4 and one IPv6)")
-    src.add_argument("--snmp", action="append", default=[], metavar="HOST",
-                     help="the router's WAN address over SNMP (IP-MIB): coming with the "
-                          "shared SNMP source, not available in this version")
+    shared = _snmp_module()
+    if shared is None:
+        src.add_argument("--snmp", action="append", default=[], metavar="HOST",
+                         help="the router's WAN address over SNMP (IP-MIB): needs the shared "
+                              "SNMP source (osop_checks.sources.snmp), not in this build")
+    else:
+        src.add_argument("--snmp", action="append", default=[], metavar="HOST",
+                         help="the router's WAN address read over SNMP from IP-MIB "
+                              "(repeatable; credentials from the SNMP options below)")
+        src.add_argument("--snmp-interface", metavar="NAME",
+                         help="with --snmp: the router's WAN interface (ifName or ifDescr); "
+                              "default: every globally routable address of the router")
+        shared.add_arguments(_WithoutHost(parser), enable_switch=False)
     cmp_ = parser.add_argument_group("comparison")
     cmp_.add_argument("--v6-prefix", type=cli.count_type(1, 128), default=128, metavar="N",
                       help="compare only the first N bits of IPv6 addresses, e.g. 64 when the "
@@ -109,6 +123,35 @@ def build_parser():
                            "$XDG_STATE_HOME/osop-checks/ or /var/tmp/osop-checks-<uid>/"
                            "dyndns_match_<NAME>.json)")
     return parser
+
+
+def _snmp_module():
+    """The shared SNMP source, or None in a build without it (then --snmp is refused)."""
+    try:
+        from osop_checks.sources import snmp
+    except ImportError:
+        return None
+    return snmp
+
+
+class _WithoutHost:
+    """Hands the shared SNMP options to this parser without their -H/--host: here -H is the
+    DNS name, and the agent is named by --snmp HOST."""
+
+    def __init__(self, parser):
+        self.parser = parser
+
+    def add_argument_group(self, *args, **kwargs):
+        group = self.parser.add_argument_group(*args, **kwargs)
+
+        class Group:
+            @staticmethod
+            def add_argument(*flags, **options):
+                if "-H" in flags or "--host" in flags:
+                    return None
+                return group.add_argument(*flags, **options)
+
+        return Group()
 
 
 # -- argument types ---------------------------------------------------------------------------
@@ -391,7 +434,7 @@ def describe_match(comp):
 
 
 def describe_mismatch(comp, grace, late):
-    age = units.format_duration(comp.age)
+    age = units.format_duration(int(comp.age))
     tail = ("mismatch for %s" % age) if late or not grace else (
         "mismatch for %s, grace %s" % (age, units.format_duration(grace)))
     return "%s, public address is %s (%s)" % (_where(comp), _public(comp), tail)
@@ -470,9 +513,10 @@ class Report(nagiosplugin.Summary):
             if resource.resolution is not None:
                 lines.append("DNS asked: %s" % resource.resolution.via)
             for reading in resource.readings:
-                lines.append("public address from %s (%.3f s)" % (
-                    reading.error or "%s: %s" % (reading.source, ", ".join(reading.addresses)),
-                    reading.seconds))
+                lines.append("%s (%.3f s)" % (
+                    "public address source failed: %s" % reading.error if reading.error else
+                    "public address from %s: %s" % (reading.source, ", ".join(
+                        reading.addresses)), reading.seconds))
         return lines
 
 
@@ -482,14 +526,15 @@ def public_sources(args, fetch_echo=publicip.fetch_echo,
                    interface_addresses=publicip.interface_addresses, snmp_address=None):
     """A callable gathering every public-address source the arguments name, in order.
 
-    Echo services share PUBLIC_SHARE of the time left, each its part of it."""
+    The sources that ask a peer (SNMP agents, echo services) share PUBLIC_SHARE of the time
+    left, each its part of it."""
     def gather():
         readings = [publicip.fixed_address(a) for a in args.expect]
         readings += [interface_addresses(name) for name in args.interface]
-        for host in args.snmp:
-            readings.append(snmp_address(host, args))
-        for index, url in enumerate(args.ip_url):
-            readings.append(fetch_echo(url, timeout=_share(len(args.ip_url) - index)))
+        remote = [(snmp_address, host) for host in args.snmp] + [
+            (fetch_echo, url) for url in args.ip_url]
+        for index, (source, where) in enumerate(remote):
+            readings.append(source(where, timeout=_share(len(remote) - index)))
         return readings
     return gather
 
@@ -504,6 +549,27 @@ def _share(sources_left):
     return max(0.01, left * PUBLIC_SHARE / sources_left)
 
 
+def _snmp_reader(args):
+    """--snmp HOST -> a callable reading that agent's WAN address; the SNMP options are
+    checked here, before anything is asked, so a wrong combination is a usage error."""
+    shared = _snmp_module()
+    if shared is None:
+        raise cli.UsageError("--snmp needs the shared SNMP source, which this build lacks; "
+                             "use --ip-url, --interface or --expect")
+    from osop_checks.sources import snmp_address
+
+    targets = {host: shared.target_from_args(argparse.Namespace(**dict(vars(args), host=host)))
+               for host in args.snmp}
+
+    def read(host, timeout):
+        target = targets[host]
+        # Every try of every request within this source's share of the time.
+        target = dataclasses.replace(target, timeout=max(0.1, min(
+            target.timeout, timeout / (target.retries + 1))))
+        return snmp_address.fetch(target, args.snmp_interface)
+    return read
+
+
 def build_check(args, resolve=None, fetch_echo=publicip.fetch_echo,
                 interface_addresses=publicip.interface_addresses, snmp_address=None,
                 clock=time.time):
@@ -511,8 +577,7 @@ def build_check(args, resolve=None, fetch_echo=publicip.fetch_echo,
         raise cli.UsageError("give at least one source of the public address: --ip-url, "
                              "--interface, --expect or --snmp")
     if args.snmp and snmp_address is None:
-        raise cli.UsageError("--snmp is not available in this version yet; use --ip-url, "
-                             "--interface or --expect")
+        snmp_address = _snmp_reader(args)
     if resolve is None:
         def resolve(name, rdtypes):
             return dns.resolve(name, rdtypes, server=args.server,

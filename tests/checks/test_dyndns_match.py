@@ -301,7 +301,6 @@ def test_default_state_file():
     (["--ip-url", "ftp://x/"], "'ftp://x/' is not an http:// or https:// URL"),
     (["--expect", "1.2.3.4", "--v6-prefix", "129"], "outside 1..128"),
     (["--expect", "1.2.3.4", "--grace", "soon"], "is not a duration"),
-    (["--snmp", "192.0.2.1"], "--snmp is not available"),
 ])
 def test_usage_errors(tmp_path, argv, message):
     out = run(argv, tmp_path, resolution(answer("A", "198.51.100.23")))
@@ -309,6 +308,13 @@ def test_usage_errors(tmp_path, argv, message):
     assert out.output.startswith("DYNDNS_MATCH UNKNOWN - ")
     assert message in out.output
     assert len(out.output.strip().splitlines()) == 1
+
+
+def test_snmp_in_a_build_without_the_shared_snmp_source(tmp_path, monkeypatch):
+    monkeypatch.setattr(check, "_snmp_module", lambda: None)
+    out = run(["--snmp", "192.0.2.1"], tmp_path, resolution(answer("A", "198.51.100.23")))
+    assert out.exitcode == 3
+    assert out.output.startswith("DYNDNS_MATCH UNKNOWN - --snmp needs the shared SNMP source")
 
 
 def test_bad_hostname_is_a_usage_error():

@@ -1,6 +1,7 @@
 """check_dyndns_match against real DNS servers on loopback: dnsmasq (authoritative for
 dyn.test and a forwarding resolver in front of it), misbehaving UDP peers, a closed port."""
 import json
+import re
 import time
 
 import pytest
@@ -49,10 +50,10 @@ def test_mismatch_within_and_beyond_grace(dns_site, tmp_path):
     state_file.write_text(json.dumps(state))
     later = check(dns_site, tmp_path, "--expect", PUBLIC4, "--grace", "10m", process=True)
     assert later.exitcode == 2, later.output
-    assert later.status_line.startswith(
-        "DYNDNS_MATCH CRITICAL - office.dyn.test resolves to 203.0.113.7, public address is "
-        "198.51.100.23 (mismatch for 42m) | ")
-    assert "mismatch_seconds=2520s;0;600;0" in later.status_line
+    assert re.match(
+        r"DYNDNS_MATCH CRITICAL - office\.dyn\.test resolves to 203\.0\.113\.7, public "
+        r"address is 198\.51\.100\.23 \(mismatch for 42m( \d+s)?\) \| ", later.status_line)
+    assert re.search(r"mismatch_seconds=252\ds;0;600;0", later.status_line)
     # The DynDNS update arrives: OK again, and the mismatch is forgotten.
     dns_site.set_records({NAME: [PUBLIC4]})
     fixed = check(dns_site, tmp_path, "--expect", PUBLIC4)

@@ -30,7 +30,8 @@ class Quantity:
         # Longest suffix first, so "MiB" wins over "B" and "min" over "m".
         self._pattern = re.compile(
             r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(%s)?\s*$"
-            % "|".join(re.escape(u) for u in sorted(units, key=len, reverse=True) if u))
+            % "|".join(re.escape(u) for u in sorted(units, key=len, reverse=True) if u),
+            re.ASCII)
 
     def parse(self, text):
         """Read ``text`` (``"26h"``, ``"10GiB"``, ``"7"``) into a float in the base unit."""

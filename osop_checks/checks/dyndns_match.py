@@ -119,9 +119,10 @@ def build_parser():
                       help="a mismatch is WARNING for this long, then CRITICAL (DNS TTL plus "
                            "the update interval; default: 10m; 0: CRITICAL at once)")
     cmp_.add_argument("--state-file", metavar="PATH",
-                      help="where the start of a mismatch is remembered (default: "
-                           "$XDG_STATE_HOME/osop-checks/ or /var/tmp/osop-checks-<uid>/"
-                           "dyndns_match_<NAME>.json)")
+                      help="where the start of a mismatch is remembered; its directory must "
+                           "exist (default: dyndns_match_<NAME>.json in "
+                           "$XDG_STATE_HOME/osop-checks/ or /var/tmp/osop-checks-<uid>/, "
+                           "created when missing)")
     return parser
 
 
@@ -285,27 +286,30 @@ def default_state_file(name, environ=os.environ, uid=None):
     return os.path.join(directory, "dyndns_match_%s.json" % re.sub(r"[^a-z0-9.-]", "_", name))
 
 
-def _ensure_dir(path):
-    """Create the state directory (mode 0700); refuse one that is not ours (/var/tmp is
-    shared by every user)."""
+def _ensure_dir(path, create):
+    """The state file's directory: the default one is created (mode 0700) and must belong to
+    this user (/var/tmp is shared by every user); one named by --state-file must exist."""
     directory = os.path.dirname(os.path.abspath(path))
     try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
+        if create:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
         info = os.lstat(directory)
+    except FileNotFoundError:
+        raise nagiosplugin.CheckError("the directory of the state file %s does not exist" % (
+            path)) from None
     except OSError as exc:
-        raise nagiosplugin.CheckError("cannot create the state directory %s: %s" % (
-            directory, exc.strerror or exc)) from None
-    if not stat.S_ISDIR(info.st_mode) or (
-            directory.startswith("/var/tmp/") and info.st_uid != os.geteuid()):
+        raise nagiosplugin.CheckError("cannot %s the state directory %s: %s" % (
+            "create" if create else "use", directory, exc.strerror or exc)) from None
+    if not stat.S_ISDIR(info.st_mode) or (create and info.st_uid != os.geteuid()):
         raise nagiosplugin.CheckError("the state directory %s is not a directory of this "
                                       "user; choose another with --state-file" % directory)
 
 
-def remember(comparisons, path, now):
+def remember(comparisons, path, now, create_dir=False):
     """Record mismatches in the state file and set each comparison's ``age``.
 
     A match forgets the family's mismatch; an undecided comparison leaves it as it is."""
-    _ensure_dir(path)
+    _ensure_dir(path, create_dir)
     cookie = nagiosplugin.Cookie(path)
     try:
         cookie.open()
@@ -345,8 +349,9 @@ def remember(comparisons, path, now):
 class Probe(nagiosplugin.Resource):
     """Gathers both sides, compares, and yields one 'match' metric per family plus timings."""
 
-    def __init__(self, args, resolve, gather_public, state_file, clock):
+    def __init__(self, args, resolve, gather_public, state_file, clock, create_dir=False):
         self.args = args
+        self.create_dir = create_dir
         self.resolve = resolve
         self.gather_public = gather_public
         self.state_file = state_file
@@ -361,7 +366,7 @@ class Probe(nagiosplugin.Resource):
         self.resolution = self.resolve(args.hostname, rdtypes)
         comparisons = [compare(answer_family(a), a, self.readings, args.v6_prefix)
                        for a in self.resolution.answers]
-        remember(comparisons, self.state_file, self.clock())
+        remember(comparisons, self.state_file, self.clock(), self.create_dir)
         for comp in comparisons:
             yield nagiosplugin.Metric(comp.rdtype, comp, context="match")
         failed = [r for r in self.readings if r.error]
@@ -585,7 +590,8 @@ def build_check(args, resolve=None, fetch_echo=publicip.fetch_echo,
     state_file = args.state_file or default_state_file(args.hostname)
     return nagiosplugin.Check(
         Probe(args, resolve, public_sources(args, fetch_echo, interface_addresses,
-                                            snmp_address), state_file, clock),
+                                            snmp_address), state_file, clock,
+              create_dir=not args.state_file),
         Match(args.grace), SourceFailures(), Timing("time"),
         MismatchSeconds(args.grace), Report())
 

@@ -281,8 +281,40 @@ def test_state_file_that_cannot_be_written(tmp_path):
     out = run(["--expect", "198.51.100.23", "--state-file", str(blocker / "sub" / "s.json")],
               tmp_path, resolution(answer("A", "198.51.100.23")))
     assert out.exitcode == 3
-    assert out.status_line.startswith("DYNDNS_MATCH UNKNOWN - cannot create the state "
-                                      "directory")
+    assert out.status_line == ("DYNDNS_MATCH UNKNOWN - cannot use the state directory "
+                               "%s: Not a directory" % (blocker / "sub"))
+    (tmp_path / "dir.json").mkdir()
+    out = run(["--expect", "198.51.100.23", "--state-file", str(tmp_path / "dir.json")],
+              tmp_path, resolution(answer("A", "198.51.100.23")))
+    assert out.exitcode == 3
+    assert out.status_line.startswith("DYNDNS_MATCH UNKNOWN - cannot open the state file %s: "
+                                      "Is a directory" % (tmp_path / "dir.json"))
+
+
+def test_state_file_in_a_missing_directory_is_not_created(tmp_path):
+    path = tmp_path / "missing" / "s.json"
+    out = run(["--expect", "198.51.100.23", "--state-file", str(path)], tmp_path,
+              resolution(answer("A", "198.51.100.23")))
+    assert out.exitcode == 3
+    assert "the directory of the state file %s does not exist" % path in out.status_line
+    assert not (tmp_path / "missing").exists()
+
+
+def test_default_state_directory_is_created_private(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+
+    def build(args):
+        return check.build_check(args, resolve=lambda name, rdtypes: resolution(
+            answer("A", "198.51.100.23")), clock=Clock())
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        outcome = runtime.execute(check.NAME, check.build_parser, build,
+                                  ["-H", NAME, "--expect", "198.51.100.23"])
+    assert outcome.exitcode == 0, outcome.output
+    directory = tmp_path / "xdg" / "osop-checks"
+    assert (directory / "dyndns_match_office.dyn.test.json").exists()
+    assert directory.stat().st_mode & 0o777 == 0o700
 
 
 def test_default_state_file():

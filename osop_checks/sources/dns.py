@@ -361,6 +361,10 @@ def resolve(name, rdtypes=("A",), server: Optional[Server] = None, authoritative
     ``server`` (ip, port) is asked instead of the system's name servers; with
     ``authoritative`` those only find the zone and its name servers, which are then asked
     directly (RD unset, on ``auth_port``)."""
+    import dns.message  # noqa: F401  (loaded before any clock starts: not lookup time)
+    import dns.query  # noqa: F401
+    import dns.resolver  # noqa: F401
+
     try:
         recursive = [server] if server else system_servers(resolv_conf)
     except DnsError as exc:

@@ -35,9 +35,10 @@ PUBLIC_SHARE = 0.5
 def build_parser():
     parser = cli.Parser(
         NAME, "check_dyndns_match",
-        "Does a (DynDNS) name resolve to this site's current public address? The name's A "
-        "and/or AAAA records are compared with the public address from echo services, local "
-        "interfaces or a fixed address; a mismatch is WARNING during --grace, then CRITICAL.",
+        "Does a (DynDNS) name resolve to this site's current public address?\n"
+        "The name's A and/or AAAA records are compared with the public address from echo\n"
+        "services, local interfaces, the router (SNMP) or a fixed address; a mismatch is\n"
+        "WARNING during --grace, then CRITICAL.",
         examples=[
             "check_dyndns_match -H office.dyndns.example --ip-url https://api.ipify.org "
             "--ip-url https://ifconfig.me/ip",

@@ -7,8 +7,9 @@ desired (RD) unset, so no cache between us and the zone can hide a stale record.
 
 Each query runs over a *connected* UDP socket, so a closed port is reported at once as
 "connection refused" instead of as a timeout; a truncated answer is asked again over TCP.
-Every wait is bounded by ``deadline.remaining()``. dnspython (2.3, Debian 12) is imported
-inside the functions only.
+Every wait is bounded by ``deadline.remaining()``. dnspython (2.3, Debian 12) builds and
+parses the messages and is imported inside the functions only; its dns.query and
+dns.resolver are not used (they load requests and urllib3 for DNS over HTTPS).
 """
 import dataclasses
 import ipaddress
@@ -108,20 +109,22 @@ def _port(text, whole):
 
 
 def system_servers(path="/etc/resolv.conf") -> List[Server]:
-    """The name servers the system resolver uses (port 53), read as dnspython reads them."""
-    import dns.resolver
-
+    """The name servers the system resolver uses (port 53): the ``nameserver`` lines of
+    resolv.conf, as the C library reads them (at most three; scoped link-local ones left
+    out, they cannot be asked without their interface)."""
     try:
-        resolver = dns.resolver.Resolver(filename=path, configure=True)
-    except dns.resolver.NoResolverConfiguration:
-        raise DnsError(UNREACHABLE, "no name server configured in %s" % path) from None
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            lines = handle.readlines()
     except OSError as exc:
         raise DnsError(UNREACHABLE, "cannot read %s: %s" % (path, exc.strerror)) from None
-    servers = [(str(ipaddress.ip_address(ns)), 53) for ns in resolver.nameservers
-               if _is_ip(ns)]
+    servers = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == "nameserver" and _is_ip(fields[1]):
+            servers.append((str(ipaddress.ip_address(fields[1])), 53))
     if not servers:
         raise DnsError(UNREACHABLE, "no name server configured in %s" % path)
-    return servers
+    return servers[:3]
 
 
 def _is_ip(text):
@@ -153,13 +156,70 @@ def _budget(servers_left=1, expiry=None):
     return max(0.0, left) / max(1, servers_left)
 
 
+class _NoAnswer(Exception):
+    """The exchange ran out of time."""
+
+
+def _exchange(request, server: Server, timeout, tcp=False):
+    """Send ``request`` to ``server`` and return the parsed answer, within ``timeout``.
+
+    UDP goes over a *connected* socket, so the kernel reports an ICMP "port unreachable" as
+    ECONNREFUSED at once. (dnspython's own dns.query is not used: importing it loads
+    requests and urllib3 for DNS over HTTPS, a third of this check's start-up.)"""
+    import dns.message
+
+    wire = request.to_wire()
+    expiry = time.monotonic() + timeout
+    family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
+
+    def left():
+        remaining = expiry - time.monotonic()
+        if remaining <= 0:
+            raise _NoAnswer()
+        return remaining
+
+    with socket.socket(family, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM) as sock:
+        try:
+            sock.settimeout(left())
+            sock.connect(server)
+            if tcp:
+                sock.sendall(len(wire).to_bytes(2, "big") + wire)
+                size = int.from_bytes(_read(sock, 2, left), "big")
+                data = _read(sock, size, left)
+            else:
+                sock.send(wire)
+                sock.settimeout(left())
+                data = sock.recv(65535)
+        except socket.timeout:
+            raise _NoAnswer() from None
+    response = dns.message.from_wire(data)
+    if not request.is_response(response):
+        raise _Mismatch()
+    return response
+
+
+class _Mismatch(Exception):
+    """An answer to another question."""
+
+
+def _read(sock, count, left):
+    data = b""
+    while len(data) < count:
+        sock.settimeout(left())
+        chunk = sock.recv(count - len(data))
+        if not chunk:
+            raise EOFError("the server closed the connection after %d of %d bytes" % (
+                len(data), count))
+        data += chunk
+    return data
+
+
 def query(name, rdtype, server: Server, recursion=True, timeout=None):
     """One DNS query to one server; returns the dns.message.Message with rcode NOERROR or
     NXDOMAIN, raises DnsError for everything else."""
     import dns.exception
     import dns.flags
     import dns.message
-    import dns.query
     import dns.rcode
 
     where = format_server(server)
@@ -170,20 +230,14 @@ def query(name, rdtype, server: Server, recursion=True, timeout=None):
     if not recursion:
         request.flags &= ~dns.flags.RD
     log.info("asking %s for %s %s%s", where, name, rdtype, "" if recursion else " (RD unset)")
-    family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
     started = time.monotonic()
     try:
-        with socket.socket(family, socket.SOCK_DGRAM) as sock:
-            sock.setblocking(False)
-            # connected: the kernel reports an ICMP "port unreachable" as ECONNREFUSED.
-            sock.connect(server)
-            response = dns.query.udp(request, server[0], timeout=timeout, port=server[1],
-                                     sock=sock)
+        response = _exchange(request, server, timeout)
         if response.flags & dns.flags.TC:
             log.info("answer from %s truncated, asking again over TCP", where)
-            response = dns.query.tcp(request, server[0], timeout=max(0.05, _budget(
-                expiry=started + timeout)), port=server[1])
-    except dns.exception.Timeout:
+            response = _exchange(request, server, max(
+                0.05, timeout - (time.monotonic() - started)), tcp=True)
+    except _NoAnswer:
         raise DnsError(TIMEOUT, "no answer from DNS server %s within %.1f s" % (
             where, timeout)) from None
     except ConnectionRefusedError:
@@ -192,7 +246,7 @@ def query(name, rdtype, server: Server, recursion=True, timeout=None):
     except OSError as exc:
         raise DnsError(UNREACHABLE, "cannot reach DNS server %s: %s" % (
             where, exc.strerror or exc)) from None
-    except dns.query.BadResponse:
+    except _Mismatch:
         raise DnsError(GARBAGE, "DNS server %s answered a different question" % where) \
             from None
     except (dns.exception.DNSException, ValueError, EOFError) as exc:
@@ -266,7 +320,6 @@ def lookup(name, rdtype, servers: List[Server], recursion=True, require_aa=False
     DnsError: a failure comes back as an Answer with its kind and error text."""
     import dns.flags
     import dns.message  # noqa: F401  (imported before the clock starts: not lookup time)
-    import dns.query  # noqa: F401
     import dns.rcode
 
     started = time.monotonic()
@@ -362,8 +415,6 @@ def resolve(name, rdtypes=("A",), server: Optional[Server] = None, authoritative
     ``authoritative`` those only find the zone and its name servers, which are then asked
     directly (RD unset, on ``auth_port``)."""
     import dns.message  # noqa: F401  (loaded before any clock starts: not lookup time)
-    import dns.query  # noqa: F401
-    import dns.resolver  # noqa: F401
 
     try:
         recursive = [server] if server else system_servers(resolv_conf)

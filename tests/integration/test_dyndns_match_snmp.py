@@ -58,6 +58,6 @@ def test_agent_down_within_timeout(snmpd, dns_site, tmp_path):
     port = int(closed_port().rsplit(":", 1)[1])
     started = time.monotonic()
     out = run(dns_site, tmp_path, "--snmp-interface", "lo", "-t", "4", *snmp_args(snmpd, port))
-    assert time.monotonic() - started < 4 + 1 + 0.5
+    assert time.monotonic() - started < 4 + 1 + 1.5  # a whole process: start-up on top
     assert out.exitcode == 3, out.output
     assert "no SNMP response from 127.0.0.1:%d" % port in out.status_line

@@ -168,6 +168,7 @@ def interface_addresses(name, net_if_addrs=None) -> Reading:
 
         net_if_addrs = psutil.net_if_addrs
     reading = Reading("interface %s" % name)
+    log.info("reading the addresses of interface %s (psutil.net_if_addrs)", name)
     interfaces = net_if_addrs()
     if name not in interfaces:
         reading.error = "interface %s does not exist (there are: %s)" % (

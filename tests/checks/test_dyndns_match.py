@@ -403,6 +403,12 @@ def test_parse_server_rejects(text):
         dns.parse_server(text)
 
 
+@given(st.ip_addresses(), st.integers(1, 65535))
+def test_server_text_round_trip(address, port):
+    server = (str(address), port)
+    assert dns.parse_server(dns.format_server(server)) == server
+
+
 def test_format_server():
     assert dns.format_server(("192.0.2.1", 53)) == "192.0.2.1"
     assert dns.format_server(("2001:db8::1", 5353)) == "[2001:db8::1]:5353"

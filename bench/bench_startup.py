@@ -5,10 +5,11 @@ for local checks (argparse + nagiosplugin + psutil alone cost about 4.7x).
 """
 import os
 
-from bench.common import FLOOR, PLUGINS, check, hyperfine, table
+from bench.common import FLOOR, PLUGINS, check, compile_sources, hyperfine, table
 
 
 def main():
+    compile_sources()
     commands = {
         "python -c pass (floor)": FLOOR,
         "python -c 'import argparse, nagiosplugin, psutil'":

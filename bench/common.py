@@ -15,6 +15,15 @@ PLUGINS = "/usr/lib/nagios/plugins"
 FLOOR = "%s -c pass" % sys.executable
 
 
+def compile_sources():
+    """Write the .pyc files an installed package has (pip compiles on install): without them,
+    and with PYTHONDONTWRITEBYTECODE set, every start would compile our modules again."""
+    import compileall
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    compileall.compile_dir(os.path.join(root, "osop_checks"), quiet=1)
+
+
 def check(name):
     return os.path.join(BIN, name)
 

@@ -77,7 +77,10 @@ def _atom(value):
     """Write a number so that nagiosplugin.Range reads it back exactly (ints stay ints)."""
     if value == int(value) and abs(value) < 1e18:
         return str(int(value))
-    return repr(value)
+    text = repr(value)
+    mantissa, e, exponent = text.partition("e")
+    # nagiosplugin reads an atom without '.' as an int: '5e-324' must become '5.0e-324'.
+    return text if "." in mantissa else mantissa + ".0" + e + exponent
 
 
 def parse_range(text, quantity=COUNT, lower_bound=False):

@@ -84,3 +84,9 @@ def test_human_formats():
     assert units.format_duration(42 * 60 + 5) == "42m 5s"
     assert units.format_duration(17) == "17s"
     assert units.format_duration(-90) == "-1m 30s"
+
+
+@pytest.mark.parametrize("text", ["5e-324s", "1e20", "1.5e-7", "@1e-5:2e30"])
+def test_extreme_numbers_survive_the_trip_through_nagiosplugin(text):
+    rng = units.parse_range(text, units.DURATION)
+    assert rng.end > 0

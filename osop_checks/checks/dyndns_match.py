@@ -497,9 +497,7 @@ class Report(nagiosplugin.Summary):
         resource = next((r.resource for r in results if r.resource is not None), None)
         for result in results:
             if result.metric is None or result.metric.context != "match":
-                if result.state != Ok and result.metric is None:
-                    lines.append("%s: %s" % (str(result.state).upper(), result.hint))
-                continue
+                continue  # a failure without a metric is the status line already
             comp = result.metric.value
             answer = comp.answer
             state = str(result.state).upper()

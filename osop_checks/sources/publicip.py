@@ -122,14 +122,15 @@ def _read_capped(response, started, limit):
 
 
 def _reason(exc):
-    """The innermost reason of a requests error ('Connection refused'), not its repr soup."""
+    """The innermost reason of a requests error ('Connection refused', 'certificate verify
+    failed: self-signed certificate'), not its repr soup."""
     import re
 
     message = str(exc)
-    found = re.findall(r"\[Errno -?\d+\] ([^'\")\]]+)", message)
+    found = re.search(r"\[SSL(?:: [A-Z0-9_]+)?\] (.+?)(?: \(_ssl\.c:\d+\))?['\")]", message)
     if found:
-        return found[-1].strip()
-    found = re.findall(r"(?:Error|error)\(['\"]?([^'\"()]+)", message)
+        return found.group(1).strip()
+    found = re.findall(r"\[Errno -?\d+\] ([^'\")\]]+)", message)
     if found:
         return found[-1].strip()
     return text.oneline(message, limit=160)

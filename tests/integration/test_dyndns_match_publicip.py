@@ -148,3 +148,10 @@ def test_real_interfaces_are_read():
     for name in psutil.net_if_addrs():
         reading = publicip.interface_addresses(name)
         assert reading.error or reading.addresses
+
+
+def test_https_to_a_plain_http_echo_is_a_tls_error(http_echo):
+    echo = http_echo(PUBLIC4)
+    reading = publicip.fetch_echo(echo.url.replace("http://", "https://"), timeout=2)
+    assert reading.error.startswith("https://127.0.0.1:")
+    assert ": TLS error: " in reading.error and "SSLError" not in reading.error

@@ -119,7 +119,7 @@ def build_parser():
     cmp_.add_argument("--grace", type=cli.duration_type(0), default=600, metavar="DURATION",
                       help="a mismatch is WARNING for this long, then CRITICAL (DNS TTL plus "
                            "the update interval; default: 10m; 0: CRITICAL at once)")
-    cmp_.add_argument("--state-file", metavar="PATH",
+    cmp_.add_argument("--state-file", metavar="PATH", type=path_type,
                       help="where the start of a mismatch is remembered; its directory must "
                            "exist (default: dyndns_match_<NAME>.json in "
                            "$XDG_STATE_HOME/osop-checks/ or /var/tmp/osop-checks-<uid>/, "
@@ -201,6 +201,15 @@ def address_type(value):
 
 
 address_type.__name__ = "IP address"
+
+
+def path_type(value):
+    if not str(value).strip():
+        raise argparse.ArgumentTypeError("the path is empty")
+    return str(value)
+
+
+path_type.__name__ = "path"
 
 
 # -- comparison -------------------------------------------------------------------------------
@@ -309,7 +318,13 @@ def _ensure_dir(path, create):
 def remember(comparisons, path, now, create_dir=False):
     """Record mismatches in the state file and set each comparison's ``age``.
 
-    A match forgets the family's mismatch; an undecided comparison leaves it as it is."""
+    A match forgets the family's mismatch; an undecided comparison leaves it as it is. No
+    file is created until there is a mismatch to remember."""
+    for comp in comparisons:
+        if comp.verdict == MATCH:
+            comp.age = 0.0
+    if not any(c.verdict == MISMATCH for c in comparisons) and not os.path.lexists(path):
+        return
     _ensure_dir(path, create_dir)
     cookie = nagiosplugin.Cookie(path)
     try:

@@ -288,13 +288,13 @@ def test_state_file_that_cannot_be_written(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     out = run(["--expect", "198.51.100.23", "--state-file", str(blocker / "sub" / "s.json")],
-              tmp_path, resolution(answer("A", "198.51.100.23")))
+              tmp_path, resolution(answer("A", "203.0.113.7")))
     assert out.exitcode == 3
     assert out.status_line == ("DYNDNS_MATCH UNKNOWN - cannot use the state directory "
                                "%s: Not a directory" % (blocker / "sub"))
     (tmp_path / "dir.json").mkdir()
     out = run(["--expect", "198.51.100.23", "--state-file", str(tmp_path / "dir.json")],
-              tmp_path, resolution(answer("A", "198.51.100.23")))
+              tmp_path, resolution(answer("A", "198.51.100.23")))  # exists: opened to clear
     assert out.exitcode == 3
     assert out.status_line.startswith("DYNDNS_MATCH UNKNOWN - cannot open the state file %s: "
                                       "Is a directory" % (tmp_path / "dir.json"))
@@ -303,10 +303,21 @@ def test_state_file_that_cannot_be_written(tmp_path):
 def test_state_file_in_a_missing_directory_is_not_created(tmp_path):
     path = tmp_path / "missing" / "s.json"
     out = run(["--expect", "198.51.100.23", "--state-file", str(path)], tmp_path,
-              resolution(answer("A", "198.51.100.23")))
+              resolution(answer("A", "203.0.113.7")))
     assert out.exitcode == 3
     assert "the directory of the state file %s does not exist" % path in out.status_line
     assert not (tmp_path / "missing").exists()
+
+
+def test_no_state_file_while_all_is_well(tmp_path):
+    out = run(["--expect", "198.51.100.23"], tmp_path, resolution(answer("A", "198.51.100.23")))
+    assert out.exitcode == 0
+    assert "mismatch_seconds=0s" in out.status_line
+    assert not (tmp_path / "state.json").exists()
+    out = run(["--expect", "198.51.100.23"], tmp_path, resolution(answer(
+        "A", kind=dns.TIMEOUT, error="no answer")))
+    assert out.exitcode == 3
+    assert not (tmp_path / "state.json").exists()
 
 
 def test_default_state_directory_is_created_private(tmp_path, monkeypatch):
@@ -314,13 +325,13 @@ def test_default_state_directory_is_created_private(tmp_path, monkeypatch):
 
     def build(args):
         return check.build_check(args, resolve=lambda name, rdtypes: resolution(
-            answer("A", "198.51.100.23")), clock=Clock())
+            answer("A", "203.0.113.7")), clock=Clock())
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         outcome = runtime.execute(check.NAME, check.build_parser, build,
                                   ["-H", NAME, "--expect", "198.51.100.23"])
-    assert outcome.exitcode == 0, outcome.output
+    assert outcome.exitcode == 1, outcome.output
     directory = tmp_path / "xdg" / "osop-checks"
     assert (directory / "dyndns_match_office.dyn.test.json").exists()
     assert directory.stat().st_mode & 0o777 == 0o700
@@ -342,6 +353,7 @@ def test_default_state_file():
     (["--ip-url", "ftp://x/"], "'ftp://x/' is not an http:// or https:// URL"),
     (["--expect", "1.2.3.4", "--v6-prefix", "129"], "outside 1..128"),
     (["--expect", "1.2.3.4", "--grace", "soon"], "is not a duration"),
+    (["--expect", "1.2.3.4", "--state-file", ""], "argument --state-file: the path is empty"),
 ])
 def test_usage_errors(tmp_path, argv, message):
     out = run(argv, tmp_path, resolution(answer("A", "198.51.100.23")))

@@ -66,6 +66,21 @@ def test_older_router_wan_address():
     assert sa.select(rows, names, "br-lan") == (["192.168.1.1"], None)
 
 
+def test_every_shared_snmp_option_but_host_is_offered():
+    import argparse
+
+    from osop_checks import cli
+    from osop_checks.checks import dyndns_match as check
+    from osop_checks.sources import snmp
+
+    plain = argparse.ArgumentParser(add_help=False)
+    snmp.add_arguments(plain, enable_switch=False)
+    shared = {o for a in plain._actions for o in a.option_strings} - {"-H", "--host"}
+    ours = {o for a in check.build_parser()._actions for o in a.option_strings}
+    assert shared and shared <= ours
+    assert isinstance(check.build_parser(), cli.Parser)
+
+
 def test_check_with_snmp_source_injected(tmp_path):
     def snmp_source(host, timeout):
         return publicip.Reading("SNMP agent %s:161" % host, ["81.2.69.142"], seconds=0.02)

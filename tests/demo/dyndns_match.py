@@ -17,7 +17,8 @@ def scenarios(stack):
         records={"office.dyn.test": [PUBLIC4, "2001:db8:1::5"],
                  "stale.dyn.test": [PUBLIC4],
                  "moved.dyn.test": ["203.0.113.7"],
-                 "v6.dyn.test": ["2001:db8:1:0:aaaa::5"]},
+                 "v6.dyn.test": ["2001:db8:1:0:aaaa::5"],
+                 "router.dyn.test": ["127.0.0.1", "::1"]},
         resolver_records={"stale.dyn.test": ["203.0.113.7"]}))
     echo = stack.enter_context(EchoServer(PUBLIC4 + "\n"))
     echo2 = stack.enter_context(EchoServer(PUBLIC4))
@@ -64,4 +65,19 @@ def scenarios(stack):
         ("a DNS server that never answers, -t 3",
          run("office.dyn.test", "--server", silent.server, "--both", "--expect", PUBLIC4,
              "--expect", "2001:db8:1::5", "-t", "3")),
-    ]
+    ] + _snmp_scenarios(stack, site, run)
+
+
+def _snmp_scenarios(stack, site, run):
+    """The router's WAN address over SNMP, with this machine's snmpd as the router and lo as
+    its WAN interface; only where the shared SNMP source and its snmpd peer exist."""
+    try:
+        from osop_checks.sources import snmp  # noqa: F401
+        from tests.peers.snmpd import Snmpd
+    except ImportError:
+        return []
+    agent = stack.enter_context(Snmpd())
+    return [("the router's WAN address over SNMP v2c (IP-MIB), A and AAAA",
+             run("router.dyn.test", "--server", site.auth.server, "--both", "--snmp",
+                 "127.0.0.1", "--snmp-port", str(agent.port), "--snmp-interface", "lo",
+                 "--community-file", agent.write_secret("community", agent.community), "-v"))]

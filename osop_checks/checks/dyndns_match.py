@@ -9,7 +9,6 @@ grace state (a nagiosplugin Cookie remembers since when a mismatch lasts) -> Mat
 import argparse
 import dataclasses
 import ipaddress
-import json
 import logging
 import os
 import re
@@ -20,7 +19,7 @@ from typing import List, Optional
 import nagiosplugin
 from nagiosplugin import Critical, Ok, Unknown, Warn
 
-from osop_checks import cli, deadline, runtime, text, units
+from osop_checks import cli, deadline, runtime, units
 from osop_checks.sources import dns, publicip
 
 NAME = "DYNDNS_MATCH"

@@ -26,8 +26,9 @@ NAME = "DYNDNS_MATCH"
 log = logging.getLogger("nagiosplugin")
 
 FAMILIES = {4: "A", 6: "AAAA"}
-# Of the time left when the public address is asked, its sources may use at most this share:
-# the rest is kept for the DNS lookups, so a dead echo service is still reported as such.
+# Of the time left when the public address is asked, its sources (asked at the same time) may
+# use this share: the rest is kept for the DNS lookups, so a dead echo service is still
+# reported as such.
 PUBLIC_SHARE = 0.5
 
 
@@ -544,27 +545,56 @@ def public_sources(args, fetch_echo=publicip.fetch_echo,
                    interface_addresses=publicip.interface_addresses, snmp_address=None):
     """A callable gathering every public-address source the arguments name, in order.
 
-    The sources that ask a peer (SNMP agents, echo services) share PUBLIC_SHARE of the time
-    left, each its part of it."""
+    The sources that ask a peer (SNMP agents, echo services) are asked at the same time,
+    each within PUBLIC_SHARE of the time left: several echo services cost the slowest one."""
     def gather():
         readings = [publicip.fixed_address(a) for a in args.expect]
         readings += [interface_addresses(name) for name in args.interface]
-        remote = [(snmp_address, host) for host in args.snmp] + [
-            (fetch_echo, url) for url in args.ip_url]
-        for index, (source, where) in enumerate(remote):
-            readings.append(source(where, timeout=_share(len(remote) - index)))
-        return readings
+        remote = [(snmp_address, host, "SNMP agent %s" % host) for host in args.snmp] + [
+            (fetch_echo, url, url) for url in args.ip_url]
+        return readings + _in_parallel(remote, _share())
     return gather
 
 
-def _share(sources_left):
+def _share():
     try:
         left = deadline.remaining()
     except deadline.Timeout:
         return 0.01
     if left is None:
         return publicip.DEFAULT_TIMEOUT
-    return max(0.01, left * PUBLIC_SHARE / sources_left)
+    return max(0.01, left * PUBLIC_SHARE)
+
+
+def _in_parallel(calls, limit):
+    """[(source, where, name)] -> [source(where, timeout=limit)], one thread each, all waited
+    for at most ``limit`` (+ a little: each source keeps its own limit). An exception in a
+    source (a bug, the deadline) is raised here, in the check's thread."""
+    import threading
+
+    if len(calls) <= 1:
+        return [source(where, timeout=limit) for source, where, _ in calls]
+    results, errors = [None] * len(calls), [None] * len(calls)
+
+    def work(index, source, where):
+        try:
+            results[index] = source(where, timeout=limit)
+        except BaseException as exc:  # handed to the check's thread below
+            errors[index] = exc
+
+    threads = [threading.Thread(target=work, args=(i, source, where), daemon=True)
+               for i, (source, where, _) in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    end = time.monotonic() + limit + 0.2
+    for thread in threads:
+        thread.join(max(0.0, end - time.monotonic()))
+    for error in errors:
+        if error is not None:
+            raise error
+    return [result if result is not None else publicip.Reading(
+        name, error="%s: no answer within %.1f s" % (name, limit), seconds=limit)
+        for result, (_, _, name) in zip(results, calls)]
 
 
 def _snmp_reader(args):

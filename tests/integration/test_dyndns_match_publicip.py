@@ -155,3 +155,18 @@ def test_https_to_a_plain_http_echo_is_a_tls_error(http_echo):
     reading = publicip.fetch_echo(echo.url.replace("http://", "https://"), timeout=2)
     assert reading.error.startswith("https://127.0.0.1:")
     assert ": TLS error: " in reading.error and "SSLError" not in reading.error
+
+
+def test_echo_services_are_asked_at_the_same_time(site, http_echo, tmp_path):
+    """Two services that never answer and one that does: all three are asked at once, so
+    the dead ones cost one share of the time, not two, and are named."""
+    dead1, good, dead2 = http_echo(hang=True), http_echo(PUBLIC4), http_echo(hang=True)
+    started = time.monotonic()
+    out = check(site, tmp_path, "--ip-url", dead1.url, "--ip-url", good.url, "--ip-url",
+                dead2.url, "-t", "4")
+    elapsed = time.monotonic() - started
+    assert out.exitcode == 1, out.output
+    assert "2 of 3 address sources failed: %s: no answer within" % dead1.url in out.status_line
+    assert "%s: no answer within" % dead2.url in out.status_line
+    assert "resolves to 198.51.100.23, the public address" in out.status_line
+    assert elapsed < 4 * 0.5 + 1, elapsed  # one share of the time (half), not two

@@ -179,6 +179,23 @@ def test_garbage_answer(udp_peer, tmp_path):
     assert "Traceback" not in out.output + out.stderr
 
 
+def test_answer_to_another_question(udp_peer, tmp_path):
+    peer = udp_peer("other-id")
+    out = check(peer.server, tmp_path, "--expect", PUBLIC4)
+    assert out.exitcode == 3
+    assert "DNS server %s answered a different question" % peer.server in out.status_line
+
+
+def test_lame_authoritative_server(udp_peer):
+    peer = udp_peer("lame")
+    server = [dns.parse_server(peer.server)]
+    assert dns.lookup(NAME, "A", server).addresses == ["192.0.2.1"]
+    lame = dns.lookup(NAME, "A", server, recursion=False, require_aa=True)
+    assert lame.kind == dns.LAME
+    assert lame.error == ("DNS server %s is listed as authoritative for office.dyn.test but "
+                          "did not answer authoritatively (lame delegation)" % peer.server)
+
+
 @pytest.mark.parametrize("families", [["-4"], ["--both"]])
 def test_timeout_within_the_limit(udp_peer, tmp_path, families):
     peer = udp_peer("silent")

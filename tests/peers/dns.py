@@ -9,7 +9,8 @@
   with its own hosts file: records put there (``site.resolver.set_records``) shadow the zone's,
   like a stale cache; a check asking it sees those, one with --authoritative does not.
 
-``UdpPeer`` answers every datagram with garbage, with a SERVFAIL, or never (a black hole).
+``UdpPeer`` answers every datagram with garbage, with a SERVFAIL, with an answer to another
+question, with a non-authoritative answer (a lame server), or never (a black hole).
 """
 import contextlib
 import os
@@ -209,11 +210,15 @@ class DnsSite:
 
 class UdpPeer:
     """A UDP 'DNS server' on 127.0.0.1:<ephemeral> that misbehaves: ``mode`` 'garbage'
-    answers every datagram with text, 'servfail' with a well-formed SERVFAIL, 'silent'
-    never answers (a black hole: the datagrams are read and dropped)."""
+    answers every datagram with text, 'servfail' with a well-formed SERVFAIL, 'other-id'
+    with a response whose id is not the query's, 'lame' with an A record (192.0.2.1) but
+    without the authoritative-answer flag, 'silent' never answers (a black hole: the
+    datagrams are read and dropped)."""
+
+    MODES = ("garbage", "servfail", "other-id", "lame", "silent")
 
     def __init__(self, mode):
-        assert mode in ("garbage", "servfail", "silent")
+        assert mode in self.MODES
         self.mode = mode
         self.sock = None
         self.thread = None
@@ -241,6 +246,22 @@ class UdpPeer:
                 flags = bytes([0x80 | (data[2] & 0x79), 0x80 | 0x02])
                 self.sock.sendto(data[:2] + flags + data[4:6] + b"\x00" * 6 + data[12:],
                                  peer)
+            elif self.mode in ("other-id", "lame"):
+                self.sock.sendto(self._answer(data), peer)
+
+    def _answer(self, data):
+        import dns.flags
+        import dns.message
+        import dns.rrset
+
+        query = dns.message.from_wire(data)
+        response = dns.message.make_response(query)
+        response.flags &= ~dns.flags.AA
+        if self.mode == "other-id":
+            response.id = (query.id + 1) % 65536
+        response.answer.append(dns.rrset.from_text(query.question[0].name, 60, "IN", "A",
+                                                   "192.0.2.1"))
+        return response.to_wire()
 
     def __enter__(self):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

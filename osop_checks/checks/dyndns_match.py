@@ -110,7 +110,9 @@ def build_parser():
         src.add_argument("--snmp-interface", metavar="NAME",
                          help="with --snmp: the router's WAN interface (ifName or ifDescr); "
                               "default: every globally routable address of the router")
-        shared.add_arguments(_WithoutHost(parser), enable_switch=False)
+        # The shared options without their -H/--host: here -H is the DNS name and the agent
+        # is named by --snmp HOST.
+        shared.add_arguments(parser, host=False, enable_switch=False)
     cmp_ = parser.add_argument_group("comparison")
     cmp_.add_argument("--v6-prefix", type=cli.count_type(1, 128), default=128, metavar="N",
                       help="compare only the first N bits of IPv6 addresses, e.g. 64 when the "
@@ -134,26 +136,6 @@ def _snmp_module():
     except ImportError:
         return None
     return snmp
-
-
-class _WithoutHost:
-    """Hands the shared SNMP options to this parser without their -H/--host: here -H is the
-    DNS name, and the agent is named by --snmp HOST."""
-
-    def __init__(self, parser):
-        self.parser = parser
-
-    def add_argument_group(self, *args, **kwargs):
-        group = self.parser.add_argument_group(*args, **kwargs)
-
-        class Group:
-            @staticmethod
-            def add_argument(*flags, **options):
-                if "-H" in flags or "--host" in flags:
-                    return None
-                return group.add_argument(*flags, **options)
-
-        return Group()
 
 
 # -- argument types ---------------------------------------------------------------------------

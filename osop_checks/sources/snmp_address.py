@@ -30,22 +30,21 @@ USABLE_STATUS = (1, 2)
 def parse_ip_address_table(table):
     """{index: {column: value}} of ipAddressTable -> [(address text, ifIndex)], unicast and
     usable only; zoned (ipv4z/ipv6z) rows are left out."""
+    from osop_checks.sources import snmp
+
     found = []
     for index, row in sorted(table.items()):
-        if len(index) < 2:
+        try:
+            _, address, zone = snmp.inet_address(index)
+        except ValueError:
             continue
-        kind, length, octets = index[0], index[1], index[2:]
-        if kind == 1 and length == 4 and len(octets) == 4:
-            address = ipaddress.IPv4Address(bytes(octets))
-        elif kind == 2 and length == 16 and len(octets) == 16:
-            address = ipaddress.IPv6Address(bytes(octets))
-        else:
+        if index[0] not in (1, 2) or zone:
             continue
         if row.get(IP_ADDRESS_TYPE, UNICAST) != UNICAST:
             continue
         if row.get(IP_ADDRESS_STATUS, 1) not in USABLE_STATUS:
             continue
-        found.append((str(address), row.get(IP_ADDRESS_IFINDEX)))
+        found.append((address, row.get(IP_ADDRESS_IFINDEX)))
     return found
 
 
@@ -107,15 +106,18 @@ def fetch(target, interface=None):
     started = time.monotonic()
     reading = publicip.Reading("SNMP agent %s" % target.address)
     try:
-        rows = parse_ip_address_table(snmp.table(
-            target, IP_ADDRESS_ENTRY, [IP_ADDRESS_IFINDEX, IP_ADDRESS_TYPE, IP_ADDRESS_STATUS]))
-        if not rows:
-            rows = parse_ip_addr_table(snmp.table(
-                target, IP_ADDR_ENTRY, [IP_ADDR_ADDR, IP_ADDR_IFINDEX]))
-        names = {}
-        if interface is not None or not any(ipaddress.ip_address(a).is_global for a, _ in rows):
-            names = interface_names(snmp.table(target, IF_NAME_ENTRY, [IF_NAME]),
-                                    snmp.table(target, IF_DESCR_ENTRY, [IF_DESCR]))
+        with snmp.Session() as session:  # one engine for the few walks
+            rows = parse_ip_address_table(session.table(
+                target, IP_ADDRESS_ENTRY,
+                [IP_ADDRESS_IFINDEX, IP_ADDRESS_TYPE, IP_ADDRESS_STATUS]))
+            if not rows:
+                rows = parse_ip_addr_table(session.table(
+                    target, IP_ADDR_ENTRY, [IP_ADDR_ADDR, IP_ADDR_IFINDEX]))
+            names = {}
+            if interface is not None or not any(
+                    ipaddress.ip_address(a).is_global for a, _ in rows):
+                names = interface_names(session.table(target, IF_NAME_ENTRY, [IF_NAME]),
+                                        session.table(target, IF_DESCR_ENTRY, [IF_DESCR]))
         reading.addresses, problem = select(rows, names, interface)
         if problem:
             reading.error = "SNMP agent %s %s" % (target.address, problem)

@@ -52,9 +52,11 @@ def parse_ip_addr_table(table):
     """{index: {column: value}} of the old ipAddrTable -> [(address text, ifIndex)]."""
     found = []
     for index, row in sorted(table.items()):
-        raw = row.get(IP_ADDR_ADDR) or ".".join(str(x) for x in index)
+        raw = row.get(IP_ADDR_ADDR)
+        if not isinstance(raw, str) and not (isinstance(raw, bytes) and len(raw) == 4):
+            raw = ".".join(str(x) for x in index)  # the index is the address too
         try:
-            address = ipaddress.IPv4Address(raw if isinstance(raw, str) else bytes(raw))
+            address = ipaddress.IPv4Address(raw)
         except ValueError:
             continue
         found.append((str(address), row.get(IP_ADDR_IFINDEX)))

@@ -1,7 +1,10 @@
 """check_dyndns_match --snmp: IP-MIB walks recorded from a real Net-SNMP agent (and one
 synthetic older router) parsed into WAN addresses; the check with the SNMP source injected.
 Needs the shared SNMP source (osop_checks.sources.snmp) and its walk loader."""
+import ipaddress
+
 import pytest
+from hypothesis import given, strategies as st
 
 pytest.importorskip("osop_checks.sources.snmp")
 snmpd = pytest.importorskip("tests.peers.snmpd")
@@ -78,6 +81,17 @@ def test_every_shared_snmp_option_but_host_is_offered():
     ours = {o for a in check.build_parser()._actions for o in a.option_strings}
     assert shared and shared <= ours
     assert "--host" not in ours
+
+
+@given(st.dictionaries(
+    st.lists(st.integers(-1, 300), max_size=20).map(tuple),
+    st.dictionaries(st.integers(1, 10), st.one_of(st.integers(), st.binary(max_size=6),
+                                                   st.text(max_size=16)), max_size=4),
+    max_size=4))
+def test_ip_mib_tables_of_any_shape_never_fail(table):
+    for address, _ in sa.parse_ip_address_table(table) + sa.parse_ip_addr_table(table):
+        ipaddress.ip_address(address)
+    sa.interface_names(table, table)
 
 
 def test_check_with_snmp_source_injected(tmp_path):

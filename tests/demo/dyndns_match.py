@@ -76,7 +76,10 @@ def _snmp_scenarios(stack, site, run):
         from tests.peers.snmpd import Snmpd
     except ImportError:
         return []
-    agent = stack.enter_context(Snmpd())
+    try:
+        agent = stack.enter_context(Snmpd())
+    except Exception:  # no snmpd here: the other scenarios still run
+        return []
     return [("the router's WAN address over SNMP v2c (IP-MIB), A and AAAA",
              run("router.dyn.test", "--server", site.auth.server, "--both", "--snmp",
                  "127.0.0.1", "--snmp-port", str(agent.port), "--snmp-interface", "lo",

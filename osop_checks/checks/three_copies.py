@@ -537,15 +537,15 @@ class Report(nagiosplugin.Summary):
     def problem(self, results):
         resource = results.first_significant.resource
         reasons = []
-        if len(resource.ok_groups) < resource.min_copies:
-            reasons.extend(resource.notes)
-        if resource.offsite_rule and not resource.offsite_ok:
-            reasons.append("no off-site copy ok")
         rank = {Critical: 0, Unknown: 1, Warn: 2}
         bad = sorted((j for j in resource.judged if j.state != Ok),
                      key=lambda j: rank.get(j.state, 3))
         for item in bad:
             reasons.extend(item.reasons)
+        if len(resource.ok_groups) < resource.min_copies:
+            reasons.extend(resource.notes)
+        if resource.offsite_rule and not resource.offsite_ok:
+            reasons.append("no off-site copy ok")
         head = self._head(resource)
         if len(resource.ok_groups) < resource.min_copies:
             head += " (at least %d needed)" % resource.min_copies

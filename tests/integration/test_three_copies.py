@@ -136,8 +136,8 @@ def test_a_missing_copy(trees):
     shutil.rmtree(trees.offsite)
     out = trees.run()
     assert out.exitcode == 2, out.output
-    assert "2 of 3 copies ok (at least 3 needed): no off-site copy ok, offsite does not " \
-           "exist" in out.status_line
+    assert "2 of 3 copies ok (at least 3 needed): offsite does not exist, no off-site copy " \
+           "ok" in out.status_line
 
 
 def test_a_diverged_copy_files_deleted_and_one_of_another_size(trees):
@@ -187,8 +187,8 @@ def test_a_copy_on_the_source_filesystem_is_no_copy(trees):
 def test_the_offsite_host_down(trees):
     out = trees.run(offsite="ssh://127.0.0.3:%d%s" % (free_port(), trees.offsite))
     assert out.exitcode == 2, out.output
-    assert "2 of 3 copies ok (at least 3 needed): no off-site copy ok, offsite is " \
-           "unreachable: connection refused" in out.status_line
+    assert "2 of 3 copies ok (at least 3 needed): offsite is unreachable: connection " \
+           "refused, no off-site copy ok" in out.status_line
 
 
 def test_a_host_key_mismatch(trees, tmp_path):

@@ -30,30 +30,25 @@ EXAMPLES = 5
 # $1 root, $2 printf format for directories, $3 for everything else, $4 sort key field,
 # $5 sort buffer, $6 a tab. The exit codes of find and sort come back through fd 5, since a
 # POSIX sh pipeline only reports the last command's.
-LIST_SCRIPT = r"""export LC_ALL=C
-exec 3>&1
-s=$( { { find "$1" -mindepth 1 \( -type d -printf "$2" \) -o -printf "$3"; echo "$?" >&5; } |
-  { sort -z -t "$6" -k"$4" -S "$5"; echo "$?" >&5; } | tr '\000\n' '\n\000' >&3; } 5>&1 )
-case $s in *[1-9]*) exit 1;; esac
-"""
+LIST_SCRIPT = (
+    'export LC_ALL=C; exec 3>&1; '
+    's=$( { { find -H "$1" -mindepth 1 \\( -type d -printf "$2" \\) -o -printf "$3"; '
+    'echo "$?" >&5; } | { sort -z -t "$6" -k"$4" -S "$5"; echo "$?" >&5; } | '
+    'tr \'\\000\\n\' \'\\n\\000\' >&3; } 5>&1 ); '
+    'case $s in *[1-9]*) exit 1;; esac')
 
 # $1 root, $2 stamp file name (may be empty). One line: missing | notdir | unreadable |
 # ok DEVICE STAMP_MTIME_OR_DASH
-PROBE_SCRIPT = r"""export LC_ALL=C
-[ -e "$1" ] || { echo missing; exit 0; }
-[ -d "$1" ] || { echo notdir; exit 0; }
-cd "$1" 2>/dev/null && [ -r . ] && [ -x . ] || { echo unreadable; exit 0; }
-dev=$(stat -L -c %d .) || exit 1
-stamp=-
-if [ -n "$2" ]; then stamp=$(stat -c %Y -- "$2" 2>/dev/null) || stamp=-; fi
-echo "ok $dev $stamp"
-"""
+PROBE_SCRIPT = (
+    'export LC_ALL=C; [ -e "$1" ] || { echo missing; exit 0; }; '
+    '[ -d "$1" ] || { echo notdir; exit 0; }; '
+    'cd "$1" 2>/dev/null && [ -r . ] && [ -x . ] || { echo unreadable; exit 0; }; '
+    'dev=$(stat -L -c %d .) || exit 1; stamp=-; '
+    'if [ -n "$2" ]; then stamp=$(stat -c %Y -- "$2" 2>/dev/null) || stamp=-; fi; '
+    'echo "ok $dev $stamp"')
 
 # $1 root, then relative paths: their sha256, NUL-terminated records "HASH  PATH".
-HASH_SCRIPT = r"""cd "$1" || exit 2
-shift
-exec sha256sum -z -- "$@"
-"""
+HASH_SCRIPT = 'cd "$1" || exit 2; shift; exec sha256sum -z -- "$@"'
 
 COPY_FORMAT = ("d\\t0\\t%T@\\t%P\\0", "%y\\t%s\\t%T@\\t%P\\0", 4)
 SOURCE_FORMAT = ("%C@\\td\\t0\\t%T@\\t%P\\0", "%C@\\t%y\\t%s\\t%T@\\t%P\\0", 5)

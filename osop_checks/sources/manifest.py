@@ -17,7 +17,7 @@ import os
 import random
 import re
 import time
-from typing import List, Optional
+from typing import Optional
 
 from osop_checks import proc
 from osop_checks.sources import ssh
@@ -215,7 +215,6 @@ class Tally:
 
     ``oldest_change`` is the ctime of the oldest change in the source (outside the settle
     window) that the copy does not have yet; None when it has them all."""
-    entries: int = 0
     equal: int = 0
     missing: int = 0
     extra: int = 0
@@ -351,8 +350,6 @@ def compare(source_lines, copies, now=None, settle=3600, ignore=(), sample=None)
         while head is not None:
             _extra(tally, parse_copy_record(head), ignore)
             head = next(it, None)
-    for tally in tallies:
-        tally.entries = tally.equal + tally.differing + tally.extra + tally.settling
     return tallies
 
 
@@ -384,9 +381,3 @@ def checksums(location, paths, options=ssh.Options(), timeout=None):
     else:
         result = proc.run(args, timeout=timeout, ok_codes=(0, 1))
     return parse_hashes(result.stdout)
-
-
-@dataclasses.dataclass
-class Manifest:
-    """A small manifest held whole, for tests and fixtures only."""
-    entries: List[Entry]

@@ -185,7 +185,8 @@ def test_a_copy_on_the_source_filesystem_is_no_copy(trees):
 
 
 def test_the_offsite_host_down(trees):
-    out = trees.run(offsite="ssh://127.0.0.3:%d%s" % (free_port(), trees.offsite))
+    out = trees.run(offsite="ssh://127.0.0.3:%d%s" % (free_port("127.0.0.3"),
+                                                               trees.offsite))
     assert out.exitcode == 2, out.output
     assert "2 of 3 copies ok (at least 3 needed): offsite is unreachable: connection " \
            "refused, no off-site copy ok" in out.status_line

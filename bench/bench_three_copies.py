@@ -163,7 +163,7 @@ def main():
     parallel = med[commands[3][0]][0] / med[commands[2][0]][0]
     print()
     print("- wall time ratio check_three_copies / rsync: **%.2fx** (target <= 1.5x)" % ratio)
-    print("- largest process: **%.1f MiB** (target < 64 MiB; sort -S 24M bounds each sort)"
+    print("- largest process: **%.1f MiB** (target < 64 MiB; sort -S 8M bounds each sort)"
           % (med[commands[1][0]][1] / mib))
     print("- two tree walks at once take %.2fx one walk on this machine (1.0 = they run "
           "fully in parallel, 2.0 = not at all): our check walks four trees where rsync "

@@ -45,7 +45,7 @@ def build_parser():
         behind_the_scenes=[
             "each tree (the source and every copy) is listed on the side that holds it, with",
             "  sh -c '... find -H ROOT -mindepth 1 -printf \"%y\\t%s\\t%T@\\t%P\\0\" |",
-            "  LC_ALL=C sort -z -t \"<tab>\" -k4 -S 24M | tr ...' (the source adds %C@, its",
+            "  LC_ALL=C sort -z -t \"<tab>\" -k4 -S 8M | tr ...' (the source adds %C@, its",
             "  ctime, first);",
             "remote trees through ssh -o BatchMode=yes -o StrictHostKeyChecking=yes (key only,",
             "no password prompt), after one short ssh per copy: test -d, stat -c %d (its",

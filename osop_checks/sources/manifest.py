@@ -24,7 +24,7 @@ from osop_checks.sources import ssh
 
 # How much memory sort may take before it spills to temporary files (in $TMPDIR, never the
 # tree being listed).
-SORT_BUFFER = "24M"
+SORT_BUFFER = "8M"
 EXAMPLES = 5
 
 # $1 root, $2 printf format for directories, $3 for everything else, $4 sort key field,

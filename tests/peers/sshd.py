@@ -7,7 +7,6 @@ Needs root (sshd changes to the logged-in user) and openssh-server.
 
 Used by tests/integration/test_three_copies*.py, tests/demo/three_copies.py and bench/.
 """
-import contextlib
 import os
 import shutil
 import socket
@@ -181,16 +180,6 @@ class BlackHole:
         self.sock.close()
         for conn in self.held:
             conn.close()
-
-
-def sshd_available():
-    return os.path.exists(SSHD) and shutil.which("ssh") and os.geteuid() == 0
-
-
-@contextlib.contextmanager
-def running_sshd():
-    with Sshd() as server:
-        yield server
 
 
 @pytest.fixture(scope="session")

@@ -153,7 +153,7 @@ def main():
     print("Trees: %s/{source,copy1,copy2,copy3} (empty and sparse files, all on one "
           "filesystem). Median of %d interleaved runs; peak RSS of the largest single "
           "process (/usr/bin/time %%M) and of the whole process tree summed "
-          "(sampled every 0.2 s).\n" % (base, opts.runs))
+          "(sampled every 0.5 s).\n" % (base, opts.runs))
     print("| command | wall (s) | largest process RSS (MiB) | tree RSS sum (MiB) |")
     print("|---|---:|---:|---:|")
     for title, _argv in commands:
@@ -165,10 +165,9 @@ def main():
     print("- wall time ratio check_three_copies / rsync: **%.2fx** (target <= 1.5x)" % ratio)
     print("- largest process: **%.1f MiB** (target < 64 MiB; sort -S 8M bounds each sort)"
           % (med[commands[1][0]][1] / mib))
-    print("- two tree walks at once take %.2fx one walk on this machine (1.0 = they run "
-          "fully in parallel, 2.0 = not at all): our check walks four trees where rsync "
-          "walks two, so where walks do not overlap the ratio cannot go below about 2 x "
-          "that factor / 2." % parallel)
+    print("- two tree walks at once take %.2fx the time of one here (1.0: walks run fully in "
+          "parallel, 2.0: not at all); the check walks four trees where rsync walks two."
+          % parallel)
     for title, runs in results.items():
         codes = sorted({r[1] for r in runs})
         if title.startswith("check") and codes != [2] and codes != [0]:

@@ -212,9 +212,20 @@ def test_a_host_that_never_answers_times_out_within_the_timeout(trees):
         out = trees.run("-t", "6", offsite="ssh://127.0.0.3:%d%s" % (hole.port,
                                                                      trees.offsite))
         elapsed = time.monotonic() - started
+        left = [pid for pid in os.listdir("/proc") if pid.isdigit()
+                and str(hole.port).encode() in _cmdline(pid)]
     assert elapsed < 7, elapsed
     assert out.exitcode == 2, out.output
     assert "offsite is unreachable: timeout" in out.status_line
+    assert left == [], "ssh left running: %s" % left
+
+
+def _cmdline(pid):
+    try:
+        with open("/proc/%s/cmdline" % pid, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
 
 
 def fingerprint(root):
@@ -312,3 +323,17 @@ def test_an_unreadable_copy_directory(world_readable_base):
         out = run_plugin("check_three_copies", ["--source", source, "--copy", "c=" + copy,
                                                 "--min-copies", "1"], user="nobody")
         one_unknown_line(out, "the source %s cannot be read" % source)
+
+
+def test_a_remote_source(trees):
+    argv = ["--source", "127.0.0.2:" + trees.source, "--copy", "data2=" + trees.data2,
+            "--copy", "office=127.0.0.1:" + trees.office, "--min-copies", "2",
+            "--settle", "0", "--verify-sample", "5"] + trees.server.options()
+    out = run_plugin("check_three_copies", argv)
+    assert out.exitcode == 0, out.output
+    assert "2 of 2 copies ok, all in sync" in out.status_line
+    # The same host and filesystem as the source is no copy.
+    out = run_plugin("check_three_copies", argv + ["--copy",
+                                                   "offsite=127.0.0.2:" + trees.offsite])
+    assert out.exitcode == 1, out.output
+    assert "offsite is on the same filesystem as the source" in out.status_line

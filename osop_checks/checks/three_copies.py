@@ -24,11 +24,11 @@ LOCAL_HOST = "this host"
 def build_parser():
     parser = cli.Parser(
         NAME, "check_three_copies",
-        "Checks that the live data (--source) is kept in at least --min-copies fresh and "
-        "complete copies, local or over ssh, one of them off-site. A copy's age comes from "
-        "a stamp file its sync job writes, or else from the oldest change in the source "
-        "that the copy does not have yet. Copies on one filesystem or host count once. "
-        "Never writes to a copy.",
+        "Checks that the live data (--source) is kept in at least --min-copies fresh and\n"
+        "complete copies, local or over ssh, one of them off-site. A copy's age comes from a\n"
+        "stamp file its sync job writes, or else from the oldest change in the source that the\n"
+        "copy does not have yet. Copies on one filesystem or host count once. Never writes to\n"
+        "a copy.",
         examples=[
             "check_three_copies --source /data1 --copy data2=/data2 "
             "--copy office=backup@office-pc:/srv/copies/data1 "

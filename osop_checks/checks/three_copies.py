@@ -213,15 +213,15 @@ def survey_trees(source, copies, options=ssh.Options(), stamp=None, settle=3600,
     states = [CopyState(name, location) for name, location in copies]
     listings = {}
 
-    def look(target, location, stamp_name, key):
+    def look(location, stamp_name, key):
         found = manifest.probe(location, stamp_name, options)
         if found.state == "ok":  # start listing while the other probes still run
             listings[key] = _Listing(location, key == "source", options)
         return found
 
     try:
-        calls = [lambda: look("source", source, None, "source")]
-        calls += [(lambda s=s, i=i: look(s.name, s.location, stamp, i))
+        calls = [lambda: look(source, None, "source")]
+        calls += [(lambda s=s, i=i: look(s.location, stamp, i))
                   for i, s in enumerate(states)]
         answers = _parallel(calls)
         (source_probe, failure) = answers[0]

@@ -195,7 +195,7 @@ def sshd():
 
 
 @pytest.fixture
-def black_hole():
+def ssh_black_hole():
     """A TCP port on 127.0.0.1 that accepts and never answers."""
     with BlackHole() as hole:
         yield hole

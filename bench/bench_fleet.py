@@ -213,7 +213,9 @@ def report(fleet_cpu, fleet_checks, fleet_wall, pending, by_command, idle_rate, 
     print("A real icinga2 (Debian icinga2-bin %s) with the shipped icinga2-conf, active checks "
           "off, each group forced for %d rounds after a warm-up round. CPU is icinga2's "
           "process group with the checks it reaped (user+system); icinga2 idles at %.3f CPU "
-          "s per s while the benchmark polls its API.\n" % (
+          "s per s while the benchmark polls its API. Our checks run from the project's "
+          "editable .venv (OsopPluginDir), whose interpreter start costs about twice a "
+          "regular install's (see the start-up section).\n" % (
               icinga2_version(), ROUNDS, idle_rate))
     print("### The fleet: this machine and the demo peers\n")
     print("%d services (%s) forced %d times: %d check results in %.1f s wall, %.2f CPU s: "

@@ -498,3 +498,19 @@ def test_module_import_stays_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_timeout_during_a_forked_walk_leaves_no_process(tmp_path, monkeypatch):
+    """The walkers are forked processes: when --timeout strikes, they are killed and reaped."""
+    import psutil
+
+    trees.make_wide_tree(str(tmp_path), fanout=(8, 8), files_per_dir=1)
+
+    def stuck(self, start, depth):
+        time.sleep(30)
+    monkeypatch.setattr(tree._Walker, "walk", stuck)
+    started = time.monotonic()
+    out = run("-p", tmp_path, "-t", "1", "--workers", "3")
+    assert time.monotonic() - started < 3
+    assert out.exitcode == 3 and "no result within the --timeout of 1 s" in out.output
+    assert psutil.Process().children() == []

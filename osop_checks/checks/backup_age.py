@@ -459,7 +459,11 @@ def build_check(args, scan=tree.scan_tree, snapshots=tree.list_snapshots,
                 stamp=tree.read_stamp, read_log=tree.read_log, now=time.time):
     mode = check_options(args)
     tz = datetime.timezone.utc if args.utc else None
-    backup = gather(args, mode, scan, snapshots, stamp, tz)
+    try:
+        backup = gather(args, mode, scan, snapshots, stamp, tz)
+    except tree.NotFound as exc:
+        raise nagiosplugin.CheckError("%s does not exist" % (
+            "--path %s" % exc if str(exc) == args.path else exc)) from None
     if args.log:
         try:
             log_text = read_log(args.log)

@@ -408,6 +408,13 @@ def test_stamp_with_the_backup_tree(tmp_path):
     assert out.exitcode == 2 and "is empty (0 bytes in 2 files)" in out.status_line
 
 
+def test_stamp_with_a_missing_tree(tmp_path):
+    trees.write_file(str(tmp_path / "stamp"), content="ok")
+    out = run("--stamp", tmp_path / "stamp", "-p", tmp_path / "gone")
+    assert (out.exitcode, out.output) == (
+        3, "BACKUP_AGE UNKNOWN - --path %s does not exist\n" % (tmp_path / "gone"))
+
+
 def test_log_verdicts(tmp_path):
     trees.make_tree(str(tmp_path / "data"), {"a": (10, NOW)})
     log = str(tmp_path / "backup.log")

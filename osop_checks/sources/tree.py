@@ -75,7 +75,8 @@ class Scan:
 
 class _Walker:
     """One process's share of a walk. ``kind`` 'file' or 'dir' is what may be the newest
-    entry; regular files are always counted (with --type file only those matching)."""
+    entry; with 'file' the matching regular files are counted, with 'dir' files are not even
+    stat'ed."""
 
     def __init__(self, kind="file", pattern=None, max_depth=None, time_field="mtime"):
         self.want_dirs = kind == "dir"
@@ -141,7 +142,7 @@ class _Walker:
                             if st[index] > best:
                                 best, newest = st[index], (entry.name, st[SIZE], True)
                         continue
-                    if not want_dirs and match is not None and not match(entry.name):
+                    if want_dirs or (match is not None and not match(entry.name)):
                         continue
                     try:
                         st = entry.stat(follow_symlinks=False)
@@ -151,7 +152,7 @@ class _Walker:
                         continue
                     files += 1
                     nbytes += st[SIZE]
-                    if not want_dirs and st[index] > best:
+                    if st[index] > best:
                         best, newest = st[index], (entry.name, st[SIZE], False)
         except OSError as exc:
             self.error(path, exc)
@@ -185,8 +186,8 @@ def scan_tree(root, kind="file", pattern=None, max_depth=None, time_field="mtime
               workers=None, timeout=None):
     """The newest ``kind`` ('file' or 'dir') under ``root`` whose name matches the shell
     pattern ``pattern``, at most ``max_depth`` levels down (1: only root's own entries), by
-    ``time_field`` ('mtime' or 'ctime'); with the count and total size of the regular files
-    seen (only those matching ``pattern`` when kind is 'file'). ``root`` itself never counts
+    ``time_field`` ('mtime' or 'ctime'); with kind 'file', also the count and total size of
+    the matching regular files (kind 'dir' leaves files alone). ``root`` itself never counts
     as the newest directory; a ``root`` that is a file is its own newest entry.
 
     Symbolic links are not followed (as find). Directories that cannot be read are counted and

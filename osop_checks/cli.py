@@ -40,8 +40,8 @@ class Parser(argparse.ArgumentParser):
         common.add_argument("-v", "--verbose", action="count", default=0,
                             help="more detail: -v warnings, -vv the commands and peers asked, "
                                  "-vvv debugging output and tracebacks")
-        common.add_argument("-t", "--timeout", type=duration_type(minimum=1), default=30,
-                            metavar="DURATION",
+        common.add_argument("-t", "--timeout", type=duration_type(minimum=1, maximum=86400),
+                            default=30, metavar="DURATION",
                             help="give up after this long, UNKNOWN (default: 30s; "
                                  "e.g. 10, 45s, 2m); every command and connection obeys it")
 

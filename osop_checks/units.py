@@ -30,7 +30,8 @@ class Quantity:
         # Longest suffix first, so "MiB" wins over "B" and "min" over "m".
         self._pattern = re.compile(
             r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(%s)?\s*$"
-            % "|".join(re.escape(u) for u in sorted(units, key=len, reverse=True) if u))
+            % "|".join(re.escape(u) for u in sorted(units, key=len, reverse=True) if u),
+            re.ASCII)
 
     def parse(self, text):
         """Read ``text`` (``"26h"``, ``"10GiB"``, ``"7"``) into a float in the base unit."""
@@ -76,7 +77,10 @@ def _atom(value):
     """Write a number so that nagiosplugin.Range reads it back exactly (ints stay ints)."""
     if value == int(value) and abs(value) < 1e18:
         return str(int(value))
-    return repr(value)
+    text = repr(value)
+    mantissa, e, exponent = text.partition("e")
+    # nagiosplugin reads an atom without '.' as an int: '5e-324' must become '5.0e-324'.
+    return text if "." in mantissa else mantissa + ".0" + e + exponent
 
 
 def parse_range(text, quantity=COUNT, lower_bound=False):

@@ -13,3 +13,10 @@ for _info in pkgutil.iter_modules(peers.__path__):
     for _name, _value in vars(_module).items():
         if isinstance(_value, _FIXTURE_TYPE) and not _name.startswith("_"):
             globals()[_name] = _value
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests import test_fault_matrix
+
+    terminalreporter.write_line("fault matrix: %d cases over %d checks" % (
+        len(test_fault_matrix.CASES), len(test_fault_matrix.checks())))

@@ -272,12 +272,13 @@ class Missing(nagiosplugin.Context):
 
 class Report(nagiosplugin.Summary):
     def ok(self, results):
-        parts = [r.metric.value for r in results if r.metric and r.metric.context == "space"]
+        parts = [r.metric.value for r in results if r.metric.context == "space"]
+        ignored = ["%s (ignored)" % r.hint for r in results if r.metric.context == "missing"]
         if not parts:
-            return "no partition selected"
+            return ", ".join(ignored)
         least = min(parts, key=lambda p: p.free_percent)
-        return "%d partition%s ok, least free: %s" % (
-            len(parts), "" if len(parts) == 1 else "s", describe(least))
+        return "; ".join(["%d partition%s ok, least free: %s" % (
+            len(parts), "" if len(parts) == 1 else "s", describe(least))] + ignored)
 
     def problem(self, results):
         # Worst first; UNKNOWN (a mount we could not read) after CRITICAL, before WARNING.
@@ -303,8 +304,8 @@ class Report(nagiosplugin.Summary):
 
 
 def build_check(args, list_mounts=disks.list_mounts, usage=disks.usage,
-                fstab=disks.read_fstab):
-    mounts, missing = select(list_mounts(), args, fstab() if args.path else frozenset())
+                fstab=disks.read_fstab, exists=os.path.exists):
+    mounts, missing = select(list_mounts(), args, fstab() if args.path else frozenset(), exists)
     if not mounts and not missing:
         raise nagiosplugin.CheckError("no filesystem matches the selection")
     partitions = usage(mounts)

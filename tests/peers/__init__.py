@@ -46,6 +46,8 @@ def run_inprocess(module, argv):
     import contextlib
     import io
 
+    from osop_checks import deadline
+
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out):
@@ -53,6 +55,8 @@ def run_inprocess(module, argv):
                                    list(argv))
     except SystemExit as exc:
         return runtime.Outcome(exc.code, out.getvalue())
+    finally:
+        deadline.start(None)  # the run's budget must not outlive it in this test process
 
 
 def run_plugin(name, argv=(), timeout=60, env=None, user=None, input=None):

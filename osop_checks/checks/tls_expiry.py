@@ -1,0 +1,542 @@
+"""check_tls_expiry: validity and trust of the certificates TLS endpoints present.
+
+arguments -> endpoints (-H, --endpoint, --endpoint-file) and files (--file) -> sources.tls
+(every endpoint concurrently, STARTTLS included) -> one Metric per endpoint, judged by the
+Certificates context (expiry of every chain element, trust, name, policy) -> summary; perfdata
+carries the days left of the leaf and of the soonest chain element per endpoint.
+"""
+import datetime
+import socket
+
+import nagiosplugin
+from nagiosplugin import Critical, Ok, Unknown, Warn
+
+from osop_checks import cli, runtime, text, units
+from osop_checks.sources import tls
+
+NAME = "TLS_EXPIRY"
+
+SEVERITIES = {"warn": Warn, "crit": Critical, "ignore": Ok}
+RANK = {Critical: 0, Unknown: 1, Warn: 2, Ok: 3}
+TRUST_WORDS = {"self-signed": "self-signed certificate, not trusted",
+               "incomplete": "incomplete chain: {}",
+               "untrusted": "untrusted: {}"}
+# Key sizes of elliptic curves as the RSA size of the same strength (NIST SP 800-57).
+EC_AS_RSA = ((521, 15360), (384, 7680), (256, 3072), (224, 2048), (160, 1024), (0, 512))
+EDWARDS_AS_RSA = {"Ed25519": 3072, "Ed448": 7680}
+
+
+def build_parser():
+    parser = cli.Parser(
+        NAME, "check_tls_expiry",
+        "Expiry, trust and name of the certificates TLS endpoints present (STARTTLS\n"
+        "included), and of local certificate files. Every certificate of the chain is\n"
+        "checked; several endpoints are checked concurrently, each with its own result.",
+        examples=[
+            "check_tls_expiry -H www.example.org -w 21d -c 7d",
+            "check_tls_expiry -H mail.example.org -p 587    # STARTTLS smtp, from the port",
+            "check_tls_expiry -H 192.0.2.10 --sni www.example.org --min-tls-version 1.2",
+            "check_tls_expiry --endpoint www.example.org --endpoint mail.example.org:25 "
+            "--endpoint ldap.example.org:389/ldap",
+            "check_tls_expiry --endpoint-file /etc/icinga2/tls-endpoints.txt -w 28d -c 10d",
+            "check_tls_expiry -H intranet.lan --ca-file /etc/ssl/internal-ca.pem",
+            "check_tls_expiry --file /etc/ssl/certs/backup-server.pem -w 36h -c 12h",
+        ],
+        behind_the_scenes=[
+            "one TCP connection per endpoint (a second one only when the chain is not trusted,",
+            "to read it without verification, and one more for --min-tls-version); STARTTLS",
+            "speaks the protocol's own upgrade (SMTP EHLO/STARTTLS, IMAP STARTTLS, POP3 STLS,",
+            "FTP AUTH TLS, LDAP StartTLS extended operation, PostgreSQL SSLRequest, XMPP",
+            "<starttls/>). Trust is OpenSSL's verdict in the real handshake (python ssl) with",
+            "validity dates left to the check; certificates are read with cryptography.",
+            "No HTTP request, no login, nothing written; --file reads the file only.",
+        ])
+    where = parser.add_argument_group("endpoints (at least one of -H, --endpoint, "
+                                      "--endpoint-file, --file)")
+    where.add_argument("-H", "--host", metavar="HOST",
+                       help="host name or address to connect to")
+    where.add_argument("-p", "--port", type=cli.count_type(1, 65535), metavar="PORT",
+                       help="port (default: 443, or the --starttls protocol's port)")
+    where.add_argument("--sni", metavar="NAME",
+                       help="server name to send and to match against the certificate "
+                            "(default: the -H host name)")
+    where.add_argument("--starttls", choices=tls.STARTTLS + ("none",),
+                       help="upgrade a plain connection first (default from the port: 25/587 "
+                            "smtp, 143 imap, 110 pop3, 21 ftp, 389 ldap, 5432 postgres, "
+                            "5222 xmpp; 'none' for direct TLS on such a port)")
+    where.add_argument("--endpoint", action="append", default=[], type=endpoint_type,
+                       metavar="[NAME@]HOST[:PORT][/STARTTLS]",
+                       help="one more endpoint (repeatable), e.g. mail.example.org:587, "
+                            "[2001:db8::1]:443, www.example.org@192.0.2.10:443, "
+                            "ldap.lan:389/ldap; defaults as for -H")
+    where.add_argument("--endpoint-file", action="append", default=[], metavar="PATH",
+                       help="a file of endpoints, one --endpoint value a line (# comments)")
+    where.add_argument("--file", action="append", default=[], metavar="PATH",
+                       help="a local certificate file (PEM or DER, bundles and PKCS#7 too; "
+                            "every certificate in it is checked for expiry and policy)")
+    family = where.add_mutually_exclusive_group()
+    family.add_argument("-4", dest="family", action="store_const", const=socket.AF_INET,
+                        default=0, help="connect over IPv4 only")
+    family.add_argument("-6", dest="family", action="store_const", const=socket.AF_INET6,
+                        help="connect over IPv6 only")
+    expiry = parser.add_argument_group("expiry (of every certificate in the chain; expired or "
+                                       "not yet valid is always CRITICAL)")
+    days_left = cli.range_type(units.DAYS, lower_bound=True)
+    expiry.add_argument("-w", "--warning", type=days_left, default=days_left("21d"),
+                        metavar="DAYS",
+                        help="warn when fewer days are left: 21, 21d, 36h, or a Nagios range "
+                             "in days (default: 21d)")
+    expiry.add_argument("-c", "--critical", type=days_left, default=days_left("7d"),
+                        metavar="DAYS",
+                        help="critical when fewer days are left (default: 7d)")
+    trust = parser.add_argument_group("trust (each problem's state: warn, crit or ignore)")
+    trust.add_argument("--ca-file", metavar="PATH",
+                       help="trust these CA certificates (PEM) instead of the system store")
+    for flag, default, what in (
+            ("--untrusted", "crit", "the chain does not lead to a trusted CA"),
+            ("--self-signed", "crit", "the certificate is self-signed and not trusted"),
+            ("--incomplete", "warn", "the server does not send the intermediates its "
+                                     "certificate needs"),
+            ("--mismatch", "crit", "the host name (or --sni) is not among the certificate's "
+                                   "SANs")):
+        trust.add_argument(flag, choices=tuple(SEVERITIES), default=default,
+                           help="%s (default: %s)" % (what, default))
+    policy = parser.add_argument_group("policy (optional)")
+    policy.add_argument("--min-key-size", type=cli.count_type(1), metavar="BITS",
+                        help="smallest RSA/DSA key in the chain, e.g. 2048; elliptic curves "
+                             "count as the RSA size of equal strength (P-256 = 3072)")
+    policy.add_argument("--weak-signature", choices=tuple(SEVERITIES), default="warn",
+                        help="a certificate in the chain signed with SHA-1 or MD5 "
+                             "(default: warn)")
+    policy.add_argument("--max-validity", type=cli.quantity_type(units.DAYS, minimum=1),
+                        metavar="DAYS",
+                        help="longest validity period of the leaf, e.g. 398d")
+    policy.add_argument("--min-tls-version", choices=tls.TLS_VERSIONS,
+                        help="lowest TLS version the server may accept (probed with one "
+                             "more handshake)")
+    policy.add_argument("--policy", choices=("warn", "crit"), default="warn",
+                        help="state of a --min-key-size, --max-validity or --min-tls-version "
+                             "violation (default: warn)")
+    return parser
+
+
+# -- endpoints ----------------------------------------------------------------------------
+
+def make_endpoint(host, port=None, starttls=None, sni=None, family=0):
+    """An Endpoint with the port and STARTTLS defaults filled in."""
+    if starttls is None and port is not None:
+        starttls = tls.PORT_PROTOCOLS.get(port)
+    if port is None:
+        port = tls.PROTOCOL_PORTS.get(starttls, 443)
+    return tls.Endpoint(host, port, None if starttls == "none" else starttls, sni, family)
+
+
+def parse_endpoint(spec, family=0):
+    """``[NAME@]HOST[:PORT][/STARTTLS]``; an IPv6 address in brackets: ``[::1]:443``."""
+    value = str(spec).strip()
+    sni, starttls, port = None, None, None
+    if "@" in value:
+        sni, value = value.split("@", 1)
+        if not sni:
+            raise ValueError("%r has an empty NAME before '@'" % spec)
+    if "/" in value:
+        value, starttls = value.rsplit("/", 1)
+        if starttls not in tls.STARTTLS + ("none",):
+            raise ValueError("%r: unknown STARTTLS protocol %r (one of %s, none)" % (
+                spec, starttls, ", ".join(tls.STARTTLS)))
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise ValueError("%r: expected [ADDRESS]:PORT" % spec)
+        port_text = rest[1:] if rest else None
+    elif value.count(":") == 1:
+        host, port_text = value.split(":")
+    else:
+        host, port_text = value, None  # a bare IPv6 address has many colons
+    if port_text is not None:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ValueError("%r: %r is not a port" % (spec, port_text))
+        port = int(port_text)
+    if not host:
+        raise ValueError("%r has no host" % spec)
+    return make_endpoint(host, port, starttls, sni, family)
+
+
+def endpoint_type(text_value):
+    try:
+        return parse_endpoint(text_value)
+    except ValueError as exc:
+        raise cli.argparse.ArgumentTypeError(str(exc)) from None
+
+
+endpoint_type.__name__ = "endpoint"
+
+
+def read_endpoint_file(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError as exc:
+        raise cli.UsageError("cannot read the endpoint file %s: %s" % (
+            path, exc.strerror)) from None
+    endpoints = []
+    for number, line in enumerate(lines, 1):
+        line = line.split("#", 1)[0].strip()
+        if line:
+            try:
+                endpoints.append(parse_endpoint(line))
+            except ValueError as exc:
+                raise cli.UsageError("%s line %d: %s" % (path, number, exc)) from None
+    return endpoints
+
+
+def endpoints_from(args):
+    if args.host is None and (args.port or args.sni or args.starttls):
+        raise cli.UsageError("-p, --sni and --starttls go with -H")
+    endpoints = []
+    if args.host is not None:
+        endpoints.append(make_endpoint(args.host, args.port, args.starttls, args.sni))
+    endpoints.extend(args.endpoint)
+    for path in args.endpoint_file:
+        endpoints.extend(read_endpoint_file(path))
+    unique = {}
+    for endpoint in endpoints:
+        endpoint.family = args.family
+        unique.setdefault(endpoint.label, endpoint)  # the same endpoint twice: checked once
+    endpoints = list(unique.values())
+    if not endpoints and not args.file:
+        raise cli.UsageError("nothing to check: give -H, --endpoint, --endpoint-file or --file")
+    return endpoints
+
+
+# -- what was found -----------------------------------------------------------------------
+
+class Subject:
+    """One thing checked: an endpoint (an Attempt) or a local file (certificates or error)."""
+
+    def __init__(self, label, perf_prefix, chain=(), presented=None, error=None):
+        self.label = label
+        self.perf_prefix = perf_prefix
+        self.chain = list(chain)
+        self.presented = presented
+        self.error = error
+        self.findings = []  # [(state, words)], filled by the context
+        self.is_file = False
+        self.now = None
+
+    @classmethod
+    def from_attempt(cls, attempt):
+        endpoint = attempt.endpoint
+        prefix = endpoint.label.split(" ")[0]
+        if attempt.presented is not None:
+            return cls(endpoint.label, prefix, attempt.presented.chain, attempt.presented)
+        error = attempt.error
+        stage = error.stage if error else attempt.stage
+        reason = error.reason if error else "no result"
+        if reason.startswith("no answer"):
+            words = "%s during %s" % (reason, stage)
+        else:
+            words = "%s failed: %s" % (stage, reason)
+        return cls(endpoint.label, prefix, error=words)
+
+    @classmethod
+    def from_file(cls, path, load_file):
+        try:
+            subject = cls(path, path, load_file(path))
+        except OSError as exc:
+            subject = cls(path, path, error="cannot read the file: %s" % (
+                exc.strerror or exc).lower())
+        except ValueError as exc:
+            subject = cls(path, path, error="cannot read the file: %s" % exc)
+        subject.is_file = True
+        return subject
+
+
+def days_between(later, earlier):
+    return (later - earlier).total_seconds() / 86400
+
+
+def in_words(days):
+    """'12 days', '1 day', '5 hours' (whole units, truncated as check_http does)."""
+    span = abs(days)
+    if span >= 1:
+        whole = int(span)
+        return "%d day%s" % (whole, "" if whole == 1 else "s")
+    hours = int(span * 24)
+    if hours >= 1:
+        return "%d hour%s" % (hours, "" if hours == 1 else "s")
+    minutes = int(span * 1440)
+    return "%d minute%s" % (minutes, "" if minutes == 1 else "s")
+
+
+def day(moment):
+    return moment.strftime("%Y-%m-%d")
+
+
+def stamp(moment):
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def rsa_strength(cert):
+    if cert.key_type.startswith("EC "):
+        return next(rsa for bits, rsa in EC_AS_RSA if cert.key_bits >= bits)
+    return EDWARDS_AS_RSA.get(cert.key_type, cert.key_bits)
+
+
+def role(subject, index, cert):
+    """How a chain element is named in messages."""
+    if subject.is_file:
+        return "certificate" if len(subject.chain) == 1 else "certificate %r (#%d)" % (
+            cert.name, index + 1)
+    if index == 0:
+        return "certificate"
+    return "%s %r" % ("root" if cert.self_issued else "intermediate", cert.name)
+
+
+# -- evaluation ---------------------------------------------------------------------------
+
+class Settings:
+    """What the check judges against; built from the arguments."""
+
+    def __init__(self, args):
+        self.warning = args.warning
+        self.critical = args.critical
+        self.severity = {"untrusted": SEVERITIES[args.untrusted],
+                         "self-signed": SEVERITIES[args.self_signed],
+                         "incomplete": SEVERITIES[args.incomplete],
+                         "mismatch": SEVERITIES[args.mismatch],
+                         "weak-signature": SEVERITIES[args.weak_signature],
+                         "policy": SEVERITIES[args.policy]}
+        self.min_key_size = args.min_key_size
+        self.max_validity = args.max_validity
+        self.min_tls_version = args.min_tls_version
+
+
+def judge(subject, settings, now):
+    """Every finding about one subject as [(state, words)], problems first. Pure."""
+    if subject.error:
+        return [(Critical, subject.error)]
+    if not subject.chain:
+        return [(Critical, "no certificate presented")]
+    findings = []
+    leaf = subject.chain[0]
+    for index, cert in enumerate(subject.chain):
+        who = role(subject, index, cert)
+        left = days_between(cert.not_after, now)
+        before_leaf = (index > 0 and not subject.is_file and cert.not_after < leaf.not_after)
+        tail = ", before the leaf" if before_leaf else ""
+        if now < cert.not_before:
+            findings.append((Critical, "%s not yet valid (valid from %s)" % (
+                who, stamp(cert.not_before))))
+        elif left < 0:
+            findings.append((Critical, "%s expired %s ago (%s)%s" % (
+                who, in_words(left), day(cert.not_after), tail)))
+        else:
+            state = (Critical if not settings.critical.match(left) else
+                     Warn if not settings.warning.match(left) else Ok)
+            if state != Ok:
+                findings.append((state, "%s expires in %s (%s)%s" % (
+                    who, in_words(left), day(cert.not_after), tail)))
+        if settings.min_key_size and (index == 0 or not cert.self_issued):
+            if rsa_strength(cert) < settings.min_key_size:
+                findings.append((settings.severity["policy"], "%s has a weak key (%s %d bits, "
+                                 "minimum %d)" % (who, cert.key_type, cert.key_bits,
+                                                  settings.min_key_size)))
+        if cert.signature_hash in ("sha1", "md5") and (index == 0 or not cert.self_issued):
+            findings.append((settings.severity["weak-signature"], "%s is signed with %s" % (
+                who, cert.signature_hash.upper().replace("SHA1", "SHA-1"))))
+    if settings.max_validity:
+        validity = days_between(leaf.not_after, leaf.not_before)
+        if validity > settings.max_validity + 1e-9:
+            findings.append((settings.severity["policy"], "certificate is valid for %d days, "
+                             "longer than %g" % (round(validity), settings.max_validity)))
+    presented = subject.presented
+    if presented is not None:
+        problem = presented.trust.problem
+        if problem:
+            findings.append((settings.severity[problem],
+                             TRUST_WORDS[problem].format(presented.trust.reason)))
+        if presented.name_matches is False:
+            findings.append((settings.severity["mismatch"], "name mismatch: %r is not among "
+                             "the certificate's names (%s)" % (
+                                 presented.endpoint.name,
+                                 ", ".join(leaf.sans) or "no SANs, CN %r" % leaf.subject_cn)))
+        if settings.min_tls_version:
+            wanted = tls.TLS_VERSIONS.index(settings.min_tls_version)
+            version = presented.version.replace("TLSv", "")
+            if version in tls.TLS_VERSIONS and tls.TLS_VERSIONS.index(version) < wanted:
+                findings.append((settings.severity["policy"], "negotiated %s, below TLS %s" % (
+                    presented.version, settings.min_tls_version)))
+            for old in presented.older_versions:
+                findings.append((settings.severity["policy"], "accepts %s, below TLS %s" % (
+                    old, settings.min_tls_version)))
+    findings.sort(key=lambda f: RANK[f[0]])
+    return [f for f in findings if f[0] != Ok]
+
+
+def soonest(subject):
+    return min(subject.chain, key=lambda c: c.not_after)
+
+
+class Subjects(nagiosplugin.Resource):
+    """Gathers every endpoint (concurrently) and file; one Metric per subject, plus the
+    days-left metrics for perfdata."""
+
+    def __init__(self, endpoints, files, fetch, load_file, options, now):
+        self.endpoints = endpoints
+        self.files = files
+        self.fetch = fetch
+        self.load_file = load_file
+        self.options = options
+        self.now = now
+
+    def probe(self):
+        subjects = []
+        if self.endpoints:
+            attempts = tls.fetch_all(self.endpoints, fetch=self.fetch, **self.options)
+            subjects.extend(Subject.from_attempt(a) for a in attempts)
+        subjects.extend(Subject.from_file(path, self.load_file) for path in self.files)
+        now = self.now() if callable(self.now) else self.now
+        for subject in subjects:
+            subject.now = now
+            yield nagiosplugin.Metric(subject.label, subject, context="certificates")
+        for subject in subjects:
+            if subject.chain:
+                prefix = text.label(subject.perf_prefix)
+                leaf_days = days_between(subject.chain[0].not_after, now)
+                chain_days = days_between(soonest(subject).not_after, now)
+                yield nagiosplugin.Metric(prefix + "_days_leaf", round(leaf_days, 2),
+                                          context="days")
+                yield nagiosplugin.Metric(prefix + "_days_chain", round(chain_days, 2),
+                                          context="days")
+
+
+class Certificates(nagiosplugin.Context):
+    def __init__(self, settings):
+        super().__init__("certificates")
+        self.settings = settings
+
+    def evaluate(self, metric, resource):
+        subject = metric.value
+        subject.findings = judge(subject, self.settings, subject.now)
+        if subject.findings:
+            state = subject.findings[0][0]
+            hint = "%s %s" % (subject.label, ", ".join(
+                words for _, words in subject.findings))
+        else:
+            state, hint = Ok, describe(subject)
+        return nagiosplugin.Result(state, hint, metric)
+
+
+class Days(nagiosplugin.Context):
+    """Perfdata only: the judgement of days left is part of Certificates, in words."""
+
+    def __init__(self, warning, critical):
+        super().__init__("days")
+        self.warning = warning
+        self.critical = critical
+
+    def evaluate(self, metric, resource):
+        return nagiosplugin.Result(Ok, "", metric)
+
+    def performance(self, metric, resource):
+        return nagiosplugin.Performance(metric.name, metric.value, "d", self.warning,
+                                        self.critical)
+
+
+def describe(subject):
+    """The OK words: when the soonest certificate expires, and who issued it."""
+    cert = soonest(subject)
+    index = subject.chain.index(cert)
+    left = days_between(cert.not_after, subject.now)
+    words = "%s %s expires in %s (%s)" % (subject.label, role(subject, index, cert),
+                                          in_words(left), day(cert.not_after))
+    if len(subject.chain) > 1 and subject.is_file:
+        words += ", soonest of %d" % len(subject.chain)
+    return words + ", issuer %s" % (cert.issuer_cn or cert.issuer)
+
+
+class Report(nagiosplugin.Summary):
+    def ok(self, results):
+        checked = [r for r in results if r.metric and r.metric.context == "certificates"]
+        if len(checked) == 1:
+            return str(checked[0].hint)
+        first = min(checked, key=lambda r: soonest(r.metric.value).not_after)
+        return "%d endpoints ok, soonest: %s" % (len(checked), first.hint)
+
+    def problem(self, results):
+        checked = [r for r in results if r.metric and r.metric.context == "certificates"]
+        bad = sorted((r for r in checked if r.state != Ok), key=lambda r: RANK[r.state])
+        words = "; ".join(str(r.hint) for r in bad)
+        good = len(checked) - len(bad)
+        if good:
+            words += "; %d other%s ok" % (good, "" if good == 1 else "s")
+        return words
+
+    def verbose(self, results):
+        lines = []
+        for result in results:
+            if not result.metric or result.metric.context != "certificates":
+                continue
+            subject = result.metric.value
+            lines.append("%s: %s" % (str(result.state).upper(), headline(subject)))
+            for index, cert in enumerate(subject.chain):
+                lines.append(detail(subject, index, cert))
+        return lines
+
+
+def headline(subject):
+    if subject.error:
+        return "%s %s" % (subject.label, subject.error)
+    parts = [subject.label]
+    presented = subject.presented
+    if presented is not None:
+        parts.append("at %s, %s %s, chain of %d presented" % (
+            presented.address, presented.version, presented.cipher, len(subject.chain)))
+        parts.append("trusted" if not presented.trust.problem else "not trusted (%s)"
+                     % presented.trust.problem)
+        if presented.name_matches is not None:
+            parts.append("name %r %s" % (presented.endpoint.name,
+                                         "matches" if presented.name_matches else "does not "
+                                         "match"))
+    else:
+        parts.append("file with %d certificate%s" % (
+            len(subject.chain), "" if len(subject.chain) == 1 else "s"))
+    if subject.findings:
+        parts.append("; ".join(words for _, words in subject.findings))
+    return ", ".join(parts)
+
+
+def detail(subject, index, cert):
+    return ("%s #%d: subject %s; SANs %s; issuer %s; serial %s; notBefore %s; notAfter %s "
+            "(%.1f days left); key %s %d bits; signature %s; sha256 %s" % (
+                subject.label, index + 1, cert.subject or "(empty)",
+                ", ".join(cert.sans) or "none",
+                cert.issuer, cert.serial, stamp(cert.not_before), stamp(cert.not_after),
+                days_between(cert.not_after, subject.now), cert.key_type, cert.key_bits,
+                cert.signature_hash or "n/a", cert.fingerprint[:16]))
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def build_check(args, fetch=tls.fetch, load_file=tls.load_file, now=utc_now):
+    endpoints = endpoints_from(args)
+    options = {"cafile": args.ca_file, "min_version": args.min_tls_version}
+    if args.ca_file:
+        try:
+            with open(args.ca_file, "rb"):
+                pass
+        except OSError as exc:
+            raise cli.UsageError("cannot read the --ca-file %s: %s" % (
+                args.ca_file, exc.strerror)) from None
+    return nagiosplugin.Check(
+        Subjects(endpoints, args.file, fetch, load_file, options, now),
+        Certificates(Settings(args)),
+        Days(args.warning, args.critical),
+        Report())
+
+
+def main(argv=None):
+    runtime.main(NAME, build_parser, build_check, argv)

@@ -1,0 +1,427 @@
+"""systemd through systemctl: the units, the timers, the system state and unit properties.
+
+No D-Bus library: every answer comes from running ``systemctl`` (through an optional command
+prefix such as ``nsenter -t PID -a systemctl``), as JSON where systemctl writes it (systemd 246
+and later: ``--output=json`` on its tables) and as the plain table otherwise. A table whose
+header is not the one this module knows fails loudly ("the layout of systemctl output has
+changed") instead of being guessed at.
+
+systemctl runs with TZ=UTC, so the timestamps it prints are read without guessing a zone.
+The parse functions are pure and return dataclasses; ``gather`` is the only I/O.
+"""
+import dataclasses
+import json
+import re
+import shlex
+from typing import Dict, List, Optional, Sequence
+
+import nagiosplugin
+
+from osop_checks import proc
+
+UNIT_COLUMNS = ("UNIT", "LOAD", "ACTIVE", "SUB", "DESCRIPTION")
+UNIT_COLUMNS_JOB = ("UNIT", "LOAD", "ACTIVE", "SUB", "JOB", "DESCRIPTION")
+BULLETS = ("\u25cf", "*", "\u25cb", "\u00d7")
+TIMER_COLUMNS = ("NEXT", "LEFT", "LAST", "PASSED", "UNIT", "ACTIVATES")
+ACTIVE_STATES = frozenset(("active", "inactive", "failed", "activating", "deactivating",
+                           "reloading", "maintenance", "refreshing"))
+SYSTEM_STATES = frozenset(("initializing", "starting", "running", "degraded", "maintenance",
+                           "stopping", "offline", "unknown"))
+PROPERTIES = ("Id", "Description", "LoadState", "ActiveState", "SubState", "Type", "Result",
+              "ConditionResult", "ConditionTimestamp", "ActiveEnterTimestamp",
+              "ExecMainExitTimestamp", "ExecMainStatus", "LastTriggerUSec", "Unit")
+# What every systemctl run gets: UTC timestamps, no pager, no colours, no ask-password agent.
+ENVIRONMENT = {"TZ": "UTC", "SYSTEMD_PAGER": "", "PAGER": "cat", "SYSTEMD_COLORS": "0"}
+# A unit name as systemd allows it (templates and escapes included).
+UNIT_NAME = re.compile(r"^[A-Za-z0-9:_.\\@-]+$")
+
+
+class LayoutError(nagiosplugin.CheckError):
+    """systemctl wrote something this module does not understand."""
+
+    def __init__(self, what, detail=""):
+        super().__init__("the layout of systemctl output has changed: %s%s" % (
+            what, (" (%s)" % _snippet(detail)) if detail else ""))
+
+
+def _snippet(text, limit=80):
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    """One row of ``systemctl list-units --all``."""
+    name: str
+    load: str
+    active: str
+    sub: str
+    description: str = ""
+
+    @property
+    def kind(self):
+        """The unit type: service, timer, socket, mount ..."""
+        return self.name.rsplit(".", 1)[-1] if "." in self.name else ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Timer:
+    """One row of ``systemctl list-timers --all``; times are Unix seconds, None for never."""
+    name: str
+    activates: str
+    last: Optional[float] = None
+    next: Optional[float] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Properties:
+    """What ``systemctl show -p ...`` says about one unit; times are Unix seconds or None."""
+    name: str
+    load_state: str = ""
+    active_state: str = ""
+    sub_state: str = ""
+    type: str = ""
+    result: str = ""
+    condition_result: str = ""
+    condition_time: Optional[float] = None
+    active_enter: Optional[float] = None
+    exit_time: Optional[float] = None
+    exit_status: Optional[int] = None
+    last_trigger: Optional[float] = None
+    triggers: str = ""
+    description: str = ""
+
+    @property
+    def condition_failed(self):
+        """The unit was skipped because a start condition was not met (checked, not 'yes')."""
+        return self.condition_result == "no" and self.condition_time is not None
+
+    @property
+    def exited_successfully(self):
+        """A oneshot service that ran and whose main process exited with 0."""
+        return (self.type == "oneshot" and self.result == "success"
+                and self.exit_time is not None and self.exit_status == 0)
+
+
+@dataclasses.dataclass
+class Snapshot:
+    """Everything one check run learned from systemctl."""
+    state: str
+    units: List[Unit]
+    timers: Optional[List[Timer]]  # None: not asked
+    properties: Dict[str, Properties]
+    layout: str  # "json" or "table"
+
+
+# -- parsing --------------------------------------------------------------------------------
+
+def _json_list(text, command):
+    """The JSON array systemctl ``command`` wrote, or a LayoutError saying what it wrote."""
+    try:
+        rows = json.loads(text)
+    except ValueError as exc:
+        raise LayoutError("%s did not write JSON: %s" % (command, exc), text) from None
+    if not isinstance(rows, list):
+        raise LayoutError("%s JSON is not a list" % command, text)
+    return rows
+
+
+def parse_units_json(text) -> List[Unit]:
+    """``list-units --all --output=json``: a list of {unit, load, active, sub, description}."""
+    rows = _json_list(text, "list-units")
+    units = []
+    for row in rows:
+        if not isinstance(row, dict) or not all(
+                isinstance(row.get(k), str) for k in ("unit", "load", "active", "sub")):
+            raise LayoutError("a list-units JSON entry lacks unit/load/active/sub", str(row))
+        units.append(Unit(row["unit"], row["load"], row["active"], row["sub"],
+                          str(row.get("description") or "")))
+    return units
+
+
+def parse_units_table(text) -> List[Unit]:
+    """``list-units --all --plain`` (legend included): the header must read
+    UNIT LOAD ACTIVE SUB [JOB] DESCRIPTION (JOB appears while jobs are queued, e.g. during
+    boot); rows end at the first blank line."""
+    lines = text.splitlines()
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if not lines:
+        raise LayoutError("list-units wrote nothing")
+    if re.match(r"^0 loaded units listed", lines[0].strip()):
+        return []
+    header = lines[0]
+    words = tuple(header.split())
+    if words not in (UNIT_COLUMNS, UNIT_COLUMNS_JOB):
+        raise LayoutError("list-units header is not %s" % " ".join(UNIT_COLUMNS), header)
+    job = None
+    if words == UNIT_COLUMNS_JOB:
+        starts = [m.start() for m in re.finditer(r"\S+", header)]
+        job = (starts[4], starts[5])
+    units = []
+    for line in lines[1:]:
+        if not line.strip():
+            break
+        # fancy (non --plain) output marks failed units with a bullet: tolerate it
+        if line[:1] in BULLETS:
+            line = " " + line[1:]
+        fields = line.split(None, 3)
+        if len(fields) < 4 or fields[2] not in ACTIVE_STATES:
+            raise LayoutError("list-units row not understood", line)
+        name, load, active, rest = fields
+        if job is not None:
+            if line[job[0] - 1:job[0]] not in ("", " ") or \
+                    line[job[1] - 1:job[1]] not in ("", " "):
+                raise LayoutError("list-units row not understood", line)
+            sub = line[:job[0]].split()[-1]
+            description = line[job[1]:].strip()
+        else:
+            sub, _, description = rest.partition(" ")
+        units.append(Unit(name, load, active, sub.strip(), description.strip()))
+    return units
+
+
+def _usec(value):
+    if value in (None, 0, "", "0"):
+        return None
+    try:
+        return int(value) / 1e6
+    except (TypeError, ValueError):
+        raise LayoutError("a timestamp in list-timers JSON is not a number", str(value)) \
+            from None
+
+
+def parse_timers_json(text) -> List[Timer]:
+    """``list-timers --all --output=json``: next/last in microseconds, 0 or null for never."""
+    rows = _json_list(text, "list-timers")
+    timers = []
+    for row in rows:
+        if not isinstance(row, dict) or not isinstance(row.get("unit"), str) \
+                or "last" not in row or "next" not in row:
+            raise LayoutError("a list-timers JSON entry lacks unit/last/next", str(row))
+        timers.append(Timer(row["unit"], str(row.get("activates") or ""),
+                            _usec(row.get("last")), _usec(row.get("next"))))
+    return timers
+
+
+def parse_timers_table(text) -> List[Timer]:
+    """``list-timers --all``: columns are cut at the header's word positions (the dates hold
+    spaces); the header must read NEXT LEFT LAST PASSED UNIT ACTIVATES."""
+    lines = text.splitlines()
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if not lines:
+        raise LayoutError("list-timers wrote nothing")
+    if re.match(r"^0 timers listed", lines[0].strip()):
+        return []
+    header = lines[0]
+    if tuple(header.split()) != TIMER_COLUMNS:
+        raise LayoutError("list-timers header is not %s" % " ".join(TIMER_COLUMNS), header)
+    starts = [m.start() for m in re.finditer(r"\S+", header)]
+    timers = []
+    for line in lines[1:]:
+        if not line.strip():
+            break
+        cells = [line[a:b].strip() for a, b in zip(starts, starts[1:] + [None])]
+        # a cell must not have been cut in the middle of a word
+        if any(0 < a < len(line) and line[a - 1] != " " for a in starts[1:]) \
+                or not UNIT_NAME.match(cells[4]):
+            raise LayoutError("list-timers row not understood", line)
+        timers.append(Timer(cells[4], cells[5], parse_timestamp(cells[2]),
+                            parse_timestamp(cells[0])))
+    return timers
+
+
+_STAMP = re.compile(r"^(?:[A-Z][a-z]{2} )?(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.\d+)?"
+                    r"(?: (\S+))?$")
+
+
+def utc_seconds(year, month, day, hour=0, minute=0, second=0):
+    """calendar.timegm without importing calendar/_strptime (start-up cost): days from the
+    civil date by H. Hinnant's algorithm, proleptic Gregorian."""
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60
+            and second < 61):
+        raise ValueError("not a date: %d-%02d-%02d %02d:%02d:%02d" % (
+            year, month, day, hour, minute, second))
+    year -= month <= 2
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * (month - 3 if month > 2 else month + 9) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    days = era * 146097 + doe - 719468
+    return days * 86400 + hour * 3600 + minute * 60 + second
+
+
+def parse_timestamp(text) -> Optional[float]:
+    """A systemd timestamp ('Thu 2026-11-26 10:57:27 UTC', '@1700000000') as Unix seconds;
+    None for '', '-' and 'n/a' (never). Only UTC is read: systemctl runs with TZ=UTC."""
+    text = str(text).strip()
+    if text in ("", "-", "n/a", "0"):
+        return None
+    if text.startswith("@"):
+        try:
+            return float(text[1:])
+        except ValueError:
+            raise LayoutError("timestamp not understood", text) from None
+    match = _STAMP.match(text)
+    if not match:
+        raise LayoutError("timestamp not understood", text)
+    *fields, zone = match.groups()
+    if zone not in (None, "UTC", "GMT", "UTC0", "Z"):
+        raise nagiosplugin.CheckError(
+            "systemctl wrote a timestamp in the time zone %s, not UTC (%s): run systemctl "
+            "with TZ=UTC (a remote prefix such as ssh does not pass it on)" % (zone, text))
+    try:
+        return float(utc_seconds(*(int(f) for f in fields)))
+    except ValueError:
+        raise LayoutError("timestamp not understood", text) from None
+
+
+def parse_show(text) -> List[Properties]:
+    """``show -p ...`` for several units: blocks of Key=value separated by blank lines, in
+    the order the units were named."""
+    blocks, current = [], {}
+    for line in text.splitlines():
+        if not line.strip():
+            if current:
+                blocks.append(current)
+                current = {}
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not re.match(r"^[A-Za-z]+$", key):
+            raise LayoutError("show wrote a line that is not Key=value", line)
+        current[key] = value
+    if current:
+        blocks.append(current)
+    result = []
+    for block in blocks:
+        if "Id" not in block:
+            raise LayoutError("show wrote a block without Id", " ".join(block))
+        status = block.get("ExecMainStatus", "")
+        result.append(Properties(
+            name=block["Id"], load_state=block.get("LoadState", ""),
+            active_state=block.get("ActiveState", ""), sub_state=block.get("SubState", ""),
+            type=block.get("Type", ""), result=block.get("Result", ""),
+            condition_result=block.get("ConditionResult", ""),
+            condition_time=parse_timestamp(block.get("ConditionTimestamp", "")),
+            active_enter=parse_timestamp(block.get("ActiveEnterTimestamp", "")),
+            exit_time=parse_timestamp(block.get("ExecMainExitTimestamp", "")),
+            exit_status=int(status) if status.lstrip("-").isdigit() else None,
+            last_trigger=parse_timestamp(block.get("LastTriggerUSec", "")),
+            triggers=block.get("Unit", ""), description=block.get("Description", "")))
+    return result
+
+
+def parse_state(text) -> str:
+    """``is-system-running``: one word."""
+    word = text.strip().split("\n", 1)[0].strip()
+    if word not in SYSTEM_STATES:
+        raise LayoutError("is-system-running said something unknown", text)
+    return word
+
+
+def is_json(text):
+    return text.lstrip().startswith("[")
+
+
+# -- running systemctl ----------------------------------------------------------------------
+
+def split_command(command) -> List[str]:
+    """The --systemctl value as an argv prefix (shell-like quoting, never a shell)."""
+    if not isinstance(command, str):
+        return [str(c) for c in command]
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise ValueError("cannot split %r: %s" % (command, exc)) from None
+    if not argv:
+        raise ValueError("the systemctl command is empty")
+    return argv
+
+
+class Systemctl:
+    """Runs ``prefix + [subcommand ...]`` through proc.run and explains failures in words."""
+
+    def __init__(self, command="systemctl", run=proc.run):
+        self.prefix = split_command(command)
+        self._run = run
+
+    def __call__(self, *args, ok_codes=(0,)):
+        return self.completed(*args, ok_codes=ok_codes).stdout
+
+    def completed(self, *args, ok_codes=(0,)):
+        argv = self.prefix + ["--no-pager"] + list(args)
+        done = self._run(argv, env=ENVIRONMENT, ok_codes=None)
+        if ok_codes is not None and done.returncode not in ok_codes:
+            raise nagiosplugin.CheckError(explain(argv, done))
+        done.argv = argv
+        return done
+
+
+def explain(argv, done):
+    """One sentence for a failed systemctl run."""
+    words = " ".join(a for a in argv if a != "--no-pager")
+    if len(words) > 120:
+        words = words[:117] + "..."
+    lines = [ln.strip() for ln in (done.stderr or "").splitlines() if ln.strip()]
+    if any("has not been booted with systemd" in ln for ln in lines):
+        return "systemd is not running here (%s: System has not been booted with systemd " \
+               "as init system)" % words
+    detail = lines[0] if lines else (done.stdout.strip().splitlines() or [""])[-1]
+    return "%s failed (exit %d)%s" % (words, done.returncode,
+                                      (": " + detail) if detail else "")
+
+
+def list_units(systemctl, layout="auto"):
+    """(units, layout used): JSON when asked or when systemctl writes it, the table else."""
+    if layout in ("auto", "json"):
+        out = systemctl("list-units", "--all", "--output=json")
+        if is_json(out):
+            return parse_units_json(out), "json"
+        if layout == "json":
+            raise LayoutError("list-units --output=json did not write JSON (systemd older "
+                              "than 246? use --format table)", out)
+    return parse_units_table(systemctl("list-units", "--all", "--plain")), "table"
+
+
+def list_timers(systemctl, layout):
+    if layout == "json":
+        out = systemctl("list-timers", "--all", "--output=json")
+        if is_json(out):
+            return parse_timers_json(out)
+        raise LayoutError("list-timers --output=json did not write JSON", out)
+    return parse_timers_table(systemctl("list-timers", "--all"))
+
+
+def system_state(systemctl):
+    # is-system-running exits non-zero for every state but "running": an answer is a word on
+    # stdout; no word means the command itself failed
+    done = systemctl.completed("is-system-running", ok_codes=None)
+    if not done.stdout.strip():
+        raise nagiosplugin.CheckError(explain(done.argv, done))
+    return parse_state(done.stdout)
+
+
+def show(systemctl, names: Sequence[str]) -> Dict[str, Properties]:
+    """Properties of ``names``, keyed by the names as given (systemctl may add .service)."""
+    names = list(dict.fromkeys(names))
+    if not names:
+        return {}
+    blocks = parse_show(systemctl("show", "-p", ",".join(PROPERTIES), "--", *names))
+    if len(blocks) != len(names):
+        raise LayoutError("show answered for %d units, asked for %d" % (
+            len(blocks), len(names)))
+    return dict(zip(names, blocks))
+
+
+def gather(command="systemctl", layout="auto", wanted=lambda units, timers: (),
+           run=proc.run, timers=True) -> Snapshot:
+    """Ask systemctl everything a check needs. ``wanted(units, timers)`` names the units whose
+    properties are needed (known only once the lists are in); ``timers=False`` skips
+    list-timers (Snapshot.timers is then None)."""
+    systemctl = Systemctl(command, run)
+    units, layout = list_units(systemctl, layout)
+    timer_list = list_timers(systemctl, layout) if timers else None
+    state = system_state(systemctl)
+    properties = show(systemctl, wanted(units, timer_list or []))
+    return Snapshot(state, units, timer_list, properties, layout)

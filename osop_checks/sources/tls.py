@@ -1,0 +1,698 @@
+"""TLS certificates: the chain a server presents (direct TLS or STARTTLS), and local files.
+
+I/O and parsing only; no judgement. ``fetch`` speaks to one endpoint (every socket step bounded
+by ``deadline.remaining()``), ``fetch_all`` runs it for many endpoints in threads,
+``load_file`` reads PEM/DER/PKCS#7 files. Trust is decided by OpenSSL in the real handshake
+(``ssl``); certificates are read with ``cryptography``, imported inside the functions that need
+it so that loading this module stays cheap.
+"""
+import dataclasses
+import datetime
+import functools
+import ipaddress
+import logging
+import re
+import socket
+import struct
+import threading
+import warnings
+from typing import List, Optional
+
+from osop_checks import deadline, text
+
+log = logging.getLogger("nagiosplugin")
+
+STARTTLS = ("smtp", "imap", "pop3", "ftp", "ldap", "postgres", "xmpp")
+# The port a protocol is usually served on, and the protocol a port implies.
+PROTOCOL_PORTS = {"smtp": 25, "imap": 143, "pop3": 110, "ftp": 21, "ldap": 389,
+                  "postgres": 5432, "xmpp": 5222}
+PORT_PROTOCOLS = {25: "smtp", 587: "smtp", 143: "imap", 110: "pop3", 21: "ftp", 389: "ldap",
+                  5432: "postgres", 5222: "xmpp"}
+TLS_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
+# ssl.TLSVersion member names; ssl itself is imported where a connection is made (it costs
+# start-up time that --file and usage errors do not need).
+_SSL_VERSIONS = {"1.0": "TLSv1", "1.1": "TLSv1_1", "1.2": "TLSv1_2", "1.3": "TLSv1_3"}
+
+# OpenSSL verify codes (X509_V_ERR_*) that tell why a chain is not trusted.
+_SELF_SIGNED = 18           # depth zero self-signed certificate
+_SELF_SIGNED_IN_CHAIN = 19  # a self-signed root that is not in the trust store
+_NO_ISSUER = (2, 20, 21)    # unable to get (local) issuer certificate / verify the first one
+_NO_CHECK_TIME = 0x200000   # X509_V_FLAG_NO_CHECK_TIME: validity dates are judged by the check
+_MAX_REPLY = 65536
+# Worker threads import cryptography on first use; one at a time, so that no two threads can
+# deadlock on the module locks of a package that imports itself in a different order.
+_IMPORTING = threading.Lock()
+
+
+# -- data ---------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Certificate:
+    """One X.509 certificate, as plain data (times are timezone-aware UTC)."""
+    subject: str
+    issuer: str
+    subject_cn: str
+    issuer_cn: str
+    serial: str
+    not_before: datetime.datetime
+    not_after: datetime.datetime
+    dns_names: List[str]
+    ip_addresses: List[str]
+    key_type: str
+    key_bits: int
+    signature_hash: Optional[str]
+    is_ca: bool
+    fingerprint: str
+    der: bytes = dataclasses.field(repr=False, default=b"")
+
+    @property
+    def self_issued(self):
+        return self.subject == self.issuer
+
+    @property
+    def sans(self):
+        return ["DNS:" + n for n in self.dns_names] + ["IP:" + a for a in self.ip_addresses]
+
+    @property
+    def name(self):
+        """A short name for messages: the CN, else the whole subject."""
+        return self.subject_cn or self.subject or "(empty subject)"
+
+
+@dataclasses.dataclass
+class Endpoint:
+    """Where to connect: ``sni`` is the name sent and matched (defaults to ``host``)."""
+    host: str
+    port: int
+    starttls: Optional[str] = None
+    sni: Optional[str] = None
+    family: int = 0
+
+    @property
+    def name(self):
+        return self.sni or self.host
+
+    @property
+    def label(self):
+        host = "[%s]" % self.host if ":" in self.host else self.host
+        where = "%s:%d" % (host, self.port)
+        if self.sni and self.sni != self.host:
+            where = "%s@%s" % (self.sni, where)
+        return where + (" (%s)" % self.starttls if self.starttls else "")
+
+
+@dataclasses.dataclass
+class Trust:
+    """OpenSSL's verdict on the presented chain (validity dates left out: the check judges
+    those). ``problem`` is None, 'self-signed', 'untrusted' or 'incomplete'."""
+    problem: Optional[str] = None
+    reason: str = ""
+
+
+@dataclasses.dataclass
+class Presented:
+    """What one endpoint presented."""
+    endpoint: Endpoint
+    chain: List[Certificate]
+    address: str = ""
+    version: str = ""
+    cipher: str = ""
+    trust: Trust = dataclasses.field(default_factory=Trust)
+    name_matches: Optional[bool] = None
+    older_versions: List[str] = dataclasses.field(default_factory=list)
+
+
+class ConnectionFailed(Exception):
+    """The endpoint could not be read; ``stage`` says where it failed."""
+
+    def __init__(self, stage, reason):
+        super().__init__("%s: %s" % (stage, reason))
+        self.stage = stage
+        self.reason = reason
+
+
+@dataclasses.dataclass
+class Attempt:
+    """One endpoint's run: the stage it is in while running, then a result or an error."""
+    endpoint: Endpoint
+    stage: str = "starting"
+    presented: Optional[Presented] = None
+    error: Optional[ConnectionFailed] = None
+    crash: Optional[BaseException] = None
+
+
+# -- certificates -------------------------------------------------------------------------
+
+def _utc(cert, name):
+    value = getattr(cert, name + "_utc", None)  # cryptography >= 42
+    if value is None:
+        value = getattr(cert, name).replace(tzinfo=datetime.timezone.utc)
+    return value
+
+
+def parse_certificate(der):
+    """A DER certificate as a Certificate (cryptography does the X.509 parsing)."""
+    with _IMPORTING:  # one thread at a time through cryptography's first import
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+        from cryptography.x509.oid import NameOID
+
+    cert = x509.load_der_x509_certificate(der)
+
+    def common_name(name):
+        values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+        return str(values[0].value) if values else ""
+
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        dns_names = [str(n) for n in san.get_values_for_type(x509.DNSName)]
+        ips = [str(a) for a in san.get_values_for_type(x509.IPAddress)]
+    except x509.ExtensionNotFound:
+        dns_names, ips = [], []
+    try:
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        key_type, bits = "RSA", key.key_size
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        key_type, bits = "EC " + key.curve.name, key.curve.key_size
+    elif isinstance(key, dsa.DSAPublicKey):
+        key_type, bits = "DSA", key.key_size
+    elif isinstance(key, ed25519.Ed25519PublicKey):
+        key_type, bits = "Ed25519", 256
+    elif isinstance(key, ed448.Ed448PublicKey):
+        key_type, bits = "Ed448", 456
+    else:
+        key_type, bits = type(key).__name__, 0
+    try:
+        algorithm = cert.signature_hash_algorithm
+        signature_hash = algorithm.name if algorithm is not None else None
+    except Exception:  # an algorithm cryptography does not know: name it by its OID
+        signature_hash = cert.signature_algorithm_oid.dotted_string
+    return Certificate(
+        subject=cert.subject.rfc4514_string(), issuer=cert.issuer.rfc4514_string(),
+        subject_cn=common_name(cert.subject), issuer_cn=common_name(cert.issuer),
+        serial="%X" % cert.serial_number,
+        not_before=_utc(cert, "not_valid_before"), not_after=_utc(cert, "not_valid_after"),
+        dns_names=dns_names, ip_addresses=ips, key_type=key_type, key_bits=bits,
+        signature_hash=signature_hash, is_ca=is_ca,
+        fingerprint=cert.fingerprint(hashes.SHA256()).hex(), der=der)
+
+
+_PEM = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----", re.S)
+
+
+def parse_bundle(data):
+    """Every certificate in PEM (one or many, PKCS#7 too) or DER (X.509 or PKCS#7) bytes."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
+
+    ders = []
+    blocks = list(_PEM.finditer(data))
+    if blocks:
+        for block in blocks:
+            kind = block.group(1)
+            if kind in (b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"):
+                pem = block.group(0).replace(b"TRUSTED CERTIFICATE", b"CERTIFICATE")
+                ders.append(x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER))
+            elif kind == b"PKCS7":
+                ders.extend(c.public_bytes(Encoding.DER)
+                            for c in pkcs7.load_pem_pkcs7_certificates(block.group(0)))
+    else:
+        try:
+            ders.append(x509.load_der_x509_certificate(data).public_bytes(Encoding.DER))
+        except ValueError:
+            try:
+                ders.extend(c.public_bytes(Encoding.DER)
+                            for c in pkcs7.load_der_pkcs7_certificates(data))
+            except ValueError:
+                pass
+    if not ders:
+        raise ValueError("no certificate in it (PEM, DER or PKCS#7 expected)")
+    return [parse_certificate(der) for der in ders]
+
+
+def load_file(path):
+    """The certificates in a local file; OSError or ValueError when it cannot be read."""
+    with open(path, "rb") as handle:
+        data = handle.read(16 * 1024 * 1024)
+    return parse_bundle(data)
+
+
+def name_matches(cert, name):
+    """Whether ``name`` (a host name or an IP address) is one of the certificate's SANs.
+
+    RFC 6125 rules as browsers apply them: DNS names compared case-insensitively, a wildcard
+    only as the whole left-most label and matching exactly one label; IP addresses only
+    against IP SANs; the subject CN is not used.
+    """
+    try:
+        address = ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        address = None
+    if address is not None:
+        return any(_same_ip(address, ip) for ip in cert.ip_addresses)
+    wanted = name.rstrip(".").lower()
+    try:
+        wanted = wanted.encode("idna").decode("ascii")
+    except UnicodeError:
+        pass
+    for pattern in cert.dns_names:
+        pattern = pattern.rstrip(".").lower()
+        if pattern == wanted:
+            return True
+        if pattern.startswith("*.") and "*" not in pattern[2:]:
+            head, _, rest = wanted.partition(".")
+            if head and rest == pattern[2:] and rest.count(".") >= 1:
+                return True
+    return False
+
+
+def _same_ip(address, text_value):
+    try:
+        return ipaddress.ip_address(text_value) == address
+    except ValueError:
+        return False
+
+
+# -- the connection -----------------------------------------------------------------------
+
+def _timeout():
+    return deadline.remaining(None)
+
+
+class _Wire:
+    """A plain socket with the line reading STARTTLS dialogues need; every read bounded."""
+
+    def __init__(self, sock, stage, label=""):
+        self.sock = sock
+        self.stage = stage
+        self.label = label
+        self.buffer = b""
+
+    def send(self, data):
+        log.debug("%s %s >> %r", self.label, self.stage, data[:200])
+        self.sock.settimeout(_timeout())
+        self.sock.sendall(data)
+
+    def recv_some(self):
+        self.sock.settimeout(_timeout())
+        data = self.sock.recv(4096)
+        if not data:
+            raise ConnectionFailed(self.stage, "the server closed the connection")
+        log.debug("%s %s << %r", self.label, self.stage, data[:200])
+        self.buffer += data
+        if len(self.buffer) > _MAX_REPLY:
+            raise ConnectionFailed(self.stage, "the server sent more than %d bytes" % _MAX_REPLY)
+
+    def line(self):
+        while b"\n" not in self.buffer:
+            self.recv_some()
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line.rstrip(b"\r").decode("utf-8", "replace")
+
+    def exactly(self, count):
+        while len(self.buffer) < count:
+            self.recv_some()
+        data, self.buffer = self.buffer[:count], self.buffer[count:]
+        return data
+
+    def until(self, marker):
+        while marker not in self.buffer:
+            self.recv_some()
+        data, _, self.buffer = self.buffer.partition(marker)
+        return data + marker
+
+    def reply(self):
+        """An SMTP/FTP reply, continuation lines ('250-...') included: (code, last line)."""
+        while True:
+            line = self.line()
+            if len(line) >= 4 and line[3] == "-":
+                continue
+            return line[:3], line
+
+    def refused(self, what):
+        return ConnectionFailed(self.stage, "refused by the server: %s" % text.oneline(
+            what, limit=120))
+
+
+def _smtp(wire, endpoint):
+    code, line = wire.reply()
+    if code != "220":
+        raise ConnectionFailed(wire.stage, "unexpected greeting: %s" % text.oneline(line))
+    wire.send(b"EHLO " + (socket.gethostname() or "localhost").encode("ascii", "replace")
+              + b"\r\n")
+    code, line = wire.reply()
+    if code != "250":
+        raise wire.refused(line)
+    wire.send(b"STARTTLS\r\n")
+    code, line = wire.reply()
+    if code != "220":
+        raise wire.refused(line)
+
+
+def _ftp(wire, endpoint):
+    code, line = wire.reply()
+    if code != "220":
+        raise ConnectionFailed(wire.stage, "unexpected greeting: %s" % text.oneline(line))
+    wire.send(b"AUTH TLS\r\n")
+    code, line = wire.reply()
+    if code != "234":
+        raise wire.refused(line)
+
+
+def _imap(wire, endpoint):
+    line = wire.line()
+    if not line.startswith("* OK"):
+        raise ConnectionFailed(wire.stage, "unexpected greeting: %s" % text.oneline(line))
+    wire.send(b"a001 STARTTLS\r\n")
+    while True:
+        line = wire.line()
+        if line.startswith("a001 "):
+            break
+    if not line.startswith("a001 OK"):
+        raise wire.refused(line)
+
+
+def _pop3(wire, endpoint):
+    line = wire.line()
+    if not line.startswith("+OK"):
+        raise ConnectionFailed(wire.stage, "unexpected greeting: %s" % text.oneline(line))
+    wire.send(b"STLS\r\n")
+    line = wire.line()
+    if not line.startswith("+OK"):
+        raise wire.refused(line)
+
+
+# LDAPMessage { messageID 1, extendedReq [APPLICATION 23] { requestName [0] StartTLS OID } }
+_LDAP_STARTTLS_OID = b"1.3.6.1.4.1.1466.20037"
+_LDAP_STARTTLS = (b"\x30" + bytes([len(_LDAP_STARTTLS_OID) + 7]) + b"\x02\x01\x01"
+                  + b"\x77" + bytes([len(_LDAP_STARTTLS_OID) + 2])
+                  + b"\x80" + bytes([len(_LDAP_STARTTLS_OID)]) + _LDAP_STARTTLS_OID)
+
+
+def _ber_length(wire):
+    first = wire.exactly(1)[0]
+    if first < 0x80:
+        return first
+    return int.from_bytes(wire.exactly(first & 0x7F), "big")
+
+
+def _ldap(wire, endpoint):
+    wire.send(_LDAP_STARTTLS)
+    if wire.exactly(1) != b"\x30":
+        raise ConnectionFailed(wire.stage, "the server does not answer in LDAP")
+    body = wire.exactly(_ber_length(wire))
+    # messageID (INTEGER), then [APPLICATION 24] ExtendedResponse whose first field is the
+    # ENUMERATED resultCode: walk the few TLVs rather than guess offsets.
+    pos = 2 + body[1]
+    if len(body) < pos + 2 or body[pos] != 0x78:
+        raise ConnectionFailed(wire.stage, "unexpected LDAP answer (not an ExtendedResponse)")
+    pos += 2 if body[pos + 1] < 0x80 else 2 + (body[pos + 1] & 0x7F)
+    if len(body) < pos + 3 or body[pos] != 0x0A:
+        raise ConnectionFailed(wire.stage, "unexpected LDAP answer (no resultCode)")
+    code = int.from_bytes(body[pos + 2:pos + 2 + body[pos + 1]], "big")
+    if code != 0:
+        raise wire.refused("LDAP resultCode %d" % code)
+
+
+def _postgres(wire, endpoint):
+    wire.send(struct.pack("!ii", 8, 80877103))  # SSLRequest
+    answer = wire.exactly(1)
+    if answer == b"N":
+        raise wire.refused("the server does not accept SSL (answered N)")
+    if answer != b"S":
+        raise ConnectionFailed(wire.stage, "the server does not answer in the PostgreSQL "
+                                           "protocol (%r)" % answer)
+
+
+def _xmpp(wire, endpoint):
+    wire.send(("<?xml version='1.0'?><stream:stream to='%s' xmlns='jabber:client' "
+               "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
+               % endpoint.name).encode("utf-8"))
+    features = wire.until(b"</stream:features>")
+    if b"urn:ietf:params:xml:ns:xmpp-tls" not in features:
+        raise wire.refused("no starttls among the stream features")
+    wire.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    answer = wire.until(b">")
+    if b"<proceed" not in answer:
+        raise wire.refused(answer.decode("utf-8", "replace"))
+
+
+_DIALOGUES = {"smtp": _smtp, "imap": _imap, "pop3": _pop3, "ftp": _ftp, "ldap": _ldap,
+              "postgres": _postgres, "xmpp": _xmpp}
+
+
+def _connect(endpoint, attempt):
+    attempt.stage = "resolve"
+    try:
+        infos = socket.getaddrinfo(endpoint.host, endpoint.port, endpoint.family,
+                                   socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConnectionFailed("resolve", "cannot resolve %s: %s" % (
+            endpoint.host, exc.strerror or exc)) from None
+    attempt.stage = "connect"
+    errors = []
+    for family, kind, proto, _, address in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(_timeout())
+            log.info("connecting to %s port %d (%s)", address[0], address[1], endpoint.label)
+            sock.connect(address)
+            return sock, address[0]
+        except (socket.timeout, deadline.Timeout):
+            sock.close()
+            raise
+        except OSError as exc:
+            sock.close()
+            errors.append("%s: %s" % (address[0], (exc.strerror or str(exc)).lower()))
+    raise ConnectionFailed("connect", "; ".join(errors) or "no address")
+
+
+@functools.lru_cache(maxsize=None)
+def _context(verify, cafile=None, minimum=None, maximum=None):
+    """One SSLContext per kind, shared by all endpoints (the trust store is read once)."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    # Reach old servers too: their certificates expire as well. Weak keys, signatures and
+    # protocol versions are the check's policy options, not reasons to fail the handshake.
+    with warnings.catch_warnings():  # TLS 1.0/1.1 are deprecated: we only look at them
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = ssl.TLSVersion[_SSL_VERSIONS[minimum or "1.0"]]
+        if maximum:
+            context.maximum_version = ssl.TLSVersion[_SSL_VERSIONS[maximum]]
+    try:
+        context.set_ciphers("ALL:@SECLEVEL=0")
+    except ssl.SSLError:
+        pass
+    if verify:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.verify_flags |= _NO_CHECK_TIME
+        if cafile:
+            context.load_verify_locations(cafile=cafile)
+        else:
+            context.load_default_certs()
+    else:
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _chain(tls, verified=False):
+    """DER certificates the peer presented (or OpenSSL's verified chain, anchor included)."""
+    import ssl
+
+    method = "get_verified_chain" if verified else "get_unverified_chain"
+    getter = getattr(tls, method, None) or getattr(getattr(tls, "_sslobj", None), method, None)
+    if getter is None:  # Python < 3.10: the leaf only
+        leaf = tls.getpeercert(binary_form=True)
+        return [leaf] if leaf else []
+    return [c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER)
+            for c in (getter() or [])]
+
+
+def _handshake(endpoint, attempt, context):
+    """Connect, run STARTTLS if asked, shake hands. Returns (tls socket, peer address)."""
+    sock, address = _connect(endpoint, attempt)
+    try:
+        if endpoint.starttls:
+            attempt.stage = "STARTTLS"
+            _DIALOGUES[endpoint.starttls](_Wire(sock, attempt.stage, endpoint.label), endpoint)
+        attempt.stage = "TLS handshake"
+        sock.settimeout(_timeout())
+        server_name = None
+        if endpoint.name and not _is_ip(endpoint.name):
+            server_name = endpoint.name
+        tls = context.wrap_socket(sock, server_hostname=server_name,
+                                  do_handshake_on_connect=False)
+        tls.settimeout(_timeout())
+        tls.do_handshake()
+        return tls, address
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _is_ip(name):
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+        return True
+    except ValueError:
+        return False
+
+
+def _describe(stage, exc):
+    """A ConnectionFailed naming the stage and the reason in words."""
+    import ssl
+
+    if isinstance(exc, ConnectionFailed):
+        return exc
+    if isinstance(exc, (socket.timeout, deadline.Timeout)):
+        return ConnectionFailed(stage, "no answer within the --timeout")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return ConnectionFailed(stage, exc.verify_message or str(exc))
+    if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError)):
+        return ConnectionFailed(stage, "the server closed the connection (not TLS, or it "
+                                       "refused our TLS versions and ciphers)")
+    if isinstance(exc, ssl.SSLError):
+        reason = (exc.reason or str(exc)).replace("_", " ").lower()
+        if reason in ("wrong version number", "record layer failure", "http request",
+                      "packet length too long", "unknown protocol"):
+            return ConnectionFailed(stage, "the server does not speak TLS here (OpenSSL: %s)"
+                                    % reason)
+        return ConnectionFailed(stage, "failed: %s" % reason)
+    if isinstance(exc, ConnectionRefusedError):
+        return ConnectionFailed(stage, "connection refused")
+    if isinstance(exc, OSError):
+        return ConnectionFailed(stage, (exc.strerror or str(exc) or type(exc).__name__).lower())
+    raise exc
+
+
+def _classify(verify_code, message, chain):
+    """Turn OpenSSL's verify error into self-signed / incomplete / untrusted, in words."""
+    leaf = chain[0] if chain else None
+    if verify_code == _SELF_SIGNED:
+        return Trust("self-signed", "the certificate is self-signed")
+    if verify_code == _SELF_SIGNED_IN_CHAIN:
+        return Trust("untrusted", "the root %r is not trusted" % (chain[-1].name if chain
+                                                                  else "?"))
+    if verify_code in _NO_ISSUER and leaf is not None:
+        top = chain[-1]
+        if len(chain) == 1 and not leaf.self_issued:
+            return Trust("incomplete", "the server sent no intermediate for the issuer %r "
+                                       "(nor is it trusted)" % (leaf.issuer_cn or leaf.issuer))
+        return Trust("untrusted", "the issuer %r is not trusted" % (top.issuer_cn or top.issuer))
+    return Trust("untrusted", message)
+
+
+def fetch(endpoint, cafile=None, min_version=None, attempt=None):
+    """The chain ``endpoint`` presents, with OpenSSL's trust verdict and the name match.
+
+    Raises ConnectionFailed naming the stage (resolve, connect, STARTTLS, TLS handshake).
+    With ``min_version``, a second handshake capped below it tells whether the server still
+    accepts older TLS versions.
+    """
+    import ssl
+
+    attempt = attempt or Attempt(endpoint)
+    trust = Trust()
+    verified_ders = []
+    try:
+        try:
+            tls, address = _handshake(endpoint, attempt, _context(True, cafile))
+        except ssl.SSLCertVerificationError as exc:
+            log.info("%s: verification failed: %s (%s)", endpoint.label, exc.verify_message,
+                     exc.verify_code)
+            failure = (exc.verify_code, exc.verify_message or str(exc))
+            tls, address = _handshake(endpoint, attempt, _context(False))
+        else:
+            failure = None
+            verified_ders = _chain(tls, verified=True)
+        with tls:
+            ders = _chain(tls)
+            version = tls.version() or ""
+            cipher = (tls.cipher() or ("",))[0]
+    except Exception as exc:
+        raise _describe(attempt.stage, exc) from None
+    attempt.stage = "reading certificates"
+    chain = [parse_certificate(der) for der in ders]
+    if failure is not None:
+        trust = _classify(failure[0], failure[1], chain)
+    elif verified_ders:
+        presented = set(ders)
+        borrowed = [parse_certificate(d) for d in verified_ders[1:-1] if d not in presented]
+        if borrowed:
+            trust = Trust("incomplete", "the server did not send the intermediate %s (found "
+                          "in the trust store)" % ", ".join(repr(c.name) for c in borrowed))
+    result = Presented(endpoint, chain, address, version, cipher, trust,
+                       name_matches(chain[0], endpoint.name) if chain else None)
+    if min_version and min_version != TLS_VERSIONS[0]:
+        attempt.stage = "probing TLS versions below %s" % min_version
+        below = TLS_VERSIONS[TLS_VERSIONS.index(min_version) - 1]
+        try:
+            old, _ = _handshake(endpoint, attempt, _context(False, maximum=below))
+        except Exception as exc:
+            log.info("%s: nothing below TLS %s accepted (%s)", endpoint.label, min_version,
+                     _describe(attempt.stage, exc).reason)
+        else:
+            with old:
+                result.older_versions.append(old.version() or "below " + min_version)
+    attempt.stage = "done"
+    return result
+
+
+def fetch_all(endpoints, fetch=fetch, **options):
+    """Run ``fetch`` for every endpoint concurrently; one Attempt per endpoint, in order.
+
+    Waits at most until the run's deadline; an endpoint still busy then keeps the stage it
+    was stuck in and gets a timeout error naming it.
+    """
+    attempts = [Attempt(e) for e in endpoints]
+    lock = threading.Lock()
+    closed = []
+
+    def work(attempt):
+        presented = error = crash = None
+        try:
+            presented = fetch(attempt.endpoint, attempt=attempt, **options)
+        except ConnectionFailed as exc:
+            error = exc
+        except (OSError, deadline.Timeout) as exc:
+            error = _describe(attempt.stage, exc)
+        except Exception as exc:  # a bug or a missing module: the runner reports it
+            crash = exc
+        with lock:
+            if not closed:
+                attempt.presented, attempt.error, attempt.crash = presented, error, crash
+
+    # Load cryptography while the first connections are on the wire.
+    threads = [threading.Thread(target=_warm_up, daemon=True)]
+    threads += [threading.Thread(target=work, args=(a,), daemon=True,
+                                 name="tls %s" % a.endpoint.label) for a in attempts]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join(deadline.remaining(None))
+    except deadline.Timeout:
+        pass
+    with lock:
+        closed.append(True)
+        for attempt in attempts:
+            if attempt.crash is not None:
+                raise attempt.crash
+            if attempt.presented is None and attempt.error is None:
+                attempt.error = ConnectionFailed(attempt.stage, "no answer within the --timeout")
+    return attempts
+
+
+def _warm_up():
+    try:
+        with _IMPORTING:
+            import cryptography.x509  # noqa: F401
+    except ImportError:
+        pass  # parse_certificate raises it where the runner reports it

@@ -1,0 +1,142 @@
+"""check_disk_partitions judged on constructed mount tables and usage (no I/O)."""
+import pytest
+
+from osop_checks.checks import disk_partitions as dp
+from osop_checks.sources.disks import Mount, Partition
+from tests.peers import run_inprocess
+
+GiB = 2 ** 30
+
+MOUNTS = [
+    Mount("/", "/dev/sda1", "ext4"),
+    Mount("/proc", "proc", "proc"),
+    Mount("/run", "tmpfs", "tmpfs"),
+    Mount("/data2", "/dev/sdb1", "xfs"),
+    Mount("/boot/efi", "/dev/sda2", "vfat"),
+    Mount("/srv/bind", "/dev/sda1", "ext4"),  # a bind mount of / : counted once
+]
+
+
+def usage_table(free):
+    """A usage() stand-in: ``free`` maps mount point -> (size, free) in bytes."""
+    def usage(mounts):
+        parts = []
+        for m in mounts:
+            size, avail = free.get(m.mountpoint, (100 * GiB, 50 * GiB))
+            parts.append(Partition(m.mountpoint, m.device, m.fstype, size=size,
+                                   used=size - avail, free=avail,
+                                   inodes_total=1000, inodes_free=900))
+        return parts
+    return usage
+
+
+class Module:
+    """disk_partitions with its sources replaced by the given tables."""
+    NAME = dp.NAME
+    build_parser = staticmethod(dp.build_parser)
+
+    def __init__(self, free=None, mounts=MOUNTS, fstab=(), unreadable=()):
+        self.free, self.mounts, self.fstab = free or {}, mounts, set(fstab)
+
+    def build_check(self, args):
+        return dp.build_check(args, list_mounts=lambda: self.mounts,
+                              usage=usage_table(self.free), fstab=lambda: self.fstab,
+                              exists=lambda path: path.startswith("/"))
+
+
+def run(argv, **kw):
+    return run_inprocess(Module(**kw), argv)
+
+
+def test_default_selects_physical_filesystems_once():
+    args = dp.build_parser().parse_args([])
+    chosen, missing = dp.select(MOUNTS, args)
+    assert [m.mountpoint for m in chosen] == ["/", "/data2", "/boot/efi"] and missing == []
+
+
+def test_selection_options():
+    parse = dp.build_parser().parse_args
+    pick = lambda argv: [m.mountpoint for m in dp.select(MOUNTS, parse(argv))[0]]  # noqa: E731
+    assert pick(["--exclude-type", "vfat"]) == ["/", "/data2"]
+    assert pick(["--include-type", "tmpfs"]) == ["/run"]
+    assert pick(["--match", "^/data"]) == ["/data2"]
+    assert pick(["--ignore", "^/boot"]) == ["/", "/data2"]
+
+
+def test_path_under_a_mount_selects_that_mount(tmp_path):
+    args = dp.build_parser().parse_args(["-p", "/data2/backups/daily.0", "-p", "/run"])
+    chosen, missing = dp.select(MOUNTS, args, exists=lambda p: True)
+    assert [m.mountpoint for m in chosen] == ["/data2", "/run"] and missing == []
+
+
+def test_an_unmounted_fstab_mount_point_is_critical():
+    # /data2 unmounted: its empty directory lies on /, but fstab says it should be mounted.
+    mounts = [m for m in MOUNTS if m.mountpoint != "/data2"]
+    outcome = run(["-p", "/data2"], mounts=mounts, fstab={"/data2"})
+    assert outcome.exitcode == 2
+    assert outcome.status_line.startswith("DISK_PARTITIONS CRITICAL - /data2 is not mounted")
+    relaxed = run(["-p", "/data2", "--ignore-missing"], mounts=mounts, fstab={"/data2"})
+    assert relaxed.exitcode == 0
+
+
+def test_percent_thresholds_and_the_worst_mount_first():
+    free = {"/": (100 * GiB, 30 * GiB), "/data2": (750 * GiB, 92.1 * GiB),
+            "/boot/efi": (GiB, 0.05 * GiB)}
+    outcome = run(["-w", "20%", "-c", "10%"], free=free)
+    assert outcome.exitcode == 2
+    assert outcome.status_line.startswith(
+        "DISK_PARTITIONS CRITICAL - /boot/efi 5.0% free (51.2 MiB of 1.0 GiB), "
+        "/data2 12.3% free (92.1 GiB of 750.0 GiB) |")
+    # every mount in the long output
+    assert len([l for l in outcome.output.splitlines()[1:] if " free (" in l]) == 3
+
+
+def test_percent_and_size_together_alert_only_when_both_are_breached():
+    free = {"/data2": (10000 * GiB, 1500 * GiB)}  # 15% free but 1.5 TiB: no page
+    ok = run(["-p", "/data2", "-w", "20%,50GiB", "-c", "10%,10GiB"], free=free)
+    assert ok.exitcode == 0, ok.output
+    low = {"/data2": (200 * GiB, 30 * GiB)}  # 15% and 30 GiB: both warning limits breached
+    assert run(["-p", "/data2", "-w", "20%,50GiB", "-c", "10%,10GiB"], free=low).exitcode == 1
+
+
+def test_perfdata_is_used_bytes_with_thresholds_in_the_same_terms():
+    free = {"/": (100 * GiB, 30 * GiB)}
+    outcome = run(["-p", "/", "-w", "20%", "-c", "10GiB"], free=free)
+    perf = outcome.status_line.split(" | ")[1]
+    used, usable = 70 * GiB, 100 * GiB
+    assert "'/'=%dB;%d;%d;0;%d" % (used, usable * 0.8, usable - 10 * GiB, 100 * GiB) in perf
+    assert "'/ inodes'=100;900;950;0;1000" in perf
+
+
+def test_inode_thresholds():
+    outcome = run(["-p", "/", "-W", "95%", "-K", "50%"])
+    assert outcome.exitcode == 1 and "90.0% inodes free" in outcome.status_line
+
+
+def test_path_threshold_overrides_one_mount():
+    free = {"/": (100 * GiB, 15 * GiB), "/data2": (100 * GiB, 15 * GiB)}
+    outcome = run(["-w", "20%", "-c", "10%", "--path-threshold", "/data2=10%/5%",
+                   "-p", "/", "-p", "/data2"], free=free)
+    assert outcome.exitcode == 1
+    summary = outcome.status_line.split(" | ")[0]
+    assert "/ 15.0% free" in summary and "/data2" not in summary
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["-w", "foo"], "argument -w/--warning"),
+    (["-w", "10:5"], "must not be greater"),
+    (["--bogus"], "unrecognized arguments"),
+    (["--path-threshold", "/data2"], "MOUNT=WARN/CRIT"),
+    (["--match", "("], "not a valid regular expression"),
+    (["-W", "lots"], "argument -W/--inode-warning"),
+])
+def test_bad_input_is_one_unknown_line(argv, needle):
+    outcome = run(argv)
+    assert outcome.exitcode == 3 and outcome.output.count("\n") == 1
+    assert outcome.status_line.startswith("DISK_PARTITIONS UNKNOWN - ") and needle in \
+        outcome.output
+
+
+def test_nothing_selected_is_unknown():
+    outcome = run(["--match", "^/nothing-here"])
+    assert outcome.exitcode == 3 and "no filesystem matches" in outcome.status_line

@@ -1,0 +1,429 @@
+"""check_tls_expiry's judgement on constructed chains (certificates made by the test CA,
+parsed by the real source), with the fetch step injected: no sockets here."""
+import datetime
+import subprocess
+import sys
+import threading
+
+import nagiosplugin
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from osop_checks import deadline, runtime
+from osop_checks.checks import tls_expiry
+from osop_checks.sources import tls
+
+NOW = datetime.datetime.now(datetime.timezone.utc)
+
+
+def parsed(cert):
+    return tls.parse_certificate(cert.public_bytes(Encoding.DER))
+
+
+@pytest.fixture(scope="module")
+def chains(tls_ca):
+    """name -> list of tls.Certificate, leaf first, as a server would present them."""
+    ca = tls_ca
+    short = ca.make_intermediate("Short Intermediate", 5.5)
+    made = {
+        "valid": ca.issue("c-valid", days=90.3),
+        "w": ca.issue("c-w", days=15.5),
+        "c": ca.issue("c-c", days=3.1),
+        "hours": ca.issue("c-hours", days=0.4),
+        "expired": ca.issue("c-expired", days=-2.5),
+        "notyet": ca.issue("c-notyet", days=95, not_before=NOW.replace(tzinfo=None)
+                           + datetime.timedelta(days=5)),
+        "self": ca.issue("c-self", self_signed=True),
+        "intermediate_soon": ca.issue("c-int", days=60, issuer=short),
+        "weak": ca.issue("c-weak", key_kind="rsa1024", hash_name="sha1", days=700,
+                         not_before=NOW.replace(tzinfo=None) - datetime.timedelta(days=100)),
+        "wildcard": ca.issue("c-wild", names=("*.example.org", "example.org"), ips=()),
+    }
+    return {name: [parsed(c) for c in issued.chain] for name, issued in made.items()}
+
+
+def presenter(chains_by_host, trust=None, version="TLSv1.3", older=(), failures=None):
+    """A fetch that 'presents' chains_by_host[host] for an endpoint, no network."""
+    def fetch(endpoint, cafile=None, min_version=None, attempt=None):
+        if failures and endpoint.host in failures:
+            raise failures[endpoint.host]
+        chain = chains_by_host[endpoint.host]
+        return tls.Presented(endpoint, chain, "192.0.2.1", version, "TLS_AES_128_GCM_SHA256",
+                             (trust or {}).get(endpoint.host, tls.Trust()),
+                             tls.name_matches(chain[0], endpoint.name),
+                             list(older))
+    return fetch
+
+
+def run(argv, fetch=None, load_file=tls.load_file, now=NOW):
+    args = tls_expiry.build_parser().parse_args(argv)
+    check = tls_expiry.build_check(args, fetch=fetch or presenter({}), load_file=load_file,
+                                   now=now)
+    check.name = tls_expiry.NAME
+    check()
+    return check, runtime.render(tls_expiry.NAME, check)
+
+
+def status(lines):
+    return lines[0]
+
+
+# -- endpoints and options ----------------------------------------------------------------
+
+@pytest.mark.parametrize("spec, host, port, starttls, sni", [
+    ("www.example.org", "www.example.org", 443, None, None),
+    ("mail.example.org:587", "mail.example.org", 587, "smtp", None),
+    ("mail.example.org:465", "mail.example.org", 465, None, None),
+    ("mail.example.org/imap", "mail.example.org", 143, "imap", None),
+    ("ldap.lan:389", "ldap.lan", 389, "ldap", None),
+    ("db:5432", "db", 5432, "postgres", None),
+    ("chat:5222", "chat", 5222, "xmpp", None),
+    ("ftp.lan:21", "ftp.lan", 21, "ftp", None),
+    ("pop.lan:110", "pop.lan", 110, "pop3", None),
+    ("odd:25/none", "odd", 25, None, None),
+    ("[2001:db8::1]:8443", "2001:db8::1", 8443, None, None),
+    ("[::1]", "::1", 443, None, None),
+    ("2001:db8::5", "2001:db8::5", 443, None, None),
+    ("www.example.org@192.0.2.10:443", "192.0.2.10", 443, None, "www.example.org"),
+])
+def test_parse_endpoint(spec, host, port, starttls, sni):
+    endpoint = tls_expiry.parse_endpoint(spec)
+    assert (endpoint.host, endpoint.port, endpoint.starttls, endpoint.sni) == (
+        host, port, starttls, sni)
+
+
+@pytest.mark.parametrize("spec", ["", "host:0", "host:x", "host:443/gopher", "@host",
+                                  "[::1]x", ":443"])
+def test_parse_endpoint_rejects(spec):
+    with pytest.raises(ValueError):
+        tls_expiry.parse_endpoint(spec)
+
+
+def test_labels_name_host_port_and_protocol():
+    assert tls_expiry.make_endpoint("mail.example.org", 587).label == \
+        "mail.example.org:587 (smtp)"
+    assert tls.Endpoint("::1", 443).label == "[::1]:443"
+
+
+@pytest.mark.parametrize("argv, words", [
+    ([], "nothing to check"),
+    (["-p", "443", "--endpoint", "x"], "go with -H"),
+    (["--endpoint", "host:99999"], "not a port"),
+    (["-H", "x", "-w", "soon"], "not a duration in days"),
+    (["-H", "x", "--untrusted", "maybe"], "invalid choice"),
+    (["-H", "x", "-4", "-6"], "not allowed with"),
+    (["--endpoint-file", "/nonexistent/endpoints"], "cannot read the endpoint file"),
+    (["-H", "x", "--ca-file", "/nonexistent/ca.pem"], "cannot read the --ca-file"),
+])
+def test_usage_errors_are_one_unknown_line(argv, words):
+    from tests.peers import run_inprocess
+
+    outcome = run_inprocess(tls_expiry, argv)
+    assert outcome.exitcode == 3
+    assert outcome.output.startswith("TLS_EXPIRY UNKNOWN - ")
+    assert words in outcome.output
+    assert len(outcome.output.strip().splitlines()) == 1
+
+
+def test_thresholds_in_days_and_hours():
+    args = tls_expiry.build_parser().parse_args(["-H", "x", "-w", "36h", "-c", "12h"])
+    assert args.warning.start == 1.5 and args.critical.start == 0.5
+    args = tls_expiry.build_parser().parse_args(["-H", "x"])
+    assert (args.warning.start, args.critical.start) == (21, 7)
+
+
+def test_the_same_endpoint_twice_is_checked_once():
+    args = tls_expiry.build_parser().parse_args(
+        ["-H", "www.example.org", "--endpoint", "www.example.org:443", "--endpoint", "x"])
+    assert [e.label for e in tls_expiry.endpoints_from(args)] == ["www.example.org:443",
+                                                                  "x:443"]
+
+
+def test_endpoint_file(tmp_path):
+    path = tmp_path / "endpoints"
+    path.write_text("# vhosts\nwww.example.org\n\nmail.example.org:587  # submission\n")
+    args = tls_expiry.build_parser().parse_args(["--endpoint-file", str(path), "-4"])
+    endpoints = tls_expiry.endpoints_from(args)
+    assert [e.label for e in endpoints] == ["www.example.org:443",
+                                            "mail.example.org:587 (smtp)"]
+    assert all(e.family == 2 for e in endpoints)
+    path.write_text("good.example\nbad:port\n")
+    with pytest.raises(tls_expiry.cli.UsageError, match="line 2"):
+        tls_expiry.endpoints_from(tls_expiry.build_parser().parse_args(
+            ["--endpoint-file", str(path)]))
+
+
+# -- expiry -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, state, words", [
+    ("valid", nagiosplugin.Ok, "certificate expires in 90 days"),
+    ("w", nagiosplugin.Warn, "certificate expires in 15 days"),
+    ("c", nagiosplugin.Critical, "certificate expires in 3 days"),
+    ("hours", nagiosplugin.Critical, "certificate expires in 9 hours"),
+    ("expired", nagiosplugin.Critical, "certificate expired 2 days ago"),
+    ("notyet", nagiosplugin.Critical, "certificate not yet valid (valid from"),
+])
+def test_expiry_states(chains, name, state, words):
+    check, lines = run(["-H", "localhost", "-w", "21d", "-c", "7d"],
+                       presenter({"localhost": chains[name]}))
+    assert check.state == state
+    assert status(lines).startswith("TLS_EXPIRY %s - localhost:443 " % str(state).upper())
+    assert words in status(lines)
+
+
+def test_expired_and_not_yet_valid_are_critical_whatever_the_thresholds(chains):
+    for name in ("expired", "notyet"):
+        check, lines = run(["-H", "h", "-w", "~:", "-c", "~:"], presenter({"h": chains[name]}))
+        assert check.state == nagiosplugin.Critical, lines
+
+
+def test_ok_names_date_and_issuer_and_perfdata(chains):
+    check, lines = run(["-H", "localhost"], presenter({"localhost": chains["valid"]}))
+    leaf = chains["valid"][0]
+    assert check.state == nagiosplugin.Ok
+    assert "(%s), issuer osop Test Intermediate CA" % leaf.not_after.strftime("%Y-%m-%d") \
+        in status(lines)
+    perf = status(lines).split(" | ")[1]
+    assert "'localhost:443_days_leaf'=90.3d;21:;7:" in perf
+    assert "'localhost:443_days_chain'=90.3d;21:;7:" in perf
+
+
+def test_intermediate_expiring_before_the_leaf_is_reported(chains):
+    check, lines = run(["-H", "h", "-w", "21d", "-c", "7d"],
+                       presenter({"h": chains["intermediate_soon"]}))
+    assert check.state == nagiosplugin.Critical
+    assert "intermediate 'Short Intermediate' expires in 5 days" in status(lines)
+    assert "before the leaf" in status(lines)
+    assert "'h:443_days_leaf'=60.0d" in status(lines)
+    assert "'h:443_days_chain'=5.5d" in status(lines)
+
+
+def test_long_output_lists_every_chain_element(chains):
+    _, lines = run(["-H", "localhost"], presenter({"localhost": chains["valid"]}))
+    leaf, intermediate = chains["valid"]
+    assert lines[1].startswith("OK: localhost:443, at 192.0.2.1, TLSv1.3 "
+                               "TLS_AES_128_GCM_SHA256, chain of 2 presented, trusted, "
+                               "name 'localhost' matches")
+    assert "#1: subject CN=localhost; SANs DNS:localhost, IP:127.0.0.1; issuer " \
+           "CN=osop Test Intermediate CA,O=osop tests; serial %s" % leaf.serial in lines[2]
+    assert "notBefore %s" % leaf.not_before.strftime("%Y-%m-%d %H:%M:%SZ") in lines[2]
+    assert "notAfter %s" % leaf.not_after.strftime("%Y-%m-%d %H:%M:%SZ") in lines[2]
+    assert "#2: subject CN=osop Test Intermediate CA" in lines[3]
+
+
+# -- trust and names ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("problem, option, default_state", [
+    ("untrusted", "--untrusted", nagiosplugin.Critical),
+    ("self-signed", "--self-signed", nagiosplugin.Critical),
+    ("incomplete", "--incomplete", nagiosplugin.Warn),
+])
+def test_trust_problems_have_their_own_severity(chains, problem, option, default_state):
+    fetch = presenter({"localhost": chains["valid"]},
+                      trust={"localhost": tls.Trust(problem, "the reason")})
+    check, lines = run(["-H", "localhost"], fetch)
+    assert check.state == default_state
+    assert problem in status(lines)
+    if problem != "self-signed":
+        assert "the reason" in status(lines)
+    for severity, state in (("warn", nagiosplugin.Warn), ("crit", nagiosplugin.Critical),
+                            ("ignore", nagiosplugin.Ok)):
+        check, lines = run(["-H", "localhost", option, severity], fetch)
+        assert check.state == state, lines
+
+
+def test_name_mismatch_and_its_severity(chains):
+    fetch = presenter({"www.example.org": chains["valid"]})
+    check, lines = run(["-H", "www.example.org"], fetch)
+    assert check.state == nagiosplugin.Critical
+    assert "name mismatch: 'www.example.org' is not among the certificate's names " \
+           "(DNS:localhost, IP:127.0.0.1)" in status(lines)
+    check, _ = run(["-H", "www.example.org", "--mismatch", "ignore"], fetch)
+    assert check.state == nagiosplugin.Ok
+
+
+def test_sni_is_the_name_matched(chains):
+    fetch = presenter({"192.0.2.10": chains["wildcard"]})
+    check, lines = run(["-H", "192.0.2.10", "--sni", "www.example.org"], fetch)
+    assert check.state == nagiosplugin.Ok, lines
+    check, lines = run(["-H", "192.0.2.10"], fetch)
+    assert check.state == nagiosplugin.Critical and "'192.0.2.10' is not among" in lines[0]
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("www.example.org", True), ("WWW.Example.Org.", True), ("example.org", True),
+    ("a.b.example.org", False), ("example.com", False), ("xexample.org", False),
+    ("192.0.2.1", False),
+])
+def test_name_matches_follows_rfc6125(chains, name, expected):
+    assert tls.name_matches(chains["wildcard"][0], name) is expected
+
+
+def test_ip_names_match_ip_sans_only(chains):
+    leaf = chains["valid"][0]
+    assert tls.name_matches(leaf, "127.0.0.1")
+    assert not tls.name_matches(leaf, "127.0.0.2")
+
+
+# -- policy -------------------------------------------------------------------------------
+
+def test_policy_checks(chains):
+    fetch = presenter({"h": chains["weak"]}, version="TLSv1.1", older=["TLSv1"])
+    check, lines = run(["-H", "h", "--mismatch", "ignore", "--min-key-size", "2048",
+                        "--max-validity", "398d", "--min-tls-version", "1.2"], fetch)
+    assert check.state == nagiosplugin.Warn
+    for words in ("certificate has a weak key (RSA 1024 bits, minimum 2048)",
+                  "certificate is signed with SHA-1",
+                  "certificate is valid for 800 days, longer than 398",
+                  "negotiated TLSv1.1, below TLS 1.2", "accepts TLSv1, below TLS 1.2"):
+        assert words in status(lines)
+    check, _ = run(["-H", "h", "--mismatch", "ignore", "--min-key-size", "2048",
+                    "--policy", "crit", "--weak-signature", "ignore"], fetch)
+    assert check.state == nagiosplugin.Critical
+
+
+def test_policy_is_off_unless_asked_but_sha1_warns(chains):
+    check, lines = run(["-H", "h", "--mismatch", "ignore"], presenter({"h": chains["weak"]}))
+    assert check.state == nagiosplugin.Warn
+    assert "weak key" not in status(lines) and "SHA-1" in status(lines)
+    check, _ = run(["-H", "h", "--mismatch", "ignore", "--weak-signature", "ignore"],
+                   presenter({"h": chains["weak"]}))
+    assert check.state == nagiosplugin.Ok
+
+
+def test_elliptic_curves_count_as_their_rsa_strength(chains):
+    fetch = presenter({"localhost": chains["valid"]})  # P-256 all along the chain
+    assert run(["-H", "localhost", "--min-key-size", "3072"], fetch)[0].state == \
+        nagiosplugin.Ok
+    assert run(["-H", "localhost", "--min-key-size", "4096"], fetch)[0].state == \
+        nagiosplugin.Warn
+
+
+# -- several endpoints, failures ----------------------------------------------------------
+
+def test_several_endpoints_each_with_its_own_result(chains):
+    fetch = presenter({"a": chains["valid"], "b": chains["w"], "c": chains["valid"]},
+                      failures={"d": tls.ConnectionFailed("connect", "connection refused")})
+    check, lines = run(["--endpoint", "a", "--endpoint", "b:993", "--endpoint", "c:587",
+                        "--endpoint", "d", "--mismatch", "ignore"], fetch)
+    assert check.state == nagiosplugin.Critical
+    assert status(lines).startswith(
+        "TLS_EXPIRY CRITICAL - d:443 connect failed: connection refused; "
+        "b:993 certificate expires in 15 days")
+    assert "; 2 others ok" in status(lines)
+    assert "'c:587_days_leaf'" in status(lines)
+    # long output: worst first, each endpoint on its own line with its chain below
+    assert [line.replace(",", "").split(" ")[:2] for line in lines[1:] if line[0].isupper()] == [
+        ["CRITICAL:", "d:443"], ["WARNING:", "b:993"], ["OK:", "a:443"],
+        ["OK:", "c:587"]]
+
+
+def test_all_ok_names_the_soonest(chains):
+    fetch = presenter({"a": chains["valid"], "b": chains["w"]})
+    check, lines = run(["--endpoint", "a", "--endpoint", "b", "--mismatch", "ignore",
+                        "-w", "10d", "-c", "5d"], fetch)
+    assert check.state == nagiosplugin.Ok
+    assert status(lines).startswith("TLS_EXPIRY OK - 2 endpoints ok, soonest: b:443 "
+                                    "certificate expires in 15 days")
+
+
+@pytest.mark.parametrize("error, words", [
+    (tls.ConnectionFailed("TLS handshake", "no answer within the --timeout"),
+     "h:443 no answer within the --timeout during TLS handshake"),
+    (tls.ConnectionFailed("STARTTLS", "refused by the server: 502 no"),
+     "h:443 STARTTLS failed: refused by the server: 502 no"),
+    (ConnectionResetError(104, "Connection reset by peer"),
+     "h:443 starting failed: the server closed the connection (not TLS, or it refused "
+     "our TLS versions and ciphers)"),
+])
+def test_connection_failures_are_critical_naming_the_stage(error, words):
+    check, lines = run(["-H", "h"], presenter({}, failures={"h": error}))
+    assert check.state == nagiosplugin.Critical
+    assert status(lines) == "TLS_EXPIRY CRITICAL - " + words
+
+
+def test_a_bug_in_fetch_is_unknown_not_critical():
+    def broken(endpoint, **_):
+        raise KeyError("oops")
+
+    outcome = runtime.execute(tls_expiry.NAME, tls_expiry.build_parser,
+                              lambda a: tls_expiry.build_check(a, fetch=broken), ["-H", "h"])
+    assert outcome.exitcode == 3
+    assert outcome.status_line.startswith("TLS_EXPIRY UNKNOWN - internal error: KeyError")
+
+
+def test_endpoints_run_concurrently():
+    endpoints = [tls.Endpoint("h%d" % i, 443) for i in range(20)]
+    barrier = threading.Barrier(len(endpoints), timeout=10)
+
+    def fetch(endpoint, attempt=None, **_):
+        barrier.wait()  # passes only when all 20 are running at once
+        raise tls.ConnectionFailed("connect", "done")
+
+    attempts = tls.fetch_all(endpoints, fetch=fetch)
+    assert [a.error.reason for a in attempts] == ["done"] * 20
+
+
+def test_a_stuck_endpoint_is_reported_with_its_stage_at_the_deadline():
+    release = threading.Event()
+
+    def fetch(endpoint, attempt=None, **_):
+        attempt.stage = "STARTTLS"
+        release.wait(10)
+        raise tls.ConnectionFailed("late", "too late")
+
+    deadline.start(1.0)  # 0.5 s usable after the margin
+    try:
+        attempts = tls.fetch_all([tls.Endpoint("h", 25, "smtp")], fetch=fetch)
+    finally:
+        deadline.start(None)
+        release.set()
+    assert (attempts[0].error.stage, attempts[0].error.reason) == (
+        "STARTTLS", "no answer within the --timeout")
+
+
+# -- files --------------------------------------------------------------------------------
+
+def test_files_pem_bundle_der_and_pkcs7(tls_ca, tmp_path):
+    from cryptography.hazmat.primitives.serialization import pkcs7
+
+    issued = tls_ca.issue("f-bundle", days=40.5)
+    bundle = issued.chain_path  # leaf + intermediate, PEM
+    der = tls_ca.write("f-leaf.der", [issued.cert], der=True)
+    p7 = tmp_path / "chain.p7b"
+    p7.write_bytes(pkcs7.serialize_certificates(issued.chain, Encoding.DER))
+    for path, count in ((bundle, 2), (der, 1), (str(p7), 2)):
+        certs = tls.load_file(path)
+        assert len(certs) == count
+        assert certs[0].subject == "CN=localhost"
+    check, lines = run(["--file", bundle, "--file", der, "-w", "45d", "-c", "7d"])
+    assert check.state == nagiosplugin.Warn
+    assert "%s certificate 'localhost' (#1) expires in 40 days" % bundle in status(lines)
+    assert "%s certificate expires in 40 days" % der in status(lines)
+
+
+def test_file_problems_are_critical_in_words(tmp_path):
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_bytes(b"not a certificate")
+    check, lines = run(["--file", str(garbage), "--file", str(tmp_path / "missing.pem")])
+    assert check.state == nagiosplugin.Critical
+    assert "%s cannot read the file: no certificate in it (PEM, DER or PKCS#7 expected)" \
+        % garbage in status(lines)
+    assert "missing.pem cannot read the file: no such file or directory" in status(lines)
+
+
+def test_perfdata_labels_are_sanitized(tls_ca, tmp_path):
+    issued = tls_ca.issue("f-odd", days=40)
+    odd = tmp_path / "we'ird=name.pem"
+    odd.write_bytes(open(issued.chain_path, "rb").read())
+    _, lines = run(["--file", str(odd)])
+    perf = status(lines).split(" | ")[1]
+    assert "we_ird_name.pem_days_leaf'=" in perf
+    assert perf.count("'") == 4
+
+
+def test_importing_the_check_loads_no_heavy_module():
+    code = ("import sys, osop_checks.checks.tls_expiry; "
+            "print(sorted(m for m in ('cryptography', 'ssl', 'psutil') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,109 @@
+"""The guarded entry point: every way a run can end gives one line and a Nagios exit code."""
+import sys
+import types
+
+import nagiosplugin
+import pytest
+
+from osop_checks import cli, runtime
+from tests.peers import run_inprocess
+
+
+def make_check(probe, **parser_args):
+    """A tiny check module whose probe is ``probe`` (a callable returning a number)."""
+    class Value(nagiosplugin.Resource):
+        def probe(self):
+            return [nagiosplugin.Metric("value", probe(), context="value")]
+
+    def build_parser():
+        parser = cli.Parser("DEMO", "check_demo", "A demo check.", examples=["check_demo -w 5"])
+        parser.add_thresholds(cli.units.COUNT, what="value")
+        return parser
+
+    def build_check(args):
+        return nagiosplugin.Check(Value(), nagiosplugin.ScalarContext(
+            "value", args.warning, args.critical))
+
+    return types.SimpleNamespace(NAME="DEMO", build_parser=build_parser,
+                                 build_check=build_check)
+
+
+def test_states_and_perfdata():
+    check = make_check(lambda: 7)
+    ok = run_inprocess(check, ["-w", "10", "-c", "20"])
+    assert ok.exitcode == 0 and ok.status_line == "DEMO OK - value is 7 | value=7;10;20"
+    assert run_inprocess(check, ["-w", "5", "-c", "20"]).exitcode == 1
+    assert run_inprocess(check, ["-w", "5", "-c", "@5:10"]).exitcode == 2
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["-w", "foo"], "argument -w/--warning"),
+    (["-w", "10:5"], "must not be greater"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--warn", "5"], "unrecognized arguments"),  # no abbreviations: a typo is an error
+    (["-t", "0"], "argument -t/--timeout"),
+    (["-t", "soon"], "argument -t/--timeout"),
+])
+def test_usage_errors_exit_unknown_with_one_line(argv, needle):
+    outcome = run_inprocess(make_check(lambda: 1), argv)
+    assert outcome.exitcode == 3
+    lines = outcome.output.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("DEMO UNKNOWN - ") and needle in lines[0]
+
+
+def test_help_and_version_exit_unknown():
+    helped = run_inprocess(make_check(lambda: 1), ["--help"])
+    assert helped.exitcode == 3 and "examples:" in helped.output and "check_demo -w 5" in \
+        helped.output
+    version = run_inprocess(make_check(lambda: 1), ["--version"])
+    assert version.exitcode == 3 and "osop-checks" in version.output
+
+
+def test_a_bug_is_one_unknown_line_and_a_traceback_only_at_vvv():
+    def boom():
+        raise ZeroDivisionError("division by zero")
+    quiet = run_inprocess(make_check(boom), [])
+    assert quiet.exitcode == 3
+    assert quiet.output == "DEMO UNKNOWN - internal error: ZeroDivisionError: division by zero\n"
+    loud = run_inprocess(make_check(boom), ["-vvv"])
+    assert "Traceback" in loud.output and loud.status_line == quiet.status_line
+
+
+def test_check_error_is_unknown_with_its_message():
+    def fail():
+        raise nagiosplugin.CheckError("cannot reach the peer")
+    outcome = run_inprocess(make_check(fail), [])
+    assert outcome.exitcode == 3 and outcome.status_line == "DEMO UNKNOWN - cannot reach the peer"
+
+
+def test_missing_module_names_the_package():
+    def needs_module():
+        import psutil_not_installed_here  # noqa: F401
+    outcome = run_inprocess(make_check(needs_module), [])
+    assert outcome.exitcode == 3
+    assert "Python module psutil_not_installed_here is not installed" in outcome.status_line
+
+
+def test_timeout_is_unknown_within_the_budget():
+    import time
+
+    def slow():
+        time.sleep(5)
+    start = time.monotonic()
+    outcome = run_inprocess(make_check(slow), ["-t", "1"])
+    assert time.monotonic() - start < 2
+    assert outcome.exitcode == 3 and "--timeout of 1 s" in outcome.status_line
+
+
+def test_peer_text_cannot_break_the_status_line():
+    class Evil(nagiosplugin.Summary):
+        def ok(self, results):
+            return "line one\nline two | fake=1"
+
+    module = make_check(lambda: 1)
+    build = module.build_check
+    module.build_check = lambda args: build(args).add(Evil())
+    outcome = run_inprocess(module, [])
+    first = outcome.status_line
+    assert first.startswith("DEMO OK - line one line two / fake=1 | value=1")
+    assert first.count("|") == 1

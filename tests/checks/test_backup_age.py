@@ -117,6 +117,18 @@ def test_auto_finds_a_date_between_any_words(when, style, prefix, suffix):
     assert got == expected.replace(tzinfo=UTC).timestamp()
 
 
+@settings(max_examples=300, deadline=None)
+@given(fmt=st.text(max_size=20), name=st.text(max_size=40))
+def test_any_format_and_name_either_work_or_are_refused(fmt, name):
+    try:
+        parsed = tree.NameFormat(fmt)
+    except ValueError:
+        return
+    assert isinstance(parsed.matches(name), bool)
+    assert parsed.time(name, UTC) is None or isinstance(parsed.time(name, UTC), float)
+    assert tree.name_time(name, "auto", UTC) is None or tree.name_time(name, "auto", UTC) > 0
+
+
 # -- stamps --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("content, expected", [
@@ -148,6 +160,13 @@ def test_stamp_reads_back_isoformat_with_any_offset(when, zone, sep):
     assert tree.parse_stamp(aware.isoformat(sep=sep), UTC) == aware.timestamp()
 
 
+@settings(max_examples=300, deadline=None)
+@given(content=st.text(max_size=80))
+def test_any_stamp_text_gives_a_time_or_none(content):
+    got = tree.parse_stamp(content, UTC)
+    assert got is None or isinstance(got, float)
+
+
 # -- logs ----------------------------------------------------------------------------------
 
 RSYNC_OK = "sent 1,234 bytes  received 56 bytes  2,580.00 bytes/sec\n" \
@@ -171,6 +190,23 @@ def test_log_last_decisive_line_decides():
 ])
 def test_recorded_exit_codes(line, state):
     assert tree.log_verdict("start\n" + line + "\n").state == state
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(st.sampled_from([
+    "building file list", "rsync error: x (code 23)", "total size is 5  speedup is 1.00",
+    "exit code 0", "exit code 1", "=== start", ""]), max_size=12))
+def test_a_start_line_only_narrows_the_verdict(lines):
+    """Properties: the verdict names a real line of the text; without runs, the last decisive
+    line decides; an error after the last start line always fails the log."""
+    text, start = "\n".join(lines), re.compile("^=== start")
+    for verdict in (tree.log_verdict(text), tree.log_verdict(text, (), (), start)):
+        if verdict.state != "none":
+            assert lines[verdict.lineno - 1].strip() == verdict.line
+    starts = [i for i, line in enumerate(lines) if line == "=== start"]
+    tail = lines[starts[-1]:] if starts else lines
+    if any(line.startswith("rsync error") or line == "exit code 1" for line in tail):
+        assert tree.log_verdict(text, (), (), start).state == "error"
 
 
 def test_own_patterns_add_to_the_built_in_ones():

@@ -8,7 +8,8 @@ complete.json is there), then times whole processes with hyperfine, in the same 
   check_backup_age --workers 1     the same walk in one process
   plain os.scandir walk, 1 and 2 threads   the reference walks the design was chosen against
                                    (python -m bench.bench_backup_age --walk-threads N ROOT)
-and prints a markdown section with medians and ratios to find, plus the check's peak memory.
+interleaved (each round runs every command once), and prints a markdown section with medians
+and per-round ratios to find, plus the check's peak memory.
 
     .venv/bin/python -m bench.bench_backup_age [--runs 5] [--files 1000000]
 """
@@ -97,14 +98,25 @@ def threaded_walk(root, threads):
 
 
 def hyperfine(commands, runs):
-    with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        argv = ["hyperfine", "-N", "--style", "none", "--warmup", "1", "--runs", str(runs),
-                "--export-json", out.name]
-        for name, command in commands:
-            argv += ["-n", name, command]
-        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
-        with open(out.name) as handle:
-            return {r["command"]: r for r in json.load(handle)["results"]}
+    """Time every command ``runs`` times with hyperfine, interleaved: each round runs every
+    command once (in a rotating order), so a load that comes and goes on a shared machine
+    hits all of them alike. Returns {name: [seconds per round]}."""
+    times = {name: [] for name, _ in commands}
+    for round_no in range(runs + 1):  # round 0 warms the page cache and is not counted
+        shift = round_no % len(commands)
+        ordered = commands[shift:] + commands[:shift]
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            argv = ["hyperfine", "-N", "--style", "none", "--runs", "1",
+                    "--export-json", out.name]
+            for name, command in ordered:
+                argv += ["-n", name, command]
+            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+            with open(out.name) as handle:
+                results = json.load(handle)["results"]
+        if round_no:
+            for result in results:
+                times[result["command"]].extend(result["times"])
+    return times
 
 
 def peak_rss_kib(argv):
@@ -143,22 +155,25 @@ def main(argv=None):
     if info["newest"] not in out.stdout or "files=%d;" % info["files"] not in out.stdout:
         print("check_backup_age did not find the newest file:\n" + out.stdout)
         return 1
-    results = hyperfine(commands, opts.runs)
-    base = results["find -printf"]["median"]
+    times = hyperfine(commands, opts.runs)
+    base = times["find -printf"]
     rss = peak_rss_kib([check, "-p", root] + age)
     rss1 = peak_rss_kib([check, "-p", root, "--workers", "1"] + age)
     cpus = len(os.sched_getaffinity(0))
     load = os.getloadavg()[0]
     print("## check_backup_age: newest of %s files\n" % format(info["files"], ","))
     print("Tree: %s (10 x 100 directories, %d files each); warm page cache; %d CPUs, load "
-          "average %.1f at the start; hyperfine, %d runs after 1 warmup, whole processes.\n"
+          "average %.1f at the start; hyperfine, %d rounds, each running every command once "
+          "(interleaved, so load from elsewhere hits all alike); whole processes. The ratio is "
+          "the median over rounds of (command / find -printf in the same round).\n"
           % (root, info["files"] // 1000, cpus, load, opts.runs))
     print("| command | median | min | max | ratio to find -printf |")
     print("|---|---:|---:|---:|---:|")
     for name, _ in commands:
-        r = results[name]
+        mine = times[name]
+        ratio = statistics.median(t / b for t, b in zip(mine, base))
         print("| `%s` | %.2f s | %.2f s | %.2f s | %.2f |" % (
-            name.replace("|", "\\|"), r["median"], r["min"], r["max"], r["median"] / base))
+            name.replace("|", "\\|"), statistics.median(mine), min(mine), max(mine), ratio))
     print("\nPeak memory (GNU time %%M, largest process): check_backup_age %.1f MiB, with "
           "--workers 1 %.1f MiB." % (rss / 1024, rss1 / 1024))
     print("Status line: `%s`" % out.stdout.splitlines()[0].split(" | ")[0])

@@ -168,9 +168,11 @@ def check_options(args):
     if args.max_depth and mode == "snapshot":
         raise cli.UsageError("--max-depth is for --mode newest (snapshots are the entries "
                              "directly under --path)")
-    if mode == "stamp" and (args.glob or args.max_depth or args.type):
-        if not args.path:
-            raise cli.UsageError("--glob, --max-depth and --type need --path")
+    if mode == "stamp" and args.type:
+        raise cli.UsageError("--type is for --mode newest and snapshot (with --stamp, the "
+                             "files under --path are counted)")
+    if mode == "stamp" and (args.glob or args.max_depth) and not args.path:
+        raise cli.UsageError("--glob and --max-depth need --path")
     if (args.log_ok or args.log_error or args.log_start) and not args.log:
         raise cli.UsageError("--log-ok, --log-error and --log-start need --log FILE")
     if mode == "snapshot" and args.name_format:
@@ -217,7 +219,7 @@ def gather(args, mode, scan, snapshots, stamp, tz):
             source = "content"
         backup.entry = tree.Entry(args.stamp, when, 0, False, source)
         if args.path:
-            result = _scan(scan, args, args.path, kind)
+            result = _scan(scan, args, args.path, "file")
             _too_unreadable(result, args.path, args, backup)
             backup.files, backup.bytes = result.files, result.bytes
         return backup

@@ -488,6 +488,8 @@ def test_log_tail_only(tmp_path):
     (["-p", "/x", "--mode", "snapshot", "--name-format", "%Y-%m"], "needs a whole date"),
     (["-p", "/x", "--mode", "snapshot", "--max-depth", "2"], "--max-depth is for"),
     (["-p", "/x", "--log-ok", "ok"], "need --log FILE"),
+    (["--stamp", "/x/s", "--type", "dir"], "--type is for --mode newest and snapshot"),
+    (["--stamp", "/x/s", "--glob", "*.gz"], "--glob and --max-depth need --path"),
     (["-p", "/x", "-w", "26x"], "not a duration"),
     (["-p", "/x", "--min-size", "lots"], "not a size"),
     (["-p", "/x", "--log", "/l", "--log-error", "(("], "not a valid regular expression"),

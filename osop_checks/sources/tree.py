@@ -127,7 +127,7 @@ class _Walker:
         best = self.best
         files = nbytes = 0
         subdirs = []
-        newest = None
+        newest = denied = None
         try:
             with os.scandir(fd) as entries:
                 for entry in entries:
@@ -137,7 +137,9 @@ class _Walker:
                         if want_dirs and (match is None or match(entry.name)):
                             try:
                                 st = entry.stat(follow_symlinks=False)
-                            except OSError:
+                            except OSError as exc:
+                                if exc.errno != errno.ENOENT:
+                                    denied = exc
                                 continue
                             if st[index] > best:
                                 best, newest = st[index], (entry.name, st[SIZE], True)
@@ -146,7 +148,9 @@ class _Walker:
                         continue
                     try:
                         st = entry.stat(follow_symlinks=False)
-                    except OSError:
+                    except OSError as exc:
+                        if exc.errno != errno.ENOENT:  # a directory readable, not searchable
+                            denied = exc
                         continue
                     if st[0] & S_IFMT != S_IFREG:
                         continue
@@ -158,6 +162,8 @@ class _Walker:
             self.error(path, exc)
         finally:
             os.close(fd)
+        if denied is not None:
+            self.error(path, denied)
         self.scan.files += files
         self.scan.bytes += nbytes
         if newest is not None:

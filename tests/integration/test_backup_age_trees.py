@@ -74,6 +74,10 @@ def test_unreadable_directories_as_an_unprivileged_user(shared_tmp):
     out = run_plugin("check_backup_age", ["-p", backup, "--skip-unreadable"], user="nobody")
     assert out.exitcode == 0 and "%s/open/a is 1h old" % backup in out.status_line
     assert "skipped: cannot read 1 directory" in out.output
+    os.chmod(os.path.join(backup, "secret"), 0o744)  # listable, but its files cannot be stat'ed
+    out = run_plugin("check_backup_age", ["-p", backup], user="nobody")
+    assert out.exitcode == 3 and "cannot read 1 directory under %s (first: %s/secret: " \
+        "Permission denied)" % (backup, backup) in out.output
     os.chmod(backup, 0o700)
     out = run_plugin("check_backup_age", ["-p", backup], user="nobody")
     assert (out.exitcode, out.output) == (

@@ -100,8 +100,10 @@ def threaded_walk(root, threads):
 def hyperfine(commands, runs):
     """Time every command ``runs`` times with hyperfine, interleaved: each round runs every
     command once (in a rotating order), so a load that comes and goes on a shared machine
-    hits all of them alike. Returns {name: [seconds per round]}."""
+    hits all of them alike. Returns {name: [wall seconds per round]} and {name: [CPU seconds
+    (user + system, children included) per round]}."""
     times = {name: [] for name, _ in commands}
+    cpu = {name: [] for name, _ in commands}
     for round_no in range(runs + 1):  # round 0 warms the page cache and is not counted
         shift = round_no % len(commands)
         ordered = commands[shift:] + commands[:shift]
@@ -116,7 +118,8 @@ def hyperfine(commands, runs):
         if round_no:
             for result in results:
                 times[result["command"]].extend(result["times"])
-    return times
+                cpu[result["command"]].append(result["user"] + result["system"])
+    return times, cpu
 
 
 def peak_rss_kib(argv):
@@ -155,7 +158,7 @@ def main(argv=None):
     if info["newest"] not in out.stdout or "files=%d;" % info["files"] not in out.stdout:
         print("check_backup_age did not find the newest file:\n" + out.stdout)
         return 1
-    times = hyperfine(commands, opts.runs)
+    times, cpu = hyperfine(commands, opts.runs)
     base = times["find -printf"]
     rss = peak_rss_kib([check, "-p", root] + age)
     rss1 = peak_rss_kib([check, "-p", root, "--workers", "1"] + age)
@@ -167,13 +170,16 @@ def main(argv=None):
           "(interleaved, so load from elsewhere hits all alike); whole processes. The ratio is "
           "the median over rounds of (command / find -printf in the same round).\n"
           % (root, info["files"] // 1000, cpus, load, opts.runs))
-    print("| command | median | min | max | ratio to find -printf |")
-    print("|---|---:|---:|---:|---:|")
+    print("| command | median | min | max | ratio to find -printf | CPU (user+sys), median "
+          "| CPU ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, _ in commands:
         mine = times[name]
         ratio = statistics.median(t / b for t, b in zip(mine, base))
-        print("| `%s` | %.2f s | %.2f s | %.2f s | %.2f |" % (
-            name.replace("|", "\\|"), statistics.median(mine), min(mine), max(mine), ratio))
+        cpu_ratio = statistics.median(t / b for t, b in zip(cpu[name], cpu["find -printf"]))
+        print("| `%s` | %.2f s | %.2f s | %.2f s | %.2f | %.2f s | %.2f |" % (
+            name.replace("|", "\\|"), statistics.median(mine), min(mine), max(mine), ratio,
+            statistics.median(cpu[name]), cpu_ratio))
     print("\nPeak memory (GNU time %%M, largest process): check_backup_age %.1f MiB, with "
           "--workers 1 %.1f MiB." % (rss / 1024, rss1 / 1024))
     print("Status line: `%s`" % out.stdout.splitlines()[0].split(" | ")[0])

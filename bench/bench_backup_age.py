@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 
+from bench.common import compile_sources
 from tests.peers import BIN, ROOT, trees
 
 CACHE = os.environ.get("OSOP_BENCH_CACHE", "/var/cache/osop-checks-bench")
@@ -139,6 +140,7 @@ def main(argv=None):
     if opts.walk_threads:
         threaded_walk(opts.walk_threads[1], int(opts.walk_threads[0]))
         return 0
+    compile_sources()
     info = build(opts.files)
     root = info["root"]
     check = os.path.join(BIN, "check_backup_age")

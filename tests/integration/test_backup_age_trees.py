@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.peers import need, run_plugin, trees
+from tests.peers import need, need_root, run_plugin, trees
 
 NOW = time.time()
 HOUR, DAY = 3600, 86400
@@ -63,6 +63,7 @@ def test_forked_workers_agree(tmp_path, workers):
 
 
 def test_unreadable_directories_as_an_unprivileged_user(shared_tmp):
+    need_root()  # to make files nobody may read, and to run the check as nobody
     backup = os.path.join(shared_tmp, "backup")
     trees.make_tree(backup, {"open/a": (10, NOW - HOUR), "secret/b": (10, NOW)})
     os.chmod(os.path.join(backup, "secret"), 0o700)

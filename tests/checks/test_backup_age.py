@@ -21,6 +21,14 @@ NOW = time.time()
 HOUR, DAY = 3600, 86400
 
 
+@pytest.fixture(autouse=True)
+def _now():
+    """NOW is taken when each test starts: texts such as "is 2h old" must not drift while
+    the rest of the suite runs."""
+    global NOW
+    NOW = time.time()
+
+
 def run(*argv):
     return run_inprocess(backup_age, [str(a) for a in argv])
 

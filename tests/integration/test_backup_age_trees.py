@@ -13,6 +13,14 @@ NOW = time.time()
 HOUR, DAY = 3600, 86400
 
 
+@pytest.fixture(autouse=True)
+def _now():
+    """NOW is taken when each test starts: texts such as "is 2h old" must not drift while
+    the rest of the suite runs."""
+    global NOW
+    NOW = time.time()
+
+
 @pytest.fixture
 def shared_tmp():
     """A directory that other users may enter (pytest's tmp_path is root's alone)."""

@@ -54,6 +54,7 @@ def _layout(root):
 
 def scenarios(stack):
     root = tempfile.mkdtemp(prefix="osop-demo-backup-age-")
+    os.chmod(root, 0o755)  # Icinga runs the demo's services as its own user
     stack.callback(shutil.rmtree, root, True)
     p = _layout(root)
     check = "check_backup_age"
@@ -77,7 +78,7 @@ def scenarios(stack):
           "^=== backup started"]),
         ("no backup matching the pattern",
          [check, "-p", p["mirror"], "--glob", "*.tar.gz"]),
-        ("a relative path", [check, "-p", "backup/data"]),
+        ("bad input: a relative path", [check, "-p", "backup/data"]),
         ("a real path of this machine: /var/log by ctime",
          [check, "-p", "/var/log", "--time", "ctime", "-w", "1d", "-c", "7d",
           "--skip-unreadable"]),

@@ -373,7 +373,7 @@ def report(results, invocations, peers, evidence, notes, have_pip, ssl_cert=None
             print("- %s: %.2fx CPU, %.2fx wall (a network check, shown for comparison)."
                   % (label, cpu, wall))
             continue
-        worst = max(wall, cpu)
+        worst = round(max(wall, cpu), 2)  # judged as printed
         line = "- %s: %.2fx CPU, %.2fx wall (target ≤ %.0fx): %s" % (
             label, cpu, wall, TARGET, verdict(worst))
         if worst > TARGET:

@@ -43,7 +43,7 @@ def verdicts(body):
         has_verdict = re.search(r"\b(met|MISSED)\b", line)
         if re.search(r"\btarget", line, re.I) and has_verdict:
             found.append((heading, line.strip()))
-        elif re.search(r"\btarget\b", line, re.I) and re.search(r"\d(\.\d+)?x", line):
+        elif re.search(r"\btarget\b", line, re.I) and re.search(r"\d", line):
             found.append((heading, line.strip() + " *(no met/MISSED stated)*"))
     return found
 

@@ -238,11 +238,15 @@ def report(fleet_cpu, fleet_checks, fleet_wall, pending, by_command, idle_rate, 
     print("|---|---:|---:|---:|")
     for job, check, command, (acpu, achecks, _aw, _ap), (bcpu, bchecks, _bw, _bp) in compared:
         a, b = per100(acpu, achecks), per100(bcpu, bchecks)
-        print("| %s | check_%s: %.2f (%d checks) | %s: %.2f (%d checks) | %.1fx |" % (
-            job, check, a, achecks, command, b, bchecks, a / b if b else float("nan")))
+        ratio = a / b if b else float("nan")
+        print("| %s | check_%s: %.2f (%d checks) | %s: %.2f (%d checks) | %s |" % (
+            job, check, a, achecks, command, b, bchecks,
+            ("%.1fx" if ratio >= 1 else "%.2fx") % ratio))
     print("\nOur checks are Python processes (interpreter, nagiosplugin, argparse: see the "
-          "start-up section); the Monitoring Plugins are small C programs, so most of the "
-          "difference is the interpreter's start, paid once per check.")
+          "start-up section); check_disk, check_http, check_snmp and check_dig are small C "
+          "programs, so most of the difference is the interpreter's start, paid once per "
+          "check. check_apt runs apt-get's simulation every time; check_os_upgrades answers "
+          "from its cache until dpkg's status or the package lists change.")
 
 
 def icinga2_version():

@@ -86,13 +86,13 @@ def test_ranges_with_units_raise_only_unit_error(quantity, text, lower_bound):
 @given(st.integers(min_value=0, max_value=10 ** 6),
        st.sampled_from(sorted(units.DURATION.units)))
 def test_durations_are_the_number_times_the_unit(number, unit):
-    assert units.DURATION.parse("%d%s" % (number, unit)) == number * units.DURATION.units[unit]
+    assert units.DURATION.parse("%d%s" % (number, unit)) == float(number) * units.DURATION.units[unit]
 
 
 @FAST
 @given(st.integers(min_value=0, max_value=10 ** 6), st.sampled_from(sorted(units.SIZE.units)))
 def test_sizes_are_the_number_times_the_unit(number, unit):
-    assert units.SIZE.parse("%d%s" % (number, unit)) == number * units.SIZE.units[unit]
+    assert units.SIZE.parse("%d%s" % (number, unit)) == float(number) * units.SIZE.units[unit]
 
 
 @FAST

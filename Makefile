@@ -24,7 +24,7 @@ test: deps venv
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: deps venv
-	@$(PY) -m tests.peers.demo
+	@$(PY) -m tests.demo
 
 bench: deps venv
 	@$(PY) -m bench.run

@@ -2,14 +2,19 @@
 
 arguments -> mounts (sources.disks) -> selection -> one Metric per partition -> FreeSpace
 context (percent and/or bytes free, both must be breached when both are given) -> summary.
+
+With -H HOST --snmp the partitions come from HOST's SNMP agent instead (sources.snmp_storage:
+hrStorageTable, and dskTable where present) as the same disks.Partition, so the selection by
+-p/--match/--ignore, the thresholds, the output and the perfdata are the same as local ones.
+pysnmp is imported only in that mode.
 """
 import os
 
 import nagiosplugin
 from nagiosplugin import Critical, Ok, Unknown, Warn
 
-from osop_checks import cli, runtime, units
-from osop_checks.sources import disks
+from osop_checks import cli, runtime, text, units
+from osop_checks.sources import disks, snmp, snmp_storage
 
 NAME = "DISK_PARTITIONS"
 
@@ -17,24 +22,33 @@ NAME = "DISK_PARTITIONS"
 def build_parser():
     parser = cli.Parser(
         NAME, "check_disk_partitions",
-        "Free space and free inodes of local filesystems (every physical one by default).",
+        "Free space and free inodes of local filesystems (every physical one by default), "
+        "or of a remote host's filesystems read over SNMP (-H HOST --snmp).",
         examples=[
             "check_disk_partitions -w 20% -c 10%",
             "check_disk_partitions -p / -p /data2 -w 20%,50GiB -c 10%,10GiB",
             "check_disk_partitions --exclude-type vfat --ignore '^/boot' -W 10% -K 5%",
             "check_disk_partitions --path-threshold /data2=10%/5% -w 20% -c 10%",
+            "check_disk_partitions -H nas --snmp --community-file /etc/icinga2/nas.community",
+            "OSOP_SNMP_AUTH_KEY=... OSOP_SNMP_PRIV_KEY=... check_disk_partitions -H nas --snmp "
+            "--snmp-version 3 --snmp-user monitor -p /volume1",
         ],
         behind_the_scenes=[
             "the mount table from /proc/self/mounts (psutil.disk_partitions), then statvfs(2) on",
             "each selected mount in a worker thread (a hung NFS mount cannot hang the check);",
             "free = f_bavail * f_frsize, exactly df -B1's Avail; /etc/fstab tells whether a",
             "-p path should be a mount point of its own.",
+            "SNMP mode: GETBULK walks of HOST-RESOURCES-MIB hrStorageTable (1.3.6.1.2.1.25.2.3.1:",
+            "type, descr, allocation units, size, used) and UCD-SNMP-MIB dskTable",
+            "(1.3.6.1.4.1.2021.9.1: dskAvail for free space, dskPercentNode for inodes) with",
+            "pysnmp; numeric OIDs, no MIB files. Without a dskTable row free = size - used.",
         ])
     sel = parser.add_argument_group("selection")
     sel.add_argument("-p", "--path", action="append", default=[], metavar="PATH",
                      help="check the filesystem holding PATH (repeatable); selected whatever "
                           "its type; a PATH that does not exist, or an fstab mount point that "
-                          "is not mounted, is CRITICAL")
+                          "is not mounted, is CRITICAL (SNMP mode: PATH is a mount point as "
+                          "the agent lists it)")
     sel.add_argument("--ignore-missing", action="store_true",
                      help="a missing or unmounted -p PATH is OK instead of CRITICAL")
     sel.add_argument("--include-type", action="append", default=[], metavar="FSTYPE",
@@ -46,6 +60,10 @@ def build_parser():
                      help="only mount points matching this regular expression")
     sel.add_argument("--ignore", type=cli.regex_type, metavar="REGEX",
                      help="leave out mount points matching this regular expression")
+    sel.add_argument("--storage-type", action="append", default=[], type=storage_type,
+                     metavar="TYPE",
+                     help="SNMP mode: hrStorage types to check (repeatable; default fixedDisk; "
+                          "e.g. networkDisk, ramDisk, removableDisk, ram, virtualMemory)")
     thr = parser.add_argument_group("thresholds (on free space)")
     thr.add_argument("-w", "--warning", type=free_thresholds, default=free_thresholds("10%"),
                      metavar="FREE",
@@ -64,7 +82,18 @@ def build_parser():
                      metavar="MOUNT=WARN/CRIT",
                      help="other space thresholds for one mount point, e.g. /data2=10%%/5%% "
                           "or /srv=20%%,50GiB/10%%,10GiB (repeatable)")
+    snmp.add_arguments(parser)
     return parser
+
+
+def storage_type(text):
+    try:
+        return snmp_storage.storage_type(text)
+    except ValueError as exc:
+        raise cli.argparse.ArgumentTypeError(str(exc)) from None
+
+
+storage_type.__name__ = "storage type"
 
 
 # -- thresholds ---------------------------------------------------------------------------
@@ -177,6 +206,35 @@ def select(mounts, args, fstab=frozenset(), exists=os.path.exists):
     return chosen, missing
 
 
+def select_remote(partitions, args, host):
+    """SNMP mode: choose among the agent's storage rows. -p names a mount point exactly as the
+    agent lists it (nothing can be resolved on the remote side); other rows are chosen by
+    hrStorage type (fixedDisk by default). Returns (selected partitions, missing paths)."""
+    chosen, missing = [], []
+    if args.path:
+        by_mount = {}
+        for part in partitions:
+            by_mount.setdefault(part.mountpoint.rstrip("/") or "/", part)
+        for path in args.path:
+            part = by_mount.get(path.rstrip("/") or "/")
+            if part is None:
+                missing.append((path, "is not in the storage table of %s (not mounted, or "
+                                      "not a mount point there)" % host))
+            elif part not in chosen:
+                if part.size <= 0 and not part.error:
+                    part.error = "the agent reports a size of 0 (nothing to measure)"
+                chosen.append(part)
+    else:
+        types = args.storage_type or snmp_storage.DEFAULT_TYPES
+        # A row of size 0 (no swap configured, an empty card reader) has nothing to judge.
+        chosen = [p for p in partitions if p.fstype in types and p.size > 0]
+    chosen = [p for p in chosen
+              if p.fstype not in args.exclude_type
+              and (args.match is None or args.match.search(p.mountpoint))
+              and (args.ignore is None or not args.ignore.search(p.mountpoint))]
+    return chosen, missing
+
+
 # -- evaluation ---------------------------------------------------------------------------
 
 class Partitions(nagiosplugin.Resource):
@@ -220,8 +278,9 @@ class FreeSpace(nagiosplugin.Context):
         if part.error:
             return None
         warning, critical = self.limits(part)
+        # The label passes text.label: over SNMP the mount point is the agent's text.
         return nagiosplugin.Performance(
-            part.mountpoint, part.used, "B", warning.used_limit(part),
+            text.label(part.mountpoint), part.used, "B", warning.used_limit(part),
             critical.used_limit(part), 0, part.size)
 
 
@@ -238,13 +297,18 @@ class FreeInodes(nagiosplugin.Context):
         free = part.inodes_free_percent
         state = (Critical if not self.critical.match(free)
                  else Warn if not self.warning.match(free) else Ok)
+        if not getattr(part, "inodes_exact", True):  # SNMP: the agent gives percentages only
+            return nagiosplugin.Result(state, "%s %.1f%% inodes free" % (
+                part.mountpoint, free), metric)
         return nagiosplugin.Result(state, "%s %.1f%% inodes free (%d of %d)" % (
             part.mountpoint, free, part.inodes_free, part.inodes_total), metric)
 
     def performance(self, metric, resource):
         part = metric.value
+        # Remote inodes are percentages (total 100): the same numbers with the unit '%'.
         return nagiosplugin.Performance(
-            metric.name, part.inodes_total - part.inodes_free, "",
+            text.label(metric.name), part.inodes_total - part.inodes_free,
+            "" if getattr(part, "inodes_exact", True) else "%",
             self._used(self.warning, part), self._used(self.critical, part),
             0, part.inodes_total)
 
@@ -252,7 +316,8 @@ class FreeInodes(nagiosplugin.Context):
     def _used(rng, part):
         if rng.invert or rng.end != float("inf") or rng.start == float("-inf"):
             return None
-        return nagiosplugin.Range(units._atom(int(part.inodes_total * (1 - rng.start / 100))))
+        # (100 - start) first: 1 - 80/100 is 0.19999..., which would floor 20 to 19.
+        return nagiosplugin.Range(units._atom(int(part.inodes_total * (100 - rng.start) / 100)))
 
 
 def describe(part):
@@ -303,12 +368,44 @@ class Report(nagiosplugin.Summary):
         return lines
 
 
+SNMP_ONLY = ("storage_type", "community", "community_file", "snmp_user", "auth_key",
+             "auth_key_file", "priv_key", "priv_key_file")
+
+
+def check_mode(args):
+    """Local or SNMP: options of the other mode are usage errors, not silently ignored."""
+    if args.snmp:
+        if not args.host:
+            raise cli.UsageError("--snmp needs -H/--host")
+        if args.include_type:
+            raise cli.UsageError("--include-type is for local filesystem types; in SNMP mode "
+                                 "choose hrStorage types with --storage-type")
+        return True
+    if args.host:
+        raise cli.UsageError("-H/--host reads a remote host: add --snmp")
+    given = ["--" + name.replace("_", "-") for name in SNMP_ONLY if getattr(args, name)]
+    if given:
+        raise cli.UsageError("%s %s for SNMP mode: add -H HOST --snmp" % (
+            ", ".join(given), "is" if len(given) == 1 else "are"))
+    return False
+
+
 def build_check(args, list_mounts=disks.list_mounts, usage=disks.usage,
-                fstab=disks.read_fstab, exists=os.path.exists):
-    mounts, missing = select(list_mounts(), args, fstab() if args.path else frozenset(), exists)
-    if not mounts and not missing:
-        raise nagiosplugin.CheckError("no filesystem matches the selection")
-    partitions = usage(mounts)
+                fstab=disks.read_fstab, exists=os.path.exists,
+                fetch_remote=snmp_storage.fetch):
+    if check_mode(args):
+        target = snmp.target_from_args(args)
+        partitions, missing = select_remote(fetch_remote(target), args, args.host)
+        if not partitions and not missing:
+            raise nagiosplugin.CheckError(
+                "no storage of %s matches the selection (types: %s)" % (
+                    args.host, ", ".join(args.storage_type or snmp_storage.DEFAULT_TYPES)))
+    else:
+        mounts, missing = select(list_mounts(), args, fstab() if args.path else frozenset(),
+                                 exists)
+        if not mounts and not missing:
+            raise nagiosplugin.CheckError("no filesystem matches the selection")
+        partitions = usage(mounts)
     return nagiosplugin.Check(
         Partitions(partitions, missing),
         FreeSpace(args.warning, args.critical, args.path_threshold),

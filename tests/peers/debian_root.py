@@ -40,3 +40,26 @@ def fresh_copy(root, dest):
     shutil.rmtree(dest, ignore_errors=True)
     subprocess.run(["cp", "-a", "--reflink=auto", root, dest], check=True, timeout=600)
     return dest
+
+
+def updated_root(release="bookworm", include=(), variant="minbase"):
+    """A cached root of ``release`` whose sources add ``-updates`` and ``-security`` and whose
+    package lists are fetched: debootstrap installed the release's own versions, so apt sees
+    the updates published since as pending upgrades (security ones among them).
+
+    Built once from ``cached_root`` (a minute more, needs the mirror); pristine like it, so
+    callers that change it must work on a ``fresh_copy``."""
+    base = cached_root(release, include, variant)
+    path = base + "-updated"
+    with open(path + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(os.path.join(path, ".complete")):
+            fresh_copy(base, path)
+            security = MIRROR.rsplit("/", 1)[0] + "/debian-security"
+            with open(os.path.join(path, "etc/apt/sources.list"), "w") as handle:
+                handle.write("deb %s %s main\ndeb %s %s-updates main\ndeb %s %s-security main\n"
+                             % (MIRROR, release, MIRROR, release, security, release))
+            subprocess.run(["chroot", path, "apt-get", "-q", "update"], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=900)
+            open(os.path.join(path, ".complete"), "w").close()
+    return path

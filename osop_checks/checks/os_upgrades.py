@@ -1,0 +1,421 @@
+"""check_os_upgrades: pending OS upgrades (security apart), held packages, reboot, stale lists.
+
+arguments -> host (apt or dnf, detected) -> pending upgrades (from the result cache while the
+dpkg status / rpm database and the package lists are unchanged, else from a simulation) ->
+include/exclude -> metrics (security_upgrades, other_upgrades, upgrades, held,
+reboot_required, list_age) -> contexts with their own states -> summary with the counts.
+"""
+import argparse
+import os
+import shlex
+import shutil
+import time
+
+import nagiosplugin
+from nagiosplugin import Critical, Ok, Warn
+
+from osop_checks import cli, proc, runtime, units
+from osop_checks.sources import apt, packages
+
+NAME = "OS_UPGRADES"
+
+STATES = {"ok": Ok, "warn": Warn, "warning": Warn, "crit": Critical, "critical": Critical}
+
+
+def state_type(text):
+    try:
+        return STATES[text.lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError("%r is not one of ok, warn, crit" % text) from None
+
+
+state_type.__name__ = "state"
+
+
+def command_type(text):
+    argv = shlex.split(text)
+    if not argv:
+        raise argparse.ArgumentTypeError("empty command")
+    return argv
+
+
+command_type.__name__ = "command"
+
+
+def build_parser():
+    parser = cli.Parser(
+        NAME, "check_os_upgrades",
+        "Pending OS upgrades (security updates apart), held packages, a required reboot and "
+        "stale package lists, on apt (Debian, Ubuntu) and dnf/yum (RHEL family) hosts.",
+        examples=[
+            "check_os_upgrades",
+            "check_os_upgrades --security-critical 0 -w 10 -c 50 --reboot-state crit",
+            "check_os_upgrades --upgrade-mode upgrade --exclude '^linux-(image|headers)-'",
+            "check_os_upgrades --max-list-age 2d --list-age-state crit",
+            "check_os_upgrades --root /srv/container --apt-get 'chroot /srv/container apt-get'",
+        ],
+        behind_the_scenes=[
+            "apt: apt-get -s -o Debug::NoLocking=1 dist-upgrade (a simulation: no lock taken,",
+            "nothing changed), held packages from /var/lib/dpkg/status, list age from the newest",
+            "of /var/lib/apt/lists/* and /var/lib/apt/periodic/update-success-stamp, reboot",
+            "from /run/reboot-required(.pkgs); security = an origin labelled Debian-Security or a",
+            "suite ending in -security (as check_apt). dnf: dnf -q -C check-update and",
+            "dnf -q -C updateinfo list --security (cached metadata only), needs-restarting -r,",
+            "metadata age from /var/cache/dnf. Both: running kernel (uname -r) against the newest",
+            "/boot/vmlinuz-*. The answer is cached in --cache-dir, keyed on the dpkg status (rpm",
+            "database), the package lists (dnf metadata) and the apt sources/pinning; any change",
+            "of those recomputes it.",
+        ])
+    pm = parser.add_argument_group("package manager")
+    pm.add_argument("--package-manager", choices=("auto", "apt", "dnf"), default="auto",
+                    help="which package manager to ask (default: auto, apt where apt-get and "
+                         "the dpkg status exist, else dnf, else yum)")
+    pm.add_argument("--upgrade-mode", choices=apt.MODES, default="dist-upgrade",
+                    help="apt: simulate this (default: dist-upgrade, which also counts new "
+                         "packages such as a new kernel ABI; upgrade keeps those back)")
+    pm.add_argument("--root", metavar="DIR",
+                    help="check the system below DIR (a container root): its dpkg status, "
+                         "lists, /run/reboot-required; apt-get runs with -o Dir=DIR unless "
+                         "--apt-get is given; the running kernel is not compared")
+    pm.add_argument("--apt-get", type=command_type, metavar="COMMAND",
+                    help="the apt-get command, split like a shell would (default: apt-get), "
+                         "e.g. 'chroot /srv/c apt-get' to use a container's own apt (give "
+                         "--root /srv/c too, so that its files are read)")
+    pm.add_argument("--dnf", type=command_type, metavar="COMMAND",
+                    help="the dnf command (default: dnf, or yum where there is no dnf)")
+    pm.add_argument("--needs-restarting", type=command_type, metavar="COMMAND",
+                    default=["needs-restarting"],
+                    help="dnf: the command asked whether a reboot is required (default: "
+                         "needs-restarting; given -r)")
+    sel = parser.add_argument_group("selection")
+    sel.add_argument("--include", type=cli.regex_type, metavar="REGEX",
+                     help="count only packages whose name matches this regular expression")
+    sel.add_argument("--exclude", type=cli.regex_type, metavar="REGEX",
+                     help="leave out packages whose name matches this regular expression")
+    thr = parser.add_argument_group("thresholds")
+    count = cli.range_type(units.COUNT)
+    thr.add_argument("--security-warning", type=count, metavar="RANGE",
+                     help="warn when the number of security upgrades is outside this range "
+                          "(default: none)")
+    thr.add_argument("--security-critical", type=count, default=count("0"), metavar="RANGE",
+                     help="critical when the number of security upgrades is outside this "
+                          "range (default: 0, any security upgrade is CRITICAL)")
+    thr.add_argument("-w", "--warning", type=count, default=count("0"), metavar="RANGE",
+                     help="warn when the number of other (non-security) upgrades is outside "
+                          "this range (default: 0, WARNING from one upgrade)")
+    thr.add_argument("-c", "--critical", type=count, metavar="RANGE",
+                     help="critical when the number of other upgrades is outside this range "
+                          "(default: none)")
+    thr.add_argument("--held-state", type=state_type, default=Ok, metavar="STATE",
+                     help="state when packages are held back (ok, warn, crit; default: ok, "
+                          "they are listed)")
+    thr.add_argument("--reboot-state", type=state_type, default=Warn, metavar="STATE",
+                     help="state when a reboot is required (ok, warn, crit; default: warn)")
+    thr.add_argument("--max-list-age", type=cli.duration_type(minimum=0),
+                     default=7 * 86400, metavar="DURATION",
+                     help="package lists / metadata older than this are stale (e.g. 36h, "
+                          "2d; default: 7d; 0 turns the test off)")
+    thr.add_argument("--list-age-state", type=state_type, default=Warn, metavar="STATE",
+                     help="state when the lists are stale or missing (ok, warn, crit; "
+                          "default: warn)")
+    cache = parser.add_argument_group("result cache")
+    cache.add_argument("--cache-dir", metavar="DIR",
+                       help="keep the last answer here (default: /var/cache/osop-checks, or "
+                            "$XDG_CACHE_HOME/osop-checks where that is not writable)")
+    cache.add_argument("--no-cache", action="store_true",
+                       help="always ask the package manager, keep nothing")
+    return parser
+
+
+# -- hosts: one per package manager --------------------------------------------------------
+
+class AptHost:
+    name = "apt"
+
+    def __init__(self, args):
+        self.command = args.apt_get or ["apt-get"]
+        self.mode = args.upgrade_mode
+        self.root = args.root
+
+    def identity(self):
+        return {"manager": "apt", "argv": apt.apt_argv(self.command, self.mode, self.root)}
+
+    def cache_inputs(self):
+        return apt.cache_inputs(self.root)
+
+    def pending(self):
+        return apt.pending(self.command, self.mode, self.root)
+
+    def reboot(self):
+        return apt.reboot_required(self.root)
+
+    def list_age(self):
+        return apt.list_age(self.root)
+
+
+class DnfHost:
+    name = "dnf"
+
+    def __init__(self, args, command):
+        self.command = command
+        self.needs_restarting = args.needs_restarting
+        self.root = args.root
+
+    @staticmethod
+    def _dnf():
+        from osop_checks.sources import dnf  # only dnf hosts pay for it
+
+        return dnf
+
+    def identity(self):
+        return {"manager": "dnf", "argv": self.command, "root": self.root}
+
+    def cache_inputs(self):
+        return self._dnf().cache_inputs(self.root)
+
+    def pending(self):
+        return self._dnf().pending(self.command)
+
+    def reboot(self):
+        try:
+            return self._dnf().needs_restarting(self.needs_restarting)
+        except proc.CommandError as exc:
+            if "command not found" not in str(exc):
+                raise
+            return packages.Reboot(note="%s is not installed (dnf-utils / yum-utils)"
+                                   % self.needs_restarting[0])
+
+    def list_age(self):
+        return self._dnf().metadata_age(self.root)
+
+
+def detect_host(args, which=shutil.which, exists=os.path.exists):
+    """The host's package manager: as asked, else apt where apt-get and a dpkg status exist,
+    else dnf, else yum."""
+    choice = args.package_manager
+    if choice == "auto":
+        if args.apt_get:
+            choice = "apt"
+        elif args.dnf:
+            choice = "dnf"
+        elif exists(apt.status_path(args.root)) and (args.root or which("apt-get")):
+            choice = "apt"
+        elif which("dnf") or which("yum"):
+            choice = "dnf"
+        else:
+            raise nagiosplugin.CheckError(
+                "found neither apt-get with a dpkg status nor dnf or yum: no package manager "
+                "to ask (see --package-manager)")
+    if choice == "apt":
+        return AptHost(args)
+    return DnfHost(args, args.dnf or (["dnf"] if which("dnf") or not which("yum") else ["yum"]))
+
+
+def ask(host, args):
+    """The host's pending upgrades, from the cache while its key is unchanged."""
+    if args.no_cache:
+        return host.pending()
+    directory = args.cache_dir or packages.default_cache_dir()
+    if args.cache_dir and not packages._writable_dir(args.cache_dir):
+        raise nagiosplugin.CheckError("cannot write the cache directory %s" % args.cache_dir)
+    cache = packages.ResultCache(directory, host.identity())
+    # The key is taken before asking: a change while apt runs is seen by the next run.
+    key = packages.stat_key(host.cache_inputs())
+    answer = cache.load(key)
+    if answer is None:
+        answer = host.pending()
+        cache.store(key, answer)
+    return answer
+
+
+# -- evaluation ---------------------------------------------------------------------------
+
+def selected(name, args):
+    return ((args.include is None or args.include.search(name))
+            and (args.exclude is None or not args.exclude.search(name)))
+
+
+class Facts:
+    """Everything the contexts and the summary read, after include/exclude."""
+
+    def __init__(self, manager, pending, reboot, list_age, now):
+        self.manager = manager
+        self.pending = pending
+        self.security = [u for u in pending.upgrades if u.security]
+        self.other = [u for u in pending.upgrades if not u.security]
+        self.held = pending.held
+        held = set(self.held)
+        self.kept_back = [p for p in pending.kept_back if p not in held]
+        self.reboot = reboot
+        self.lists = list_age
+        self.age = list_age.age(now)
+
+
+class Upgrades(nagiosplugin.Resource):
+    def __init__(self, facts):
+        self.facts = facts
+
+    def probe(self):
+        f = self.facts
+        yield nagiosplugin.Metric("security_upgrades", len(f.security), min=0,
+                                  context="security_upgrades")
+        yield nagiosplugin.Metric("other_upgrades", len(f.other), min=0,
+                                  context="other_upgrades")
+        yield nagiosplugin.Metric("upgrades", len(f.security) + len(f.other), min=0,
+                                  context="upgrades")
+        yield nagiosplugin.Metric("held", len(f.held), min=0, context="held")
+        yield nagiosplugin.Metric("reboot_required", int(f.reboot.required), min=0, max=1,
+                                  context="reboot")
+        yield nagiosplugin.Metric("list_age", None if f.age is None else int(f.age), "s",
+                                  min=0, context="list_age")
+
+
+class Flag(nagiosplugin.Context):
+    """A fact with its own configured state when it is true (held packages, reboot)."""
+
+    def __init__(self, name, state, describe):
+        super().__init__(name)
+        self.state = state
+        self.describe = describe
+
+    def evaluate(self, metric, resource):
+        if not metric.value:
+            return nagiosplugin.Result(Ok, metric=metric)
+        return nagiosplugin.Result(self.state, self.describe(resource.facts), metric)
+
+    def performance(self, metric, resource):
+        return nagiosplugin.Performance(metric.name, metric.value, "", None, None, metric.min,
+                                        metric.max)
+
+
+class ListAgeContext(nagiosplugin.Context):
+    def __init__(self, maximum, state):
+        super().__init__("list_age")
+        self.maximum = maximum
+        self.state = state
+
+    def evaluate(self, metric, resource):
+        if metric.value is None:
+            return nagiosplugin.Result(
+                self.state if self.maximum else Ok, "no package lists (never updated?)", metric)
+        if self.maximum and metric.value > self.maximum:
+            return nagiosplugin.Result(self.state, "package lists %s old (max %s)" % (
+                units.format_duration(metric.value), units.format_duration(self.maximum)),
+                metric)
+        return nagiosplugin.Result(Ok, metric=metric)
+
+    def performance(self, metric, resource):
+        if metric.value is None:
+            return None
+        warning = nagiosplugin.Range(units._atom(self.maximum)) if self.maximum else None
+        return nagiosplugin.Performance("list_age", metric.value, "s", warning, None, 0)
+
+
+def plural(n, word):
+    return "%d %s%s" % (n, word, "" if n == 1 else "s")
+
+
+def describe_upgrade(u):
+    if u.current is None:
+        change = "%s (new)" % u.candidate
+    elif u.current:
+        change = "%s -> %s" % (u.current, u.candidate)
+    else:
+        change = u.candidate
+    where = ", ".join(u.origins)
+    return "%s%s %s%s" % ("[SECURITY] " if u.security else "", u.package, change,
+                          " (%s)" % where if where else "")
+
+
+class Report(nagiosplugin.Summary):
+    def __init__(self, facts, max_age):
+        self.facts = facts
+        self.max_age = max_age
+
+    def _line(self, results):
+        f = self.facts
+        if f.security or f.other:
+            parts = ["%s (%d security)" % (plural(len(f.security) + len(f.other), "upgrade"),
+                                           len(f.security))]
+        else:
+            parts = ["no upgrades pending"]
+        if f.held:
+            parts.append("%d held" % len(f.held))
+        if f.kept_back:
+            parts.append("%d kept back" % len(f.kept_back))
+        if f.reboot.required:
+            parts.append("reboot required")
+        if f.age is None:
+            parts.append("no package lists")
+        elif self.max_age and f.age > self.max_age:
+            parts.append("package lists %s old (max %s)" % (
+                units.format_duration(f.age), units.format_duration(self.max_age)))
+        else:
+            parts.append("lists %s old" % units.format_duration(f.age))
+        return ", ".join(parts)
+
+    def ok(self, results):
+        return self._line(results)
+
+    def problem(self, results):
+        return self._line(results)
+
+    def verbose(self, results):
+        f = self.facts
+        lines = [describe_upgrade(u) for u in sorted(f.security, key=lambda u: u.package)]
+        lines += [describe_upgrade(u) for u in sorted(f.other, key=lambda u: u.package)]
+        if f.pending.removals:
+            lines.append("to remove: %s" % " ".join(f.pending.removals))
+        for name in f.held:
+            lines.append("held: %s%s" % (name, " (an upgrade is kept back)"
+                                         if name in f.pending.kept_back else ""))
+        if f.pending.deferred:
+            lines.append("deferred by phasing (Ubuntu): %s" % " ".join(f.pending.deferred))
+        if f.kept_back:
+            lines.append("kept back (by --upgrade-mode upgrade or a conflict): %s"
+                         % " ".join(f.kept_back))
+        for reason in f.reboot.reasons:
+            lines.append("reboot required: %s" % reason)
+        if f.reboot.packages:
+            lines.append("reboot required by: %s" % " ".join(f.reboot.packages))
+        if f.reboot.note:
+            lines.append("reboot: not known, %s" % f.reboot.note)
+        if f.lists.newest:
+            lines.append("newest package list: %s, %s old" % (
+                f.lists.newest, units.format_duration(f.age)))
+        if f.pending.cached_at:
+            lines.append("answer cached at %s (dpkg status/rpm database and lists unchanged "
+                         "since)" % time.strftime("%Y-%m-%d %H:%M:%S",
+                                                  time.localtime(f.pending.cached_at)))
+        return lines
+
+
+def build_check(args, detect=detect_host, uname=os.uname, boot="/boot", now=time.time):
+    host = detect(args)
+    pending = ask(host, args)
+    pending.upgrades = [u for u in pending.upgrades if selected(u.package, args)]
+    pending.held = [p for p in pending.held if selected(p, args)]
+    pending.kept_back = [p for p in pending.kept_back if selected(p, args)]
+    pending.deferred = [p for p in pending.deferred if selected(p, args)]
+    reboot = host.reboot()
+    if not args.root:
+        reason = packages.kernel_reason(uname().release, packages.installed_kernels(boot))
+        if reason:
+            reboot.reasons.append(reason)
+    facts = Facts(host.name, pending, reboot, host.list_age(), now())
+    return nagiosplugin.Check(
+        Upgrades(facts),
+        nagiosplugin.ScalarContext("security_upgrades", args.security_warning,
+                                   args.security_critical,
+                                   fmt_metric="{value} security upgrades"),
+        nagiosplugin.ScalarContext("other_upgrades", args.warning, args.critical,
+                                   fmt_metric="{value} other upgrades"),
+        nagiosplugin.ScalarContext("upgrades"),
+        Flag("held", args.held_state, lambda f: "%d held" % len(f.held)),
+        Flag("reboot", args.reboot_state, lambda f: "reboot required"),
+        ListAgeContext(args.max_list_age, args.list_age_state),
+        Report(facts, args.max_list_age))
+
+
+def main(argv=None):
+    runtime.main(NAME, build_parser, build_check, argv)

@@ -317,7 +317,8 @@ class FreeInodes(nagiosplugin.Context):
         if rng.invert or rng.end != float("inf") or rng.start == float("-inf"):
             return None
         # (100 - start) first: 1 - 80/100 is 0.19999..., which would floor 20 to 19.
-        return nagiosplugin.Range(units._atom(int(part.inodes_total * (100 - rng.start) / 100)))
+        return nagiosplugin.Range(units._atom(max(0, int(
+            part.inodes_total * (100 - rng.start) / 100))))
 
 
 def describe(part):

@@ -216,7 +216,10 @@ def ask(host, args):
     if args.no_cache:
         return host.pending()
     directory = args.cache_dir or packages.default_cache_dir()
-    if args.cache_dir and not packages._writable_dir(args.cache_dir):
+    # A --cache-dir is made only where its parent exists: a typo must not grow a tree.
+    if args.cache_dir and not (
+            os.path.isdir(os.path.dirname(os.path.abspath(args.cache_dir)))
+            and packages._writable_dir(args.cache_dir)):
         raise nagiosplugin.CheckError("cannot write the cache directory %s" % args.cache_dir)
     cache = packages.ResultCache(directory, host.identity())
     # The key is taken before asking: a change while apt runs is seen by the next run.

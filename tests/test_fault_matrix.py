@@ -262,7 +262,8 @@ def peer_cases():
         Peer("tls_expiry", "HTTP on a TLS port", lambda p: [
             "-H", "127.0.0.1", "-p", str(p.garbage_http.port)], 2, r"(?i)tls|handshake|http"),
         Peer("tls_expiry", "HTTP on a STARTTLS port", lambda p: [
-            "-H", "127.0.0.1", "-p", str(p.garbage_http.port), "--starttls", "smtp"], 2, r""),
+            "-H", "127.0.0.1", "-p", str(p.garbage_http.port), "--starttls", "smtp"], 2, r"",
+             timeout=1),
         # a certificate file is an endpoint too: one it cannot read is CRITICAL (README)
         Peer("tls_expiry", "garbage file", lambda p: ["--file", p.garbage_file], 2,
              r"no certificate"),

@@ -124,7 +124,6 @@ def runs(w):
         ("systemd_units", ["--systemctl", w["systemctl"]]),
         ("os_upgrades", ["--root", root, "--cache-dir", outside / "cache",
                          "--max-list-age", "0"]),
-        ("os_upgrades", ["--root", root, "--no-cache", "--upgrade-mode", "upgrade"]),
         ("backup_age", ["-p", tree / "daily", "--mode", "snapshot"]),
         ("backup_age", ["-p", tree, "-w", "1000d", "-c", "2000d"]),
         ("backup_age", ["-p", tree, "--mode", "stamp", "--stamp", tree / "STAMP"]),

@@ -123,6 +123,17 @@ def count_type(minimum=0, maximum=None):
     return parse
 
 
+def absolute_path(text):
+    """argparse type: an absolute path. Icinga runs checks from an unknown working directory,
+    so a relative path would point somewhere different each time."""
+    if not text or not text.startswith("/") or "\0" in text:
+        raise argparse.ArgumentTypeError("%r is not an absolute path" % text)
+    return text
+
+
+absolute_path.__name__ = "absolute path"
+
+
 def regex_type(text):
     """argparse type: a compiled regular expression."""
     try:

@@ -114,6 +114,7 @@ def execute(name, build_parser, build_check, argv=None):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        deadline.start(None)  # the run is over: code after it (a test) has no budget left over
     logged = channel.stream.getvalue()
     if logged:
         lines.extend(text.oneline(line, limit=1000) for line in logged.splitlines()

@@ -119,9 +119,10 @@ def build_parser():
                      help="state when the lists are stale or missing (ok, warn, crit; "
                           "default: warn)")
     cache = parser.add_argument_group("result cache")
-    cache.add_argument("--cache-dir", metavar="DIR",
-                       help="keep the last answer here (default: /var/cache/osop-checks, or "
-                            "$XDG_CACHE_HOME/osop-checks where that is not writable)")
+    cache.add_argument("--cache-dir", metavar="DIR", type=cli.absolute_path,
+                       help="keep the last answer in this existing directory (default: "
+                            "/var/cache/osop-checks, or $XDG_CACHE_HOME/osop-checks where that "
+                            "is not writable; only a default directory is created)")
     cache.add_argument("--no-cache", action="store_true",
                        help="always ask the package manager, keep nothing")
     return parser
@@ -216,11 +217,10 @@ def ask(host, args):
     if args.no_cache:
         return host.pending()
     directory = args.cache_dir or packages.default_cache_dir()
-    # A --cache-dir is made only where its parent exists: a typo must not grow a tree.
-    if args.cache_dir and not (
-            os.path.isdir(os.path.dirname(os.path.abspath(args.cache_dir)))
-            and packages._writable_dir(args.cache_dir)):
-        raise nagiosplugin.CheckError("cannot write the cache directory %s" % args.cache_dir)
+    if args.cache_dir and not (os.path.isdir(args.cache_dir)
+                               and os.access(args.cache_dir, os.W_OK | os.X_OK)):
+        raise nagiosplugin.CheckError("cannot write the cache directory %s (it must exist)"
+                                      % args.cache_dir)
     cache = packages.ResultCache(directory, host.identity())
     # The key is taken before asking: a change while apt runs is seen by the next run.
     key = packages.stat_key(host.cache_inputs())

@@ -379,6 +379,7 @@ def test_cache_hit_and_recompute_on_change(tmp_path):
     (lists / "x_Packages").write_text("b")
     host = FixtureHost(fixture("apt/dist-upgrade_trixie.txt"), inputs=[str(status), str(lists)])
     cache = str(tmp_path / "cache")
+    os.mkdir(cache)
     argv = ["--cache-dir", cache]
     module = _Module(host)
     first = run_inprocess(module, argv)
@@ -495,6 +496,7 @@ def test_dnf_host_end_to_end_on_replayed_output(tmp_path):
         script.chmod(0o755)
     root = tmp_path / "root"
     (root / "var/cache/dnf").mkdir(parents=True)
+    (tmp_path / "cache").mkdir()
     (root / "var/cache/dnf/baseos.solv").write_text("")
     out = run_plugin("check_os_upgrades", [
         "--package-manager", "dnf", "--dnf", str(fake), "--needs-restarting", str(restart),
@@ -533,3 +535,13 @@ def test_dnf_without_needs_restarting_says_so(tmp_path):
     assert out.status_line.startswith("OS_UPGRADES OK - no upgrades pending, lists ")
     assert "reboot: not known, /nonexistent/needs-restarting is not installed " \
            "(dnf-utils / yum-utils)" in out.output
+
+
+def test_a_cache_dir_is_never_created_from_an_option(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    relative = run_inprocess(os_upgrades, ["--cache-dir", "foo"])
+    assert relative.exitcode == 3 and "not an absolute path" in relative.status_line
+    absent = run_inprocess(os_upgrades, ["--cache-dir", str(tmp_path / "absent"),
+                                         "--max-list-age", "0"])
+    assert absent.exitcode == 3 and "(it must exist)" in absent.status_line
+    assert os.listdir(tmp_path) == []

@@ -180,6 +180,7 @@ def apt_state(tmp_path):
 def check(root, *argv):
     """Run against the temporary root; the answer cache lives beside it, so only a run after
     a change of the dpkg status or the lists asks apt again (the cache is keyed on them)."""
+    (root.parent / "cache").mkdir(exist_ok=True)
     return run_plugin("check_os_upgrades", ["--cache-dir", str(root.parent / "cache"),
                                             "--root", str(root)] + list(argv))
 
@@ -243,6 +244,7 @@ def hold(root, package):
 
 
 def test_held_package_and_cache_invalidation(apt_state, tmp_path):
+    (tmp_path / "cache").mkdir()
     cache = ["--cache-dir", str(tmp_path / "cache"), "--root", str(apt_state)] + QUIET
     first = run_plugin("check_os_upgrades", cache)
     assert "answer cached" in run_plugin("check_os_upgrades", cache).output

@@ -1,0 +1,625 @@
+"""check_dyndns_match: does a DynDNS name point at our current public address?
+
+arguments -> public address (sources.publicip: echo services, interfaces, --expect; SNMP
+through an injected source) and the name's A/AAAA records (sources.dns: system resolver, a
+given server or the zone's authoritative servers) -> one Comparison per address family ->
+grace state (a nagiosplugin Cookie remembers since when a mismatch lasts) -> Match context
+(match OK, mismatch WARNING within --grace, CRITICAL after) -> summary.
+"""
+import argparse
+import dataclasses
+import ipaddress
+import logging
+import os
+import re
+import stat
+import time
+from typing import List, Optional
+
+import nagiosplugin
+from nagiosplugin import Critical, Ok, Unknown, Warn
+
+from osop_checks import cli, deadline, runtime, units
+from osop_checks.sources import dns, publicip
+
+NAME = "DYNDNS_MATCH"
+log = logging.getLogger("nagiosplugin")
+
+FAMILIES = {4: "A", 6: "AAAA"}
+# Of the time left when the public address is asked, its sources (asked at the same time) may
+# use this share: the rest is kept for the DNS lookups, so a dead echo service is still
+# reported as such.
+PUBLIC_SHARE = 0.5
+
+
+def build_parser():
+    parser = cli.Parser(
+        NAME, "check_dyndns_match",
+        "Does a (DynDNS) name resolve to this site's current public address?\n"
+        "The name's A and/or AAAA records are compared with the public address from echo\n"
+        "services, local interfaces, the router (SNMP) or a fixed address; a mismatch is\n"
+        "WARNING during --grace, then CRITICAL.",
+        examples=[
+            "check_dyndns_match -H office.dyndns.example --ip-url https://api.ipify.org "
+            "--ip-url https://ifconfig.me/ip",
+            "check_dyndns_match -H office.dyndns.example --authoritative "
+            "--ip-url https://icanhazip.com --grace 15m",
+            "check_dyndns_match -H office.dyndns.example --both --v6-prefix 64 "
+            "--ip-url https://api.ipify.org --ip-url https://api6.ipify.org",
+            "check_dyndns_match -H vpn.example.org --server 192.0.2.53 --interface ppp0",
+            "check_dyndns_match -H backup.example.org -6 --expect 2001:db8:1::10 "
+            "--v6-prefix 56",
+            "check_dyndns_match -H office.dyndns.example --snmp 192.168.1.1 "
+            "--snmp-interface pppoe-wan --community-file /etc/icinga2/router.community",
+        ],
+        behind_the_scenes=[
+            "DNS (dnspython): A/AAAA queries over UDP (TCP when truncated) to the name servers",
+            "of /etc/resolv.conf, to --server, or with --authoritative: SOA queries walking up",
+            "from the name find its zone, the zone's NS records and their A/AAAA addresses are",
+            "looked up the same way, then those servers are asked directly with RD unset and",
+            "must answer authoritatively (AA).",
+            "--ip-url: an HTTP GET (requests, proxies from the environment apply); the body",
+            "must be one IP address and nothing else. --interface: psutil.net_if_addrs(),",
+            "global addresses only (no loopback, link-local or fc00::/7). --snmp: IP-MIB",
+            "ipAddressTable (ipAddrTable on older agents) and IF-MIB ifName/ifDescr, walked",
+            "through the shared SNMP source (pysnmp, numeric OIDs).",
+            "Grace state: a JSON file (nagiosplugin Cookie) per name, by default in",
+            "$XDG_STATE_HOME/osop-checks/ or else /var/tmp/osop-checks-<uid>/.",
+        ])
+    what = parser.add_argument_group("the name")
+    what.add_argument("-H", "--hostname", required=True, metavar="NAME", type=hostname_type,
+                      help="the DNS name to check (e.g. office.dyndns.example)")
+    fam = what.add_mutually_exclusive_group()
+    fam.add_argument("-4", "--ipv4", dest="families", action="store_const", const=(4,),
+                     help="compare the A record with the public IPv4 address (default)")
+    fam.add_argument("-6", "--ipv6", dest="families", action="store_const", const=(6,),
+                     help="compare the AAAA record with the public IPv6 address")
+    fam.add_argument("--both", dest="families", action="store_const", const=(4, 6),
+                     help="compare both the A and the AAAA record")
+    parser.set_defaults(families=(4,))
+    what.add_argument("--server", type=server_type, metavar="IP[:PORT]",
+                      help="ask this DNS server instead of those of /etc/resolv.conf "
+                           "(IPv6 with a port: [2001:db8::53]:5353)")
+    what.add_argument("--authoritative", action="store_true",
+                      help="ask the zone's authoritative name servers directly (found through "
+                           "the system resolver or --server), so no cache can hide a stale "
+                           "record")
+    what.add_argument("--auth-port", type=cli.count_type(1, 65535), default=53, metavar="PORT",
+                      help="port of the authoritative servers (default: 53)")
+    src = parser.add_argument_group(
+        "the public address (at least one source; all given must agree)")
+    src.add_argument("--ip-url", action="append", default=[], type=url_type, metavar="URL",
+                     help="an HTTP(S) echo service answering with the caller's address as "
+                          "plain text, e.g. https://api.ipify.org (repeatable; several must "
+                          "agree)")
+    src.add_argument("--interface", action="append", default=[], metavar="NAME",
+                     help="a local interface holding the public address itself, e.g. ppp0 "
+                          "(repeatable)")
+    src.add_argument("--expect", action="append", default=[], type=address_type,
+                     metavar="ADDR", help="the public address is known and fixed (repeatable: "
+                                          "one IPv4 and one IPv6)")
+    shared = _snmp_module()
+    if shared is None:
+        src.add_argument("--snmp", action="append", default=[], metavar="HOST",
+                         help="the router's WAN address over SNMP (IP-MIB): needs the shared "
+                              "SNMP source (osop_checks.sources.snmp), not in this build")
+    else:
+        src.add_argument("--snmp", action="append", default=[], metavar="HOST",
+                         help="the router's WAN address read over SNMP from IP-MIB "
+                              "(repeatable; credentials from the SNMP options below)")
+        src.add_argument("--snmp-interface", metavar="NAME",
+                         help="with --snmp: the router's WAN interface (ifName or ifDescr); "
+                              "default: every globally routable address of the router")
+        # The shared options without their -H/--host: here -H is the DNS name and the agent
+        # is named by --snmp HOST.
+        shared.add_arguments(parser, host=False, enable_switch=False)
+    cmp_ = parser.add_argument_group("comparison")
+    cmp_.add_argument("--v6-prefix", type=cli.count_type(1, 128), default=128, metavar="N",
+                      help="compare only the first N bits of IPv6 addresses, e.g. 64 when the "
+                           "provider changes the prefix but the host part stays "
+                           "(default: 128, the whole address)")
+    cmp_.add_argument("--grace", type=cli.duration_type(0), default=600, metavar="DURATION",
+                      help="a mismatch is WARNING for this long, then CRITICAL (DNS TTL plus "
+                           "the update interval; default: 10m; 0: CRITICAL at once)")
+    cmp_.add_argument("--state-file", metavar="PATH", type=path_type,
+                      help="where the start of a mismatch is remembered; its directory must "
+                           "exist (default: dyndns_match_<NAME>.json in "
+                           "$XDG_STATE_HOME/osop-checks/ or /var/tmp/osop-checks-<uid>/, "
+                           "created when missing)")
+    return parser
+
+
+def _snmp_module():
+    """The shared SNMP source, or None in a build without it (then --snmp is refused)."""
+    try:
+        from osop_checks.sources import snmp
+    except ImportError:
+        return None
+    return snmp
+
+
+# -- argument types ---------------------------------------------------------------------------
+
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+
+
+def hostname_type(value):
+    name = str(value).strip().rstrip(".")
+    if not name or len(name) > 253 or not all(_LABEL.match(p) for p in name.split(".")):
+        raise argparse.ArgumentTypeError("%r is not a DNS name" % value)
+    return name.lower()
+
+
+hostname_type.__name__ = "DNS name"
+
+
+def server_type(value):
+    try:
+        return dns.parse_server(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+server_type.__name__ = "server"
+
+
+def url_type(value):
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(str(value))
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError("%r is not an http:// or https:// URL" % value)
+    return str(value)
+
+
+url_type.__name__ = "URL"
+
+
+def address_type(value):
+    try:
+        return str(ipaddress.ip_address(str(value).strip()))
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not an IP address" % value) from None
+
+
+address_type.__name__ = "IP address"
+
+
+def path_type(value):
+    if not str(value).strip():
+        raise argparse.ArgumentTypeError("the path is empty")
+    return str(value)
+
+
+path_type.__name__ = "path"
+
+
+# -- comparison -------------------------------------------------------------------------------
+
+MATCH, MISMATCH, UNDECIDED = "match", "mismatch", "undecided"
+
+
+@dataclasses.dataclass
+class Comparison:
+    """One address family: what the DNS says, what the public address is, and the verdict.
+
+    ``age`` (seconds the mismatch has lasted) is filled in from the state file."""
+    family: int
+    name: str
+    answer: dns.Answer
+    public: List[str]
+    verdict: str
+    reason: str = ""                    # for UNDECIDED: why, in words
+    prefix: int = 128
+    age: Optional[float] = None
+
+    @property
+    def rdtype(self):
+        return FAMILIES[self.family]
+
+
+def _key(address, prefix):
+    ip = ipaddress.ip_address(address)
+    if ip.version == 6 and prefix < 128:
+        return str(ipaddress.ip_network("%s/%d" % (ip, prefix), strict=False))
+    return str(ip)
+
+
+def public_for(family, readings, prefix=128):
+    """The public addresses of ``family`` all answering sources agree on.
+
+    Returns (addresses, problem): ``problem`` says in words why there is no agreed address
+    (None when there is one)."""
+    voters = []
+    for reading in readings:
+        if reading.error:
+            continue
+        mine = [a for a in reading.addresses if ipaddress.ip_address(a).version == family]
+        if mine:
+            voters.append((reading.source, mine))
+    if not voters:
+        failed = [r.error for r in readings if r.error]
+        other = ["%s gave %s" % (r.source, ", ".join(r.addresses))
+                 for r in readings if not r.error and r.addresses]
+        return [], "no source gave a public IPv%d address%s" % (
+            family, (": " + "; ".join(failed + other)) if failed or other else "")
+    common = set.intersection(*({_key(a, prefix) for a in mine} for _, mine in voters))
+    if not common:
+        return [], "the public address sources disagree: %s" % ", ".join(
+            "%s says %s" % (source, " ".join(mine)) for source, mine in voters)
+    agreed = [a for a in voters[0][1] if _key(a, prefix) in common]
+    return agreed, None
+
+
+def compare(family, answer, readings, prefix=128):
+    """Judge one family: MATCH when the name resolves to an agreed public address (or one in
+    its /prefix), MISMATCH when the DNS said something else (another address, no such name,
+    no record), UNDECIDED when either side could not be told."""
+    public, problem = public_for(family, readings, prefix)
+    result = Comparison(family, answer.name, answer, public, UNDECIDED, prefix=prefix)
+    if problem:
+        result.reason = "cannot tell the public IPv%d address: %s" % (family, problem)
+    elif not answer.definitive:
+        result.reason = "cannot look up %s %s: %s" % (answer.name, answer.rdtype, answer.error)
+    else:
+        wanted = {_key(a, prefix) for a in public}
+        found = {_key(a, prefix) for a in answer.addresses}
+        result.verdict = MATCH if wanted & found else MISMATCH
+    return result
+
+
+# -- grace state --------------------------------------------------------------------------------
+
+def default_state_file(name, environ=os.environ, uid=None):
+    uid = os.geteuid() if uid is None else uid
+    base = environ.get("XDG_STATE_HOME")
+    directory = (os.path.join(base, "osop-checks") if base
+                 else "/var/tmp/osop-checks-%d" % uid)
+    return os.path.join(directory, "dyndns_match_%s.json" % re.sub(r"[^a-z0-9.-]", "_", name))
+
+
+def _ensure_dir(path, create):
+    """The state file's directory: the default one is created (mode 0700) and must belong to
+    this user (/var/tmp is shared by every user); one named by --state-file must exist."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        if create:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        info = os.lstat(directory)
+    except FileNotFoundError:
+        raise nagiosplugin.CheckError("the directory of the state file %s does not exist" % (
+            path)) from None
+    except OSError as exc:
+        raise nagiosplugin.CheckError("cannot %s the state directory %s: %s" % (
+            "create" if create else "use", directory, exc.strerror or exc)) from None
+    if not stat.S_ISDIR(info.st_mode) or (create and info.st_uid != os.geteuid()):
+        raise nagiosplugin.CheckError("the state directory %s is not a directory of this "
+                                      "user; choose another with --state-file" % directory)
+
+
+def remember(comparisons, path, now, create_dir=False):
+    """Record mismatches in the state file and set each comparison's ``age``.
+
+    A match forgets the family's mismatch; an undecided comparison leaves it as it is. No
+    file is created until there is a mismatch to remember."""
+    for comp in comparisons:
+        if comp.verdict == MATCH:
+            comp.age = 0.0
+    if not any(c.verdict == MISMATCH for c in comparisons) and not os.path.lexists(path):
+        return
+    _ensure_dir(path, create_dir)
+    cookie = nagiosplugin.Cookie(path)
+    try:
+        cookie.open()
+    except ValueError:
+        log.warning("state file %s was damaged and has been reset", path)
+        cookie.close()
+        cookie = nagiosplugin.Cookie(path)
+        cookie.open()
+    except OSError as exc:
+        raise nagiosplugin.CheckError("cannot open the state file %s: %s" % (
+            path, exc.strerror or exc)) from None
+    try:
+        for comp in comparisons:
+            key = comp.rdtype
+            entry = cookie.get(key)
+            if not isinstance(entry, dict) or not isinstance(entry.get("since"), (int, float)):
+                entry = None
+            if comp.verdict == MATCH:
+                cookie.pop(key, None)
+                comp.age = 0.0
+            elif comp.verdict == MISMATCH:
+                if entry is None or entry["since"] > now:
+                    entry = {"since": now}
+                entry.update(dns=comp.answer.describe(), public=comp.public)
+                cookie[key] = entry
+                comp.age = now - entry["since"]
+        cookie.commit()
+    except OSError as exc:
+        raise nagiosplugin.CheckError("cannot write the state file %s: %s" % (
+            path, exc.strerror or exc)) from None
+    finally:
+        cookie.close()
+
+
+# -- evaluation -------------------------------------------------------------------------------
+
+class Probe(nagiosplugin.Resource):
+    """Gathers both sides, compares, and yields one 'match' metric per family plus timings."""
+
+    def __init__(self, args, resolve, gather_public, state_file, clock, create_dir=False):
+        self.args = args
+        self.create_dir = create_dir
+        self.resolve = resolve
+        self.gather_public = gather_public
+        self.state_file = state_file
+        self.clock = clock
+        self.readings = []
+        self.resolution = None
+
+    def probe(self):
+        args = self.args
+        rdtypes = tuple(FAMILIES[f] for f in args.families)
+        started = time.monotonic()
+        self.readings = self.gather_public()
+        public_seconds = time.monotonic() - started
+        self.resolution = self.resolve(args.hostname, rdtypes)
+        comparisons = [compare(answer_family(a), a, self.readings, args.v6_prefix)
+                       for a in self.resolution.answers]
+        remember(comparisons, self.state_file, self.clock(), self.create_dir)
+        for comp in comparisons:
+            yield nagiosplugin.Metric(comp.rdtype, comp, context="match")
+        failed = [r for r in self.readings if r.error]
+        if failed and all(c.verdict != UNDECIDED for c in comparisons):
+            # Sources that failed while others answered: the verdict stands, with a warning.
+            yield nagiosplugin.Metric("sources", failed, context="sources")
+        for answer in self.resolution.answers:
+            yield nagiosplugin.Metric("dns_%s_time" % answer.rdtype, round(answer.seconds, 6),
+                                      "s", min=0, context="time")
+        if self.resolution.discovery_seconds is not None:
+            yield nagiosplugin.Metric("dns_zone_time",
+                                      round(self.resolution.discovery_seconds, 6), "s", min=0,
+                                      context="time")
+        if args.ip_url or args.snmp or args.interface:
+            yield nagiosplugin.Metric("public_address_time", round(public_seconds, 6), "s",
+                                      min=0, context="time")
+        ages = [c.age for c in comparisons if c.age is not None]
+        if ages:
+            yield nagiosplugin.Metric("mismatch_seconds", int(max(ages)), "s", min=0,
+                                      context="mismatch_seconds")
+
+
+def answer_family(answer):
+    return 6 if answer.rdtype == "AAAA" else 4
+
+
+class Match(nagiosplugin.Context):
+    """MATCH is OK; a MISMATCH younger than the grace is WARNING, older CRITICAL; UNDECIDED
+    is UNKNOWN."""
+
+    def __init__(self, grace):
+        super().__init__("match")
+        self.grace = grace
+
+    def evaluate(self, metric, resource):
+        comp = metric.value
+        if comp.verdict == UNDECIDED:
+            return nagiosplugin.Result(Unknown, comp.reason, metric)
+        if comp.verdict == MATCH:
+            return nagiosplugin.Result(Ok, describe_match(comp), metric)
+        late = comp.age >= self.grace
+        return nagiosplugin.Result(Critical if late else Warn,
+                                   describe_mismatch(comp, self.grace, late), metric)
+
+
+def _where(comp):
+    """What the DNS gave, as the status line shows it."""
+    answer = comp.answer
+    if answer.kind == dns.OK:
+        return "%s resolves to %s" % (comp.name, ", ".join(answer.addresses))
+    return answer.error
+
+
+def _public(comp):
+    shown = ", ".join(comp.public)
+    if comp.family == 6 and comp.prefix < 128:
+        shown += " (comparing /%d prefixes)" % comp.prefix
+    return shown
+
+
+def describe_match(comp):
+    resolved = ", ".join(comp.answer.addresses)
+    public = set(comp.public)
+    if public & set(comp.answer.addresses):
+        return "%s resolves to %s, the public address" % (comp.name, resolved)
+    return "%s resolves to %s, in the public /%d prefix of %s" % (
+        comp.name, resolved, comp.prefix, ", ".join(comp.public))
+
+
+def describe_mismatch(comp, grace, late):
+    age = units.format_duration(int(comp.age))
+    tail = ("mismatch for %s" % age) if late or not grace else (
+        "mismatch for %s, grace %s" % (age, units.format_duration(grace)))
+    return "%s, public address is %s (%s)" % (_where(comp), _public(comp), tail)
+
+
+class SourceFailures(nagiosplugin.Context):
+    def __init__(self):
+        super().__init__("sources")
+
+    def evaluate(self, metric, resource):
+        failed = metric.value
+        total = len(resource.readings)
+        return nagiosplugin.Result(Warn, "%d of %d address sources failed: %s" % (
+            len(failed), total, "; ".join(r.error for r in failed)), metric)
+
+
+class Timing(nagiosplugin.Context):
+    """Perfdata only: always OK."""
+
+    def performance(self, metric, resource):
+        return nagiosplugin.Performance(metric.name, metric.value, metric.uom, min=metric.min)
+
+
+class MismatchSeconds(nagiosplugin.Context):
+    """Perfdata only, with the grace as critical limit (the Match context judges)."""
+
+    def __init__(self, grace):
+        super().__init__("mismatch_seconds")
+        self.grace = grace
+
+    def performance(self, metric, resource):
+        return nagiosplugin.Performance(metric.name, metric.value, "s",
+                                        warn=nagiosplugin.Range("0"),
+                                        crit=nagiosplugin.Range(units._atom(self.grace)),
+                                        min=0)
+
+
+class Report(nagiosplugin.Summary):
+    def _matches(self, results):
+        return [r for r in results if r.metric is not None and r.metric.context == "match"]
+
+    def ok(self, results):
+        return "; ".join(str(r.hint) for r in self._matches(results))
+
+    def problem(self, results):
+        rank = {Critical: 0, Unknown: 1, Warn: 2, Ok: 3}
+        shown = [r for r in results if r.state != Ok or
+                 (r.metric is not None and r.metric.context == "match")]
+        shown.sort(key=lambda r: rank[r.state])
+        return "; ".join(str(r.hint) for r in shown if r.hint)
+
+    def verbose(self, results):
+        lines = []
+        resource = next((r.resource for r in results if r.resource is not None), None)
+        for result in results:
+            if result.metric is None or result.metric.context != "match":
+                continue  # a failure without a metric is the status line already
+            comp = result.metric.value
+            answer = comp.answer
+            state = str(result.state).upper()
+            if answer.kind != dns.OK:
+                lines.append("%s: %s %s: %s (%.3f s)" % (
+                    state, comp.name, comp.rdtype, answer.describe(), answer.seconds))
+                continue
+            detail = ["answer from %s" % answer.server]
+            if answer.ttl is not None:
+                detail.append("TTL %ds" % answer.ttl)
+            if answer.authoritative:
+                detail.append("authoritative")
+            detail.append("%.3f s" % answer.seconds)
+            lines.append("%s: %s %s %s (%s)" % (
+                state, comp.name, comp.rdtype, answer.describe(), ", ".join(detail)))
+        if resource is not None:
+            if resource.resolution is not None:
+                lines.append("DNS asked: %s" % resource.resolution.via)
+            for reading in resource.readings:
+                lines.append("%s (%.3f s)" % (
+                    "public address source failed: %s" % reading.error if reading.error else
+                    "public address from %s: %s" % (reading.source, ", ".join(
+                        reading.addresses)), reading.seconds))
+        return lines
+
+
+# -- wiring -----------------------------------------------------------------------------------
+
+def public_sources(args, fetch_echo=publicip.fetch_echo,
+                   interface_addresses=publicip.interface_addresses, snmp_address=None):
+    """A callable gathering every public-address source the arguments name, in order.
+
+    The sources that ask a peer (SNMP agents, echo services) are asked at the same time,
+    each within PUBLIC_SHARE of the time left: several echo services cost the slowest one."""
+    def gather():
+        readings = [publicip.fixed_address(a) for a in args.expect]
+        readings += [interface_addresses(name) for name in args.interface]
+        remote = [(snmp_address, host, "SNMP agent %s" % host) for host in args.snmp] + [
+            (fetch_echo, url, url) for url in args.ip_url]
+        return readings + _in_parallel(remote, _share())
+    return gather
+
+
+def _share():
+    try:
+        left = deadline.remaining()
+    except deadline.Timeout:
+        return 0.01
+    if left is None:
+        return publicip.DEFAULT_TIMEOUT
+    return max(0.01, left * PUBLIC_SHARE)
+
+
+def _in_parallel(calls, limit):
+    """[(source, where, name)] -> [source(where, timeout=limit)], one thread each, all waited
+    for at most ``limit`` (+ a little: each source keeps its own limit). An exception in a
+    source (a bug, the deadline) is raised here, in the check's thread."""
+    import threading
+
+    if len(calls) <= 1:
+        return [source(where, timeout=limit) for source, where, _ in calls]
+    results, errors = [None] * len(calls), [None] * len(calls)
+
+    def work(index, source, where):
+        try:
+            results[index] = source(where, timeout=limit)
+        except BaseException as exc:  # handed to the check's thread below
+            errors[index] = exc
+
+    threads = [threading.Thread(target=work, args=(i, source, where), daemon=True)
+               for i, (source, where, _) in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    end = time.monotonic() + limit + 0.2
+    for thread in threads:
+        thread.join(max(0.0, end - time.monotonic()))
+    for error in errors:
+        if error is not None:
+            raise error
+    return [result if result is not None else publicip.Reading(
+        name, error="%s: no answer within %.1f s" % (name, limit), seconds=limit)
+        for result, (_, _, name) in zip(results, calls)]
+
+
+def _snmp_reader(args):
+    """--snmp HOST -> a callable reading that agent's WAN address; the SNMP options are
+    checked here, before anything is asked, so a wrong combination is a usage error."""
+    shared = _snmp_module()
+    if shared is None:
+        raise cli.UsageError("--snmp needs the shared SNMP source, which this build lacks; "
+                             "use --ip-url, --interface or --expect")
+    from osop_checks.sources import snmp_address
+
+    targets = {host: shared.target_from_args(argparse.Namespace(**dict(vars(args), host=host)))
+               for host in args.snmp}
+
+    def read(host, timeout):
+        target = targets[host]
+        # Every try of every request within this source's share of the time.
+        target = dataclasses.replace(target, timeout=max(0.1, min(
+            target.timeout, timeout / (target.retries + 1))))
+        return snmp_address.fetch(target, args.snmp_interface)
+    return read
+
+
+def build_check(args, resolve=None, fetch_echo=publicip.fetch_echo,
+                interface_addresses=publicip.interface_addresses, snmp_address=None,
+                clock=time.time):
+    if not (args.ip_url or args.interface or args.expect or args.snmp):
+        raise cli.UsageError("give at least one source of the public address: --ip-url, "
+                             "--interface, --expect or --snmp")
+    if args.snmp and snmp_address is None:
+        snmp_address = _snmp_reader(args)
+    if resolve is None:
+        def resolve(name, rdtypes):
+            return dns.resolve(name, rdtypes, server=args.server,
+                               authoritative=args.authoritative, auth_port=args.auth_port)
+    state_file = args.state_file or default_state_file(args.hostname)
+    return nagiosplugin.Check(
+        Probe(args, resolve, public_sources(args, fetch_echo, interface_addresses,
+                                            snmp_address), state_file, clock,
+              create_dir=not args.state_file),
+        Match(args.grace), SourceFailures(), Timing("time"),
+        MismatchSeconds(args.grace), Report())
+
+
+def main(argv=None):
+    runtime.main(NAME, build_parser, build_check, argv)

@@ -1,0 +1,187 @@
+"""The current public address, from an HTTP(S) echo service, a local interface or the admin.
+
+An echo service (api.ipify.org, ifconfig.me/ip, icanhazip.com ...) answers a GET with the
+caller's address as plain text. ``parse_echo`` is strict: one IP address, whitespace around
+it allowed, nothing else; an HTML page (a captive portal, an error page) or other text is
+rejected with a message that says what came instead. Every source returns a ``Reading``; a
+source that fails returns one with ``error`` set, it never raises.
+"""
+import dataclasses
+import ipaddress
+import logging
+import time
+from typing import List, Optional
+
+from osop_checks import __version__, deadline, text
+
+log = logging.getLogger("nagiosplugin")
+
+DEFAULT_TIMEOUT = 5.0
+# An address is at most 45 characters; anything much longer is not an echo answer.
+MAX_BODY = 1024
+USER_AGENT = "osop-checks/%s check_dyndns_match" % __version__
+
+
+class EchoError(ValueError):
+    """An echo answer that is not an IP address; the text says what it was instead."""
+
+
+@dataclasses.dataclass
+class Reading:
+    """What one source says the public address is (usually one address, an interface may
+    have several), or why it could not say."""
+    source: str
+    addresses: List[str] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+    error: Optional[str] = None
+
+
+def parse_echo(body) -> str:
+    """The address in an echo service's answer (bytes or text), normalised
+    ('2001:DB8::01' -> '2001:db8::1'); raises EchoError saying what the body is instead."""
+    if isinstance(body, bytes):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise EchoError("the answer is binary data, not an IP address") from None
+    stripped = body.strip()
+    if not stripped:
+        raise EchoError("the answer is empty, not an IP address")
+    lowered = stripped[:200].lower()
+    if lowered.startswith(("<!doctype", "<html", "<?xml", "<head", "<body")) or (
+            lowered.startswith("<") and ">" in lowered):
+        raise EchoError("the answer is an HTML page, not an IP address (%s)" % _excerpt(
+            stripped))
+    if lowered.startswith(("{", "[")):
+        raise EchoError("the answer is JSON or structured data, not a plain IP address (%s)"
+                        % _excerpt(stripped))
+    if len(stripped) > 45 or any(ch.isspace() for ch in stripped) or "%" in stripped:
+        raise EchoError("the answer is not an IP address: %s" % _excerpt(stripped))
+    try:
+        return str(ipaddress.ip_address(stripped))
+    except ValueError:
+        raise EchoError("the answer is not an IP address: %s" % _excerpt(stripped)) from None
+
+
+def _excerpt(body, limit=60):
+    return repr(text.oneline(body, limit=limit))
+
+
+def fetch_echo(url, timeout=None) -> Reading:
+    """GET ``url`` and read the address from its body, within ``timeout`` (capped by the
+    check's deadline)."""
+    import requests
+
+    started = time.monotonic()
+    reading = Reading(url)
+    try:
+        limit = deadline.remaining(timeout if timeout is not None else DEFAULT_TIMEOUT)
+        log.info("asking echo service %s", url)
+        with requests.get(url, timeout=(limit, limit), stream=True, allow_redirects=True,
+                          headers={"User-Agent": USER_AGENT, "Accept": "text/plain"}) \
+                as response:
+            body = _read_capped(response, started, limit)
+            if response.status_code != 200:
+                raise EchoError("HTTP %d %s" % (response.status_code, text.oneline(
+                    response.reason or "", limit=60)))
+        log.debug("%s answered %r", url, body[:200])
+        reading.addresses = [parse_echo(body)]
+    except EchoError as exc:
+        reading.error = "%s: %s" % (url, exc)
+    except requests.exceptions.ConnectTimeout:
+        reading.error = "%s: no connection within %.1f s" % (url, limit)
+    except requests.exceptions.ReadTimeout:
+        reading.error = "%s: no answer within %.1f s" % (url, limit)
+    except requests.exceptions.SSLError as exc:
+        reading.error = "%s: TLS error: %s" % (url, _reason(exc))
+    except requests.exceptions.ConnectionError as exc:
+        reading.error = "%s: cannot connect: %s" % (url, _reason(exc))
+    except requests.exceptions.RequestException as exc:
+        reading.error = "%s: %s" % (url, _reason(exc))
+    reading.seconds = time.monotonic() - started
+    if reading.error:
+        log.warning("%s", reading.error)
+    return reading
+
+
+def _read_capped(response, started, limit):
+    """At most MAX_BODY + 1 bytes, and no longer than ``limit`` from ``started`` in all (a
+    server that drips a byte at a time cannot stretch the read timeout)."""
+    import requests
+
+    chunks, size = [], 0
+    for chunk in response.iter_content(chunk_size=256):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise EchoError("the answer is longer than %d bytes, not an IP address (%s)" % (
+                MAX_BODY, _excerpt(b"".join(chunks).decode("utf-8", "replace"))))
+        if time.monotonic() - started > limit:
+            raise requests.exceptions.ReadTimeout()
+    return b"".join(chunks)
+
+
+def _reason(exc):
+    """The innermost reason of a requests error ('Connection refused', 'certificate verify
+    failed: self-signed certificate'), not its repr soup."""
+    import re
+
+    message = str(exc)
+    found = re.search(r"\[SSL(?:: [A-Z0-9_]+)?\] (.+?)(?: \(_ssl\.c:\d+\))?['\")]", message)
+    if found:
+        return found.group(1).strip()
+    found = re.findall(r"\[Errno -?\d+\] ([^'\")\]]+)", message)
+    if found:
+        return found[-1].strip()
+    return text.oneline(message, limit=160)
+
+
+# -- local interfaces -----------------------------------------------------------------------
+
+def global_addresses(entries) -> List[str]:
+    """The addresses among ``entries`` (psutil snicaddr-like objects with .family and
+    .address) that can be a public address: not loopback, link-local, multicast, unspecified
+    or IPv6 unique-local (fc00::/7)."""
+    import socket
+
+    found = []
+    for entry in entries:
+        if entry.family not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        try:
+            address = ipaddress.ip_address(entry.address.split("%")[0])
+        except ValueError:
+            continue
+        if (address.is_loopback or address.is_link_local or address.is_multicast
+                or address.is_unspecified):
+            continue
+        if address.version == 6 and address in ipaddress.ip_network("fc00::/7"):
+            continue
+        found.append(str(address))
+    return found
+
+
+def interface_addresses(name, net_if_addrs=None) -> Reading:
+    """The global addresses of the local interface ``name`` (psutil.net_if_addrs)."""
+    started = time.monotonic()
+    if net_if_addrs is None:
+        import psutil
+
+        net_if_addrs = psutil.net_if_addrs
+    reading = Reading("interface %s" % name)
+    log.info("reading the addresses of interface %s (psutil.net_if_addrs)", name)
+    interfaces = net_if_addrs()
+    if name not in interfaces:
+        reading.error = "interface %s does not exist (there are: %s)" % (
+            name, ", ".join(sorted(interfaces)) or "none")
+    else:
+        reading.addresses = global_addresses(interfaces[name])
+        if not reading.addresses:
+            reading.error = "interface %s has no global address" % name
+    reading.seconds = time.monotonic() - started
+    return reading
+
+
+def fixed_address(address) -> Reading:
+    """--expect: the admin's own word for the public address."""
+    return Reading("expected", [str(ipaddress.ip_address(address))])

@@ -1,0 +1,151 @@
+"""The one way a check runs a command on another host: ssh in batch mode.
+
+Key authentication only, never a prompt: BatchMode, no password, no keyboard-interactive, the
+host key checked strictly against a known_hosts file. Every timeout ssh has is bounded by the
+check's deadline, and the command runs through ``proc`` like any local one (own process group,
+killed on timeout). The remote side runs the command through the login shell, so every remote
+argument is quoted with ``shlex.quote``.
+
+A failure of ssh itself (exit code 255) is told in words: host key mismatch, host key not
+known, permission denied (publickey), connection refused, timeout, unknown host, unreachable.
+"""
+import contextlib
+import dataclasses
+import re
+import shlex
+from typing import Optional
+
+from osop_checks import deadline, proc
+
+# ssh exits 255 for its own errors; any other code is the remote command's.
+SSH_FAILED = 255
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """How to reach hosts: port, identity (private key), known_hosts file, default user."""
+    port: Optional[int] = None
+    identity: Optional[str] = None
+    known_hosts: Optional[str] = None
+    user: Optional[str] = None
+    connect_timeout: float = 10.0
+
+
+class SshError(proc.CommandError):
+    """ssh could not run the command on ``host``; ``kind`` says why in a few words."""
+
+    def __init__(self, host, kind, detail="", port=None):
+        self.host = host
+        self.kind = kind
+        self.detail = detail
+        where = "%s port %d" % (host, port) if port else host
+        super().__init__("ssh to %s: %s%s" % (where, kind, ": %s" % detail if detail else ""))
+
+
+# (kind, pattern on ssh's stderr); first match wins, so the specific ones come first.
+_KINDS = (
+    ("host key mismatch", r"REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for .* has changed"
+                          r"|host key for .* differs"),
+    ("host key not known", r"No \S+ host key is known for|Host key verification failed"),
+    ("unknown host", r"Could not resolve hostname|Name or service not known"
+                     r"|nodename nor servname|Temporary failure in name resolution"),
+    ("permission denied (publickey)", r"Permission denied \("),
+    ("connection refused", r"Connection refused"),
+    ("timeout", r"timed out|Connection timed out|did not finish within|Timeout, server"),
+    ("unreachable", r"No route to host|Network is unreachable|Host is down"),
+    ("connection closed", r"Connection closed|Connection reset|closed by remote host"
+                          r"|Broken pipe"),
+)
+
+
+def classify(stderr):
+    """The kind of an ssh failure from its stderr (None when none of the known ones)."""
+    for kind, pattern in _KINDS:
+        if re.search(pattern, stderr):
+            return kind
+    return None
+
+
+def remote_command(args):
+    """One string for the remote shell: every argument quoted, none interpreted."""
+    return " ".join(shlex.quote(str(a)) for a in args)
+
+
+def argv(host, args, options=Options(), user=None):
+    """The ssh argv that runs ``args`` (a list, quoted here) on ``host`` in batch mode.
+
+    ConnectTimeout (TCP connect and key exchange) and the keep-alive interval are bounded by
+    what is left of the check's --timeout."""
+    left = deadline.remaining(options.connect_timeout)
+    connect = max(1, int(min(options.connect_timeout, left)))
+    alive = max(1, min(15, int(deadline.remaining(None) or 30) // 3))
+    cmd = ["ssh", "-T", "-x", "-a", "-e", "none",
+           "-o", "BatchMode=yes",
+           "-o", "PasswordAuthentication=no",
+           "-o", "KbdInteractiveAuthentication=no",
+           "-o", "StrictHostKeyChecking=yes",
+           "-o", "UpdateHostKeys=no",
+           "-o", "ConnectTimeout=%d" % connect,
+           "-o", "ServerAliveInterval=%d" % alive,
+           "-o", "ServerAliveCountMax=2",
+           "-o", "LogLevel=ERROR"]
+    if options.known_hosts:
+        cmd += ["-o", "UserKnownHostsFile=%s" % options.known_hosts,
+                "-o", "GlobalKnownHostsFile=/dev/null"]
+    if options.identity:
+        cmd += ["-i", options.identity, "-o", "IdentitiesOnly=yes"]
+    if options.port:
+        cmd += ["-p", str(options.port)]
+    user = user or options.user
+    if user:
+        cmd += ["-l", user]
+    if host.startswith("-"):
+        raise SshError(host, "unknown host", "a host name cannot start with '-'")
+    return cmd + ["--", host, remote_command(args)]
+
+
+def _failed(host, exc_or_stderr, options, code=None):
+    text = str(exc_or_stderr)
+    kind = classify(text)
+    detail = ""
+    if kind is None:  # say what ssh said, since we cannot say it shorter
+        lines = [line.strip() for line in text.splitlines() if line.strip()
+                 and not line.startswith("@") and "WARNING" not in line]
+        detail = re.sub(r"^ssh( failed \(exit \d+\))?: ", "", lines[-1] if lines else "")
+        kind = "ssh failed" if code is None else "ssh failed (exit %d)" % code
+    return SshError(host, kind, detail, options.port)
+
+
+def run(host, args, options=Options(), user=None, timeout=None, ok_codes=(0,)):
+    """Run ``args`` on ``host``; return proc.Completed. ssh's own failure raises SshError;
+    a remote exit code outside ``ok_codes`` (None: any) raises proc.CommandError."""
+    cmd = argv(host, args, options, user)
+    try:
+        result = proc.run(cmd, timeout=timeout, ok_codes=None)
+    except proc.CommandError as exc:  # ran out of time
+        raise _failed(host, exc, options) from None
+    if result.returncode == SSH_FAILED:
+        raise _failed(host, result.stderr, options, result.returncode)
+    if ok_codes is not None and result.returncode not in ok_codes:
+        last = [line for line in result.stderr.splitlines() if line.strip()]
+        raise proc.CommandError("%s on %s failed (exit %d): %s" % (
+            args[0], host, result.returncode, last[-1].strip() if last else ""))
+    return result
+
+
+@contextlib.contextmanager
+def stream(host, args, options=Options(), user=None, timeout=None):
+    """Run ``args`` on ``host`` and yield its output lines (proc.stream); a failure of ssh
+    or of the remote command raises SshError / proc.CommandError in words."""
+    cmd = argv(host, args, options, user)
+    try:
+        with proc.stream(cmd, timeout=timeout) as lines:
+            yield lines
+    except SshError:
+        raise
+    except proc.CommandError as exc:
+        text = str(exc)
+        if "(exit %d)" % SSH_FAILED in text or "did not finish" in text:
+            raise _failed(host, text, options) from None
+        raise proc.CommandError(text.replace("ssh failed", "%s on %s failed" % (
+            args[0], host), 1)) from None

@@ -1,0 +1,502 @@
+"""check_dyndns_match judged on constructed answers: sources injected, no network, clock
+injected to walk through the grace period."""
+import contextlib
+import io
+import json
+import re
+import socket
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import given, strategies as st
+
+from osop_checks import deadline, runtime
+from osop_checks.checks import dyndns_match as check
+from osop_checks.sources import dns, publicip
+from tests.peers import run_plugin
+
+NAME = "office.dyn.test"
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_deadline():
+    """runtime.execute leaves its deadline set; a source called directly after an in-process
+    run must not inherit an expired one."""
+    deadline.start(None)
+    yield
+    deadline.start(None)
+
+
+def answer(rdtype="A", *addresses, kind=dns.OK, error=None, seconds=0.004):
+    return dns.Answer(NAME, rdtype, kind, list(addresses), server="192.0.2.53",
+                      seconds=seconds, ttl=60, authoritative=True, error=error)
+
+
+def resolution(*answers, discovery=None):
+    return dns.Resolution(list(answers), "server 192.0.2.53", discovery_seconds=discovery)
+
+
+def echo(mapping):
+    """fetch_echo stand-in: url -> address text or Exception text (an error)."""
+    def fetch(url, timeout=None):
+        value = mapping[url]
+        if value.startswith("!"):
+            return publicip.Reading(url, error="%s: %s" % (url, value[1:]), seconds=0.01)
+        return publicip.Reading(url, [value], seconds=0.01)
+    return fetch
+
+
+class Clock:
+    def __init__(self, now=1_800_000_000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def run(argv, tmp_path, resolved, echoes=None, clock=None, interfaces=None):
+    """Run the check in-process with injected sources; returns the Outcome."""
+    state = ["--state-file", str(tmp_path / "state.json")]
+
+    def build(args):
+        return check.build_check(
+            args, resolve=lambda name, rdtypes: resolved,
+            fetch_echo=echo(echoes or {}), clock=clock or Clock(),
+            interface_addresses=interfaces or publicip.interface_addresses)
+
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            return runtime.execute(check.NAME, check.build_parser, build,
+                                   ["-H", NAME] + state + list(argv))
+    except SystemExit as exc:
+        return runtime.Outcome(exc.code, out.getvalue())
+
+
+def test_match_is_ok_with_perfdata(tmp_path):
+    out = run(["--ip-url", "http://e1/"], tmp_path, resolution(answer("A", "198.51.100.23")),
+              {"http://e1/": "198.51.100.23"})
+    assert out.exitcode == 0, out.output
+    assert out.status_line.startswith(
+        "DYNDNS_MATCH OK - office.dyn.test resolves to 198.51.100.23, the public address |")
+    assert "dns_A_time=0.004s;;;0" in out.status_line
+    assert "mismatch_seconds=0s;0;600;0" in out.status_line
+    assert re.search(r"public_address_time=[0-9.e-]+s;;;0", out.status_line)
+
+
+def test_mismatch_warning_within_grace_then_critical(tmp_path):
+    clock = Clock()
+    args = ["--ip-url", "http://e1/", "--grace", "10m"]
+    resolved = resolution(answer("A", "203.0.113.7"))
+    echoes = {"http://e1/": "198.51.100.23"}
+    first = run(args, tmp_path, resolved, echoes, clock)
+    assert first.exitcode == 1, first.output
+    assert ("office.dyn.test resolves to 203.0.113.7, public address is 198.51.100.23 "
+            "(mismatch for 0s, grace 10m)") in first.status_line
+    clock.now += 5 * 60
+    second = run(args, tmp_path, resolved, echoes, clock)
+    assert second.exitcode == 1
+    assert "mismatch for 5m, grace 10m" in second.status_line
+    assert "mismatch_seconds=300s;0;600;0" in second.status_line
+    clock.now += 37 * 60
+    third = run(args, tmp_path, resolved, echoes, clock)
+    assert third.exitcode == 2
+    assert third.status_line.startswith(
+        "DYNDNS_MATCH CRITICAL - office.dyn.test resolves to 203.0.113.7, public address is "
+        "198.51.100.23 (mismatch for 42m) |")
+
+
+def test_match_forgets_the_mismatch(tmp_path):
+    clock = Clock()
+    echoes = {"http://e1/": "198.51.100.23"}
+    run(["--ip-url", "http://e1/"], tmp_path, resolution(answer("A", "203.0.113.7")), echoes,
+        clock)
+    assert "A" in json.loads((tmp_path / "state.json").read_text())
+    clock.now += 3600
+    ok = run(["--ip-url", "http://e1/"], tmp_path, resolution(answer("A", "198.51.100.23")),
+             echoes, clock)
+    assert ok.exitcode == 0
+    assert json.loads((tmp_path / "state.json").read_text()) == {}
+    clock.now += 60
+    again = run(["--ip-url", "http://e1/"], tmp_path, resolution(answer("A", "203.0.113.7")),
+                echoes, clock)
+    assert again.exitcode == 1 and "mismatch for 0s" in again.status_line
+
+
+def test_grace_zero_is_critical_at_once(tmp_path):
+    out = run(["--expect", "198.51.100.23", "--grace", "0"], tmp_path,
+              resolution(answer("A", "203.0.113.7")))
+    assert out.exitcode == 2
+    assert "(mismatch for 0s)" in out.status_line
+
+
+def test_a_matches_but_aaaa_does_not(tmp_path):
+    out = run(["--both", "--expect", "198.51.100.23", "--expect", "2001:db8:1::5"], tmp_path,
+              resolution(answer("A", "198.51.100.23"), answer("AAAA", "2001:db8:9::5")))
+    assert out.exitcode == 1, out.output
+    assert out.status_line.startswith(
+        "DYNDNS_MATCH WARNING - office.dyn.test resolves to 2001:db8:9::5, public address is "
+        "2001:db8:1::5 (mismatch for 0s, grace 10m); office.dyn.test resolves to "
+        "198.51.100.23, the public address |")
+    lines = out.output.splitlines()
+    assert "OK: office.dyn.test A 198.51.100.23 (answer from 192.0.2.53, TTL 60s, " \
+           "authoritative, 0.004 s)" in lines
+    assert any(line.startswith("WARNING: office.dyn.test AAAA 2001:db8:9::5") for line in lines)
+    assert "dns_AAAA_time=" in out.status_line and "dns_A_time=" in out.status_line
+
+
+def test_v6_prefix_only_match(tmp_path):
+    resolved = resolution(answer("AAAA", "2001:db8:1:0:aaaa::5"))
+    whole = run(["-6", "--expect", "2001:db8:1:0:bbbb::5"], tmp_path, resolved)
+    assert whole.exitcode == 1
+    prefix = run(["-6", "--expect", "2001:db8:1:0:bbbb::5", "--v6-prefix", "64"], tmp_path,
+                 resolved)
+    assert prefix.exitcode == 0, prefix.output
+    assert ("resolves to 2001:db8:1:0:aaaa::5, in the public /64 prefix of "
+            "2001:db8:1:0:bbbb::5") in prefix.status_line
+    other = run(["-6", "--expect", "2001:db8:2::5", "--v6-prefix", "64"], tmp_path, resolved)
+    assert other.exitcode == 1
+    assert "(comparing /64 prefixes)" in other.status_line
+
+
+def test_v6_prefix_does_not_touch_ipv4(tmp_path):
+    out = run(["--expect", "198.51.100.24", "--v6-prefix", "8"], tmp_path,
+              resolution(answer("A", "198.51.100.23")))
+    assert out.exitcode == 1
+
+
+def test_nxdomain_is_a_mismatch(tmp_path):
+    out = run(["--expect", "198.51.100.23"], tmp_path, resolution(answer(
+        "A", kind=dns.NXDOMAIN, error="office.dyn.test does not exist (NXDOMAIN from x)")))
+    assert out.exitcode == 1
+    assert out.status_line.startswith(
+        "DYNDNS_MATCH WARNING - office.dyn.test does not exist (NXDOMAIN from x), public "
+        "address is 198.51.100.23 (mismatch for 0s, grace 10m)")
+
+
+def test_no_aaaa_record_is_a_mismatch(tmp_path):
+    out = run(["-6", "--expect", "2001:db8::1", "--grace", "0"], tmp_path, resolution(answer(
+        "AAAA", kind=dns.NODATA, error="office.dyn.test has no AAAA record (answer from x)")))
+    assert out.exitcode == 2
+    assert "office.dyn.test has no AAAA record" in out.status_line
+
+
+@pytest.mark.parametrize("kind,error", [
+    (dns.TIMEOUT, "no answer from DNS server 192.0.2.53 within 4.5 s"),
+    (dns.SERVFAIL, "DNS server 192.0.2.53 failed to resolve office.dyn.test (SERVFAIL)"),
+    (dns.UNREACHABLE, "DNS server 192.0.2.53 refused the connection (nothing listens there)"),
+    (dns.GARBAGE, "DNS server 192.0.2.53 sent something that is not a DNS answer (x)"),
+])
+def test_dns_failures_are_unknown_and_keep_the_state(tmp_path, kind, error):
+    clock = Clock()
+    run(["--expect", "198.51.100.23"], tmp_path, resolution(answer("A", "203.0.113.7")),
+        clock=clock)
+    clock.now += 120
+    out = run(["--expect", "198.51.100.23"], tmp_path,
+              resolution(answer("A", kind=kind, error=error)), clock=clock)
+    assert out.exitcode == 3
+    assert out.status_line.startswith(
+        "DYNDNS_MATCH UNKNOWN - cannot look up office.dyn.test A: " + error)
+    assert "mismatch_seconds" not in out.status_line
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["A"]["since"] == clock.now - 120
+
+
+def test_echo_sources_disagree(tmp_path):
+    out = run(["--ip-url", "http://e1/", "--ip-url", "http://e2/"], tmp_path,
+              resolution(answer("A", "198.51.100.23")),
+              {"http://e1/": "198.51.100.23", "http://e2/": "198.51.100.99"})
+    assert out.exitcode == 3
+    assert ("cannot tell the public IPv4 address: the public address sources disagree: "
+            "http://e1/ says 198.51.100.23, http://e2/ says 198.51.100.99") in out.status_line
+
+
+def test_one_echo_source_failing_while_others_agree_is_warning(tmp_path):
+    out = run(["--ip-url", "http://e1/", "--ip-url", "http://e2/", "--ip-url", "http://e3/"],
+              tmp_path, resolution(answer("A", "198.51.100.23")),
+              {"http://e1/": "198.51.100.23", "http://e2/": "!no answer within 2.0 s",
+               "http://e3/": "198.51.100.23"})
+    assert out.exitcode == 1
+    assert "1 of 3 address sources failed: http://e2/: no answer within 2.0 s" \
+        in out.status_line
+    assert "resolves to 198.51.100.23, the public address" in out.status_line
+
+
+def test_mismatch_is_not_hidden_by_a_failed_source(tmp_path):
+    out = run(["--ip-url", "http://e1/", "--ip-url", "http://e2/", "--grace", "0"], tmp_path,
+              resolution(answer("A", "203.0.113.7")),
+              {"http://e1/": "198.51.100.23", "http://e2/": "!the answer is an HTML page"})
+    assert out.exitcode == 2
+    assert out.status_line.startswith("DYNDNS_MATCH CRITICAL - office.dyn.test resolves to "
+                                      "203.0.113.7, public address is 198.51.100.23")
+
+
+def test_every_source_failing_is_unknown(tmp_path):
+    out = run(["--ip-url", "http://e1/"], tmp_path, resolution(answer("A", "198.51.100.23")),
+              {"http://e1/": "!the answer is an HTML page, not an IP address ('<html>')"})
+    assert out.exitcode == 3
+    assert ("cannot tell the public IPv4 address: no source gave a public IPv4 address: "
+            "http://e1/: the answer is an HTML page") in out.status_line
+
+
+def test_source_of_the_other_family_only(tmp_path):
+    out = run(["-6", "--ip-url", "http://e1/"], tmp_path,
+              resolution(answer("AAAA", "2001:db8::1")), {"http://e1/": "198.51.100.23"})
+    assert out.exitcode == 3
+    assert "no source gave a public IPv6 address: http://e1/ gave 198.51.100.23" \
+        in out.status_line
+
+
+def test_interface_source(tmp_path):
+    entries = {"ppp0": [SimpleNamespace(family=socket.AF_INET, address="198.51.100.23"),
+                        SimpleNamespace(family=socket.AF_INET6, address="fe80::1%ppp0"),
+                        SimpleNamespace(family=socket.AF_INET6, address="2001:db8:1::5")]}
+
+    def interfaces(name):
+        return publicip.interface_addresses(name, net_if_addrs=lambda: entries)
+
+    out = run(["--both", "--interface", "ppp0"], tmp_path,
+              resolution(answer("A", "198.51.100.23"), answer("AAAA", "2001:db8:1::5")),
+              interfaces=interfaces)
+    assert out.exitcode == 0, out.output
+    missing = run(["--interface", "eth9"], tmp_path, resolution(answer("A", "198.51.100.23")),
+                  interfaces=interfaces)
+    assert missing.exitcode == 3
+    assert "interface eth9 does not exist (there are: ppp0)" in missing.status_line
+
+
+def test_global_addresses_leave_out_local_scopes():
+    entries = [SimpleNamespace(family=socket.AF_INET, address=a) for a in
+               ("127.0.0.1", "169.254.3.4", "198.51.100.23", "0.0.0.0")]
+    entries += [SimpleNamespace(family=socket.AF_INET6, address=a) for a in
+                ("::1", "fe80::1%eth0", "fd00::5", "2001:db8::7", "ff02::1")]
+    entries.append(SimpleNamespace(family=getattr(socket, "AF_PACKET", 17),
+                                   address="52:54:00:12:34:56"))
+    assert publicip.global_addresses(entries) == ["198.51.100.23", "2001:db8::7"]
+
+
+def test_damaged_state_file_is_reset(tmp_path):
+    (tmp_path / "state.json").write_text("{not json")
+    out = run(["--expect", "198.51.100.23", "-v"], tmp_path, resolution(answer("A", "203.0.113.7")))
+    assert out.exitcode == 1, out.output
+    assert "state file" in out.output and "reset" in out.output
+    assert "A" in json.loads((tmp_path / "state.json").read_text())
+
+
+def test_state_file_that_cannot_be_written(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    out = run(["--expect", "198.51.100.23", "--state-file", str(blocker / "sub" / "s.json")],
+              tmp_path, resolution(answer("A", "203.0.113.7")))
+    assert out.exitcode == 3
+    assert out.status_line == ("DYNDNS_MATCH UNKNOWN - cannot use the state directory "
+                               "%s: Not a directory" % (blocker / "sub"))
+    (tmp_path / "dir.json").mkdir()
+    out = run(["--expect", "198.51.100.23", "--state-file", str(tmp_path / "dir.json")],
+              tmp_path, resolution(answer("A", "198.51.100.23")))  # exists: opened to clear
+    assert out.exitcode == 3
+    assert out.status_line.startswith("DYNDNS_MATCH UNKNOWN - cannot open the state file %s: "
+                                      "Is a directory" % (tmp_path / "dir.json"))
+
+
+def test_state_file_in_a_missing_directory_is_not_created(tmp_path):
+    path = tmp_path / "missing" / "s.json"
+    out = run(["--expect", "198.51.100.23", "--state-file", str(path)], tmp_path,
+              resolution(answer("A", "203.0.113.7")))
+    assert out.exitcode == 3
+    assert "the directory of the state file %s does not exist" % path in out.status_line
+    assert not (tmp_path / "missing").exists()
+
+
+def test_no_state_file_while_all_is_well(tmp_path):
+    out = run(["--expect", "198.51.100.23"], tmp_path, resolution(answer("A", "198.51.100.23")))
+    assert out.exitcode == 0
+    assert "mismatch_seconds=0s" in out.status_line
+    assert not (tmp_path / "state.json").exists()
+    out = run(["--expect", "198.51.100.23"], tmp_path, resolution(answer(
+        "A", kind=dns.TIMEOUT, error="no answer")))
+    assert out.exitcode == 3
+    assert not (tmp_path / "state.json").exists()
+
+
+def test_default_state_directory_is_created_private(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+
+    def build(args):
+        return check.build_check(args, resolve=lambda name, rdtypes: resolution(
+            answer("A", "203.0.113.7")), clock=Clock())
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        outcome = runtime.execute(check.NAME, check.build_parser, build,
+                                  ["-H", NAME, "--expect", "198.51.100.23"])
+    assert outcome.exitcode == 1, outcome.output
+    directory = tmp_path / "xdg" / "osop-checks"
+    assert (directory / "dyndns_match_office.dyn.test.json").exists()
+    assert directory.stat().st_mode & 0o777 == 0o700
+
+
+def test_default_state_file():
+    assert check.default_state_file("office.dyn.test", {"XDG_STATE_HOME": "/s"}, 7) == \
+        "/s/osop-checks/dyndns_match_office.dyn.test.json"
+    assert check.default_state_file("a_b.test", {}, 7) == \
+        "/var/tmp/osop-checks-7/dyndns_match_a_b.test.json"
+
+
+@pytest.mark.parametrize("argv,message", [
+    ([], "give at least one source of the public address"),
+    (["--expect", "1.2.3.4", "-4", "-6"], "not allowed with argument"),
+    (["--expect", "1.2.3.999"], "'1.2.3.999' is not an IP address"),
+    (["--expect", "1.2.3.4", "--server", "dns.example"], "'dns.example' is not an IP address"),
+    (["--expect", "1.2.3.4", "--server", "192.0.2.1:99999"], "is not a port number"),
+    (["--ip-url", "ftp://x/"], "'ftp://x/' is not an http:// or https:// URL"),
+    (["--expect", "1.2.3.4", "--v6-prefix", "129"], "outside 1..128"),
+    (["--expect", "1.2.3.4", "--grace", "soon"], "is not a duration"),
+    (["--expect", "1.2.3.4", "--state-file", ""], "argument --state-file: the path is empty"),
+])
+def test_usage_errors(tmp_path, argv, message):
+    out = run(argv, tmp_path, resolution(answer("A", "198.51.100.23")))
+    assert out.exitcode == 3
+    assert out.output.startswith("DYNDNS_MATCH UNKNOWN - ")
+    assert message in out.output
+    assert len(out.output.strip().splitlines()) == 1
+
+
+def test_snmp_in_a_build_without_the_shared_snmp_source(tmp_path, monkeypatch):
+    monkeypatch.setattr(check, "_snmp_module", lambda: None)
+    out = run(["--snmp", "192.0.2.1"], tmp_path, resolution(answer("A", "198.51.100.23")))
+    assert out.exitcode == 3
+    assert out.output.startswith("DYNDNS_MATCH UNKNOWN - --snmp needs the shared SNMP source")
+
+
+def test_bad_hostname_is_a_usage_error():
+    out = run_plugin("check_dyndns_match", ["-H", "bad name!", "--expect", "1.2.3.4"])
+    assert out.exitcode == 3
+    assert out.output.startswith("DYNDNS_MATCH UNKNOWN - argument -H/--hostname: "
+                                 "'bad name!' is not a DNS name")
+
+
+def test_help_lists_every_option():
+    out = run_plugin("check_dyndns_match", ["--help"])
+    assert out.exitcode == 3
+    for option in ("--server IP[:PORT]", "--authoritative", "--ip-url URL", "--interface NAME",
+                   "--expect ADDR", "--v6-prefix N", "--grace DURATION", "--state-file PATH",
+                   "--both", "--snmp HOST"):
+        assert option in out.output
+
+
+def test_importing_the_check_loads_no_heavy_module():
+    code = ("import sys, osop_checks.checks.dyndns_match; "
+            "print(sorted(m for m in ('dns', 'requests', 'psutil', 'pysnmp', 'cryptography') "
+            "if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"
+
+
+# -- sources: pure parts --------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,expected", [
+    ("192.0.2.1", ("192.0.2.1", 53)),
+    ("192.0.2.1:5353", ("192.0.2.1", 5353)),
+    ("2001:db8::53", ("2001:db8::53", 53)),
+    ("[2001:db8::53]:5353", ("2001:db8::53", 5353)),
+    ("[::1]", ("::1", 53)),
+])
+def test_parse_server(text, expected):
+    assert dns.parse_server(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "dns.example", "1.2.3.4:", "1.2.3.4:0", "[::1", "[::1]x",
+                                  "1.2.3.4:port"])
+def test_parse_server_rejects(text):
+    with pytest.raises(ValueError):
+        dns.parse_server(text)
+
+
+@given(st.ip_addresses(), st.integers(1, 65535))
+def test_server_text_round_trip(address, port):
+    server = (str(address), port)
+    assert dns.parse_server(dns.format_server(server)) == server
+
+
+def test_format_server():
+    assert dns.format_server(("192.0.2.1", 53)) == "192.0.2.1"
+    assert dns.format_server(("2001:db8::1", 5353)) == "[2001:db8::1]:5353"
+
+
+def test_system_servers_reads_resolv_conf(tmp_path):
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("search example.org\nnameserver 192.0.2.53\nnameserver 2001:db8::53\n")
+    assert dns.system_servers(str(conf)) == [("192.0.2.53", 53), ("2001:db8::53", 53)]
+    empty = tmp_path / "empty.conf"
+    empty.write_text("# nothing\n")
+    result = dns.resolve(NAME, ("A",), resolv_conf=str(empty))
+    assert result.answers[0].kind == dns.UNREACHABLE
+    assert "no name server configured in %s" % empty in result.answers[0].error
+
+
+@pytest.mark.parametrize("body,expected", [
+    ("198.51.100.23", "198.51.100.23"),
+    ("198.51.100.23\n", "198.51.100.23"),
+    (b"  2001:DB8::0001\r\n", "2001:db8::1"),
+])
+def test_parse_echo(body, expected):
+    assert publicip.parse_echo(body) == expected
+
+
+@pytest.mark.parametrize("body,message", [
+    ("", "the answer is empty"),
+    ("<!DOCTYPE html><html><title>Login</title>", "an HTML page"),
+    ("<html>\n<body>203.0.113.7</body></html>", "an HTML page"),
+    ('{"ip": "198.51.100.23"}', "JSON"),
+    ("Your IP is 198.51.100.23", "not an IP address: 'Your IP is 198.51.100.23'"),
+    ("198.51.100.256", "not an IP address"),
+    ("fe80::1%eth0", "not an IP address"),
+    (b"\xff\xfe\x00garbage", "binary data"),
+    ("x" * 2000, "not an IP address"),
+])
+def test_parse_echo_rejects(body, message):
+    with pytest.raises(publicip.EchoError, match=None) as info:
+        publicip.parse_echo(body)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@given(st.ip_addresses(), st.text(" \t\r\n", max_size=3), st.text(" \t\r\n", max_size=3))
+def test_parse_echo_reads_every_address(address, before, after):
+    assert publicip.parse_echo(before + str(address) + after) == str(address)
+    assert publicip.parse_echo((before + address.exploded + after).encode()) == str(address)
+
+
+@given(st.one_of(st.text(max_size=80), st.binary(max_size=80)))
+def test_parse_echo_answers_or_says_why(body):
+    try:
+        result = publicip.parse_echo(body)
+    except publicip.EchoError as exc:
+        assert str(exc).startswith("the answer is ")
+        assert "\n" not in str(exc) and "|" not in str(exc)
+    else:
+        import ipaddress
+        text = body.decode() if isinstance(body, bytes) else body
+        assert result == str(ipaddress.ip_address(text.strip()))
+
+
+@given(st.text(max_size=60))
+def test_parse_echo_rejects_every_html_page(inner):
+    with pytest.raises(publicip.EchoError, match="HTML page"):
+        publicip.parse_echo("<html>" + inner + "</html>")
+
+
+# -- comparison: pure ----------------------------------------------------------------------
+
+def test_public_for_agreement_with_prefix():
+    readings = [publicip.Reading("a", ["2001:db8:1::5"]), publicip.Reading("b", ["2001:db8:1::9"])]
+    assert check.public_for(6, readings, 128)[0] == []
+    assert check.public_for(6, readings, 64) == (["2001:db8:1::5"], None)
+
+
+def test_fixed_address_normalises():
+    assert publicip.fixed_address("2001:DB8::0001").addresses == ["2001:db8::1"]

@@ -285,7 +285,7 @@ def peer_cases():
             "--systemctl", p.script("hang", "exec sleep 30")], 3, r"", timeout=1),
         # disk_partitions: paths that are not there or not readable
         Peer("disk_partitions", "nonexistent path", lambda p: [
-            "-p", "/nonexistent/deeply/nested"], 2, r"/nonexistent"),
+            "-p", p.nowhere], 2, r"does not exist"),
         Peer("disk_partitions", "path with spaces and newline", lambda p: [
             "-p", "/no such\ndir"], 2, r""),
         Peer("disk_partitions", "unreadable path", lambda p: ["-p", p.unreadable + "/file"],
@@ -302,8 +302,8 @@ def peer_cases():
         Peer("disk_partitions", "SNMP unresolvable", lambda p: [
             "-H", U, "--snmp", "--community", "x"], 3, r"", timeout=2, needs="--snmp-port"),
         # backup_age: nothing there, unreadable
-        Peer("backup_age", "nonexistent path", lambda p: ["-p", "/nonexistent/backup"], (2, 3),
-             r"/nonexistent/backup"),
+        Peer("backup_age", "nonexistent path", lambda p: ["-p", p.nowhere], (2, 3),
+             r"nonexistent"),
         Peer("backup_age", "unreadable tree", lambda p: ["-p", p.unreadable], (2, 3), r""),
         Peer("backup_age", "empty tree", lambda p: ["-p", p.empty], (2, 3), r""),
         Peer("backup_age", "garbage stamp", lambda p: [
@@ -399,6 +399,12 @@ class Peers:
         path.write_bytes(b"-----BEGIN CERTIFICATE-----\n|||\xff\xfe\x00garbage\n"
                          b"127.0.0.1:99999999/nothing\n@@@\n")
         return str(path)
+
+    @property
+    def nowhere(self):
+        """A path that surely does not exist (a garbage run elsewhere may have made
+        /nonexistent/... on this shared machine)."""
+        return str(self.tmp / "nonexistent" / "deeply" / "nested")
 
     @property
     def unreadable(self):

@@ -75,12 +75,12 @@ def run_and_watch(name, argv):
     return process.returncode, out, err, time.monotonic() - start, seen
 
 
-def assert_hard_stop(name, argv, pidfile=None, prefix=None):
+def assert_hard_stop(name, argv, pidfile=None, prefix=None, state="UNKNOWN"):
     code, out, err, seconds, seen = run_and_watch(name, argv)
     assert seconds < TIMEOUT + 1, "%s ran %.1f s with -t %d: %s" % (name, seconds, TIMEOUT, out)
-    assert code == 3, out + err
+    assert code == ("OK", "WARNING", "CRITICAL", "UNKNOWN").index(state), out + err
     lines = out.splitlines()
-    assert lines and lines[0].startswith(prefix + " UNKNOWN"), out
+    assert lines and lines[0].startswith("%s %s" % (prefix, state)), out
     assert "Traceback" not in out + err
     recorded = set()
     if pidfile is not None:
@@ -152,4 +152,5 @@ def test_three_copies_kills_ssh_to_a_black_hole(blackhole_tcp, tmp_path):
     assert_hard_stop("check_three_copies", [
         "--source", str(source), "--min-copies", "1",
         "--copy", "hole=ssh://nagios@127.0.0.1:%d/srv/copy" % blackhole_tcp.port,
-        "--ssh-known-hosts", "/dev/null"], None, "THREE_COPIES")
+        "--ssh-known-hosts", "/dev/null"], None, "THREE_COPIES", state="CRITICAL")
+    # documented: a copy whose ssh gets no answer in time is unreachable, CRITICAL

@@ -87,6 +87,8 @@ def parse_location(text):
     match = re.match(r"^ssh://(?:([^@/]+)@)?(\[[^\]/]+\]|[^:/@]+)(?::(\d+))?(/.*)$", text)
     if match:
         user, host, port, path = match.groups()
+        if host.strip("[]").startswith("-"):
+            raise LocationError("%r: a host name cannot start with '-'" % text)
         return Location(os.path.normpath(path), host.strip("[]"), user, int(port) if port
                         else None)
     match = re.match(r"^(?:([^@/:]+)@)?([^:/@]+|\[[^\]/]+\]):(.*)$", text)
@@ -94,7 +96,7 @@ def parse_location(text):
         user, host, path = match.groups()
         if not path.startswith("/"):
             raise LocationError("%r: the path on %s must be absolute" % (text, host))
-        if host.startswith("-"):
+        if host.strip("[]").startswith("-"):
             raise LocationError("%r: a host name cannot start with '-'" % text)
         return Location(os.path.normpath(path), host.strip("[]"), user)
     raise LocationError("%r is not an absolute path, [user@]host:/path or "

@@ -91,7 +91,7 @@ def parse_location(text):
             raise LocationError("%r: a host name cannot start with '-'" % text)
         return Location(os.path.normpath(path), host.strip("[]"), user, int(port) if port
                         else None)
-    match = re.match(r"^(?:([^@/:]+)@)?([^:/@]+|\[[^\]/]+\]):(.*)$", text)
+    match = re.match(r"^(?:([^@/:]+)@)?(\[[^\]/]+\]|[^:/@]+):(.*)$", text)
     if match:
         user, host, path = match.groups()
         if not path.startswith("/"):

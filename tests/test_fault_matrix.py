@@ -323,6 +323,17 @@ def peer_cases():
             "--source", SOURCE, "--copy", "a=ssh://nagios@127.0.0.1:%d/srv" %
             p.garbage_http.port, "--min-copies", "1", "--ssh-known-hosts", "/dev/null"],
              (2, 3), r""),
+        # the issue's "corrupt find listing over ssh": a real sshd whose forced command
+        # answers the probe truly and the listing with garbage
+        Peer("three_copies", "corrupt find listing over ssh", lambda p: [
+            "--source", SOURCE, "--copy", "bad=ssh://root@127.0.0.1%s" % COPY,
+            "--min-copies", "1"] + p.corrupt_ssh(
+                "printf 'f\\t12\\tnot-a-time\\tpath\\nGARBAGE | LINE\\n'"),
+             3, r"not a record", timeout=10),
+        Peer("three_copies", "listing over ssh without tabs", lambda p: [
+            "--source", SOURCE, "--copy", "bad=ssh://root@127.0.0.1%s" % COPY,
+            "--min-copies", "1"] + p.corrupt_ssh("echo HTTP/1.1 200 OK; echo"),
+             3, r"not a record", timeout=10),
         Peer("three_copies", "nonexistent source", lambda p: [
             "--source", "/nonexistent/source", "--copy", "a=" + COPY, "--min-copies", "1"],
              (2, 3), r""),
@@ -415,6 +426,23 @@ class Peers:
         path = self.tmp / "empty"
         path.mkdir(exist_ok=True)
         return str(path)
+
+    def corrupt_ssh(self, listing):
+        """ssh options reaching the session's real sshd with a key of its own whose forced
+        command runs the check's probe as asked but answers a listing (find) by running
+        ``listing`` instead."""
+        from tests.peers import sshd as sshd_peer
+
+        server = self.request.getfixturevalue("sshd")
+        key = str(self.tmp / "corrupt_key")
+        public = sshd_peer.keygen(key)
+        forced = self.script("forced", 'case "$SSH_ORIGINAL_COMMAND" in\n'
+                             '  *find*) %s ;;\n'
+                             '  *) exec sh -c "$SSH_ORIGINAL_COMMAND" ;;\nesac' % listing)
+        with open(os.path.join(server.dir, "authorized_keys"), "a") as handle:
+            handle.write('command="%s" %s\n' % (forced, public))
+        return ["--ssh-port", str(server.port), "--ssh-identity", key,
+                "--ssh-known-hosts", server.known_hosts]
 
     def script(self, name, body):
         path = self.tmp / ("fake-" + name)

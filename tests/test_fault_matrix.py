@@ -89,6 +89,7 @@ BASE_EXIT = {
     "backup_age": 0,
     "os_upgrades": 3,
     "dyndns_match": 3,
+    "three_copies": 3,  # a copy on a host name that does not resolve: a configuration error
 }
 
 # Whole-argument garbage, and whether it must be a usage error.
@@ -278,11 +279,12 @@ def peer_cases():
             "--systemctl", "/nonexistent/systemctl"], 3, r"not found"),
         Peer("systemd_units", "systemctl prints garbage", lambda p: [
             "--systemctl", p.script("garbage", "printf 'HTTP/1.1 200 OK\\n|x|\\n\\0\\377'")],
-             3, r""),
+             3, r"layout of systemctl output has changed"),
         Peer("systemd_units", "systemctl prints garbage JSON", lambda p: [
             "--systemctl", p.script("json", "echo '[{\"unit\": 5}, null, \"x\"]'")], 3, r""),
         Peer("systemd_units", "systemctl hangs", lambda p: [
-            "--systemctl", p.script("hang", "exec sleep 30")], 3, r"", timeout=1),
+            "--systemctl", p.script("hang", "exec sleep 30")], 3, r"did not finish",
+             timeout=1),
         # disk_partitions: paths that are not there or not readable
         Peer("disk_partitions", "nonexistent path", lambda p: [
             "-p", p.nowhere], 2, r"does not exist"),
@@ -292,15 +294,16 @@ def peer_cases():
              (0, 1, 2, 3), r""),
         Peer("disk_partitions", "SNMP agent refused", lambda p: [
             "-H", "127.0.0.1", "--snmp", "--snmp-port", str(_free_udp_port()), "--community", "x"],
-             3, r"", timeout=2, needs="--snmp-port"),
+             3, r"no SNMP response", timeout=2, needs="--snmp-port"),
         Peer("disk_partitions", "SNMP black hole", lambda p: [
             "-H", "127.0.0.1", "--snmp", "--snmp-port", str(p.blackhole_udp.port), "--community", "x"],
-             3, r"", timeout=1, needs="--snmp-port"),
+             3, r"no SNMP response", timeout=1, needs="--snmp-port"),
         Peer("disk_partitions", "SNMP garbage", lambda p: [
             "-H", "127.0.0.1", "--snmp", "--snmp-port", str(p.garbage_udp.port), "--community", "x"],
-             3, r"", timeout=1, needs="--snmp-port"),
+             3, r"no SNMP response", timeout=1, needs="--snmp-port"),
         Peer("disk_partitions", "SNMP unresolvable", lambda p: [
-            "-H", U, "--snmp", "--community", "x"], 3, r"", timeout=2, needs="--snmp-port"),
+            "-H", U, "--snmp", "--community", "x"], 3, r"cannot resolve", timeout=2,
+             needs="--snmp-port"),
         # backup_age: nothing there, unreadable
         Peer("backup_age", "nonexistent path", lambda p: ["-p", p.nowhere], (2, 3),
              r"nonexistent"),
@@ -311,18 +314,18 @@ def peer_cases():
         # three_copies: ssh refused, unresolvable, black hole, corrupt listing
         Peer("three_copies", "ssh refused", lambda p: [
             "--source", SOURCE, "--copy", "a=ssh://nagios@127.0.0.1:%d/srv" % R,
-            "--min-copies", "1", "--ssh-known-hosts", "/dev/null"], (2, 3), r""),
+            "--min-copies", "1", "--ssh-known-hosts", "/dev/null"], 2, r"unreachable: connection refused"),
         Peer("three_copies", "ssh unresolvable", lambda p: [
             "--source", SOURCE, "--copy", "a=nagios@%s:/srv" % U, "--min-copies", "1",
-            "--ssh-known-hosts", "/dev/null"], (2, 3), r""),
+            "--ssh-known-hosts", "/dev/null"], 3, r"unknown host"),
         Peer("three_copies", "ssh black hole", lambda p: [
             "--source", SOURCE, "--copy", "a=ssh://nagios@127.0.0.1:%d/srv" %
             p.blackhole_tcp.port, "--min-copies", "1", "--ssh-known-hosts", "/dev/null"],
-             (2, 3), r"", timeout=2),
+             2, r"unreachable: timeout", timeout=2),
         Peer("three_copies", "ssh to HTTP", lambda p: [
             "--source", SOURCE, "--copy", "a=ssh://nagios@127.0.0.1:%d/srv" %
             p.garbage_http.port, "--min-copies", "1", "--ssh-known-hosts", "/dev/null"],
-             (2, 3), r""),
+             2, r"unreachable"),
         # the "corrupt find listing over ssh": a real sshd whose forced command
         # answers the probe truly and the listing with garbage
         Peer("three_copies", "corrupt find listing over ssh", lambda p: [
@@ -336,7 +339,7 @@ def peer_cases():
              3, r"not a record", timeout=10),
         Peer("three_copies", "nonexistent source", lambda p: [
             "--source", "/nonexistent/source", "--copy", "a=" + COPY, "--min-copies", "1"],
-             (2, 3), r""),
+             3, r"does not exist"),
         Peer("three_copies", "unreadable copy", lambda p: [
             "--source", SOURCE, "--copy", "a=" + p.unreadable, "--min-copies", "1"],
              (2, 3), r""),
@@ -346,37 +349,40 @@ def peer_cases():
         Peer("os_upgrades", "apt-get prints garbage", lambda p: [
             "--package-manager", "apt", "--apt-get", p.script(
                 "apt", "printf 'Inst |broken\\nConf\\n\\377\\0 x (y z)\\n'"),
-            "--no-cache"], (0, 1, 2, 3), r""),
+            "--no-cache"], 3, r"cannot read this line"),
         Peer("os_upgrades", "apt-get hangs", lambda p: [
             "--package-manager", "apt", "--apt-get", p.script("hang", "exec sleep 30"),
-            "--no-cache"], 3, r"", timeout=1),
+            "--no-cache"], 3, r"did not finish", timeout=1),
         Peer("os_upgrades", "dnf prints garbage", lambda p: [
             "--package-manager", "dnf", "--dnf", p.script(
                 "dnf", "printf 'Last metadata |\\nfoo bar\\n\\377\\n'; exit 100"),
-            "--no-cache"], (0, 1, 2, 3), r""),
-        Peer("os_upgrades", "empty root", lambda p: ["--root", p.empty], 3, r""),
+            "--no-cache"], 3, r"cannot read this line"),
+        Peer("os_upgrades", "empty root", lambda p: ["--root", p.empty], 3,
+             r"no package manager"),
         # dyndns_match: DNS refused, silent, garbage; IP echo refused, silent, garbage
         Peer("dyndns_match", "DNS server silent", lambda p: [
             "-H", "home.example.org", "--server", "127.0.0.1:%d" % p.blackhole_udp.port,
-            "--expect", "192.0.2.1"], 3, r"", timeout=1),
+            "--expect", "192.0.2.1"], 3, r"no answer", timeout=1),
         Peer("dyndns_match", "non-DNS UDP reply", lambda p: [
             "-H", "home.example.org", "--server", "127.0.0.1:%d" % p.garbage_udp.port,
-            "--expect", "192.0.2.1"], 3, r"", timeout=2),
+            "--expect", "192.0.2.1"], 3, r"not a DNS answer", timeout=2),
         Peer("dyndns_match", "DNS server refused", lambda p: [
             "-H", "home.example.org", "--server", "127.0.0.1:%d" % _free_udp_port(),
-            "--expect", "192.0.2.1"], 3, r""),
+            "--expect", "192.0.2.1"], 3, r"refused"),
         Peer("dyndns_match", "IP echo refused", lambda p: [
             "-H", "home.example.org", "--server", "127.0.0.1:%d" % p.garbage_udp.port,
-            "--ip-url", "http://127.0.0.1:%d/" % R], 3, r"", timeout=2),
+            "--ip-url", "http://127.0.0.1:%d/" % R], 3, r"cannot connect", timeout=2),
         Peer("dyndns_match", "IP echo black hole", lambda p: [
             "-H", "home.example.org", "--server", "127.0.0.1:%d" % p.blackhole_udp.port,
-            "--ip-url", "http://127.0.0.1:%d/" % p.blackhole_tcp.port], 3, r"", timeout=1),
+            "--ip-url", "http://127.0.0.1:%d/" % p.blackhole_tcp.port], 3, r"no answer",
+             timeout=1),
         Peer("dyndns_match", "IP echo answers garbage", lambda p: [
             "-H", "home.example.org", "--server", "127.0.0.1:%d" % p.garbage_udp.port,
-            "--ip-url", "http://127.0.0.1:%d/" % p.garbage_http.port], 3, r"", timeout=2),
+            "--ip-url", "http://127.0.0.1:%d/" % p.garbage_http.port], 3, r"HTTP 400",
+             timeout=2),
         Peer("dyndns_match", "IP echo unresolvable", lambda p: [
             "-H", "home.example.org", "--server", "127.0.0.1:%d" % p.garbage_udp.port,
-            "--ip-url", "http://%s/" % U], 3, r"", timeout=2),
+            "--ip-url", "http://%s/" % U], 3, r"cannot connect", timeout=2),
     ]
 
 

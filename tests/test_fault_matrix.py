@@ -30,7 +30,7 @@ from tests.peers import blackhole, run_inprocess
 
 GARBAGE = [
     "", " ", "10:5", "@", "~", "~:", "@10:5", "foo", "-1", "1e999", "nan", "9" * 40,
-    "ünïcödé ✓", "/path with spaces/x", "line\nbreak", "a|b", "%", "10%%", "5XB", "::1:2",
+    "ünïcödé ✓", "/path with spaces/x", "line\nbreak", "a|b", "%", "10%%", "5XB", "[::1]:2",
     "../relative", "/nonexistent/deeply/nested",
 ]
 

@@ -385,10 +385,11 @@ def test_dns_servers_raise_only_value_error(text):
 @FAST
 @given(st.dictionaries(st.lists(st.integers(0, 300), max_size=20).map(tuple),
                        st.dictionaries(st.integers(1, 10), st.one_of(
-                           # small integers only: bytes(n) of a huge n allocates n bytes
-                           # (reported: an agent's Integer where an address is due)
-                           st.integers(-5, 300), st.binary(max_size=6), st.text(max_size=6)),
+                           # any integer: an agent's Integer where an address is due
+                           # once made bytes(n) allocate n bytes
+                           st.integers(), st.binary(max_size=6), st.text(max_size=6)),
                            max_size=4), max_size=4))
+@example({(1, 2, 3, 4): {1: 2 ** 40, 3: 2 ** 40}})
 def test_snmp_address_tables_never_fail(table):
     snmp_address = source("snmp_address")
     snmp_address.parse_ip_address_table(table)

@@ -536,6 +536,8 @@ def scenario_services(stack, names=None, problems=None):
             continue
         for title, argv in scenarios:
             check = argv[0][len("check_"):] if argv and argv[0].startswith("check_") else None
+            if title.startswith("bad input"):
+                continue  # shows the plugin's own argument checks; no service would be built so
             if check in present and (names is None or check in names):
                 out.append((check, title, list(argv[1:])))
     return out

@@ -208,35 +208,6 @@ def _has_snmp():
         pytest.skip("no SNMP mode merged")
 
 
-@pytest.mark.parametrize("how", ["argv", "file", "env"])
-def test_snmp_secrets_never_shown_when_the_agent_is_silent(how, tmp_path, blackhole_udp):
-    _has_snmp()
-    args = ["-vvv", "-t", "1", "-H", "127.0.0.1", "--snmp", "--snmp-port",
-            str(blackhole_udp.port)]
-    env = {}
-    if how == "argv":
-        args += ["--community", SECRET_COMMUNITY]
-    elif how == "file":
-        secret = tmp_path / "community"
-        secret.write_text(SECRET_COMMUNITY + "\n")
-        args += ["--community-file", str(secret)]
-    else:
-        env["OSOP_SNMP_COMMUNITY"] = SECRET_COMMUNITY
-    outcome = run_plugin("check_disk_partitions", args, env=env)
-    assert outcome.exitcode == 3, outcome.output
-    assert_no_secret(outcome, SECRET_COMMUNITY)
-
-
-def test_snmp_v3_keys_never_shown(tmp_path, garbage_udp):
-    _has_snmp()
-    outcome = run_plugin("check_disk_partitions", [
-        "-vvv", "-t", "1", "-H", "127.0.0.1", "--snmp", "--snmp-port", str(garbage_udp.port),
-        "--snmp-version", "3", "--snmp-user", "osop", "--auth-key", SECRET_AUTH,
-        "--priv-key", SECRET_PRIV])
-    assert outcome.exitcode == 3, outcome.output
-    assert_no_secret(outcome, SECRET_AUTH, SECRET_PRIV)
-
-
 def test_snmp_secrets_never_shown_by_a_real_agent(snmpd, tmp_path):
     """Right and wrong secrets against snmpd, at -vvv: the answers, never the secrets."""
     _has_snmp()
@@ -254,3 +225,45 @@ def test_snmp_secrets_never_shown_by_a_real_agent(snmpd, tmp_path):
         "--community", snmpd.community])
     assert v2.exitcode in (0, 1, 2), v2.output
     assert_no_secret(v2, snmpd.community)
+
+
+def _snmp_target(check, port):
+    """The arguments that point ``check``'s SNMP source at 127.0.0.1:port (skips a check
+    without an SNMP source)."""
+    module = pytest.importorskip("osop_checks.checks." + check)
+    if not any("--community" in a.option_strings for a in module.build_parser()._actions):
+        pytest.skip("check_%s has no SNMP source" % check)
+    if check == "dyndns_match":
+        with blackhole.UDPGarbage() as dns:
+            pass  # a closed port: the DNS side fails at once, the SNMP side is under test
+        return ["-H", "home.example.org", "--server", "127.0.0.1:%d" % dns.port,
+                "--snmp", "127.0.0.1", "--snmp-port", str(port)]
+    return ["-H", "127.0.0.1", "--snmp", "--snmp-port", str(port)]
+
+
+@pytest.mark.parametrize("check", ["disk_partitions", "dyndns_match"])
+@pytest.mark.parametrize("version", ["2c", "3"])
+def test_every_snmp_source_keeps_its_secrets(check, version, tmp_path, blackhole_udp):
+    """Secrets on argv, from files and from the environment, at -vvv, against an agent that
+    never answers (its timeout message names the target, never the credentials)."""
+    for port in (blackhole_udp.port,):
+        args = ["-vvv", "-t", "1"] + _snmp_target(check, port)
+        if version == "2c":
+            community = tmp_path / "community"
+            community.write_text(SECRET_COMMUNITY + "\n")
+            runs = [(args + ["--community", SECRET_COMMUNITY], {}),
+                    (args + ["--community-file", str(community)], {}),
+                    (args, {"OSOP_SNMP_COMMUNITY": SECRET_COMMUNITY})]
+        else:
+            v3 = args + ["--snmp-version", "3", "--snmp-user", "osop"]
+            auth, priv = tmp_path / "auth", tmp_path / "priv"
+            auth.write_text(SECRET_AUTH + "\n")
+            priv.write_text(SECRET_PRIV + "\n")
+            runs = [(v3 + ["--auth-key", SECRET_AUTH, "--priv-key", SECRET_PRIV], {}),
+                    (v3 + ["--auth-key-file", str(auth), "--priv-key-file", str(priv)], {}),
+                    (v3, {"OSOP_SNMP_AUTH_KEY": SECRET_AUTH,
+                          "OSOP_SNMP_PRIV_KEY": SECRET_PRIV})]
+        for argv, env in runs:
+            outcome = run_plugin("check_" + check, argv, env=env)
+            assert outcome.exitcode == 3, outcome.output
+            assert_no_secret(outcome, SECRET_COMMUNITY, SECRET_AUTH, SECRET_PRIV)

@@ -296,10 +296,12 @@ def peer_cases():
             "-H", "127.0.0.1", "--snmp", "--snmp-port", str(_free_udp_port()), "--community", "x"],
              3, r"no SNMP response", timeout=2, needs="--snmp-port"),
         Peer("disk_partitions", "SNMP black hole", lambda p: [
-            "-H", "127.0.0.1", "--snmp", "--snmp-port", str(p.blackhole_udp.port), "--community", "x"],
+            "-H", "127.0.0.1", "--snmp", "--snmp-port", str(p.blackhole_udp.port),
+            "--community", "x"],
              3, r"no SNMP response", timeout=1, needs="--snmp-port"),
         Peer("disk_partitions", "SNMP garbage", lambda p: [
-            "-H", "127.0.0.1", "--snmp", "--snmp-port", str(p.garbage_udp.port), "--community", "x"],
+            "-H", "127.0.0.1", "--snmp", "--snmp-port", str(p.garbage_udp.port),
+            "--community", "x"],
              3, r"no SNMP response", timeout=1, needs="--snmp-port"),
         Peer("disk_partitions", "SNMP unresolvable", lambda p: [
             "-H", U, "--snmp", "--community", "x"], 3, r"cannot resolve", timeout=2,
@@ -316,7 +318,8 @@ def peer_cases():
         # three_copies: ssh refused, unresolvable, black hole, corrupt listing
         Peer("three_copies", "ssh refused", lambda p: [
             "--source", SOURCE, "--copy", "a=ssh://nagios@127.0.0.1:%d/srv" % R,
-            "--min-copies", "1", "--ssh-known-hosts", "/dev/null"], 2, r"unreachable: connection refused"),
+            "--min-copies", "1", "--ssh-known-hosts", "/dev/null"], 2,
+             r"unreachable: connection refused"),
         Peer("three_copies", "ssh unresolvable", lambda p: [
             "--source", SOURCE, "--copy", "a=nagios@%s:/srv" % U, "--min-copies", "1",
             "--ssh-known-hosts", "/dev/null"], 3, r"unknown host"),

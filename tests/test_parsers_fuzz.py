@@ -13,7 +13,7 @@ import string
 
 import nagiosplugin
 import pytest
-from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from osop_checks import cli, units
 
@@ -86,7 +86,8 @@ def test_ranges_with_units_raise_only_unit_error(quantity, text, lower_bound):
 @given(st.integers(min_value=0, max_value=10 ** 6),
        st.sampled_from(sorted(units.DURATION.units)))
 def test_durations_are_the_number_times_the_unit(number, unit):
-    assert units.DURATION.parse("%d%s" % (number, unit)) == float(number) * units.DURATION.units[unit]
+    expected = float(number) * units.DURATION.units[unit]
+    assert units.DURATION.parse("%d%s" % (number, unit)) == expected
 
 
 @FAST

@@ -19,7 +19,7 @@ import stat
 
 import pytest
 
-from tests.peers import blackhole, need, run_plugin
+from tests.peers import blackhole, run_plugin
 
 FAKE = "INJECTED OK - all fine"
 EVIL = "evil | name\n" + FAKE + " | 'forged'=1;2;3"

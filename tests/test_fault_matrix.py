@@ -14,10 +14,12 @@ Three families:
   corrupt find listing over ssh), nonexistent and unreadable paths.
 """
 import argparse
+import atexit
 import importlib
 import os
 import pkgutil
 import re
+import shutil
 import socket
 import stat
 import tempfile
@@ -40,6 +42,7 @@ STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
 # -- what every run gets, so it passes parsing and fails fast ------------------------------
 
 WORK = tempfile.mkdtemp(prefix="osop-fault-matrix-")
+atexit.register(shutil.rmtree, WORK, True)
 REFUSED = blackhole.refused_port()
 UNREACHABLE = blackhole.UNREACHABLE_HOST
 

@@ -160,6 +160,25 @@ def test_as_nagios(case, world):
         assert re.search(r"(?i)permission denied", as_nagios.status_line), as_nagios.output
 
 
+def test_dyndns_match_as_nagios(world, dns_site, http_echo):
+    """Real DNS (dnsmasq) and a real echo service; nagios keeps its state file where it may
+    write (not root's), and gets root's answer."""
+    if not merged("dyndns_match"):
+        pytest.skip("check_dyndns_match is not merged yet")
+    from tests.peers.dns import RESOLVER_ADDRESS
+
+    dns_site.set_records({"office.dyn.test": ["198.51.100.23"]})
+    echo = http_echo("198.51.100.23\n")
+    argv = ["-t", "10", "-H", "office.dyn.test",
+            "--server", "%s:%d" % (RESOLVER_ADDRESS, dns_site.port), "--ip-url", echo.url]
+    as_root = run_plugin("check_dyndns_match", argv)
+    as_nagios = run_plugin("check_dyndns_match", argv, user=USER,
+                           env={"HOME": "/var/lib/nagios", "XDG_CACHE_HOME": ""})
+    assert as_root.exitcode == 0, as_root.output
+    assert as_nagios.exitcode == 0, as_nagios.output + as_nagios.stderr
+    assert normalised(as_nagios.status_line) == normalised(as_root.status_line)
+
+
 # -- the sudoers snippet for the one check that needs root ---------------------------------
 
 def test_sudoers_snippet_is_accepted_by_visudo():

@@ -179,6 +179,36 @@ def test_dyndns_match_as_nagios(world, dns_site, http_echo):
     assert normalised(as_nagios.status_line) == normalised(as_root.status_line)
 
 
+def test_three_copies_over_ssh_as_nagios(world, sshd):
+    """With a key nagios may read, nagios gets root's answer over ssh; with root's key (mode
+    0600 in a 0700 directory) a clear UNKNOWN naming the file, not a host-key verdict."""
+    if not merged("three_copies"):
+        pytest.skip("check_three_copies is not merged yet")
+    import pwd
+
+    nagios = pwd.getpwnam(USER)
+    key = os.path.join(world["base"], "nagios_key")
+    shutil.copy(sshd.client_key, key)
+    os.chown(key, nagios.pw_uid, nagios.pw_gid)
+    os.chmod(key, 0o600)
+    known = os.path.join(world["base"], "known_hosts")
+    sshd.write_known_hosts(known)
+    os.chmod(known, 0o644)
+    copies = ["--source", world["tree"], "--copy",
+              "b=ssh://root@127.0.0.1%s" % world["copy2"], "--min-copies", "1",
+              "--settle", "0", "--ssh-port", str(sshd.port), "-t", "20"]
+    as_root = run_plugin("check_three_copies", copies + [
+        "--ssh-identity", key, "--ssh-known-hosts", known])
+    as_nagios = run_plugin("check_three_copies", copies + [
+        "--ssh-identity", key, "--ssh-known-hosts", known], user=USER)
+    assert as_root.exitcode == 0, as_root.output
+    assert as_nagios.exitcode == 0, as_nagios.output + as_nagios.stderr
+    assert normalised(as_nagios.status_line) == normalised(as_root.status_line)
+    denied = run_plugin("check_three_copies", copies + sshd.options(), user=USER)
+    assert denied.exitcode == 3, denied.output
+    assert re.search(r"(?i)cannot read .*permission denied", denied.status_line), denied.output
+
+
 # -- the sudoers snippet for the one check that needs root ---------------------------------
 
 def test_sudoers_snippet_is_accepted_by_visudo():

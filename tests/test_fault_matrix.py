@@ -277,6 +277,18 @@ def peer_cases():
             "--endpoint-file", p.empty], 3, r"Is a directory", usage=True),
         Peer("tls_expiry", "endpoint file of garbage", lambda p: [
             "--endpoint-file", p.garbage_file], 3, r"not UTF-8", usage=True),
+        # a file that never gives its content (a FIFO without writer): a local black hole
+        Peer("tls_expiry", "certificate file that never ends", lambda p: [
+            "--file", p.fifo], 3, r"no result within", timeout=1),
+        Peer("tls_expiry", "endpoint file that never ends", lambda p: [
+            "--endpoint-file", p.fifo], 3, r"no result within", timeout=1),
+        Peer("backup_age", "log that never ends", lambda p: [
+            "-p", p.empty, "--log", p.fifo], 3, r"no result within", timeout=1),
+        Peer("backup_age", "stamp that never ends", lambda p: [
+            "-p", p.empty, "--mode", "stamp", "--stamp", p.fifo], 3, r"no result within",
+             timeout=1),
+        Peer("os_upgrades", "dpkg status that never ends", lambda p: [
+            "--root", p.fifo_root, "--no-cache"], 3, r"", timeout=2),
         # systemd_units: a systemctl that prints garbage, is missing, or never ends
         Peer("systemd_units", "systemctl missing", lambda p: [
             "--systemctl", "/nonexistent/systemctl"], 3, r"not found"),
@@ -430,6 +442,23 @@ class Peers:
         """A path that surely does not exist (a garbage run elsewhere may have made
         /nonexistent/... on this shared machine)."""
         return str(self.tmp / "nonexistent" / "deeply" / "nested")
+
+    @property
+    def fifo(self):
+        path = self.tmp / "fifo"
+        if not path.exists():
+            os.mkfifo(path)
+        return str(path)
+
+    @property
+    def fifo_root(self):
+        """A root whose dpkg status is a FIFO nobody writes."""
+        root = self.tmp / "fifo-root"
+        for part in ("etc/apt", "var/lib/apt/lists", "var/lib/dpkg"):
+            (root / part).mkdir(parents=True, exist_ok=True)
+        if not (root / "var/lib/dpkg/status").exists():
+            os.mkfifo(root / "var/lib/dpkg/status")
+        return str(root)
 
     @property
     def unreadable(self):

@@ -437,3 +437,26 @@ def test_backup_logs_never_fail(text):
     verdict = tree.log_verdict(text, start_pattern=re.compile("start"))
     assert verdict.state in ("ok", "error", "none")
     assert tree.log_verdict(text).state in ("ok", "error", "none")
+
+
+# -- SNMP storage tables (disk_partitions --snmp) --------------------------------------------
+
+SNMP_VALUE = st.one_of(st.integers(-2 ** 40, 2 ** 40), st.binary(max_size=8),
+                       st.text(max_size=8), st.none(),
+                       st.sampled_from(["1.3.6.1.2.1.25.2.1.4", ".1.3.6.1.2.1.25.2.1.99", "1.x"]))
+
+
+@FAST
+@given(st.dictionaries(st.lists(st.integers(0, 5), min_size=1, max_size=2).map(tuple),
+                       st.dictionaries(st.integers(1, 16), SNMP_VALUE, max_size=16),
+                       max_size=4))
+def test_snmp_storage_tables_raise_only_snmp_errors(table):
+    """What an agent answers (a buggy one: strings where numbers are due) is left out or an
+    SnmpError, never a bare ValueError."""
+    storage = source("snmp_storage")
+    snmp = source("snmp")
+    rows = only(snmp.SnmpError, storage.parse_storage, table)
+    dsks = only(snmp.SnmpError, storage.parse_dsk, table)
+    if rows is not None and dsks is not None:
+        for part in storage.partitions(rows, dsks):
+            assert part.free >= 0

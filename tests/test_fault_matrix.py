@@ -22,6 +22,7 @@ import re
 import shutil
 import socket
 import stat
+import sys
 import tempfile
 import time
 
@@ -65,12 +66,44 @@ def _tree(name, files=("a", "b/c")):
 
 SOURCE = _tree("source")
 COPY = _tree("copy")
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+
+
+def _fake_systemctl():
+    """A systemctl that answers from recorded systemd 252 output, so garbage options reach
+    the judgement: show answers for exactly the units asked (recorded, or not-found)."""
+    path = os.path.join(WORK, "systemctl")
+    with open(path, "w") as handle:
+        handle.write("""#!%s -S
+import os, sys
+d = os.path.join(%r, "systemd")
+args = sys.argv[1:]
+def cat(name):
+    sys.stdout.write(open(os.path.join(d, name)).read())
+if "is-system-running" in args:
+    cat("is-system-running_degraded_v252.txt")
+elif "list-units" in args:
+    cat("list-units_degraded_v252.json")
+elif "list-timers" in args:
+    cat("list-timers_v252.json")
+elif "show" in args:
+    blocks = open(os.path.join(d, "show_cases_v252.txt")).read().strip().split("\\n\\n")
+    known = {b.split("Id=", 1)[1].split("\\n", 1)[0]: b for b in blocks if "Id=" in b}
+    names = args[args.index("--") + 1:]
+    print("\\n\\n".join(known.get(n, "Id=%%s\\nLoadState=not-found\\nActiveState=inactive"
+                                 "\\nSubState=dead" %% n) for n in names))
+else:
+    sys.exit(1)
+""" % (sys.executable, FIXTURES))
+    os.chmod(path, 0o755)
+    return path
+
 
 # Arguments that make each check runnable without its real peer: local and small, or a peer
 # that is refused or cannot be resolved, so a run that gets past parsing ends at once.
 BASE = {
     "disk_partitions": ["-p", "/"],
-    "systemd_units": ["--systemctl", "/nonexistent/systemctl"],
+    "systemd_units": ["--systemctl", _fake_systemctl()],
     "tls_expiry": ["-H", "127.0.0.1", "-p", str(REFUSED)],
     "backup_age": ["-p", SOURCE],
     "three_copies": ["--source", SOURCE, "--copy", "local=" + COPY,
@@ -87,7 +120,7 @@ BASE = {
 # CRITICAL (the service is down); a source the check cannot read is UNKNOWN.
 BASE_EXIT = {
     "disk_partitions": None,  # this machine's real disk: any state
-    "systemd_units": 3,
+    "systemd_units": 2,  # the recorded system is degraded by a failed unit
     "tls_expiry": 2,
     "backup_age": 0,
     "os_upgrades": 3,

@@ -99,6 +99,16 @@ else:
     return path
 
 
+def _fake_apt_get():
+    """An apt-get that answers every simulation with a recorded bookworm dist-upgrade."""
+    path = os.path.join(WORK, "apt-get")
+    with open(path, "w") as handle:
+        handle.write("#!/bin/sh\nexec cat %s\n" % os.path.join(
+            FIXTURES, "apt", "dist-upgrade_bookworm.txt"))
+    os.chmod(path, 0o755)
+    return path
+
+
 # Arguments that make each check runnable without its real peer: local and small, or a peer
 # that is refused or cannot be resolved, so a run that gets past parsing ends at once.
 BASE = {
@@ -110,8 +120,7 @@ BASE = {
                      "--copy", "refused=ssh://nagios@127.0.0.1:%d/srv/copy" % REFUSED,
                      "--copy", "gone=nagios@%s:/srv/copy" % UNREACHABLE,
                      "--ssh-known-hosts", "/dev/null"],
-    "os_upgrades": ["--package-manager", "apt", "--apt-get", "/nonexistent/apt-get",
-                    "--no-cache"],
+    "os_upgrades": ["--package-manager", "apt", "--apt-get", _fake_apt_get(), "--no-cache"],
     "dyndns_match": ["-H", "home.example.org", "--server", "127.0.0.1:%d" % _free_udp_port(),
                      "--ip-url", "http://127.0.0.1:%d/" % REFUSED],
 }
@@ -123,7 +132,7 @@ BASE_EXIT = {
     "systemd_units": 2,  # the recorded system is degraded by a failed unit
     "tls_expiry": 2,
     "backup_age": 0,
-    "os_upgrades": 3,
+    "os_upgrades": 2,  # the recorded bookworm has security upgrades pending
     "dyndns_match": 3,
     "three_copies": 3,  # a copy on a host name that does not resolve: a configuration error
 }

@@ -1,0 +1,488 @@
+"""check_backup_age: how old the newest backup is, and whether it holds anything.
+
+arguments -> the backup (sources.tree: the newest entry of a tree, the newest dated snapshot,
+or a stamp file) and optionally a log's verdict -> metrics age/size/files -> contexts (age
+thresholds with clock-skew slack, minimum size and file count, empty is CRITICAL) -> summary.
+"""
+import argparse
+import dataclasses
+import datetime
+import os
+import time
+from typing import List, Optional
+
+import nagiosplugin
+from nagiosplugin import Critical, Ok, Unknown, Warn
+
+from osop_checks import cli, runtime, text, units
+from osop_checks.sources import tree
+
+NAME = "BACKUP_AGE"
+
+
+def absolute_path(value):
+    if not value or not os.path.isabs(value):
+        raise argparse.ArgumentTypeError(
+            "%r is not an absolute path (a check runs from an unknown directory)" % value)
+    return os.path.normpath(value)
+
+
+absolute_path.__name__ = "absolute path"
+
+
+def build_parser():
+    parser = cli.Parser(
+        NAME, "check_backup_age",
+        "Age of the newest backup: the newest file (or directory) under a tree, the newest "
+        "dated snapshot directory, or a stamp file a backup job writes; with its size and "
+        "file count (an empty backup is CRITICAL) and, optionally, the verdict of its log.",
+        examples=[
+            "check_backup_age -p /data2/backup/fileserver --time ctime -w 26h -c 50h",
+            "check_backup_age -p /var/backups/db --mode snapshot --type file --glob '*.sql.gz' "
+            "--min-size 1MiB",
+            "check_backup_age -p /backup/rsnapshot --mode snapshot --name-format rsnapshot "
+            "--min-files 1000",
+            "check_backup_age -p /backup/snapshots --mode snapshot --name-format "
+            "'host-%Y-%m-%d_%H%M' -w 2d -c 3d",
+            "check_backup_age --stamp /var/lib/backup/last-success -p /data2/backup "
+            "--log /var/log/backup.log --log-start '^=== backup started'",
+        ],
+        behind_the_scenes=[
+            "newest: one walk of --path like find -P (symlinks not followed): getdents and",
+            "fstatat(2) for every entry, shared between a few forked processes (--workers) that",
+            "take subtrees from a pipe; memory holds the pending directories, never the files.",
+            "snapshot: one listing of --path, the date in each name (or its mtime/ctime), then",
+            "a walk of the newest snapshot for its size and file count.",
+            "stamp: the stamp file's first line (ISO 8601 or epoch seconds), else its mtime.",
+            "--log: the last 4 MiB of the log, read once; nothing is ever written.",
+        ])
+    sel = parser.add_argument_group("what the backup is")
+    sel.add_argument("-p", "--path", type=absolute_path, metavar="PATH",
+                     help="the backup: a directory tree (or a single file), or the directory "
+                          "holding the snapshots; a PATH that does not exist is UNKNOWN")
+    sel.add_argument("--mode", choices=("newest", "snapshot", "stamp"),
+                     help="newest: the tree under --path is one backup, as old as its newest "
+                          "entry (an rsync mirror; default); snapshot: each entry directly "
+                          "under --path is a backup, the newest one is judged (rsnapshot "
+                          "daily.0, 2024-05-01_0300, nightly dump files); stamp: the time "
+                          "in/of --stamp FILE (the default when --stamp is given)")
+    sel.add_argument("--type", choices=("file", "dir"), default=None,
+                     help="what counts as an entry: regular files or directories (default: "
+                          "file in newest mode, dir in snapshot mode)")
+    sel.add_argument("--glob", metavar="PATTERN",
+                     help="only entries whose name matches this shell pattern, e.g. "
+                          "'*.tar.gz' (as find -name)")
+    sel.add_argument("--max-depth", type=cli.count_type(minimum=1), metavar="N",
+                     help="newest mode: look at most N levels below --path (1: its own "
+                          "entries only; as find -maxdepth)")
+    sel.add_argument("--time", choices=("mtime", "ctime"), default="mtime",
+                     help="which time of an entry counts (default: mtime); rsync -a copies "
+                          "the source's mtimes, so the time of the last sync into a copy "
+                          "shows only in ctime")
+    sel.add_argument("--name-format", default=None, metavar="FORMAT",
+                     help="snapshot mode: how snapshot names look: 'auto' (default: a date "
+                          "such as 2024-05-01, 2024-05-01_0300 or 20240501T030000 anywhere in "
+                          "the name, else the entry's own time), 'rsnapshot' (daily.0, "
+                          "hourly.3 ..., timed by their mtime/ctime), or a pattern with %%Y "
+                          "%%y %%m %%d %%H %%M %%S %%s and * (any text), e.g. "
+                          "'db-%%Y%%m%%d.sql.gz'; other names are not snapshots")
+    sel.add_argument("--utc", action="store_true",
+                     help="dates in names and stamps without a time zone are UTC (default: "
+                          "local time)")
+    sel.add_argument("--stamp", type=absolute_path, metavar="FILE",
+                     help="a file the backup job writes when it succeeds; its age is the "
+                          "backup's; a missing stamp file is CRITICAL")
+    sel.add_argument("--stamp-time", choices=("auto", "content", "mtime"), default="auto",
+                     help="the stamp's time: its first line (an ISO 8601 timestamp or epoch "
+                          "seconds), its mtime, or auto: the content when it holds one "
+                          "(default: auto)")
+    sel.add_argument("--skip-unreadable", action="store_true",
+                     help="go on when some directories under --path cannot be read (default: "
+                          "UNKNOWN, since the newest backup may be in there)")
+    sel.add_argument("--workers", type=cli.count_type(minimum=1, maximum=64), metavar="N",
+                     help="processes walking a tree (default: the CPUs usable, at most 4)")
+    log = parser.add_argument_group("log verdict (optional)")
+    log.add_argument("--log", type=absolute_path, metavar="FILE",
+                     help="the backup job's log: an error in its newest run is CRITICAL. "
+                          "Built in: rsync's 'rsync error:' lines and a non-zero recorded exit "
+                          "code ('exit code 23', 'rc=1') are errors; rsync's 'total size is "
+                          "... speedup is' and exit code 0 are successes; a log with neither "
+                          "is WARNING")
+    log.add_argument("--log-ok", type=cli.regex_type, action="append", default=[],
+                     metavar="REGEX", help="a line telling success (repeatable)")
+    log.add_argument("--log-error", type=cli.regex_type, action="append", default=[],
+                     metavar="REGEX", help="a line telling failure (repeatable)")
+    log.add_argument("--log-start", type=cli.regex_type, metavar="REGEX",
+                     help="a line that begins a run: then only the newest run with a result "
+                          "counts, and any error in it fails it (default: the last success "
+                          "or error line in the log decides)")
+    thr = parser.add_argument_group("thresholds")
+    thr.add_argument("-w", "--warning", type=cli.range_type(units.DURATION),
+                     default=cli.range_type(units.DURATION)("26h"), metavar="AGE",
+                     help="warn when the newest backup is older than this (Nagios range of "
+                          "durations: 26h, 2d, 90m; default: 26h)")
+    thr.add_argument("-c", "--critical", type=cli.range_type(units.DURATION),
+                     default=cli.range_type(units.DURATION)("50h"), metavar="AGE",
+                     help="critical when older than this (default: 50h)")
+    thr.add_argument("--min-size", type=cli.quantity_type(units.SIZE, minimum=0),
+                     metavar="SIZE",
+                     help="critical when the newest backup is smaller (512MiB, 10GB, 4096); "
+                          "a backup of 0 bytes is always critical")
+    thr.add_argument("--min-files", type=cli.count_type(minimum=0), metavar="N",
+                     help="critical when the newest backup holds fewer regular files; one "
+                          "without any is always critical")
+    thr.add_argument("--future-slack", type=cli.duration_type(minimum=0), default=300,
+                     metavar="DURATION",
+                     help="a time in the future by up to this much (clock skew) counts as "
+                          "age 0; more is WARNING (default: 5m)")
+    return parser
+
+
+# -- gathering -----------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Backup:
+    """What the check found, ready to judge."""
+    mode: str
+    entry: Optional[tree.Entry] = None     # the newest backup (or the stamp), None: none found
+    what: str = ""                         # what was looked for, in words
+    files: Optional[int] = None            # regular files of the newest backup (None: n/a)
+    bytes: Optional[int] = None
+    single_file: bool = False              # the backup is one file (a dump)
+    notes: List[str] = dataclasses.field(default_factory=list)
+    verdict: Optional[tree.Verdict] = None
+    log: Optional[str] = None
+
+
+def check_options(args):
+    """Option combinations that do not fit, as one usage line each."""
+    mode = args.mode or ("stamp" if args.stamp else "newest")
+    if mode == "stamp" and not args.stamp:
+        raise cli.UsageError("--mode stamp needs --stamp FILE")
+    if args.stamp and mode != "stamp":
+        raise cli.UsageError("--stamp goes with --mode stamp (or no --mode)")
+    if mode != "stamp" and not args.path:
+        raise cli.UsageError("--path is required (the backup to look at)")
+    if args.name_format and mode != "snapshot":
+        raise cli.UsageError("--name-format is for --mode snapshot")
+    if args.max_depth and mode == "snapshot":
+        raise cli.UsageError("--max-depth is for --mode newest (snapshots are the entries "
+                             "directly under --path)")
+    if mode == "stamp" and args.type:
+        raise cli.UsageError("--type is for --mode newest and snapshot (with --stamp, the "
+                             "files under --path are counted)")
+    if mode == "stamp" and (args.glob or args.max_depth) and not args.path:
+        raise cli.UsageError("--glob and --max-depth need --path")
+    if (args.log_ok or args.log_error or args.log_start) and not args.log:
+        raise cli.UsageError("--log-ok, --log-error and --log-start need --log FILE")
+    if mode == "snapshot" and args.name_format:
+        try:
+            tree.NameFormat(args.name_format)
+        except ValueError as exc:
+            raise cli.UsageError("--name-format %s" % exc) from None
+    return mode
+
+
+def _too_unreadable(scan, root, args, backup):
+    if not scan.error_count:
+        return
+    message = "cannot read %d director%s under %s (first: %s)" % (
+        scan.error_count, "y" if scan.error_count == 1 else "ies", root, scan.errors[0])
+    if not args.skip_unreadable:
+        raise nagiosplugin.CheckError(
+            message + "; the newest backup may be in there (--skip-unreadable goes on "
+                      "without them)")
+    backup.notes.append("skipped: " + message)
+
+
+def gather(args, mode, scan, snapshots, stamp, tz):
+    kind = args.type or ("dir" if mode == "snapshot" else "file")
+    backup = Backup(mode)
+    if mode == "stamp":
+        backup.what = "stamp file %s" % args.stamp
+        try:
+            found = stamp(args.stamp)
+        except tree.NotFound:
+            if not os.path.isdir(os.path.dirname(args.stamp)):
+                raise nagiosplugin.CheckError("the directory of --stamp %s does not exist"
+                                              % args.stamp) from None
+            return backup
+        when = tree.parse_stamp(found.text, tz) if args.stamp_time != "mtime" else None
+        if args.stamp_time == "content" and when is None:
+            raise nagiosplugin.CheckError(
+                "stamp file %s holds no timestamp in its first line (ISO 8601 or epoch "
+                "seconds): %r" % (args.stamp, text.oneline(found.text, 60)))
+        if when is None:
+            when, source = (found.ctime, "ctime") if args.time == "ctime" else (
+                found.mtime, "mtime")
+        else:
+            source = "content"
+        backup.entry = tree.Entry(args.stamp, when, 0, False, source)
+        if args.path:
+            result = _scan(scan, args, args.path, "file")
+            _too_unreadable(result, args.path, args, backup)
+            backup.files, backup.bytes = result.files, result.bytes
+        return backup
+    if mode == "snapshot":
+        fmt = args.name_format or "auto"
+        try:
+            found, seen = snapshots(args.path, fmt, args.glob, kind, args.time, tz)
+        except tree.NotFound:
+            raise nagiosplugin.CheckError("--path %s does not exist" % args.path) from None
+        backup.what = "%s snapshot%s under %s (%d entr%s looked at)" % (
+            "file" if kind == "file" else "directory",
+            "" if fmt == "auto" else " named %s" % fmt, args.path, seen,
+            "y" if seen == 1 else "ies")
+        newest = tree.newest_snapshot(found)
+        if newest is None:
+            return backup
+        backup.entry = newest
+        if newest.is_dir:
+            result = _scan(scan, args, newest.path, "file", whole=True)
+            _too_unreadable(result, newest.path, args, backup)
+            backup.files, backup.bytes = result.files, result.bytes
+        else:
+            backup.files, backup.bytes, backup.single_file = 1, newest.size, True
+        backup.notes.append("%d snapshot%s found" % (len(found), "" if len(found) == 1 else "s"))
+        return backup
+    # newest
+    try:
+        result = _scan(scan, args, args.path, kind)
+    except tree.NotFound:
+        raise nagiosplugin.CheckError("--path %s does not exist" % args.path) from None
+    _too_unreadable(result, args.path, args, backup)
+    backup.what = "%s%s under %s" % (
+        "directory" if kind == "dir" else "file",
+        " matching %s" % args.glob if args.glob else "", args.path)
+    backup.entry = result.newest
+    if result.newest is not None and result.newest.path == args.path:
+        backup.single_file = True  # --path is a file
+    if kind == "dir" and result.newest is not None:
+        inner = _scan(scan, args, result.newest.path, "file", whole=True)
+        _too_unreadable(inner, result.newest.path, args, backup)
+        backup.files, backup.bytes = inner.files, inner.bytes
+    else:
+        backup.files, backup.bytes = result.files, result.bytes
+    backup.notes.append("walked %d director%s with %d process%s" % (
+        result.dirs, "y" if result.dirs == 1 else "ies", result.workers,
+        "" if result.workers == 1 else "es"))
+    return backup
+
+
+def _scan(scan, args, root, kind, whole=False):
+    if whole:  # the contents of one backup: every regular file at any depth
+        return scan(root, kind="file", pattern=None, max_depth=None, time_field=args.time,
+                    workers=args.workers)
+    return scan(root, kind=kind, pattern=args.glob, max_depth=args.max_depth,
+                time_field=args.time, workers=args.workers)
+
+
+# -- evaluation ----------------------------------------------------------------------------
+
+def _when(seconds):
+    return datetime.datetime.fromtimestamp(seconds).astimezone().isoformat(timespec="seconds")
+
+
+def _limit(rng):
+    if not rng.invert and rng.start == 0 and rng.end != float("inf"):
+        return "limit %s" % units.format_duration(rng.end)
+    return "range %s s" % rng
+
+
+def describe(backup):
+    entry = backup.entry
+    if backup.mode == "stamp":
+        return "stamp %s" % entry.path
+    if backup.mode == "snapshot":
+        return "newest snapshot %s" % entry.path
+    return "newest %s %s" % ("directory" if entry.is_dir else "file", entry.path)
+
+
+class Backups(nagiosplugin.Resource):
+    def __init__(self, backup, now):
+        self.backup = backup
+        self.now = now
+
+    def probe(self):
+        backup = self.backup
+        if backup.entry is None:
+            yield nagiosplugin.Metric("found", backup.what, context="found")
+        else:
+            yield nagiosplugin.Metric("age", self.now - backup.entry.time, "s", min=0,
+                                      context="age")
+            if backup.files is not None:
+                yield nagiosplugin.Metric("size", backup.bytes, "B", min=0, context="size")
+                yield nagiosplugin.Metric("files", backup.files, "", min=0, context="files")
+        if backup.verdict is not None:
+            yield nagiosplugin.Metric("log", backup.verdict, context="log")
+
+
+class Age(nagiosplugin.Context):
+    """Age against -w/-c; a time in the future within the slack is age 0, beyond it WARNING."""
+
+    def __init__(self, warning, critical, slack):
+        super().__init__("age")
+        self.warning, self.critical, self.slack = warning, critical, slack
+
+    def evaluate(self, metric, resource):
+        backup = resource.backup
+        what = describe(backup)
+        source = backup.entry.time_source
+        if metric.value < -self.slack:
+            return nagiosplugin.Result(Warn, "%s is dated %s in the future (%s %s; clock "
+                                             "skew?)" % (what, units.format_duration(
+                                                 -metric.value), source,
+                                                 _when(backup.entry.time)), metric)
+        age = max(0.0, metric.value)
+        shown = "%s is %s old (%s)" % (what, units.format_duration(age), source)
+        if not self.critical.match(age):
+            return nagiosplugin.Result(Critical, "%s, %s" % (shown, _limit(self.critical)),
+                                       metric)
+        if not self.warning.match(age):
+            return nagiosplugin.Result(Warn, "%s, %s" % (shown, _limit(self.warning)), metric)
+        return nagiosplugin.Result(Ok, shown, metric)
+
+    def performance(self, metric, resource):
+        return nagiosplugin.Performance("age", int(round(max(0.0, metric.value))), "s",
+                                        self.warning, self.critical, 0)
+
+
+class Size(nagiosplugin.Context):
+    def __init__(self, minimum):
+        super().__init__("size")
+        self.minimum = minimum
+
+    def evaluate(self, metric, resource):
+        backup = resource.backup
+        if metric.value == 0 and backup.files:
+            return nagiosplugin.Result(Critical, "%s is empty (0 bytes%s)" % (
+                describe(backup), "" if backup.single_file else " in %d files" % backup.files),
+                metric)
+        if self.minimum is not None and metric.value < self.minimum and backup.files:
+            return nagiosplugin.Result(Critical, "%s holds only %s (minimum %s)" % (
+                describe(backup), units.format_size(metric.value),
+                units.format_size(self.minimum)), metric)
+        return nagiosplugin.Result(Ok, units.format_size(metric.value), metric)
+
+    def performance(self, metric, resource):
+        critical = (nagiosplugin.Range("%s:" % units._atom(self.minimum))
+                    if self.minimum else None)
+        return nagiosplugin.Performance("size", metric.value, "B", None, critical, 0)
+
+
+class Files(nagiosplugin.Context):
+    def __init__(self, minimum):
+        super().__init__("files")
+        self.minimum = minimum
+
+    def evaluate(self, metric, resource):
+        what = describe(resource.backup)
+        if metric.value == 0:
+            return nagiosplugin.Result(Critical, "%s is empty (no files)" % what, metric)
+        if self.minimum is not None and metric.value < self.minimum:
+            return nagiosplugin.Result(Critical, "%s holds only %d file%s (minimum %d)" % (
+                what, metric.value, "" if metric.value == 1 else "s", self.minimum), metric)
+        return nagiosplugin.Result(Ok, "%d files" % metric.value, metric)
+
+    def performance(self, metric, resource):
+        critical = nagiosplugin.Range("%d:" % self.minimum) if self.minimum else None
+        return nagiosplugin.Performance("files", metric.value, "", None, critical, 0)
+
+
+class Found(nagiosplugin.Context):
+    def __init__(self):
+        super().__init__("found")
+
+    def evaluate(self, metric, resource):
+        backup = resource.backup
+        if backup.mode == "stamp":
+            hint = "no backup found: %s does not exist" % backup.what
+        else:
+            hint = "no backup found: no %s" % backup.what
+        return nagiosplugin.Result(Critical, hint, metric)
+
+
+class Log(nagiosplugin.Context):
+    def __init__(self):
+        super().__init__("log")
+
+    def evaluate(self, metric, resource):
+        verdict, path = metric.value, resource.backup.log
+        if verdict.state == "error":
+            return nagiosplugin.Result(Critical, "log %s line %d: %s" % (
+                path, verdict.lineno, text.oneline(verdict.line, 160)), metric)
+        if verdict.state == "none":
+            return nagiosplugin.Result(Warn, "log %s tells neither success nor failure"
+                                       % path, metric)
+        return nagiosplugin.Result(Ok, "log %s ok at line %d: %s" % (
+            path, verdict.lineno, text.oneline(verdict.line, 160)), metric)
+
+
+class Report(nagiosplugin.Summary):
+    def ok(self, results):
+        backup = results.first_significant.resource.backup if results else None
+        if backup is None or backup.entry is None:
+            return "ok"
+        parts = [results["age"].hint]
+        if backup.files is not None:
+            parts.append("%d file%s, %s" % (backup.files, "" if backup.files == 1 else "s",
+                                            units.format_size(backup.bytes)))
+        if backup.verdict is not None:
+            parts.append("log ok")
+        return "; ".join(parts)
+
+    def problem(self, results):
+        rank = {Critical: 0, Unknown: 1, Warn: 2}
+        worst = sorted((r for r in results if r.state != Ok), key=lambda r: rank[r.state])
+        return "; ".join(str(r.hint) for r in worst)
+
+    def verbose(self, results):
+        backup = results.first_significant.resource.backup
+        lines = []
+        if backup.entry is not None:
+            entry = backup.entry
+            lines.append("%s: %s %s" % (entry.path, entry.time_source, _when(entry.time)))
+        if backup.files is not None and backup.entry is not None:
+            lines.append("backup holds %d regular file%s, %s (%d bytes)" % (
+                backup.files, "" if backup.files == 1 else "s",
+                units.format_size(backup.bytes), backup.bytes))
+        if backup.verdict is not None:
+            verdict = backup.verdict
+            if verdict.state != "none":
+                lines.append("log %s: %s at line %d: %s" % (
+                    backup.log, verdict.state, verdict.lineno, verdict.line))
+            if verdict.note:
+                lines.append("log %s: %s" % (backup.log, verdict.note))
+        lines.extend(backup.notes)
+        return lines
+
+
+def build_check(args, scan=tree.scan_tree, snapshots=tree.list_snapshots,
+                stamp=tree.read_stamp, read_log=tree.read_log, now=time.time):
+    mode = check_options(args)
+    tz = datetime.timezone.utc if args.utc else None
+    try:
+        backup = gather(args, mode, scan, snapshots, stamp, tz)
+    except tree.NotFound as exc:
+        raise nagiosplugin.CheckError("%s does not exist" % (
+            "--path %s" % exc if str(exc) == args.path else exc)) from None
+    if args.log:
+        try:
+            log_text = read_log(args.log)
+        except tree.NotFound:
+            raise nagiosplugin.CheckError("--log %s does not exist" % args.log) from None
+        backup.log = args.log
+        backup.verdict = tree.log_verdict(log_text, args.log_ok, args.log_error,
+                                          args.log_start)
+    return nagiosplugin.Check(
+        Backups(backup, now()),
+        Age(args.warning, args.critical, args.future_slack),
+        Size(args.min_size),
+        Files(args.min_files),
+        Found(),
+        Log(),
+        Report())
+
+
+def main(argv=None):
+    runtime.main(NAME, build_parser, build_check, argv)

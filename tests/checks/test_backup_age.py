@@ -1,0 +1,570 @@
+"""check_backup_age: the pure parsers (names, stamps, logs), the tree walk on real trees made
+in tmp dirs, and the check's judgement run in-process on those trees."""
+import datetime
+import os
+import re
+import subprocess
+import sys
+import time
+
+import nagiosplugin
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from osop_checks.checks import backup_age
+from osop_checks.sources import tree
+from tests.peers import run_inprocess, trees
+
+UTC = datetime.timezone.utc
+NOW = time.time()
+HOUR, DAY = 3600, 86400
+
+
+@pytest.fixture(autouse=True)
+def _now():
+    """NOW is taken when each test starts: texts such as "is 2h old" must not drift while
+    the rest of the suite runs."""
+    global NOW
+    NOW = time.time()
+
+
+def run(*argv):
+    return run_inprocess(backup_age, [str(a) for a in argv])
+
+
+def ts(text):
+    return datetime.datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+# -- snapshot names ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, expected", [
+    ("2024-05-01", "2024-05-01T00:00:00"),
+    ("2024-05-01_0300", "2024-05-01T03:00:00"),
+    ("2024-05-01_03:00", "2024-05-01T03:00:00"),
+    ("2024-05-01T03:00:09", "2024-05-01T03:00:09"),
+    ("host1-2024-05-01-030009", "2024-05-01T03:00:09"),
+    ("20240501", "2024-05-01T00:00:00"),
+    ("db-20240501T0300.sql.gz", "2024-05-01T03:00:00"),
+    ("backup_20240501-030009.tar", "2024-05-01T03:00:09"),
+    ("2023-01-01-to-2024-05-01", "2024-05-01T00:00:00"),  # the last date is the snapshot's
+])
+def test_auto_names_give_their_date(name, expected):
+    assert tree.name_time(name, "auto", UTC) == ts(expected)
+
+
+@pytest.mark.parametrize("name", ["daily.0", "lost+found", "2024-13-01", "v2.0.1",
+                                  "12024-05-01", "latest"])
+def test_names_without_a_date_give_none(name):
+    assert tree.name_time(name, "auto", UTC) is None
+
+
+def test_rsnapshot_names_match_but_carry_no_time():
+    fmt = tree.NameFormat("rsnapshot")
+    assert fmt.matches("daily.0") and fmt.matches("hourly.12") and fmt.matches("weekly.3")
+    assert not fmt.matches("daily") and not fmt.matches("2024-05-01")
+    assert fmt.time("daily.0") is None
+
+
+def test_custom_name_format():
+    fmt = tree.NameFormat("db-%Y%m%d*.sql.gz")
+    assert fmt.matches("db-20240501.sql.gz") and fmt.matches("db-20240501-b.sql.gz")
+    assert not fmt.matches("db-20240501.sql")
+    assert fmt.time("db-20240501.sql.gz", UTC) == ts("2024-05-01T00:00:00")
+    assert tree.NameFormat("snap-%s").time("snap-1714532400") == 1714532400
+    assert tree.NameFormat("%y%m%d_%H%M%S").time("240501_030009", UTC) == \
+        ts("2024-05-01T03:00:09")
+    assert tree.NameFormat("100%%-%Y-%m-%d").time("100%-2024-05-01", UTC) == \
+        ts("2024-05-01T00:00:00")
+
+
+@pytest.mark.parametrize("bad", ["%Y-%m", "%Y-%q", "%Y-%m-%d-%", "%Y-%Y-%m-%d"])
+def test_bad_name_formats_are_refused(bad):
+    with pytest.raises(ValueError):
+        tree.NameFormat(bad)
+
+
+dates = st.datetimes(min_value=datetime.datetime(1990, 1, 1),
+                     max_value=datetime.datetime(2099, 12, 31)).map(
+    lambda d: d.replace(microsecond=0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(when=dates, fmt=st.sampled_from([
+    "%Y-%m-%d", "%Y-%m-%d_%H%M", "%Y%m%d", "%Y%m%dT%H%M%S", "host-%Y-%m-%d_%H%M*",
+    "%d.%m.%Y %H.%M.%S", "%y%m%d-%H%M", "backup.%s"]))
+def test_name_format_reads_back_what_strftime_wrote(when, fmt):
+    name = when.strftime(fmt.replace("*", "-x").replace("%s", "")) if "%s" not in fmt else \
+        "backup.%d" % when.replace(tzinfo=UTC).timestamp()
+    got = tree.NameFormat(fmt).time(name, UTC)
+    kept = [f for f in "YymdHMS" if "%" + f in fmt]
+    expected = when.replace(
+        hour=when.hour if "H" in kept else 0, minute=when.minute if "M" in kept else 0,
+        second=when.second if "S" in kept else 0)
+    if "%s" in fmt:
+        expected = when
+    if "y" in kept and not 2000 <= when.year < 2100:
+        return  # %y reads 20yy
+    assert got == expected.replace(tzinfo=UTC).timestamp()
+
+
+@settings(max_examples=200, deadline=None)
+@given(when=dates, style=st.sampled_from(["%Y-%m-%d_%H%M", "%Y-%m-%dT%H:%M:%S", "%Y%m%d",
+                                          "%Y-%m-%d"]),
+       prefix=st.from_regex(r"\A[a-z_.-]{0,8}\Z"), suffix=st.from_regex(r"\A[a-z_.]{0,8}\Z"))
+def test_auto_finds_a_date_between_any_words(when, style, prefix, suffix):
+    if when.year < 2000 and style == "%Y%m%d":
+        when = when.replace(year=2000 + when.year % 100)
+    name = prefix + when.strftime(style) + suffix
+    got = tree.name_time(name, "auto", UTC)
+    full = "%H" in style
+    expected = when if "%S" in style else when.replace(second=0)
+    if not full:
+        expected = expected.replace(hour=0, minute=0)
+    assert got == expected.replace(tzinfo=UTC).timestamp()
+
+
+@settings(max_examples=300, deadline=None)
+@given(fmt=st.text(max_size=20), name=st.text(max_size=40))
+def test_any_format_and_name_either_work_or_are_refused(fmt, name):
+    try:
+        parsed = tree.NameFormat(fmt)
+    except ValueError:
+        return
+    assert isinstance(parsed.matches(name), bool)
+    assert parsed.time(name, UTC) is None or isinstance(parsed.time(name, UTC), float)
+    assert tree.name_time(name, "auto", UTC) is None or tree.name_time(name, "auto", UTC) > 0
+
+
+# -- stamps --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("content, expected", [
+    ("2024-05-01T03:00:00Z\n", ts("2024-05-01T03:00:00")),
+    ("2024-05-01T05:00:00+02:00", ts("2024-05-01T03:00:00")),
+    ("2024-05-01 03:00:00.250 -0130", ts("2024-05-01T04:30:00.250")),
+    ("\n  finished 2024-05-01 03:00:00 ok\n", ts("2024-05-01T03:00:00")),
+    ("2024-05-01\n", ts("2024-05-01T00:00:00")),
+    ("1714532400\n", 1714532400.0),
+    ("@1714532400.5", 1714532400.0),
+])
+def test_stamp_contents(content, expected):
+    assert tree.parse_stamp(content, UTC) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("content", ["", "ok\n", "2024-02-30T00:00:00", "123", "done 99"])
+def test_stamp_without_a_timestamp(content):
+    assert tree.parse_stamp(content, UTC) is None
+
+
+offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
+    lambda m: datetime.timezone(datetime.timedelta(minutes=m)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(when=dates, zone=offsets, sep=st.sampled_from(["T", " "]))
+def test_stamp_reads_back_isoformat_with_any_offset(when, zone, sep):
+    aware = when.replace(tzinfo=zone)
+    assert tree.parse_stamp(aware.isoformat(sep=sep), UTC) == aware.timestamp()
+
+
+@settings(max_examples=300, deadline=None)
+@given(content=st.text(max_size=80))
+def test_any_stamp_text_gives_a_time_or_none(content):
+    got = tree.parse_stamp(content, UTC)
+    assert got is None or isinstance(got, float)
+
+
+# -- logs ----------------------------------------------------------------------------------
+
+RSYNC_OK = "sent 1,234 bytes  received 56 bytes  2,580.00 bytes/sec\n" \
+           "total size is 9,876,543  speedup is 7,656.24\n"
+RSYNC_23 = RSYNC_OK + "rsync error: some files/attrs were not transferred (see previous " \
+                      "errors) (code 23) at main.c(1338) [sender=3.2.7]\n"
+
+
+def test_log_last_decisive_line_decides():
+    assert tree.log_verdict(RSYNC_OK).state == "ok"
+    failed = tree.log_verdict(RSYNC_OK + RSYNC_23)
+    assert failed.state == "error" and "code 23" in failed.line and failed.lineno == 5
+    assert tree.log_verdict(RSYNC_23 + "building file list\n" + RSYNC_OK).state == "ok"
+    assert tree.log_verdict("nothing here\n").state == "none"
+
+
+@pytest.mark.parametrize("line, state", [
+    ("backup finished, exit code 0", "ok"), ("job exited with 1", "error"),
+    ("rc=2", "error"), ("Exit status: 0", "ok"), ("return code 255", "error"),
+    ("rsync: connection unexpectedly closed (0 bytes received so far)", "error"),
+])
+def test_recorded_exit_codes(line, state):
+    assert tree.log_verdict("start\n" + line + "\n").state == state
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(st.sampled_from([
+    "building file list", "rsync error: x (code 23)", "total size is 5  speedup is 1.00",
+    "exit code 0", "exit code 1", "=== start", ""]), max_size=12))
+def test_a_start_line_only_narrows_the_verdict(lines):
+    """Properties: the verdict names a real line of the text; without runs, the last decisive
+    line decides; an error after the last start line always fails the log."""
+    text, start = "\n".join(lines), re.compile("^=== start")
+    for verdict in (tree.log_verdict(text), tree.log_verdict(text, (), (), start)):
+        if verdict.state != "none":
+            assert lines[verdict.lineno - 1].strip() == verdict.line
+    starts = [i for i, line in enumerate(lines) if line == "=== start"]
+    tail = lines[starts[-1]:] if starts else lines
+    if any(line.startswith("rsync error") or line == "exit code 1" for line in tail):
+        assert tree.log_verdict(text, (), (), start).state == "error"
+
+
+def test_own_patterns_add_to_the_built_in_ones():
+    ok, err = [re.compile(r"BACKUP OK")], [re.compile(r"^ERROR")]
+    assert tree.log_verdict("BACKUP OK\n", ok, err).state == "ok"
+    assert tree.log_verdict("BACKUP OK\nERROR: disk full\n", ok, err).state == "error"
+    assert tree.log_verdict("BACKUP OK\nrsync error: x\n", ok, err).state == "error"
+
+
+def test_runs_cut_by_a_start_line():
+    start = re.compile(r"^=== start")
+    log = ("=== start 1\nrsync error: old failure\n"
+           "=== start 2\n" + RSYNC_23 + "backup done, exit code 0\n"
+           "=== start 3\nbuilding file list\n")
+    verdict = tree.log_verdict(log, (), (), start)
+    # run 3 is still going: run 2 decides, and its rsync error fails it although it ended
+    # with exit code 0
+    assert verdict.state == "error" and "code 23" in verdict.line
+    assert "no result yet" in verdict.note
+    assert tree.log_verdict(log + RSYNC_OK, (), (), start).state == "ok"
+    assert tree.log_verdict("=== start\nnothing\n", (), (), start).state == "none"
+
+
+# -- the walk ------------------------------------------------------------------------------
+
+@pytest.fixture
+def wide(tmp_path):
+    """300 files in 100 leaf directories, all 1 to 30 days old, and one known newest file."""
+    root = str(tmp_path / "wide")
+    info = trees.make_wide_tree(root, fanout=(10, 10), files_per_dir=3, now=NOW, seed=7)
+    info["root"] = root
+    return info
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_walk_finds_the_newest_file_and_counts_all(wide, workers):
+    scan = tree.scan_tree(wide["root"], workers=workers)
+    assert scan.newest.path == wide["newest"]
+    assert scan.newest.time == wide["newest_mtime"]
+    assert (scan.files, scan.bytes) == (300, wide["bytes"])
+    assert scan.dirs == 111 and scan.error_count == 0
+    assert scan.workers == workers
+
+
+def test_walk_glob_depth_and_dirs(tmp_path):
+    root = str(tmp_path)
+    trees.make_tree(root, {
+        "a.tar.gz": (10, NOW - 5 * HOUR), "a.log": (10, NOW - HOUR),
+        "sub/b.tar.gz": (20, NOW - 3 * HOUR), "sub/deeper/c.tar.gz": (30, NOW - 2 * HOUR),
+        "empty/.keep": (0, NOW - 9 * DAY)}, dir_mtime=NOW - 4 * DAY)
+    trees.set_time(os.path.join(root, "sub", "deeper"), NOW - DAY)
+    scan = tree.scan_tree(root, pattern="*.tar.gz", workers=1)
+    assert scan.newest.path.endswith("deeper/c.tar.gz") and (scan.files, scan.bytes) == (3, 60)
+    scan = tree.scan_tree(root, pattern="*.tar.gz", max_depth=2, workers=1)
+    assert scan.newest.path.endswith("sub/b.tar.gz") and scan.files == 2
+    scan = tree.scan_tree(root, max_depth=1, workers=1)
+    assert scan.newest.path.endswith("a.log") and scan.files == 2
+    scan = tree.scan_tree(root, kind="dir", workers=1)
+    assert scan.newest.path.endswith("sub/deeper") and scan.newest.is_dir
+
+
+def test_walk_does_not_follow_symlinks(tmp_path):
+    trees.make_tree(str(tmp_path / "real"), {"old": (1, NOW - DAY)})
+    trees.make_tree(str(tmp_path / "elsewhere"), {"new": (1, NOW)})
+    os.symlink(str(tmp_path / "elsewhere"), str(tmp_path / "real" / "link"))
+    scan = tree.scan_tree(str(tmp_path / "real"), workers=1)
+    assert scan.newest.path.endswith("old") and scan.files == 1
+    os.symlink(str(tmp_path / "real"), str(tmp_path / "root-link"))
+    assert tree.scan_tree(str(tmp_path / "root-link"), workers=1).files == 1
+
+
+def test_walk_mtime_and_ctime(tmp_path):
+    trees.make_tree(str(tmp_path), {"x": (5, NOW - 10 * DAY)})
+    assert tree.scan_tree(str(tmp_path)).newest.time == pytest.approx(NOW - 10 * DAY, abs=1)
+    assert tree.scan_tree(str(tmp_path), time_field="ctime").newest.time >= NOW - 60
+
+
+def test_walk_missing_root(tmp_path):
+    with pytest.raises(tree.NotFound):
+        tree.scan_tree(str(tmp_path / "nope"))
+
+
+# -- the check on real trees -----------------------------------------------------------------
+
+def test_fresh_tree_is_ok_with_perfdata(tmp_path):
+    trees.make_tree(str(tmp_path), {"a/b/backup.tar": (1000, NOW - 2 * HOUR),
+                                    "a/old.tar": (24, NOW - 9 * DAY)})
+    out = run("-p", tmp_path, "-w", "26h", "-c", "50h")
+    assert out.exitcode == 0, out.output
+    assert out.status_line.startswith("BACKUP_AGE OK - newest file %s/a/b/backup.tar is 2h "
+                                      "old (mtime); 2 files, 1.0 KiB" % tmp_path)
+    assert re.search(r"\| age=72\d\ds;93600;180000;0 ", out.status_line)
+    assert "size=1024B;;;0" in out.status_line and "files=2;;;0" in out.status_line
+
+
+@pytest.mark.parametrize("age, code, state", [(25 * HOUR, 0, "OK"), (27 * HOUR, 1, "WARNING"),
+                                              (51 * HOUR, 2, "CRITICAL")])
+def test_age_thresholds(tmp_path, age, code, state):
+    trees.make_tree(str(tmp_path), {"f": (10, NOW - age)})
+    out = run("-p", tmp_path, "-w", "26h", "-c", "50h")
+    assert out.exitcode == code and out.status_line.startswith("BACKUP_AGE " + state)
+    if code == 2:
+        assert "is 2d 3h old (mtime), limit 2d 2h" in out.status_line
+
+
+def test_rsync_copy_is_old_by_mtime_and_fresh_by_ctime(tmp_path):
+    """The reason for --time ctime: rsync -a keeps the source's mtimes in the copy."""
+    source, copy = str(tmp_path / "source"), str(tmp_path / "copy")
+    trees.make_tree(source, {"docs/a.odt": (300, NOW - 40 * DAY),
+                             "docs/b.odt": (200, NOW - 30 * DAY)})
+    trees.rsync_copy(source, copy)
+    by_mtime = run("-p", copy, "-c", "50h")
+    assert by_mtime.exitcode == 2 and "is 4w 2d old (mtime)" in by_mtime.status_line
+    by_ctime = run("-p", copy, "--time", "ctime", "-c", "50h")
+    assert by_ctime.exitcode == 0, by_ctime.output
+    assert "(ctime); 2 files, 500 B" in by_ctime.status_line
+
+
+def test_empty_tree_and_zero_byte_backups(tmp_path):
+    os.makedirs(str(tmp_path / "empty"))
+    out = run("-p", tmp_path / "empty")
+    assert out.exitcode == 2
+    assert out.status_line == "BACKUP_AGE CRITICAL - no backup found: no file under %s" % (
+        tmp_path / "empty")
+    trees.make_tree(str(tmp_path / "zeros"), {"a": (0, NOW), "b": (0, NOW)})
+    out = run("-p", tmp_path / "zeros")
+    assert out.exitcode == 2 and "is empty (0 bytes in 2 files)" in out.status_line
+    trees.write_file(str(tmp_path / "dump.sql"), size=0)
+    out = run("-p", tmp_path / "dump.sql")
+    assert out.exitcode == 2 and "newest file %s is empty (0 bytes)" % (
+        tmp_path / "dump.sql") in out.status_line
+
+
+def test_min_size_and_min_files(tmp_path):
+    trees.make_tree(str(tmp_path), {"a": (600, NOW), "b": (600, NOW)})
+    assert run("-p", tmp_path, "--min-size", "1KiB", "--min-files", "2").exitcode == 0
+    out = run("-p", tmp_path, "--min-size", "2KiB", "--min-files", "3")
+    assert out.exitcode == 2
+    assert "holds only 1.2 KiB (minimum 2.0 KiB)" in out.status_line
+    assert "holds only 2 files (minimum 3)" in out.status_line
+    assert "size=1200B;;2048:;0" in out.status_line and "files=2;;3:;0" in out.status_line
+
+
+def test_future_times_within_and_beyond_the_slack(tmp_path):
+    trees.make_tree(str(tmp_path), {"f": (10, NOW + 120)})
+    out = run("-p", tmp_path)
+    assert out.exitcode == 0 and "is 0s old" in out.status_line and "age=0s" in out.output
+    out = run("-p", tmp_path, "--future-slack", "1m")
+    assert out.exitcode == 1 and "in the future" in out.status_line
+
+
+def test_glob_and_max_depth_select(tmp_path):
+    trees.make_tree(str(tmp_path), {"x.tar.gz": (5, NOW - 3 * DAY),
+                                    "d/y.tar.gz": (5, NOW - HOUR), "z.log": (5, NOW)})
+    out = run("-p", tmp_path, "--glob", "*.tar.gz", "--max-depth", "1")
+    assert out.exitcode == 2 and "x.tar.gz is 3d old" in out.status_line
+    out = run("-p", tmp_path, "--glob", "*.tar.gz")
+    assert out.exitcode == 0 and "d/y.tar.gz is 1h old" in out.status_line
+    out = run("-p", tmp_path, "--glob", "*.zip")
+    assert out.exitcode == 2 and "no backup found: no file matching *.zip" in out.status_line
+
+
+def test_newest_directory_is_the_backup(tmp_path):
+    trees.make_snapshots(str(tmp_path), ["run-a", "run-b"], files_per_snapshot=4, size=50,
+                         mtime={"run-a": NOW - 3 * DAY, "run-b": NOW - 5 * HOUR})
+    out = run("-p", tmp_path, "--type", "dir", "--max-depth", "1")
+    assert out.exitcode == 0, out.output
+    assert "newest directory %s/run-b is 5h old (mtime); 4 files, 200 B" % tmp_path \
+        in out.status_line
+
+
+def test_dated_snapshots(tmp_path):
+    today = datetime.datetime.now()
+    names = [(today - datetime.timedelta(days=n)).strftime("%Y-%m-%d_0000") for n in (3, 2)]
+    trees.make_snapshots(str(tmp_path), names + ["latest"], files_per_snapshot=2, size=10)
+    os.makedirs(str(tmp_path / ".partial"))
+    out = run("-p", tmp_path, "--mode", "snapshot", "-w", "50h", "-c", "70h")
+    assert out.exitcode == 1, out.output
+    assert "newest snapshot %s/%s is 2d" % (tmp_path, names[1]) in out.status_line
+    assert "(name), limit 2d 2h" in out.status_line and "files=2;;;0 size=20B" in out.output
+    assert "2 snapshots found" in out.output  # 'latest' and '.partial' are no snapshots
+    fmt = run("-p", tmp_path, "--mode", "snapshot", "--name-format", "%Y-%m-%d_%H%M",
+              "-c", "30h")
+    assert fmt.exitcode == 2 and "limit 1d 6h" in fmt.status_line
+    none = run("-p", tmp_path, "--mode", "snapshot", "--name-format", "db-%Y%m%d")
+    assert none.exitcode == 2
+    assert "no backup found: no directory snapshot named db-%Y%m%d under" in none.status_line
+
+
+def test_rsnapshot_snapshots_by_mtime(tmp_path):
+    trees.make_snapshots(str(tmp_path), ["daily.0", "daily.1", "weekly.0"], files_per_snapshot=3,
+                         size=7, mtime={"daily.0": NOW - 20 * HOUR, "daily.1": NOW - 44 * HOUR,
+                                        "weekly.0": NOW - 5 * DAY})
+    out = run("-p", tmp_path, "--mode", "snapshot", "--name-format", "rsnapshot",
+              "--min-files", "3")
+    assert out.exitcode == 0, out.output
+    assert "newest snapshot %s/daily.0 is 20h old (mtime); 3 files, 21 B" % tmp_path \
+        in out.status_line
+
+
+def test_dump_files_as_snapshots(tmp_path):
+    trees.make_tree(str(tmp_path), {"db-20200101.sql.gz": (5000, NOW - 2 * HOUR),
+                                    "db-20200102.sql.gz": (0, NOW - HOUR)})
+    out = run("-p", tmp_path, "--mode", "snapshot", "--type", "file", "--glob", "db-*.sql.gz",
+              "-w", "100000d", "-c", "100000d")
+    assert out.exitcode == 2
+    assert "newest snapshot %s/db-20200102.sql.gz is empty (0 bytes)" % tmp_path \
+        in out.status_line
+
+
+def test_stamp_file(tmp_path):
+    stamp = str(tmp_path / "last-success")
+    fresh = datetime.datetime.now(UTC) - datetime.timedelta(hours=3)
+    trees.write_file(stamp, content=fresh.isoformat() + "\n", mtime=NOW - 9 * DAY)
+    out = run("--stamp", stamp)
+    assert out.exitcode == 0 and "stamp %s is 3h old (content)" % stamp in out.status_line
+    out = run("--stamp", stamp, "--stamp-time", "mtime")
+    assert out.exitcode == 2 and "is 1w 2d old (mtime)" in out.status_line
+    trees.write_file(stamp, content="done\n", mtime=NOW - HOUR)
+    assert "1h old (mtime)" in run("--stamp", stamp).status_line
+    out = run("--stamp", stamp, "--stamp-time", "content")
+    assert out.exitcode == 3 and "holds no timestamp" in out.status_line
+    out = run("--stamp", tmp_path / "missing")
+    assert out.exitcode == 2
+    assert out.status_line == ("BACKUP_AGE CRITICAL - no backup found: stamp file %s does "
+                               "not exist" % (tmp_path / "missing"))
+    out = run("--stamp", tmp_path / "no-dir" / "stamp")
+    assert out.exitcode == 3 and "directory of --stamp" in out.status_line
+
+
+def test_stamp_with_the_backup_tree(tmp_path):
+    trees.make_tree(str(tmp_path / "data"), {"a": (0, NOW), "b": (0, NOW)})
+    trees.write_file(str(tmp_path / "stamp"), content="ok")
+    out = run("--stamp", tmp_path / "stamp", "-p", tmp_path / "data")
+    assert out.exitcode == 2 and "is empty (0 bytes in 2 files)" in out.status_line
+
+
+def test_stamp_with_a_missing_tree(tmp_path):
+    trees.write_file(str(tmp_path / "stamp"), content="ok")
+    out = run("--stamp", tmp_path / "stamp", "-p", tmp_path / "gone")
+    assert (out.exitcode, out.output) == (
+        3, "BACKUP_AGE UNKNOWN - --path %s does not exist\n" % (tmp_path / "gone"))
+
+
+def test_log_verdicts(tmp_path):
+    trees.make_tree(str(tmp_path / "data"), {"a": (10, NOW)})
+    log = str(tmp_path / "backup.log")
+    trees.write_file(log, content=RSYNC_OK)
+    out = run("-p", tmp_path / "data", "--log", log)
+    assert out.exitcode == 0 and "; log ok" in out.status_line
+    trees.write_file(log, content=RSYNC_OK + RSYNC_23)
+    out = run("-p", tmp_path / "data", "--log", log)
+    assert out.exitcode == 2
+    assert "log %s line 5: rsync error: some files/attrs" % log in out.status_line
+    trees.write_file(log, content="starting\n")
+    out = run("-p", tmp_path / "data", "--log", log)
+    assert out.exitcode == 1 and "tells neither success nor failure" in out.status_line
+    out = run("-p", tmp_path / "data", "--log", log, "--log-ok", "^start")
+    assert out.exitcode == 0
+    out = run("-p", tmp_path / "data", "--log", tmp_path / "nope.log")
+    assert out.exitcode == 3 and "--log %s does not exist" % (tmp_path / "nope.log") \
+        in out.status_line
+
+
+def test_log_tail_only(tmp_path):
+    log = str(tmp_path / "big.log")
+    with open(log, "w") as handle:
+        handle.write("rsync error: ancient\n" * 10 + "x" * 100 + "\n" + RSYNC_OK)
+    assert "ancient" not in tree.read_log(log, limit=200)
+    assert tree.log_verdict(tree.read_log(log, limit=200)).state == "ok"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["-p", "backup"], "'backup' is not an absolute path"),
+    (["-p", "/x", "--mode", "stamp"], "--mode stamp needs --stamp FILE"),
+    (["--stamp", "/x/s", "--mode", "snapshot", "-p", "/x"], "--stamp goes with --mode stamp"),
+    ([], "--path is required"),
+    (["-p", "/x", "--name-format", "%Y"], "--name-format is for --mode snapshot"),
+    (["-p", "/x", "--mode", "snapshot", "--name-format", "%Y-%m"], "needs a whole date"),
+    (["-p", "/x", "--mode", "snapshot", "--max-depth", "2"], "--max-depth is for"),
+    (["-p", "/x", "--log-ok", "ok"], "need --log FILE"),
+    (["--stamp", "/x/s", "--type", "dir"], "--type is for --mode newest and snapshot"),
+    (["--stamp", "/x/s", "--glob", "*.gz"], "--glob and --max-depth need --path"),
+    (["-p", "/x", "-w", "26x"], "not a duration"),
+    (["-p", "/x", "--min-size", "lots"], "not a size"),
+    (["-p", "/x", "--log", "/l", "--log-error", "(("], "not a valid regular expression"),
+])
+def test_usage_errors_are_one_line_exit_3(argv, message):
+    out = run(*argv)
+    assert out.exitcode == 3
+    assert out.output.startswith("BACKUP_AGE UNKNOWN - ") and message in out.output
+    assert out.output.count("\n") == 1
+
+
+def test_missing_path_is_unknown(tmp_path):
+    out = run("-p", tmp_path / "nope")
+    assert (out.exitcode, out.output) == (
+        3, "BACKUP_AGE UNKNOWN - --path %s does not exist\n" % (tmp_path / "nope"))
+    out = run("-p", tmp_path / "nope", "--mode", "snapshot")
+    assert out.exitcode == 3 and "does not exist" in out.output
+
+
+def test_unreadable_subdirectory_via_injected_scan(tmp_path):
+    def scan(root, **kwargs):
+        return tree.Scan(newest=tree.Entry(root + "/f", NOW, 5), files=1, bytes=5, dirs=3,
+                         error_count=2, errors=[root + "/secret: Permission denied"])
+    args = backup_age.build_parser().parse_args(["-p", str(tmp_path)])
+    with pytest.raises(nagiosplugin.CheckError, match="cannot read 2 directories under"):
+        backup_age.build_check(args, scan=scan)
+    args = backup_age.build_parser().parse_args(["-p", str(tmp_path), "--skip-unreadable"])
+    check = backup_age.build_check(args, scan=scan)
+    check()
+    assert check.exitcode == 0
+    assert any("skipped: cannot read 2 directories" in line for line in check.verbose_str)
+
+
+def test_timeout_is_one_unknown_line(tmp_path):
+    def slow(root, **kwargs):
+        time.sleep(5)
+    args = ["-p", str(tmp_path), "-t", "1"]
+    started = time.monotonic()
+    from osop_checks import runtime
+    outcome = runtime.execute(
+        backup_age.NAME, backup_age.build_parser,
+        lambda a: backup_age.build_check(a, scan=slow), args)
+    assert time.monotonic() - started < 2.5
+    assert outcome.exitcode == 3 and "no result within the --timeout of 1 s" in outcome.output
+
+
+def test_module_import_stays_light():
+    code = ("import sys, osop_checks.checks.backup_age; "
+            "print(sorted(m for m in ('psutil', 'requests', 'cryptography', 'pysnmp', 'dns', "
+            "'concurrent.futures', 'multiprocessing') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_timeout_during_a_forked_walk_leaves_no_process(tmp_path, monkeypatch):
+    """The walkers are forked processes: when --timeout strikes, they are killed and reaped."""
+    import psutil
+
+    trees.make_wide_tree(str(tmp_path), fanout=(8, 8), files_per_dir=1)
+
+    def stuck(self, start, depth):
+        time.sleep(30)
+    monkeypatch.setattr(tree._Walker, "walk", stuck)
+    before = {p.pid for p in psutil.Process().children()}  # peers other tests started
+    started = time.monotonic()
+    out = run("-p", tmp_path, "-t", "1", "--workers", "3")
+    assert time.monotonic() - started < 3
+    assert out.exitcode == 3 and "no result within the --timeout of 1 s" in out.output
+    assert {p.pid for p in psutil.Process().children()} - before == set()

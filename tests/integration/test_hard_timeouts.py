@@ -154,3 +154,45 @@ def test_three_copies_kills_ssh_to_a_black_hole(blackhole_tcp, tmp_path):
         "--copy", "hole=ssh://nagios@127.0.0.1:%d/srv/copy" % blackhole_tcp.port,
         "--ssh-known-hosts", "/dev/null"], None, "THREE_COPIES", state="CRITICAL")
     # documented: a copy whose ssh gets no answer in time is unreachable, CRITICAL
+
+
+def test_backup_age_kills_its_stuck_walkers(tmp_path):
+    """The forked walkers of a wide tree, each stopped (SIGSTOP) the moment it appears, as a
+    walker stuck on a hung mount would be: the check answers within its timeout, and the
+    stopped walkers are killed and reaped, not left behind."""
+    _has_option("backup_age", "--workers")
+    import signal
+
+    from tests.peers import trees
+
+    trees.make_wide_tree(str(tmp_path / "tree"), fanout=(40, 40), files_per_dir=2)
+    cmd = [os.path.join(BIN, "check_backup_age"), "-t", str(TIMEOUT), "-p",
+           str(tmp_path / "tree"), "--workers", "3"]
+    start = time.monotonic()
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stopped = set()
+    while process.poll() is None and time.monotonic() - start < TIMEOUT + 5:
+        try:
+            children = set()
+            for tid in os.listdir("/proc/%d/task" % process.pid):
+                with open("/proc/%d/task/%s/children" % (process.pid, tid)) as handle:
+                    children |= {int(x) for x in handle.read().split()}
+        except OSError:
+            continue
+        for pid in children - stopped:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+                stopped.add(pid)
+            except ProcessLookupError:
+                pass
+    out, err = process.communicate(timeout=TIMEOUT + 5)
+    seconds = time.monotonic() - start
+    assert stopped, "no walker was forked: the case tests nothing (%s)" % out
+    assert seconds < TIMEOUT + 1, "ran %.1f s: %s" % (seconds, out)
+    assert process.returncode == 3 and out.startswith("BACKUP_AGE UNKNOWN"), out + err
+    assert "Traceback" not in out + err
+    time.sleep(0.2)
+    left = [p for p in stopped if alive(p)]
+    for pid in left:  # a failing run must not leave stopped processes on the machine
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "stopped walkers left behind"

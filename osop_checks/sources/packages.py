@@ -85,6 +85,19 @@ class ListAge:
         return max(0.0, (time.time() if now is None else now) - self.mtime)
 
 
+def newest_file(paths) -> ListAge:
+    """The most recently modified of ``paths`` (those that cannot be read are passed over)."""
+    newest, newest_mtime = None, None
+    for path in paths:
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError:
+            continue
+        if newest_mtime is None or mtime > newest_mtime:
+            newest, newest_mtime = path, mtime
+    return ListAge(newest, newest_mtime)
+
+
 # -- kernels ------------------------------------------------------------------------------
 
 def version_key(text):

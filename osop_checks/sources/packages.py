@@ -102,8 +102,8 @@ def newest_file(paths) -> ListAge:
 
 def version_key(text):
     """Natural order of kernel release strings: '6.1.0-9-amd64' < '6.1.0-21-amd64'."""
-    return [(1, int(part), "") if part.isdigit() else (0, 0, part)
-            for part in re.findall(r"\d+|[^\d]+", text)]
+    return [(1, int(part), "") if part[0] in "0123456789" else (0, 0, part)
+            for part in re.findall(r"[0-9]+|[^0-9]+", text)]  # '²' is \d, not int()
 
 
 def installed_kernels(boot="/boot"):

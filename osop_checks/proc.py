@@ -62,6 +62,13 @@ def _spawn(argv, stdin, env):
         raise CommandError("cannot run %s: %s" % (argv[0], exc.strerror or exc)) from None
 
 
+def _seconds(limit):
+    """'10 s', '2.5 s', or '0.4 s' when less than a second was left of the check's budget."""
+    if limit >= 10:
+        return "%.0f s" % limit
+    return "%s s" % ("%.1f" % max(limit, 0.1)).replace(".0", "")
+
+
 def _last_line(text):
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else ""
@@ -86,7 +93,7 @@ def run(argv, timeout=None, input=None, env=None, ok_codes=(0,)):
     except subprocess.TimeoutExpired:
         _kill_group(process)
         process.communicate()
-        raise CommandError("%s did not finish within %.0f s" % (name, limit)) from None
+        raise CommandError("%s did not finish within %s" % (name, _seconds(limit))) from None
     except BaseException:
         # The check's own alarm or an interrupt: take the whole group down with us.
         _kill_group(process)
@@ -141,7 +148,7 @@ def stream(argv, timeout=None, env=None, ok_codes=(0,)):
         drain.join(1)
         process.stdout.close()
     if expired.is_set():
-        raise CommandError("%s did not finish within %.0f s" % (name, limit))
+        raise CommandError("%s did not finish within %s" % (name, _seconds(limit)))
     if ok_codes is not None and process.returncode not in ok_codes:
         stderr = b"".join(stderr_chunks).decode("utf-8", "replace")
         raise CommandError("%s failed (exit %d): %s" % (name, process.returncode,

@@ -1,36 +1,158 @@
-"""The bad-input matrix: every option of every check given garbage.
+"""The bad-input matrix: every option of every check given garbage, and every peer broken.
 
 Whatever it is given, a check ends with one status line that starts with its name, an exit
-code in {0,1,2,3}, no traceback, within its --timeout + 1 s. Cases are built from the parsers
-themselves, so a new option joins the matrix by existing.
+code in {0,1,2,3} (the documented one where there is one), no traceback, within its
+--timeout + 1 s. Cases are built from the parsers themselves, so a new option joins the matrix
+by existing; a check merged later joins it through its BASE entry.
+
+Three families:
+- garbage per option: a value the option's own type or choices refuse must be a one-line
+  usage error, exit 3; a value it accepts must still end cleanly;
+- argument garbage: missing required options, unknown options, bad -t, -vvvvvv;
+- broken peers (tests/peers/blackhole.py): a refused port, an unresolvable host, a listener
+  that never answers, a peer answering garbage (HTTP on a TLS port, a non-DNS UDP reply, a
+  corrupt find listing over ssh), nonexistent and unreadable paths.
 """
 import argparse
+import atexit
 import importlib
+import os
 import pkgutil
+import re
+import shutil
+import socket
+import stat
+import sys
+import tempfile
 import time
 
 import pytest
 
 import osop_checks.checks
-from tests.peers import run_inprocess
+from tests.peers import blackhole, run_inprocess
 
 GARBAGE = [
     "", " ", "10:5", "@", "~", "~:", "@10:5", "foo", "-1", "1e999", "nan", "9" * 40,
-    "ünïcödé ✓", "/path with spaces/x", "line\nbreak", "a|b", "%", "10%%", "5XB", "::1:2",
+    "ünïcödé ✓", "/path with spaces/x", "line\nbreak", "a|b", "%", "10%%", "5XB", "[::1]:2",
     "../relative", "/nonexistent/deeply/nested",
 ]
 
-# Arguments that make each check runnable without its real peer: unreachable or refused on
-# loopback, so a run that gets past parsing fails fast and cleanly.
-BASE = {}
 TIMEOUT = 3
+STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
+
+# -- what every run gets, so it passes parsing and fails fast ------------------------------
+
+WORK = tempfile.mkdtemp(prefix="osop-fault-matrix-")
+atexit.register(shutil.rmtree, WORK, True)
+REFUSED = blackhole.refused_port()
+UNREACHABLE = blackhole.UNREACHABLE_HOST
+
+
+def _free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _tree(name, files=("a", "b/c")):
+    root = os.path.join(WORK, name)
+    for rel in files:
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as handle:
+            handle.write(rel)
+    return root
+
+
+SOURCE = _tree("source")
+COPY = _tree("copy")
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+
+
+def _fake_systemctl():
+    """A systemctl that answers from recorded systemd 252 output, so garbage options reach
+    the judgement: show answers for exactly the units asked (recorded, or not-found)."""
+    path = os.path.join(WORK, "systemctl")
+    with open(path, "w") as handle:
+        handle.write("""#!%s -S
+import os, sys
+d = os.path.join(%r, "systemd")
+args = sys.argv[1:]
+def cat(name):
+    sys.stdout.write(open(os.path.join(d, name)).read())
+if "is-system-running" in args:
+    cat("is-system-running_degraded_v252.txt")
+elif "list-units" in args:
+    cat("list-units_degraded_v252.json")
+elif "list-timers" in args:
+    cat("list-timers_v252.json")
+elif "show" in args:
+    blocks = open(os.path.join(d, "show_cases_v252.txt")).read().strip().split("\\n\\n")
+    known = {b.split("Id=", 1)[1].split("\\n", 1)[0]: b for b in blocks if "Id=" in b}
+    names = args[args.index("--") + 1:]
+    print("\\n\\n".join(known.get(n, "Id=%%s\\nLoadState=not-found\\nActiveState=inactive"
+                                 "\\nSubState=dead" %% n) for n in names))
+else:
+    sys.exit(1)
+""" % (sys.executable, FIXTURES))
+    os.chmod(path, 0o755)
+    return path
+
+
+def _fake_apt_get():
+    """An apt-get that answers every simulation with a recorded bookworm dist-upgrade."""
+    path = os.path.join(WORK, "apt-get")
+    with open(path, "w") as handle:
+        handle.write("#!/bin/sh\nexec cat %s\n" % os.path.join(
+            FIXTURES, "apt", "dist-upgrade_bookworm.txt"))
+    os.chmod(path, 0o755)
+    return path
+
+
+# Arguments that make each check runnable without its real peer: local and small, or a peer
+# that is refused or cannot be resolved, so a run that gets past parsing ends at once.
+BASE = {
+    "disk_partitions": ["-p", "/"],
+    "systemd_units": ["--systemctl", _fake_systemctl()],
+    "tls_expiry": ["-H", "127.0.0.1", "-p", str(REFUSED)],
+    "backup_age": ["-p", SOURCE],
+    "three_copies": ["--source", SOURCE, "--copy", "local=" + COPY,
+                     "--copy", "refused=ssh://nagios@127.0.0.1:%d/srv/copy" % REFUSED,
+                     "--copy", "gone=nagios@%s:/srv/copy" % UNREACHABLE,
+                     "--ssh-known-hosts", "/dev/null"],
+    "os_upgrades": ["--package-manager", "apt", "--apt-get", _fake_apt_get(), "--no-cache"],
+    "dyndns_match": ["-H", "home.example.org", "--server", "127.0.0.1:%d" % _free_udp_port(),
+                     "--ip-url", "http://127.0.0.1:%d/" % REFUSED],
+}
+
+# The exit code each BASE run documents (README of the check): a refused TLS endpoint is
+# CRITICAL (the service is down); a source the check cannot read is UNKNOWN.
+BASE_EXIT = {
+    "disk_partitions": None,  # this machine's real disk: any state
+    "systemd_units": 2,  # the recorded system is degraded by a failed unit
+    "tls_expiry": 2,
+    "backup_age": 0,
+    "os_upgrades": 2,  # the recorded bookworm has security upgrades pending
+    "dyndns_match": 3,
+    "three_copies": 3,  # a copy on a host name that does not resolve: a configuration error
+}
+
+# Whole-argument garbage, and whether it must be a usage error.
+EXTRA = [(["--no-such-option"], True), (["-w"], True), (["positional-garbage"], True),
+         (["-t", "0"], True), (["-t", "-5"], True), (["-t", "99999999999999999999"], True),
+         (["-t", "1e999"], True), (["-t", "nan"], True), (["--", "-w"], True),
+         (["-vvvvvv"], False), (["-t", "1.5"], False)]
 
 
 def checks():
     return sorted(m.name for m in pkgutil.iter_modules(osop_checks.checks.__path__))
 
 
-def value_options(parser):
+def module_of(name):
+    return importlib.import_module("osop_checks.checks." + name)
+
+
+def value_actions(parser):
     for action in parser._actions:
         if not action.option_strings or action.nargs == 0:
             continue
@@ -38,39 +160,393 @@ def value_options(parser):
             continue
         if action.dest == "timeout":
             continue
-        yield max(action.option_strings, key=len)
+        yield action
+
+
+def refused_by_parser(action, value):
+    """True when the option's own type or choices reject ``value``: a usage error is due."""
+    try:
+        converted = action.type(value) if callable(action.type) else value
+    except (argparse.ArgumentTypeError, TypeError, ValueError):
+        return True
+    if action.choices is not None and converted not in action.choices:
+        return True
+    return False
 
 
 def cases():
     for name in checks():
-        module = importlib.import_module("osop_checks.checks." + name)
-        for option in value_options(module.build_parser()):
+        parser = module_of(name).build_parser()
+        for action in value_actions(parser):
+            option = max(action.option_strings, key=len)
             for value in GARBAGE:
                 yield pytest.param(name, option, value, id="%s %s=%r" % (name, option, value))
-        for extra in (["--no-such-option"], ["-w"], ["positional-garbage"], ["-t", "0"],
-                      ["-t", "-5"], ["-t", "99999999999999999999"], ["-vvvvvv"]):
+        for extra, _ in EXTRA:
             yield pytest.param(name, None, extra, id="%s %r" % (name, extra))
+        required = [a for a in value_actions(parser) if a.required]
+        for action in required:  # each required option left out in turn
+            yield pytest.param(name, "omit", max(action.option_strings, key=len),
+                               id="%s without %s" % (name, max(action.option_strings, key=len)))
 
 
-CASES = list(cases())
+GARBAGE_CASES = list(cases())
+
+
+def assert_clean(module, outcome, elapsed, timeout=TIMEOUT):
+    """The promise of issue 9 for one finished run."""
+    output = outcome.output
+    assert outcome.exitcode in (0, 1, 2, 3), output
+    assert "Traceback" not in output and "Traceback" not in getattr(outcome, "stderr", "")
+    lines = output.splitlines()
+    assert lines, "no output at all"
+    assert re.match(r"^%s (%s)( - |$| \|)" % (module.NAME, "|".join(STATES)), lines[0]), output
+    assert STATES[outcome.exitcode] == lines[0].split()[1], output
+    status_lines = [line for line in lines
+                    if re.match(r"^%s (%s)\b" % (module.NAME, "|".join(STATES)), line)]
+    assert len(status_lines) == 1, output
+    # an exception the check did not expect: one line still, but a bug to fix
+    assert "internal error" not in lines[0], output
+    assert elapsed < timeout + 1, "took %.1f s with -t %s" % (elapsed, timeout)
+
+
+def run(module, argv, timeout=TIMEOUT):
+    start = time.monotonic()
+    outcome = run_inprocess(module, ["-t", str(timeout)] + list(argv))
+    return outcome, time.monotonic() - start
 
 
 def test_the_matrix_is_large_enough():
     print("fault matrix: %d cases over %d checks" % (len(CASES), len(checks())))
     assert len(CASES) >= 200
+    assert len(checks()) >= 3
 
 
-@pytest.mark.parametrize("name,option,value", CASES)
-def test_garbage_gives_one_clean_line(name, option, value):
-    module = importlib.import_module("osop_checks.checks." + name)
-    argv = list(BASE.get(name, [])) + ["-t", str(TIMEOUT)]
-    argv += [option, value] if option else value
-    start = time.monotonic()
-    outcome = run_inprocess(module, argv)
-    elapsed = time.monotonic() - start
-    assert outcome.exitcode in (0, 1, 2, 3), outcome.output
-    assert outcome.status_line.startswith(module.NAME + " "), outcome.output
-    assert "Traceback" not in outcome.output
-    if outcome.exitcode == 3 and "(see --help)" in outcome.status_line:
+@pytest.mark.parametrize("name", [n for n in BASE if n in checks()])
+def test_base_arguments_end_as_documented(name):
+    module = module_of(name)
+    outcome, elapsed = run(module, BASE[name])
+    assert_clean(module, outcome, elapsed)
+    assert "(see --help)" not in outcome.status_line, outcome.output
+    if BASE_EXIT.get(name) is not None:
+        assert outcome.exitcode == BASE_EXIT[name], outcome.output
+    assert elapsed < 2, "the BASE run of %s should fail fast, took %.1f s" % (name, elapsed)
+
+
+@pytest.mark.parametrize("name,option,value", GARBAGE_CASES)
+def test_garbage_gives_one_clean_line(name, option, value, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative garbage path lands here, if anywhere
+    module = module_of(name)
+    base = list(BASE.get(name, []))
+    expect_usage_error = False
+    if option == "omit":
+        base = _without(base, module.build_parser(), value)
+        argv = base
+        expect_usage_error = True
+    elif option:
+        argv = base + [option, value]
+        action = next(a for a in value_actions(module.build_parser())
+                      if option in a.option_strings)
+        expect_usage_error = refused_by_parser(action, value)
+    else:
+        argv = base + value
+        expect_usage_error = dict((tuple(e), u) for e, u in EXTRA)[tuple(value)]
+    outcome, elapsed = run(module, argv)
+    assert_clean(module, outcome, elapsed)
+    if "(see --help)" in outcome.status_line:
+        assert outcome.exitcode == 3
         assert outcome.output.count("\n") == 1, outcome.output  # a usage error is one line
-    assert elapsed < TIMEOUT + 1
+    if expect_usage_error:
+        assert outcome.exitcode == 3 and "(see --help)" in outcome.status_line, outcome.output
+
+
+def _without(argv, parser, option):
+    """``argv`` without ``option`` and its value."""
+    action = next(a for a in value_actions(parser) if option in a.option_strings)
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+            continue
+        if item in action.option_strings:
+            skip = True
+            continue
+        out.append(item)
+    return out
+
+
+# -- broken peers and paths ----------------------------------------------------------------
+
+def _unreadable(tmp_path):
+    path = tmp_path / "secret-dir"
+    path.mkdir()
+    (path / "file").write_text("x")
+    path.chmod(0)
+    return str(path)
+
+
+class Peer:
+    """One broken-peer case: a check, arguments built from the running peers, the documented
+    exit code(s), a pattern its status line must show, and the -t to use."""
+
+    def __init__(self, check, situation, argv, exit, pattern, timeout=TIMEOUT, needs=None,
+                 usage=False):
+        self.check, self.situation, self.argv, self.needs = check, situation, argv, needs
+        self.usage = usage  # True: the documented answer is a usage error
+        self.exit = (exit,) if isinstance(exit, int) else exit
+        self.pattern, self.timeout = pattern, timeout
+
+
+def peer_cases():
+    R, U = REFUSED, UNREACHABLE
+    return [
+        # tls_expiry: the issue's "HTTP on a TLS port", refused, unresolvable, silent
+        Peer("tls_expiry", "refused port", lambda p: ["-H", "127.0.0.1", "-p", str(R)], 2,
+             r"refused"),
+        Peer("tls_expiry", "unresolvable host", lambda p: ["-H", U], 2, r"resolve"),
+        Peer("tls_expiry", "black hole", lambda p: [
+            "-H", "127.0.0.1", "-p", str(p.blackhole_tcp.port)], 2, r"no answer", timeout=1),
+        Peer("tls_expiry", "HTTP on a TLS port", lambda p: [
+            "-H", "127.0.0.1", "-p", str(p.garbage_http.port)], 2, r"(?i)tls|handshake|http"),
+        Peer("tls_expiry", "HTTP on a STARTTLS port", lambda p: [
+            "-H", "127.0.0.1", "-p", str(p.garbage_http.port), "--starttls", "smtp"], 2, r"",
+             timeout=1),
+        # a certificate file is an endpoint too: one it cannot read is CRITICAL (README)
+        Peer("tls_expiry", "garbage file", lambda p: ["--file", p.garbage_file], 2,
+             r"no certificate"),
+        Peer("tls_expiry", "nonexistent file", lambda p: [
+            "--file", "/nonexistent/cert.pem"], 2, r"/nonexistent/cert.pem"),
+        Peer("tls_expiry", "endpoint file is a directory", lambda p: [
+            "--endpoint-file", p.empty], 3, r"Is a directory", usage=True),
+        Peer("tls_expiry", "endpoint file of garbage", lambda p: [
+            "--endpoint-file", p.garbage_file], 3, r"not UTF-8", usage=True),
+        # a file that never gives its content (a FIFO without writer): a local black hole
+        Peer("tls_expiry", "certificate file that never ends", lambda p: [
+            "--file", p.fifo], 3, r"no result within", timeout=1),
+        Peer("tls_expiry", "endpoint file that never ends", lambda p: [
+            "--endpoint-file", p.fifo], 3, r"no result within", timeout=1),
+        Peer("backup_age", "log that never ends", lambda p: [
+            "-p", p.empty, "--log", p.fifo], 3, r"no result within", timeout=1),
+        Peer("backup_age", "stamp that never ends", lambda p: [
+            "-p", p.empty, "--mode", "stamp", "--stamp", p.fifo], 3, r"no result within",
+             timeout=1),
+        Peer("os_upgrades", "dpkg status that never ends", lambda p: [
+            "--root", p.fifo_root, "--no-cache"], 3, r"", timeout=2),
+        # systemd_units: a systemctl that prints garbage, is missing, or never ends
+        Peer("systemd_units", "systemctl missing", lambda p: [
+            "--systemctl", "/nonexistent/systemctl"], 3, r"not found"),
+        Peer("systemd_units", "systemctl prints garbage", lambda p: [
+            "--systemctl", p.script("garbage", "printf 'HTTP/1.1 200 OK\\n|x|\\n\\0\\377'")],
+             3, r"layout of systemctl output has changed"),
+        Peer("systemd_units", "systemctl prints garbage JSON", lambda p: [
+            "--systemctl", p.script("json", "echo '[{\"unit\": 5}, null, \"x\"]'")], 3, r""),
+        Peer("systemd_units", "systemctl hangs", lambda p: [
+            "--systemctl", p.script("hang", "exec sleep 30")], 3, r"did not finish",
+             timeout=1),
+        # disk_partitions: paths that are not there or not readable
+        Peer("disk_partitions", "nonexistent path", lambda p: [
+            "-p", p.nowhere], 2, r"does not exist"),
+        Peer("disk_partitions", "path with spaces and newline", lambda p: [
+            "-p", "/no such\ndir"], 2, r""),
+        Peer("disk_partitions", "unreadable path", lambda p: ["-p", p.unreadable + "/file"],
+             (0, 1, 2, 3), r""),
+        Peer("disk_partitions", "SNMP agent refused", lambda p: [
+            "-H", "127.0.0.1", "--snmp", "--snmp-port", str(_free_udp_port()), "--community", "x"],
+             3, r"no SNMP response", timeout=2, needs="--snmp-port"),
+        Peer("disk_partitions", "SNMP black hole", lambda p: [
+            "-H", "127.0.0.1", "--snmp", "--snmp-port", str(p.blackhole_udp.port),
+            "--community", "x"],
+             3, r"no SNMP response", timeout=1, needs="--snmp-port"),
+        Peer("disk_partitions", "SNMP garbage", lambda p: [
+            "-H", "127.0.0.1", "--snmp", "--snmp-port", str(p.garbage_udp.port),
+            "--community", "x"],
+             3, r"no SNMP response", timeout=1, needs="--snmp-port"),
+        Peer("disk_partitions", "SNMP unresolvable", lambda p: [
+            "-H", U, "--snmp", "--community", "x"], 3, r"cannot resolve", timeout=2,
+             needs="--snmp-port"),
+        # backup_age: nothing there, unreadable
+        Peer("backup_age", "nonexistent path", lambda p: ["-p", p.nowhere], (2, 3),
+             r"nonexistent"),
+        # root reads a mode-000 tree; as nagios it is unreadable (test_least_privilege.py)
+        Peer("backup_age", "mode 000 tree", lambda p: ["-p", p.unreadable],
+             0 if os.geteuid() == 0 else (2, 3), r""),
+        Peer("backup_age", "empty tree", lambda p: ["-p", p.empty], (2, 3), r""),
+        Peer("backup_age", "garbage stamp", lambda p: [
+            "-p", p.empty, "--mode", "stamp", "--stamp", p.garbage_file], (0, 1, 2, 3), r""),
+        # three_copies: ssh refused, unresolvable, black hole, corrupt listing
+        Peer("three_copies", "ssh refused", lambda p: [
+            "--source", SOURCE, "--copy", "a=ssh://nagios@127.0.0.1:%d/srv" % R,
+            "--min-copies", "1", "--ssh-known-hosts", "/dev/null"], 2,
+             r"unreachable: connection refused"),
+        Peer("three_copies", "ssh unresolvable", lambda p: [
+            "--source", SOURCE, "--copy", "a=nagios@%s:/srv" % U, "--min-copies", "1",
+            "--ssh-known-hosts", "/dev/null"], 3, r"unknown host"),
+        Peer("three_copies", "ssh black hole", lambda p: [
+            "--source", SOURCE, "--copy", "a=ssh://nagios@127.0.0.1:%d/srv" %
+            p.blackhole_tcp.port, "--min-copies", "1", "--ssh-known-hosts", "/dev/null"],
+             2, r"unreachable: timeout", timeout=2),
+        Peer("three_copies", "ssh to HTTP", lambda p: [
+            "--source", SOURCE, "--copy", "a=ssh://nagios@127.0.0.1:%d/srv" %
+            p.garbage_http.port, "--min-copies", "1", "--ssh-known-hosts", "/dev/null"],
+             2, r"unreachable"),
+        # the issue's "corrupt find listing over ssh": a real sshd whose forced command
+        # answers the probe truly and the listing with garbage
+        Peer("three_copies", "corrupt find listing over ssh", lambda p: [
+            "--source", SOURCE, "--copy", "bad=ssh://root@127.0.0.1%s" % COPY,
+            "--min-copies", "1"] + p.corrupt_ssh(
+                "printf 'f\\t12\\tnot-a-time\\tpath\\nGARBAGE | LINE\\n'"),
+             3, r"not a record", timeout=10),
+        Peer("three_copies", "listing over ssh without tabs", lambda p: [
+            "--source", SOURCE, "--copy", "bad=ssh://root@127.0.0.1%s" % COPY,
+            "--min-copies", "1"] + p.corrupt_ssh("echo HTTP/1.1 200 OK; echo"),
+             3, r"not a record", timeout=10),
+        Peer("three_copies", "nonexistent source", lambda p: [
+            "--source", "/nonexistent/source", "--copy", "a=" + COPY, "--min-copies", "1"],
+             3, r"does not exist"),
+        Peer("three_copies", "unreadable copy", lambda p: [
+            "--source", SOURCE, "--copy", "a=" + p.unreadable, "--min-copies", "1"],
+             (2, 3), r""),
+        # os_upgrades: apt-get missing, garbage, hanging; a root with no apt state
+        Peer("os_upgrades", "apt-get missing", lambda p: [
+            "--package-manager", "apt", "--apt-get", "/nonexistent/apt-get"], 3, r"not found"),
+        Peer("os_upgrades", "apt-get prints garbage", lambda p: [
+            "--package-manager", "apt", "--apt-get", p.script(
+                "apt", "printf 'Inst |broken\\nConf\\n\\377\\0 x (y z)\\n'"),
+            "--no-cache"], 3, r"cannot read this line"),
+        Peer("os_upgrades", "apt-get hangs", lambda p: [
+            "--package-manager", "apt", "--apt-get", p.script("hang", "exec sleep 30"),
+            "--no-cache"], 3, r"did not finish", timeout=1),
+        Peer("os_upgrades", "dnf prints garbage", lambda p: [
+            "--package-manager", "dnf", "--dnf", p.script(
+                "dnf", "printf 'Last metadata |\\nfoo bar\\n\\377\\n'; exit 100"),
+            "--no-cache"], 3, r"cannot read this line"),
+        Peer("os_upgrades", "empty root", lambda p: ["--root", p.empty], 3,
+             r"no package manager"),
+        # dyndns_match: DNS refused, silent, garbage; IP echo refused, silent, garbage
+        Peer("dyndns_match", "DNS server silent", lambda p: [
+            "-H", "home.example.org", "--server", "127.0.0.1:%d" % p.blackhole_udp.port,
+            "--expect", "192.0.2.1"], 3, r"no answer", timeout=1),
+        Peer("dyndns_match", "non-DNS UDP reply", lambda p: [
+            "-H", "home.example.org", "--server", "127.0.0.1:%d" % p.garbage_udp.port,
+            "--expect", "192.0.2.1"], 3, r"not a DNS answer", timeout=2),
+        Peer("dyndns_match", "DNS server refused", lambda p: [
+            "-H", "home.example.org", "--server", "127.0.0.1:%d" % _free_udp_port(),
+            "--expect", "192.0.2.1"], 3, r"refused"),
+        Peer("dyndns_match", "IP echo refused", lambda p: [
+            "-H", "home.example.org", "--server", "127.0.0.1:%d" % p.garbage_udp.port,
+            "--ip-url", "http://127.0.0.1:%d/" % R], 3, r"cannot connect", timeout=2),
+        Peer("dyndns_match", "IP echo black hole", lambda p: [
+            "-H", "home.example.org", "--server", "127.0.0.1:%d" % p.blackhole_udp.port,
+            "--ip-url", "http://127.0.0.1:%d/" % p.blackhole_tcp.port], 3, r"no answer",
+             timeout=1),
+        Peer("dyndns_match", "IP echo answers garbage", lambda p: [
+            "-H", "home.example.org", "--server", "127.0.0.1:%d" % p.garbage_udp.port,
+            "--ip-url", "http://127.0.0.1:%d/" % p.garbage_http.port], 3, r"HTTP 400",
+             timeout=2),
+        Peer("dyndns_match", "IP echo unresolvable", lambda p: [
+            "-H", "home.example.org", "--server", "127.0.0.1:%d" % p.garbage_udp.port,
+            "--ip-url", "http://%s/" % U], 3, r"cannot connect", timeout=2),
+    ]
+
+
+def _applies(case):
+    if case.check not in checks():
+        return False  # still on its branch: joins once merged
+    if case.needs:
+        parser = module_of(case.check).build_parser()
+        return any(case.needs in a.option_strings for a in parser._actions)
+    return True
+
+
+PEER_CASES = [pytest.param(c, id="%s: %s" % (c.check, c.situation)) for c in peer_cases()
+              if _applies(c)]
+
+
+class Peers:
+    """The running broken peers and paths a Peer case builds its arguments from."""
+
+    def __init__(self, request, tmp_path):
+        self.request, self.tmp = request, tmp_path
+
+    def __getattr__(self, name):
+        if name.startswith(("blackhole_", "garbage_")) and name not in ("garbage_file",):
+            return self.request.getfixturevalue(name)
+        raise AttributeError(name)
+
+    @property
+    def garbage_file(self):
+        path = self.tmp / "garbage |file\nwith newline"
+        path.write_bytes(b"-----BEGIN CERTIFICATE-----\n|||\xff\xfe\x00garbage\n"
+                         b"127.0.0.1:99999999/nothing\n@@@\n")
+        return str(path)
+
+    @property
+    def nowhere(self):
+        """A path that surely does not exist (a garbage run elsewhere may have made
+        /nonexistent/... on this shared machine)."""
+        return str(self.tmp / "nonexistent" / "deeply" / "nested")
+
+    @property
+    def fifo(self):
+        path = self.tmp / "fifo"
+        if not path.exists():
+            os.mkfifo(path)
+        return str(path)
+
+    @property
+    def fifo_root(self):
+        """A root whose dpkg status is a FIFO nobody writes."""
+        root = self.tmp / "fifo-root"
+        for part in ("etc/apt", "var/lib/apt/lists", "var/lib/dpkg"):
+            (root / part).mkdir(parents=True, exist_ok=True)
+        if not (root / "var/lib/dpkg/status").exists():
+            os.mkfifo(root / "var/lib/dpkg/status")
+        return str(root)
+
+    @property
+    def unreadable(self):
+        return _unreadable(self.tmp)
+
+    @property
+    def empty(self):
+        path = self.tmp / "empty"
+        path.mkdir(exist_ok=True)
+        return str(path)
+
+    def corrupt_ssh(self, listing):
+        """ssh options reaching the session's real sshd with a key of its own whose forced
+        command runs the check's probe as asked but answers a listing (find) by running
+        ``listing`` instead."""
+        from tests.peers import sshd as sshd_peer
+
+        server = self.request.getfixturevalue("sshd")
+        key = str(self.tmp / "corrupt_key")
+        public = sshd_peer.keygen(key)
+        forced = self.script("forced", 'case "$SSH_ORIGINAL_COMMAND" in\n'
+                             '  *find*) %s ;;\n'
+                             '  *) exec sh -c "$SSH_ORIGINAL_COMMAND" ;;\nesac' % listing)
+        with open(os.path.join(server.dir, "authorized_keys"), "a") as handle:
+            handle.write('command="%s" %s\n' % (forced, public))
+        return ["--ssh-port", str(server.port), "--ssh-identity", key,
+                "--ssh-known-hosts", server.known_hosts]
+
+    def script(self, name, body):
+        path = self.tmp / ("fake-" + name)
+        path.write_text("#!/bin/sh\n%s\n" % body)
+        path.chmod(stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+        return str(path)
+
+
+# Every case the matrix holds; tests/conftest.py prints this count in the summary.
+CASES = GARBAGE_CASES + PEER_CASES
+
+
+@pytest.mark.parametrize("case", PEER_CASES)
+def test_broken_peer_gives_the_documented_line(case, request, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    module = module_of(case.check)
+    argv = case.argv(Peers(request, tmp_path))
+    outcome, elapsed = run(module, argv, case.timeout)
+    assert_clean(module, outcome, elapsed, case.timeout)
+    assert ("(see --help)" in outcome.status_line) == case.usage, outcome.output
+    assert outcome.exitcode in case.exit, outcome.output
+    assert re.search(case.pattern, outcome.status_line), outcome.output

@@ -173,12 +173,26 @@ def containing_mount(path, mounts):
     return best
 
 
+def _denied(path):
+    """True when ``path`` is there but hidden from this user (a directory it may not enter):
+    not "does not exist", which would be a wrong answer as nagios."""
+    try:
+        os.stat(path)
+    except PermissionError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
+
+
 def select(mounts, args, fstab=frozenset(), exists=os.path.exists):
     """Choose the mounts to check. Returns (selected mounts, missing paths with reasons)."""
     chosen, missing = [], []
     if args.path:
         for path in args.path:
             mount = containing_mount(path, mounts) if exists(path) else None
+            if mount is None and _denied(path):
+                raise nagiosplugin.CheckError("cannot reach %s: permission denied" % path)
             if mount is None:
                 missing.append((path, "does not exist"))
             elif path.rstrip("/") in fstab and mount.mountpoint != os.path.realpath(path):
@@ -317,7 +331,8 @@ class FreeInodes(nagiosplugin.Context):
         if rng.invert or rng.end != float("inf") or rng.start == float("-inf"):
             return None
         # (100 - start) first: 1 - 80/100 is 0.19999..., which would floor 20 to 19.
-        return nagiosplugin.Range(units._atom(int(part.inodes_total * (100 - rng.start) / 100)))
+        return nagiosplugin.Range(units._atom(max(0, int(
+            part.inodes_total * (100 - rng.start) / 100))))
 
 
 def describe(part):

@@ -624,6 +624,16 @@ def build_check(args, survey=survey_trees):
             args.min_copies, len(names)))
     if args.stamp and (args.stamp.startswith("/") or ".." in args.stamp.split("/")):
         raise cli.UsageError("--stamp %s must be a path inside the copy" % args.stamp)
+    for flag, path in (("--ssh-identity", args.ssh_identity),
+                       ("--ssh-known-hosts", args.ssh_known_hosts)):
+        # ssh itself would blame the host ("host key not known") for a file it cannot read
+        if path:
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as exc:
+                raise nagiosplugin.CheckError("cannot read the %s file %s: %s" % (
+                    flag, path, (exc.strerror or str(exc)).lower())) from None
     options = ssh.Options(port=args.ssh_port, identity=args.ssh_identity,
                           known_hosts=args.ssh_known_hosts, user=args.ssh_user)
     found = survey(args.source, args.copies, options, stamp=args.stamp,

@@ -179,6 +179,8 @@ def read_endpoint_file(path):
     except OSError as exc:
         raise cli.UsageError("cannot read the endpoint file %s: %s" % (
             path, exc.strerror)) from None
+    except UnicodeDecodeError:
+        raise cli.UsageError("the endpoint file %s is not UTF-8 text" % path) from None
     endpoints = []
     for number, line in enumerate(lines, 1):
         line = line.split("#", 1)[0].strip()

@@ -13,7 +13,7 @@ import re
 import nagiosplugin
 
 from osop_checks import proc
-from osop_checks.sources.packages import ListAge, Pending, Reboot, Upgrade
+from osop_checks.sources.packages import ListAge, Pending, Reboot, Upgrade, newest_file
 
 log = logging.getLogger("nagiosplugin")
 
@@ -186,7 +186,6 @@ def list_age(root=None):
     several times a day, so after a successful update the newest list is hours old at most.
     lists/partial is not taken: apt touches it on every update, a failed one too."""
     lists = under(root, "/var/lib/apt/lists")
-    newest, newest_mtime = None, None
     candidates = []
     try:
         with os.scandir(lists) as entries:
@@ -200,14 +199,7 @@ def list_age(root=None):
     if not candidates:
         return ListAge(None, None)
     candidates.append(under(root, "/var/lib/apt/periodic/update-success-stamp"))
-    for path in candidates:
-        try:
-            mtime = os.stat(path).st_mtime
-        except OSError:
-            continue
-        if newest_mtime is None or mtime > newest_mtime:
-            newest, newest_mtime = path, mtime
-    return ListAge(newest, newest_mtime)
+    return newest_file(candidates)
 
 
 def reboot_required(root=None):

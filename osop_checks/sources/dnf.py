@@ -14,7 +14,7 @@ import re
 import nagiosplugin
 
 from osop_checks import proc
-from osop_checks.sources.packages import ListAge, Pending, Reboot, Upgrade
+from osop_checks.sources.packages import Pending, Reboot, Upgrade, newest_file
 
 log = logging.getLogger("nagiosplugin")
 
@@ -134,18 +134,12 @@ CACHE_DIRS = ("/var/cache/dnf", "/var/cache/yum", "/var/cache/libdnf5")
 
 def metadata_age(root=None):
     """The newest repository metadata (repomd.xml, .solv) dnf or yum has cached."""
-    newest, newest_mtime = None, None
+    paths = []
     for base in CACHE_DIRS:
         base = os.path.join(root, base.lstrip("/")) if root else base
         for pattern in ("*.solv", "*/repodata/repomd.xml", "*/*/repodata/repomd.xml"):
-            for path in glob.glob(os.path.join(base, pattern)):
-                try:
-                    mtime = os.stat(path).st_mtime
-                except OSError:
-                    continue
-                if newest_mtime is None or mtime > newest_mtime:
-                    newest, newest_mtime = path, mtime
-    return ListAge(newest, newest_mtime)
+            paths.extend(glob.glob(os.path.join(base, pattern)))
+    return newest_file(paths)
 
 
 def cache_inputs(root=None):

@@ -87,14 +87,16 @@ def parse_location(text):
     match = re.match(r"^ssh://(?:([^@/]+)@)?(\[[^\]/]+\]|[^:/@]+)(?::(\d+))?(/.*)$", text)
     if match:
         user, host, port, path = match.groups()
+        if host.strip("[]").startswith("-"):
+            raise LocationError("%r: a host name cannot start with '-'" % text)
         return Location(os.path.normpath(path), host.strip("[]"), user, int(port) if port
                         else None)
-    match = re.match(r"^(?:([^@/:]+)@)?([^:/@]+|\[[^\]/]+\]):(.*)$", text)
+    match = re.match(r"^(?:([^@/:]+)@)?(\[[^\]/]+\]|[^:/@]+):(.*)$", text)
     if match:
         user, host, path = match.groups()
         if not path.startswith("/"):
             raise LocationError("%r: the path on %s must be absolute" % (text, host))
-        if host.startswith("-"):
+        if host.strip("[]").startswith("-"):
             raise LocationError("%r: a host name cannot start with '-'" % text)
         return Location(os.path.normpath(path), host.strip("[]"), user)
     raise LocationError("%r is not an absolute path, [user@]host:/path or "
@@ -126,7 +128,10 @@ def parse_probe(line):
         return Probe(words[0])
     if len(words) != 3:
         raise proc.CommandError("unexpected answer to the probe: %r" % line[:80])
-    return Probe("ok", int(words[1]), None if words[2] == "-" else float(words[2]))
+    try:
+        return Probe("ok", int(words[1]), None if words[2] == "-" else float(words[2]))
+    except ValueError:
+        raise proc.CommandError("unexpected answer to the probe: %r" % line[:80]) from None
 
 
 def probe(location, stamp=None, options=ssh.Options()):
@@ -278,6 +283,16 @@ def _differs(src, copy, window=0):
 
 
 def compare(source_lines, copies, now=None, settle=3600, ignore=(), sample=None):
+    """See _compare; a listing line that is not a record (a corrupt or foreign listing)
+    raises proc.CommandError saying so, never a bare ValueError."""
+    try:
+        return _compare(source_lines, copies, now, settle, ignore, sample)
+    except (ValueError, IndexError) as exc:
+        raise proc.CommandError("a listing holds a line that is not a record (%s)"
+                                % exc) from None
+
+
+def _compare(source_lines, copies, now=None, settle=3600, ignore=(), sample=None):
     """Merge the sorted source manifest with each copy's sorted manifest in one pass.
 
     ``copies`` is a list of line iterators; returns one Tally per copy. Entries whose source

@@ -85,12 +85,25 @@ class ListAge:
         return max(0.0, (time.time() if now is None else now) - self.mtime)
 
 
+def newest_file(paths) -> ListAge:
+    """The most recently modified of ``paths`` (those that cannot be read are passed over)."""
+    newest, newest_mtime = None, None
+    for path in paths:
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError:
+            continue
+        if newest_mtime is None or mtime > newest_mtime:
+            newest, newest_mtime = path, mtime
+    return ListAge(newest, newest_mtime)
+
+
 # -- kernels ------------------------------------------------------------------------------
 
 def version_key(text):
     """Natural order of kernel release strings: '6.1.0-9-amd64' < '6.1.0-21-amd64'."""
-    return [(1, int(part), "") if part.isdigit() else (0, 0, part)
-            for part in re.findall(r"\d+|[^\d]+", text)]
+    return [(1, int(part), "") if part[0] in "0123456789" else (0, 0, part)
+            for part in re.findall(r"[0-9]+|[^0-9]+", text)]  # '²' is \d, not int()
 
 
 def installed_kernels(boot="/boot"):

@@ -100,9 +100,28 @@ def _type_name(value):
     return "other(%s)" % value
 
 
+def _typed(parse, what):
+    """``parse`` whose TypeError/ValueError (an agent sending a string or nothing where a
+    number is due) becomes an SnmpError naming the table."""
+    def guarded(table):
+        from osop_checks.sources import snmp
+
+        try:
+            return parse(table)
+        except (TypeError, ValueError) as exc:
+            raise snmp.SnmpError("the agent's %s holds a value of the wrong type (%s)" % (
+                what, exc)) from None
+    guarded.__doc__ = parse.__doc__
+    return guarded
+
+
 def parse_storage(table: Dict[tuple, dict]) -> List[Storage]:
     """hrStorageTable columns (snmp.table's shape) -> Storage rows in index order. A row that
     lacks a column (the storage vanished while we walked) is left out and logged."""
+    return _typed(_parse_storage, "hrStorageTable")(table)
+
+
+def _parse_storage(table):
     rows = []
     for index in sorted(table):
         cells = table[index]
@@ -133,6 +152,10 @@ def _kib(cells, low, high, plain):
 
 def parse_dsk(table: Dict[tuple, dict]) -> List[Dsk]:
     """dskTable columns -> Dsk rows (64-bit sizes where the agent has dskTotalHigh/Low)."""
+    return _typed(_parse_dsk, "dskTable")(table)
+
+
+def _parse_dsk(table):
     rows = []
     for index in sorted(table):
         cells = table[index]

@@ -567,6 +567,8 @@ def _describe(stage, exc):
         return ConnectionFailed(stage, "failed: %s" % reason)
     if isinstance(exc, ConnectionRefusedError):
         return ConnectionFailed(stage, "connection refused")
+    if isinstance(exc, UnicodeError):  # the idna codec refused the name: '..', a 64-char label
+        return ConnectionFailed(stage, "not a valid host name (%s)" % exc)
     if isinstance(exc, OSError):
         return ConnectionFailed(stage, (exc.strerror or str(exc) or type(exc).__name__).lower())
     raise exc

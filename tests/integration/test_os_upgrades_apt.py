@@ -64,14 +64,16 @@ def test_this_machine_same_counts_as_check_apt(ours, theirs):
     for _ in range(3):
         before = snapshot(watched)
         mine = run_plugin("check_os_upgrades", ["--no-cache", "--max-list-age", "0"] + ours)
-        result = subprocess.run([CHECK_APT] + theirs, capture_output=True, text=True,
-                                timeout=120)
+        # check_apt's own 10 s default is too short for a loaded 2-core machine
+        result = subprocess.run([CHECK_APT, "-t", "110"] + theirs, capture_output=True,
+                                text=True, timeout=120)
         apt_get = count(simulate(["apt-get"])) if not ours else None
         if snapshot(watched) == before:
             break
     assert snapshot(watched) == before, "the apt state kept changing during the test"
     assert mine.exitcode in (0, 1, 2), mine.output
     assert "Traceback" not in mine.output + mine.stderr
+    assert "|" in result.stdout, "check_apt gave no perfdata: %s" % result.stdout
     perf = dict(item.split("=", 1) for item in result.stdout.split("|", 1)[1].split())
     reference = (int(perf["available_upgrades"].split(";")[0]),
                  int(perf["critical_updates"].split(";")[0]))

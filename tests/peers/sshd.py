@@ -12,10 +12,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 
 import pytest
+
+from tests.peers.blackhole import BlackHole  # noqa: F401  (the copies tests import it here)
 
 SSHD = "/usr/sbin/sshd"
 ADDRESSES = ("127.0.0.1", "127.0.0.2")
@@ -148,38 +149,6 @@ class Sshd:
 
     def __exit__(self, *exc):
         self.stop()
-
-
-class BlackHole:
-    """A TCP listener on 127.0.0.1 that accepts every connection and never sends a byte:
-    a host that is up at the TCP level and hangs (an sshd stuck, a firewall that
-    accepts)."""
-
-    def __init__(self, address="127.0.0.1"):
-        self.sock = socket.socket()
-        self.sock.bind((address, 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.address = address
-        self.held = []
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _peer = self.sock.accept()
-            except OSError:
-                return
-            self.held.append(conn)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.sock.close()
-        for conn in self.held:
-            conn.close()
 
 
 @pytest.fixture(scope="session")

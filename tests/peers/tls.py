@@ -20,6 +20,8 @@ import warnings
 
 import pytest
 
+from tests.peers.blackhole import BlackHole
+
 DAY = datetime.timedelta(days=1)
 
 
@@ -198,19 +200,11 @@ class _Listener:
         except (OSError, ValueError):
             pass
         finally:
-            if not isinstance(self, BlackHole):
-                with contextlib.suppress(OSError):
-                    conn.close()
+            with contextlib.suppress(OSError):
+                conn.close()
 
     def handle(self, conn):
         raise NotImplementedError
-
-
-class BlackHole(_Listener):
-    """Accepts TCP connections and never says a word."""
-
-    def handle(self, conn):
-        self.stopped.wait()
 
 
 class PlainHTTP(_Listener):

@@ -1,0 +1,256 @@
+"""Least privilege: every check as the unprivileged nagios user, as Icinga and NRPE run it.
+
+The tests run as root; here each check also runs through `runuser -u nagios` against the very
+same inputs, and must give the same answer (exit code and status line, numbers aside), or,
+where nagios truly may not read the input, a clear UNKNOWN that names the missing permission
+(never a wrong answer such as "does not exist"). The one case that needs root has a shipped
+sudoers snippet (icinga2-conf/sudoers.d/osop-checks) that visudo accepts and that grants one
+fixed command line, nothing more.
+"""
+import importlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from tests.peers import ROOT, need, need_root, run_plugin
+
+USER = "nagios"
+SUDOERS = os.path.join(ROOT, "icinga2-conf", "sudoers.d", "osop-checks")
+FIXTURES = os.path.join(ROOT, "tests", "fixtures")
+
+
+def merged(check):
+    try:
+        importlib.import_module("osop_checks.checks." + check)
+        return True
+    except ImportError:
+        return False
+
+
+def normalised(line):
+    """The status line with its numbers (free space, ages that move on) taken out."""
+    return re.sub(r"\d+(\.\d+)?", "N", line.split(" | ", 1)[0])
+
+
+@pytest.fixture(scope="module")
+def world(tls_ca):
+    """Inputs readable by nagios, and the same kind of inputs readable by root alone, in a
+    directory nagios may enter (pytest's own tmp dirs are root's, mode 0700)."""
+    need_root()
+    need("runuser")
+    try:
+        subprocess.run(["id", USER], check=True, capture_output=True)
+    except subprocess.CalledProcessError:
+        pytest.skip("no %s user here" % USER)
+    probe = run_plugin("check_disk_partitions", ["-p", "/"], user=USER)
+    assert probe.exitcode != 126 and "Permission denied" not in probe.stderr, (
+        "nagios cannot run the venv's console scripts: make the checkout and .venv readable "
+        "(o+rX): " + probe.stderr)
+    base = tempfile.mkdtemp(prefix="osop-least-privilege-", dir="/tmp")
+    os.chmod(base, 0o755)
+    try:
+        yield _build(base, tls_ca)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _tree(path, mode=0o755):
+    os.makedirs(os.path.join(path, "daily", "2024-05-02"))
+    for i in range(5):
+        with open(os.path.join(path, "daily", "2024-05-02", "f%d" % i), "w") as handle:
+            handle.write("x" * i)
+    for top, dirs, files in os.walk(path):
+        os.chmod(top, 0o755)
+        for name in files:
+            os.chmod(os.path.join(top, name), 0o644)
+    os.chmod(path, mode)
+    return path
+
+
+def _build(base, tls_ca):
+    w = {"base": base}
+    w["tree"] = _tree(os.path.join(base, "backup"))
+    w["root_tree"] = _tree(os.path.join(base, "root-only-backup"), 0o700)
+    for name in ("copy1", "copy2", "copy3"):
+        shutil.copytree(w["tree"], os.path.join(base, name), copy_function=shutil.copy2)
+        w[name] = os.path.join(base, name)
+    w["root_copy"] = os.path.join(base, "root-only-copy")
+    shutil.copytree(w["tree"], w["root_copy"], copy_function=shutil.copy2)
+    os.chmod(w["root_copy"], 0o700)
+    issued = tls_ca.issue("least-privilege", days=30)
+    w["cert"] = os.path.join(base, "cert.pem")
+    shutil.copy(issued.chain_path, w["cert"])
+    os.chmod(w["cert"], 0o644)
+    w["root_cert"] = os.path.join(base, "root-only-cert.pem")
+    shutil.copy(issued.chain_path, w["root_cert"])
+    os.chmod(w["root_cert"], 0o600)
+    w["aptroot"] = os.path.join(base, "aptroot")
+    for part in ("etc/apt", "var/lib/apt/lists", "var/lib/dpkg"):
+        if os.path.isdir("/" + part):
+            shutil.copytree("/" + part, os.path.join(w["aptroot"], part), symlinks=True,
+                            ignore=shutil.ignore_patterns("lock*", "info", "partial",
+                                                          "auxfiles", "updates"))
+    subprocess.run(["chmod", "-R", "a+rX", w["aptroot"]], check=True)
+    w["systemctl"] = os.path.join(base, "systemctl")
+    with open(w["systemctl"], "w") as handle:
+        handle.write("#!/bin/sh\ncase \"$*\" in\n"
+                     "  *is-system-running*) cat %s/systemd/is-system-running_degraded_v252.txt"
+                     " ;;\n  *list-units*) cat %s/systemd/list-units_degraded_v252.json ;;\n"
+                     "  *show*) cat %s/systemd/show_cases_v252.txt ;;\n  *) exit 1 ;;\nesac\n"
+                     % (FIXTURES, FIXTURES, FIXTURES))
+    os.chmod(w["systemctl"], 0o755)
+    return w
+
+
+def same(check, argv):
+    return ("same", check, argv)
+
+
+def denied(check, argv):
+    return ("denied", check, argv)
+
+
+def cases():
+    """(expectation, check, argv builder); builders take the world."""
+    return [
+        same("disk_partitions", lambda w: ["-p", "/", "-p", w["tree"]]),
+        denied("disk_partitions", lambda w: ["-p", os.path.join(w["root_tree"], "daily")]),
+        same("tls_expiry", lambda w: ["--file", w["cert"]]),
+        denied("tls_expiry", lambda w: ["--file", w["root_cert"]]),
+        same("systemd_units", lambda w: ["--systemctl", w["systemctl"]]),
+        same("os_upgrades", lambda w: ["--root", w["aptroot"], "--no-cache",
+                                       "--max-list-age", "0"]),
+        same("backup_age", lambda w: ["-p", w["tree"], "-w", "1000d", "-c", "2000d"]),
+        denied("backup_age", lambda w: ["-p", w["root_tree"], "-w", "1000d", "-c", "2000d"]),
+        same("three_copies", lambda w: ["--source", w["tree"], "--copy", "a=" + w["copy1"],
+                                        "--copy", "b=" + w["copy2"], "--copy",
+                                        "c=" + w["copy3"], "--settle", "0"]),
+        denied("three_copies", lambda w: ["--source", w["tree"], "--copy", "a=" + w["copy1"],
+                                          "--copy", "b=" + w["copy2"], "--copy",
+                                          "c=" + w["root_copy"], "--settle", "0"]),
+    ]
+
+
+CASES = [pytest.param(c, id="%s %s #%d" % (c[1], c[0], i)) for i, c in enumerate(cases())]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_as_nagios(case, world):
+    expectation, check, build = case
+    if not merged(check):
+        pytest.skip("check_%s is not merged yet" % check)
+    argv = ["-t", "20"] + [str(a) for a in build(world)]
+    as_root = run_plugin("check_" + check, argv)
+    as_nagios = run_plugin("check_" + check, argv, user=USER,
+                           env={"HOME": "/var/lib/nagios", "XDG_CACHE_HOME": ""})
+    for outcome in (as_root, as_nagios):
+        assert "Traceback" not in outcome.output + outcome.stderr, outcome.output
+        assert outcome.exitcode in (0, 1, 2, 3), outcome.output + outcome.stderr
+    if expectation == "same":
+        assert as_nagios.exitcode == as_root.exitcode, (as_root.output, as_nagios.output)
+        assert normalised(as_nagios.status_line) == normalised(as_root.status_line), (
+            as_root.status_line, as_nagios.status_line)
+    else:
+        assert as_root.exitcode != 3, as_root.output  # root reads it: a real answer
+        assert as_nagios.exitcode in (2, 3), as_nagios.output
+        assert re.search(r"(?i)permission denied", as_nagios.status_line), as_nagios.output
+
+
+def test_dyndns_match_as_nagios(world, dns_site, http_echo):
+    """Real DNS (dnsmasq) and a real echo service; nagios keeps its state file where it may
+    write (not root's), and gets root's answer."""
+    if not merged("dyndns_match"):
+        pytest.skip("check_dyndns_match is not merged yet")
+    from tests.peers.dns import RESOLVER_ADDRESS
+
+    dns_site.set_records({"office.dyn.test": ["198.51.100.23"]})
+    echo = http_echo("198.51.100.23\n")
+    argv = ["-t", "10", "-H", "office.dyn.test",
+            "--server", "%s:%d" % (RESOLVER_ADDRESS, dns_site.port), "--ip-url", echo.url]
+    as_root = run_plugin("check_dyndns_match", argv)
+    as_nagios = run_plugin("check_dyndns_match", argv, user=USER,
+                           env={"HOME": "/var/lib/nagios", "XDG_CACHE_HOME": ""})
+    assert as_root.exitcode == 0, as_root.output
+    assert as_nagios.exitcode == 0, as_nagios.output + as_nagios.stderr
+    assert normalised(as_nagios.status_line) == normalised(as_root.status_line)
+
+
+def test_three_copies_over_ssh_as_nagios(world, sshd):
+    """With a key nagios may read, nagios gets root's answer over ssh; with root's key (mode
+    0600 in a 0700 directory) a clear UNKNOWN naming the file, not a host-key verdict."""
+    if not merged("three_copies"):
+        pytest.skip("check_three_copies is not merged yet")
+    import pwd
+
+    nagios = pwd.getpwnam(USER)
+    key = os.path.join(world["base"], "nagios_key")
+    shutil.copy(sshd.client_key, key)
+    os.chown(key, nagios.pw_uid, nagios.pw_gid)
+    os.chmod(key, 0o600)
+    known = os.path.join(world["base"], "known_hosts")
+    sshd.write_known_hosts(known)
+    os.chmod(known, 0o644)
+    copies = ["--source", world["tree"], "--copy",
+              "b=ssh://root@127.0.0.1%s" % world["copy2"], "--min-copies", "1",
+              "--settle", "0", "--ssh-port", str(sshd.port), "-t", "20"]
+    as_root = run_plugin("check_three_copies", copies + [
+        "--ssh-identity", key, "--ssh-known-hosts", known])
+    as_nagios = run_plugin("check_three_copies", copies + [
+        "--ssh-identity", key, "--ssh-known-hosts", known], user=USER)
+    assert as_root.exitcode == 0, as_root.output
+    assert as_nagios.exitcode == 0, as_nagios.output + as_nagios.stderr
+    assert normalised(as_nagios.status_line) == normalised(as_root.status_line)
+    denied = run_plugin("check_three_copies", copies + sshd.options(), user=USER)
+    assert denied.exitcode == 3, denied.output
+    assert re.search(r"(?i)cannot read .*permission denied", denied.status_line), denied.output
+
+
+# -- the sudoers snippet for the one check that needs root ---------------------------------
+
+def test_sudoers_snippet_is_accepted_by_visudo():
+    need("visudo")
+    done = subprocess.run(["visudo", "-cf", SUDOERS], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_sudoers_snippet_grants_fixed_command_lines_only():
+    """Only nagios, only as root, only our plugins, each with all its arguments written out
+    (a command without arguments would allow any), no wildcards, no shell escapes."""
+    aliases, rules = {}, []
+    with open(SUDOERS) as handle:
+        for line in handle:
+            line = line.split("#", 1)[0].strip()
+            if line.startswith("Cmnd_Alias"):
+                name, _, command = line[len("Cmnd_Alias"):].partition("=")
+                aliases[name.strip()] = command.strip()
+            elif line and not line.startswith("Defaults"):
+                rules.append(line)
+    assert aliases and rules
+    for name, command in aliases.items():
+        argv = command.split()
+        assert re.match(r"^/usr/lib/nagios/plugins/check_[a-z_]+$", argv[0]), command
+        assert len(argv) > 1, "%s allows any arguments" % name
+        assert not any(ch in command for ch in "*?[]\\,!\"'"), command
+    for rule in rules:
+        user, _, rest = rule.partition(" ")
+        assert user == USER, rule
+        assert re.match(r"^ALL = \(root\) NOPASSWD: [A-Z_, ]+$", rest.strip()), rule
+        granted = [a.strip() for a in rest.split(":", 1)[1].split(",")]
+        assert set(granted) <= set(aliases), rule
+
+
+def test_sudoers_grants_what_the_root_only_case_needs(world):
+    """The snippet's backup_age command is the same kind of command the denied case needs:
+    run it as root (what sudo would do) on a root-only tree, and nagios gets an answer."""
+    if not merged("backup_age"):
+        pytest.skip("check_backup_age is not merged yet")
+    with open(SUDOERS) as handle:
+        command = next(line.split("=", 1)[1].split() for line in handle
+                       if line.startswith("Cmnd_Alias OSOP_BACKUP_AGE"))
+    argv = [world["root_tree"] if a == "/srv/backup" else a for a in command[1:]]
+    outcome = run_plugin("check_backup_age", argv)
+    assert outcome.exitcode in (0, 1, 2), outcome.output

@@ -1,36 +1,89 @@
 """`make bench`: run every bench/bench_*.py and write bench/RESULTS.md.
 
 Each benchmark prints its own markdown section with medians and ratios measured in the same
-run; a benchmark that cannot run here (a missing peer) says so in its section.
+run; a benchmark that cannot run here (a missing peer, no root) says so in its section. The
+start-up and fleet sections come first, then one section per check. At the top, every sentence
+that states a target (met or MISSED) is gathered with a link to its section.
+
+    .venv/bin/python -m bench.run [name ...]   # only the benchmarks whose name contains one
 """
 import datetime
 import os
 import pkgutil
 import platform
+import re
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+FIRST = ["bench_startup", "bench_fleet"]
+
+
+def order(names):
+    return [n for n in FIRST if n in names] + sorted(n for n in names if n not in FIRST)
+
+
+def anchor(heading):
+    """GitHub's anchor for a markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return "#" + text.replace(" ", "-")
+
+
+def verdicts(body):
+    """(section heading, line) for each sentence of ``body`` (outside tables) that states a
+    target: its verdict (met / MISSED) or, when it gives none, the sentence flagged so."""
+    heading, found = None, []
+    for line in body.splitlines():
+        if line.startswith("## "):
+            heading = line[3:].strip()
+            continue
+        if line.startswith(("|", "#")) or not line.strip():
+            continue
+        has_verdict = re.search(r"\b(met|MISSED)\b", line)
+        if re.search(r"\btarget", line, re.I) and has_verdict:
+            found.append((heading, line.strip()))
+        elif re.search(r"\btarget\b", line, re.I) and re.search(r"\d", line):
+            found.append((heading, line.strip() + " *(no met/MISSED stated)*"))
+    return found
 
 
 def main(selected=()):
-    names = sorted(m.name for m in pkgutil.iter_modules([HERE]) if m.name.startswith("bench_"))
+    names = order([m.name for m in pkgutil.iter_modules([HERE])
+                   if m.name.startswith("bench_")])
     if selected:
         names = [n for n in names if any(s in n for s in selected)]
-    sections = []
+    sections, timings = [], []
     for name in names:
         print("running %s ..." % name, file=sys.stderr, flush=True)
-        proc = subprocess.run([sys.executable, "-m", "bench." + name], capture_output=True,
-                              text=True, cwd=os.path.dirname(HERE), timeout=3600)
-        body = proc.stdout.strip() or "## %s\n\n(no output)" % name
-        if proc.returncode != 0:
-            body += "\n\n%s did not finish: exit %d\n\n```\n%s\n```" % (
-                name, proc.returncode, proc.stderr.strip()[-2000:])
+        start = time.monotonic()
+        try:
+            proc = subprocess.run([sys.executable, "-m", "bench." + name], capture_output=True,
+                                  text=True, cwd=os.path.dirname(HERE), timeout=3600)
+            out, err, code = proc.stdout, proc.stderr, proc.returncode
+        except subprocess.TimeoutExpired as exc:
+            out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (
+                exc.stdout or "")
+            err, code = "timed out after %d s" % exc.timeout, "timeout"
+        timings.append((name, time.monotonic() - start))
+        body = out.strip() or "## %s\n\n(no output)" % name
+        if code != 0:
+            body += "\n\n%s did not finish: exit %s\n\n```\n%s\n```" % (
+                name, code, err.strip()[-2000:])
         sections.append(body)
-    header = ("# Benchmark results\n\nMeasured by `make bench` on %s (%s, %d cores, Python %s). "
-              "Every ratio compares commands measured in the same run; absolute times are for "
-              "orientation only.\n" % (datetime.date.today(), platform.machine(), os.cpu_count(),
-                                       platform.python_version()))
+    summary = []
+    for body in sections:
+        for heading, line in verdicts(body):
+            summary.append("- [%s](%s): %s" % (heading, anchor(heading or ""),
+                                                line.lstrip("-* ")))
+    header = ("# Benchmark results\n\nMeasured by `make bench` on %s (%s, %d cores, Python %s, "
+              "load average %s when it started). Every ratio compares commands measured in "
+              "the same run; absolute times are for orientation only. Benchmarks: %s.\n" % (
+                  datetime.date.today(), platform.machine(), os.cpu_count(),
+                  platform.python_version(), "%.1f" % os.getloadavg()[0],
+                  ", ".join("%s (%.0f s)" % (n, t) for n, t in timings)))
+    if summary:
+        header += "\n## Targets at a glance\n\n" + "\n".join(summary) + "\n"
     with open(os.path.join(HERE, "RESULTS.md"), "w") as out:
         out.write(header + "\n" + "\n\n".join(sections) + "\n")
     print(open(os.path.join(HERE, "RESULTS.md")).read())

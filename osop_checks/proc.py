@@ -8,7 +8,6 @@ import contextlib
 import logging
 import os
 import signal
-import subprocess
 
 import nagiosplugin
 
@@ -47,6 +46,8 @@ def _kill_group(process):
 
 
 def _spawn(argv, stdin, env):
+    import subprocess
+
     argv = [str(a) for a in argv]
     log.info("running: %s", " ".join(argv))
     try:
@@ -79,6 +80,10 @@ def run(argv, timeout=None, input=None, env=None, ok_codes=(0,)):
     ``timeout`` is capped by what is left of the check's ``--timeout``. An exit code outside
     ``ok_codes`` (None: any code) raises CommandError with the command's last stderr line.
     """
+    # subprocess is imported by the first command, not with this module: a run answered from
+    # a cache (check_os_upgrades' repeat run) starts no command and skips its import.
+    import subprocess
+
     limit = deadline.remaining(timeout)
     process = _spawn(argv, subprocess.PIPE if input is not None else subprocess.DEVNULL, env)
     name = os.path.basename(str(argv[0]))
@@ -109,6 +114,7 @@ def stream(argv, timeout=None, env=None, ok_codes=(0,)):
     to hold (a million-file listing). The process group is killed when the block is left
     early; on a normal end the exit code is checked as in ``run``. The time limit is enforced
     by killing the group from a timer, since reading a pipe line by line cannot time out."""
+    import subprocess
     import threading
 
     limit = deadline.remaining(timeout)

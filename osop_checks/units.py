@@ -27,15 +27,23 @@ class Quantity:
         self.base = base
         self.bare = bare
         self.examples = examples
-        # Longest suffix first, so "MiB" wins over "B" and "min" over "m".
-        self._pattern = re.compile(
-            r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(%s)?\s*$"
-            % "|".join(re.escape(u) for u in sorted(units, key=len, reverse=True) if u),
-            re.ASCII)
+        self._pattern = None
+
+    def _compiled(self):
+        # Compiled on first use, not at import: each pattern costs about a millisecond in a
+        # fresh interpreter, and a check run reads one or two of the five quantities.
+        if self._pattern is None:
+            # Longest suffix first, so "MiB" wins over "B" and "min" over "m".
+            self._pattern = re.compile(
+                r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(%s)?\s*$"
+                % "|".join(re.escape(u) for u in sorted(self.units, key=len, reverse=True)
+                           if u),
+                re.ASCII)
+        return self._pattern
 
     def parse(self, text):
         """Read ``text`` (``"26h"``, ``"10GiB"``, ``"7"``) into a float in the base unit."""
-        match = self._pattern.match(str(text))
+        match = self._compiled().match(str(text))
         if not match:
             raise UnitError("%r is not a %s (examples: %s)" % (text, self.name, self.examples))
         number, suffix = match.groups()

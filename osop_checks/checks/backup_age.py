@@ -4,12 +4,13 @@ arguments -> the backup (sources.tree: the newest entry of a tree, the newest da
 or a stamp file) and optionally a log's verdict -> metrics age/size/files -> contexts (age
 thresholds with clock-skew slack, minimum size and file count, empty is CRITICAL) -> summary.
 """
+from __future__ import annotations
+
 import argparse
 import dataclasses
 import datetime
 import os
 import time
-from typing import List, Optional
 
 import nagiosplugin
 from nagiosplugin import Critical, Ok, Unknown, Warn
@@ -144,14 +145,14 @@ def build_parser():
 class Backup:
     """What the check found, ready to judge."""
     mode: str
-    entry: Optional[tree.Entry] = None     # the newest backup (or the stamp), None: none found
+    entry: tree.Entry | None = None     # the newest backup (or the stamp), None: none found
     what: str = ""                         # what was looked for, in words
-    files: Optional[int] = None            # regular files of the newest backup (None: n/a)
-    bytes: Optional[int] = None
+    files: int | None = None            # regular files of the newest backup (None: n/a)
+    bytes: int | None = None
     single_file: bool = False              # the backup is one file (a dump)
-    notes: List[str] = dataclasses.field(default_factory=list)
-    verdict: Optional[tree.Verdict] = None
-    log: Optional[str] = None
+    notes: list[str] = dataclasses.field(default_factory=list)
+    verdict: tree.Verdict | None = None
+    log: str | None = None
 
 
 def check_options(args):

@@ -14,7 +14,7 @@ import nagiosplugin
 from nagiosplugin import Critical, Ok, Unknown, Warn
 
 from osop_checks import cli, runtime, text, units
-from osop_checks.sources import disks, snmp, snmp_storage
+from osop_checks.sources import disks, snmp
 
 NAME = "DISK_PARTITIONS"
 
@@ -87,6 +87,8 @@ def build_parser():
 
 
 def storage_type(text):
+    from osop_checks.sources import snmp_storage  # SNMP mode only: local starts stay cheap
+
     try:
         return snmp_storage.storage_type(text)
     except ValueError as exc:
@@ -239,6 +241,8 @@ def select_remote(partitions, args, host):
                     part.error = "the agent reports a size of 0 (nothing to measure)"
                 chosen.append(part)
     else:
+        from osop_checks.sources import snmp_storage
+
         types = args.storage_type or snmp_storage.DEFAULT_TYPES
         # A row of size 0 (no swap configured, an empty card reader) has nothing to judge.
         chosen = [p for p in partitions if p.fstype in types and p.size > 0]
@@ -407,9 +411,12 @@ def check_mode(args):
 
 def build_check(args, list_mounts=disks.list_mounts, usage=disks.usage,
                 fstab=disks.read_fstab, exists=os.path.exists,
-                fetch_remote=snmp_storage.fetch):
+                fetch_remote=None):
     if check_mode(args):
+        from osop_checks.sources import snmp_storage
+
         target = snmp.target_from_args(args)
+        fetch_remote = fetch_remote or snmp_storage.fetch
         partitions, missing = select_remote(fetch_remote(target), args, args.host)
         if not partitions and not missing:
             raise nagiosplugin.CheckError(

@@ -6,6 +6,8 @@ given server or the zone's authoritative servers) -> one Comparison per address 
 grace state (a nagiosplugin Cookie remembers since when a mismatch lasts) -> Match context
 (match OK, mismatch WARNING within --grace, CRITICAL after) -> summary.
 """
+from __future__ import annotations
+
 import argparse
 import dataclasses
 import ipaddress
@@ -14,7 +16,6 @@ import os
 import re
 import stat
 import time
-from typing import List, Optional
 
 import nagiosplugin
 from nagiosplugin import Critical, Ok, Unknown, Warn
@@ -207,11 +208,11 @@ class Comparison:
     family: int
     name: str
     answer: dns.Answer
-    public: List[str]
+    public: list[str]
     verdict: str
     reason: str = ""                    # for UNDECIDED: why, in words
     prefix: int = 128
-    age: Optional[float] = None
+    age: float | None = None
 
     @property
     def rdtype(self):

@@ -5,11 +5,12 @@ and every copy, merge them in one pass, sha256 a random sample) -> judge each co
 missing, differing, extra) -> count the good copies, a filesystem or host once -> the rules
 (at least --min-copies, at least one --offsite) -> status line, a row per copy, perfdata.
 """
+from __future__ import annotations
+
 import dataclasses
 import re
 import threading
 import time
-from typing import List, Optional
 
 import nagiosplugin
 from nagiosplugin import Critical, Ok, Unknown, Warn
@@ -147,16 +148,16 @@ class CopyState:
     """What the survey found for one copy (before judgement)."""
     name: str
     location: manifest.Location
-    probe: Optional[manifest.Probe] = None
-    unreachable: Optional[str] = None  # ssh's failure, in words
-    tally: Optional[manifest.Tally] = None
+    probe: manifest.Probe | None = None
+    unreachable: str | None = None  # ssh's failure, in words
+    tally: manifest.Tally | None = None
 
 
 @dataclasses.dataclass
 class Survey:
     source: manifest.Location
     source_probe: manifest.Probe
-    copies: List[CopyState]
+    copies: list[CopyState]
     now: float
     sampled: int = 0
 
@@ -314,10 +315,10 @@ class Judged:
     copy: CopyState
     offsite: bool
     state: nagiosplugin.state.ServiceState = Ok
-    reasons: List[str] = dataclasses.field(default_factory=list)
-    age: Optional[float] = None
+    reasons: list[str] = dataclasses.field(default_factory=list)
+    age: float | None = None
     age_from: str = ""
-    group: Optional[str] = None  # set when counted together with another copy
+    group: str | None = None  # set when counted together with another copy
     on_source: bool = False  # on the source's own filesystem: no copy at all
 
     @property
@@ -335,7 +336,7 @@ class Limits:
     missing: tuple
     differing: tuple
     extra: tuple
-    stamp: Optional[str] = None
+    stamp: str | None = None
 
 
 def limit_text(rng):

@@ -3,10 +3,12 @@
 Returns plain data only. The SNMP source (sources/snmp_storage) returns the same Partition
 type, so a check judges local and remote disks alike.
 """
+# Annotations stay unevaluated strings: importing typing would cost every plugin start ~2 ms.
+from __future__ import annotations
+
 import dataclasses
 import os
 import threading
-from typing import List, Optional
 
 from osop_checks import deadline
 
@@ -38,9 +40,9 @@ class Partition:
     size: int = 0
     used: int = 0
     free: int = 0
-    inodes_total: Optional[int] = None
-    inodes_free: Optional[int] = None
-    error: Optional[str] = None
+    inodes_total: int | None = None
+    inodes_free: int | None = None
+    error: str | None = None
 
     @property
     def free_percent(self):
@@ -54,7 +56,7 @@ class Partition:
         return 100.0 * self.inodes_free / self.inodes_total
 
 
-def list_mounts() -> List[Mount]:
+def list_mounts() -> list[Mount]:
     """Every mounted filesystem, virtual ones included, in mount-table order."""
     import psutil
 
@@ -87,7 +89,7 @@ def statvfs_usage(mount: Mount) -> Partition:
         inodes_free=st.f_favail if st.f_files else None)
 
 
-def usage(mounts: List[Mount], timeout=None) -> List[Partition]:
+def usage(mounts: list[Mount], timeout=None) -> list[Partition]:
     """statvfs for each mount, in a worker thread: a hung NFS mount cannot hang the check,
     it comes back as a Partition with an error instead."""
     results = {}

@@ -11,12 +11,13 @@ Every wait is bounded by ``deadline.remaining()``. dnspython (2.3, Debian 12) bu
 parses the messages and is imported inside the functions only; its dns.query and
 dns.resolver are not used (they load requests and urllib3 for DNS over HTTPS).
 """
+from __future__ import annotations
+
 import dataclasses
 import ipaddress
 import logging
 import socket
 import time
-from typing import List, Optional, Tuple
 
 from osop_checks import deadline
 
@@ -33,7 +34,7 @@ TIMEOUT, UNREACHABLE, GARBAGE, SERVFAIL, REFUSED, RCODE, LAME = (
     "timeout", "unreachable", "garbage", "servfail", "refused", "rcode", "lame")
 DEFINITIVE = frozenset((OK, NXDOMAIN, NODATA))
 
-Server = Tuple[str, int]
+Server = tuple[str, int]
 
 
 class DnsError(Exception):
@@ -55,12 +56,12 @@ class Answer:
     name: str
     rdtype: str
     kind: str
-    addresses: List[str] = dataclasses.field(default_factory=list)
+    addresses: list[str] = dataclasses.field(default_factory=list)
     server: str = ""
     seconds: float = 0.0
-    ttl: Optional[int] = None
+    ttl: int | None = None
     authoritative: bool = False
-    error: Optional[str] = None
+    error: str | None = None
 
     @property
     def definitive(self):
@@ -108,7 +109,7 @@ def _port(text, whole):
     return int(text)
 
 
-def system_servers(path="/etc/resolv.conf") -> List[Server]:
+def system_servers(path="/etc/resolv.conf") -> list[Server]:
     """The name servers the system resolver uses (port 53): the ``nameserver`` lines of
     resolv.conf, as the C library reads them (at most three; scoped link-local ones left
     out, they cannot be asked without their interface)."""
@@ -314,7 +315,7 @@ def _records(response, name, rdtype):
     return [], None, target.to_text()
 
 
-def lookup(name, rdtype, servers: List[Server], recursion=True, require_aa=False,
+def lookup(name, rdtype, servers: list[Server], recursion=True, require_aa=False,
            limit=None) -> Answer:
     """Look ``name`` up as ``rdtype`` at the servers (first that answers); never raises
     DnsError: a failure comes back as an Answer with its kind and error text."""
@@ -352,7 +353,7 @@ def _absolute(name):
     return name if name.endswith(".") else name + "."
 
 
-def find_zone(name, servers: List[Server]):
+def find_zone(name, servers: list[Server]):
     """The zone holding ``name``, by an SOA walk-up: ask SOA for the name; an SOA in the
     answer names the zone, one in the authority section (NODATA/NXDOMAIN) names its zone;
     otherwise try the parent."""
@@ -373,7 +374,7 @@ def find_zone(name, servers: List[Server]):
         current = current.parent()
 
 
-def authoritative_servers(zone, servers: List[Server], port=53):
+def authoritative_servers(zone, servers: list[Server], port=53):
     """The zone's name servers as [(ns name, (ip, port))], their addresses resolved through
     ``servers``; an NS whose addresses cannot be found is left out (and logged)."""
     import dns.rdatatype
@@ -400,14 +401,14 @@ def authoritative_servers(zone, servers: List[Server], port=53):
 @dataclasses.dataclass
 class Resolution:
     """Answers for the requested types, and how the servers asked were found."""
-    answers: List[Answer]
+    answers: list[Answer]
     via: str                       # "system resolver (10.0.0.53)", "server 192.0.2.1:5353" ...
-    zone: Optional[str] = None
-    discovery_seconds: Optional[float] = None
-    error: Optional[str] = None    # set when no lookup could be made at all
+    zone: str | None = None
+    discovery_seconds: float | None = None
+    error: str | None = None    # set when no lookup could be made at all
 
 
-def resolve(name, rdtypes=("A",), server: Optional[Server] = None, authoritative=False,
+def resolve(name, rdtypes=("A",), server: Server | None = None, authoritative=False,
             auth_port=53, resolv_conf="/etc/resolv.conf") -> Resolution:
     """Look ``name`` up for each of ``rdtypes`` (``"A"``, ``"AAAA"``).
 

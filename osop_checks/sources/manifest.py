@@ -12,12 +12,13 @@ A record (one line) of a copy:   TYPE \\t SIZE \\t MTIME \\t PATH
 A record of the source adds its ctime in front: CTIME \\t TYPE \\t SIZE \\t MTIME \\t PATH
 (directories print size 0: their size depends on the filesystem, not on what they hold).
 """
+from __future__ import annotations
+
 import dataclasses
 import os
 import random
 import re
 import time
-from typing import Optional
 
 from osop_checks import proc
 from osop_checks.sources import ssh
@@ -62,9 +63,9 @@ class LocationError(ValueError):
 class Location:
     """A directory tree: a local ``path``, or ``path`` on ``host`` over ssh."""
     path: str
-    host: Optional[str] = None
-    user: Optional[str] = None
-    port: Optional[int] = None
+    host: str | None = None
+    user: str | None = None
+    port: int | None = None
 
     @property
     def remote(self):
@@ -116,8 +117,8 @@ class Probe:
     """What a first look at a tree found: ``state`` ok | missing | notdir | unreadable;
     the filesystem (device number) it is on, and the stamp file's mtime if asked for."""
     state: str
-    device: Optional[int] = None
-    stamp_mtime: Optional[float] = None
+    device: int | None = None
+    stamp_mtime: float | None = None
 
 
 def parse_probe(line):
@@ -188,7 +189,7 @@ class Entry:
     kind: str
     size: int
     mtime: float
-    ctime: Optional[float] = None
+    ctime: float | None = None
 
     @property
     def key(self):
@@ -225,7 +226,7 @@ class Tally:
     extra: int = 0
     differing: int = 0
     settling: int = 0
-    oldest_change: Optional[float] = None
+    oldest_change: float | None = None
     examples: dict = dataclasses.field(default_factory=lambda: {
         "missing": [], "extra": [], "differing": []})
     sampled_bad: set = dataclasses.field(default_factory=set)

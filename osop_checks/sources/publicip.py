@@ -6,11 +6,12 @@ it allowed, nothing else; an HTML page (a captive portal, an error page) or othe
 rejected with a message that says what came instead. Every source returns a ``Reading``; a
 source that fails returns one with ``error`` set, it never raises.
 """
+from __future__ import annotations
+
 import dataclasses
 import ipaddress
 import logging
 import time
-from typing import List, Optional
 
 from osop_checks import __version__, deadline, text
 
@@ -31,9 +32,9 @@ class Reading:
     """What one source says the public address is (usually one address, an interface may
     have several), or why it could not say."""
     source: str
-    addresses: List[str] = dataclasses.field(default_factory=list)
+    addresses: list[str] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
-    error: Optional[str] = None
+    error: str | None = None
 
 
 def parse_echo(body) -> str:
@@ -138,7 +139,7 @@ def _reason(exc):
 
 # -- local interfaces -----------------------------------------------------------------------
 
-def global_addresses(entries) -> List[str]:
+def global_addresses(entries) -> list[str]:
     """The addresses among ``entries`` (psutil snicaddr-like objects with .family and
     .address) that can be a public address: not loopback, link-local, multicast, unspecified
     or IPv6 unique-local (fc00::/7)."""

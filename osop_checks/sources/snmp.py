@@ -22,10 +22,11 @@ Checks offer the same options through ``add_arguments(parser)`` and ``target_fro
 Secrets (community, v3 keys) come from a file or the environment (argv works but shows in
 ``ps``); they are never logged, not even at -vvv.
 """
+from __future__ import annotations
+
 import dataclasses
 import logging
 import os
-from typing import Optional
 
 import nagiosplugin
 
@@ -73,12 +74,12 @@ class Target:
     host: str
     port: int = DEFAULT_PORT
     version: str = "2c"
-    community: Optional[str] = dataclasses.field(default=None, repr=False)
-    user: Optional[str] = None
-    auth_proto: Optional[str] = None
-    auth_key: Optional[str] = dataclasses.field(default=None, repr=False)
-    priv_proto: Optional[str] = None
-    priv_key: Optional[str] = dataclasses.field(default=None, repr=False)
+    community: str | None = dataclasses.field(default=None, repr=False)
+    user: str | None = None
+    auth_proto: str | None = None
+    auth_key: str | None = dataclasses.field(default=None, repr=False)
+    priv_proto: str | None = None
+    priv_key: str | None = dataclasses.field(default=None, repr=False)
     timeout: float = DEFAULT_TIMEOUT
     retries: int = DEFAULT_RETRIES
 

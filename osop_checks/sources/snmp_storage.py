@@ -12,9 +12,10 @@ What each number is, so local and remote readings agree with ``df -B1``:
 Pure parsing (``parse_storage``, ``parse_dsk``, ``partitions``) is separate from the walking
 (``fetch``) so tests feed it recorded walks.
 """
+from __future__ import annotations
+
 import dataclasses
 import logging
-from typing import Dict, List, Optional
 
 from osop_checks.sources import disks
 
@@ -68,15 +69,15 @@ class Dsk:
     index: int
     path: str
     device: str
-    total: Optional[int]
-    avail: Optional[int]
-    inodes_used_percent: Optional[int]
+    total: int | None
+    avail: int | None
+    inodes_used_percent: int | None
 
 
 @dataclasses.dataclass
 class RemotePartition(disks.Partition):
     """A disks.Partition read over SNMP. Inodes are percentages (total 100) unless exact."""
-    storage_index: Optional[int] = None
+    storage_index: int | None = None
     inodes_exact: bool = False
 
 
@@ -115,7 +116,7 @@ def _typed(parse, what):
     return guarded
 
 
-def parse_storage(table: Dict[tuple, dict]) -> List[Storage]:
+def parse_storage(table: dict[tuple, dict]) -> list[Storage]:
     """hrStorageTable columns (snmp.table's shape) -> Storage rows in index order. A row that
     lacks a column (the storage vanished while we walked) is left out and logged."""
     return _typed(_parse_storage, "hrStorageTable")(table)
@@ -150,7 +151,7 @@ def _kib(cells, low, high, plain):
     return None
 
 
-def parse_dsk(table: Dict[tuple, dict]) -> List[Dsk]:
+def parse_dsk(table: dict[tuple, dict]) -> list[Dsk]:
     """dskTable columns -> Dsk rows (64-bit sizes where the agent has dskTotalHigh/Low)."""
     return _typed(_parse_dsk, "dskTable")(table)
 
@@ -172,7 +173,7 @@ def _parse_dsk(table):
     return rows
 
 
-def partitions(storages: List[Storage], dsks: List[Dsk]) -> List[RemotePartition]:
+def partitions(storages: list[Storage], dsks: list[Dsk]) -> list[RemotePartition]:
     """Join hrStorage rows with dskTable rows by mount point (hrStorageDescr == dskPath)."""
     by_path = {}
     for dsk in dsks:
@@ -196,7 +197,7 @@ def partitions(storages: List[Storage], dsks: List[Dsk]) -> List[RemotePartition
     return result
 
 
-def fetch(target, with_dsk=True) -> List[RemotePartition]:
+def fetch(target, with_dsk=True) -> list[RemotePartition]:
     """Walk hrStorageTable (and dskTable) on ``target`` (an snmp.Target): every storage row of
     every type, as RemotePartitions; the check selects."""
     from osop_checks.sources import snmp

@@ -9,11 +9,12 @@ argument is quoted with ``shlex.quote``.
 A failure of ssh itself (exit code 255) is told in words: host key mismatch, host key not
 known, permission denied (publickey), connection refused, timeout, unknown host, unreachable.
 """
+from __future__ import annotations
+
 import contextlib
 import dataclasses
 import re
 import shlex
-from typing import Optional
 
 from osop_checks import deadline, proc
 
@@ -24,10 +25,10 @@ SSH_FAILED = 255
 @dataclasses.dataclass(frozen=True)
 class Options:
     """How to reach hosts: port, identity (private key), known_hosts file, default user."""
-    port: Optional[int] = None
-    identity: Optional[str] = None
-    known_hosts: Optional[str] = None
-    user: Optional[str] = None
+    port: int | None = None
+    identity: str | None = None
+    known_hosts: str | None = None
+    user: str | None = None
     connect_timeout: float = 10.0
 
 

@@ -9,11 +9,12 @@ changed") instead of being guessed at.
 systemctl runs with TZ=UTC, so the timestamps it prints are read without guessing a zone.
 The parse functions are pure and return dataclasses; ``gather`` is the only I/O.
 """
+from __future__ import annotations
+
 import dataclasses
 import json
 import re
 import shlex
-from typing import Dict, List, Optional, Sequence
 
 import nagiosplugin
 
@@ -69,8 +70,8 @@ class Timer:
     """One row of ``systemctl list-timers --all``; times are Unix seconds, None for never."""
     name: str
     activates: str
-    last: Optional[float] = None
-    next: Optional[float] = None
+    last: float | None = None
+    next: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,11 +84,11 @@ class Properties:
     type: str = ""
     result: str = ""
     condition_result: str = ""
-    condition_time: Optional[float] = None
-    active_enter: Optional[float] = None
-    exit_time: Optional[float] = None
-    exit_status: Optional[int] = None
-    last_trigger: Optional[float] = None
+    condition_time: float | None = None
+    active_enter: float | None = None
+    exit_time: float | None = None
+    exit_status: int | None = None
+    last_trigger: float | None = None
     triggers: str = ""
     description: str = ""
 
@@ -107,9 +108,9 @@ class Properties:
 class Snapshot:
     """Everything one check run learned from systemctl."""
     state: str
-    units: List[Unit]
-    timers: Optional[List[Timer]]  # None: not asked
-    properties: Dict[str, Properties]
+    units: list[Unit]
+    timers: list[Timer] | None  # None: not asked
+    properties: dict[str, Properties]
     layout: str  # "json" or "table"
 
 
@@ -126,7 +127,7 @@ def _json_list(text, command):
     return rows
 
 
-def parse_units_json(text) -> List[Unit]:
+def parse_units_json(text) -> list[Unit]:
     """``list-units --all --output=json``: a list of {unit, load, active, sub, description}."""
     rows = _json_list(text, "list-units")
     units = []
@@ -139,7 +140,7 @@ def parse_units_json(text) -> List[Unit]:
     return units
 
 
-def parse_units_table(text) -> List[Unit]:
+def parse_units_table(text) -> list[Unit]:
     """``list-units --all --plain`` (legend included): the header must read
     UNIT LOAD ACTIVE SUB [JOB] DESCRIPTION (JOB appears while jobs are queued, e.g. during
     boot); rows end at the first blank line."""
@@ -191,7 +192,7 @@ def _usec(value):
             from None
 
 
-def parse_timers_json(text) -> List[Timer]:
+def parse_timers_json(text) -> list[Timer]:
     """``list-timers --all --output=json``: next/last in microseconds, 0 or null for never."""
     rows = _json_list(text, "list-timers")
     timers = []
@@ -204,7 +205,7 @@ def parse_timers_json(text) -> List[Timer]:
     return timers
 
 
-def parse_timers_table(text) -> List[Timer]:
+def parse_timers_table(text) -> list[Timer]:
     """``list-timers --all``: columns are cut at the header's word positions (the dates hold
     spaces); the header must read NEXT LEFT LAST PASSED UNIT ACTIVATES."""
     lines = text.splitlines()
@@ -252,7 +253,7 @@ def utc_seconds(year, month, day, hour=0, minute=0, second=0):
     return days * 86400 + hour * 3600 + minute * 60 + second
 
 
-def parse_timestamp(text) -> Optional[float]:
+def parse_timestamp(text) -> float | None:
     """A systemd timestamp ('Thu 2026-11-26 10:57:27 UTC', '@1700000000') as Unix seconds;
     None for '', '-' and 'n/a' (never). Only UTC is read: systemctl runs with TZ=UTC."""
     text = str(text).strip()
@@ -277,7 +278,7 @@ def parse_timestamp(text) -> Optional[float]:
         raise LayoutError("timestamp not understood", text) from None
 
 
-def parse_show(text) -> List[Properties]:
+def parse_show(text) -> list[Properties]:
     """``show -p ...`` for several units: blocks of Key=value separated by blank lines, in
     the order the units were named."""
     blocks, current = [], {}
@@ -326,7 +327,7 @@ def is_json(text):
 
 # -- running systemctl ----------------------------------------------------------------------
 
-def split_command(command) -> List[str]:
+def split_command(command) -> list[str]:
     """The --systemctl value as an argv prefix (shell-like quoting, never a shell)."""
     if not isinstance(command, str):
         return [str(c) for c in command]
@@ -402,7 +403,7 @@ def system_state(systemctl):
     return parse_state(done.stdout)
 
 
-def show(systemctl, names: Sequence[str]) -> Dict[str, Properties]:
+def show(systemctl, names: list[str]) -> dict[str, Properties]:
     """Properties of ``names``, keyed by the names as given (systemctl may add .service)."""
     names = list(dict.fromkeys(names))
     if not names:

@@ -6,6 +6,8 @@ by ``deadline.remaining()``), ``fetch_all`` runs it for many endpoints in thread
 (``ssl``); certificates are read with ``cryptography``, imported inside the functions that need
 it so that loading this module stays cheap.
 """
+from __future__ import annotations
+
 import dataclasses
 import datetime
 import functools
@@ -16,7 +18,6 @@ import socket
 import struct
 import threading
 import warnings
-from typing import List, Optional
 
 from osop_checks import deadline, text
 
@@ -56,11 +57,11 @@ class Certificate:
     serial: str
     not_before: datetime.datetime
     not_after: datetime.datetime
-    dns_names: List[str]
-    ip_addresses: List[str]
+    dns_names: list[str]
+    ip_addresses: list[str]
     key_type: str
     key_bits: int
-    signature_hash: Optional[str]
+    signature_hash: str | None
     is_ca: bool
     fingerprint: str
     der: bytes = dataclasses.field(repr=False, default=b"")
@@ -84,8 +85,8 @@ class Endpoint:
     """Where to connect: ``sni`` is the name sent and matched (defaults to ``host``)."""
     host: str
     port: int
-    starttls: Optional[str] = None
-    sni: Optional[str] = None
+    starttls: str | None = None
+    sni: str | None = None
     family: int = 0
 
     @property
@@ -105,7 +106,7 @@ class Endpoint:
 class Trust:
     """OpenSSL's verdict on the presented chain (validity dates left out: the check judges
     those). ``problem`` is None, 'self-signed', 'untrusted' or 'incomplete'."""
-    problem: Optional[str] = None
+    problem: str | None = None
     reason: str = ""
 
 
@@ -113,13 +114,13 @@ class Trust:
 class Presented:
     """What one endpoint presented."""
     endpoint: Endpoint
-    chain: List[Certificate]
+    chain: list[Certificate]
     address: str = ""
     version: str = ""
     cipher: str = ""
     trust: Trust = dataclasses.field(default_factory=Trust)
-    name_matches: Optional[bool] = None
-    older_versions: List[str] = dataclasses.field(default_factory=list)
+    name_matches: bool | None = None
+    older_versions: list[str] = dataclasses.field(default_factory=list)
 
 
 class ConnectionFailed(Exception):
@@ -136,9 +137,9 @@ class Attempt:
     """One endpoint's run: the stage it is in while running, then a result or an error."""
     endpoint: Endpoint
     stage: str = "starting"
-    presented: Optional[Presented] = None
-    error: Optional[ConnectionFailed] = None
-    crash: Optional[BaseException] = None
+    presented: Presented | None = None
+    error: ConnectionFailed | None = None
+    crash: BaseException | None = None
 
 
 # -- certificates -------------------------------------------------------------------------

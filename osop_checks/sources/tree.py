@@ -11,6 +11,8 @@ faster (every stat hands the GIL over and back); separate processes do, so the w
 few workers that take subtrees from a shared pipe, each stat'ing its files relative to an
 open directory (``fstatat``: no path lookup from the root for every file).
 """
+from __future__ import annotations
+
 import dataclasses
 import datetime
 import errno
@@ -23,7 +25,6 @@ import signal
 import stat
 import struct
 import time
-from typing import List, Optional
 
 from osop_checks import deadline
 
@@ -52,12 +53,12 @@ class Entry:
 @dataclasses.dataclass
 class Scan:
     """What a walk found: the newest matching entry, and the regular files it counted."""
-    newest: Optional[Entry] = None
+    newest: Entry | None = None
     files: int = 0
     bytes: int = 0
     dirs: int = 0
     error_count: int = 0
-    errors: List[str] = dataclasses.field(default_factory=list)
+    errors: list[str] = dataclasses.field(default_factory=list)
     workers: int = 1
 
     def merge(self, other):

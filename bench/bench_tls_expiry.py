@@ -82,9 +82,11 @@ def main():
     print()
     for other in ("check_ssl_cert", "check_http -S -C 30,14"):
         if other in one:
+            factor = one[other]["median"] / ours
             print("- %s takes %.1fx the time of check_tls_expiry%s." % (
-                other, one[other]["median"] / ours,
-                " (target: at least 5x)" if other == "check_ssl_cert" else ""))
+                other, factor, (" (target: at least 5x): %s" % ("met" if factor >= 5 else
+                                                                "MISSED"))
+                if other == "check_ssl_cert" else ""))
     costs = import_costs()
     start = one["check_tls_expiry --version (start-up only)"]["median"]
     print("- Of check_tls_expiry's %.0f ms, start-up (interpreter, nagiosplugin, the check "

@@ -14,12 +14,12 @@ import os
 import socket
 import ssl
 import struct
-import threading
 import time
 import warnings
 
 import pytest
 
+from tests.peers import blackhole
 from tests.peers.blackhole import BlackHole
 
 DAY = datetime.timedelta(days=1)
@@ -154,44 +154,9 @@ class TestCA:
 
 # -- servers ------------------------------------------------------------------------------
 
-class _Listener:
-    """A loopback listener on an ephemeral port, each connection handled in a thread."""
-
-    def __init__(self, host="127.0.0.1"):
-        self.host = host
-        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.stopped = threading.Event()
-        self.connections = []
-        self.thread = threading.Thread(target=self._serve, daemon=True,
-                                       name="%s:%d" % (type(self).__name__, self.port))
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stopped.set()
-        self.thread.join(2)
-        self.sock.close()
-        for conn in self.connections:
-            with contextlib.suppress(OSError):
-                conn.close()
-
-    def _serve(self):
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.connections.append(conn)
-            threading.Thread(target=self._guarded, args=(conn,), daemon=True).start()
+class _Listener(blackhole._Peer):
+    """A loopback listener on an ephemeral port (the black hole's base), each connection
+    handled in a thread and closed when its handler is done."""
 
     def _guarded(self, conn):
         try:
@@ -202,9 +167,6 @@ class _Listener:
         finally:
             with contextlib.suppress(OSError):
                 conn.close()
-
-    def handle(self, conn):
-        raise NotImplementedError
 
 
 class PlainHTTP(_Listener):

@@ -8,6 +8,16 @@ from tests import peers
 
 _FIXTURE_TYPE = type(pytest.fixture(lambda: None))
 
+
+@pytest.fixture(autouse=True)
+def _no_leftover_deadline():
+    """A source called directly in a test must not inherit the budget of an earlier run."""
+    from osop_checks import deadline
+
+    deadline.start(None)
+    yield
+    deadline.start(None)
+
 for _info in pkgutil.iter_modules(peers.__path__):
     _module = importlib.import_module("tests.peers." + _info.name)
     for _name, _value in vars(_module).items():

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from hypothesis import given, strategies as st
 
-from osop_checks import deadline, runtime
+from osop_checks import runtime
 from osop_checks.checks import dyndns_match as check
 from osop_checks.sources import dns, publicip
 from tests.peers import run_plugin
@@ -20,13 +20,6 @@ from tests.peers import run_plugin
 NAME = "office.dyn.test"
 
 
-@pytest.fixture(autouse=True)
-def _no_leftover_deadline():
-    """runtime.execute leaves its deadline set; a source called directly after an in-process
-    run must not inherit an expired one."""
-    deadline.start(None)
-    yield
-    deadline.start(None)
 
 
 def answer(rdtype="A", *addresses, kind=dns.OK, error=None, seconds=0.004):

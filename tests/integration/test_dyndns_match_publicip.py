@@ -5,7 +5,6 @@ import time
 
 import pytest
 
-from osop_checks import deadline
 from osop_checks.checks import dyndns_match
 from osop_checks.sources import publicip
 from tests.peers import run_inprocess, run_plugin
@@ -14,13 +13,6 @@ from tests.peers.dns import closed_port
 pytestmark = pytest.mark.peer
 
 
-@pytest.fixture(autouse=True)
-def _no_leftover_deadline():
-    """runtime.execute leaves its deadline set; a source called directly after an in-process
-    run must not inherit an expired one."""
-    deadline.start(None)
-    yield
-    deadline.start(None)
 
 NAME = "office.dyn.test"
 PUBLIC4 = "198.51.100.23"

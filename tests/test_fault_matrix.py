@@ -252,6 +252,8 @@ def test_garbage_gives_one_clean_line(name, option, value, tmp_path, monkeypatch
         expect_usage_error = dict((tuple(e), u) for e, u in EXTRA)[tuple(value)]
     outcome, elapsed = run(module, argv)
     assert_clean(module, outcome, elapsed)
+    # read-only, whatever it is given: no garbage path becomes a file or a directory
+    assert os.listdir(tmp_path) == [], os.listdir(tmp_path)
     if "(see --help)" in outcome.status_line:
         assert outcome.exitcode == 3
         assert outcome.output.count("\n") == 1, outcome.output  # a usage error is one line

@@ -58,19 +58,24 @@ class Parser(argparse.ArgumentParser):
         sys.stdout.flush()
         sys.exit(UNKNOWN if status == 0 else status)
 
-    def add_thresholds(self, quantity, lower_bound=False, what="", warning=None, critical=None,
-                       short=("-w", "-c"), long=("--warning", "--critical")):
-        """Add the warning/critical pair for one quantity; defaults are range texts."""
-        direction = ("alert below this (bare value N means N:)" if lower_bound
-                     else "alert above this (Nagios range)")
-        for flag, name, default in ((short[0], long[0], warning), (short[1], long[1], critical)):
-            self.add_argument(
-                flag, name, type=range_type(quantity, lower_bound), default=(
-                    range_type(quantity, lower_bound)(default) if default is not None else None),
-                metavar="RANGE",
-                help="%s %s threshold, %s; units: %s%s" % (
-                    name.strip("-"), what, direction, quantity.examples,
-                    "" if default is None else " (default: %s)" % default))
+    def add_thresholds(self, quantity, warning=None, critical=None, lower_bound=False,
+                       what="", metavar="RANGE", help=None, group=None):
+        """Add -w/--warning and -c/--critical for one quantity to ``group`` (default: the
+        parser); ``warning``/``critical`` are default range texts, ``help`` a pair of help
+        texts (default: generated from ``what`` and the quantity's units)."""
+        parse = range_type(quantity, lower_bound)
+        if help is None:
+            direction = ("alert below this (bare value N means N:)" if lower_bound
+                         else "alert above this (Nagios range)")
+            help = ["%s %s threshold, %s; units: %s%s" % (
+                name, what, direction, quantity.examples,
+                "" if default is None else " (default: %s)" % default)
+                for name, default in (("warning", warning), ("critical", critical))]
+        for flags, default, text in ((("-w", "--warning"), warning, help[0]),
+                                     (("-c", "--critical"), critical, help[1])):
+            (group or self).add_argument(
+                *flags, type=parse, default=None if default is None else parse(default),
+                metavar=metavar, help=text)
 
 
 def oneline(text):

@@ -118,13 +118,10 @@ def build_parser():
                           "counts, and any error in it fails it (default: the last success "
                           "or error line in the log decides)")
     thr = parser.add_argument_group("thresholds")
-    thr.add_argument("-w", "--warning", type=cli.range_type(units.DURATION),
-                     default=cli.range_type(units.DURATION)("26h"), metavar="AGE",
-                     help="warn when the newest backup is older than this (Nagios range of "
-                          "durations: 26h, 2d, 90m; default: 26h)")
-    thr.add_argument("-c", "--critical", type=cli.range_type(units.DURATION),
-                     default=cli.range_type(units.DURATION)("50h"), metavar="AGE",
-                     help="critical when older than this (default: 50h)")
+    parser.add_thresholds(
+        units.DURATION, "26h", "50h", metavar="AGE", group=thr, help=(
+            "warn when the newest backup is older than this (Nagios range of durations: 26h, "
+            "2d, 90m; default: 26h)", "critical when older than this (default: 50h)"))
     thr.add_argument("--min-size", type=cli.quantity_type(units.SIZE, minimum=0),
                      metavar="SIZE",
                      help="critical when the newest backup is smaller (512MiB, 10GB, 4096); "

@@ -84,13 +84,10 @@ def build_parser():
                            "each copy's (catches a change that kept size and mtime; "
                            "default: 0, off)")
     thr = parser.add_argument_group("thresholds (per copy)")
-    thr.add_argument("-w", "--warning", type=cli.range_type(units.DURATION),
-                     default=cli.range_type(units.DURATION)("26h"), metavar="AGE",
-                     help="warn when a copy is older than this (Nagios range; units: "
-                          "%s; default: 26h)" % units.DURATION.examples)
-    thr.add_argument("-c", "--critical", type=cli.range_type(units.DURATION),
-                     default=cli.range_type(units.DURATION)("50h"), metavar="AGE",
-                     help="a copy older than this is not ok (default: 50h)")
+    parser.add_thresholds(
+        units.DURATION, "26h", "50h", metavar="AGE", group=thr, help=(
+            "warn when a copy is older than this (Nagios range; units: %s; default: 26h)"
+            % units.DURATION.examples, "a copy older than this is not ok (default: 50h)"))
     counted = {"missing": "source entries a copy lacks",
                "differing": "entries whose type, size, mtime or (sampled) content differ",
                "extra": "entries only in the copy"}

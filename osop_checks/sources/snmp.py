@@ -285,18 +285,29 @@ async def _transport(target, api):
         raise SnmpError("cannot resolve the SNMP host %s: %s" % (target.host, reason)) from None
 
 
-async def _walk(session, target, root):
+async def _request(session, target, oids, repetitions=None):
+    """One GET (or a GETBULK with ``repetitions``) for ``oids``: the varbinds, or an
+    SnmpError that says in words what went wrong."""
     api, engine, auth, transport, context = await session.parts(target)
+    objects = [api.ObjectType(api.ObjectIdentity(o)) for o in oids]
+    if repetitions is None:
+        reply = await api.get_cmd(engine, auth, transport, context, *objects, lookupMib=False)
+    else:
+        reply = await api.bulk_cmd(engine, auth, transport, context, 0, repetitions, *objects,
+                                   lookupMib=False)
+    indication, status, index, varbinds = reply
+    if indication:
+        raise SnmpError(_explain(indication, target, target.timeout))
+    if status:
+        raise _status_error(status, index, varbinds, target)
+    return varbinds
+
+
+async def _walk(session, target, root):
     rows = []
     current = root
     while True:
-        indication, status, index, varbinds = await api.bulk_cmd(
-            engine, auth, transport, context, 0, MAX_REPETITIONS,
-            api.ObjectType(api.ObjectIdentity(current)), lookupMib=False)
-        if indication:
-            raise SnmpError(_explain(indication, target, target.timeout))
-        if status:
-            raise _status_error(status, index, varbinds, target)
+        varbinds = await _request(session, target, [current], MAX_REPETITIONS)
         if not varbinds:
             break
         done = False
@@ -318,20 +329,12 @@ async def _walk(session, target, root):
 async def _table(session, target, entry, columns):
     """Walk several columns of one table side by side: one GETBULK carries a varbind per
     column still going, so a table of N rows costs about N / repetitions round trips."""
-    api, engine, auth, transport, context = await session.parts(target)
     table = {}
     cursors = {c: entry + (c,) for c in columns}
     active = list(columns)
     while active:
         repetitions = max(2, TABLE_VALUES // len(active))
-        indication, status, index, varbinds = await api.bulk_cmd(
-            engine, auth, transport, context, 0, repetitions,
-            *[api.ObjectType(api.ObjectIdentity(cursors[c])) for c in active],
-            lookupMib=False)
-        if indication:
-            raise SnmpError(_explain(indication, target, target.timeout))
-        if status:
-            raise _status_error(status, index, varbinds, target)
+        varbinds = await _request(session, target, [cursors[c] for c in active], repetitions)
         if not varbinds:
             break
         finished = set()
@@ -353,15 +356,7 @@ async def _table(session, target, entry, columns):
 
 
 async def _get(session, target, oids):
-    api, engine, auth, transport, context = await session.parts(target)
-    indication, status, index, varbinds = await api.get_cmd(
-        engine, auth, transport, context,
-        *[api.ObjectType(api.ObjectIdentity(o)) for o in oids], lookupMib=False)
-    if indication:
-        raise SnmpError(_explain(indication, target, target.timeout))
-    if status:
-        raise _status_error(status, index, varbinds, target)
-    return [_plain(value) for _, value in varbinds]
+    return [_plain(value) for _, value in await _request(session, target, oids)]
 
 
 def _cryptography_compat():

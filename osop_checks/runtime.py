@@ -87,7 +87,6 @@ def execute(name, build_parser, build_check, argv=None):
     deadline.start(args.timeout)
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, args.timeout)
-    lines = []
     try:
         check = build_check(args)
         check.name = name

@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: deps venv test demo bench icinga2-validate lint clean
+.PHONY: deps venv test demo bench icinga2-validate lint man deb clean
 
 deps:
 	@bash .ci/install-system-packages
@@ -20,8 +20,10 @@ $(STAMP): setup.cfg pyproject.toml
 
 venv: $(STAMP)
 
+# Two workers, a test file on one of them (its module fixtures and peers stay together): the
+# suite waits on peers, packages and timeouts as much as it computes.
 test: deps venv
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
 
 demo: deps venv
 	@$(PY) -m tests.demo
@@ -32,8 +34,24 @@ bench: deps venv
 icinga2-validate: deps venv
 	@$(PY) -m tests.peers.icinga2 validate
 
+# Man pages of every check, from the same parsers as --help (the .deb builds them the same way).
+man: venv
+	$(PY) -m osop_checks.manpage build/man
+
+# The Debian package, unsigned, into dist/: built from a copy of the tracked (and new,
+# not ignored) files with dpkg-buildpackage (debhelper, dh-python; .ci/system-packages).
+DIST ?= dist
+DEBBUILD ?= build/deb
+deb:
+	rm -rf $(DEBBUILD) && mkdir -p $(DEBBUILD)/src $(DIST)
+	git ls-files -z --cached --others --exclude-standard | xargs -0 cp -a --parents -t $(DEBBUILD)/src
+	cd $(DEBBUILD)/src && PATH=/usr/sbin:/usr/bin:/sbin:/bin dpkg-buildpackage -b -us -uc \
+		--no-sign >../build.log 2>&1 || { tail -40 ../build.log; exit 1; }
+	mv $(DEBBUILD)/*.deb $(DIST)/
+	lintian --tag-display-limit 0 $(DIST)/osop-checks_*.deb
+
 lint: venv
 	$(PY) -m pytest -q tests/test_lint.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -17,6 +17,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 BASE = os.environ.get("OSOP_BENCH_CACHE", "/var/cache/osop-checks-bench") + "/copies"
@@ -70,17 +71,12 @@ def ensure_trees(files):
 
 def _tree_rss(root_pid):
     """Sum of the resident memory (bytes) of ``root_pid`` and all its descendants now."""
+    from tests.peers.icinga2 import proc_stats
+
     parents, rss = {}, {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry)] = int(fields[1])
-        rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    for pid, fields in proc_stats():
+        parents[pid] = int(fields[1])
+        rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
     total, todo = 0, [root_pid]
     while todo:
         pid = todo.pop()
@@ -92,8 +88,6 @@ def _tree_rss(root_pid):
 def measure(argv):
     """Run argv once: (wall seconds, exit code, peak RSS of the largest single process in
     its tree as /usr/bin/time reports it, peak sum of RSS over the tree, sampled)."""
-    import tempfile
-
     with tempfile.NamedTemporaryFile("r") as report:
         started = time.monotonic()
         process = subprocess.Popen(["/usr/bin/time", "-o", report.name, "-f", "%M"] + argv,
@@ -131,6 +125,12 @@ def main():
             "--settle", "0", "--min-copies", "1"]
     for name in COPIES:
         ours += ["--copy", "%s=%s" % (name, os.path.join(base, name))]
+    work = tempfile.mkdtemp(prefix="osop-bench-copies-")
+    ours += ["--state-file", os.path.join(work, "plain.json")]
+    # The same with a state file from a previous run: shrink, churn and one canary judged.
+    guarded = [a if not a.endswith("plain.json") else os.path.join(work, "guarded.json")
+               for a in ours] + ["--canary", "d0000/f0000001.dat"]
+    subprocess.run(guarded, stdout=subprocess.DEVNULL, check=False)  # the baseline
     rsync = ["rsync", "-a", "--dry-run", "--itemize-changes", "--delete", source + "/",
              os.path.join(base, COPIES[0]) + "/"]
     fmt = r"%y\t%s\t%T@\t%P\0"
@@ -139,7 +139,9 @@ def main():
                 '>/dev/null & wait', "sh", os.path.join(base, COPIES[1]),
                 os.path.join(base, COPIES[2]), fmt]
     commands = (("rsync, one copy", rsync), ("check_three_copies, three copies", ours),
-                ("find, one tree", find_one), ("find, two trees at once", find_two))
+                ("find, one tree", find_one), ("find, two trees at once", find_two),
+                ("check_three_copies, three copies, state + shrink + churn + 1 canary",
+                 guarded))
     results = {title: [] for title, _argv in commands}
     for _run in range(opts.runs):  # interleaved, so that drift hits all alike
         for title, argv in commands:
@@ -167,9 +169,18 @@ def main():
           % (ratio, "met" if ratio <= 1.5 else "MISSED"))
     print("- largest process: **%.1f MiB** (target < 64 MiB; sort -S 8M bounds each sort): %s"
           % (largest, "met" if largest < 64 else "MISSED"))
+    guarded_wall, guarded_largest = med[commands[4][0]][0], med[commands[4][0]][1] / mib
+    print("- with the state file, shrink, churn and one canary: wall time ratio / rsync "
+          "**%.2fx** (target <= 1.5x): %s; %.2fx the plain check; largest process "
+          "**%.1f MiB** (target < 64 MiB): %s" % (
+              guarded_wall / med[commands[0][0]][0],
+              "met" if guarded_wall / med[commands[0][0]][0] <= 1.5 else "MISSED",
+              guarded_wall / med[commands[1][0]][0], guarded_largest,
+              "met" if guarded_largest < 64 else "MISSED"))
     print("- two tree walks at once take %.2fx the time of one here (1.0: walks run fully in "
           "parallel, 2.0: not at all); the check walks four trees where rsync walks two."
           % parallel)
+    shutil.rmtree(work, True)
     for title, runs in results.items():
         codes = sorted({r[1] for r in runs})
         if title.startswith("check") and codes != [2] and codes != [0]:

@@ -3,7 +3,9 @@
 Each benchmark prints its own markdown section with medians and ratios measured in the same
 run; a benchmark that cannot run here (a missing peer, no root) says so in its section. The
 start-up and fleet sections come first, then one section per check. At the top, every sentence
-that states a target (met or MISSED) is gathered with a link to its section.
+that states a target (met or MISSED) is gathered with a link to its section. A marker line
+before each section names its benchmark, date and duration, so a run of some benchmarks
+replaces only their sections and keeps the others.
 
     .venv/bin/python -m bench.run [name ...]   # only the benchmarks whose name contains one
 """
@@ -48,13 +50,31 @@ def verdicts(body):
     return found
 
 
+MARK = re.compile(r"^<!-- (bench_\w+): (\S+), (\d+) s, load ([\d.]+) -->$", re.M)
+
+
+def kept_sections(path):
+    """{name: (marker line, body)} of the sections an earlier run wrote to ``path``."""
+    try:
+        text = open(path).read()
+    except OSError:
+        return {}
+    marks = list(MARK.finditer(text))
+    return {m.group(1): (m.group(0), text[m.end():marks[i + 1].start() if i + 1 < len(marks)
+                                          else len(text)].strip())
+            for i, m in enumerate(marks)}
+
+
 def main(selected=()):
     names = order([m.name for m in pkgutil.iter_modules([HERE])
                    if m.name.startswith("bench_")])
-    if selected:
-        names = [n for n in names if any(s in n for s in selected)]
-    sections, timings = [], []
-    for name in names:
+    results_path = os.path.join(HERE, "RESULTS.md")
+    # a run of some benchmarks keeps the other sections of the last results, with their dates
+    sections = {n: s for n, s in kept_sections(results_path).items() if n in names} \
+        if selected else {}
+    run = [n for n in names if any(s in n for s in selected)] if selected else names
+    load = os.getloadavg()[0]
+    for name in run:
         print("running %s ..." % name, file=sys.stderr, flush=True)
         start = time.monotonic()
         try:
@@ -65,28 +85,33 @@ def main(selected=()):
             out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (
                 exc.stdout or "")
             err, code = "timed out after %d s" % exc.timeout, "timeout"
-        timings.append((name, time.monotonic() - start))
         body = out.strip() or "## %s\n\n(no output)" % name
         if code != 0:
             body += "\n\n%s did not finish: exit %s\n\n```\n%s\n```" % (
                 name, code, err.strip()[-2000:])
-        sections.append(body)
+        sections[name] = ("<!-- %s: %s, %d s, load %.1f -->" % (
+            name, datetime.date.today(), time.monotonic() - start, load), body)
+        load = os.getloadavg()[0]
+    bodies = [sections[n][1] for n in names if n in sections]
     summary = []
-    for body in sections:
+    for body in bodies:
         for heading, line in verdicts(body):
             summary.append("- [%s](%s): %s" % (heading, anchor(heading or ""),
                                                 line.lstrip("-* ")))
-    header = ("# Benchmark results\n\nMeasured by `make bench` on %s (%s, %d cores, Python %s, "
-              "load average %s when it started). Every ratio compares commands measured in "
-              "the same run; absolute times are for orientation only. Benchmarks: %s.\n" % (
-                  datetime.date.today(), platform.machine(), os.cpu_count(),
-                  platform.python_version(), "%.1f" % os.getloadavg()[0],
-                  ", ".join("%s (%.0f s)" % (n, t) for n, t in timings)))
+    runs = ", ".join("%s (%s, %s s, load %s)" % MARK.match(sections[n][0]).groups()
+                     for n in names if n in sections)
+    header = ("# Benchmark results\n\nMeasured by `make bench` (%s, %d cores, Python %s); "
+              "`bench.run NAME` runs again only the benchmarks named and keeps the other "
+              "sections. Every ratio compares commands measured in the same run; absolute "
+              "times are for orientation only. Benchmarks (date, duration, load average when "
+              "it started): %s.\n" % (platform.machine(), os.cpu_count(),
+                                      platform.python_version(), runs))
     if summary:
         header += "\n## Targets at a glance\n\n" + "\n".join(summary) + "\n"
-    with open(os.path.join(HERE, "RESULTS.md"), "w") as out:
-        out.write(header + "\n" + "\n\n".join(sections) + "\n")
-    print(open(os.path.join(HERE, "RESULTS.md")).read())
+    with open(results_path, "w") as out:
+        out.write(header + "\n" + "\n\n".join(
+            "%s\n%s" % sections[n] for n in names if n in sections) + "\n")
+    print(open(results_path).read())
 
 
 if __name__ == "__main__":

@@ -5,16 +5,43 @@ It adds the options every plugin shares (-t, -v, -V, -h), reads thresholds throu
 and exit 3: argparse's own exit 2 would read as CRITICAL in Icinga.
 """
 import argparse
+import os
 import re
 import sys
 
-from osop_checks import __version__, units
+from osop_checks import __version__, address, units
+from osop_checks.text import oneline
 
 UNKNOWN = 3
 
 
 class UsageError(Exception):
     """Options that parse one by one but not together; shown like an argparse error."""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's layout with the same text on every supported Python: an option that takes a
+    value shows it after each of its names (``-t DURATION, --timeout DURATION``), as Python up
+    to 3.12 prints it; 3.13 shortened that to ``-t, --timeout DURATION``."""
+
+    def _format_action_invocation(self, action):
+        if not action.option_strings or action.nargs == 0:
+            return super()._format_action_invocation(action)
+        value = self._format_args(action, self._get_default_metavar_for_optional(action))
+        return ", ".join("%s %s" % (option, value) for option in action.option_strings)
+
+
+DOC_WIDTH = 98  # the help in README/docs and man pages: what a 100-column terminal shows
+
+
+def help_text(parser, width=DOC_WIDTH):
+    """``parser``'s --help at a fixed ``width``, whatever the terminal: for docs and man pages."""
+    saved = parser.formatter_class
+    parser.formatter_class = lambda prog: saved(prog, width=width)
+    try:
+        return parser.format_help()
+    finally:
+        parser.formatter_class = saved
 
 
 class Parser(argparse.ArgumentParser):
@@ -29,8 +56,10 @@ class Parser(argparse.ArgumentParser):
                 "  " + line for line in behind_the_scenes)
         super().__init__(
             prog=prog, description=description, epilog=epilog or None, add_help=False,
-            allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter)
+            allow_abbrev=False, formatter_class=HelpFormatter)
         self.check_name = name
+        self.examples, self.behind_the_scenes = list(examples), list(behind_the_scenes or ())
+        self.threshold_pairs = []
         common = self.add_argument_group("common options")
         common.add_argument("-h", "--help", action="help",
                             help="show this help and exit (exit code 3, as Monitoring Plugins do)")
@@ -45,8 +74,41 @@ class Parser(argparse.ArgumentParser):
                             help="give up after this long, UNKNOWN (default: 30s; "
                                  "e.g. 10, 45s, 2m); every command and connection obeys it")
 
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        self.check_threshold_pairs(parsed)
+        return parsed
+
+    def add_threshold_pair(self, warning, critical, quantity=units.COUNT, never_fires=None):
+        """Declare the options ``warning`` and ``critical`` (e.g. "--missing-warning") one
+        warning/critical pair of ``quantity``. After parsing, a warning that can never fire,
+        because every value it alerts on is critical already (-w 50h -c 26h), is a usage
+        error; ``never_fires(warning, critical)`` decides (default: units.never_fires)."""
+        self.threshold_pairs.append((warning, critical, quantity, never_fires or (
+            lambda w, c: units.never_fires(w, c, quantity))))
+
+    def check_threshold_pairs(self, parsed):
+        for warning, critical, quantity, never_fires in self.threshold_pairs:
+            shown, given = [], []
+            for flag in (warning, critical):
+                action = self._option_string_actions[flag]
+                value = getattr(parsed, action.dest)
+                text = (units.range_text(value, quantity) if hasattr(value, "invert")
+                        else getattr(value, "written", value))
+                given.append(value is not action.default)
+                shown.append((value, "%s %s%s" % ("/".join(action.option_strings), text,
+                                                  "" if given[-1] else " (default)")))
+            (w, w_text), (c, c_text) = shown
+            # A warning the admin wrote must be able to fire (--differing-warning 3 beside the
+            # default critical 0 cannot). Moving only the critical past the default warning
+            # (-c 30d alone) is fine: the default warning stage then never fires.
+            if given[0] and w is not None and c is not None and never_fires(w, c):
+                self.error("%s can never fire: every value it warns about is critical by "
+                           "%s already" % (w_text, c_text))
+
     def error(self, message):
-        sys.stdout.write("%s UNKNOWN - %s (see --help)\n" % (self.check_name, oneline(message)))
+        sys.stdout.write("%s UNKNOWN - %s (see --help)\n" % (self.check_name,
+                                                               oneline(message, limit=400)))
         sys.stdout.flush()
         sys.exit(UNKNOWN)
 
@@ -76,10 +138,16 @@ class Parser(argparse.ArgumentParser):
             (group or self).add_argument(
                 *flags, type=parse, default=None if default is None else parse(default),
                 metavar=metavar, help=text)
+        self.add_threshold_pair("--warning", "--critical", quantity)
 
 
-def oneline(text):
-    return " ".join(str(text).split())
+def as_given(flag, values):
+    """Options as a user would type them, for a message: ``-e '.*' -e foo``. ``values`` are
+    strings or compiled regular expressions."""
+    import shlex
+
+    return " ".join("%s %s" % (flag, shlex.quote(oneline(getattr(v, "pattern", v), limit=400)))
+                    for v in values)
 
 
 def range_type(quantity, lower_bound=False):
@@ -128,12 +196,13 @@ def count_type(minimum=0, maximum=None):
     return parse
 
 
-def absolute_path(text):
-    """argparse type: an absolute path. Icinga runs checks from an unknown working directory,
-    so a relative path would point somewhere different each time."""
-    if not text or not text.startswith("/") or "\0" in text:
-        raise argparse.ArgumentTypeError("%r is not an absolute path" % text)
-    return text
+def absolute_path(value):
+    """argparse type: an absolute path, normalised. Icinga runs checks from an unknown working
+    directory, so a relative path would point somewhere different each time."""
+    if not value or not value.startswith("/") or "\0" in value:
+        raise argparse.ArgumentTypeError(
+            "%r is not an absolute path (a check runs from an unknown directory)" % value)
+    return os.path.normpath(value)
 
 
 absolute_path.__name__ = "absolute path"
@@ -151,17 +220,71 @@ def regex_type(text):
 regex_type.__name__ = "regular expression"
 
 
+def value_type(parse, name):
+    """An argparse type from ``parse`` (text -> value, ValueError in words), called ``name``
+    in argparse's messages."""
+    def convert(text):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = name
+    return convert
+
+
+# argparse types of the one address parser (osop_checks.address): a host (no brackets), an
+# address.Endpoint from HOST[:PORT] / [IPV6]:PORT, an address.Remote from /path,
+# [user@]host:/path or ssh://[user@]host[:port]/path.
+host_type = value_type(address.parse_host, "host")
+remote_path_type = value_type(address.parse_remote_path, "location")
+
+
+def endpoint_type(default_port):
+    """argparse type: an address.Endpoint, ``default_port`` where none is given."""
+    return value_type(lambda text: address.parse_endpoint(text, default_port), "endpoint")
+
+
+SECRET_LIMIT = 64 * 1024  # bytes of a secret file (a password, a community: a line)
+
+
+# Every secret read (SNMP community, keys): runtime.execute scrubs them from tracebacks, an
+# internal error's line and log lines, whatever library put them there.
+SECRETS = set()
+HIDDEN = "<secret>"
+
+
+def scrub(line):
+    """``line`` with every secret read so far (and its bytes repr) replaced by <secret>."""
+    for secret in SECRETS:
+        if secret in line:
+            line = line.replace(secret, HIDDEN)
+    return line
+
+
 def read_secret(value=None, path=None, env=None, what="secret"):
     """A secret from a file (first line), an environment variable or, last, argv.
 
-    Files and the environment keep secrets out of ``ps``; the value is never logged.
+    Files and the environment keep secrets out of ``ps``; the value is never logged, and
+    runtime scrubs it from every traceback and log line (SECRETS).
     """
+    secret = _read_secret(value, path, env, what)
+    if secret:
+        SECRETS.add(secret)
+        escaped = repr(secret.encode("utf-8", "replace"))[2:-1]
+        if escaped != secret:
+            SECRETS.add(escaped)
+    return secret
+
+
+def _read_secret(value, path, env, what):
     import os
+
+    from osop_checks import bounded
 
     if path:
         try:
-            with open(path, encoding="utf-8") as handle:
-                return handle.readline().rstrip("\r\n")
+            return bounded.read_text(path, SECRET_LIMIT).split("\n", 1)[0].rstrip("\r")
         except OSError as exc:
             raise UsageError("cannot read the %s file %s: %s" % (
                 what, path, exc.strerror)) from None

@@ -11,13 +11,59 @@ import signal
 
 import nagiosplugin
 
-from osop_checks import deadline
+from osop_checks import bounded, deadline, text, units
 
 log = logging.getLogger("nagiosplugin")
 
 
+# Why a command failed: CommandError.reason is one of these.
+NOT_FOUND = "not found"      # no such program (on $PATH, or at the path given)
+DENIED = "permission denied"  # the program exists but may not be run
+CANNOT_RUN = "cannot run"    # any other reason exec failed
+TIMEOUT = "timeout"          # it ran out of time and was killed
+FAILED = "failed"            # it ran and exited with a code outside ok_codes
+INVALID = "invalid output"   # it ran, but what it wrote is not what its parser expects
+
+# The Debian package that gives a command a check may run: named in "command not found".
+# Only for commands looked up on $PATH (an explicit path is the admin's own choice).
+PROVIDERS = {
+    "ssh": "openssh-client",
+    "rsync": "rsync",
+    "find": "findutils",
+    "sort": "coreutils",
+    "tr": "coreutils",
+    "stat": "coreutils",
+    "sha256sum": "coreutils",
+    "systemctl": "systemd",
+    "apt-get": "apt",
+}
+
+
+# Bytes kept of a command's stderr, at its start and at its end (the last error line).
+STDERR_KEPT = 64 * 1024
+
+
 class CommandError(nagiosplugin.CheckError):
-    """A command could not run, ran out of time or failed; the message names it."""
+    """A command could not run, ran out of time or failed; the message names it.
+
+    The fields tell the caller what happened without reading the message: ``command`` (the
+    program as the message names it), ``reason`` (NOT_FOUND, DENIED, CANNOT_RUN, TIMEOUT, FAILED,
+    INVALID), ``returncode`` (the exit code for FAILED, else None) and ``detail`` (the
+    command's last line of stderr for FAILED, the OS's words for CANNOT_RUN)."""
+
+    def __init__(self, message, command=None, reason=INVALID, returncode=None, detail=""):
+        super().__init__(message)
+        self.command = command
+        self.reason = reason
+        self.returncode = returncode
+        self.detail = detail
+
+
+def not_found(command):
+    """The CommandError for a program that is not installed, naming its package if known."""
+    package = PROVIDERS.get(command) if "/" not in command else None
+    return CommandError("command not found: %s%s" % (
+        command, " (install %s)" % package if package else ""), command, NOT_FOUND)
 
 
 class Completed:
@@ -49,24 +95,30 @@ def _spawn(argv, stdin, env):
     import subprocess
 
     argv = [str(a) for a in argv]
-    log.info("running: %s", " ".join(argv))
+    log.info("running: %s", text.shell_words(argv))
     try:
         return subprocess.Popen(
             argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=environment(env), start_new_session=True)
     except FileNotFoundError:
-        raise CommandError("command not found: %s" % argv[0]) from None
+        raise not_found(argv[0]) from None
     except PermissionError:
-        raise CommandError("permission denied running %s" % argv[0]) from None
+        raise CommandError("permission denied running %s" % argv[0], argv[0], DENIED) from None
     except OSError as exc:
-        raise CommandError("cannot run %s: %s" % (argv[0], exc.strerror or exc)) from None
+        detail = exc.strerror or str(exc)
+        raise CommandError("cannot run %s: %s" % (argv[0], detail), argv[0], CANNOT_RUN,
+                           detail=detail) from None
 
 
-def _seconds(limit):
-    """'10 s', '2.5 s', or '0.4 s' when less than a second was left of the check's budget."""
-    if limit >= 10:
-        return "%.0f s" % limit
-    return "%s s" % ("%.1f" % max(limit, 0.1)).replace(".0", "")
+def _timed_out(name, limit):
+    return CommandError("%s did not finish within %s" % (name, units.format_seconds(limit)),
+                        name, TIMEOUT)
+
+
+def _failed(name, returncode, detail):
+    detail = detail[:1000]
+    return CommandError("%s failed (exit %d): %s" % (name, returncode, detail), name, FAILED,
+                        returncode, detail)
 
 
 def _last_line(text):
@@ -74,46 +126,129 @@ def _last_line(text):
     return lines[-1] if lines else ""
 
 
-def run(argv, timeout=None, input=None, env=None, ok_codes=(0,)):
+def _collect(process, limit, out, err):
+    """Read stdout and stderr into the Captures ``out`` and ``err`` until both pipes end;
+    False when ``limit`` seconds (None: no limit) ran out first."""
+    import selectors
+    import time
+
+    end = None if limit is None else time.monotonic() + limit
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ, out)
+        selector.register(process.stderr, selectors.EVENT_READ, err)
+        while selector.get_map():
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            for key, _ in selector.select(left):
+                chunk = os.read(key.fd, 65536)
+                if chunk:
+                    key.data.add(chunk)
+                else:
+                    selector.unregister(key.fileobj)
+    return True
+
+
+def _finish(process, limit):
+    """Wait for the process once its pipes ended; False when it outlived ``limit``."""
+    import subprocess
+
+    try:
+        process.wait(timeout=limit)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def _too_large(name, capture):
+    detail = "more than %s of output (%s)" % (bounded.size_words(capture.limit),
+                                              bounded.size_words(capture.size))
+    return CommandError("%s wrote %s; it is not read" % (name, detail), name, INVALID,
+                        detail=detail)
+
+
+def run(argv, timeout=None, env=None, ok_codes=(0,), limit=bounded.LIMIT):
     """Run ``argv`` and return a Completed; raise CommandError on failure or timeout.
 
     ``timeout`` is capped by what is left of the check's ``--timeout``. An exit code outside
     ``ok_codes`` (None: any code) raises CommandError with the command's last stderr line.
+    At most ``limit`` bytes of stdout are kept: more is drained, counted and refused
+    (CommandError INVALID); of stderr the start and the end are kept.
     """
     # subprocess is imported by the first command, not with this module: a run answered from
     # a cache (check_os_upgrades' repeat run) starts no command and skips its import.
     import subprocess
+    import time
 
-    limit = deadline.remaining(timeout)
-    process = _spawn(argv, subprocess.PIPE if input is not None else subprocess.DEVNULL, env)
+    limit_s = deadline.remaining(timeout)
+    started = time.monotonic()
+    process = _spawn(argv, subprocess.DEVNULL, env)
     name = os.path.basename(str(argv[0]))
+    out, err = bounded.Capture(limit), bounded.Capture(STDERR_KEPT, STDERR_KEPT)
     try:
-        stdout, stderr = process.communicate(
-            input.encode() if isinstance(input, str) else input, timeout=limit)
-    except subprocess.TimeoutExpired:
-        _kill_group(process)
-        process.communicate()
-        raise CommandError("%s did not finish within %s" % (name, _seconds(limit))) from None
+        done = _collect(process, limit_s, out, err) and _finish(
+            process, None if limit_s is None else max(0.1, limit_s - (
+                time.monotonic() - started)))
     except BaseException:
         # The check's own alarm or an interrupt: take the whole group down with us.
         _kill_group(process)
-        process.communicate()
+        _close(process)
         raise
-    result = Completed(argv, process.returncode,
-                       stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"))
-    log.debug("%s exited %d, %d bytes of output", name, result.returncode, len(stdout))
+    if not done:
+        _kill_group(process)
+        _close(process)
+        raise _timed_out(name, limit_s)
+    _close(process)
+    if out.overflow:
+        raise _too_large(name, out)
+    result = Completed(argv, process.returncode, out.data().decode("utf-8", "replace"),
+                       _stderr_text(err))
+    log.debug("%s exited %d, %d bytes of output", name, result.returncode, out.size)
     if ok_codes is not None and result.returncode not in ok_codes:
-        raise CommandError("%s failed (exit %d): %s" % (
-            name, result.returncode, _last_line(result.stderr) or _last_line(result.stdout)))
+        raise _failed(name, result.returncode,
+                      _last_line(result.stderr) or _last_line(result.stdout[-4096:]))
     return result
 
 
+def _close(process):
+    for pipe in (process.stdout, process.stderr):
+        if pipe:
+            pipe.close()
+    try:
+        process.wait(timeout=1)
+    except Exception:  # a child stuck in the kernel is left behind, not waited for
+        pass
+
+
+def _stderr_text(capture):
+    """A captured stderr as text: all of it, or its start and its end (where the last error
+    line is) when it was longer than was kept."""
+    data = capture.data() + (b"\n" + capture.end() if capture.overflow else b"")
+    return data.decode("utf-8", "replace")
+
+
+def _lines(pipe, name, limit):
+    """The lines of ``pipe`` as text; a line longer than ``limit`` bytes raises
+    CommandError (INVALID) instead of being held whole."""
+    while True:
+        line = pipe.readline(limit + 1)
+        if not line:
+            return
+        if len(line) > limit and not line.endswith(b"\n"):
+            detail = "a line longer than %s" % bounded.size_words(limit)
+            raise CommandError("%s wrote %s; it is not read" % (name, detail), name, INVALID,
+                               detail=detail)
+        yield line.decode("utf-8", "surrogateescape")
+
+
 @contextlib.contextmanager
-def stream(argv, timeout=None, env=None, ok_codes=(0,)):
+def stream(argv, timeout=None, env=None, ok_codes=(0,), line_limit=bounded.LIMIT):
     """Run ``argv`` and yield its stdout as an iterator of text lines, for outputs too large
     to hold (a million-file listing). The process group is killed when the block is left
     early; on a normal end the exit code is checked as in ``run``. The time limit is enforced
-    by killing the group from a timer, since reading a pipe line by line cannot time out."""
+    by killing the group from a timer, since reading a pipe line by line cannot time out.
+    A line longer than ``line_limit`` bytes raises CommandError (INVALID); of stderr the start
+    and the end are kept."""
     import subprocess
     import threading
 
@@ -130,13 +265,16 @@ def stream(argv, timeout=None, env=None, ok_codes=(0,)):
     if timer:
         timer.daemon = True
         timer.start()
-    stderr_chunks = []
-    # stderr is drained in the background so a chatty command cannot block on a full pipe.
-    drain = threading.Thread(target=lambda: stderr_chunks.append(process.stderr.read()),
-                             daemon=True)
-    drain.start()
+    err = bounded.Capture(STDERR_KEPT, STDERR_KEPT)
+
+    def drain():  # in the background, so a chatty command cannot block on a full pipe
+        for chunk in iter(lambda: os.read(process.stderr.fileno(), 65536), b""):
+            err.add(chunk)
+
+    drainer = threading.Thread(target=drain, daemon=True)
+    drainer.start()
     try:
-        yield (line.decode("utf-8", "surrogateescape") for line in process.stdout)
+        yield _lines(process.stdout, name, line_limit)
         process.wait()
     except BaseException:
         _kill_group(process)
@@ -145,11 +283,9 @@ def stream(argv, timeout=None, env=None, ok_codes=(0,)):
     finally:
         if timer:
             timer.cancel()
-        drain.join(1)
+        drainer.join(1)
         process.stdout.close()
     if expired.is_set():
-        raise CommandError("%s did not finish within %s" % (name, _seconds(limit)))
+        raise _timed_out(name, limit)
     if ok_codes is not None and process.returncode not in ok_codes:
-        stderr = b"".join(stderr_chunks).decode("utf-8", "replace")
-        raise CommandError("%s failed (exit %d): %s" % (name, process.returncode,
-                                                       _last_line(stderr)))
+        raise _failed(name, process.returncode, _last_line(_stderr_text(err)))

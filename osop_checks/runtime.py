@@ -6,7 +6,6 @@ error, a missing Python module, a timeout, a bug. Tracebacks show only at -vvv.
 """
 import io
 import logging
-import math
 import os
 import signal
 import sys
@@ -16,16 +15,21 @@ import nagiosplugin
 
 from osop_checks import cli, deadline, text, units
 
-UNKNOWN = 3
+UNKNOWN = cli.UNKNOWN
 
-# Python module -> what an admin installs to get it (Debian package / PyPI name).
+# Python module -> how an admin installs it: the words after "Python module X is not
+# installed", a sentence that can be followed as it stands (the pip requirement quoted for
+# the shell, as in setup.cfg).
 PACKAGES = {
-    "nagiosplugin": "python3-nagiosplugin (pip: nagiosplugin)",
-    "psutil": "python3-psutil (pip: psutil)",
-    "cryptography": "python3-cryptography (pip: cryptography)",
-    "requests": "python3-requests (pip: requests)",
-    "dns": "python3-dnspython (pip: dnspython)",
-    "pysnmp": "pip: pysnmp>=7 (needed for SNMP mode only)",
+    "nagiosplugin": ": install the Debian package python3-nagiosplugin "
+                    "(or pip install nagiosplugin)",
+    "psutil": ": install the Debian package python3-psutil (or pip install psutil)",
+    "cryptography": ": install the Debian package python3-cryptography "
+                    "(or pip install cryptography)",
+    "requests": ": install the Debian package python3-requests (or pip install requests)",
+    "dns": ": install the Debian package python3-dnspython (or pip install dnspython)",
+    "pysnmp": " (needed for SNMP mode only): install it with pip install 'pysnmp>=7.1,<8' "
+              "(Debian's python3-pysnmp4 is too old)",
 }
 
 # Failures whose message already says what went wrong, in words.
@@ -94,29 +98,29 @@ def execute(name, build_parser, build_check, argv=None):
         lines = render(name, check)
         code = check.exitcode
     except deadline.Timeout:
-        lines, code = [unknown(name, "no result within the --timeout of %s s" % _seconds(
-            args.timeout))], UNKNOWN
+        lines, code = [unknown(name, "no result within the --timeout of %s" % (
+            units.format_seconds(args.timeout)))], UNKNOWN
     except cli.UsageError as exc:
         lines, code = ["%s UNKNOWN - %s (see --help)" % (name, text.oneline(exc))], UNKNOWN
     except ModuleNotFoundError as exc:
-        package = PACKAGES.get((exc.name or "").split(".")[0], exc.name)
-        lines = [unknown(name, "Python module %s is not installed; install %s" % (
-            exc.name, package))]
+        hint = PACKAGES.get((exc.name or "").split(".")[0], "")
+        lines = [unknown(name, "Python module %s is not installed%s" % (exc.name, hint))]
         code = UNKNOWN
     except EXPECTED as exc:
         lines, code = [unknown(name, _describe(exc))], UNKNOWN
     except Exception as exc:  # a bug of ours: still one line, the traceback only at -vvv
-        lines, code = [unknown(name, "internal error: %s: %s" % (type(exc).__name__, exc))], \
-            UNKNOWN
+        lines, code = [unknown(name, cli.scrub("internal error: %s: %s" % (
+            type(exc).__name__, exc)))], UNKNOWN
         if verbose >= 3:
-            lines.extend(traceback.format_exc().replace("|", "/").splitlines())
+            lines.extend(cli.scrub(traceback.format_exc()).replace("|", "/").splitlines())
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         deadline.start(None)  # the run is over: code after it (a test) has no budget left over
     logged = channel.stream.getvalue()
     if logged:
-        lines.extend(text.oneline(line, limit=1000) for line in logged.splitlines()
+        # a logged command line (proc's "running: ...") stays whole, to be pasted into a shell
+        lines.extend(text.oneline(line, limit=4000) for line in cli.scrub(logged).splitlines()
                      if line.strip())
     return Outcome(code, "\n".join(lines) + "\n")
 
@@ -125,10 +129,6 @@ def _describe(exc):
     if isinstance(exc, OSError) and exc.filename and exc.strerror:
         return "%s: %s" % (exc.strerror, exc.filename)
     return str(exc) or type(exc).__name__
-
-
-def _seconds(value):
-    return ("%d" % value) if value == math.floor(value) else ("%.1f" % value)
 
 
 def main(name, build_parser, build_check, argv=None):
@@ -145,7 +145,7 @@ def main(name, build_parser, build_check, argv=None):
     except BaseException as exc:  # KeyboardInterrupt or a bug before the check started
         sys.stdout.write(unknown(name, "aborted: %s" % (type(exc).__name__,)) + "\n")
         if "-vvv" in sys.argv:
-            traceback.print_exc(file=sys.stdout)
+            sys.stdout.write(cli.scrub(traceback.format_exc()))
         sys.stdout.flush()
         os._exit(UNKNOWN)
     sys.stdout.write(outcome.output)

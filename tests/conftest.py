@@ -1,12 +1,11 @@
 """Every pytest fixture defined in a tests/peers module is available to every test."""
-import importlib
 import pkgutil
 
 import pytest
 
 from tests import peers
 
-_FIXTURE_TYPE = type(pytest.fixture(lambda: None))
+pytest_plugins = ["tests.peers." + _info.name for _info in pkgutil.iter_modules(peers.__path__)]
 
 
 @pytest.fixture(autouse=True)
@@ -18,11 +17,13 @@ def _no_leftover_deadline():
     yield
     deadline.start(None)
 
-for _info in pkgutil.iter_modules(peers.__path__):
-    _module = importlib.import_module("tests.peers." + _info.name)
-    for _name, _value in vars(_module).items():
-        if isinstance(_value, _FIXTURE_TYPE) and not _name.startswith("_"):
-            globals()[_name] = _value
+
+def pytest_collection_modifyitems(items):
+    """A test that runs a check as another user (it uses foreign_install) is marked as_nagios:
+    test_any_folder.py runs exactly those from a clone in a private folder."""
+    for item in items:
+        if "foreign_install" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.as_nagios)
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -29,6 +29,7 @@ import time
 import pytest
 
 import osop_checks.checks
+from tests.helpers import FIXTURES
 from tests.peers import blackhole, run_inprocess
 
 GARBAGE = [
@@ -66,7 +67,6 @@ def _tree(name, files=("a", "b/c")):
 
 SOURCE = _tree("source")
 COPY = _tree("copy")
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 
 
 def _fake_systemctl():
@@ -447,6 +447,23 @@ def peer_cases():
         Peer("dyndns_match", "IP echo unresolvable", lambda p: [
             "-H", "home.example.org", "--server", "127.0.0.1:%d" % p.garbage_udp.port,
             "--ip-url", "http://%s/" % U], 3, r"cannot connect", timeout=2),
+        # dyndns_match --router-upnp: the router's description refused, silent, garbage
+        Peer("dyndns_match", "UPnP router refused", lambda p: [
+            "-H", "home.example.org", "--server", "127.0.0.1:%d" % p.garbage_udp.port,
+            "--router-upnp", "http://127.0.0.1:%d/igd.xml" % R], 3, r"cannot connect",
+             timeout=2, needs="--router-upnp"),
+        Peer("dyndns_match", "UPnP router black hole", lambda p: [
+            "-H", "home.example.org", "--server", "127.0.0.1:%d" % p.blackhole_udp.port,
+            "--router-upnp", "http://127.0.0.1:%d/igd.xml" % p.blackhole_tcp.port], 3,
+             r"no answer", timeout=1, needs="--router-upnp"),
+        Peer("dyndns_match", "UPnP router answers garbage", lambda p: [
+            "-H", "home.example.org", "--server", "127.0.0.1:%d" % p.garbage_udp.port,
+            "--router-upnp", "http://127.0.0.1:%d/igd.xml" % p.garbage_http.port], 3,
+             r"HTTP 400", timeout=2, needs="--router-upnp"),
+        Peer("dyndns_match", "UPnP router unresolvable", lambda p: [
+            "-H", "home.example.org", "--server", "127.0.0.1:%d" % p.garbage_udp.port,
+            "--router-upnp", "http://%s:49000/igd.xml" % U], 3, r"cannot connect",
+             timeout=2, needs="--router-upnp"),
     ]
 
 
@@ -516,15 +533,15 @@ class Peers:
 
     def corrupt_ssh(self, listing):
         """ssh options reaching the session's real sshd with a key of its own whose forced
-        command runs the check's probe as asked but answers a listing (find) by running
-        ``listing`` instead."""
+        command runs the check's probe as asked but answers a listing (find | sort; the probe
+        runs find too, for the stamp) by running ``listing`` instead."""
         from tests.peers import sshd as sshd_peer
 
         server = self.request.getfixturevalue("sshd")
         key = str(self.tmp / "corrupt_key")
         public = sshd_peer.keygen(key)
         forced = self.script("forced", 'case "$SSH_ORIGINAL_COMMAND" in\n'
-                             '  *find*) %s ;;\n'
+                             '  *find*sort*) %s ;;\n'
                              '  *) exec sh -c "$SSH_ORIGINAL_COMMAND" ;;\nesac' % listing)
         with open(os.path.join(server.dir, "authorized_keys"), "a") as handle:
             handle.write('command="%s" %s\n' % (forced, public))
@@ -552,3 +569,330 @@ def test_broken_peer_gives_the_documented_line(case, request, tmp_path, monkeypa
     assert ("(see --help)" in outcome.status_line) == case.usage, outcome.output
     assert outcome.exitcode in case.exit, outcome.output
     assert re.search(case.pattern, outcome.status_line), outcome.output
+
+
+# -- every range form gives the state it must, on known input ------------------------------
+#
+# The plugin guidelines' range forms (10, 10:, ~:10, 10:20, @10:20, with units) on every
+# threshold option that takes a range, each run through the check's own build_check on data
+# constructed here (a file of a known age, a copy of a known age, a certificate with a known
+# expiry, a disk with known free space, a known count of upgrades), no peer needed.
+
+NOW = time.time()
+HOUR, DAY, GiB = 3600, 86400, 2 ** 30
+
+
+class Judged:
+    """A check module whose build_check is handed ``data`` instead of its source."""
+
+    def __init__(self, name, wire):
+        module = module_of(name)
+        self.NAME, self.build_parser = module.NAME, module.build_parser
+        self.build_check = lambda args: wire(module, args)
+
+
+def _backup(age):
+    """check_backup_age on a real file ``age`` seconds old."""
+    def wire(module, args):
+        return module.build_check(args, now=lambda: NOW)
+    root = tempfile.mkdtemp(prefix="contract-ranges-", dir=WORK)
+    path = os.path.join(root, "backup.tar")
+    with open(path, "w") as handle:
+        handle.write("data")
+    os.utime(path, (NOW - age, NOW - age))
+    return Judged("backup_age", wire), ["-p", root]
+
+
+def _copy(age, missing=0, differing=0, extra=0):
+    """check_three_copies with one copy whose oldest change is ``age`` seconds old."""
+    from osop_checks.sources import manifest
+
+    def survey(source, copy_args, options, **kw):
+        mod = module_of("three_copies")
+        state = mod.CopyState("c", copy_args[0][1], manifest.Probe("ok", 2),
+                              tally=manifest.Tally(equal=10, missing=missing,
+                                                   differing=differing, extra=extra,
+                                                   oldest_change=NOW - age))
+        return mod.Survey(source, manifest.Probe("ok", 1), [state], NOW)
+
+    def wire(module, args):
+        return module.build_check(args, survey=survey)
+    return Judged("three_copies", wire), ["--source", "/data1", "--copy", "c=/data2",
+                                          "--min-copies", "1"]
+
+
+def _certificate(days_left):
+    """check_tls_expiry on a certificate file whose leaf expires in ``days_left`` days."""
+    import datetime
+
+    from osop_checks.sources import tls
+
+    now = datetime.datetime.fromtimestamp(NOW, datetime.timezone.utc)
+    cert = tls.Certificate(
+        "CN=leaf", "CN=ca", "leaf", "ca", "01", now - datetime.timedelta(days=30),
+        now + datetime.timedelta(days=days_left), ["leaf.example.org"], [], "RSA", 2048,
+        "sha256", "00")
+
+    def wire(module, args):
+        return module.build_check(args, load_file=lambda path: [cert], now=lambda: now)
+    return Judged("tls_expiry", wire), ["--file", "/constructed/leaf.pem"]
+
+
+def _disk(size, free, inodes_free=900):
+    """check_disk_partitions on one ext4 / of ``size`` bytes with ``free`` bytes free."""
+    from osop_checks.sources.disks import Mount, Partition
+
+    def usage(mounts):
+        return [Partition(m.mountpoint, m.device, m.fstype, size=size, used=size - free,
+                          free=free, inodes_total=1000, inodes_free=inodes_free)
+                for m in mounts]
+
+    def wire(module, args):
+        return module.build_check(args, list_mounts=lambda: [Mount("/", "/dev/sda1", "ext4")],
+                                  usage=usage, fstab=frozenset, exists=lambda p: True)
+    return Judged("disk_partitions", wire), []
+
+
+def _upgrades(security, other):
+    """check_os_upgrades on a host with ``security`` security and ``other`` other upgrades."""
+    from osop_checks.sources import packages
+
+    class Host:
+        name = "apt"
+
+        def pending(self):
+            return packages.Pending("apt", upgrades=[
+                packages.Upgrade("p%d" % i, "1", "2", security=i < security)
+                for i in range(security + other)])
+
+        def reboot(self):
+            return packages.Reboot()
+
+        def list_age(self):
+            return packages.ListAge("/var/lib/apt/lists/x", NOW - HOUR)
+
+    def wire(module, args):
+        return module.build_check(args, detect=lambda a: Host(), boot="/nonexistent",
+                                  now=lambda: NOW)
+    return Judged("os_upgrades", wire), ["--no-cache"]
+
+
+RANGE_CASES = [
+    # check_backup_age -w/-c: a backup 30 minutes old
+    ("backup_age", ["-w", "1h", "-c", "2h"], (_backup, 1800), "OK"),
+    ("backup_age", ["-w", "20m", "-c", "2h"], (_backup, 1800), "WARNING"),
+    ("backup_age", ["-w", "10m", "-c", "20m"], (_backup, 1800), "CRITICAL"),
+    ("backup_age", ["-w", "26h:", "-c", "50h"], (_backup, 1800), "WARNING"),
+    ("backup_age", ["-w", "10m:", "-c", "50h"], (_backup, 1800), "OK"),
+    ("backup_age", ["-w", "~:26h", "-c", "50h"], (_backup, 1800), "OK"),
+    ("backup_age", ["-w", "~:10m", "-c", "2h"], (_backup, 1800), "WARNING"),
+    ("backup_age", ["-w", "1h:26h", "-c", "50h"], (_backup, 1800), "WARNING"),
+    ("backup_age", ["-w", "10m:26h", "-c", "50h"], (_backup, 1800), "OK"),
+    ("backup_age", ["-w", "@0:1h", "-c", "2h"], (_backup, 1800), "WARNING"),
+    ("backup_age", ["-w", "@1h:2h", "-c", "3h"], (_backup, 1800), "OK"),
+    ("backup_age", ["-c", "@0:1h"], (_backup, 1800), "CRITICAL"),
+    ("backup_age", ["-w", "2h:", "-c", "5h"], (_backup, 1800), "WARNING"),
+    # check_three_copies -w/-c and --missing-*: a copy 1 hour old lacking 3 entries
+    ("three_copies", ["--missing-critical", "5"], (_copy, HOUR, 3), "OK"),
+    ("three_copies", ["--missing-warning", "2", "--missing-critical", "5"], (_copy, HOUR, 3),
+     "WARNING"),
+    ("three_copies", ["--missing-critical", "~:2"], (_copy, HOUR, 3), "CRITICAL"),
+    ("three_copies", ["--missing-critical", "1:5"], (_copy, HOUR, 3), "OK"),
+    ("three_copies", ["--missing-critical", "@1:5"], (_copy, HOUR, 3), "CRITICAL"),
+    ("three_copies", ["--missing-critical", "4:"], (_copy, HOUR, 3), "CRITICAL"),
+    ("three_copies", ["--missing-critical", "5", "-w", "30m", "-c", "2h"], (_copy, HOUR, 3),
+     "WARNING"),
+    ("three_copies", ["--missing-critical", "5", "-w", "@30m:2h", "-c", "~:50h"],
+     (_copy, HOUR, 3), "WARNING"),
+    ("three_copies", ["--missing-critical", "5", "-w", "26h:", "-c", "50h"], (_copy, HOUR, 3),
+     "WARNING"),
+    ("three_copies", ["--missing-critical", "5", "-w", "1h:26h", "-c", "50h"],
+     (_copy, HOUR, 3), "OK"),
+    ("three_copies", ["--differing-warning", "1", "--differing-critical", "1:5"],
+     (_copy, HOUR, 0, 2), "WARNING"),
+    ("three_copies", ["--differing-critical", "@2:2"], (_copy, HOUR, 0, 2), "CRITICAL"),
+    ("three_copies", ["--extra-warning", "~:10", "--extra-critical", "20"],
+     (_copy, HOUR, 0, 0, 12), "WARNING"),
+    ("three_copies", ["--extra-warning", "1:", "--extra-critical", "20"],
+     (_copy, HOUR, 0, 0, 0), "WARNING"),
+    # check_tls_expiry -w/-c in days: a leaf with 15.5 days left
+    ("tls_expiry", ["-w", "21d", "-c", "7d"], (_certificate, 15.5), "WARNING"),
+    ("tls_expiry", ["-w", "10", "-c", "7"], (_certificate, 15.5), "OK"),
+    ("tls_expiry", ["-w", "30d", "-c", "20d"], (_certificate, 15.5), "CRITICAL"),
+    ("tls_expiry", ["-w", "360h", "-c", "7d"], (_certificate, 15.5), "OK"),
+    ("tls_expiry", ["-w", "16d:", "-c", "7d:"], (_certificate, 15.5), "WARNING"),
+    ("tls_expiry", ["-w", "~:10d", "-c", "7d"], (_certificate, 15.5), "WARNING"),
+    ("tls_expiry", ["-w", "10d:400d", "-c", "7d:800d"], (_certificate, 15.5), "OK"),
+    ("tls_expiry", ["-w", "21d", "-c", "7d:14d"], (_certificate, 15.5), "CRITICAL"),
+    ("tls_expiry", ["-w", "@10d:20d", "-c", "7d"], (_certificate, 15.5), "WARNING"),
+    # check_disk_partitions: 100 GiB with 15 GiB (15%) free, 90% of the inodes free
+    ("disk_partitions", ["-w", "20%", "-c", "10%"], (_disk, 100 * GiB, 15 * GiB), "WARNING"),
+    ("disk_partitions", ["-w", "10%", "-c", "5%"], (_disk, 100 * GiB, 15 * GiB), "OK"),
+    ("disk_partitions", ["-w", "30%", "-c", "20%"], (_disk, 100 * GiB, 15 * GiB), "CRITICAL"),
+    ("disk_partitions", ["-w", "20GiB", "-c", "10GiB"], (_disk, 100 * GiB, 15 * GiB),
+     "WARNING"),
+    ("disk_partitions", ["-w", "20%,50GiB", "-c", "10%,10GiB"], (_disk, 100 * GiB, 15 * GiB),
+     "WARNING"),
+    ("disk_partitions", ["-w", "20%,10GiB", "-c", "10%"], (_disk, 100 * GiB, 15 * GiB), "OK"),
+    ("disk_partitions", ["-w", "20%:", "-c", "10%:"], (_disk, 100 * GiB, 15 * GiB), "WARNING"),
+    ("disk_partitions", ["-w", "~:10%", "-c", "5%"], (_disk, 100 * GiB, 15 * GiB), "WARNING"),
+    ("disk_partitions", ["-w", "10%:90%", "-c", "5%"], (_disk, 100 * GiB, 15 * GiB), "OK"),
+    ("disk_partitions", ["-w", "@10%:20%", "-c", "5%"], (_disk, 100 * GiB, 15 * GiB),
+     "WARNING"),
+    ("disk_partitions", ["--path-threshold", "/=20%/10%"], (_disk, 100 * GiB, 15 * GiB),
+     "WARNING"),
+    ("disk_partitions", ["--path-threshold", "/=@10%:20%/5GiB"], (_disk, 100 * GiB, 15 * GiB),
+     "WARNING"),
+    ("disk_partitions", ["-W", "95%", "-K", "50%"], (_disk, 100 * GiB, 50 * GiB), "WARNING"),
+    ("disk_partitions", ["-W", "@80%:95%", "-K", "50%"], (_disk, 100 * GiB, 50 * GiB),
+     "WARNING"),
+    ("disk_partitions", ["-W", "~:80%", "-K", "50%"], (_disk, 100 * GiB, 50 * GiB), "WARNING"),
+    ("disk_partitions", ["-W", "99%", "-K", "95%:"], (_disk, 100 * GiB, 50 * GiB),
+     "CRITICAL"),
+    # check_os_upgrades: 3 security and 5 other upgrades pending
+    ("os_upgrades", [], (_upgrades, 3, 5), "CRITICAL"),
+    ("os_upgrades", ["--security-warning", "2", "--security-critical", "5", "-w", "10"],
+     (_upgrades, 3, 5), "WARNING"),
+    ("os_upgrades", ["--security-critical", "5", "-w", "10", "-c", "20"], (_upgrades, 3, 5),
+     "OK"),
+    ("os_upgrades", ["--security-critical", "5", "-w", "3:"], (_upgrades, 3, 5), "OK"),
+    ("os_upgrades", ["--security-critical", "5", "-w", "6:"], (_upgrades, 3, 5), "WARNING"),
+    ("os_upgrades", ["--security-critical", "5", "-w", "~:4"], (_upgrades, 3, 5), "WARNING"),
+    ("os_upgrades", ["--security-critical", "5", "-w", "1:10"], (_upgrades, 3, 5), "OK"),
+    ("os_upgrades", ["--security-critical", "5", "-w", "@1:10"], (_upgrades, 3, 5),
+     "WARNING"),
+    ("os_upgrades", ["--security-critical", "@3:3"], (_upgrades, 3, 0), "CRITICAL"),
+]
+
+
+@pytest.mark.parametrize("name, argv, data, state", [
+    pytest.param(*case, id="%s %s" % (case[0], " ".join(case[1]))) for case in RANGE_CASES])
+def test_every_range_form_gives_its_state(name, argv, data, state):
+    make, *values = data
+    judged, base = make(*values)
+    outcome, elapsed = run(judged, base + argv)
+    assert_clean(judged, outcome, elapsed)
+    assert outcome.status_line.split()[1] == state, outcome.output
+
+
+def test_the_range_table_covers_every_check_with_ranges():
+    """Every check with a range option has rows here, and each of its range options is used."""
+    covered = {}
+    for name, argv, _data, _state in RANGE_CASES:
+        covered.setdefault(name, set()).update(a for a in argv if a.startswith("-"))
+    for name in checks():
+        parser = module_of(name).build_parser()
+        ranged = {a.option_strings[0] for a in value_actions(parser)
+                  if _takes_a_range(a) or a.dest == "path_threshold"}
+        missing = {flag for flag in ranged
+                   if not covered.get(name, set()) & set(parser._option_string_actions[
+                       flag].option_strings)}
+        assert not missing, "%s: no range row for %s" % (name, ", ".join(sorted(missing)))
+
+
+def _takes_a_range(action):
+    """True when the option's type reads a Nagios range (or disk's list of them)."""
+    import nagiosplugin
+
+    if not callable(action.type):
+        return False
+    try:
+        value = action.type("@1:2")
+    except (argparse.ArgumentTypeError, TypeError, ValueError):
+        return False
+    return isinstance(value, nagiosplugin.Range) or hasattr(value, "ranges")
+
+
+def ranged_options():
+    """(check, option) for every option of every check that takes a Nagios range."""
+    for name in checks():
+        for action in value_actions(module_of(name).build_parser()):
+            if _takes_a_range(action) or action.dest == "path_threshold":
+                yield name, max(action.option_strings, key=len)
+
+
+NO_BOUND = ["~", "@", ":", "~:", "", "@~:", " ~ "]
+
+
+@pytest.mark.parametrize("name, option, value", [
+    pytest.param(name, option, value, id="%s %s=%r" % (name, option, value))
+    for name, option in ranged_options() for value in NO_BOUND])
+def test_a_range_without_a_bound_is_a_usage_error(name, option, value):
+    """'-w ~' once judged nothing and said OK; every range option refuses it now."""
+    module = module_of(name)
+    values = ["/=%s/5%%" % value, "/=10%%/%s" % value] if option == "--path-threshold" \
+        else [value]
+    for text in values:
+        outcome, elapsed = run(module, BASE[name] + [option, text])
+        assert_clean(module, outcome, elapsed)
+        assert outcome.exitcode == 3, outcome.output
+        assert outcome.output.count("\n") == 1 and "(see --help)" in outcome.status_line, \
+            outcome.output
+
+
+# A warning range that can never fire before its critical (every value it alerts on is
+# critical already) is a usage error, the same rule on every pair of every check; equal
+# ranges, and a warning that alerts on nothing (switched off), are accepted.
+NEVER_FIRES = [
+    ("backup_age", ["-w", "50h", "-c", "26h"]),
+    ("backup_age", ["-w", "60h"]),  # beyond the default -c 50h
+    ("backup_age", ["-w", "@30h:40h", "-c", "26h"]),
+    ("backup_age", ["-w", "1h:", "-c", "2h:"]),
+    ("backup_age", ["-w", "0:50h", "-c", "10m:26h"]),
+    ("three_copies", ["-w", "50h", "-c", "26h"]),
+    ("three_copies", ["--missing-warning", "5", "--missing-critical", "2"]),
+    # the default critical is 0 with --stamp (without it the copy's age judges)
+    ("three_copies", ["--differing-warning", "3", "--stamp", ".last-sync"]),
+    ("three_copies", ["--extra-warning", "10", "--extra-critical", "5"]),
+    ("tls_expiry", ["-w", "7d", "-c", "21d"]),
+    ("tls_expiry", ["-w", "36h", "-c", "2"]),
+    ("disk_partitions", ["-w", "5%", "-c", "10%"]),
+    ("disk_partitions", ["-w", "10GiB", "-c", "20GiB"]),
+    ("disk_partitions", ["-w", "5%,50GiB", "-c", "10%"]),
+    ("disk_partitions", ["-w", "10%,5GiB", "-c", "10%,10GiB"]),
+    ("disk_partitions", ["-W", "5%", "-K", "10%"]),
+    ("disk_partitions", ["--path-threshold", "/=5%/10%"]),
+    ("os_upgrades", ["-w", "50", "-c", "26"]),
+    ("os_upgrades", ["--security-warning", "5"]),  # the default critical is 0
+    ("os_upgrades", ["--security-warning", "5:", "--security-critical", "10:"]),
+]
+
+MAY_FIRE = [
+    ("backup_age", ["-w", "26h", "-c", "26h"]),
+    ("backup_age", ["-w", "~:26h", "-c", "26h"]),
+    ("backup_age", ["-w", "@26h:40h", "-c", "26h"]),
+    ("backup_age", ["-w", "@0:1h", "-c", "2h"]),
+    ("backup_age", ["-w", "10m:26h", "-c", "0:50h"]),
+    ("three_copies", ["--missing-warning", "0", "--missing-critical", "0"]),
+    ("tls_expiry", ["-w", "21d", "-c", "21d"]),
+    ("tls_expiry", ["-c", "30d"]),  # only -c moved past the default -w 21d: that one is dead
+    ("backup_age", ["-c", "10h"]),  # likewise the default -w 26h
+    ("tls_expiry", ["-w", "30d", "-c", "7d:400d"]),
+    ("disk_partitions", ["-w", "10%,50GiB", "-c", "5%"]),
+    ("disk_partitions", ["-w", "5%", "-c", "10GiB"]),  # percent and size: depends on the disk
+    ("disk_partitions", ["-w", "20%,50GiB", "-c", "10%,10GiB"]),
+    ("disk_partitions", ["-w", "10%", "-c", "10%"]),
+    ("disk_partitions", ["--path-threshold", "/=10%/5%"]),
+    ("os_upgrades", ["-w", "0:", "-c", "50"]),  # a warning switched off
+    ("os_upgrades", ["-w", "5", "-c", "5"]),
+]
+
+
+@pytest.mark.parametrize("name, argv", [
+    pytest.param(name, argv, id="%s %s" % (name, " ".join(argv))) for name, argv in NEVER_FIRES])
+def test_a_warning_that_can_never_fire_is_a_usage_error(name, argv):
+    module = module_of(name)
+    outcome, elapsed = run(module, BASE[name] + argv)
+    assert_clean(module, outcome, elapsed)
+    assert outcome.exitcode == 3 and "(see --help)" in outcome.status_line, outcome.output
+    assert "can never fire" in outcome.status_line, outcome.output
+    assert outcome.output.count("\n") == 1, outcome.output
+
+
+@pytest.mark.parametrize("name, argv", [
+    pytest.param(name, argv, id="%s %s" % (name, " ".join(argv))) for name, argv in MAY_FIRE])
+def test_a_warning_that_may_fire_is_accepted(name, argv):
+    module = module_of(name)
+    outcome, elapsed = run(module, BASE[name] + argv)
+    assert_clean(module, outcome, elapsed)
+    assert "(see --help)" not in outcome.status_line, outcome.output

@@ -44,6 +44,13 @@ def arguments(block):
     return result
 
 
+def command_var(block, name):
+    """The value text of one ``vars.NAME = ...`` line of a CheckCommand."""
+    match = re.search(r"^\tvars\.%s = (.*)$" % re.escape(name), block, re.M)
+    assert match, "no vars.%s in the command" % name
+    return match.group(1)
+
+
 def test_commands_conf_is_up_to_date():
     with open(os.path.join(CONF, "commands.conf"), encoding="utf-8") as handle:
         assert handle.read() == generate.render(), (
@@ -91,7 +98,11 @@ def test_every_parser_option_is_an_argument_of_its_command(check):
         assert key in args, "%s: %s missing from osop_%s" % (check, key, check)
         attrs = args[key]
         var = '"$%s$"' % names[action]
-        if generate.is_switch(action):
+        if isinstance(action, argparse._CountAction):  # -v: the level from the var
+            assert attrs.get("set_if") == '"$osop_verbose_level$"'
+            assert attrs.get("value") == '"$osop_verbose_flag$"'
+            assert var in command_var(block, "osop_verbose_level")
+        elif generate.is_switch(action):
             assert attrs.get("set_if") == var and "value" not in attrs
         else:
             assert attrs.get("value") == var and "set_if" not in attrs
@@ -113,7 +124,37 @@ def test_switch_and_repeat_forms_on_disk_partitions():
         "description": '"a missing or unmounted -p PATH is OK instead of CRITICAL"'}
     assert args["--path"]["repeat_key"] == "true"
     assert args["--warning"]["order"] == "-2"
-    assert args["--verbose"]["set_if"] == '"$disk_partitions_verbose$"'
+    # macros only: ifw-api refuses an argument that holds a function
+    assert args["--verbose"]["set_if"] == '"$osop_verbose_level$"'
+    assert args["--verbose"]["value"] == '"$osop_verbose_flag$"'
+    assert args["--verbose"]["skip_key"] == "true"
+    assert '"$disk_partitions_verbose$"' in command_var(command_block("disk_partitions"),
+                                                       "osop_verbose_level")
+
+
+@pytest.mark.parametrize("given, word", [
+    ("true", "-v"), ("1", "-v"), ("2", "-vv"), ('"3"', "-vvv"), ("7", "-vvv"),
+    ("0", None), ("false", None), ("null", None), ('""', None)])
+def test_verbose_takes_the_level_and_true_is_one(given, word):
+    """<name>_verbose as Icinga 2 itself resolves it (icinga2 console, macro() answering the
+    var): -v, -vv or -vvv, and the plugin reads that word as the level."""
+    import subprocess
+
+    from tests.peers import need
+
+    need("icinga2")
+    block = command_block("tls_expiry")
+    script = ('var given = %s; var level = %s; var flag = %s; '
+              'var macro = function(name) { if (name == "$osop_verbose_level$") '
+              '{ return level() } else { return given } }; '
+              'if (level() >= 1) { flag() } else { "(none)" }' % (
+                  given, command_var(block, "osop_verbose_level"),
+                  command_var(block, "osop_verbose_flag")))
+    out = subprocess.run(["icinga2", "console", "--eval", script], capture_output=True,
+                         text=True, timeout=30).stdout.strip()
+    assert out == '"%s"' % (word or "(none)"), out
+    argv = ([word] if word else []) + ["-H", "example.org"]
+    assert parser_of("tls_expiry").parse_args(argv).verbose == len(word or "-") - 1
 
 
 # -- the example's services parse as the checks' own command lines -----------------------------
@@ -191,6 +232,30 @@ def test_example_services_parse_as_command_lines_of_the_check(check):
 
         parser.error = error
         parser.parse_args(argv)
+
+
+def test_the_practice_copies_do_not_cry_wolf_and_see_a_loss():
+    """The practice's nightly mirror (issue 13): a change saved in the morning must not make
+    the copies CRITICAL by lunch (no settle shorter than -w, no missing-critical 0), the
+    off-site box that sleeps outside its backup window and the office PC that is switched
+    off now and then are marked sleeping (else unreachable is CRITICAL), and a canary
+    guards against a loss that spreads; its snapshots are counted."""
+    parser = parser_of("three_copies")
+    copies = [s for s in EXAMPLE if s[2] == "three_copies"]
+    assert copies
+    for host, service, check, options in copies:
+        args = parser.parse_args(icinga2.vars_to_argv(
+            check, parser, {"%s_%s" % (check, k): v for k, v in options.items()}))
+        if args.settle is not None:
+            assert args.settle >= args.warning.end, (host, service)
+        assert "missing_critical" not in options, (host, service)
+    practice = {(h, s): o for h, s, c, o in copies}[
+        ("office-server.office.example", "copies data1")]
+    assert practice["sleeping"] == ["pc2", "offsite"] and practice["offsite"] == ["offsite"]
+    assert practice["canary"] == [".osop-canary"]
+    versions = {(h, s): o for h, s, c, o in EXAMPLE if c == "backup_age"}[
+        ("office-server.office.example", "backup data1 versions")]
+    assert versions["mode"] == "snapshot" and versions["min_snapshots"] == 7
 
 
 # SNMP mode of check_disk_partitions (issue 7): these keys are checked once it is merged.

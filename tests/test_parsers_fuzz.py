@@ -294,8 +294,8 @@ def test_dnf_parsers_raise_only_layout_error(text):
 @FAST
 @given(st.text(max_size=30))
 def test_kernel_version_keys_always_sort(text):
-    packages = source("packages")
-    sorted([packages.version_key(text), packages.version_key("6.1.0-9-amd64")])
+    kernel = source("kernel")
+    sorted([kernel.version_key(text), kernel.version_key("6.1.0-9-amd64")])
 
 
 # -- manifests and find listings (three_copies) ----------------------------------------------
@@ -409,6 +409,44 @@ def test_inet_address_indexes_raise_only_value_error(index):
 def test_oids_raise_only_value_error(text):
     snmp = source("snmp")
     only(ValueError, snmp.oid, text)
+
+
+# -- the router's UPnP answers (dyndns_match --router-upnp) --------------------------------
+
+XMLISH = st.lists(st.sampled_from([
+    "<root>", "</root>", "<service>", "</service>", "<serviceType>", "</serviceType>",
+    "urn:schemas-upnp-org:service:WANIPConnection:1", "<controlURL>", "</controlURL>", "/ctl",
+    "http://192.168.178.1:49000/x", "<URLBase>", "</URLBase>", "<s:Envelope xmlns:s='x'>",
+    "</s:Envelope>", "<Fault>", "</Fault>", "<errorCode>", "401", "</errorCode>",
+    "<NewExternalIPAddress>", "</NewExternalIPAddress>", "80.81.82.83", "100.64.7.2", "::1",
+    "<!DOCTYPE root [<!ENTITY a 'x'>]>", "&a;", "&amp;", "<?xml version='1.0'?>", "<", ">",
+    "\0", "\xff", "|", " "]), max_size=16).map("".join)
+
+
+@FAST
+@given(st.one_of(XMLISH, st.text(max_size=200)).map(lambda t: t.encode("utf-8",
+                                                                         "surrogatepass")))
+@example(b"<root><service><serviceType>urn:schemas-upnp-org:service:WANIPConnection:1"
+         b"</serviceType><controlURL>http://[::1</controlURL></service></root>")
+def test_upnp_documents_raise_only_upnp_error(body):
+    upnp = source("upnp")
+    services = only(upnp.UpnpError, upnp.parse_description, body,
+                    "http://192.168.178.1:49000/igd.xml")
+    for service in services or ():
+        assert service.control_url.startswith("http://192.168.178.1:49000/")
+    address = only(upnp.UpnpError, upnp.parse_external_address, body)
+    assert address is None or address in ("80.81.82.83",)
+
+
+@FAST
+@given(st.one_of(st.binary(max_size=200), st.lists(st.sampled_from([
+    "HTTP/1.1 200 OK", "\r\n", "LOCATION:", " http://192.168.178.1:49000/x", "http://[::1",
+    "ST: x", ":", "\n", "\xff"]), max_size=10).map(lambda t: "".join(t).encode("latin-1"))))
+def test_ssdp_answers_raise_only_upnp_error(datagram):
+    upnp = source("upnp")
+    answer = only(upnp.UpnpError, upnp.parse_ssdp, datagram, "192.168.178.1")
+    if answer is not None:
+        assert answer.location.startswith(("http://192.168.178.1", "https://192.168.178.1"))
 
 
 # -- backup stamps, snapshot names and logs (backup_age) ------------------------------------

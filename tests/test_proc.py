@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from osop_checks import deadline, proc
+from osop_checks import deadline, proc, text
 
 
 def alive(pid):
@@ -28,6 +28,65 @@ def test_failures_name_the_command():
     with pytest.raises(proc.CommandError, match=r"sh failed \(exit 4\): boom"):
         proc.run(["sh", "-c", "echo boom >&2; exit 4"])
     assert proc.run(["sh", "-c", "exit 4"], ok_codes=None).returncode == 4
+
+
+def test_a_failure_carries_its_reason_and_exit_code_as_fields(tmp_path):
+    with pytest.raises(proc.CommandError) as missing:
+        proc.run(["no-such-command-here"])
+    assert (missing.value.reason, missing.value.command, missing.value.returncode) == \
+        (proc.NOT_FOUND, "no-such-command-here", None)
+    with pytest.raises(proc.CommandError) as failed:
+        proc.run(["sh", "-c", "echo boom >&2; exit 4"])
+    assert (failed.value.reason, failed.value.returncode, failed.value.detail) == \
+        (proc.FAILED, 4, "boom")
+    with pytest.raises(proc.CommandError) as slow:
+        proc.run(["sleep", "5"], timeout=0.2)
+    assert (slow.value.reason, slow.value.command) == (proc.TIMEOUT, "sleep")
+    (tmp_path / "script").write_text("#!/bin/sh\n")
+    with pytest.raises(proc.CommandError) as denied:
+        proc.run([str(tmp_path / "script")])
+    assert denied.value.reason == proc.DENIED
+
+
+def test_stream_keeps_the_exit_code():
+    with pytest.raises(proc.CommandError) as failed:
+        with proc.stream(["sh", "-c", "echo out; echo why >&2; exit 7"]) as lines:
+            assert list(lines) == ["out\n"]
+    assert (failed.value.reason, failed.value.returncode, failed.value.detail) == \
+        (proc.FAILED, 7, "why")
+    assert str(failed.value) == "sh failed (exit 7): why"
+
+
+def test_a_missing_command_names_the_debian_package_that_gives_it(tmp_path):
+    empty = {"PATH": str(tmp_path)}  # a PATH without ssh: the real exec fails
+    with pytest.raises(proc.CommandError) as missing:
+        proc.run(["ssh", "-V"], env=empty)
+    assert str(missing.value) == "command not found: ssh (install openssh-client)"
+    with pytest.raises(proc.CommandError) as missing:
+        with proc.stream(["sha256sum"], env=empty):
+            pass
+    assert str(missing.value) == "command not found: sha256sum (install coreutils)"
+    # an explicit path, or a command we know no package for: no guess
+    with pytest.raises(proc.CommandError, match=r"^command not found: /nonexistent/ssh$"):
+        proc.run(["/nonexistent/ssh"])
+
+
+WORDS = ["sh", "-c", "a | b || c", "tab\there", "new\nline", "it's", 'say "hi"', "two  spaces",
+         " lead", "$HOME `x` \\n", "", "*", "caf\u00e9 \U0001f600 \u3000", "bad\udcff byte",
+         "%C@\\t%y\\0"]
+
+
+def test_a_logged_command_line_pastes_into_bash_as_the_same_argv():
+    """What -vv shows after the output's own cleaning (no '|', whitespace folded) is a line
+    bash splits back into the very argv that ran; bash itself is the judge."""
+    line = text.oneline(text.shell_words(WORDS), limit=4000)
+    assert "|" not in line and line == text.shell_words(WORDS)
+    import subprocess
+
+    pasted = subprocess.run(["bash", "-c", "printf '%s\\0' " + line], capture_output=True,
+                            check=True, env=proc.environment()).stdout
+    assert pasted.split(b"\0")[:-1] == [w.encode("utf-8", "surrogateescape") for w in WORDS]
+    assert text.shell_words(["ls", "-l", "/srv/a b"]) == "ls -l '/srv/a b'"
 
 
 def test_timeout_kills_the_whole_process_group(tmp_path):

@@ -84,6 +84,40 @@ def test_missing_module_names_the_package():
     assert "Python module psutil_not_installed_here is not installed" in outcome.status_line
 
 
+def test_a_missing_module_is_a_sentence_an_admin_can_follow(monkeypatch):
+    def needs_pysnmp():
+        import pysnmp  # noqa: F401
+    monkeypatch.setitem(sys.modules, "pysnmp", None)
+    outcome = run_inprocess(make_check(needs_pysnmp), [])
+    assert outcome.exitcode == 3
+    assert outcome.status_line == (
+        "DEMO UNKNOWN - Python module pysnmp is not installed (needed for SNMP mode only): "
+        "install it with pip install 'pysnmp>=7.1,<8' (Debian's python3-pysnmp4 is too old)")
+
+    def needs_dns():
+        import dns.resolver  # noqa: F401
+    monkeypatch.setitem(sys.modules, "dns", None)
+    outcome = run_inprocess(make_check(needs_dns), [])
+    assert outcome.status_line == (
+        "DEMO UNKNOWN - Python module dns.resolver is not installed: install the Debian package "
+        "python3-dnspython (or pip install dnspython)")
+
+
+def test_the_pip_requirements_in_the_hints_are_setup_cfg_s():
+    import configparser
+    import os
+    import re
+
+    config = configparser.ConfigParser()
+    config.read(os.path.join(os.path.dirname(os.path.dirname(__file__)), "setup.cfg"))
+    required = config["options"]["install_requires"].split()
+    names = [re.split("[<>=]", spec)[0] for spec in required]
+    for module, hint in runtime.PACKAGES.items():
+        for spec in re.findall(r"pip install '?([^' )]+)", hint):
+            assert spec in required or (spec in names and "," not in required[
+                names.index(spec)]), (module, spec, required)
+
+
 def test_timeout_is_unknown_within_the_budget():
     import time
 
@@ -107,3 +141,14 @@ def test_peer_text_cannot_break_the_status_line():
     first = outcome.status_line
     assert first.startswith("DEMO OK - line one line two / fake=1 | value=1")
     assert first.count("|") == 1
+
+
+def test_a_usage_error_cannot_start_perfdata():
+    outcome = run_inprocess(make_check(lambda: 1), ["-w", "1|x=1"])
+    assert outcome.exitcode == 3 and "|" not in outcome.output, outcome.output
+
+
+def test_absolute_paths_are_normalised():
+    assert cli.absolute_path("/data2//backup/") == "/data2/backup"
+    with pytest.raises(cli.argparse.ArgumentTypeError, match="unknown directory"):
+        cli.absolute_path("data2")

@@ -52,10 +52,51 @@ def test_lower_bound_reads_a_bare_value_as_alert_below():
 
 
 @pytest.mark.parametrize("bad", ["foo", "10:5", "@", "~", "", ":", "1:2:3", "10x", "1e999",
-                                 "nan", "10 GiB GiB", "\u0661\u0660"])
-def test_bad_ranges_raise_unit_error(bad):
+                                 "nan", "10 GiB GiB", "\u0661\u0660", "~:", "@~:", "@~",
+                                 " ~ : ", "@:"])
+@pytest.mark.parametrize("lower", [False, True])
+def test_bad_ranges_raise_unit_error(bad, lower):
     with pytest.raises(units.UnitError):
-        units.parse_range(bad, units.SIZE)
+        units.parse_range(bad, units.SIZE, lower)
+
+
+@pytest.mark.parametrize("spec", ["~", "~:", "@~:", ":", "@"])
+@pytest.mark.parametrize("lower", [False, True])
+def test_a_range_without_a_bound_is_refused_in_words(spec, lower):
+    with pytest.raises(units.UnitError, match="sets no bound"):
+        units.parse_range(spec, units.PERCENT, lower)
+
+
+@pytest.mark.parametrize("spec, quantity, lower, written", [
+    ("26h", units.DURATION, False, "26h"), ("26h:", units.DURATION, False, "26h:"),
+    ("~:26h", units.DURATION, False, "~:26h"), ("1h:26h", units.DURATION, False, "1h:26h"),
+    ("@0:1h", units.DURATION, False, "@0:1h"), (" 2h : 5h ", units.DURATION, False, "2h:5h"),
+    ("21d", units.DAYS, True, "21d:"), ("36h", units.DAYS, True, "36h:"),
+    ("20%", units.PERCENT, True, "20%:"), ("~:20%", units.PERCENT, True, "~:20%"),
+    ("10GiB", units.SIZE, False, "10GiB"), ("@5:10", units.COUNT, False, "@5:10"),
+])
+def test_range_text_gives_the_range_as_written(spec, quantity, lower, written):
+    assert units.range_text(units.parse_range(spec, quantity, lower), quantity) == written
+
+
+@pytest.mark.parametrize("spec, quantity, text", [
+    ("93600", units.DURATION, "26h"), ("@0:3600", units.DURATION, "@0:1h"),
+    ("7200:", units.DURATION, "2h:"), ("~:600", units.DURATION, "~:10m"),
+    ("90061", units.DURATION, "90061s"), ("1.5", units.DAYS, "36h"),
+    ("1073741824", units.SIZE, "1GiB"), ("10", units.SIZE, "10B"),
+    ("12.5:", units.PERCENT, "12.5%:"), ("2.5", units.COUNT, "2.5"),
+])
+def test_range_text_of_a_range_built_in_base_units(spec, quantity, text):
+    import nagiosplugin
+
+    assert units.range_text(nagiosplugin.Range(spec), quantity) == text
+
+
+def test_range_of_builds_ranges_from_base_units():
+    assert str(units.range_of(end=300)) == "300"
+    assert str(units.range_of(start=5)) == "5:"
+    assert str(units.range_of(start=2.5, end=7)) == "2.5:7"
+    assert units.range_of(end=5e-324).end == 5e-324
 
 
 @given(st.text(max_size=30))
@@ -90,3 +131,34 @@ def test_human_formats():
 def test_extreme_numbers_survive_the_trip_through_nagiosplugin(text):
     rng = units.parse_range(text, units.DURATION)
     assert rng.end > 0
+
+
+@pytest.mark.parametrize("warning, critical, quantity, lower, never", [
+    ("50h", "26h", units.DURATION, False, True),
+    ("26h", "50h", units.DURATION, False, False),
+    ("26h", "26h", units.DURATION, False, False),  # equal: only critical, accepted
+    ("~:26h", "26h", units.DURATION, False, False),  # the same for a value never below 0
+    ("@30h:40h", "26h", units.DURATION, False, True),
+    ("@26h:40h", "26h", units.DURATION, False, False),  # at 26h exactly it warns
+    ("@0:1h", "2h", units.DURATION, False, False),
+    ("2h:", "5h", units.DURATION, False, False),
+    ("1h:", "2h:", units.DURATION, False, True),
+    ("5:30", "10:20", units.COUNT, False, True),
+    ("10:20", "5:30", units.COUNT, False, False),
+    ("0:", "50", units.COUNT, False, False),  # a warning that alerts on nothing: off
+    ("7d", "21d", units.DAYS, True, True),
+    ("21d", "7d", units.DAYS, True, False),
+    ("~:0", "0", units.DAYS, False, True),  # days left can be negative: 0 alerts below 0 too
+    ("5%", "10%", units.PERCENT, True, True),
+    ("10%", "10%", units.PERCENT, True, False),
+])
+def test_a_warning_that_can_never_fire(warning, critical, quantity, lower, never):
+    w, c = (units.parse_range(t, quantity, lower) for t in (warning, critical))
+    assert units.never_fires(w, c, quantity) is never
+
+
+@pytest.mark.parametrize("seconds, shown", [
+    (30, "30 s"), (1, "1 s"), (2.5, "2.5 s"), (12.5, "12.5 s"), (29.87, "29.9 s"),
+    (0.04, "0.1 s"), (1.04, "1 s")])
+def test_time_limits_in_words(seconds, shown):
+    assert units.format_seconds(seconds) == shown

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Write the example inventory: example/hosts.conf and example/zones.conf.
 
-50 hosts modelled on the organisations osop-checks is made for: an office with its server
-(/data1 live data, /data2 the backup partition), a second PC holding the second copy, an
-off-site backup server reached over ssh, the gateway and a NAS read over SNMP, a mail server
-with its STARTTLS endpoints, and 43 VMs in a data centre (web VMs with many vhosts, databases,
+50 hosts modelled on the organisations osop-checks is made for: the veterinary practice with
+its server (/data1 live data, /data2 the backup partition with a mirror and rsnapshot
+versions), the office PC holding the second copy, the off-site box at someone's home that a
+timer powers on only for the backup window (TimePeriod "backup-window"), reached through
+the router there under a DynDNS name, the gateway and a NAS read over SNMP, the mail server
+with its TLS endpoints, and 43 VMs in a data centre (web VMs with many vhosts, databases,
 application servers, a few old ones with NRPE only) behind a satellite.
 
 The services come from the apply rules in services.conf and nrpe/services.conf; this script
@@ -19,6 +21,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 MASTER = "monitor.office.example"
 SATELLITE = "satellite.dc.example"
+
+# The off-site box is powered on by a timer from 01:55 to 04:30; its services are checked in
+# this window only (the timer's margins let the agent connect first and the sync finish).
+BACKUP_WINDOW = "02:00-04:00"
 
 
 def q(value):
@@ -38,7 +44,12 @@ class Host:
         self.name, self.address, self.client, self.comment = name, address, client, comment
         self.os = os_name
         self.zone = zone  # the zone whose endpoints check it (its agent's parent)
+        self.attrs = []   # (attribute, value): the host's own, beside the template's
         self.vars = []    # (attribute text, value)
+
+    def attr(self, name, value):
+        self.attrs.append((name, value))
+        return self
 
     def var(self, path, value):
         self.vars.append((path, value))
@@ -47,8 +58,9 @@ class Host:
     def render(self):
         lines = ["/* %s */" % self.comment, "object Host %s {" % q(self.name),
                  '\timport "osop-example-host"', "\taddress = %s" % q(self.address),
-                 "\tzone = %s" % q(self.zone),
-                 "\tvars.client = %s" % q(self.client)]
+                 "\tzone = %s" % q(self.zone)]
+        lines += ["\t%s = %s" % (name, q(value)) for name, value in self.attrs]
+        lines.append("\tvars.client = %s" % q(self.client))
         if self.os:
             lines.append("\tvars.os = %s" % q(self.os))
         lines += ["\tvars.%s = %s" % (path, q(value)) for path, value in self.vars]
@@ -64,13 +76,18 @@ def office():
     hosts.append(monitor)
 
     server = Host("office-server.office.example", "10.0.0.10", "agent",
-                  "the office server: /data1 live data, /data2 the backup partition")
+                  "the practice's server: /data1 live data, /data2 the backup partition (a "
+                  "mirror of /data1 and rsnapshot's versions of it)")
     server.var('disks["/"]', {})
     server.var('disks["/boot"]', {"warning": "20%", "critical": "10%"})
     server.var('disks["/data1"]', {"warning": "15%,100GiB", "critical": "5%,20GiB"})
     server.var('disks["/data2"]', {"warning": "10%", "critical": "5%"})
     server.var('backups["data2 nightly"]', {
         "path": "/data2/backup/daily", "warning": "26h", "critical": "50h"})
+    # The mirror follows a loss the next night; the versions are what is left to restore from.
+    server.var('backups["data1 versions"]', {
+        "path": "/data2/snapshots", "mode": "snapshot", "name_format": "rsnapshot",
+        "warning": "26h", "critical": "50h", "min_snapshots": 7, "oldest_snapshot": "6d"})
     server.var('backups["postgres dumps"]', {
         "path": "/data2/backup/postgres", "glob": "*.sql.gz", "warning": "26h",
         "critical": "50h"})
@@ -79,8 +96,15 @@ def office():
     server.var('copies["data1"]', {
         "source": "/data1",
         "copies": ["server=/data2/data1", "pc2=backup@office-pc2.office.example:/backup/data1",
-                 "offsite=backup@offsite-backup.example.net:/backup/office/data1"],
-        "offsite": ["offsite"], "warning": "26h", "critical": "50h"})
+                   "offsite=backup@offsite.dyndns.example:/backup/office/data1"],
+        # A nightly sync: -w/-c are the copies' ages, and a change made today is pending,
+        # not missing, until the night (settle follows -w: leave settle, missing_critical
+        # unset). The off-site box sleeps outside the backup window, and the office PC is
+        # switched off now and then (an unreachable copy not marked sleeping is CRITICAL):
+        # both are judged by their last verification while off. The canary is a file
+        # written once into /data1 and never touched.
+        "offsite": ["offsite"], "sleeping": ["pc2", "offsite"], "canary": [".osop-canary"],
+        "warning": "26h", "critical": "50h"})
     server.var('dyndns["office.dyndns.example"]', {
         "ip_url": ["https://api.ipify.org", "https://ifconfig.me/ip"], "grace": "15m"})
     server.var('tls_endpoints["nextcloud"]', {"port": 443, "sni": "cloud.office.example"})
@@ -88,21 +112,33 @@ def office():
     hosts.append(server)
 
     pc2 = Host("office-pc2.office.example", "10.0.0.21", "agent",
-               "the second PC in the office: holds the second copy of /data1 (Xubuntu)")
+               "the office PC, an ordinary desktop (Xubuntu): holds the second copy of /data1")
     pc2.var('disks["/"]', {})
     pc2.var('disks["/backup"]', {"warning": "10%", "critical": "5%"})
     pc2.var('backups["copy of data1"]', {
         "path": "/backup/data1", "time": "ctime", "warning": "26h", "critical": "50h"})
     hosts.append(pc2)
 
-    offsite = Host("offsite-backup.example.net", "198.51.100.40", "agent",
-                   "the off-site backup server, reached over ssh/rsync by the office's timer")
+    offsite = Host("offsite-box.office.example", "offsite.dyndns.example", "agent",
+                   "the off-site box at someone's home: a 15 W machine that a timer powers on "
+                   "for the backup window only, reached through the router there (port "
+                   "forward) under a DynDNS name")
+    # A ping would only reach the router, and the box is off 22 hours a day: the host stays
+    # UP and says why; whether the box woke and took its copy is judged by "copies data1" on
+    # the server. Its agent connects to the master when it wakes.
+    offsite.attr("check_command", "dummy")
+    offsite.var("dummy_state", 0)
+    offsite.var("dummy_text", "powered on only for the backup window (%s), not pinged: "
+                "whether it woke and took its copy of /data1 is judged by the server's copies "
+                "service" % BACKUP_WINDOW)
+    offsite.var("check_period", "backup-window")  # every service of the box
     offsite.var('disks["/"]', {})
     offsite.var('disks["/backup"]', {"warning": "10%,200GiB", "critical": "5%,50GiB"})
     for name, path in (("office data1", "/backup/office/data1"),
                        ("mail", "/backup/mail"), ("web", "/backup/web")):
         offsite.var('backups["%s"]' % name, {
             "path": path, "time": "ctime", "warning": "26h", "critical": "50h"})
+    # The name the server's sync uses: checked inside the network it must point at.
     offsite.var('dyndns["offsite.dyndns.example"]', {"ip_url": ["https://api.ipify.org"]})
     hosts.append(offsite)
 
@@ -123,7 +159,8 @@ def office():
     hosts.append(nas)
 
     mail = Host("mail.example.com", "203.0.113.25", "agent",
-                "the mail server: SMTP, submission, IMAP and POP3 with STARTTLS or TLS")
+                "the practice's mail server: SMTP, submission, IMAP and POP3 with STARTTLS "
+                "or TLS")
     mail.var('disks["/"]', {})
     mail.var('disks["/var/vmail"]', {"warning": "15%", "critical": "5%"})
     for name, endpoint in (
@@ -235,6 +272,19 @@ def hosts_conf(hosts):
         "\tmax_check_attempts = 3",
         "\tcheck_interval = 1m",
         "\tretry_interval = 30s",
+        "}",
+        "",
+        "/*",
+        " * When the practice's off-site box is awake: its timer powers it on a few minutes",
+        " * before and off a while after. Hosts with vars.check_period = \"backup-window\" have",
+        " * their services checked in this window only (services.conf).",
+        " */",
+        'object TimePeriod "backup-window" {',
+        '\tdisplay_name = "backup window: the off-site box is awake"',
+        "\tranges = {",
+    ] + ['\t\t"%s" = "%s"' % (day, BACKUP_WINDOW) for day in (
+        "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")] + [
+        "\t}",
         "}",
         "",
     ]

@@ -6,29 +6,18 @@ thresholds with clock-skew slack, minimum size and file count, empty is CRITICAL
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import os
 import time
 
 import nagiosplugin
-from nagiosplugin import Critical, Ok, Unknown, Warn
+from nagiosplugin import Critical, Ok, Warn
 
-from osop_checks import cli, runtime, text, units
+from osop_checks import cli, plugin, runtime, text, units
 from osop_checks.sources import tree
 
 NAME = "BACKUP_AGE"
-
-
-def absolute_path(value):
-    if not value or not os.path.isabs(value):
-        raise argparse.ArgumentTypeError(
-            "%r is not an absolute path (a check runs from an unknown directory)" % value)
-    return os.path.normpath(value)
-
-
-absolute_path.__name__ = "absolute path"
 
 
 def build_parser():
@@ -43,6 +32,8 @@ def build_parser():
             "--min-size 1MiB",
             "check_backup_age -p /backup/rsnapshot --mode snapshot --name-format rsnapshot "
             "--min-files 1000",
+            "check_backup_age -p /backup/rsnapshot --mode snapshot --name-format rsnapshot "
+            "--min-snapshots 7 --oldest-snapshot 6d",
             "check_backup_age -p /backup/snapshots --mode snapshot --name-format "
             "'host-%Y-%m-%d_%H%M' -w 2d -c 3d",
             "check_backup_age --stamp /var/lib/backup/last-success -p /data2/backup "
@@ -53,12 +44,13 @@ def build_parser():
             "fstatat(2) for every entry, shared between a few forked processes (--workers) that",
             "take subtrees from a pipe; memory holds the pending directories, never the files.",
             "snapshot: one listing of --path, the date in each name (or its mtime/ctime), then",
-            "a walk of the newest snapshot for its size and file count.",
+            "a walk of the newest snapshot for its size and file count; the count and the",
+            "oldest come from the same listing.",
             "stamp: the stamp file's first line (ISO 8601 or epoch seconds), else its mtime.",
             "--log: the last 4 MiB of the log, read once; nothing is ever written.",
         ])
     sel = parser.add_argument_group("what the backup is")
-    sel.add_argument("-p", "--path", type=absolute_path, metavar="PATH",
+    sel.add_argument("-p", "--path", type=cli.absolute_path, metavar="PATH",
                      help="the backup: a directory tree (or a single file), or the directory "
                           "holding the snapshots; a PATH that does not exist is UNKNOWN")
     sel.add_argument("--mode", choices=("newest", "snapshot", "stamp"),
@@ -90,7 +82,7 @@ def build_parser():
     sel.add_argument("--utc", action="store_true",
                      help="dates in names and stamps without a time zone are UTC (default: "
                           "local time)")
-    sel.add_argument("--stamp", type=absolute_path, metavar="FILE",
+    sel.add_argument("--stamp", type=cli.absolute_path, metavar="FILE",
                      help="a file the backup job writes when it succeeds; its age is the "
                           "backup's; a missing stamp file is CRITICAL")
     sel.add_argument("--stamp-time", choices=("auto", "content", "mtime"), default="auto",
@@ -103,7 +95,7 @@ def build_parser():
     sel.add_argument("--workers", type=cli.count_type(minimum=1, maximum=64), metavar="N",
                      help="processes walking a tree (default: the CPUs usable, at most 4)")
     log = parser.add_argument_group("log verdict (optional)")
-    log.add_argument("--log", type=absolute_path, metavar="FILE",
+    log.add_argument("--log", type=cli.absolute_path, metavar="FILE",
                      help="the backup job's log: an error in its newest run is CRITICAL. "
                           "Built in: rsync's 'rsync error:' lines and a non-zero recorded exit "
                           "code ('exit code 23', 'rc=1') are errors; rsync's 'total size is "
@@ -129,6 +121,14 @@ def build_parser():
     thr.add_argument("--min-files", type=cli.count_type(minimum=0), metavar="N",
                      help="critical when the newest backup holds fewer regular files; one "
                           "without any is always critical")
+    thr.add_argument("--min-snapshots", type=cli.count_type(minimum=1), metavar="N",
+                     help="snapshot mode: critical when fewer than N snapshots are kept (the "
+                          "versions to restore from when a loss reached the newest one)")
+    thr.add_argument("--oldest-snapshot", type=cli.duration_type(minimum=1),
+                     metavar="DURATION",
+                     help="snapshot mode: critical when the oldest snapshot is younger than "
+                          "this: the history does not reach back that far (7 nightly "
+                          "snapshots reach back 6d and some hours: use 6d)")
     thr.add_argument("--future-slack", type=cli.duration_type(minimum=0), default=300,
                      metavar="DURATION",
                      help="a time in the future by up to this much (clock skew) counts as "
@@ -147,6 +147,8 @@ class Backup:
     files: int | None = None            # regular files of the newest backup (None: n/a)
     bytes: int | None = None
     single_file: bool = False              # the backup is one file (a dump)
+    snapshots: int | None = None        # snapshot mode: how many were found
+    oldest: tree.Entry | None = None    # snapshot mode: the oldest of them
     notes: list[str] = dataclasses.field(default_factory=list)
     verdict: tree.Verdict | None = None
     log: str | None = None
@@ -163,6 +165,8 @@ def check_options(args):
         raise cli.UsageError("--path is required (the backup to look at)")
     if args.name_format and mode != "snapshot":
         raise cli.UsageError("--name-format is for --mode snapshot")
+    if (args.min_snapshots or args.oldest_snapshot) and mode != "snapshot":
+        raise cli.UsageError("--min-snapshots and --oldest-snapshot are for --mode snapshot")
     if args.max_depth and mode == "snapshot":
         raise cli.UsageError("--max-depth is for --mode newest (snapshots are the entries "
                              "directly under --path)")
@@ -185,7 +189,7 @@ def _too_unreadable(scan, root, args, backup):
     if not scan.error_count:
         return
     message = "cannot read %d director%s under %s (first: %s)" % (
-        scan.error_count, "y" if scan.error_count == 1 else "ies", root, scan.errors[0])
+        scan.error_count, plugin.plural(scan.error_count, "y", "ies"), root, scan.errors[0])
     if not args.skip_unreadable:
         raise nagiosplugin.CheckError(
             message + "; the newest backup may be in there (--skip-unreadable goes on "
@@ -194,61 +198,78 @@ def _too_unreadable(scan, root, args, backup):
 
 
 def gather(args, mode, scan, snapshots, stamp, tz):
-    kind = args.type or ("dir" if mode == "snapshot" else "file")
-    backup = Backup(mode)
+    """The backup as ``mode`` finds it: one gatherer per mode, chosen here."""
     if mode == "stamp":
-        backup.what = "stamp file %s" % args.stamp
-        try:
-            found = stamp(args.stamp)
-        except tree.NotFound:
-            if not os.path.isdir(os.path.dirname(args.stamp)):
-                raise nagiosplugin.CheckError("the directory of --stamp %s does not exist"
-                                              % args.stamp) from None
-            return backup
-        when = tree.parse_stamp(found.text, tz) if args.stamp_time != "mtime" else None
-        if args.stamp_time == "content" and when is None:
-            raise nagiosplugin.CheckError(
-                "stamp file %s holds no timestamp in its first line (ISO 8601 or epoch "
-                "seconds): %r" % (args.stamp, text.oneline(found.text, 60)))
-        if when is None:
-            when, source = (found.ctime, "ctime") if args.time == "ctime" else (
-                found.mtime, "mtime")
-        else:
-            source = "content"
-        backup.entry = tree.Entry(args.stamp, when, 0, False, source)
-        if args.path:
-            result = _scan(scan, args, args.path, "file")
-            _too_unreadable(result, args.path, args, backup)
-            backup.files, backup.bytes = result.files, result.bytes
-        return backup
+        return gather_stamp(args, stamp, scan, tz)
     if mode == "snapshot":
-        fmt = args.name_format or "auto"
-        try:
-            found, seen = snapshots(args.path, fmt, args.glob, kind, args.time, tz)
-        except tree.NotFound:
-            raise nagiosplugin.CheckError("--path %s does not exist" % args.path) from None
-        backup.what = "%s snapshot%s under %s (%d entr%s looked at)" % (
-            "file" if kind == "file" else "directory",
-            "" if fmt == "auto" else " named %s" % fmt, args.path, seen,
-            "y" if seen == 1 else "ies")
-        newest = tree.newest_snapshot(found)
-        if newest is None:
-            return backup
-        backup.entry = newest
-        if newest.is_dir:
-            result = _scan(scan, args, newest.path, "file", whole=True)
-            _too_unreadable(result, newest.path, args, backup)
-            backup.files, backup.bytes = result.files, result.bytes
-        else:
-            backup.files, backup.bytes, backup.single_file = 1, newest.size, True
-        backup.notes.append("%d snapshot%s found" % (len(found), "" if len(found) == 1 else "s"))
-        return backup
-    # newest
+        return gather_snapshot(args, args.type or "dir", snapshots, scan, tz)
+    return gather_newest(args, args.type or "file", scan)
+
+
+def gather_stamp(args, stamp, scan, tz):
+    """Stamp mode: the time in (or of) the stamp file; the files under --path counted."""
+    backup = Backup("stamp", what="stamp file %s" % args.stamp)
     try:
-        result = _scan(scan, args, args.path, kind)
+        found = stamp(args.stamp)
+    except tree.NotFound:
+        if not os.path.isdir(os.path.dirname(args.stamp)):
+            raise nagiosplugin.CheckError("the directory of --stamp %s does not exist"
+                                          % args.stamp) from None
+        return backup
+    when = tree.parse_stamp(found.text, tz) if args.stamp_time != "mtime" else None
+    if args.stamp_time == "content" and when is None:
+        raise nagiosplugin.CheckError(
+            "stamp file %s holds no timestamp in its first line (ISO 8601 or epoch "
+            "seconds): %r" % (args.stamp, text.oneline(found.text, 60)))
+    if when is None:
+        when, source = (found.ctime, "ctime") if args.time == "ctime" else (
+            found.mtime, "mtime")
+    else:
+        source = "content"
+    backup.entry = tree.Entry(args.stamp, when, 0, False, source)
+    if args.path:
+        result = _walk(scan, args, args.path, "file", backup)
+        backup.files, backup.bytes = result.files, result.bytes
+    return backup
+
+
+def gather_snapshot(args, kind, snapshots, scan, tz):
+    """Snapshot mode: the newest of the dated entries under --path, its contents counted,
+    how many there are and the oldest."""
+    backup = Backup("snapshot")
+    fmt = args.name_format or "auto"
+    try:
+        found, seen = snapshots(args.path, fmt, args.glob, kind, args.time, tz)
     except tree.NotFound:
         raise nagiosplugin.CheckError("--path %s does not exist" % args.path) from None
-    _too_unreadable(result, args.path, args, backup)
+    backup.what = "%s snapshot%s under %s (%d entr%s looked at)" % (
+        "file" if kind == "file" else "directory",
+        "" if fmt == "auto" else " named %s" % fmt, args.path, seen,
+        plugin.plural(seen, "y", "ies"))
+    newest = tree.newest_snapshot(found)
+    if newest is None:
+        return backup
+    backup.entry = newest
+    backup.snapshots = len(found)
+    backup.oldest = tree.oldest_snapshot(found)
+    if newest.is_dir:
+        result = _walk(scan, args, newest.path, "file", backup, whole=True)
+        backup.files, backup.bytes = result.files, result.bytes
+    else:
+        backup.files, backup.bytes, backup.single_file = 1, newest.size, True
+    backup.notes.append("%d snapshot%s found, the oldest %s: %s %s" % (
+        len(found), plugin.plural(len(found)), backup.oldest.path,
+        backup.oldest.time_source, _when(backup.oldest.time)))
+    return backup
+
+
+def gather_newest(args, kind, scan):
+    """Newest mode: the tree under --path is one backup, as old as its newest entry."""
+    backup = Backup("newest")
+    try:
+        result = _walk(scan, args, args.path, kind, backup)
+    except tree.NotFound:
+        raise nagiosplugin.CheckError("--path %s does not exist" % args.path) from None
     backup.what = "%s%s under %s" % (
         "directory" if kind == "dir" else "file",
         " matching %s" % args.glob if args.glob else "", args.path)
@@ -256,15 +277,22 @@ def gather(args, mode, scan, snapshots, stamp, tz):
     if result.newest is not None and result.newest.path == args.path:
         backup.single_file = True  # --path is a file
     if kind == "dir" and result.newest is not None:
-        inner = _scan(scan, args, result.newest.path, "file", whole=True)
-        _too_unreadable(inner, result.newest.path, args, backup)
-        backup.files, backup.bytes = inner.files, inner.bytes
+        result_inner = _walk(scan, args, result.newest.path, "file", backup, whole=True)
+        backup.files, backup.bytes = result_inner.files, result_inner.bytes
     else:
         backup.files, backup.bytes = result.files, result.bytes
     backup.notes.append("walked %d director%s with %d process%s" % (
-        result.dirs, "y" if result.dirs == 1 else "ies", result.workers,
-        "" if result.workers == 1 else "es"))
+        result.dirs, plugin.plural(result.dirs, "y", "ies"), result.workers,
+        plugin.plural(result.workers, "", "es")))
     return backup
+
+
+def _walk(scan, args, root, kind, backup, whole=False):
+    """One scan of ``root``; directories it could not read fail the check, or are noted
+    in ``backup`` with --skip-unreadable."""
+    result = _scan(scan, args, root, kind, whole)
+    _too_unreadable(result, root, args, backup)
+    return result
 
 
 def _scan(scan, args, root, kind, whole=False):
@@ -282,9 +310,9 @@ def _when(seconds):
 
 
 def _limit(rng):
-    if not rng.invert and rng.start == 0 and rng.end != float("inf"):
-        return "limit %s" % units.format_duration(rng.end)
-    return "range %s s" % rng
+    """The threshold a backup breached, as written: 'limit 50h', 'range @0:1h'."""
+    plain = not rng.invert and rng.start == 0 and rng.end != float("inf")
+    return "%s %s" % ("limit" if plain else "range", units.range_text(rng, units.DURATION))
 
 
 def describe(backup):
@@ -311,6 +339,11 @@ class Backups(nagiosplugin.Resource):
             if backup.files is not None:
                 yield nagiosplugin.Metric("size", backup.bytes, "B", min=0, context="size")
                 yield nagiosplugin.Metric("files", backup.files, "", min=0, context="files")
+            if backup.snapshots is not None:
+                yield nagiosplugin.Metric("snapshots", backup.snapshots, "", min=0,
+                                          context="snapshots")
+                yield nagiosplugin.Metric("oldest_age", max(0.0, self.now - backup.oldest.time),
+                                          "s", min=0, context="oldest_age")
         if backup.verdict is not None:
             yield nagiosplugin.Metric("log", backup.verdict, context="log")
 
@@ -345,10 +378,23 @@ class Age(nagiosplugin.Context):
                                         self.warning, self.critical, 0)
 
 
-class Size(nagiosplugin.Context):
+class AtLeast(nagiosplugin.Context):
+    """A metric with a lower limit (--min-size, --min-files, --min-snapshots,
+    --oldest-snapshot; None: none): the limit is its critical range in the perfdata."""
+    name = uom = ""
+
     def __init__(self, minimum):
-        super().__init__("size")
+        super().__init__(self.name)
         self.minimum = minimum
+
+    def performance(self, metric, resource):
+        critical = units.range_of(start=self.minimum) if self.minimum else None
+        value = int(round(metric.value)) if self.uom == "s" else metric.value
+        return nagiosplugin.Performance(self.name, value, self.uom, None, critical, 0)
+
+
+class Size(AtLeast):
+    name, uom = "size", "B"
 
     def evaluate(self, metric, resource):
         backup = resource.backup
@@ -362,16 +408,9 @@ class Size(nagiosplugin.Context):
                 units.format_size(self.minimum)), metric)
         return nagiosplugin.Result(Ok, units.format_size(metric.value), metric)
 
-    def performance(self, metric, resource):
-        critical = (nagiosplugin.Range("%s:" % units._atom(self.minimum))
-                    if self.minimum else None)
-        return nagiosplugin.Performance("size", metric.value, "B", None, critical, 0)
 
-
-class Files(nagiosplugin.Context):
-    def __init__(self, minimum):
-        super().__init__("files")
-        self.minimum = minimum
+class Files(AtLeast):
+    name = "files"
 
     def evaluate(self, metric, resource):
         what = describe(resource.backup)
@@ -379,12 +418,37 @@ class Files(nagiosplugin.Context):
             return nagiosplugin.Result(Critical, "%s is empty (no files)" % what, metric)
         if self.minimum is not None and metric.value < self.minimum:
             return nagiosplugin.Result(Critical, "%s holds only %d file%s (minimum %d)" % (
-                what, metric.value, "" if metric.value == 1 else "s", self.minimum), metric)
+                what, metric.value, plugin.plural(metric.value), self.minimum), metric)
         return nagiosplugin.Result(Ok, "%d files" % metric.value, metric)
 
-    def performance(self, metric, resource):
-        critical = nagiosplugin.Range("%d:" % self.minimum) if self.minimum else None
-        return nagiosplugin.Performance("files", metric.value, "", None, critical, 0)
+
+class Snapshots(AtLeast):
+    """Snapshot mode: how many versions are kept, against --min-snapshots."""
+    name = "snapshots"
+
+    def evaluate(self, metric, resource):
+        count = metric.value
+        shown = "%d snapshot%s" % (count, plugin.plural(count))
+        if self.minimum is not None and count < self.minimum:
+            return nagiosplugin.Result(Critical, "only %s under %s, at least %d wanted" % (
+                shown, os.path.dirname(resource.backup.entry.path), self.minimum),
+                metric)
+        return nagiosplugin.Result(Ok, shown, metric)
+
+
+class OldestAge(AtLeast):
+    """Snapshot mode: how far back the kept versions reach, against --oldest-snapshot."""
+    name, uom = "oldest_age", "s"
+
+    def evaluate(self, metric, resource):
+        oldest = resource.backup.oldest
+        shown = "the oldest %s old" % units.format_duration(metric.value)
+        if self.minimum is not None and metric.value < self.minimum:
+            return nagiosplugin.Result(Critical, "oldest snapshot %s is only %s old (%s), at "
+                                                 "least %s wanted" % (
+                oldest.path, units.format_duration(metric.value), oldest.time_source,
+                units.format_duration(self.minimum)), metric)
+        return nagiosplugin.Result(Ok, shown, metric)
 
 
 class Found(nagiosplugin.Context):
@@ -423,15 +487,16 @@ class Report(nagiosplugin.Summary):
             return "ok"
         parts = [results["age"].hint]
         if backup.files is not None:
-            parts.append("%d file%s, %s" % (backup.files, "" if backup.files == 1 else "s",
+            parts.append("%d file%s, %s" % (backup.files, plugin.plural(backup.files),
                                             units.format_size(backup.bytes)))
+        if backup.snapshots is not None:
+            parts.append("%s, %s" % (results["snapshots"].hint, results["oldest_age"].hint))
         if backup.verdict is not None:
             parts.append("log ok")
         return "; ".join(parts)
 
     def problem(self, results):
-        rank = {Critical: 0, Unknown: 1, Warn: 2}
-        worst = sorted((r for r in results if r.state != Ok), key=lambda r: rank[r.state])
+        worst = plugin.worst_first(r for r in results if r.state != Ok)
         return "; ".join(str(r.hint) for r in worst)
 
     def verbose(self, results):
@@ -442,7 +507,7 @@ class Report(nagiosplugin.Summary):
             lines.append("%s: %s %s" % (entry.path, entry.time_source, _when(entry.time)))
         if backup.files is not None and backup.entry is not None:
             lines.append("backup holds %d regular file%s, %s (%d bytes)" % (
-                backup.files, "" if backup.files == 1 else "s",
+                backup.files, plugin.plural(backup.files),
                 units.format_size(backup.bytes), backup.bytes))
         if backup.verdict is not None:
             verdict = backup.verdict
@@ -469,6 +534,9 @@ def build_check(args, scan=tree.scan_tree, snapshots=tree.list_snapshots,
             log_text = read_log(args.log)
         except tree.NotFound:
             raise nagiosplugin.CheckError("--log %s does not exist" % args.log) from None
+        except OSError as exc:  # unreadable, or a device or FIFO that gives more than 4 MiB
+            raise nagiosplugin.CheckError("cannot read the --log %s: %s" % (
+                args.log, exc.strerror or exc)) from None
         backup.log = args.log
         backup.verdict = tree.log_verdict(log_text, args.log_ok, args.log_error,
                                           args.log_start)
@@ -477,6 +545,8 @@ def build_check(args, scan=tree.scan_tree, snapshots=tree.list_snapshots,
         Age(args.warning, args.critical, args.future_slack),
         Size(args.min_size),
         Files(args.min_files),
+        Snapshots(args.min_snapshots),
+        OldestAge(args.oldest_snapshot),
         Found(),
         Log(),
         Report())

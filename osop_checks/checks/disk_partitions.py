@@ -13,8 +13,8 @@ import os
 import nagiosplugin
 from nagiosplugin import Critical, Ok, Unknown, Warn
 
-from osop_checks import cli, runtime, text, units
-from osop_checks.sources import disks, snmp
+from osop_checks import cli, plugin, runtime, snmp_options, text, units
+from osop_checks.sources import disks
 
 NAME = "DISK_PARTITIONS"
 
@@ -32,16 +32,21 @@ def build_parser():
             "check_disk_partitions -H nas --snmp --community-file /etc/icinga2/nas.community",
             "OSOP_SNMP_AUTH_KEY=... OSOP_SNMP_PRIV_KEY=... check_disk_partitions -H nas --snmp "
             "--snmp-version 3 --snmp-user monitor -p /volume1",
+            "check_disk_partitions -H [2001:db8::7] --snmp --community-file FILE",
+            "check_disk_partitions -H nas.example.org -6 --snmp --community-file FILE",
         ],
         behind_the_scenes=[
             "the mount table from /proc/self/mounts (psutil.disk_partitions), then statvfs(2) on",
             "each selected mount in a worker thread (a hung NFS mount cannot hang the check);",
             "free = f_bavail * f_frsize, exactly df -B1's Avail; /etc/fstab tells whether a",
-            "-p path should be a mount point of its own.",
+            "-p path should be a mount point of its own; a -p path that no mount entry holds",
+            "(a chroot) gets statvfs(2) on the path itself.",
             "SNMP mode: GETBULK walks of HOST-RESOURCES-MIB hrStorageTable (1.3.6.1.2.1.25.2.3.1:",
             "type, descr, allocation units, size, used) and UCD-SNMP-MIB dskTable",
             "(1.3.6.1.4.1.2021.9.1: dskAvail for free space, dskPercentNode for inodes) with",
             "pysnmp; numeric OIDs, no MIB files. Without a dskTable row free = size - used.",
+            "HOST is resolved with getaddrinfo (all A and AAAA, -4/-6 narrow) and asked on its",
+            "first address, over udp6 where that is an IPv6 address.",
         ])
     sel = parser.add_argument_group("selection")
     sel.add_argument("-p", "--path", action="append", default=[], metavar="PATH",
@@ -82,7 +87,9 @@ def build_parser():
                      metavar="MOUNT=WARN/CRIT",
                      help="other space thresholds for one mount point, e.g. /data2=10%%/5%% "
                           "or /srv=20%%,50GiB/10%%,10GiB (repeatable)")
-    snmp.add_arguments(parser)
+    parser.add_threshold_pair("--warning", "--critical", never_fires=FreeLimit.never_fires)
+    parser.add_threshold_pair("--inode-warning", "--inode-critical", units.PERCENT)
+    snmp_options.add_arguments(parser)
     return parser
 
 
@@ -122,16 +129,31 @@ class FreeLimit:
             if rng.invert or rng.end != float("inf") or rng.start == float("-inf"):
                 return None
             limits.append(rng.start * usable / 100 if quantity is units.PERCENT else rng.start)
-        return nagiosplugin.Range(units._atom(max(0, int(usable - min(limits)))))
+        return units.range_of(end=max(0, int(usable - min(limits))))
 
     def __str__(self):
         return ",".join(str(rng) + ("%" if q is units.PERCENT else "B") for q, rng in self.ranges)
+
+    @property
+    def written(self):
+        return ",".join(units.range_text(rng, q) for q, rng in self.ranges)
+
+    def never_fires(self, critical):
+        """True when this warning limit can never fire before ``critical``, whatever the
+        partition's size: each critical range is breached whenever a warning range of the
+        same quantity is (so 20%,50GiB against 10% is fine, 5% against 10% is not); a
+        percentage and a size are never compared."""
+        if sorted(map(str, self.ranges)) == sorted(map(str, critical.ranges)):
+            return False
+        return all(any(qw is qc and (rw == rc or units.never_fires(rw, rc, qw))
+                       for qw, rw in self.ranges)
+                   for qc, rc in critical.ranges)
 
 
 def free_thresholds(text):
     ranges = []
     for part in str(text).split(","):
-        quantity = units.PERCENT if part.strip().endswith("%") else units.SIZE
+        quantity = units.PERCENT if "%" in part else units.SIZE  # 20%, 20%:, 10%:30%
         try:
             ranges.append((quantity, units.parse_range(part, quantity, lower_bound=True)))
         except units.UnitError as exc:
@@ -155,7 +177,12 @@ def path_threshold(text):
     if not sep or not mount or not slash:
         raise cli.argparse.ArgumentTypeError(
             "%r is not MOUNT=WARN/CRIT (e.g. /data2=10%%/5%%)" % text)
-    return mount, free_thresholds(warning), free_thresholds(critical)
+    warning, critical = free_thresholds(warning), free_thresholds(critical)
+    if warning.never_fires(critical):
+        raise cli.argparse.ArgumentTypeError(
+            "%r: warning %s can never fire: every value it warns about is critical by %s "
+            "already" % (text, warning.written, critical.written))
+    return mount, warning, critical
 
 
 path_threshold.__name__ = "path threshold"
@@ -187,12 +214,40 @@ def _denied(path):
     return False
 
 
+def narrow(chosen, args, what="filesystem"):
+    """The filters --exclude-type, --match and --ignore in turn. Returns what is left and,
+    when that is nothing, words naming the filter that left nothing (else None)."""
+    steps = (
+        (args.exclude_type, "every %s is excluded by %s" % (
+            what, cli.as_given("--exclude-type", args.exclude_type)),
+         lambda m: m.fstype not in args.exclude_type),
+        (args.match, "no %s matches %s" % (what, cli.as_given("--match", [args.match])),
+         lambda m: args.match.search(m.mountpoint)),
+        (args.ignore, "every %s is excluded by %s" % (
+            what, cli.as_given("--ignore", [args.ignore])),
+         lambda m: not args.ignore.search(m.mountpoint)))
+    for given, words, test in steps:
+        if given and chosen:
+            chosen = [m for m in chosen if test(m)]
+            if not chosen:
+                return chosen, words
+    return chosen, None
+
+
 def select(mounts, args, fstab=frozenset(), exists=os.path.exists):
     """Choose the mounts to check. Returns (selected mounts, missing paths with reasons)."""
+    return _select(mounts, args, fstab, exists)[:2]
+
+
+def _select(mounts, args, fstab=frozenset(), exists=os.path.exists):
+    """select(), and the words naming the filter that left nothing (or None)."""
     chosen, missing = [], []
     if args.path:
         for path in args.path:
-            mount = containing_mount(path, mounts) if exists(path) else None
+            present = exists(path)
+            mount = containing_mount(path, mounts) if present else None
+            if mount is None and present:  # a chroot: the mount table does not list it
+                mount = disks.unlisted(path)
             if mount is None and _denied(path):
                 raise nagiosplugin.CheckError("cannot reach %s: permission denied" % path)
             if mount is None:
@@ -215,17 +270,21 @@ def select(mounts, args, fstab=frozenset(), exists=os.path.exists):
                 continue
             seen_devices.add(mount.device)
             chosen.append(mount)
-    chosen = [m for m in chosen
-              if m.fstype not in args.exclude_type
-              and (args.match is None or args.match.search(m.mountpoint))
-              and (args.ignore is None or not args.ignore.search(m.mountpoint))]
-    return chosen, missing
+        if not chosen and args.include_type:
+            return chosen, missing, "no filesystem of %s is mounted" % cli.as_given(
+                "--include-type", args.include_type)
+    chosen, why = narrow(chosen, args)
+    return chosen, missing, why
 
 
 def select_remote(partitions, args, host):
     """SNMP mode: choose among the agent's storage rows. -p names a mount point exactly as the
     agent lists it (nothing can be resolved on the remote side); other rows are chosen by
     hrStorage type (fixedDisk by default). Returns (selected partitions, missing paths)."""
+    return _select_remote(partitions, args, host)[:2]
+
+
+def _select_remote(partitions, args, host):
     chosen, missing = [], []
     if args.path:
         by_mount = {}
@@ -246,11 +305,11 @@ def select_remote(partitions, args, host):
         types = args.storage_type or snmp_storage.DEFAULT_TYPES
         # A row of size 0 (no swap configured, an empty card reader) has nothing to judge.
         chosen = [p for p in partitions if p.fstype in types and p.size > 0]
-    chosen = [p for p in chosen
-              if p.fstype not in args.exclude_type
-              and (args.match is None or args.match.search(p.mountpoint))
-              and (args.ignore is None or not args.ignore.search(p.mountpoint))]
-    return chosen, missing
+        if not chosen:
+            return chosen, missing, "no storage of %s matches the selection (types: %s)" % (
+                host, ", ".join(types))
+    chosen, why = narrow(chosen, args, "storage of %s" % host)
+    return chosen, missing, why
 
 
 # -- evaluation ---------------------------------------------------------------------------
@@ -335,8 +394,7 @@ class FreeInodes(nagiosplugin.Context):
         if rng.invert or rng.end != float("inf") or rng.start == float("-inf"):
             return None
         # (100 - start) first: 1 - 80/100 is 0.19999..., which would floor 20 to 19.
-        return nagiosplugin.Range(units._atom(max(0, int(
-            part.inodes_total * (100 - rng.start) / 100))))
+        return units.range_of(end=max(0, int(part.inodes_total * (100 - rng.start) / 100)))
 
 
 def describe(part):
@@ -362,12 +420,11 @@ class Report(nagiosplugin.Summary):
             return ", ".join(ignored)
         least = min(parts, key=lambda p: p.free_percent)
         return "; ".join(["%d partition%s ok, least free: %s" % (
-            len(parts), "" if len(parts) == 1 else "s", describe(least))] + ignored)
+            len(parts), plugin.plural(len(parts)), describe(least))] + ignored)
 
     def problem(self, results):
         # Worst first; UNKNOWN (a mount we could not read) after CRITICAL, before WARNING.
-        rank = {Critical: 0, Unknown: 1, Warn: 2}
-        worst = sorted((r for r in results if r.state != Ok), key=lambda r: rank[r.state])
+        worst = plugin.worst_first(r for r in results if r.state != Ok)
         return ", ".join(str(r.hint) for r in worst)
 
     def verbose(self, results):
@@ -376,8 +433,11 @@ class Report(nagiosplugin.Summary):
             part = result.metric.value
             if result.metric.context == "space" and not part.error:
                 inodes = part.inodes_free_percent
-                lines.append("%s: %s, %s on %s, used %s, inodes %s" % (
-                    str(result.state).upper(), describe(part), part.fstype, part.device,
+                where = "%s on %s" % (part.fstype, part.device) if part.listed else \
+                    "no entry of the mount table holds it (as in a chroot), measured with " \
+                    "statvfs on the path itself"
+                lines.append("%s: %s, %s, used %s, inodes %s" % (
+                    str(result.state).upper(), describe(part), where,
                     units.format_size(part.used),
                     "n/a" if inodes is None else "%.1f%% free" % inodes))
             elif result.metric.context != "space" and result.state == Ok:
@@ -403,9 +463,11 @@ def check_mode(args):
     if args.host:
         raise cli.UsageError("-H/--host reads a remote host: add --snmp")
     given = ["--" + name.replace("_", "-") for name in SNMP_ONLY if getattr(args, name)]
+    if args.family:
+        given.append("-%d" % args.family)  # which address of HOST: SNMP mode only
     if given:
         raise cli.UsageError("%s %s for SNMP mode: add -H HOST --snmp" % (
-            ", ".join(given), "is" if len(given) == 1 else "are"))
+            ", ".join(given), plugin.plural(len(given), "is", "are")))
     return False
 
 
@@ -415,18 +477,16 @@ def build_check(args, list_mounts=disks.list_mounts, usage=disks.usage,
     if check_mode(args):
         from osop_checks.sources import snmp_storage
 
-        target = snmp.target_from_args(args)
+        target = snmp_options.target_from_args(args)
         fetch_remote = fetch_remote or snmp_storage.fetch
-        partitions, missing = select_remote(fetch_remote(target), args, args.host)
+        partitions, missing, why = _select_remote(fetch_remote(target), args, args.host)
         if not partitions and not missing:
-            raise nagiosplugin.CheckError(
-                "no storage of %s matches the selection (types: %s)" % (
-                    args.host, ", ".join(args.storage_type or snmp_storage.DEFAULT_TYPES)))
+            raise nagiosplugin.CheckError(why or "no storage of %s to check" % args.host)
     else:
-        mounts, missing = select(list_mounts(), args, fstab() if args.path else frozenset(),
-                                 exists)
+        mounts, missing, why = _select(list_mounts(), args,
+                                       fstab() if args.path else frozenset(), exists)
         if not mounts and not missing:
-            raise nagiosplugin.CheckError("no filesystem matches the selection")
+            raise nagiosplugin.CheckError(why or "no filesystem to check in the mount table")
         partitions = usage(mounts)
     return nagiosplugin.Check(
         Partitions(partitions, missing),

@@ -3,8 +3,8 @@
 arguments -> public address (sources.publicip: echo services, interfaces, --expect; SNMP
 through an injected source) and the name's A/AAAA records (sources.dns: system resolver, a
 given server or the zone's authoritative servers) -> one Comparison per address family ->
-grace state (a nagiosplugin Cookie remembers since when a mismatch lasts) -> Match context
-(match OK, mismatch WARNING within --grace, CRITICAL after) -> summary.
+Match context (match OK, mismatch WARNING within --grace, CRITICAL after, from the grace
+state: since when a mismatch lasts) -> summary -> the grace state written after the run.
 """
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ import ipaddress
 import logging
 import os
 import re
-import stat
 import time
 
 import nagiosplugin
 from nagiosplugin import Critical, Ok, Unknown, Warn
 
-from osop_checks import cli, deadline, runtime, units
-from osop_checks.sources import dns, publicip
+from osop_checks import address, cli, deadline, plugin, runtime, units
+from osop_checks import state as state_files
+from osop_checks.sources import dns, publicip, snmp, upnp
 
 NAME = "DYNDNS_MATCH"
 log = logging.getLogger("nagiosplugin")
@@ -38,8 +38,8 @@ def build_parser():
         NAME, "check_dyndns_match",
         "Does a (DynDNS) name resolve to this site's current public address?\n"
         "The name's A and/or AAAA records are compared with the public address from echo\n"
-        "services, local interfaces, the router (SNMP) or a fixed address; a mismatch is\n"
-        "WARNING during --grace, then CRITICAL.",
+        "services, local interfaces, the router (SNMP or UPnP) or a fixed address; a\n"
+        "mismatch is WARNING during --grace, then CRITICAL.",
         examples=[
             "check_dyndns_match -H office.dyndns.example --ip-url https://api.ipify.org "
             "--ip-url https://ifconfig.me/ip",
@@ -52,6 +52,9 @@ def build_parser():
             "--v6-prefix 56",
             "check_dyndns_match -H office.dyndns.example --snmp 192.168.1.1 "
             "--snmp-interface pppoe-wan --community-file /etc/icinga2/router.community",
+            "check_dyndns_match -H practice.dyndns.example --router-upnp",
+            "check_dyndns_match -H practice.dyndns.example "
+            "--router-upnp http://192.168.178.1:49000/igddesc.xml",
         ],
         behind_the_scenes=[
             "DNS (dnspython): A/AAAA queries over UDP (TCP when truncated) to the name servers",
@@ -64,7 +67,12 @@ def build_parser():
             "global addresses only (no loopback, link-local or fc00::/7). --snmp: IP-MIB",
             "ipAddressTable (ipAddrTable on older agents) and IF-MIB ifName/ifDescr, walked",
             "through the shared SNMP source (pysnmp, numeric OIDs).",
-            "Grace state: a JSON file (nagiosplugin Cookie) per name, by default in",
+            "--router-upnp: an SSDP M-SEARCH (UDP multicast to 239.255.255.250:1900) unless",
+            "a URL is given, an HTTP GET of the device description and a SOAP POST of",
+            "GetExternalIPAddress to its WANIPConnection/WANPPPConnection control URL (no",
+            "proxy, no redirects; XML with a DTD or entities is refused).",
+            "Grace state: a JSON file per name (private to the running user, never followed",
+            "through a symlink, written atomically), by default in",
             "$XDG_STATE_HOME/osop-checks/ or else /var/tmp/osop-checks-<uid>/.",
         ])
     what = parser.add_argument_group("the name")
@@ -99,21 +107,22 @@ def build_parser():
     src.add_argument("--expect", action="append", default=[], type=address_type,
                      metavar="ADDR", help="the public address is known and fixed (repeatable: "
                                           "one IPv4 and one IPv6)")
-    shared = _snmp_module()
-    if shared is None:
-        src.add_argument("--snmp", action="append", default=[], metavar="HOST",
-                         help="the router's WAN address over SNMP (IP-MIB): needs the shared "
-                              "SNMP source (osop_checks.sources.snmp), not in this build")
-    else:
-        src.add_argument("--snmp", action="append", default=[], metavar="HOST",
-                         help="the router's WAN address read over SNMP from IP-MIB "
-                              "(repeatable; credentials from the SNMP options below)")
-        src.add_argument("--snmp-interface", metavar="NAME",
-                         help="with --snmp: the router's WAN interface (ifName or ifDescr); "
-                              "default: every globally routable address of the router")
-        # The shared options without their -H/--host: here -H is the DNS name and the agent
-        # is named by --snmp HOST.
-        shared.add_arguments(parser, host=False, enable_switch=False)
+    src.add_argument("--snmp", action="append", default=[], metavar="HOST",
+                     help="the router's WAN address read over SNMP from IP-MIB "
+                          "(repeatable; credentials from the SNMP options below)")
+    src.add_argument("--snmp-interface", metavar="NAME",
+                     help="with --snmp: the router's WAN interface (ifName or ifDescr); "
+                          "default: every globally routable address of the router")
+    src.add_argument("--router-upnp", nargs="?", const=upnp.DISCOVER, type=router_url_type,
+                     metavar="URL",
+                     help="the router's WAN address from its UPnP IGD service "
+                          "(GetExternalIPAddress of WANIPConnection or WANPPPConnection): "
+                          "without URL (or with 'ssdp') the router is found by an SSDP search "
+                          "on the LAN; URL: its device description, e.g. "
+                          "http://192.168.178.1:49000/igddesc.xml on a FRITZ!Box")
+    # The shared options without their -H/--host: here -H is the DNS name and the agent
+    # is named by --snmp HOST.
+    snmp.add_arguments(parser, host=False, enable_switch=False)
     cmp_ = parser.add_argument_group("comparison")
     cmp_.add_argument("--v6-prefix", type=cli.count_type(1, 128), default=128, metavar="N",
                       help="compare only the first N bits of IPv6 addresses, e.g. 64 when the "
@@ -130,23 +139,11 @@ def build_parser():
     return parser
 
 
-def _snmp_module():
-    """The shared SNMP source, or None in a build without it (then --snmp is refused)."""
-    try:
-        from osop_checks.sources import snmp
-    except ImportError:
-        return None
-    return snmp
-
-
 # -- argument types ---------------------------------------------------------------------------
-
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
-
 
 def hostname_type(value):
     name = str(value).strip().rstrip(".")
-    if not name or len(name) > 253 or not all(_LABEL.match(p) for p in name.split(".")):
+    if not address.is_host_name(name):
         raise argparse.ArgumentTypeError("%r is not a DNS name" % value)
     return name.lower()
 
@@ -174,6 +171,13 @@ def url_type(value):
 
 
 url_type.__name__ = "URL"
+
+
+def router_url_type(value):
+    return upnp.DISCOVER if str(value).strip().lower() == upnp.DISCOVER else url_type(value)
+
+
+router_url_type.__name__ = "URL"
 
 
 def address_type(value):
@@ -272,103 +276,95 @@ def compare(family, answer, readings, prefix=128):
 # -- grace state --------------------------------------------------------------------------------
 
 def default_state_file(name, environ=os.environ, uid=None):
-    uid = os.geteuid() if uid is None else uid
-    base = environ.get("XDG_STATE_HOME")
-    directory = (os.path.join(base, "osop-checks") if base
-                 else "/var/tmp/osop-checks-%d" % uid)
-    return os.path.join(directory, "dyndns_match_%s.json" % re.sub(r"[^a-z0-9.-]", "_", name))
+    return state_files.default_path("dyndns_match", re.sub(r"[^a-z0-9.-]", "_", name),
+                                    environ, uid)
 
 
-def _ensure_dir(path, create):
-    """The state file's directory: the default one is created (mode 0700) and must belong to
-    this user (/var/tmp is shared by every user); one named by --state-file must exist."""
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        if create:
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-        info = os.lstat(directory)
-    except FileNotFoundError:
-        raise nagiosplugin.CheckError("the directory of the state file %s does not exist" % (
-            path)) from None
-    except OSError as exc:
-        raise nagiosplugin.CheckError("cannot %s the state directory %s: %s" % (
-            "create" if create else "use", directory, exc.strerror or exc)) from None
-    if not stat.S_ISDIR(info.st_mode) or (create and info.st_uid != os.geteuid()):
-        raise nagiosplugin.CheckError("the state directory %s is not a directory of this "
-                                      "user; choose another with --state-file" % directory)
+def read_mismatches(path):
+    """The mismatches remembered in ``path``: {rdtype: {"since": time, "dns": ..., "public":
+    [...]}}, {} without a file. A damaged file is reset (the next write replaces it)."""
+    if not os.path.lexists(path):
+        return {}
+    remembered = state_files.load(path, discard_corrupt=True)
+    if remembered is None:
+        log.warning("state file %s was damaged and has been reset", path)
+        return {}
+    return remembered
 
 
-def remember(comparisons, path, now, create_dir=False):
-    """Record mismatches in the state file and set each comparison's ``age``.
+def since_of(entry, now):
+    """When a remembered mismatch began; ``now`` for none, a damaged or a future entry."""
+    since = entry.get("since") if isinstance(entry, dict) else None
+    if isinstance(since, (int, float)) and not isinstance(since, bool) and since <= now:
+        return since
+    return now
 
-    A match forgets the family's mismatch; an undecided comparison leaves it as it is. No
-    file is created until there is a mismatch to remember."""
+
+def next_mismatches(comparisons, remembered, now):
+    """The state to write: a match forgets the family's mismatch, a mismatch keeps its start,
+    an undecided comparison leaves the family as it was."""
+    kept = dict(remembered)
     for comp in comparisons:
         if comp.verdict == MATCH:
-            comp.age = 0.0
-    if not any(c.verdict == MISMATCH for c in comparisons) and not os.path.lexists(path):
-        return
-    _ensure_dir(path, create_dir)
-    cookie = nagiosplugin.Cookie(path)
-    try:
-        cookie.open()
-    except ValueError:
-        log.warning("state file %s was damaged and has been reset", path)
-        cookie.close()
-        cookie = nagiosplugin.Cookie(path)
-        cookie.open()
-    except OSError as exc:
-        raise nagiosplugin.CheckError("cannot open the state file %s: %s" % (
-            path, exc.strerror or exc)) from None
-    try:
-        for comp in comparisons:
-            key = comp.rdtype
-            entry = cookie.get(key)
-            if not isinstance(entry, dict) or not isinstance(entry.get("since"), (int, float)):
-                entry = None
-            if comp.verdict == MATCH:
-                cookie.pop(key, None)
-                comp.age = 0.0
-            elif comp.verdict == MISMATCH:
-                if entry is None or entry["since"] > now:
-                    entry = {"since": now}
-                entry.update(dns=comp.answer.describe(), public=comp.public)
-                cookie[key] = entry
-                comp.age = now - entry["since"]
-        cookie.commit()
-    except OSError as exc:
-        raise nagiosplugin.CheckError("cannot write the state file %s: %s" % (
-            path, exc.strerror or exc)) from None
-    finally:
-        cookie.close()
+            kept.pop(comp.rdtype, None)
+        elif comp.verdict == MISMATCH:
+            kept[comp.rdtype] = {"since": since_of(remembered.get(comp.rdtype), now),
+                                 "dns": comp.answer.describe(), "public": comp.public}
+    return kept
+
+
+class Remembered(nagiosplugin.Check):
+    """The check, then the grace state written from the judged comparisons. No file is
+    created until there is a mismatch to remember."""
+
+    def __init__(self, path, create_dir, remembered, now, *objects):
+        super().__init__(*objects)
+        self.path, self.create_dir = path, create_dir
+        self.remembered, self.now = remembered, now
+
+    def __call__(self):
+        super().__call__()
+        comparisons = [r.metric.value for r in self.results
+                       if r.metric is not None and r.metric.context == "match"]
+        if not comparisons:
+            return  # the run ended before anything was compared
+        if not any(c.verdict == MISMATCH for c in comparisons) and \
+                not os.path.lexists(self.path):
+            return
+        state_files.ensure_dir(self.path, self.create_dir)
+        state_files.save(self.path, next_mismatches(comparisons, self.remembered, self.now))
 
 
 # -- evaluation -------------------------------------------------------------------------------
 
-class Probe(nagiosplugin.Resource):
-    """Gathers both sides, compares, and yields one 'match' metric per family plus timings."""
+@dataclasses.dataclass
+class Gathered:
+    """Both sides as the sources gave them, and how long asking the public side took."""
+    readings: list
+    resolution: dns.Resolution
+    public_seconds: float
+    public_asked: bool  # a peer was asked for the public address (its time is perfdata)
 
-    def __init__(self, args, resolve, gather_public, state_file, clock, create_dir=False):
-        self.args = args
-        self.create_dir = create_dir
-        self.resolve = resolve
-        self.gather_public = gather_public
-        self.state_file = state_file
-        self.clock = clock
-        self.readings = []
-        self.resolution = None
+
+class Probe(nagiosplugin.Resource):
+    """Compares both sides and yields one 'match' metric per family plus timings."""
+
+    def __init__(self, gathered, remembered, now, v6_prefix):
+        self.gathered = gathered
+        self.readings = gathered.readings
+        self.resolution = gathered.resolution
+        self.remembered = remembered
+        self.now = now
+        self.v6_prefix = v6_prefix
 
     def probe(self):
-        args = self.args
-        rdtypes = tuple(FAMILIES[f] for f in args.families)
-        started = time.monotonic()
-        self.readings = self.gather_public()
-        public_seconds = time.monotonic() - started
-        self.resolution = self.resolve(args.hostname, rdtypes)
-        comparisons = [compare(answer_family(a), a, self.readings, args.v6_prefix)
+        comparisons = [compare(answer_family(a), a, self.readings, self.v6_prefix)
                        for a in self.resolution.answers]
-        remember(comparisons, self.state_file, self.clock(), self.create_dir)
         for comp in comparisons:
+            if comp.verdict == MATCH:
+                comp.age = 0.0
+            elif comp.verdict == MISMATCH:
+                comp.age = self.now - since_of(self.remembered.get(comp.rdtype), self.now)
             yield nagiosplugin.Metric(comp.rdtype, comp, context="match")
         failed = [r for r in self.readings if r.error]
         if failed and all(c.verdict != UNDECIDED for c in comparisons):
@@ -381,9 +377,10 @@ class Probe(nagiosplugin.Resource):
             yield nagiosplugin.Metric("dns_zone_time",
                                       round(self.resolution.discovery_seconds, 6), "s", min=0,
                                       context="time")
-        if args.ip_url or args.snmp or args.interface:
-            yield nagiosplugin.Metric("public_address_time", round(public_seconds, 6), "s",
-                                      min=0, context="time")
+        if self.gathered.public_asked:
+            yield nagiosplugin.Metric("public_address_time",
+                                      round(self.gathered.public_seconds, 6), "s", min=0,
+                                      context="time")
         ages = [c.age for c in comparisons if c.age is not None]
         if ages:
             yield nagiosplugin.Metric("mismatch_seconds", int(max(ages)), "s", min=0,
@@ -455,27 +452,6 @@ class SourceFailures(nagiosplugin.Context):
             len(failed), total, "; ".join(r.error for r in failed)), metric)
 
 
-class Timing(nagiosplugin.Context):
-    """Perfdata only: always OK."""
-
-    def performance(self, metric, resource):
-        return nagiosplugin.Performance(metric.name, metric.value, metric.uom, min=metric.min)
-
-
-class MismatchSeconds(nagiosplugin.Context):
-    """Perfdata only, with the grace as critical limit (the Match context judges)."""
-
-    def __init__(self, grace):
-        super().__init__("mismatch_seconds")
-        self.grace = grace
-
-    def performance(self, metric, resource):
-        return nagiosplugin.Performance(metric.name, metric.value, "s",
-                                        warn=nagiosplugin.Range("0"),
-                                        crit=nagiosplugin.Range(units._atom(self.grace)),
-                                        min=0)
-
-
 class Report(nagiosplugin.Summary):
     def _matches(self, results):
         return [r for r in results if r.metric is not None and r.metric.context == "match"]
@@ -484,10 +460,8 @@ class Report(nagiosplugin.Summary):
         return "; ".join(str(r.hint) for r in self._matches(results))
 
     def problem(self, results):
-        rank = {Critical: 0, Unknown: 1, Warn: 2, Ok: 3}
-        shown = [r for r in results if r.state != Ok or
-                 (r.metric is not None and r.metric.context == "match")]
-        shown.sort(key=lambda r: rank[r.state])
+        shown = plugin.worst_first(r for r in results if r.state != Ok or
+                                   (r.metric is not None and r.metric.context == "match"))
         return "; ".join(str(r.hint) for r in shown if r.hint)
 
     def verbose(self, results):
@@ -524,19 +498,20 @@ class Report(nagiosplugin.Summary):
 
 # -- wiring -----------------------------------------------------------------------------------
 
-def public_sources(args, fetch_echo=publicip.fetch_echo,
-                   interface_addresses=publicip.interface_addresses, snmp_address=None):
-    """A callable gathering every public-address source the arguments name, in order.
+def gather_public(args, fetch_echo=publicip.fetch_echo,
+                  interface_addresses=publicip.interface_addresses, snmp_address=None,
+                  router_address=upnp.fetch):
+    """Every public-address source the arguments name, in order, as readings.
 
     The sources that ask a peer (SNMP agents, echo services) are asked at the same time,
     each within PUBLIC_SHARE of the time left: several echo services cost the slowest one."""
-    def gather():
-        readings = [publicip.fixed_address(a) for a in args.expect]
-        readings += [interface_addresses(name) for name in args.interface]
-        remote = [(snmp_address, host, "SNMP agent %s" % host) for host in args.snmp] + [
-            (fetch_echo, url, url) for url in args.ip_url]
-        return readings + _in_parallel(remote, _share())
-    return gather
+    readings = [publicip.fixed_address(a) for a in args.expect]
+    readings += [interface_addresses(name) for name in args.interface]
+    remote = [(snmp_address, host, "SNMP agent %s" % host) for host in args.snmp] + [
+        (fetch_echo, url, url) for url in args.ip_url]
+    if args.router_upnp:
+        remote.append((router_address, args.router_upnp, "UPnP router"))
+    return readings + _in_parallel(remote, _share())
 
 
 def _share():
@@ -553,43 +528,24 @@ def _in_parallel(calls, limit):
     """[(source, where, name)] -> [source(where, timeout=limit)], one thread each, all waited
     for at most ``limit`` (+ a little: each source keeps its own limit). An exception in a
     source (a bug, the deadline) is raised here, in the check's thread."""
-    import threading
-
     if len(calls) <= 1:
         return [source(where, timeout=limit) for source, where, _ in calls]
-    results, errors = [None] * len(calls), [None] * len(calls)
-
-    def work(index, source, where):
-        try:
-            results[index] = source(where, timeout=limit)
-        except BaseException as exc:  # handed to the check's thread below
-            errors[index] = exc
-
-    threads = [threading.Thread(target=work, args=(i, source, where), daemon=True)
-               for i, (source, where, _) in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    end = time.monotonic() + limit + 0.2
-    for thread in threads:
-        thread.join(max(0.0, end - time.monotonic()))
-    for error in errors:
+    answers = plugin.run_all([lambda s=source, w=where: s(w, timeout=limit)
+                              for source, where, _ in calls], limit + 0.2)
+    for _, error in answers:
         if error is not None:
             raise error
     return [result if result is not None else publicip.Reading(
         name, error="%s: no answer within %.1f s" % (name, limit), seconds=limit)
-        for result, (_, _, name) in zip(results, calls)]
+        for (result, _), (_, _, name) in zip(answers, calls)]
 
 
 def _snmp_reader(args):
     """--snmp HOST -> a callable reading that agent's WAN address; the SNMP options are
     checked here, before anything is asked, so a wrong combination is a usage error."""
-    shared = _snmp_module()
-    if shared is None:
-        raise cli.UsageError("--snmp needs the shared SNMP source, which this build lacks; "
-                             "use --ip-url, --interface or --expect")
     from osop_checks.sources import snmp_address
 
-    targets = {host: shared.target_from_args(argparse.Namespace(**dict(vars(args), host=host)))
+    targets = {host: snmp.target_from_args(argparse.Namespace(**dict(vars(args), host=host)))
                for host in args.snmp}
 
     def read(host, timeout):
@@ -603,10 +559,10 @@ def _snmp_reader(args):
 
 def build_check(args, resolve=None, fetch_echo=publicip.fetch_echo,
                 interface_addresses=publicip.interface_addresses, snmp_address=None,
-                clock=time.time):
-    if not (args.ip_url or args.interface or args.expect or args.snmp):
+                router_address=upnp.fetch, clock=time.time):
+    if not (args.ip_url or args.interface or args.expect or args.snmp or args.router_upnp):
         raise cli.UsageError("give at least one source of the public address: --ip-url, "
-                             "--interface, --expect or --snmp")
+                             "--interface, --expect, --snmp or --router-upnp")
     if args.snmp and snmp_address is None:
         snmp_address = _snmp_reader(args)
     if resolve is None:
@@ -614,12 +570,23 @@ def build_check(args, resolve=None, fetch_echo=publicip.fetch_echo,
             return dns.resolve(name, rdtypes, server=args.server,
                                authoritative=args.authoritative, auth_port=args.auth_port)
     state_file = args.state_file or default_state_file(args.hostname)
-    return nagiosplugin.Check(
-        Probe(args, resolve, public_sources(args, fetch_echo, interface_addresses,
-                                            snmp_address), state_file, clock,
-              create_dir=not args.state_file),
-        Match(args.grace), SourceFailures(), Timing("time"),
-        MismatchSeconds(args.grace), Report())
+    remembered = read_mismatches(state_file)
+    started = time.monotonic()
+    readings = gather_public(args, fetch_echo, interface_addresses, snmp_address,
+                             router_address)
+    public_seconds = time.monotonic() - started
+    resolution = resolve(args.hostname, tuple(FAMILIES[f] for f in args.families))
+    gathered = Gathered(readings, resolution, public_seconds,
+                        bool(args.ip_url or args.snmp or args.interface or args.router_upnp))
+    now = clock()
+    return Remembered(
+        state_file, not args.state_file, remembered, now,
+        Probe(gathered, remembered, now, args.v6_prefix),
+        Match(args.grace), SourceFailures(), plugin.PerfOnly("time"),
+        # perfdata only, with the grace as critical limit (the Match context judges)
+        plugin.PerfOnly("mismatch_seconds", nagiosplugin.Range("0"),
+                        units.range_of(end=args.grace)),
+        Report())
 
 
 def main(argv=None):

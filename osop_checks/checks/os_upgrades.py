@@ -14,8 +14,8 @@ import time
 import nagiosplugin
 from nagiosplugin import Critical, Ok, Warn
 
-from osop_checks import cli, proc, runtime, units
-from osop_checks.sources import apt, packages
+from osop_checks import cli, plugin, proc, runtime, state, units
+from osop_checks.sources import apt, kernel, packages
 
 NAME = "OS_UPGRADES"
 
@@ -106,6 +106,8 @@ def build_parser():
     thr.add_argument("-c", "--critical", type=count, metavar="RANGE",
                      help="critical when the number of other upgrades is outside this range "
                           "(default: none)")
+    parser.add_threshold_pair("--security-warning", "--security-critical")
+    parser.add_threshold_pair("--warning", "--critical")
     thr.add_argument("--held-state", type=state_type, default=Ok, metavar="STATE",
                      help="state when packages are held back (ok, warn, crit; default: ok, "
                           "they are listed)")
@@ -120,9 +122,10 @@ def build_parser():
                           "default: warn)")
     cache = parser.add_argument_group("result cache")
     cache.add_argument("--cache-dir", metavar="DIR", type=cli.absolute_path,
-                       help="keep the last answer in this existing directory (default: "
-                            "/var/cache/osop-checks, or $XDG_CACHE_HOME/osop-checks where that "
-                            "is not writable; only a default directory is created)")
+                       help="keep the last answer in this existing directory, which must "
+                            "belong to the running user and not be writable by others "
+                            "(default: /var/cache/osop-checks, or $XDG_CACHE_HOME/osop-checks "
+                            "where that is not writable; only a default directory is created)")
     cache.add_argument("--no-cache", action="store_true",
                        help="always ask the package manager, keep nothing")
     return parser
@@ -181,7 +184,7 @@ class DnfHost:
         try:
             return self._dnf().needs_restarting(self.needs_restarting)
         except proc.CommandError as exc:
-            if "command not found" not in str(exc):
+            if exc.reason != proc.NOT_FOUND:
                 raise
             return packages.Reboot(note="%s is not installed (dnf-utils / yum-utils)"
                                    % self.needs_restarting[0])
@@ -216,19 +219,34 @@ def ask(host, args):
     """The host's pending upgrades, from the cache while its key is unchanged."""
     if args.no_cache:
         return host.pending()
-    directory = args.cache_dir or packages.default_cache_dir()
+    directory = args.cache_dir or state.default_cache_directory()
     if args.cache_dir and not (os.path.isdir(args.cache_dir)
                                and os.access(args.cache_dir, os.W_OK | os.X_OK)):
         raise nagiosplugin.CheckError("cannot write the cache directory %s (it must exist)"
                                       % args.cache_dir)
-    cache = packages.ResultCache(directory, host.identity())
+    if directory:
+        # as a state directory: this user's, not writable by others (who could forge or
+        # remove the answer)
+        try:
+            state.ensure_dir(os.path.join(directory, "cache"), create=True,
+                             option="--cache-dir or --no-cache")
+        except nagiosplugin.CheckError as exc:
+            raise nagiosplugin.CheckError(str(exc).replace("state", "cache")) from None
+    cache = state.Cache(directory, "os_upgrades", host.identity(), "the package manager")
     # The key is taken before asking: a change while apt runs is seen by the next run.
-    key = packages.stat_key(host.cache_inputs())
-    answer = cache.load(key)
+    key = state.stat_key(host.cache_inputs())
+    answer = cache.load(key, _cached)
     if answer is None:
         answer = host.pending()
-        cache.store(key, answer)
+        cache.store(key, {"pending": answer.to_json()})
     return answer
+
+
+def _cached(data):
+    """The Pending kept in a cache file's ``data``, with the time it was asked."""
+    pending = packages.Pending.from_json(data["pending"])
+    pending.cached_at = data.get("time")
+    return pending
 
 
 # -- evaluation ---------------------------------------------------------------------------
@@ -310,12 +328,8 @@ class ListAgeContext(nagiosplugin.Context):
     def performance(self, metric, resource):
         if metric.value is None:
             return None
-        warning = nagiosplugin.Range(units._atom(self.maximum)) if self.maximum else None
+        warning = units.range_of(end=self.maximum) if self.maximum else None
         return nagiosplugin.Performance("list_age", metric.value, "s", warning, None, 0)
-
-
-def plural(n, word):
-    return "%d %s%s" % (n, word, "" if n == 1 else "s")
 
 
 def describe_upgrade(u):
@@ -338,8 +352,9 @@ class Report(nagiosplugin.Summary):
     def _line(self, results):
         f = self.facts
         if f.security or f.other:
-            parts = ["%s (%d security)" % (plural(len(f.security) + len(f.other), "upgrade"),
-                                           len(f.security))]
+            count = len(f.security) + len(f.other)
+            parts = ["%d upgrade%s (%d security)" % (count, plugin.plural(count),
+                                                     len(f.security))]
         else:
             parts = ["no upgrades pending"]
         if f.held:
@@ -402,7 +417,7 @@ def build_check(args, detect=detect_host, uname=os.uname, boot="/boot", now=time
     pending.deferred = [p for p in pending.deferred if selected(p, args)]
     reboot = host.reboot()
     if not args.root:
-        reason = packages.kernel_reason(uname().release, packages.installed_kernels(boot))
+        reason = kernel.kernel_reason(uname().release, kernel.installed_kernels(boot))
         if reason:
             reboot.reasons.append(reason)
     facts = Facts(host.name, pending, reboot, host.list_age(), now())

@@ -10,7 +10,7 @@ import time
 import nagiosplugin
 from nagiosplugin import Critical, Ok, Unknown, Warn
 
-from osop_checks import cli, runtime, text, units
+from osop_checks import cli, plugin, runtime, text, units
 from osop_checks.sources import systemd
 
 NAME = "SYSTEMD_UNITS"
@@ -152,15 +152,31 @@ class Selection:
         self.exclude = args.exclude
         self.excluded = set(args.exclude_unit)
 
+    def steps(self):
+        """The selection's filters in turn: (words when it leaves nothing, test)."""
+        if self.types:
+            yield ("no unit matches %s" % cli.as_given("--type", sorted(self.types)),
+                   lambda name: (name.rsplit(".", 1)[-1] if "." in name else "") in self.types)
+        if self.include:
+            yield ("no unit matches %s" % cli.as_given("-i", self.include),
+                   lambda name: any(r.search(name) for r in self.include))
+        if self.exclude:
+            yield ("every unit is excluded by %s" % cli.as_given("-e", self.exclude),
+                   lambda name: not any(r.search(name) for r in self.exclude))
+        if self.excluded:
+            yield ("every unit is excluded by %s" % cli.as_given(
+                "--exclude-unit", sorted(self.excluded)), lambda name: name not in self.excluded)
+
     def __call__(self, name):
-        kind = name.rsplit(".", 1)[-1] if "." in name else ""
-        if self.types and kind not in self.types:
-            return False
-        if self.include and not any(r.search(name) for r in self.include):
-            return False
-        if any(r.search(name) for r in self.exclude):
-            return False
-        return name not in self.excluded
+        return all(test(name) for _words, test in self.steps())
+
+    def nothing_left(self, names):
+        """Words naming the filter that leaves none of ``names``; None when some are left."""
+        for words, test in self.steps():
+            names = [n for n in names if test(n)]
+            if not names:
+                return words
+        return None
 
 
 class TimerAges:
@@ -353,26 +369,11 @@ class SystemState(nagiosplugin.Context):
         if state == "degraded" and failed_all and not failed_selected:
             return nagiosplugin.Result(
                 Ok, "system degraded only by %d unit%s left out by the selection" % (
-                    failed_all, "" if failed_all == 1 else "s"), metric)
+                    failed_all, plugin.plural(failed_all)), metric)
         return nagiosplugin.Result(self.severity, "system %s" % state, metric)
 
 
-class Count(nagiosplugin.Context):
-    """Perfdata only: the counts are judged through the metrics above."""
-
-    def __init__(self):
-        super().__init__("count")
-
-    def evaluate(self, metric, resource):
-        return nagiosplugin.Result(Ok, metric=metric)
-
-    def performance(self, metric, resource):
-        return nagiosplugin.Performance(metric.name, metric.value, "", min=0)
-
-
 class Report(nagiosplugin.Summary):
-    RANK = {Critical: 0, Unknown: 1, Warn: 2, Ok: 3}
-
     def __init__(self, verbose=0):
         self.verbose_level = verbose
 
@@ -392,7 +393,7 @@ class Report(nagiosplugin.Summary):
             words += ", %d required active" % len(required)
         timers = [r for r in results if r.metric and r.metric.context == "timer"]
         if timers:
-            words += ", %d timer%s on time" % (len(timers), "" if len(timers) == 1 else "s")
+            words += ", %d timer%s on time" % (len(timers), plugin.plural(len(timers)))
         state = [r for r in results if r.metric and r.metric.context == "system"]
         if state:
             words += ", " + str(state[0].hint)
@@ -407,7 +408,7 @@ class Report(nagiosplugin.Summary):
             more = len(failed) - len(shown)
             groups.append("failed: " + ", ".join(shown) + (" +%d more" % more if more else ""))
         others = sorted((r for r in bad if r.metric.context != "failed"),
-                        key=lambda r: (self.RANK[r.state],
+                        key=lambda r: (plugin.rank(r.state),
                                        ("required", "timer", "system").index(
                                            r.metric.context)
                                        if r.metric.context in ("required", "timer", "system")
@@ -417,8 +418,8 @@ class Report(nagiosplugin.Summary):
 
     def verbose(self, results):
         lines = []
-        ordered = sorted((r for r in results if r.metric and r.metric.context != "count"),
-                         key=lambda r: self.RANK[r.state])
+        ordered = plugin.worst_first(r for r in results
+                                     if r.metric and r.metric.context != "count")
         for result in ordered:
             context = result.metric.context
             if context == "system" and result.state == Ok:
@@ -454,6 +455,10 @@ def build_check(args, gather=systemd.gather, now=time.time):
         return names
 
     snapshot = gather(command, args.format, wanted, timers=bool(ages))
+    nothing = selection.nothing_left([u.name for u in snapshot.units])
+    if nothing and snapshot.units:
+        # a typo in -i, or an -e that takes everything, must not read as "none failed"
+        raise nagiosplugin.CheckError("%s (of %d units listed)" % (nothing, len(snapshot.units)))
     resource = Units(snapshot, selection, required, ages, now())
     return nagiosplugin.Check(
         resource,
@@ -461,7 +466,7 @@ def build_check(args, gather=systemd.gather, now=time.time):
         RequiredUnit(),
         TimerAge(SEVERITIES[args.late_severity], resource.now),
         SystemState(SEVERITIES[args.state_severity]),
-        Count(),
+        plugin.PerfOnly("count"),  # the counts are judged through the metrics above
         Report(args.verbose))
 
 

@@ -1,23 +1,27 @@
 """check_tls_expiry: validity and trust of the certificates TLS endpoints present.
 
-arguments -> endpoints (-H, --endpoint, --endpoint-file) and files (--file) -> sources.tls
-(every endpoint concurrently, STARTTLS included) -> one Metric per endpoint, judged by the
-Certificates context (expiry of every chain element, trust, name, policy) -> summary; perfdata
-carries the days left of the leaf and of the soonest chain element per endpoint.
+arguments -> endpoints (-H, --endpoint, --endpoint-file) and files (--file) -> gathered in
+build_check by sources.tls (every endpoint concurrently, STARTTLS included) as one Subject
+each -> Subjects.probe: one Metric per subject, judged by the Certificates context (expiry of
+every chain element, trust, name, policy) into a Verdict that carries the findings -> the
+Report reads the Verdicts; perfdata carries the days left of the leaf and of the soonest chain
+element per endpoint.
 """
 import datetime
-import socket
+import functools
+import logging
+import math
 
 import nagiosplugin
-from nagiosplugin import Critical, Ok, Unknown, Warn
+from nagiosplugin import Critical, Ok, Warn
 
-from osop_checks import cli, runtime, text, units
-from osop_checks.sources import tls
+from osop_checks import address, bounded, cli, deadline, plugin, runtime, text, units
+from osop_checks.sources import dns, tls
 
 NAME = "TLS_EXPIRY"
+log = logging.getLogger("nagiosplugin")
 
 SEVERITIES = {"warn": Warn, "crit": Critical, "ignore": Ok}
-RANK = {Critical: 0, Unknown: 1, Warn: 2, Ok: 3}
 TRUST_WORDS = {"self-signed": "self-signed certificate, not trusted",
                "incomplete": "incomplete chain: {}",
                "untrusted": "untrusted: {}"}
@@ -31,9 +35,14 @@ def build_parser():
         NAME, "check_tls_expiry",
         "Expiry, trust and name of the certificates TLS endpoints present (STARTTLS\n"
         "included), and of local certificate files. Every certificate of the chain is\n"
-        "checked; several endpoints are checked concurrently, each with its own result.",
+        "checked; several endpoints are checked concurrently, each with its own result.\n"
+        "A host name is checked on every address it has (A and AAAA), each with its own\n"
+        "result NAME@ADDRESS:PORT; -4/-6 narrow that, --first-address checks one.",
         examples=[
-            "check_tls_expiry -H www.example.org -w 21d -c 7d",
+            "check_tls_expiry -H www.example.org -w 21d -c 7d   # every A and AAAA address",
+            "check_tls_expiry -H www.example.org -6             # its IPv6 addresses only",
+            "check_tls_expiry -H www.example.org --first-address",
+            "check_tls_expiry -H [2001:db8::1] --sni www.example.org",
             "check_tls_expiry -H mail.example.org -p 587    # STARTTLS smtp, from the port",
             "check_tls_expiry -H 192.0.2.10 --sni www.example.org --min-tls-version 1.2",
             "check_tls_expiry --endpoint www.example.org --endpoint mail.example.org:25 "
@@ -74,11 +83,11 @@ def build_parser():
     where.add_argument("--file", action="append", default=[], metavar="PATH",
                        help="a local certificate file (PEM or DER, bundles and PKCS#7 too; "
                             "every certificate in it is checked for expiry and policy)")
-    family = where.add_mutually_exclusive_group()
-    family.add_argument("-4", dest="family", action="store_const", const=socket.AF_INET,
-                        default=0, help="connect over IPv4 only")
-    family.add_argument("-6", dest="family", action="store_const", const=socket.AF_INET6,
-                        help="connect over IPv6 only")
+    where.add_argument("--first-address", action="store_true",
+                       help="check a host name on the first of its addresses that accepts "
+                            "the connection only (default: every address, A and AAAA, each "
+                            "with its own line and perfdata NAME@ADDRESS:PORT)")
+    address.add_family_options(where)
     expiry = parser.add_argument_group("expiry (of every certificate in the chain; expired or "
                                        "not yet valid is always CRITICAL)")
     days_left = cli.range_type(units.DAYS, lower_bound=True)
@@ -89,6 +98,7 @@ def build_parser():
     expiry.add_argument("-c", "--critical", type=days_left, default=days_left("7d"),
                         metavar="DAYS",
                         help="critical when fewer days are left (default: 7d)")
+    parser.add_threshold_pair("--warning", "--critical", units.DAYS)
     trust = parser.add_argument_group("trust (each problem's state: warn, crit or ignore)")
     trust.add_argument("--ca-file", metavar="PATH",
                        help="trust these CA certificates (PEM) instead of the system store")
@@ -123,7 +133,9 @@ def build_parser():
 # -- endpoints ----------------------------------------------------------------------------
 
 def make_endpoint(host, port=None, starttls=None, sni=None, family=0):
-    """An Endpoint with the port and STARTTLS defaults filled in."""
+    """An Endpoint with the port and STARTTLS defaults filled in; ValueError for a host that
+    is not a host name or an address."""
+    host = address.check_host(host)
     if starttls is None and port is not None:
         starttls = tls.PORT_PROTOCOLS.get(port)
     if port is None:
@@ -132,9 +144,10 @@ def make_endpoint(host, port=None, starttls=None, sni=None, family=0):
 
 
 def parse_endpoint(spec, family=0):
-    """``[NAME@]HOST[:PORT][/STARTTLS]``; an IPv6 address in brackets: ``[::1]:443``."""
+    """``[NAME@]HOST[:PORT][/STARTTLS]``, HOST[:PORT] as address.parse_endpoint reads it:
+    ``[::1]:443``, ``[::1]``, ``::1``, ``host:993``."""
     value = str(spec).strip()
-    sni, starttls, port = None, None, None
+    sni, starttls = None, None
     if "@" in value:
         sni, value = value.split("@", 1)
         if not sni:
@@ -144,22 +157,8 @@ def parse_endpoint(spec, family=0):
         if starttls not in tls.STARTTLS + ("none",):
             raise ValueError("%r: unknown STARTTLS protocol %r (one of %s, none)" % (
                 spec, starttls, ", ".join(tls.STARTTLS)))
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        if rest and not rest.startswith(":"):
-            raise ValueError("%r: expected [ADDRESS]:PORT" % spec)
-        port_text = rest[1:] if rest else None
-    elif value.count(":") == 1:
-        host, port_text = value.split(":")
-    else:
-        host, port_text = value, None  # a bare IPv6 address has many colons
-    if port_text is not None:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ValueError("%r: %r is not a port" % (spec, port_text))
-        port = int(port_text)
-    if not host:
-        raise ValueError("%r has no host" % spec)
-    return make_endpoint(host, port, starttls, sni, family)
+    where = address.parse_endpoint(value, None)  # ::1:993 refused, with the spellings
+    return make_endpoint(where.host, where.port, starttls, sni, family)
 
 
 def endpoint_type(text_value):
@@ -174,8 +173,7 @@ endpoint_type.__name__ = "endpoint"
 
 def read_endpoint_file(path):
     try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
+        lines = bounded.read_text(path, errors="strict").splitlines()
     except OSError as exc:
         raise cli.UsageError("cannot read the endpoint file %s: %s" % (
             path, exc.strerror)) from None
@@ -192,20 +190,33 @@ def read_endpoint_file(path):
     return endpoints
 
 
+def once(endpoints):
+    """The same endpoint twice (by its label) is checked once."""
+    unique = {}
+    for endpoint in endpoints:
+        unique.setdefault(endpoint.label, endpoint)
+    return list(unique.values())
+
+
 def endpoints_from(args):
     if args.host is None and (args.port or args.sni or args.starttls):
         raise cli.UsageError("-p, --sni and --starttls go with -H")
     endpoints = []
     if args.host is not None:
-        endpoints.append(make_endpoint(args.host, args.port, args.starttls, args.sni))
+        try:
+            endpoints.append(make_endpoint(args.host, args.port, args.starttls, args.sni))
+        except ValueError as exc:
+            raise cli.UsageError("-H %s" % exc) from None
     endpoints.extend(args.endpoint)
     for path in args.endpoint_file:
         endpoints.extend(read_endpoint_file(path))
-    unique = {}
     for endpoint in endpoints:
-        endpoint.family = args.family
-        unique.setdefault(endpoint.label, endpoint)  # the same endpoint twice: checked once
-    endpoints = list(unique.values())
+        try:
+            address.check_family(endpoint.host, args.family)
+        except ValueError as exc:
+            raise cli.UsageError(str(exc)) from None
+        endpoint.family = address.FAMILIES[args.family]
+    endpoints = once(endpoints)
     if not endpoints and not args.file:
         raise cli.UsageError("nothing to check: give -H, --endpoint, --endpoint-file or --file")
     return endpoints
@@ -214,24 +225,29 @@ def endpoints_from(args):
 # -- what was found -----------------------------------------------------------------------
 
 class Subject:
-    """One thing checked: an endpoint (an Attempt) or a local file (certificates or error)."""
+    """One thing checked, as gathered: an endpoint (an Attempt) or a local file (certificates
+    or error), with ``now``, the moment it is judged against. Plain data: nothing changes it
+    after build_check."""
 
-    def __init__(self, label, perf_prefix, chain=(), presented=None, error=None):
+    def __init__(self, label, perf_prefix, chain=(), presented=None, error=None,
+                 is_file=False, now=None):
         self.label = label
         self.perf_prefix = perf_prefix
         self.chain = list(chain)
         self.presented = presented
         self.error = error
-        self.findings = []  # [(state, words)], filled by the context
-        self.is_file = False
-        self.now = None
+        self.is_file = is_file
+        self.now = now
 
     @classmethod
-    def from_attempt(cls, attempt):
+    def from_attempt(cls, attempt, now):
         endpoint = attempt.endpoint
         prefix = endpoint.label.split(" ")[0]
         if attempt.presented is not None:
-            return cls(endpoint.label, prefix, attempt.presented.chain, attempt.presented)
+            # The trust store's part of the verified path is judged too: an expired root
+            # fails curl and openssl as surely as an expired leaf.
+            return cls(endpoint.label, prefix, attempt.presented.chain
+                       + attempt.presented.from_store, attempt.presented, now=now)
         error = attempt.error
         stage = error.stage if error else attempt.stage
         reason = error.reason if error else "no result"
@@ -239,36 +255,90 @@ class Subject:
             words = "%s during %s" % (reason, stage)
         else:
             words = "%s failed: %s" % (stage, reason)
-        return cls(endpoint.label, prefix, error=words)
+        return cls(endpoint.label, prefix, error=words, now=now)
 
     @classmethod
-    def from_file(cls, path, load_file):
+    def from_file(cls, path, certificates, now):
+        """``certificates``: what load_file returned, or the OSError/ValueError it raised."""
+        if isinstance(certificates, OSError):
+            return cls(path, path, error="cannot read the file: %s" % (
+                certificates.strerror or certificates).lower(), is_file=True, now=now)
+        if isinstance(certificates, ValueError):
+            return cls(path, path, error="cannot read the file: %s" % certificates,
+                       is_file=True, now=now)
+        return cls(path, path, certificates, is_file=True, now=now)
+
+
+# The address family of an endpoint (a socket constant) as address.resolve names it.
+FAMILY_VERSIONS = {kind: version for version, kind in address.FAMILIES.items()}
+
+
+def spread(endpoints, resolve):
+    """Every endpoint whose host name has several addresses (of its family, all names
+    resolved concurrently) as one endpoint per address, ``NAME@[ADDRESS]:PORT``, in the
+    resolver's order; an address, a name with one address and a name that does not resolve
+    (the connection then says why, as with --first-address) stay as they are."""
+    names = [e for e in endpoints if not dns.is_ip(e.host)]
+    limit = deadline.remaining(None)
+    answers = dict(zip((id(e) for e in names), plugin.run_all(
+        [functools.partial(resolve, e.host, e.port, FAMILY_VERSIONS[e.family], limit)
+         for e in names], limit=limit)))
+    spread_out = []
+    for endpoint in endpoints:
+        found, error = answers.get(id(endpoint), (None, None))
+        if error is not None and not isinstance(error, address.ResolveError):
+            raise error  # a bug, not an answer: the runner reports it
+        addresses = list(dict.fromkeys(addr for _, addr in found or ()))
+        if len(addresses) < 2:
+            spread_out.append(endpoint)
+            continue
+        log.info("%s: %d addresses, each checked: %s", endpoint.label, len(addresses),
+                 ", ".join(addresses))
+        spread_out.extend(tls.Endpoint(addr, endpoint.port, endpoint.starttls, endpoint.name,
+                                       endpoint.family) for addr in addresses)
+    return once(spread_out)  # a name's address also given as NAME@ADDRESS: checked once
+
+
+def gather(endpoints, files, fetch, load_file, options, now, resolve=None):
+    """Every endpoint (concurrently) and file, read now: a Subject each, endpoints first.
+    With ``resolve``, every address of a name is an endpoint of its own (``spread``)."""
+    if resolve is not None and endpoints:
+        endpoints = spread(endpoints, resolve)
+    attempts = tls.fetch_all(endpoints, fetch=fetch, **options) if endpoints else []
+    loaded = []
+    for path in files:
         try:
-            subject = cls(path, path, load_file(path))
-        except OSError as exc:
-            subject = cls(path, path, error="cannot read the file: %s" % (
-                exc.strerror or exc).lower())
-        except ValueError as exc:
-            subject = cls(path, path, error="cannot read the file: %s" % exc)
-        subject.is_file = True
-        return subject
+            loaded.append((path, load_file(path)))
+        except (OSError, ValueError) as exc:
+            loaded.append((path, exc))
+    moment = now() if callable(now) else now
+    return ([Subject.from_attempt(a, moment) for a in attempts]
+            + [Subject.from_file(path, certs, moment) for path, certs in loaded])
 
 
 def days_between(later, earlier):
     return (later - earlier).total_seconds() / 86400
 
 
+def days_left(cert, now):
+    """The days ``cert`` has left, as the check shows and judges them: rounded to two
+    decimals. This one value is the perfdata, the value -w/-c judge and the long output's
+    "days left"; the status line says it in whole units (``in_words``)."""
+    return round(days_between(cert.not_after, now), 2)
+
+
 def in_words(days):
-    """'12 days', '1 day', '5 hours' (whole units, truncated as check_http does)."""
+    """'10 days', '1 day', '5 hours', '12 minutes': the nearest whole unit, so 9.99 days
+    (perfdata 9.99d) is '10 days'; below a day in hours, below an hour in minutes."""
     span = abs(days)
-    if span >= 1:
-        whole = int(span)
-        return "%d day%s" % (whole, "" if whole == 1 else "s")
-    hours = int(span * 24)
+    hours = math.floor(span * 24 + 0.5)
+    if hours >= 24:
+        whole = math.floor(span + 0.5)
+        return "%d day%s" % (whole, plugin.plural(whole))
     if hours >= 1:
-        return "%d hour%s" % (hours, "" if hours == 1 else "s")
-    minutes = int(span * 1440)
-    return "%d minute%s" % (minutes, "" if minutes == 1 else "s")
+        return "%d hour%s" % (hours, plugin.plural(hours))
+    minutes = math.floor(span * 1440 + 0.5)
+    return "%d minute%s" % (minutes, plugin.plural(minutes))
 
 
 def day(moment):
@@ -324,21 +394,23 @@ def judge(subject, settings, now):
     leaf = subject.chain[0]
     for index, cert in enumerate(subject.chain):
         who = role(subject, index, cert)
-        left = days_between(cert.not_after, now)
+        left = days_left(cert, now)
         before_leaf = (index > 0 and not subject.is_file and cert.not_after < leaf.not_after)
         tail = ", before the leaf" if before_leaf else ""
         if now < cert.not_before:
             findings.append((Critical, "%s not yet valid (valid from %s)" % (
                 who, stamp(cert.not_before))))
-        elif left < 0:
+        elif cert.not_after <= now:
             findings.append((Critical, "%s expired %s ago (%s)%s" % (
-                who, in_words(left), day(cert.not_after), tail)))
+                who, in_words(days_between(cert.not_after, now)), day(cert.not_after),
+                tail)))
         else:
             state = (Critical if not settings.critical.match(left) else
                      Warn if not settings.warning.match(left) else Ok)
             if state != Ok:
                 findings.append((state, "%s expires in %s (%s)%s" % (
-                    who, in_words(left), day(cert.not_after), tail)))
+                    who, in_words(days_between(cert.not_after, now)), day(cert.not_after),
+                    tail)))
         if settings.min_key_size and (index == 0 or not cert.self_issued):
             if rsa_strength(cert) < settings.min_key_size:
                 findings.append((settings.severity["policy"], "%s has a weak key (%s %d bits, "
@@ -372,7 +444,7 @@ def judge(subject, settings, now):
             for old in presented.older_versions:
                 findings.append((settings.severity["policy"], "accepts %s, below TLS %s" % (
                     old, settings.min_tls_version)))
-    findings.sort(key=lambda f: RANK[f[0]])
+    findings = plugin.worst_first(findings, state=lambda f: f[0])
     return [f for f in findings if f[0] != Ok]
 
 
@@ -381,36 +453,33 @@ def soonest(subject):
 
 
 class Subjects(nagiosplugin.Resource):
-    """Gathers every endpoint (concurrently) and file; one Metric per subject, plus the
-    days-left metrics for perfdata."""
+    """One Metric per gathered subject, plus the days-left metrics for perfdata."""
 
-    def __init__(self, endpoints, files, fetch, load_file, options, now):
-        self.endpoints = endpoints
-        self.files = files
-        self.fetch = fetch
-        self.load_file = load_file
-        self.options = options
-        self.now = now
+    def __init__(self, subjects):
+        self.subjects = subjects
 
     def probe(self):
-        subjects = []
-        if self.endpoints:
-            attempts = tls.fetch_all(self.endpoints, fetch=self.fetch, **self.options)
-            subjects.extend(Subject.from_attempt(a) for a in attempts)
-        subjects.extend(Subject.from_file(path, self.load_file) for path in self.files)
-        now = self.now() if callable(self.now) else self.now
-        for subject in subjects:
-            subject.now = now
+        for subject in self.subjects:
             yield nagiosplugin.Metric(subject.label, subject, context="certificates")
-        for subject in subjects:
+        for subject in self.subjects:
             if subject.chain:
                 prefix = text.label(subject.perf_prefix)
-                leaf_days = days_between(subject.chain[0].not_after, now)
-                chain_days = days_between(soonest(subject).not_after, now)
-                yield nagiosplugin.Metric(prefix + "_days_leaf", round(leaf_days, 2),
+                yield nagiosplugin.Metric(prefix + "_days_leaf",
+                                          days_left(subject.chain[0], subject.now), "d",
                                           context="days")
-                yield nagiosplugin.Metric(prefix + "_days_chain", round(chain_days, 2),
+                yield nagiosplugin.Metric(prefix + "_days_chain",
+                                          days_left(soonest(subject), subject.now), "d",
                                           context="days")
+
+
+class Verdict(nagiosplugin.Result):
+    """The Result of one subject; its ``findings`` [(state, words)], problems first, travel
+    with it to the Report."""
+
+    def __new__(cls, state, hint, metric, findings=()):
+        result = super().__new__(cls, state, hint, metric)
+        result.findings = list(findings)
+        return result
 
 
 class Certificates(nagiosplugin.Context):
@@ -420,81 +489,71 @@ class Certificates(nagiosplugin.Context):
 
     def evaluate(self, metric, resource):
         subject = metric.value
-        subject.findings = judge(subject, self.settings, subject.now)
-        if subject.findings:
-            state = subject.findings[0][0]
-            hint = "%s %s" % (subject.label, ", ".join(
-                words for _, words in subject.findings))
+        findings = judge(subject, self.settings, subject.now)
+        if findings:
+            state = findings[0][0]
+            hint = "%s %s" % (subject.label, ", ".join(words for _, words in findings))
         else:
             state, hint = Ok, describe(subject)
-        return nagiosplugin.Result(state, hint, metric)
-
-
-class Days(nagiosplugin.Context):
-    """Perfdata only: the judgement of days left is part of Certificates, in words."""
-
-    def __init__(self, warning, critical):
-        super().__init__("days")
-        self.warning = warning
-        self.critical = critical
-
-    def evaluate(self, metric, resource):
-        return nagiosplugin.Result(Ok, "", metric)
-
-    def performance(self, metric, resource):
-        return nagiosplugin.Performance(metric.name, metric.value, "d", self.warning,
-                                        self.critical)
+        return Verdict(state, hint, metric, findings)
 
 
 def describe(subject):
     """The OK words: when the soonest certificate expires, and who issued it."""
     cert = soonest(subject)
     index = subject.chain.index(cert)
-    left = days_between(cert.not_after, subject.now)
     words = "%s %s expires in %s (%s)" % (subject.label, role(subject, index, cert),
-                                          in_words(left), day(cert.not_after))
+                                          in_words(days_between(cert.not_after, subject.now)),
+                                          day(cert.not_after))
     if len(subject.chain) > 1 and subject.is_file:
         words += ", soonest of %d" % len(subject.chain)
     return words + ", issuer %s" % (cert.issuer_cn or cert.issuer)
 
 
 class Report(nagiosplugin.Summary):
+    """Reads the Verdicts only: the subject each judged, and its findings."""
+
     def ok(self, results):
-        checked = [r for r in results if r.metric and r.metric.context == "certificates"]
+        checked = verdicts(results)
         if len(checked) == 1:
             return str(checked[0].hint)
         first = min(checked, key=lambda r: soonest(r.metric.value).not_after)
         return "%d endpoints ok, soonest: %s" % (len(checked), first.hint)
 
     def problem(self, results):
-        checked = [r for r in results if r.metric and r.metric.context == "certificates"]
-        bad = sorted((r for r in checked if r.state != Ok), key=lambda r: RANK[r.state])
+        checked = verdicts(results)
+        bad = plugin.worst_first(r for r in checked if r.state != Ok)
         words = "; ".join(str(r.hint) for r in bad)
         good = len(checked) - len(bad)
         if good:
-            words += "; %d other%s ok" % (good, "" if good == 1 else "s")
+            words += "; %d other%s ok" % (good, plugin.plural(good))
         return words
 
     def verbose(self, results):
         lines = []
-        for result in results:
-            if not result.metric or result.metric.context != "certificates":
-                continue
+        for result in verdicts(results):
             subject = result.metric.value
-            lines.append("%s: %s" % (str(result.state).upper(), headline(subject)))
+            lines.append("%s: %s" % (str(result.state).upper(),
+                                     headline(subject, result.findings)))
             for index, cert in enumerate(subject.chain):
                 lines.append(detail(subject, index, cert))
         return lines
 
 
-def headline(subject):
+def verdicts(results):
+    return [r for r in results if isinstance(r, Verdict)]
+
+
+def headline(subject, findings):
     if subject.error:
         return "%s %s" % (subject.label, subject.error)
     parts = [subject.label]
     presented = subject.presented
     if presented is not None:
-        parts.append("at %s, %s %s, chain of %d presented" % (
-            presented.address, presented.version, presented.cipher, len(subject.chain)))
+        parts.append("at %s, %s %s, chain of %d presented%s" % (
+            presented.address, presented.version, presented.cipher, len(presented.chain),
+            " (+%d from the trust store)" % len(presented.from_store)
+            if presented.from_store else ""))
         parts.append("trusted" if not presented.trust.problem else "not trusted (%s)"
                      % presented.trust.problem)
         if presented.name_matches is not None:
@@ -503,19 +562,19 @@ def headline(subject):
                                          "match"))
     else:
         parts.append("file with %d certificate%s" % (
-            len(subject.chain), "" if len(subject.chain) == 1 else "s"))
-    if subject.findings:
-        parts.append("; ".join(words for _, words in subject.findings))
+            len(subject.chain), plugin.plural(len(subject.chain))))
+    if findings:
+        parts.append("; ".join(words for _, words in findings))
     return ", ".join(parts)
 
 
 def detail(subject, index, cert):
     return ("%s #%d: subject %s; SANs %s; issuer %s; serial %s; notBefore %s; notAfter %s "
-            "(%.1f days left); key %s %d bits; signature %s; sha256 %s" % (
+            "(%s days left); key %s %d bits; signature %s; sha256 %s" % (
                 subject.label, index + 1, cert.subject or "(empty)",
                 ", ".join(cert.sans) or "none",
                 cert.issuer, cert.serial, stamp(cert.not_before), stamp(cert.not_after),
-                days_between(cert.not_after, subject.now), cert.key_type, cert.key_bits,
+                days_left(cert, subject.now), cert.key_type, cert.key_bits,
                 cert.signature_hash or "n/a", cert.fingerprint[:16]))
 
 
@@ -523,20 +582,25 @@ def utc_now():
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def build_check(args, fetch=tls.fetch, load_file=tls.load_file, now=utc_now):
+def build_check(args, fetch=tls.fetch, load_file=tls.load_file, now=utc_now, resolve=None):
+    """``resolve`` (host, port, family, timeout) -> [(4|6, address)]: address.resolve by
+    default; not asked with --first-address."""
     endpoints = endpoints_from(args)
     options = {"cafile": args.ca_file, "min_version": args.min_tls_version}
     if args.ca_file:
         try:
-            with open(args.ca_file, "rb"):
-                pass
+            tls.load_cafile(args.ca_file)
         except OSError as exc:
             raise cli.UsageError("cannot read the --ca-file %s: %s" % (
                 args.ca_file, exc.strerror)) from None
+        except ValueError as exc:
+            raise cli.UsageError("the --ca-file %s %s" % (args.ca_file, exc)) from None
+    every = None if args.first_address else resolve or address.resolve
+    subjects = gather(endpoints, args.file, fetch, load_file, options, now, every)
     return nagiosplugin.Check(
-        Subjects(endpoints, args.file, fetch, load_file, options, now),
+        Subjects(subjects),
         Certificates(Settings(args)),
-        Days(args.warning, args.critical),
+        plugin.PerfOnly("days", args.warning, args.critical),  # judged by Certificates
         Report())
 
 

@@ -12,10 +12,12 @@ import re
 
 import nagiosplugin
 
-from osop_checks import proc
-from osop_checks.sources.packages import ListAge, Pending, Reboot, Upgrade, newest_file
+from osop_checks import bounded, proc
+from osop_checks.sources.packages import OUTPUT_LIMIT, ListAge, Pending, Reboot, Upgrade, newest_file
 
 log = logging.getLogger("nagiosplugin")
+
+STATUS_LIMIT = 32 * 1024 * 1024  # bytes; the dpkg status of a big host is a few MiB
 
 MODES = ("dist-upgrade", "upgrade")
 
@@ -143,7 +145,8 @@ def apt_argv(command, mode, root=None):
 
 def simulate(command=("apt-get",), mode="dist-upgrade", root=None, timeout=None):
     """Run the simulation and return its stdout (never takes the lock, changes nothing)."""
-    return proc.run(apt_argv(command, mode, root), timeout=timeout).stdout
+    return proc.run(apt_argv(command, mode, root), timeout=timeout,
+                    limit=OUTPUT_LIMIT).stdout
 
 
 def status_path(root=None):
@@ -152,8 +155,7 @@ def status_path(root=None):
 
 def read_holds(root=None):
     try:
-        with open(status_path(root), encoding="utf-8", errors="replace") as handle:
-            return parse_holds(handle.read())
+        return parse_holds(bounded.read_text(status_path(root), STATUS_LIMIT))
     except OSError as exc:
         log.warning("cannot read the dpkg status: %s", exc)
         return []
@@ -209,8 +211,8 @@ def reboot_required(root=None):
         return Reboot()
     packages = []
     try:
-        with open(flag + ".pkgs", encoding="utf-8", errors="replace") as handle:
-            packages = sorted(set(line.strip() for line in handle if line.strip()))
+        packages = sorted(set(line.strip() for line in bounded.read_text(
+            flag + ".pkgs").splitlines() if line.strip()))
     except OSError:
         pass
     return Reboot(reasons=["%s exists" % flag], packages=packages)

@@ -10,7 +10,7 @@ import dataclasses
 import os
 import threading
 
-from osop_checks import deadline
+from osop_checks import bounded, deadline
 
 # Filesystems that hold no data of their own: left out unless asked for by type or by path.
 VIRTUAL_TYPES = frozenset("""
@@ -25,6 +25,14 @@ class Mount:
     mountpoint: str
     device: str
     fstype: str
+    listed: bool = True  # False: no mount-table entry holds it (see ``unlisted``)
+
+
+def unlisted(path):
+    """A path that exists but that no entry of the mount table holds: in a chroot or some
+    containers the filesystem holding the root is not listed. statvfs on the path itself
+    still measures the filesystem it lies on; device and type are not known."""
+    return Mount(os.path.realpath(path), "", "", listed=False)
 
 
 @dataclasses.dataclass
@@ -43,6 +51,7 @@ class Partition:
     inodes_total: int | None = None
     inodes_free: int | None = None
     error: str | None = None
+    listed: bool = True  # as Mount.listed
 
     @property
     def free_percent(self):
@@ -67,12 +76,11 @@ def read_fstab(path="/etc/fstab"):
     """Mount points listed in fstab without noauto: the ones that should be mounted."""
     points = set()
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                fields = line.split()
-                if len(fields) >= 4 and not fields[0].startswith("#"):
-                    if "noauto" not in fields[3].split(",") and fields[1] != "none":
-                        points.add(fields[1].replace("\\040", " "))
+        for line in bounded.read_text(path).splitlines():
+            fields = line.split()
+            if len(fields) >= 4 and not fields[0].startswith("#"):
+                if "noauto" not in fields[3].split(",") and fields[1] != "none":
+                    points.add(fields[1].replace("\\040", " "))
     except OSError:
         pass
     return points
@@ -86,7 +94,7 @@ def statvfs_usage(mount: Mount) -> Partition:
         used=(st.f_blocks - st.f_bfree) * st.f_frsize,
         free=st.f_bavail * st.f_frsize,
         inodes_total=st.f_files or None,
-        inodes_free=st.f_favail if st.f_files else None)
+        inodes_free=st.f_favail if st.f_files else None, listed=mount.listed)
 
 
 def usage(mounts: list[Mount], timeout=None) -> list[Partition]:

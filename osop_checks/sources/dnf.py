@@ -14,7 +14,7 @@ import re
 import nagiosplugin
 
 from osop_checks import proc
-from osop_checks.sources.packages import Pending, Reboot, Upgrade, newest_file
+from osop_checks.sources.packages import OUTPUT_LIMIT, Pending, Reboot, Upgrade, newest_file
 
 log = logging.getLogger("nagiosplugin")
 
@@ -109,11 +109,13 @@ def classify(upgrades, advisories):
 def pending(command=("dnf",), timeout=None):
     """Ask dnf from its cached metadata (-C): upgrades, then the security advisories."""
     base = list(command) + ["-q", "-C"]
-    updates = proc.run(base + ["check-update"], timeout=timeout, ok_codes=(0, 100)).stdout
+    updates = proc.run(base + ["check-update"], timeout=timeout, ok_codes=(0, 100),
+                       limit=OUTPUT_LIMIT).stdout
     log.debug("dnf check-update output:\n%s", updates)
     upgrades = parse_check_update(updates)
     if upgrades:
-        info = proc.run(base + ["updateinfo", "list", "--security"], timeout=timeout).stdout
+        info = proc.run(base + ["updateinfo", "list", "--security"], timeout=timeout,
+                        limit=OUTPUT_LIMIT).stdout
         log.debug("dnf updateinfo output:\n%s", info)
         classify(upgrades, parse_updateinfo(info))
     return Pending("dnf", upgrades=upgrades)

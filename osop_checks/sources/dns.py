@@ -19,7 +19,7 @@ import logging
 import socket
 import time
 
-from osop_checks import deadline
+from osop_checks import address, bounded, deadline
 
 log = logging.getLogger("nagiosplugin")
 
@@ -81,32 +81,15 @@ def format_server(server: Server) -> str:
 
 
 def parse_server(text) -> Server:
-    """'192.0.2.1', '192.0.2.1:5353', '2001:db8::1', '[2001:db8::1]:5353' -> (ip, port).
-
-    Raises ValueError with a message in words."""
-    text = str(text).strip()
-    host, port = text, 53
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep or (rest and not rest.startswith(":")):
-            raise ValueError("%r is not IP, IP:PORT or [IPv6]:PORT" % text)
-        if rest:
-            port = _port(rest[1:], text)
-    elif text.count(":") == 1:
-        host, _, rest = text.partition(":")
-        port = _port(rest, text)
+    """'192.0.2.1', '192.0.2.1:5353', '2001:db8::1', '[2001:db8::1]:5353' -> (ip, port), read
+    by the one address parser of every option (``address.parse_endpoint``: '::1:53' is
+    ambiguous). Raises ValueError with a message in words."""
+    endpoint = address.parse_endpoint(str(text).strip(), 53)
     try:
-        host = str(ipaddress.ip_address(host))
+        return str(ipaddress.ip_address(endpoint.host)), endpoint.port
     except ValueError:
         raise ValueError("%r is not an IP address (give the server's address, optionally "
-                         "with :PORT)" % host) from None
-    return host, port
-
-
-def _port(text, whole):
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ValueError("%r: %r is not a port number (1-65535)" % (whole, text))
-    return int(text)
+                         "with :PORT)" % endpoint.host) from None
 
 
 def system_servers(path="/etc/resolv.conf") -> list[Server]:
@@ -114,21 +97,21 @@ def system_servers(path="/etc/resolv.conf") -> list[Server]:
     resolv.conf, as the C library reads them (at most three; scoped link-local ones left
     out, they cannot be asked without their interface)."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            lines = handle.readlines()
+        lines = bounded.read_text(path).splitlines()
     except OSError as exc:
         raise DnsError(UNREACHABLE, "cannot read %s: %s" % (path, exc.strerror)) from None
     servers = []
     for line in lines:
         fields = line.split()
-        if len(fields) >= 2 and fields[0] == "nameserver" and _is_ip(fields[1]):
+        if len(fields) >= 2 and fields[0] == "nameserver" and is_ip(fields[1]):
             servers.append((str(ipaddress.ip_address(fields[1])), 53))
     if not servers:
         raise DnsError(UNREACHABLE, "no name server configured in %s" % path)
     return servers[:3]
 
 
-def _is_ip(text):
+def is_ip(text):
+    """Whether ``text`` is an IPv4 or IPv6 address (not a name to resolve)."""
     try:
         ipaddress.ip_address(text)
         return True
@@ -391,7 +374,7 @@ def authoritative_servers(zone, servers: list[Server], port=53):
             answer = lookup(ns, rdtype, servers)
             if answer.kind != OK:
                 log.info("name server %s: %s", ns, answer.describe())
-            found.extend((ns, (address, port)) for address in answer.addresses)
+            found.extend((ns, (ip, port)) for ip in answer.addresses)
     if not found:
         raise DnsError(UNREACHABLE, "no address found for the name servers of %s (%s)" % (
             zone, ", ".join(names)))
@@ -403,9 +386,7 @@ class Resolution:
     """Answers for the requested types, and how the servers asked were found."""
     answers: list[Answer]
     via: str                       # "system resolver (10.0.0.53)", "server 192.0.2.1:5353" ...
-    zone: str | None = None
     discovery_seconds: float | None = None
-    error: str | None = None    # set when no lookup could be made at all
 
 
 def resolve(name, rdtypes=("A",), server: Server | None = None, authoritative=False,
@@ -421,7 +402,7 @@ def resolve(name, rdtypes=("A",), server: Server | None = None, authoritative=Fa
         recursive = [server] if server else system_servers(resolv_conf)
     except DnsError as exc:
         return Resolution([Answer(name, t, exc.kind, error=str(exc)) for t in rdtypes],
-                          "system resolver", error=str(exc))
+                          "system resolver")
     via = ("server %s" % format_server(server) if server else
            "system resolver (%s)" % ", ".join(format_server(s) for s in recursive))
     if not authoritative:
@@ -433,7 +414,7 @@ def resolve(name, rdtypes=("A",), server: Server | None = None, authoritative=Fa
     except DnsError as exc:
         message = "cannot find the authoritative servers of %s via %s: %s" % (name, via, exc)
         return Resolution([Answer(name, t, exc.kind, error=message) for t in rdtypes],
-                          via, discovery_seconds=time.monotonic() - started, error=message)
+                          via, discovery_seconds=time.monotonic() - started)
     discovery = time.monotonic() - started
     log.info("zone %s, authoritative servers: %s", zone, ", ".join(
         "%s (%s)" % (ns, format_server(addr)) for ns, addr in nameservers))
@@ -441,7 +422,7 @@ def resolve(name, rdtypes=("A",), server: Server | None = None, authoritative=Fa
     via = "authoritative servers of %s (%s)" % (zone.rstrip("."), ", ".join(
         "%s %s" % (ns.rstrip("."), format_server(addr)) for ns, addr in nameservers))
     return Resolution(_each_type(name, rdtypes, servers, recursion=False, require_aa=True),
-                      via, zone=zone.rstrip("."), discovery_seconds=discovery)
+                      via, discovery_seconds=discovery)
 
 
 def _each_type(name, rdtypes, servers, **kwargs):

@@ -17,10 +17,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
-import re
 import time
 
-from osop_checks import proc
+from osop_checks import address, proc
 from osop_checks.sources import ssh
 
 # How much memory sort may take before it spills to temporary files (in $TMPDIR, never the
@@ -39,13 +38,15 @@ LIST_SCRIPT = (
     'case $s in *[1-9]*) exit 1;; esac')
 
 # $1 root, $2 stamp file name (may be empty). One line: missing | notdir | unreadable |
-# ok DEVICE STAMP_MTIME_OR_DASH
+# ok DEVICE STAMP_MTIME_OR_DASH. The stamp's mtime to the nanosecond (%.9Y, GNU stat), as the
+# ctimes it is compared with: %Y cuts it to the second, and a change made in the stamp's own
+# second would then read as pending.
 PROBE_SCRIPT = (
     'export LC_ALL=C; [ -e "$1" ] || { echo missing; exit 0; }; '
     '[ -d "$1" ] || { echo notdir; exit 0; }; '
     'cd "$1" 2>/dev/null && [ -r . ] && [ -x . ] || { echo unreadable; exit 0; }; '
     'dev=$(stat -L -c %d .) || exit 1; stamp=-; '
-    'if [ -n "$2" ]; then stamp=$(stat -c %Y -- "$2" 2>/dev/null) || stamp=-; fi; '
+    'if [ -n "$2" ]; then stamp=$(stat -c %.9Y -- "$2" 2>/dev/null) || stamp=-; fi; '
     'echo "ok $dev $stamp"')
 
 # $1 root, then relative paths: their sha256, NUL-terminated records "HASH  PATH".
@@ -71,37 +72,18 @@ class Location:
     def remote(self):
         return self.host is not None
 
-    def __str__(self):
-        if not self.remote:
-            return self.path
-        user = self.user + "@" if self.user else ""
-        if self.port:
-            return "ssh://%s%s:%d%s" % (user, self.host, self.port, self.path)
-        return "%s%s:%s" % (user, self.host, self.path)
+    def __str__(self):  # as the admin writes it: [v6] in brackets
+        return str(address.Remote(self.user, self.host, self.port, self.path))
 
 
 def parse_location(text):
-    """``/path``, ``[user@]host:/path`` or ``ssh://[user@]host[:port]/path`` as a Location."""
-    text = str(text)
-    if text.startswith("/"):
-        return Location(os.path.normpath(text))
-    match = re.match(r"^ssh://(?:([^@/]+)@)?(\[[^\]/]+\]|[^:/@]+)(?::(\d+))?(/.*)$", text)
-    if match:
-        user, host, port, path = match.groups()
-        if host.strip("[]").startswith("-"):
-            raise LocationError("%r: a host name cannot start with '-'" % text)
-        return Location(os.path.normpath(path), host.strip("[]"), user, int(port) if port
-                        else None)
-    match = re.match(r"^(?:([^@/:]+)@)?(\[[^\]/]+\]|[^:/@]+):(.*)$", text)
-    if match:
-        user, host, path = match.groups()
-        if not path.startswith("/"):
-            raise LocationError("%r: the path on %s must be absolute" % (text, host))
-        if host.strip("[]").startswith("-"):
-            raise LocationError("%r: a host name cannot start with '-'" % text)
-        return Location(os.path.normpath(path), host.strip("[]"), user)
-    raise LocationError("%r is not an absolute path, [user@]host:/path or "
-                        "ssh://[user@]host[:port]/path" % text)
+    """``/path``, ``[user@]host:/path`` or ``ssh://[user@]host[:port]/path`` (an IPv6
+    address in brackets) as a Location: address.parse_remote_path, the path normalised."""
+    try:
+        remote = address.parse_remote_path(text)
+    except ValueError as exc:
+        raise LocationError(str(exc)) from None
+    return Location(os.path.normpath(remote.path), remote.host, remote.user, remote.port)
 
 
 def _options(location, options):
@@ -219,28 +201,116 @@ def _key(line):
 class Tally:
     """What one copy lacks or has different, compared with the source.
 
-    ``oldest_change`` is the ctime of the oldest change in the source (outside the settle
-    window) that the copy does not have yet; None when it has them all."""
+    ``pending`` counts entries the copy lacks or holds differently that changed in the
+    source after the copy's last sync (see compare): not defects, a sync is still due.
+    ``oldest_change`` is the ctime of the oldest change in the source that the copy does
+    not have yet, pending or not; None when it has them all. ``tree`` counts the copy's own
+    entries and bytes."""
     equal: int = 0
     missing: int = 0
     extra: int = 0
     differing: int = 0
-    settling: int = 0
+    pending: int = 0
     oldest_change: float | None = None
+    oldest_path: str | None = None  # the entry of that change (a directory: entries added)
     examples: dict = dataclasses.field(default_factory=lambda: {
         "missing": [], "extra": [], "differing": []})
     sampled_bad: set = dataclasses.field(default_factory=set)
     verified: int = 0
+    content: int = 0  # sampled files whose sha256 differs (counted in differing too)
+    tree: Tree = dataclasses.field(default_factory=lambda: Tree())
 
     def note(self, what, path, when=None, detail=""):
         setattr(self, what, getattr(self, what) + 1)
         if len(self.examples[what]) < EXAMPLES:
             self.examples[what].append(path + (" (%s)" % detail if detail else ""))
-        self.changed(when)
+        self.changed(when, path)
 
-    def changed(self, when):
+    def changed(self, when, path=None):
         if when is not None and (self.oldest_change is None or when < self.oldest_change):
             self.oldest_change = when
+            self.oldest_path = path
+
+
+class Tree:
+    """Aggregate counters of one tree, never its names: entries, regular files and their
+    bytes, the same per top-level name (at most TOP_NAMES of them, each at most NAME_MAX
+    characters, the rest together in ``other``), and, with ``since``, the regular files
+    whose mtime is later (``changed``)."""
+
+    TOP_NAMES = 100
+    NAME_MAX = 100  # longer top-level names are counted in ``other`` (the state stays small)
+
+    def __init__(self, since=None):
+        self.since = since
+        self.entries = 0
+        self.files = 0
+        self.bytes = 0
+        self.changed = 0
+        self.top = {}  # "docs/" or "file.txt" -> [entries, bytes]
+        self.other = [0, 0]
+        self._prefix = None
+        self._current = None
+
+    def add(self, kind, size, mtime, path, sign=1):
+        """One record's fields as listed (strings; ``path`` may end in a newline);
+        ``sign`` -1 takes it away (a copy's difference from the source, see compare)."""
+        self.entries += sign
+        if kind == "f":
+            size = int(size) * sign
+            self.files += sign
+            self.bytes += size
+            if self.since is not None and float(mtime) > self.since:
+                self.changed += sign
+        else:
+            size = 0
+        current = self._current
+        if current is None or not path.startswith(self._prefix):
+            current = self._switch(kind, path)
+        current[0] += sign
+        current[1] += size
+
+    def _switch(self, kind, path):
+        slash = path.find("/")
+        if slash >= 0:
+            name = prefix = path[:slash + 1]
+        else:
+            name = path.rstrip("\n").replace("\0", "\n")
+            if kind == "d":
+                name += "/"
+            prefix = name if kind == "d" else path
+        current = self.top.get(name)
+        if current is None:
+            if len(self.top) < self.TOP_NAMES and len(name) <= self.NAME_MAX:
+                current = self.top[name] = [0, 0]
+            else:
+                current = self.other
+        self._prefix, self._current = prefix, current
+        return current
+
+    def plus(self, delta):
+        """A new Tree: this one with ``delta`` (a Tree of differences) added."""
+        tree = Tree(self.since)
+        tree.entries = self.entries + delta.entries
+        tree.files = self.files + delta.files
+        tree.bytes = self.bytes + delta.bytes
+        tree.changed = self.changed + delta.changed
+        tree.top = {name: list(counts) for name, counts in self.top.items()}
+        tree.other = [a + b for a, b in zip(self.other, delta.other)]
+        for name, (entries, size) in delta.top.items():
+            counts = tree.top.get(name)
+            if counts is None and len(tree.top) >= self.TOP_NAMES:
+                counts = tree.other
+            elif counts is None:
+                counts = tree.top[name] = [0, 0]
+            counts[0] += entries
+            counts[1] += size
+        tree.top = {name: counts for name, counts in tree.top.items() if counts[0] > 0}
+        return tree
+
+    def to_json(self):
+        return {"entries": self.entries, "files": self.files, "bytes": self.bytes,
+                "top": self.top, "other": self.other}
 
 
 class Sample:
@@ -283,63 +353,98 @@ def _differs(src, copy, window=0):
     return ""
 
 
-def compare(source_lines, copies, now=None, settle=3600, ignore=(), sample=None):
+def compare(source_lines, copies, now=None, settle=3600, ignore=(), sample=None, since=None,
+            source_tree=None, sample_settle=3600):
     """See _compare; a listing line that is not a record (a corrupt or foreign listing)
     raises proc.CommandError saying so, never a bare ValueError."""
     try:
-        return _compare(source_lines, copies, now, settle, ignore, sample)
+        return _compare(source_lines, copies, now, settle, ignore, sample, since,
+                        source_tree, sample_settle)
     except (ValueError, IndexError) as exc:
         raise proc.CommandError("a listing holds a line that is not a record (%s)"
                                 % exc) from None
 
 
-def _compare(source_lines, copies, now=None, settle=3600, ignore=(), sample=None):
+def _compare(source_lines, copies, now=None, settle=3600, ignore=(), sample=None, since=None,
+             source_tree=None, sample_settle=3600):
     """Merge the sorted source manifest with each copy's sorted manifest in one pass.
 
-    ``copies`` is a list of line iterators; returns one Tally per copy. Entries whose source
-    ctime is within ``settle`` seconds of ``now`` do not count (a sync may be running).
-    Paths in ``ignore`` (a stamp file) are skipped on both sides. Directories count when
-    missing or extra; a directory whose mtime in the source is newer (entries added or
-    removed since the copy was made) only sets the copy's age. ``sample`` (a Sample) gets
-    every regular file that is not settling; a sampled file that a copy does not have
-    alike goes into that copy's ``sampled_bad``.
+    ``copies`` is a list of line iterators; returns one Tally per copy. An entry a copy
+    lacks or holds differently is *pending* (counted, not a defect) when its source ctime
+    is later than that copy's last sync: ``since[i]`` (e.g. its stamp's mtime), or, where
+    ``since`` is None or holds None, ``now - settle``. Every such entry, pending or not,
+    sets the copy's ``oldest_change``. Paths in ``ignore`` (a stamp file) are skipped on
+    both sides. Directories count when missing or extra; a directory whose mtime in the
+    source is newer (entries added or removed since the copy was made) only sets the copy's
+    age. ``sample`` (a Sample) gets every regular file older than ``sample_settle``; a
+    sampled file that a copy does not have alike goes into that copy's ``sampled_bad``.
+    ``source_tree`` (a Tree) and each Tally's ``tree`` count the trees' entries and bytes.
     """
     now = time.time() if now is None else now
-    limit = now - settle
+    default = now - settle
+    limits = [default if since is None or since[i] is None else since[i]
+              for i in range(len(copies))]
+    sample_limit = now - min(settle, sample_settle)
     ignore = set(ignore)
+    tree = Tree() if source_tree is None else source_tree
+    since_run = tree.since
+    top, switch = tree.top, tree._switch
+    entries = files = nbytes = changed = 0
+    prefix, current = "\0", tree.other  # no path starts with NUL
     tallies = [Tally() for _ in copies]
+    # A copy's tree is counted as the source's plus its differences (``delta``), so the
+    # common case, an identical record, costs nothing more.
+    deltas = [Tree() for _ in copies]
     iters = [iter(c) for c in copies]
     heads = [next(it, None) for it in iters]
-    pairs = list(zip(range(len(iters)), iters, tallies))
+    pairs = [(i, it, tally, deltas[i], limits[i])
+             for i, (it, tally) in enumerate(zip(iters, tallies))]
     for sline in source_lines:
         tab = sline.index("\t")
         rest = sline[tab + 1:]
+        kind, size, mtime, path = rest.split("\t", 3)
+        entries += 1
+        if kind == "f":
+            size_ = int(size)
+            files += 1
+            nbytes += size_
+            if since_run is not None and float(mtime) > since_run:
+                changed += 1
+        else:
+            size_ = 0
+        if not path.startswith(prefix):
+            current = switch(kind, path)
+            prefix = tree._prefix
+        current[0] += 1
+        current[1] += size_
         in_sample = False
-        if sample is not None and rest[0] == "f" and float(sline[:tab]) <= limit:
+        if sample is not None and kind == "f" and float(sline[:tab]) <= sample_limit:
             slot = sample.slot()
             if slot is not None:
                 sample.paths[slot] = parse_copy_record(rest).path
                 in_sample = True
         src = None
-        for i, it, tally in pairs:
+        for i, it, tally, delta, limit in pairs:
             head = heads[i]
             if head == rest:  # the common case: the copy has the very same record
                 heads[i] = next(it, None)
                 tally.equal += 1
                 continue
+            delta.add(kind, size, None, path, -1)
             if src is None:
                 src = parse_source_record(sline)
                 skey = src.key
-                settling = src.ctime > limit
                 ignored = src.path in ignore
             while head is not None and _key(head) < skey:
-                _extra(tally, parse_copy_record(head), ignore)
+                _extra(tally, head, ignore, delta)
                 head = next(it, None)
             if head is None or _key(head) > skey:
                 heads[i] = head
                 copy = None
             else:
                 copy = parse_copy_record(head)
+                if not ignored:
+                    delta.add(copy.kind, copy.size, None, head.split("\t", 3)[3])
                 heads[i] = next(it, None)
             if ignored:
                 continue
@@ -347,31 +452,39 @@ def _compare(source_lines, copies, now=None, settle=3600, ignore=(), sample=None
                 why = "missing"
             else:
                 why = _differs(src, copy)
-                if not why and src.kind == "d" and int(src.mtime) > int(copy.mtime) \
-                        and not settling:
-                    tally.changed(src.ctime)
+                if not why and src.kind == "d" and int(src.mtime) > int(copy.mtime):
+                    tally.changed(src.ctime, src.path + "/")
             if not why:
                 tally.equal += 1
-            elif settling:
-                tally.settling += 1
+                continue
+            if in_sample:
+                tally.sampled_bad.add(src.path)
+            if src.ctime > limit:
+                tally.pending += 1
+                tally.changed(src.ctime, src.path)
+            elif copy is None:
+                tally.note("missing", src.path, src.ctime)
             else:
-                if copy is None:
-                    tally.note("missing", src.path, src.ctime)
-                else:
-                    tally.note("differing", src.path, src.ctime, why)
-                if in_sample:
-                    tally.sampled_bad.add(src.path)
-    for i, it, tally in pairs:
+                tally.note("differing", src.path, src.ctime, why)
+    tree.entries += entries
+    tree.files += files
+    tree.bytes += nbytes
+    tree.changed += changed
+    for i, it, tally, delta, limit in pairs:
         head = heads[i]
         while head is not None:
-            _extra(tally, parse_copy_record(head), ignore)
+            _extra(tally, head, ignore, delta)
             head = next(it, None)
+        tally.tree = tree.plus(delta)
+        tally.tree.since = tally.tree.changed = None
     return tallies
 
 
-def _extra(tally, entry, ignore):
+def _extra(tally, line, ignore, delta):
+    entry = parse_copy_record(line)
     if entry.path not in ignore:
         tally.note("extra", entry.path)
+        delta.add(entry.kind, entry.size, None, line.split("\t", 3)[3])
 
 
 # -- checksums ----------------------------------------------------------------------------

@@ -20,6 +20,8 @@ log = logging.getLogger("nagiosplugin")
 DEFAULT_TIMEOUT = 5.0
 # An address is at most 45 characters; anything much longer is not an echo answer.
 MAX_BODY = 1024
+# An echo service answers directly or after a redirect or two (http -> https, a new host).
+MAX_REDIRECTS = 5
 USER_AGENT = "osop-checks/%s check_dyndns_match" % __version__
 
 
@@ -70,53 +72,95 @@ def _excerpt(body, limit=60):
 
 def fetch_echo(url, timeout=None) -> Reading:
     """GET ``url`` and read the address from its body, within ``timeout`` (capped by the
-    check's deadline)."""
-    import requests
+    check's deadline) in all: requests' own timeout bounds each read only, so a server that
+    drips its headers a byte at a time, or redirects again and again, is cut off here."""
+    log.info("asking echo service %s", url)
+    return within(url, lambda started, limit: _fetch(url, started, limit), timeout)
+
+
+def within(source, read, timeout=None) -> Reading:
+    """``read(started, limit)`` (a Reading) in a thread, given at most ``timeout`` seconds
+    (DEFAULT_TIMEOUT when None; capped by the check's deadline): a read still running then is
+    a Reading of ``source`` with the error "no answer within". Its ``seconds`` are set."""
+    from osop_checks import plugin
 
     started = time.monotonic()
-    reading = Reading(url)
-    try:
-        limit = deadline.remaining(timeout if timeout is not None else DEFAULT_TIMEOUT)
-        log.info("asking echo service %s", url)
-        with requests.get(url, timeout=(limit, limit), stream=True, allow_redirects=True,
-                          headers={"User-Agent": USER_AGENT, "Accept": "text/plain"}) \
-                as response:
-            body = _read_capped(response, started, limit)
-            if response.status_code != 200:
-                raise EchoError("HTTP %d %s" % (response.status_code, text.oneline(
-                    response.reason or "", limit=60)))
-        log.debug("%s answered %r", url, body[:200])
-        reading.addresses = [parse_echo(body)]
-    except EchoError as exc:
-        reading.error = "%s: %s" % (url, exc)
-    except requests.exceptions.ConnectTimeout:
-        reading.error = "%s: no connection within %.1f s" % (url, limit)
-    except requests.exceptions.ReadTimeout:
-        reading.error = "%s: no answer within %.1f s" % (url, limit)
-    except requests.exceptions.SSLError as exc:
-        reading.error = "%s: TLS error: %s" % (url, _reason(exc))
-    except requests.exceptions.ConnectionError as exc:
-        reading.error = "%s: cannot connect: %s" % (url, _reason(exc))
-    except requests.exceptions.RequestException as exc:
-        reading.error = "%s: %s" % (url, _reason(exc))
+    limit = deadline.remaining(timeout if timeout is not None else DEFAULT_TIMEOUT)
+    [(reading, error)] = plugin.run_all([lambda: read(started, limit)], limit)
+    if error is not None:
+        raise error
+    if reading is None:
+        reading = Reading(source, error="%s: no answer within %.1f s" % (source, limit))
     reading.seconds = time.monotonic() - started
     if reading.error:
         log.warning("%s", reading.error)
     return reading
 
 
-def _read_capped(response, started, limit):
-    """At most MAX_BODY + 1 bytes, and no longer than ``limit`` from ``started`` in all (a
-    server that drips a byte at a time cannot stretch the read timeout)."""
+def _fetch(url, started, limit):
+    reading = Reading(url)
+    try:
+        status, reason, body = http_request(url, started, limit,
+                                            headers={"Accept": "text/plain"})
+        if status != 200:
+            raise EchoError("HTTP %d %s" % (status, reason))
+        log.debug("%s answered %r", url, body[:200])
+        reading.addresses = [parse_echo(body)]
+    except (HttpError, EchoError) as exc:
+        reading.error = "%s: %s" % (url, exc)
+    return reading
+
+
+class HttpError(ValueError):
+    """An HTTP exchange that did not give an answer: no connection, no answer in time, a
+    TLS error, too many redirects, a body over the cap; the text says which."""
+
+
+def http_request(url, started, limit, method="GET", headers=None, data=None,
+                 max_body=MAX_BODY, what="an IP address", redirects=True, trust_env=True):
+    """(status, reason, body) of one HTTP request, within ``limit`` seconds from ``started``
+    in all and its body at most ``max_body`` bytes (``what`` names what the body should be,
+    for the message when it is longer). ``redirects``: follow up to MAX_REDIRECTS;
+    ``trust_env``: proxies and .netrc from the environment apply. Raises HttpError."""
+    import requests
+
+    left = max(0.05, limit - (time.monotonic() - started))
+    try:
+        with requests.Session() as session:
+            session.max_redirects = MAX_REDIRECTS
+            session.trust_env = trust_env
+            with session.request(method, url, timeout=(left, left), stream=True,
+                                 allow_redirects=redirects, data=data,
+                                 headers=dict({"User-Agent": USER_AGENT}, **(headers or {}))) \
+                    as response:
+                body = _read_capped(response, started, limit, max_body, what)
+                return response.status_code, text.oneline(response.reason or "", limit=60), body
+    except requests.exceptions.ConnectTimeout:
+        raise HttpError("no connection within %.1f s" % limit) from None
+    except requests.exceptions.ReadTimeout:
+        raise HttpError("no answer within %.1f s" % limit) from None
+    except requests.exceptions.TooManyRedirects:
+        raise HttpError("more than %d redirects" % MAX_REDIRECTS) from None
+    except requests.exceptions.SSLError as exc:
+        raise HttpError("TLS error: %s" % _reason(exc)) from None
+    except requests.exceptions.ConnectionError as exc:
+        raise HttpError("cannot connect: %s" % _reason(exc)) from None
+    except requests.exceptions.RequestException as exc:
+        raise HttpError(_reason(exc)) from None
+
+
+def _read_capped(response, started, limit, max_body=MAX_BODY, what="an IP address"):
+    """At most ``max_body`` + 1 bytes, and no longer than ``limit`` from ``started`` in all
+    (a server that drips a byte at a time cannot stretch the read timeout)."""
     import requests
 
     chunks, size = [], 0
-    for chunk in response.iter_content(chunk_size=256):
+    for chunk in response.iter_content(chunk_size=256 if max_body <= MAX_BODY else 4096):
         chunks.append(chunk)
         size += len(chunk)
-        if size > MAX_BODY:
-            raise EchoError("the answer is longer than %d bytes, not an IP address (%s)" % (
-                MAX_BODY, _excerpt(b"".join(chunks).decode("utf-8", "replace"))))
+        if size > max_body:
+            raise HttpError("the answer is longer than %d bytes, not %s (%s)" % (
+                max_body, what, _excerpt(b"".join(chunks).decode("utf-8", "replace"))))
         if time.monotonic() - started > limit:
             raise requests.exceptions.ReadTimeout()
     return b"".join(chunks)

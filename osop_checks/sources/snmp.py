@@ -18,26 +18,28 @@ import time (about 90 ms). Go through this module rather than importing pysnmp y
 makes v3 privacy work with Debian's python3-cryptography and must do so before pysnmp's first
 import (see _cryptography_compat).
 
-Checks offer the same options through ``add_arguments(parser)`` and ``target_from_args(args)``.
-Secrets (community, v3 keys) come from a file or the environment (argv works but shows in
+Checks offer the same options through ``osop_checks.snmp_options`` (add_arguments,
+target_from_args): the command line is not this gathering module's business. Secrets
+(community, v3 keys) come from a file or the environment there (argv works but shows in
 ``ps``); they are never logged, not even at -vvv.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 
 import nagiosplugin
 
-from osop_checks import cli, deadline
+from osop_checks import address, deadline
 
 log = logging.getLogger("nagiosplugin")
 
 DEFAULT_PORT = 161
+MAX_SECRET = 65535    # bytes of a community (an OCTET STRING of SNMP)
 DEFAULT_TIMEOUT = 2.0   # seconds per attempt; the whole check is bounded by --timeout anyway
 DEFAULT_RETRIES = 2
 MAX_REPETITIONS = 25    # GETBULK values per request in a walk
+MAX_ROWS = 10000        # rows (values) a walk takes before it calls the table endless
 TABLE_VALUES = 40       # GETBULK values per request in a table walk (spread over the columns)
 
 # CLI names -> pysnmp.hlapi.v3arch.asyncio attribute names. Net-SNMP's names: "AES-256" is
@@ -59,11 +61,6 @@ PRIV_PROTOCOLS = {
     "AES-256C": "USM_PRIV_CFB256_AES",
 }
 
-ENV_COMMUNITY = "OSOP_SNMP_COMMUNITY"
-ENV_AUTH_KEY = "OSOP_SNMP_AUTH_KEY"
-ENV_PRIV_KEY = "OSOP_SNMP_PRIV_KEY"
-
-
 class SnmpError(nagiosplugin.CheckError):
     """An SNMP request failed; the message says why in words and never holds a secret."""
 
@@ -82,6 +79,8 @@ class Target:
     priv_key: str | None = dataclasses.field(default=None, repr=False)
     timeout: float = DEFAULT_TIMEOUT
     retries: int = DEFAULT_RETRIES
+    max_rows: int = MAX_ROWS
+    family: int | None = None   # 4 or 6: only that family's addresses of ``host`` (-4/-6)
 
     def __post_init__(self):
         if self.version not in ("2c", "3"):
@@ -275,14 +274,24 @@ def _auth_data(target, api):
 
 
 async def _transport(target, api):
-    cls = api.Udp6TransportTarget if ":" in target.host else api.UdpTransportTarget
+    """The UDP transport to ``target``'s first address (of the family asked): udp6 for an
+    IPv6 address, also one a name with only an AAAA record resolves to."""
     try:
-        return await cls.create((target.host, target.port), timeout=target.timeout,
+        family, ip = address.resolve(target.host, target.port, target.family,
+                                     what="SNMP host")[0]
+    except address.ResolveError as exc:
+        raise SnmpError(str(exc)) from None
+    if ip != target.host:
+        log.info("SNMP host %s is %s", target.host, ip)
+    cls = api.Udp6TransportTarget if family == 6 else api.UdpTransportTarget
+    try:
+        return await cls.create((ip, target.port), timeout=target.timeout,
                                 retries=target.retries)
-    except Exception as exc:  # pysnmp wraps socket.gaierror in a PySnmpError
+    except Exception as exc:  # pysnmp wraps socket errors in a PySnmpError
         cause = exc.__context__ if exc.__context__ is not None else exc
         reason = getattr(cause, "strerror", None) or str(cause)
-        raise SnmpError("cannot resolve the SNMP host %s: %s" % (target.host, reason)) from None
+        raise SnmpError("cannot reach the SNMP host %s (%s): %s" % (
+            target.host, ip, reason)) from None
 
 
 async def _request(session, target, oids, repetitions=None):
@@ -296,6 +305,8 @@ async def _request(session, target, oids, repetitions=None):
         reply = await api.bulk_cmd(engine, auth, transport, context, 0, repetitions, *objects,
                                    lookupMib=False)
     indication, status, index, varbinds = reply
+    if not indication:
+        session.answers += 1
     if indication:
         raise SnmpError(_explain(indication, target, target.timeout))
     if status:
@@ -303,10 +314,18 @@ async def _request(session, target, oids, repetitions=None):
     return varbinds
 
 
+def _too_many(target, root):
+    return SnmpError("%s answered more than %d rows under %s without an end (an endless "
+                     "table?); give a larger --snmp-max-rows if it is really that long" % (
+                         target.address, target.max_rows, oid_str(root)))
+
+
 async def _walk(session, target, root):
     rows = []
     current = root
     while True:
+        if len(rows) > target.max_rows:
+            raise _too_many(target, root)
         varbinds = await _request(session, target, [current], MAX_REPETITIONS)
         if not varbinds:
             break
@@ -333,6 +352,8 @@ async def _table(session, target, entry, columns):
     cursors = {c: entry + (c,) for c in columns}
     active = list(columns)
     while active:
+        if len(table) > target.max_rows:
+            raise _too_many(target, entry)
         repetitions = max(2, TABLE_VALUES // len(active))
         varbinds = await _request(session, target, [cursors[c] for c in active], repetitions)
         if not varbinds:
@@ -472,6 +493,7 @@ class Session:
         self.loop = None
         self.engine = None
         self._targets = {}
+        self.answers = 0  # requests answered: a walk cut by the timeout is told apart
 
     def __enter__(self):
         return self
@@ -526,10 +548,15 @@ class Session:
             target = dataclasses.replace(target, timeout=max(0.1, min(
                 target.timeout, 0.9 * limit / tries - 0.1)))
         log.info("asking %s", target.describe())
+        answered = self.answers
         try:
             return self.loop.run_until_complete(asyncio.wait_for(
                 coroutine_function(self, target, *args), timeout=limit))
         except asyncio.TimeoutError:
+            if self.answers > answered:
+                raise SnmpError("%s answered %d requests, but the walk did not end before "
+                                "the check's --timeout ran out" % (
+                                    target.address, self.answers - answered)) from None
             raise SnmpError("no SNMP response from %s before the check's --timeout ran out"
                             % target.address) from None
 
@@ -590,95 +617,17 @@ def get(target, oids, missing_ok=False):
         return session.get(target, oids, missing_ok)
 
 
-# -- the shared command line -----------------------------------------------------------------
+# -- the shared command line: osop_checks.snmp_options ----------------------------------------
 
-def add_arguments(parser, host=True, host_required=False, enable_switch=True):
-    """The SNMP options every check offers alike, in a group of their own. ``enable_switch``
-    adds --snmp for checks with a local mode; -H/--host is added here unless ``host`` is
-    False (a check that already has -H; target_from_args reads args.host either way)."""
-    group = parser.add_argument_group(
-        "SNMP (remote agent)",
-        "community and keys are best given by file or environment: argv shows in ps")
-    if host:
-        group.add_argument("-H", "--host", required=host_required, metavar="HOST",
-                           help="the SNMP agent's host name or address")
-    if enable_switch:
-        group.add_argument("--snmp", action="store_true",
-                           help="read the data from HOST's SNMP agent instead of this machine")
-    group.add_argument("--snmp-version", choices=("2c", "3"), default="2c",
-                       help="SNMP version (default: 2c)")
-    group.add_argument("--snmp-port", type=cli.count_type(1, 65535), default=DEFAULT_PORT,
-                       metavar="PORT", help="agent UDP port (default: %d)" % DEFAULT_PORT)
-    group.add_argument("--snmp-timeout", type=cli.duration_type(minimum=0.1),
-                       default=DEFAULT_TIMEOUT, metavar="DURATION",
-                       help="wait this long for each answer (default: %gs; capped by -t)"
-                       % DEFAULT_TIMEOUT)
-    group.add_argument("--snmp-retries", type=cli.count_type(0, 10), default=DEFAULT_RETRIES,
-                       metavar="N", help="resend an unanswered request N times (default: %d)"
-                       % DEFAULT_RETRIES)
-    group.add_argument("--community", metavar="COMMUNITY",
-                       help="v2c community (discouraged: visible in ps; use --community-file "
-                            "or $%s)" % ENV_COMMUNITY)
-    group.add_argument("--community-file", metavar="FILE",
-                       help="read the v2c community from the first line of FILE")
-    group.add_argument("--snmp-user", metavar="USER", help="v3 user (security name)")
-    group.add_argument("--auth-proto", type=str.upper, choices=list(AUTH_PROTOCOLS),
-                       default="SHA", metavar="PROTO",
-                       help="v3 authentication protocol: %s (default: SHA)"
-                       % ", ".join(AUTH_PROTOCOLS))
-    group.add_argument("--auth-key", metavar="KEY",
-                       help="v3 authentication pass phrase (discouraged; use --auth-key-file "
-                            "or $%s)" % ENV_AUTH_KEY)
-    group.add_argument("--auth-key-file", metavar="FILE",
-                       help="read the v3 authentication pass phrase from FILE")
-    group.add_argument("--priv-proto", type=str.upper, choices=list(PRIV_PROTOCOLS),
-                       default="AES", metavar="PROTO",
-                       help="v3 privacy (encryption) protocol: %s (default: AES)"
-                       % ", ".join(PRIV_PROTOCOLS))
-    group.add_argument("--priv-key", metavar="KEY",
-                       help="v3 privacy pass phrase (discouraged; use --priv-key-file or $%s)"
-                       % ENV_PRIV_KEY)
-    group.add_argument("--priv-key-file", metavar="FILE",
-                       help="read the v3 privacy pass phrase from FILE")
-    return group
+def add_arguments(parser, *args, **kwargs):
+    """snmp_options.add_arguments (the options live on the CLI side, issue 19)."""
+    from osop_checks import snmp_options
 
-
-def _secret(value, path, env, what):
-    if path:
-        return cli.read_secret(path=path, what=what)
-    if value is not None:
-        return value
-    if env in os.environ:
-        return cli.read_secret(env=env, what=what)
-    return None
+    return snmp_options.add_arguments(parser, *args, **kwargs)
 
 
 def target_from_args(args):
-    """A Target from the options of add_arguments; cli.UsageError when they do not fit."""
-    if not getattr(args, "host", None):
-        raise cli.UsageError("SNMP needs -H/--host")
-    if args.snmp_version == "2c":
-        community = _secret(args.community, args.community_file, ENV_COMMUNITY,
-                            "SNMP community")
-        if community is None:
-            raise cli.UsageError("SNMP v2c needs a community: --community-file FILE, $%s or "
-                                 "--community" % ENV_COMMUNITY)
-        if args.snmp_user:
-            raise cli.UsageError("--snmp-user is for --snmp-version 3")
-        return Target(args.host, args.snmp_port, "2c", community=community,
-                      timeout=args.snmp_timeout, retries=args.snmp_retries)
-    if not args.snmp_user:
-        raise cli.UsageError("SNMP v3 needs --snmp-user")
-    auth_key = _secret(args.auth_key, args.auth_key_file, ENV_AUTH_KEY,
-                       "SNMP authentication key")
-    priv_key = _secret(args.priv_key, args.priv_key_file, ENV_PRIV_KEY, "SNMP privacy key")
-    if priv_key and not auth_key:
-        raise cli.UsageError("SNMP v3 privacy needs an authentication key as well")
-    for key, what in ((auth_key, "authentication"), (priv_key, "privacy")):
-        if key is not None and len(key) < 8:
-            raise cli.UsageError("the SNMP v3 %s pass phrase must be at least 8 characters"
-                                 % what)
-    return Target(args.host, args.snmp_port, "3", user=args.snmp_user,
-                  auth_proto=args.auth_proto, auth_key=auth_key,
-                  priv_proto=args.priv_proto, priv_key=priv_key,
-                  timeout=args.snmp_timeout, retries=args.snmp_retries)
+    """snmp_options.target_from_args."""
+    from osop_checks import snmp_options
+
+    return snmp_options.target_from_args(args)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from osop_checks.sources import disks
+from osop_checks.sources import disks, snmp
 
 log = logging.getLogger("nagiosplugin")
 
@@ -81,12 +81,6 @@ class RemotePartition(disks.Partition):
     inodes_exact: bool = False
 
 
-def _text(value):
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace").rstrip("\x00")
-    return "" if value is None else str(value)
-
-
 def _unsigned32(value):
     """hrStorageSize/Used are Integer32: agents with huge disks wrap them negative."""
     value = int(value)
@@ -105,8 +99,6 @@ def _typed(parse, what):
     """``parse`` whose TypeError/ValueError (an agent sending a string or nothing where a
     number is due) becomes an SnmpError naming the table."""
     def guarded(table):
-        from osop_checks.sources import snmp
-
         try:
             return parse(table)
         except (TypeError, ValueError) as exc:
@@ -137,7 +129,7 @@ def _parse_storage(table):
             continue
         rows.append(Storage(
             index=index[0], type=_type_name(cells[HR_COLUMNS["type"]]),
-            descr=_text(cells[HR_COLUMNS["descr"]]), units=units,
+            descr=snmp.text(cells[HR_COLUMNS["descr"]]), units=units,
             size=_unsigned32(cells[HR_COLUMNS["size"]]) * units,
             used=_unsigned32(cells[HR_COLUMNS["used"]]) * units))
     return rows
@@ -164,8 +156,8 @@ def _parse_dsk(table):
             continue
         percent = cells.get(DSK_COLUMNS["percent_node"])
         rows.append(Dsk(
-            index=index[0], path=_text(cells[DSK_COLUMNS["path"]]),
-            device=_text(cells.get(DSK_COLUMNS["device"], b"")),
+            index=index[0], path=snmp.text(cells[DSK_COLUMNS["path"]]),
+            device=snmp.text(cells.get(DSK_COLUMNS["device"], b"")),
             total=_kib(cells, "total_low", "total_high", "total"),
             avail=_kib(cells, "avail_low", "avail_high", "avail"),
             inodes_used_percent=None if percent is None or not 0 <= int(percent) <= 100
@@ -200,8 +192,6 @@ def partitions(storages: list[Storage], dsks: list[Dsk]) -> list[RemotePartition
 def fetch(target, with_dsk=True) -> list[RemotePartition]:
     """Walk hrStorageTable (and dskTable) on ``target`` (an snmp.Target): every storage row of
     every type, as RemotePartitions; the check selects."""
-    from osop_checks.sources import snmp
-
     with snmp.Session() as session:
         storages = parse_storage(session.table(target, HR_STORAGE_ENTRY, HR_COLUMNS.values()))
         if not storages:

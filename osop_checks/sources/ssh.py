@@ -16,7 +16,7 @@ import dataclasses
 import re
 import shlex
 
-from osop_checks import deadline, proc
+from osop_checks import address, deadline, proc
 
 # ssh exits 255 for its own errors; any other code is the remote command's.
 SSH_FAILED = 255
@@ -24,12 +24,14 @@ SSH_FAILED = 255
 
 @dataclasses.dataclass(frozen=True)
 class Options:
-    """How to reach hosts: port, identity (private key), known_hosts file, default user."""
+    """How to reach hosts: port, identity (private key), known_hosts file, default user,
+    address family (4 or 6: ssh -4/-6, as -4/-6 of the check)."""
     port: int | None = None
     identity: str | None = None
     known_hosts: str | None = None
     user: str | None = None
     connect_timeout: float = 10.0
+    family: int | None = None
 
 
 class SshError(proc.CommandError):
@@ -52,7 +54,7 @@ _KINDS = (
                      r"|nodename nor servname|Temporary failure in name resolution"),
     ("permission denied (publickey)", r"Permission denied \("),
     ("connection refused", r"Connection refused"),
-    ("timeout", r"timed out|Connection timed out|did not finish within|Timeout, server"),
+    ("timeout", r"timed out|Connection timed out|Timeout, server"),
     ("unreachable", r"No route to host|Network is unreachable|Host is down"),
     ("connection closed", r"Connection closed|Connection reset|closed by remote host"
                           r"|Broken pipe"),
@@ -65,6 +67,18 @@ def classify(stderr):
         if re.search(pattern, stderr):
             return kind
     return None
+
+
+def check_file_option(path):
+    """``path`` if ssh reads it as the one file it names (-i, UserKnownHostsFile); ValueError
+    naming the rule otherwise: ssh splits UserKnownHostsFile at blanks into several files (the
+    second relative to the working directory), expands '%' tokens and a leading '~' in both,
+    and takes quotes and backslashes as its own quoting."""
+    text = str(path)
+    if re.search(r"[\s%\"'\\]", text) or text.startswith("~"):
+        raise ValueError("ssh would not read %r as one file: the path may hold no blank, '%%', "
+                         "quote or backslash, nor start with '~'" % text)
+    return text
 
 
 def remote_command(args):
@@ -97,24 +111,39 @@ def argv(host, args, options=Options(), user=None):
         cmd += ["-i", options.identity, "-o", "IdentitiesOnly=yes"]
     if options.port:
         cmd += ["-p", str(options.port)]
+    if options.family:
+        cmd.append("-%d" % options.family)
     user = user or options.user
     if user:
         cmd += ["-l", user]
-    if host.startswith("-"):
-        raise SshError(host, "unknown host", "a host name cannot start with '-'")
+    try:
+        address.check_host(host)
+    except ValueError as exc:
+        raise SshError(host, "unknown host", str(exc)) from None
     return cmd + ["--", host, remote_command(args)]
 
 
-def _failed(host, exc_or_stderr, options, code=None):
-    text = str(exc_or_stderr)
-    kind = classify(text)
+def _failed(host, stderr, options, code=None):
+    kind = classify(stderr)
     detail = ""
     if kind is None:  # say what ssh said, since we cannot say it shorter
-        lines = [line.strip() for line in text.splitlines() if line.strip()
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()
                  and not line.startswith("@") and "WARNING" not in line]
-        detail = re.sub(r"^ssh( failed \(exit \d+\))?: ", "", lines[-1] if lines else "")
+        detail = lines[-1] if lines else ""
         kind = "ssh failed" if code is None else "ssh failed (exit %d)" % code
     return SshError(host, kind, detail, options.port)
+
+
+def _not_run(host, exc, options):
+    """A proc.CommandError of ssh itself: out of time is the host's timeout; an answer too
+    large is told with the host's name; ssh not installed (or not runnable) stays what it
+    is, a problem of this host."""
+    if exc.reason == proc.TIMEOUT:
+        return SshError(host, "timeout", port=options.port)
+    if exc.reason == proc.INVALID and exc.detail:  # an answer too large to read
+        return proc.CommandError("the answer from %s is %s; it is not read" % (
+            host, exc.detail), exc.command, proc.INVALID, detail=exc.detail)
+    return exc
 
 
 def run(host, args, options=Options(), user=None, timeout=None, ok_codes=(0,)):
@@ -123,15 +152,19 @@ def run(host, args, options=Options(), user=None, timeout=None, ok_codes=(0,)):
     cmd = argv(host, args, options, user)
     try:
         result = proc.run(cmd, timeout=timeout, ok_codes=None)
-    except proc.CommandError as exc:  # ran out of time
-        raise _failed(host, exc, options) from None
+    except proc.CommandError as exc:  # not installed, or ran out of time
+        raise _not_run(host, exc, options) from None
     if result.returncode == SSH_FAILED:
         raise _failed(host, result.stderr, options, result.returncode)
     if ok_codes is not None and result.returncode not in ok_codes:
         last = [line for line in result.stderr.splitlines() if line.strip()]
-        raise proc.CommandError("%s on %s failed (exit %d): %s" % (
-            args[0], host, result.returncode, last[-1].strip() if last else ""))
+        raise _remote_failed(host, args, result.returncode, last[-1].strip() if last else "")
     return result
+
+
+def _remote_failed(host, args, code, detail):
+    return proc.CommandError("%s on %s failed (exit %d): %s" % (args[0], host, code, detail),
+                             args[0], proc.FAILED, code, detail)
 
 
 @contextlib.contextmanager
@@ -145,8 +178,10 @@ def stream(host, args, options=Options(), user=None, timeout=None):
     except SshError:
         raise
     except proc.CommandError as exc:
-        text = str(exc)
-        if "(exit %d)" % SSH_FAILED in text or "did not finish" in text:
-            raise _failed(host, text, options) from None
-        raise proc.CommandError(text.replace("ssh failed", "%s on %s failed" % (
-            args[0], host), 1)) from None
+        if exc.reason == proc.INVALID and exc.command != "ssh":
+            raise  # the caller's own parser refused a line
+        if exc.reason != proc.FAILED:
+            raise _not_run(host, exc, options) from None
+        if exc.returncode == SSH_FAILED:
+            raise _failed(host, exc.detail, options) from None
+        raise _remote_failed(host, args, exc.returncode, exc.detail) from None

@@ -30,7 +30,7 @@ SYSTEM_STATES = frozenset(("initializing", "starting", "running", "degraded", "m
                            "stopping", "offline", "unknown"))
 PROPERTIES = ("Id", "Description", "LoadState", "ActiveState", "SubState", "Type", "Result",
               "ConditionResult", "ConditionTimestamp", "ActiveEnterTimestamp",
-              "ExecMainExitTimestamp", "ExecMainStatus", "LastTriggerUSec", "Unit")
+              "ExecMainExitTimestamp", "ExecMainStatus")
 # What every systemctl run gets: UTC timestamps, no pager, no colours, no ask-password agent.
 ENVIRONMENT = {"TZ": "UTC", "SYSTEMD_PAGER": "", "PAGER": "cat", "SYSTEMD_COLORS": "0"}
 # A unit name as systemd allows it (templates and escapes included).
@@ -88,8 +88,6 @@ class Properties:
     active_enter: float | None = None
     exit_time: float | None = None
     exit_status: int | None = None
-    last_trigger: float | None = None
-    triggers: str = ""
     description: str = ""
 
     @property
@@ -111,7 +109,6 @@ class Snapshot:
     units: list[Unit]
     timers: list[Timer] | None  # None: not asked
     properties: dict[str, Properties]
-    layout: str  # "json" or "table"
 
 
 # -- parsing --------------------------------------------------------------------------------
@@ -308,8 +305,7 @@ def parse_show(text) -> list[Properties]:
             active_enter=parse_timestamp(block.get("ActiveEnterTimestamp", "")),
             exit_time=parse_timestamp(block.get("ExecMainExitTimestamp", "")),
             exit_status=int(status) if status.lstrip("-").isdigit() else None,
-            last_trigger=parse_timestamp(block.get("LastTriggerUSec", "")),
-            triggers=block.get("Unit", ""), description=block.get("Description", "")))
+            description=block.get("Description", "")))
     return result
 
 
@@ -425,4 +421,4 @@ def gather(command="systemctl", layout="auto", wanted=lambda units, timers: (),
     timer_list = list_timers(systemctl, layout) if timers else None
     state = system_state(systemctl)
     properties = show(systemctl, wanted(units, timer_list or []))
-    return Snapshot(state, units, timer_list, properties, layout)
+    return Snapshot(state, units, timer_list, properties)

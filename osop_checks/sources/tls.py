@@ -20,6 +20,7 @@ import threading
 import warnings
 
 from osop_checks import deadline, text
+from osop_checks.sources import dns
 
 log = logging.getLogger("nagiosplugin")
 
@@ -62,7 +63,6 @@ class Certificate:
     key_type: str
     key_bits: int
     signature_hash: str | None
-    is_ca: bool
     fingerprint: str
     der: bytes = dataclasses.field(repr=False, default=b"")
 
@@ -121,6 +121,9 @@ class Presented:
     trust: Trust = dataclasses.field(default_factory=Trust)
     name_matches: bool | None = None
     older_versions: list[str] = dataclasses.field(default_factory=list)
+    # Certificates of the verified path that came from the trust store (the root, an
+    # intermediate the server left out): their dates count as much as the presented ones.
+    from_store: list[Certificate] = dataclasses.field(default_factory=list)
 
 
 class ConnectionFailed(Exception):
@@ -171,10 +174,6 @@ def parse_certificate(der):
         ips = [str(a) for a in san.get_values_for_type(x509.IPAddress)]
     except x509.ExtensionNotFound:
         dns_names, ips = [], []
-    try:
-        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        is_ca = False
     key = cert.public_key()
     if isinstance(key, rsa.RSAPublicKey):
         key_type, bits = "RSA", key.key_size
@@ -199,7 +198,7 @@ def parse_certificate(der):
         serial="%X" % cert.serial_number,
         not_before=_utc(cert, "not_valid_before"), not_after=_utc(cert, "not_valid_after"),
         dns_names=dns_names, ip_addresses=ips, key_type=key_type, key_bits=bits,
-        signature_hash=signature_hash, is_ca=is_ca,
+        signature_hash=signature_hash,
         fingerprint=cert.fingerprint(hashes.SHA256()).hex(), der=der)
 
 
@@ -238,9 +237,9 @@ def parse_bundle(data):
 
 def load_file(path):
     """The certificates in a local file; OSError or ValueError when it cannot be read."""
-    with open(path, "rb") as handle:
-        data = handle.read(16 * 1024 * 1024)
-    return parse_bundle(data)
+    from osop_checks import bounded
+
+    return parse_bundle(bounded.read_file(path, CAFILE_LIMIT))
 
 
 def name_matches(cert, name):
@@ -473,6 +472,9 @@ def _connect(endpoint, attempt):
     raise ConnectionFailed("connect", "; ".join(errors) or "no address")
 
 
+CAFILE_LIMIT = 16 * 1024 * 1024  # bytes of a certificate file (Debian's bundle: 220 KiB)
+
+
 @functools.lru_cache(maxsize=None)
 def _context(verify, cafile=None, minimum=None, maximum=None):
     """One SSLContext per kind, shared by all endpoints (the trust store is read once)."""
@@ -494,13 +496,28 @@ def _context(verify, cafile=None, minimum=None, maximum=None):
     if verify:
         context.verify_mode = ssl.CERT_REQUIRED
         context.verify_flags |= _NO_CHECK_TIME
-        if cafile:
-            context.load_verify_locations(cafile=cafile)
+        if cafile:  # read here, bounded: OpenSSL would read a /dev/zero without end
+            from osop_checks import bounded
+
+            context.load_verify_locations(cadata=bounded.read_text(cafile, CAFILE_LIMIT))
         else:
             context.load_default_certs()
     else:
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def load_cafile(cafile):
+    """Read ``cafile`` into the verifying context now (kept for the handshakes); a file that
+    holds no PEM certificate raises ValueError in words, before any endpoint is asked."""
+    import ssl
+
+    try:
+        _context(True, cafile)
+    except ssl.SSLError as exc:
+        reason = re.sub(r" \(_ssl\.c:\d+\)$", "", exc.reason or exc.strerror or str(exc))
+        reason = reason.replace("_", " ").lower()
+        raise ValueError("holds no PEM certificate (OpenSSL: %s)" % reason) from None
 
 
 def _chain(tls, verified=False):
@@ -526,7 +543,7 @@ def _handshake(endpoint, attempt, context):
         attempt.stage = "TLS handshake"
         sock.settimeout(_timeout())
         server_name = None
-        if endpoint.name and not _is_ip(endpoint.name):
+        if endpoint.name and not dns.is_ip(endpoint.name.strip("[]")):
             server_name = endpoint.name
         tls = context.wrap_socket(sock, server_hostname=server_name,
                                   do_handshake_on_connect=False)
@@ -536,14 +553,6 @@ def _handshake(endpoint, attempt, context):
     except BaseException:
         sock.close()
         raise
-
-
-def _is_ip(name):
-    try:
-        ipaddress.ip_address(name.strip("[]"))
-        return True
-    except ValueError:
-        return False
 
 
 def _describe(stage, exc):
@@ -625,14 +634,17 @@ def fetch(endpoint, cafile=None, min_version=None, attempt=None):
     chain = [parse_certificate(der) for der in ders]
     if failure is not None:
         trust = _classify(failure[0], failure[1], chain)
-    elif verified_ders:
+    from_store = []
+    if failure is None and verified_ders:
         presented = set(ders)
+        from_store = [parse_certificate(d) for d in verified_ders if d not in presented]
         borrowed = [parse_certificate(d) for d in verified_ders[1:-1] if d not in presented]
         if borrowed:
             trust = Trust("incomplete", "the server did not send the intermediate %s (found "
                           "in the trust store)" % ", ".join(repr(c.name) for c in borrowed))
     result = Presented(endpoint, chain, address, version, cipher, trust,
-                       name_matches(chain[0], endpoint.name) if chain else None)
+                       name_matches(chain[0], endpoint.name) if chain else None,
+                       from_store=from_store)
     if min_version and min_version != TLS_VERSIONS[0]:
         attempt.stage = "probing TLS versions below %s" % min_version
         below = TLS_VERSIONS[TLS_VERSIONS.index(min_version) - 1]

@@ -26,7 +26,7 @@ import stat
 import struct
 import time
 
-from osop_checks import deadline
+from osop_checks import bounded, deadline
 
 MTIME, CTIME = 8, 9          # indices of the whole-second times in an os.stat_result
 SIZE = 6
@@ -74,6 +74,21 @@ class Scan:
 
 # -- the walk ------------------------------------------------------------------------------
 
+class _Parent:
+    """An open directory whose subdirectories are still to be walked: closed when the last
+    of them has been opened."""
+
+    __slots__ = ("fd", "refs")
+
+    def __init__(self, fd, refs):
+        self.fd, self.refs = fd, refs
+
+    def release(self):
+        self.refs -= 1
+        if self.refs == 0:
+            os.close(self.fd)
+
+
 class _Walker:
     """One process's share of a walk. ``kind`` 'file' or 'dir' is what may be the newest
     entry; with 'file' the matching regular files are counted, with 'dir' files are not even
@@ -96,32 +111,44 @@ class _Walker:
         self.best_dir = False
 
     def error(self, path, exc):
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            return  # vanished while we looked: a backup running now; not an error
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOENT, errno.ENOTDIR,
+                                                      errno.ELOOP):
+            return  # vanished (or became a symlink) while we looked: a backup running now
         self.scan.error_count += 1
         if len(self.scan.errors) < ERRORS_KEPT:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             self.scan.errors.append("%s: %s" % (path, reason))
 
-    def walk(self, start, depth):
-        """Walk the directory ``start`` (``depth`` levels below the root) and everything under
-        it within max_depth, depth first: the pending directories are the only memory kept."""
-        stack = [(start, depth)]
+    def walk(self, start):
+        """Walk the directory ``start`` (a task: see _one_dir) and everything under it within
+        max_depth, depth first: the pending directories are the only memory kept."""
+        stack = [start]
         while stack:
-            path, level = stack.pop()
-            for sub in self._one_dir(path, level):
+            for sub in self._one_dir(stack.pop()):
                 stack.append(sub)
 
-    def _one_dir(self, path, level):
-        """List one directory; return its subdirectories to descend into as (path, depth)."""
+    def _one_dir(self, task):
+        """List one directory; return its subdirectories to descend into as tasks.
+
+        A task is (parent, name, path, depth): the directory ``name`` in the open directory
+        ``parent`` (a _Parent; None for the root, opened by ``path``), ``path`` only for the
+        words. A directory is opened relative to its parent's descriptor with O_NOFOLLOW, never
+        by its path: a directory swapped for a symlink by another user (the walk runs as root)
+        is not followed, at any level, as find does not follow links; the root may be one."""
+        parent, name, path, level = task
         self.scan.dirs += 1
         try:
-            # Below the root a directory replaced by a symlink since it was listed is not
-            # followed (O_NOFOLLOW), as find does not follow links; the root itself may be one.
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | (os.O_NOFOLLOW if level else 0))
+            if parent is None:
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            else:
+                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             dir_fd=parent.fd)
         except OSError as exc:
             self.error(path, exc)
             return ()
+        finally:
+            if parent is not None:
+                parent.release()
         depth = level + 1
         descend = self.max_depth is None or depth < self.max_depth
         match, index, want_dirs = self.match, self.index, self.want_dirs
@@ -129,6 +156,7 @@ class _Walker:
         files = nbytes = 0
         subdirs = []
         newest = denied = None
+        keep = False
         try:
             with os.scandir(fd) as entries:
                 for entry in entries:
@@ -159,10 +187,13 @@ class _Walker:
                     nbytes += st[SIZE]
                     if st[index] > best:
                         best, newest = st[index], (entry.name, st[SIZE], False)
+            keep = bool(subdirs)
         except OSError as exc:
             self.error(path, exc)
+            subdirs = []
         finally:
-            os.close(fd)
+            if not keep:
+                os.close(fd)
         if denied is not None:
             self.error(path, denied)
         self.scan.files += files
@@ -171,7 +202,10 @@ class _Walker:
             self.best = best
             self.best_path = os.path.join(path, newest[0])
             self.best_size, self.best_dir = newest[1], newest[2]
-        return [(os.path.join(path, name), depth) for name in subdirs]
+        if not subdirs:
+            return []
+        here = _Parent(fd, len(subdirs))
+        return [(here, sub, os.path.join(path, sub), depth) for sub in subdirs]
 
     def result(self):
         scan = self.scan
@@ -215,23 +249,23 @@ def scan_tree(root, kind="file", pattern=None, max_depth=None, time_field="mtime
     walker = _Walker(kind, pattern, max_depth, time_field)
     workers = default_workers() if workers is None else max(1, workers)
     if workers == 1:
-        walker.walk(root, 0)
+        walker.walk((None, None, root, 0))
         return walker.result()
     frontier = _expand(walker, root, 16 * workers)
     if len(frontier) < 2:
-        for path, depth in frontier:
-            walker.walk(path, depth)
+        for task in frontier:
+            walker.walk(task)
         return walker.result()
     return _parallel(walker, frontier, workers, timeout)
 
 
 def _expand(walker, root, enough):
     """Walk breadth-first until the directories still to walk are ``enough`` (or none)."""
-    frontier = [(root, 0)]
+    frontier = [(None, None, root, 0)]
     while frontier and len(frontier) < enough:
         following = []
-        for path, depth in frontier:
-            following.extend(walker._one_dir(path, depth))
+        for task in frontier:
+            following.extend(walker._one_dir(task))
         frontier = following
     return frontier
 
@@ -291,8 +325,8 @@ def _take_tasks(walker, frontier, task_r):
         if len(task) < 8:
             return
         start, end = struct.unpack("II", task)
-        for path, depth in frontier[start:end]:
-            walker.walk(path, depth)
+        for task in frontier[start:end]:
+            walker.walk(task)
 
 
 def _read_child(fd, timeout):
@@ -469,6 +503,11 @@ def newest_snapshot(snapshots):
     return max(snapshots, key=lambda e: (e.time, os.path.basename(e.path)), default=None)
 
 
+def oldest_snapshot(snapshots):
+    """The oldest of ``snapshots``: how far back the kept versions reach."""
+    return min(snapshots, key=lambda e: (e.time, os.path.basename(e.path)), default=None)
+
+
 # -- stamp files ---------------------------------------------------------------------------
 
 _ISO = re.compile(
@@ -521,9 +560,8 @@ class Stamp:
 def read_stamp(path, limit=4096):
     """A stamp file's times and the start of its text. Raises NotFound when it is missing."""
     try:
-        with open(path, "rb") as handle:
-            st = os.fstat(handle.fileno())
-            data = handle.read(limit)
+        st = os.stat(path)
+        data = bounded.read_file(path, limit, keep="start")
     except FileNotFoundError:
         raise NotFound(path) from None
     return Stamp(path, st.st_mtime, st.st_ctime, data.decode("utf-8", "replace"))
@@ -606,14 +644,9 @@ def log_verdict(text, ok_patterns=(), error_patterns=(), start_pattern=None):
 def read_log(path, limit=LOG_TAIL):
     """The last ``limit`` bytes of a log as text (from a line start). Raises NotFound."""
     try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > limit:
-                handle.seek(size - limit)
-                data = handle.read()
-                data = data[data.find(b"\n") + 1:]
-            else:
-                data = handle.read()
+        data = bounded.read_file(path, limit, keep="end")
     except FileNotFoundError:
         raise NotFound(path) from None
+    if len(data) == limit:  # cut from a longer file: start at a line
+        data = data[data.find(b"\n") + 1:]
     return data.decode("utf-8", "replace")

@@ -317,7 +317,25 @@ def test_age_thresholds(tmp_path, age, code, state):
     out = run("-p", tmp_path, "-w", "26h", "-c", "50h")
     assert out.exitcode == code and out.status_line.startswith("BACKUP_AGE " + state)
     if code == 2:
-        assert "is 2d 3h old (mtime), limit 2d 2h" in out.status_line
+        assert "is 2d 3h old (mtime), limit 50h" in out.status_line
+
+
+@pytest.mark.parametrize("argv, code, words", [
+    (["-w", "@0:1h", "-c", "2h"], 1, "is 30m old (mtime), range @0:1h"),
+    (["-w", "2h:", "-c", "5h"], 1, "is 30m old (mtime), range 2h:"),
+    (["-w", "~:10m", "-c", "2h"], 1, "is 30m old (mtime), range ~:10m"),
+    (["-w", "10m", "-c", "~:20m"], 2, "is 30m old (mtime), range ~:20m"),
+    (["-w", "10m", "-c", "1h:2h"], 2, "is 30m old (mtime), range 1h:2h"),
+    (["-w", "0.25h", "-c", "2h"], 1, "is 30m old (mtime), limit 0.25h"),
+])
+def test_breached_ranges_are_named_as_written(tmp_path, argv, code, words):
+    """Every range form in the status line as the user wrote it (was a TypeError)."""
+    trees.make_tree(str(tmp_path), {"f": (10, time.time() - 1800)})
+    out = run("-p", tmp_path, *argv)
+    assert out.exitcode == code, out.output
+    # the file is 30m old give or take the seconds a loaded machine takes to get here
+    said = re.sub(r"is 30m \d+s old", "is 30m old", out.status_line)
+    assert words in said, out.output
 
 
 def test_rsync_copy_is_old_by_mtime_and_fresh_by_ctime(tmp_path):
@@ -388,17 +406,19 @@ def test_newest_directory_is_the_backup(tmp_path):
 
 def test_dated_snapshots(tmp_path):
     today = datetime.datetime.now()
-    names = [(today - datetime.timedelta(days=n)).strftime("%Y-%m-%d_0000") for n in (3, 2)]
+    # named for this hour two and three days ago: 48 to 49 hours old at any time of day
+    names = [(today - datetime.timedelta(days=n)).strftime("%Y-%m-%d_%H00") for n in (3, 2)]
     trees.make_snapshots(str(tmp_path), names + ["latest"], files_per_snapshot=2, size=10)
     os.makedirs(str(tmp_path / ".partial"))
-    out = run("-p", tmp_path, "--mode", "snapshot", "-w", "50h", "-c", "70h")
+    out = run("-p", tmp_path, "--mode", "snapshot", "-w", "47h", "-c", "70h")
     assert out.exitcode == 1, out.output
     assert "newest snapshot %s/%s is 2d" % (tmp_path, names[1]) in out.status_line
-    assert "(name), limit 2d 2h" in out.status_line and "files=2;;;0 size=20B" in out.output
+    assert "(name), limit 47h" in out.status_line and "files=2;;;0 oldest_age=" in out.output
+    assert "size=20B;;;0 snapshots=2;;;0" in out.output
     assert "2 snapshots found" in out.output  # 'latest' and '.partial' are no snapshots
     fmt = run("-p", tmp_path, "--mode", "snapshot", "--name-format", "%Y-%m-%d_%H%M",
               "-c", "30h")
-    assert fmt.exitcode == 2 and "limit 1d 6h" in fmt.status_line
+    assert fmt.exitcode == 2 and "limit 30h" in fmt.status_line
     none = run("-p", tmp_path, "--mode", "snapshot", "--name-format", "db-%Y%m%d")
     assert none.exitcode == 2
     assert "no backup found: no directory snapshot named db-%Y%m%d under" in none.status_line
@@ -413,6 +433,96 @@ def test_rsnapshot_snapshots_by_mtime(tmp_path):
     assert out.exitcode == 0, out.output
     assert "newest snapshot %s/daily.0 is 20h old (mtime); 3 files, 21 B" % tmp_path \
         in out.status_line
+
+
+def _snapshot_check(argv, entries):
+    """The check's judgement on a listing handed in: no tree, no clock."""
+    args = backup_age.build_parser().parse_args(["-p", "/backup", "--mode", "snapshot"] + argv)
+    newest = max(entries, key=lambda e: e.time)
+
+    def snapshots(root, *rest):
+        return list(entries), len(entries)
+
+    def scan(root, **kwargs):
+        assert root == newest.path  # only the newest snapshot is walked
+        return tree.Scan(newest=tree.Entry(root + "/f", newest.time, 10), files=3, bytes=30)
+    check = backup_age.build_check(args, scan=scan, snapshots=snapshots, now=lambda: NOW)
+    check()
+    return check
+
+
+def _rsnapshot(n, hours=20):
+    """rsnapshot's daily.0 ... daily.<n-1>, one night apart, the newest ``hours`` old."""
+    return [tree.Entry("/backup/daily.%d" % i, NOW - hours * HOUR - i * DAY, 0, True)
+            for i in range(n)]
+
+
+def test_min_snapshots_and_oldest_snapshot_on_a_listing():
+    ok = _snapshot_check(["--min-snapshots", "7", "--oldest-snapshot", "6d"], _rsnapshot(7))
+    assert ok.state == nagiosplugin.Ok, ok.summary_str
+    assert ok.summary_str == ("newest snapshot /backup/daily.0 is 20h old (mtime); 3 files, "
+                              "30 B; 7 snapshots, the oldest 6d 20h old")
+    assert "snapshots=7;;7:;0" in ok.perfdata
+    assert "oldest_age=%ds;;518400:;0" % (6 * DAY + 20 * HOUR) in ok.perfdata
+    few = _snapshot_check(["--min-snapshots", "7"], _rsnapshot(2))
+    assert few.state == nagiosplugin.Critical
+    assert few.summary_str == "only 2 snapshots under /backup, at least 7 wanted"
+    short = _snapshot_check(["--oldest-snapshot", "6d"], _rsnapshot(3))
+    assert short.state == nagiosplugin.Critical
+    assert short.summary_str == ("oldest snapshot /backup/daily.2 is only 2d 20h old (mtime), "
+                                 "at least 6d wanted")
+    both = _snapshot_check(["--min-snapshots", "7", "--oldest-snapshot", "6d", "-c", "10h"],
+                           _rsnapshot(1))
+    assert both.state == nagiosplugin.Critical
+    assert both.summary_str.count(";") == 2 and "only 1 snapshot under" in both.summary_str
+    assert "oldest snapshot /backup/daily.0 is only 20h old" in both.summary_str
+
+
+def test_snapshot_count_and_reach_are_perfdata_without_limits():
+    check = _snapshot_check([], _rsnapshot(3))
+    assert check.state == nagiosplugin.Ok
+    assert "snapshots=3;;;0" in check.perfdata
+    assert "oldest_age=%ds;;;0" % (2 * DAY + 20 * HOUR) in check.perfdata
+    future = [tree.Entry("/backup/2099-01-01", NOW + 60, 0, True, "name")]
+    assert "oldest_age=0s;;;0" in _snapshot_check([], future).perfdata
+
+
+def test_rsnapshot_rotation_too_short(tmp_path):
+    """retain daily 7, but the rotation broke after three nights: the newest is fresh, yet a
+    loss noticed on day four has nothing left to restore from."""
+    names = ["daily.0", "daily.1", "daily.2", "weekly.0"]
+    trees.make_snapshots(str(tmp_path), names, files_per_snapshot=2, size=5, mtime={
+        "daily.0": NOW - 20 * HOUR, "daily.1": NOW - 44 * HOUR, "daily.2": NOW - 68 * HOUR,
+        "weekly.0": NOW - 9 * DAY})
+    argv = ["-p", tmp_path, "--mode", "snapshot", "--name-format", "rsnapshot"]
+    out = run(*argv, "--min-snapshots", "4", "--oldest-snapshot", "1w")
+    assert out.exitcode == 0, out.output
+    assert "; 4 snapshots, the oldest 1w 2d old |" in out.status_line
+    assert "snapshots=4;;4:;0" in out.status_line and "oldest_age=7776" in out.status_line
+    trees.remove(str(tmp_path / "weekly.0"))
+    out = run(*argv, "--min-snapshots", "4", "--oldest-snapshot", "1w")
+    assert out.exitcode == 2, out.output
+    assert out.status_line.startswith(
+        "BACKUP_AGE CRITICAL - only 3 snapshots under %s, at least 4 wanted; oldest snapshot "
+        "%s/daily.2 is only 2d 20h old (mtime), at least 1w wanted |" % (tmp_path, tmp_path))
+    assert "3 snapshots found, the oldest %s/daily.2: mtime" % tmp_path in out.output
+
+
+def test_dated_snapshots_reach_back_by_their_names(tmp_path):
+    """Dated directories are timed by their names, whatever their mtimes say."""
+    today = datetime.datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    names = [(today - datetime.timedelta(days=n)).strftime("%Y-%m-%d_%H%M") for n in range(5)]
+    trees.make_snapshots(str(tmp_path), names, files_per_snapshot=1, size=5)
+    out = run("-p", tmp_path, "--mode", "snapshot", "--utc", "--min-snapshots", "5",
+              "--oldest-snapshot", "4d")
+    assert out.exitcode == 0, out.output
+    assert "5 snapshots, the oldest 4d" in out.status_line
+    out = run("-p", tmp_path, "--mode", "snapshot", "--utc", "--min-snapshots", "6",
+              "--oldest-snapshot", "5d")
+    assert out.exitcode == 2
+    assert "only 5 snapshots under %s, at least 6 wanted" % tmp_path in out.status_line
+    assert "oldest snapshot %s/%s is only 4d" % (tmp_path, names[-1]) in out.status_line
+    assert "(name), at least 5d wanted" in out.status_line
 
 
 def test_dump_files_as_snapshots(tmp_path):
@@ -496,6 +606,11 @@ def test_log_tail_only(tmp_path):
     (["-p", "/x", "--mode", "snapshot", "--name-format", "%Y-%m"], "needs a whole date"),
     (["-p", "/x", "--mode", "snapshot", "--max-depth", "2"], "--max-depth is for"),
     (["-p", "/x", "--log-ok", "ok"], "need --log FILE"),
+    (["-p", "/x", "--min-snapshots", "7"], "--min-snapshots and --oldest-snapshot are for "
+                                           "--mode snapshot"),
+    (["-p", "/x", "--oldest-snapshot", "1w"], "are for --mode snapshot"),
+    (["-p", "/x", "--mode", "snapshot", "--min-snapshots", "0"], "'0' is outside 1.."),
+    (["-p", "/x", "--mode", "snapshot", "--oldest-snapshot", "a week"], "not a duration"),
     (["--stamp", "/x/s", "--type", "dir"], "--type is for --mode newest and snapshot"),
     (["--stamp", "/x/s", "--glob", "*.gz"], "--glob and --max-depth need --path"),
     (["-p", "/x", "-w", "26x"], "not a duration"),
@@ -559,7 +674,7 @@ def test_timeout_during_a_forked_walk_leaves_no_process(tmp_path, monkeypatch):
 
     trees.make_wide_tree(str(tmp_path), fanout=(8, 8), files_per_dir=1)
 
-    def stuck(self, start, depth):
+    def stuck(self, start):
         time.sleep(30)
     monkeypatch.setattr(tree._Walker, "walk", stuck)
     before = {p.pid for p in psutil.Process().children()}  # peers other tests started

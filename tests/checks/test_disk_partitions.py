@@ -63,6 +63,29 @@ def test_selection_options():
     assert pick(["--ignore", "^/boot"]) == ["/", "/data2"]
 
 
+@pytest.mark.parametrize("argv, words", [
+    (["--match", "^/dtaa"], "no filesystem matches --match '^/dtaa'"),
+    (["--ignore", ".*"], "every filesystem is excluded by --ignore '.*'"),
+    (["--exclude-type", "ext4", "--exclude-type", "xfs", "--exclude-type", "vfat"],
+     "every filesystem is excluded by --exclude-type ext4 --exclude-type xfs "
+     "--exclude-type vfat"),
+    (["--include-type", "zfs"], "no filesystem of --include-type zfs is mounted"),
+    (["--match", "^/data", "--ignore", "2$"], "every filesystem is excluded by --ignore '2$'"),
+    (["-p", "/data2", "--ignore", "^/data"], "every filesystem is excluded by --ignore '^/data'"),
+])
+def test_a_selection_that_leaves_nothing_is_unknown_naming_the_filter(argv, words):
+    outcome = run(argv)
+    assert outcome.exitcode == 3, outcome.output
+    assert outcome.output == "DISK_PARTITIONS UNKNOWN - %s\n" % words
+
+
+def test_a_missing_path_stays_critical_whatever_the_filters():
+    mounts = [m for m in MOUNTS if m.mountpoint != "/data2"]
+    outcome = run(["-p", "/data2", "--ignore", "^/"], mounts=mounts, fstab={"/data2"})
+    assert outcome.exitcode == 2 and "/data2 is not mounted" in outcome.status_line, \
+        outcome.output
+
+
 def test_path_under_a_mount_selects_that_mount(tmp_path):
     args = dp.build_parser().parse_args(["-p", "/data2/backups/daily.0", "-p", "/run"])
     chosen, missing = dp.select(MOUNTS, args, exists=lambda p: True)
@@ -77,6 +100,32 @@ def test_an_unmounted_fstab_mount_point_is_critical():
     assert outcome.status_line.startswith("DISK_PARTITIONS CRITICAL - /data2 is not mounted")
     relaxed = run(["-p", "/data2", "--ignore-missing"], mounts=mounts, fstab={"/data2"})
     assert relaxed.exitcode == 0
+
+
+class Unlisted(Module):
+    """A mount table that lists no entry holding the path (a chroot), real statvfs."""
+
+    def build_check(self, args):
+        import os
+
+        from osop_checks.sources import disks
+
+        return dp.build_check(args, list_mounts=lambda: [Mount("/proc", "proc", "proc")],
+                              usage=disks.usage, fstab=lambda: set(), exists=os.path.exists)
+
+
+def test_a_path_no_mount_entry_holds_is_measured_on_the_path_itself(tmp_path):
+    outcome = run_inprocess(Unlisted(), ["-p", str(tmp_path), "-w", "0%", "-c", "0%"])
+    assert outcome.exitcode == 0, outcome.output
+    assert outcome.status_line.startswith(
+        "DISK_PARTITIONS OK - 1 partition ok, least free: %s " % tmp_path)
+    assert "'%s'=" % tmp_path in outcome.status_line
+    assert "no entry of the mount table holds it (as in a chroot), measured with statvfs " \
+           "on the path itself" in outcome.output
+    judged = run_inprocess(Unlisted(), ["-p", str(tmp_path), "-w", "100%", "-c", "100%"])
+    assert judged.exitcode == 2, judged.output  # thresholds apply as on any mount
+    gone = run_inprocess(Unlisted(), ["-p", str(tmp_path / "nonexistent")])
+    assert gone.exitcode == 2 and "does not exist" in gone.status_line
 
 
 def test_percent_thresholds_and_the_worst_mount_first():

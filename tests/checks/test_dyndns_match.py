@@ -343,7 +343,7 @@ def test_default_state_file():
     (["--expect", "1.2.3.4", "-4", "-6"], "not allowed with argument"),
     (["--expect", "1.2.3.999"], "'1.2.3.999' is not an IP address"),
     (["--expect", "1.2.3.4", "--server", "dns.example"], "'dns.example' is not an IP address"),
-    (["--expect", "1.2.3.4", "--server", "192.0.2.1:99999"], "is not a port number"),
+    (["--expect", "1.2.3.4", "--server", "192.0.2.1:99999"], "is not a port (1-65535)"),
     (["--ip-url", "ftp://x/"], "'ftp://x/' is not an http:// or https:// URL"),
     (["--expect", "1.2.3.4", "--v6-prefix", "129"], "outside 1..128"),
     (["--expect", "1.2.3.4", "--grace", "soon"], "is not a duration"),
@@ -355,13 +355,6 @@ def test_usage_errors(tmp_path, argv, message):
     assert out.output.startswith("DYNDNS_MATCH UNKNOWN - ")
     assert message in out.output
     assert len(out.output.strip().splitlines()) == 1
-
-
-def test_snmp_in_a_build_without_the_shared_snmp_source(tmp_path, monkeypatch):
-    monkeypatch.setattr(check, "_snmp_module", lambda: None)
-    out = run(["--snmp", "192.0.2.1"], tmp_path, resolution(answer("A", "198.51.100.23")))
-    assert out.exitcode == 3
-    assert out.output.startswith("DYNDNS_MATCH UNKNOWN - --snmp needs the shared SNMP source")
 
 
 def test_bad_hostname_is_a_usage_error():
@@ -493,3 +486,17 @@ def test_public_for_agreement_with_prefix():
 
 def test_fixed_address_normalises():
     assert publicip.fixed_address("2001:DB8::0001").addresses == ["2001:db8::1"]
+
+
+def test_a_state_file_that_is_a_symlink_is_refused_not_followed(tmp_path):
+    """Another user's link in a shared directory must not make the check write elsewhere."""
+    target = tmp_path / "elsewhere.json"
+    target.write_text("{}")
+    link = tmp_path / "s.json"
+    link.symlink_to(target)
+    out = run(["--expect", "198.51.100.23", "--state-file", str(link)], tmp_path,
+              resolution(answer("A", "203.0.113.7")))
+    assert out.exitcode == 3, out.output
+    assert "the state file %s is a symbolic link, which is never followed" % link \
+        in out.status_line
+    assert target.read_text() == "{}"

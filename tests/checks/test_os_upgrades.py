@@ -10,15 +10,10 @@ import sys
 import pytest
 
 from osop_checks.checks import os_upgrades
-from osop_checks.sources import apt, dnf, packages
-from tests.peers import ROOT, run_inprocess
+from osop_checks.sources import apt, dnf, kernel, packages
+from tests.helpers import FIXTURES, fixture, perf
+from tests.peers import run_inprocess
 
-FIXTURES = os.path.join(ROOT, "tests", "fixtures")
-
-
-def fixture(name):
-    with open(os.path.join(FIXTURES, name), encoding="utf-8") as handle:
-        return handle.read()
 
 
 # -- apt parsing ---------------------------------------------------------------------------
@@ -170,14 +165,14 @@ def test_kernel_comparison(tmp_path):
     for release in ("5.10.0-9-amd64", "5.10.0-32-amd64", "5.10.0-28-amd64"):
         (tmp_path / ("vmlinuz-" + release)).write_text("")
     (tmp_path / "config-5.10.0-99-amd64").write_text("")
-    installed = packages.installed_kernels(str(tmp_path))
+    installed = kernel.installed_kernels(str(tmp_path))
     assert installed == ["5.10.0-9-amd64", "5.10.0-28-amd64", "5.10.0-32-amd64"]
-    assert "newest installed 5.10.0-32-amd64" in packages.kernel_reason("5.10.0-28-amd64",
+    assert "newest installed 5.10.0-32-amd64" in kernel.kernel_reason("5.10.0-28-amd64",
                                                                         installed)
-    assert packages.kernel_reason("5.10.0-32-amd64", installed) is None
+    assert kernel.kernel_reason("5.10.0-32-amd64", installed) is None
     # A container or a VM booted from outside: nothing installed, or newer than installed.
-    assert packages.kernel_reason("6.18.44-fc", []) is None
-    assert packages.kernel_reason("6.1.0-1-amd64", installed) is None
+    assert kernel.kernel_reason("6.18.44-fc", []) is None
+    assert kernel.kernel_reason("6.1.0-1-amd64", installed) is None
 
 
 # -- the check, with an injected host --------------------------------------------------------
@@ -231,11 +226,6 @@ class _Module:
     def __init__(self, host):
         self.build_check = lambda args: os_upgrades.build_check(
             args, detect=lambda a: host, boot="/nonexistent", now=lambda: NOW)
-
-
-def perf(outcome):
-    first = outcome.status_line
-    return dict(item.split("=", 1) for item in first.split(" | ", 1)[1].split())
 
 
 def test_security_upgrades_are_critical_by_default():
@@ -472,8 +462,11 @@ def test_hung_apt_get_ends_within_the_timeout():
     assert out.exitcode == 3
     assert out.output.startswith("OS_UPGRADES UNKNOWN - ")
     assert len(out.output.splitlines()) == 1
-    leftover = subprocess.run(["pgrep", "-f", "sleep 30; echo never"], capture_output=True)
-    assert leftover.stdout == b""
+    import psutil
+
+    leftover = [p.pid for p in psutil.process_iter(["cmdline"])
+                if "sleep 30; echo never" in " ".join(p.info["cmdline"] or ())]
+    assert leftover == []
 
 
 def test_dnf_host_end_to_end_on_replayed_output(tmp_path):
@@ -535,6 +528,28 @@ def test_dnf_without_needs_restarting_says_so(tmp_path):
     assert out.status_line.startswith("OS_UPGRADES OK - no upgrades pending, lists ")
     assert "reboot: not known, /nonexistent/needs-restarting is not installed " \
            "(dnf-utils / yum-utils)" in out.output
+
+
+def test_a_broken_needs_restarting_is_not_taken_for_a_missing_one(tmp_path):
+    """needs-restarting is installed but fails, and bash's own words for that hold "command
+    not found": the failure is told, not hidden behind "is not installed"."""
+    from tests.peers import run_plugin
+
+    fake = tmp_path / "dnf"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    broken = tmp_path / "needs-restarting"
+    broken.write_text("#!/bin/bash\nosop-no-such-helper -r\n")
+    broken.chmod(0o755)
+    (tmp_path / "var/cache/dnf").mkdir(parents=True)
+    (tmp_path / "var/cache/dnf/baseos.solv").write_text("")
+    out = run_plugin("check_os_upgrades", [
+        "--dnf", str(fake), "--needs-restarting", str(broken), "--root", str(tmp_path),
+        "--no-cache"])
+    assert out.exitcode == 3, out.output
+    assert out.output.startswith("OS_UPGRADES UNKNOWN - needs-restarting failed (exit 127): "), \
+        out.output
+    assert "is not installed" not in out.output
 
 
 def test_a_cache_dir_is_never_created_from_an_option(tmp_path, monkeypatch):

@@ -128,13 +128,17 @@ def test_storage_types_select_other_rows():
 def test_a_filter_matching_nothing_is_unknown():
     outcome = run(SNMP + ["--match", "^/nothing-here"])
     assert outcome.exitcode == 3
+    assert outcome.status_line == ("DISK_PARTITIONS UNKNOWN - no storage of nas matches "
+                                   "--match '^/nothing-here'")
+    outcome = run(SNMP + ["--storage-type", "networkDisk"])
     assert outcome.status_line == ("DISK_PARTITIONS UNKNOWN - no storage of nas matches the "
-                                   "selection (types: fixedDisk)")
+                                   "selection (types: networkDisk)")
 
 
 def test_exclude_type_uses_storage_type_names():
     outcome = run(SNMP + ["--exclude-type", "fixedDisk"])
-    assert outcome.exitcode == 3 and "no storage of nas matches" in outcome.status_line
+    assert outcome.exitcode == 3 and outcome.status_line == (
+        "DISK_PARTITIONS UNKNOWN - every storage of nas is excluded by --exclude-type fixedDisk")
 
 
 def test_snmp_errors_are_one_unknown_line():

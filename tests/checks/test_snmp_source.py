@@ -3,21 +3,21 @@ import os
 
 import pytest
 
-from osop_checks import cli
+from osop_checks import cli, snmp_options
 from osop_checks.sources import snmp
 
 
 def parse(argv, env=None):
     parser = cli.Parser("X", "check_x", "test")
-    snmp.add_arguments(parser)
+    snmp_options.add_arguments(parser)
     args = parser.parse_args(argv)
     old = dict(os.environ)
-    os.environ.pop(snmp.ENV_COMMUNITY, None)
-    os.environ.pop(snmp.ENV_AUTH_KEY, None)
-    os.environ.pop(snmp.ENV_PRIV_KEY, None)
+    os.environ.pop(snmp_options.ENV_COMMUNITY, None)
+    os.environ.pop(snmp_options.ENV_AUTH_KEY, None)
+    os.environ.pop(snmp_options.ENV_PRIV_KEY, None)
     os.environ.update(env or {})
     try:
-        return snmp.target_from_args(args)
+        return snmp_options.target_from_args(args)
     finally:
         os.environ.clear()
         os.environ.update(old)
@@ -43,11 +43,11 @@ def test_v2c_community_from_file_env_or_argv(tmp_path):
     secret = tmp_path / "community"
     secret.write_text("from-file\n")
     assert parse(["-H", "nas", "--community-file", str(secret)]).community == "from-file"
-    assert parse(["-H", "nas"], env={snmp.ENV_COMMUNITY: "from-env"}).community == "from-env"
+    assert parse(["-H", "nas"], env={snmp_options.ENV_COMMUNITY: "from-env"}).community == "from-env"
     assert parse(["-H", "nas", "--community", "argv"]).community == "argv"
     # A file wins over the environment: the explicit option is what the admin meant.
     assert parse(["-H", "nas", "--community-file", str(secret)],
-                 env={snmp.ENV_COMMUNITY: "from-env"}).community == "from-file"
+                 env={snmp_options.ENV_COMMUNITY: "from-env"}).community == "from-file"
 
 
 def test_v2c_without_community_or_host_is_a_usage_error(tmp_path):
@@ -64,7 +64,7 @@ def test_v3_options(tmp_path):
     auth.write_text("authpass123\n")
     target = parse(["-H", "nas", "--snmp-version", "3", "--snmp-user", "mon",
                     "--auth-proto", "sha-256", "--auth-key-file", str(auth),
-                    "--priv-proto", "aes-256"], env={snmp.ENV_PRIV_KEY: "privpass123"})
+                    "--priv-proto", "aes-256"], env={snmp_options.ENV_PRIV_KEY: "privpass123"})
     assert (target.user, target.auth_proto, target.auth_key, target.priv_proto,
             target.priv_key) == ("mon", "SHA-256", "authpass123", "AES-256", "privpass123")
     assert target.security_level == "authPriv"
@@ -146,7 +146,7 @@ def test_aes_and_des_work_with_debians_cryptography():
 
 
 def test_readme_snmp_section_shows_the_real_options():
-    """The option excerpt in README's snmp section is the real --help text, kept in step."""
+    """The option excerpt in docs/snmp.md is the real --help text, kept in step."""
     from tests import readme
 
     help_text = readme.help_text("check_disk_partitions")
@@ -154,9 +154,8 @@ def test_readme_snmp_section_shows_the_real_options():
     start = next(i for i, line in enumerate(lines) if line.startswith("  -H HOST, --host"))
     end = next(i for i in range(start, len(lines)) if not lines[i].strip())
     excerpt = "\n".join(lines[start:end])
-    text = open(readme.README).read()
-    section = text[text.index("<!-- BEGIN snmp -->"):text.index("<!-- END snmp -->")]
-    assert excerpt in section, "README snmp options are stale; paste:\n" + excerpt
+    section = readme.section("snmp")
+    assert excerpt in section, "docs/snmp.md options are stale; paste:\n" + excerpt
 
 
 def test_inet_address_indexes_of_ip_mib():

@@ -5,7 +5,6 @@ systemctl subcommand (never per call order) stands in for it, so the source's pa
 check's judgement are tested together, without a process.
 """
 import functools
-import os
 import sys
 
 import pytest
@@ -13,16 +12,11 @@ import pytest
 from osop_checks import proc
 from osop_checks.checks import systemd_units as check
 from osop_checks.sources import systemd
+from tests import helpers
+from tests.helpers import perf_value as perf
 from tests.peers import run_inprocess, run_plugin
 
-FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures", "systemd")
-
-
-def fixture(name):
-    with open(os.path.join(FIXTURES, name), encoding="utf-8") as handle:
-        return handle.read()
-
-
+fixture = functools.partial(helpers.fixture, "systemd")  # recorded systemctl outputs
 NOW = float(fixture("captured-at_v252.txt"))
 SHOW = {block.split("Id=", 1)[1].split("\n", 1)[0]: block
         for block in fixture("show_cases_v252.txt").strip().split("\n\n")}
@@ -84,15 +78,6 @@ def run(argv, recorded=None, now=NOW):
     outcome = run_inprocess(module, argv)
     outcome.calls = recorded.calls
     return outcome
-
-
-def perf(outcome, label):
-    data = outcome.status_line.split(" | ", 1)[1]
-    for item in data.split():
-        name, value = item.split("=", 1)
-        if name.strip("'") == label:
-            return int(value.split(";")[0])
-    raise KeyError(label)
 
 
 # -- parsing ------------------------------------------------------------------------------
@@ -183,8 +168,6 @@ def test_show_properties():
     assert not props["osop-stopped.service"].exited_successfully
     assert props["osop-fail.service"].result == "exit-code"
     assert props["osop-fail.service"].exit_status == 1
-    assert props["osop-old.timer"].triggers == "osop-old.service"
-    assert props["osop-never.timer"].last_trigger is None
     assert props["nonexist.service"].load_state == "not-found"
 
 
@@ -281,6 +264,30 @@ def test_selection_leaves_the_failed_unit_out(option):
     assert outcome.exitcode == 0, outcome.output
     assert perf(outcome, "units_failed") == 0
     assert "degraded only by 1 unit left out by the selection" in outcome.status_line
+
+
+@pytest.mark.parametrize("option, words", [
+    (["-e", ".*"], "every unit is excluded by -e '.*'"),
+    (["-i", "nginx.servce"], "no unit matches -i nginx.servce"),
+    (["-i", "nginx", "-i", "apache"], "no unit matches -i nginx -i apache"),
+    (["--type", "swap"], "no unit matches --type swap"),
+    (["-i", "osop-fail", "--exclude-unit", "osop-fail"],
+     "every unit is excluded by --exclude-unit osop-fail.service"),
+    (["-i", "^osop", "-e", "^osop-[a-f]", "-e", "^osop-[g-z]"],
+     "every unit is excluded by -e '^osop-[a-f]' -e '^osop-[g-z]'"),
+])
+def test_a_selection_that_leaves_no_unit_is_unknown_naming_the_filter(option, words):
+    """Was 'OK - 0 units (0 active), none failed': a typo must not read as all well."""
+    outcome = run(option)
+    assert outcome.exitcode == 3, outcome.output
+    assert outcome.status_line.startswith("SYSTEMD_UNITS UNKNOWN - %s (of " % words), \
+        outcome.output
+    assert outcome.output.count("\n") == 1
+
+
+def test_a_required_unit_that_does_not_exist_stays_critical():
+    outcome = run(["-u", "nginx.servce"])
+    assert outcome.exitcode == 2 and "nginx.servce.service not found" in outcome.status_line
 
 
 def test_type_selection_counts():

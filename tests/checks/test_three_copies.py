@@ -1,17 +1,20 @@
 """check_three_copies logic: locations, ssh argv and failures in words, the streaming
 merge of manifests, and the judgement on constructed surveys (no I/O)."""
+import json
 import os
+import re
 import subprocess
 import sys
 import tracemalloc
 
 import pytest
 
+from osop_checks import units
 from osop_checks.checks import three_copies
 from osop_checks.sources import manifest, ssh
-from tests.peers import ROOT, run_inprocess
+from tests import helpers
+from tests.peers import run_inprocess
 
-FIXTURES = os.path.join(ROOT, "tests", "fixtures", "ssh")
 NOW = 1_800_000_000.0
 DAY = 86400
 
@@ -77,8 +80,7 @@ def test_ssh_timeouts_are_bounded_by_the_deadline():
     ("banner-timeout", "timeout"),
 ])
 def test_ssh_failures_in_words(fixture, kind):
-    with open(os.path.join(FIXTURES, fixture + ".txt")) as handle:
-        assert ssh.classify(handle.read()) == kind
+    assert ssh.classify(helpers.fixture("ssh", fixture + ".txt")) == kind
 
 
 # -- manifests ----------------------------------------------------------------------------
@@ -138,13 +140,46 @@ def test_a_newer_directory_in_the_source_ages_the_copy_but_is_not_counted():
     assert tally.oldest_change == NOW - 3 * DAY
 
 
-def test_changes_within_the_settle_window_do_not_count():
+def test_changes_within_the_settle_window_are_pending_and_still_age_the_copy():
     source = source_of("old", ("fresh", "f", 5, NOW - 60, NOW - 60),
                        ("moved-in", "f", 5, NOW - 9 * DAY, NOW - 120))
     [tally] = manifest.compare(source, [copy_of("old")], now=NOW, settle=3600)
-    assert tally.missing == 0 and tally.settling == 2 and tally.oldest_change is None
+    assert tally.missing == 0 and tally.pending == 2 and tally.oldest_change == NOW - 120
     [tally] = manifest.compare(source, [copy_of("old")], now=NOW, settle=0)
-    assert tally.missing == 2 and tally.oldest_change == NOW - 120
+    assert tally.missing == 2 and tally.pending == 0 and tally.oldest_change == NOW - 120
+
+
+def test_with_a_stamp_what_changed_after_it_is_pending_and_what_before_is_missing():
+    source = source_of("old", ("before", "f", 5, NOW - 5 * 3600, NOW - 5 * 3600),
+                       ("after", "f", 5, NOW - 2 * 3600, NOW - 2 * 3600),
+                       ("edited", "f", 9, NOW - 3600, NOW - 3600))
+    copy = copy_of("old", "edited")
+    stamp = NOW - 3 * 3600
+    [tally] = manifest.compare(source, [copy], now=NOW, since=[stamp])
+    assert (tally.missing, tally.differing, tally.pending) == (1, 0, 2)
+    assert tally.examples["missing"] == ["before"]
+    assert tally.oldest_change == NOW - 5 * 3600
+
+
+def test_the_trees_are_counted_with_their_top_level_names_and_the_churn():
+    source = source_of(("docs", "d", 0), ("docs/a", "f", 10), ("docs/b", "f", 20, NOW - 60),
+                       ("docs.txt", "f", 3), ("mail", "d", 0), ("mail/x", "f", 7, NOW - 60))
+    copy = copy_of(("docs", "d", 0), ("docs/a", "f", 10), ("docs.txt", "f", 3),
+                   ("old", "f", 100))
+    tree = manifest.Tree(since=NOW - 3600)
+    [tally] = manifest.compare(source, [copy], now=NOW, source_tree=tree)
+    assert (tree.entries, tree.files, tree.bytes, tree.changed) == (6, 4, 40, 2)
+    assert tree.top == {"docs/": [3, 30], "docs.txt": [1, 3], "mail/": [2, 7]}
+    copied = tally.tree
+    assert (copied.entries, copied.files, copied.bytes) == (4, 3, 113)
+    assert copied.top == {"docs/": [2, 10], "docs.txt": [1, 3], "old": [1, 100]}
+
+
+def test_the_top_level_names_are_bounded():
+    tree = manifest.Tree()
+    for i in range(manifest.Tree.TOP_NAMES + 50):
+        tree.add("f", "1", "0", "n%04d\n" % i)
+    assert len(tree.top) == manifest.Tree.TOP_NAMES and tree.other == [50, 50]
 
 
 def test_mtimes_are_compared_in_whole_seconds_and_dirs_by_mtime_only():
@@ -222,9 +257,11 @@ def test_sha256sum_output():
 
 # -- the check on constructed surveys -------------------------------------------------------
 
-def survey_of(*copies, source_device=1, now=NOW, sampled=0):
+def survey_of(*copies, source_device=1, now=NOW, sampled=0, tree=None, canaries=None):
     """A fake survey: copies are (name, location, probe or unreachable, tally)."""
-    def survey(source, copy_args, options, stamp=None, settle=3600, sample_size=0):
+    def survey(source, copy_args, options, stamp=None, settle=3600, sample_size=0,
+               since_run=None, canaries_=(), **kw):
+        survey.asked = dict(stamp=stamp, settle=settle, since_run=since_run)
         states = []
         for (name, location), spec in zip(copy_args, copies):
             state = three_copies.CopyState(name, location)
@@ -234,8 +271,26 @@ def survey_of(*copies, source_device=1, now=NOW, sampled=0):
                 state.probe, state.tally = spec
             states.append(state)
         return three_copies.Survey(source, manifest.Probe("ok", source_device), states, now,
-                                   sampled)
+                                   sampled, tree, canaries or {})
     return survey
+
+
+class Store:
+    """The state module's interface on a dict, so the judgement runs without files."""
+
+    def __init__(self, data=None):
+        self.data = data
+        self.saved = []
+
+    def ensure_dir(self, path, create=False):
+        return path
+
+    def load(self, path, reset="", discard_corrupt=False):
+        return None if self.data is None else json.loads(json.dumps(self.data))
+
+    def save(self, path, data):
+        self.data = json.loads(json.dumps(data))
+        self.saved.append(self.data)
 
 
 def tally(missing=0, differing=0, extra=0, oldest=None, examples=()):
@@ -251,14 +306,15 @@ def fine(device, stamp_age=None, **kw):
     return (manifest.Probe("ok", device, stamp), tally(**kw))
 
 
-def run(survey, *extra):
+def run(survey, *extra, store=None):
     args = ["--source", "/data1", "--copy", "data2=/data2",
             "--copy", "office=backup@office:/srv/copy",
             "--copy", "offsite=backup@vault:/srv/data1", "--offsite", "offsite"] + list(extra)
     original = three_copies.build_check
+    store = Store() if store is None else store
 
     def build(parsed):
-        return original(parsed, survey=survey)
+        return original(parsed, survey=survey, store=store)
 
     three_copies.build_check, saved = build, three_copies.build_check
     try:
@@ -273,7 +329,8 @@ def test_all_fresh_is_ok():
     assert out.status_line.startswith("THREE_COPIES OK - 3 of 3 copies ok, oldest offsite 1h")
     assert "copies_ok=3;;3:;0;3" in out.status_line
     assert "offsite_age=3600s;93600;180000;0" in out.status_line
-    assert "office_missing=0;;0;0" in out.status_line
+    assert "office_missing=0;;;0" in out.status_line
+    assert "office_verified_age=0s;93600;180000;0" in out.status_line
 
 
 def test_a_stale_offsite_copy_is_critical_with_the_limit_as_written():
@@ -289,13 +346,20 @@ def test_a_stale_offsite_copy_is_critical_with_the_limit_as_written():
 def test_a_copy_past_the_warning_age_is_a_warning_and_still_counts():
     out = run(survey_of(fine(2, oldest=NOW - 27 * 3600), fine(3), fine(4)))
     assert out.exitcode == 1, out.output
-    assert "3 of 3 copies ok: data2 is 1d 3h old (warning 26h)" in out.status_line
+    assert "3 of 3 copies ok: data2 lacks a change from 1d 3h ago (warning 26h)" in out.status_line
+
+
+def test_a_breached_range_is_named_as_written():
+    out = run(survey_of(fine(2, oldest=NOW - 3600), fine(3), fine(4)), "-w", "@30m:2h",
+              "-c", "~:50h")
+    assert out.exitcode == 1, out.output
+    assert "data2 lacks a change from 1h ago (warning @30m:2h)" in out.status_line
 
 
 def test_missing_and_differing_files_make_a_copy_not_ok():
     out = run(survey_of(fine(2), fine(3, missing=2, differing=1,
                                       examples=[("missing", "a/b"), ("differing", "c")]),
-                        fine(4)))
+                        fine(4)), "--settle", "1h")
     assert out.exitcode == 2
     assert "office lacks 2 entries (e.g. a/b)" in out.status_line
     assert "office differs in 1 entry (e.g. c)" in out.status_line
@@ -336,6 +400,18 @@ def test_copies_on_one_filesystem_or_host_count_once():
     assert out.exitcode == 2
     assert "3 of 3 copies ok (at least 4 needed): data2 and usb are on the same host " \
            "(this host), counted once" in out.status_line
+
+
+def test_a_copy_is_not_counted_once_with_itself():
+    out = run(survey_of(fine(2), fine(3), fine(4), fine(9), fine(10)), "--copy", "usb=/mnt/usb",
+              "--copy", "usb2=/mnt/usb2")
+    assert "data2, usb and usb2 are on the same host (this host), counted once" in out.output
+    assert "data2: OK, in sync, missing 0, differing 0, extra 0, equal 100, /data2, counted " \
+           "once with usb and usb2" in out.output
+    assert "usb: OK, in sync, missing 0, differing 0, extra 0, equal 100, /mnt/usb, counted " \
+           "once with data2 and usb2" in out.output
+    assert "office: OK, in sync, missing 0, differing 0, extra 0, equal 100, " \
+           "backup@office:/srv/copy\n" in out.output
 
 
 def test_a_copy_on_the_source_filesystem_is_no_copy():
@@ -381,3 +457,429 @@ def test_importing_the_check_loads_no_heavy_module():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+# -- the practice's day: pending is not missing ------------------------------------------------
+
+HOUR = 3600
+MIDNIGHT = 1_800_000_000.0 - 1_800_000_000.0 % DAY  # a UTC midnight; only differences count
+
+
+class Practice:
+    """/data1 and its three copies, made by a nightly sync that copies the source as it is
+    (names, sizes, mtimes); ``survey`` lists both sides as the real listings would and
+    merges them with the real manifest.compare."""
+
+    def __init__(self, files=40):
+        self.files = {"docs/f%02d" % i: (100, MIDNIGHT - 30 * DAY) for i in range(files)}
+        self.copies = {name: dict(self.files) for name in ("data2", "office", "offsite")}
+        self.stamps = {name: MIDNIGHT - 30 * DAY for name in self.copies}
+        self.asleep = set()
+        self.now = MIDNIGHT
+
+    def edit(self, path, when, size=None):
+        old = self.files.get(path, (0, 0))[0]
+        self.files[path] = (old + 1 if size is None else size, when)
+
+    def delete(self, prefix):
+        for path in [p for p in self.files if p.startswith(prefix)]:
+            del self.files[path]
+
+    def sync(self, when, names=("data2", "office", "offsite")):
+        for name in names:
+            self.copies[name] = dict(self.files)
+            self.stamps[name] = when
+
+    def records(self, files, source):
+        out = [("docs", "d", 0, MIDNIGHT - 30 * DAY, MIDNIGHT - 30 * DAY)]
+        out += [(p, "f", size, when, when) for p, (size, when) in files.items()]
+        return source_of(*out) if source else copy_of(*[r[:4] for r in out])
+
+    def survey(self, source, copy_args, options, stamp=None, settle=3600, sample_size=0,
+               since_run=None, canaries=(), **kw):
+        now = self.now
+        states = [three_copies.CopyState(name, where) for name, where in copy_args]
+        reached = [s for s in states if s.name not in self.asleep]
+        for s in states:
+            if s.name in self.asleep:
+                s.unreachable = "timeout"
+            else:
+                s.probe = manifest.Probe("ok", 2 + states.index(s),
+                                         self.stamps[s.name] if stamp else None)
+        since = [min(self.stamps[s.name], now - settle) if stamp else None for s in reached]
+        tree = manifest.Tree(since_run)
+        tallies = manifest.compare(self.records(self.files, True),
+                                   [self.records(self.copies[s.name], False) for s in reached],
+                                   now=now, settle=settle, since=since, source_tree=tree)
+        for s, t in zip(reached, tallies):
+            s.tally = t
+        return three_copies.Survey(source, manifest.Probe("ok", 1), states, now, tree=tree)
+
+    def check(self, when, *extra, store):
+        self.now = when
+        return run(self.survey, *extra, store=store)
+
+
+def expected_by_age(age):
+    return 0 if age <= 26 * HOUR else 1 if age <= 50 * HOUR else 2
+
+
+@pytest.mark.parametrize("stamp", [False, True])
+def test_a_nightly_mirror_is_ok_all_day_and_a_stopped_sync_warns_then_is_critical(stamp):
+    day, store = Practice(), Store()
+    extra = ["--stamp", ".last-sync"] if stamp else []
+    day.sync(MIDNIGHT + 2 * HOUR)
+    for d in (0, 1):  # two working days, each followed by the night's sync
+        for hour in (8, 12, 17):
+            day.edit("docs/f%02d" % (hour + d), MIDNIGHT + d * DAY + hour * HOUR)
+        for hour in range(3, 26):
+            out = day.check(MIDNIGHT + d * DAY + hour * HOUR + 1800, *extra, store=store)
+            assert out.exitcode == 0, (d, hour, out.output)
+        day.sync(MIDNIGHT + (d + 1) * DAY + 2 * HOUR)
+    # Day 2's edits, then the sync stops: nothing more reaches the copies.
+    for hour in (8, 12, 17):
+        day.edit("docs/f%02d" % (hour + 2), MIDNIGHT + 2 * DAY + hour * HOUR)
+    oldest = MIDNIGHT + 2 * DAY + 8 * HOUR  # the oldest change the copies lack
+    last = MIDNIGHT + 2 * DAY + 2 * HOUR  # the last sync (its stamp)
+    start = oldest if not stamp else last
+    for hour in range(9, 80):
+        now = MIDNIGHT + 2 * DAY + hour * HOUR + 1800
+        out = day.check(now, *extra, store=store)
+        assert out.exitcode == expected_by_age(now - start), (hour, out.output)
+        if hour == 20:
+            assert "3 of 3 copies ok, oldest" in out.status_line, out.status_line
+            assert "(3 changes pending)" in out.status_line, out.status_line
+            assert "data2: OK" in out.output and "3 pending" in out.output
+        if out.exitcode:
+            words = "offsite %s %s (%s)" % (
+                "is" if stamp else "lacks a change from", units.format_duration(now - start)
+                + (" old" if stamp else " ago"),
+                "limit 50h" if out.exitcode == 2 else "warning 26h")
+            assert words in out.status_line, out.status_line
+            # the age speaks, not a count of entries lacked
+            assert not re.search(r"lacks \d+ entr", out.status_line), out.status_line
+    if not stamp:
+        assert "age 2d 23h (oldest change it lacks: " in out.output, out.output
+
+
+def test_with_a_stamp_a_change_older_than_the_stamp_that_a_copy_lacks_is_a_defect_at_once():
+    day, store = Practice(), Store()
+    day.sync(MIDNIGHT + 2 * HOUR)
+    day.edit("docs/f01", MIDNIGHT + HOUR)  # changed before the sync finished ...
+    day.copies["office"]["docs/f01"] = day.files["docs/f01"]
+    day.copies["offsite"]["docs/f01"] = day.files["docs/f01"]
+    out = day.check(MIDNIGHT + 3 * HOUR, "--stamp", ".last-sync", store=store)
+    assert out.exitcode == 2, out.output  # ... but data2 does not have it
+    assert "data2 differs in 1 entry (e.g. docs/f01 (size 100, source 101))" in \
+        out.status_line, out.status_line
+
+
+def test_an_explicit_settle_makes_older_lacking_entries_missing():
+    day, store = Practice(), Store()
+    day.sync(MIDNIGHT + 2 * HOUR)
+    day.edit("docs/new", MIDNIGHT + 8 * HOUR)
+    out = day.check(MIDNIGHT + 10 * HOUR, store=store)
+    assert out.exitcode == 0, out.output
+    out = day.check(MIDNIGHT + 10 * HOUR, "--settle", "1h", store=store)
+    assert out.exitcode == 2, out.output
+    assert "data2 lacks 1 entry (e.g. docs/new)" in out.status_line
+
+
+# -- sleeping copies -------------------------------------------------------------------------
+
+def test_a_sleeping_copy_is_judged_by_its_last_verification():
+    day, store = Practice(), Store()
+    sleeping = ["--sleeping", "offsite"]
+    out = day.check(MIDNIGHT + 3 * HOUR, *sleeping, store=store)  # awake: verified
+    assert out.exitcode == 0, out.output
+    assert store.data["copies"]["offsite"]["verified"] == {
+        "time": MIDNIGHT + 3 * HOUR, "state": 0, "verdict": "in sync"}
+    day.asleep.add("offsite")
+    out = day.check(MIDNIGHT + 17 * HOUR, *sleeping, store=store)
+    assert out.exitcode == 0, out.output
+    assert out.status_line.startswith(
+        "THREE_COPIES OK - 3 of 3 copies ok, all in sync, offsite asleep, last verified in "
+        "sync 14h ago |"), out.status_line
+    assert "offsite_verified_age=50400s;93600;180000;0" in out.status_line
+    assert "data2_verified_age=0s" in out.status_line
+    out = day.check(MIDNIGHT + 3 * HOUR + 26 * HOUR + 60, *sleeping, store=store)
+    assert out.exitcode == 1, out.output
+    assert "offsite not verified for 1d 2h: did the box wake up?" in out.status_line
+    assert "3 of 3 copies ok" in out.status_line  # a WARNING copy still counts
+    out = day.check(MIDNIGHT + 3 * HOUR + 51 * HOUR, *sleeping, store=store)
+    assert out.exitcode == 2, out.output
+    assert "2 of 3 copies ok (at least 3 needed): offsite not verified for 2d 3h: did the " \
+           "box wake up?, no off-site copy ok" in out.status_line, out.status_line
+    # It wakes up: verified again, OK.
+    day.asleep.clear()
+    day.sync(MIDNIGHT + 3 * DAY)
+    out = day.check(MIDNIGHT + 3 * DAY + 60, *sleeping, store=store)
+    assert out.exitcode == 0, out.output
+    assert "offsite_verified_age=0s" in out.status_line
+
+
+def test_a_sleeping_copy_never_verified_is_critical():
+    day = Practice()
+    day.asleep.add("offsite")
+    out = day.check(MIDNIGHT, "--sleeping", "offsite", store=Store())
+    assert out.exitcode == 2, out.output
+    assert "offsite asleep and never verified yet (unreachable: timeout)" in out.status_line
+
+
+def test_a_sleeping_copy_keeps_the_verdict_it_had():
+    day, store = Practice(), Store()
+    day.sync(MIDNIGHT - HOUR)
+    del day.copies["offsite"]["docs/f03"]
+    out = day.check(MIDNIGHT, "--sleeping", "offsite", "--stamp", ".s", store=store)
+    assert out.exitcode == 2, out.output
+    day.asleep.add("offsite")
+    out = day.check(MIDNIGHT + 2 * HOUR, "--sleeping", "offsite", "--stamp", ".s",
+                    store=store)
+    assert out.exitcode == 2, out.output
+    assert "offsite asleep, last verified CRITICAL 2h ago: offsite lacks 1 entry " \
+           "(e.g. docs/f03)" in out.status_line, out.status_line
+
+
+def test_a_copy_not_marked_sleeping_is_unreachable_as_before():
+    day, store = Practice(), Store()
+    day.check(MIDNIGHT, store=store)
+    day.asleep.add("offsite")
+    out = day.check(MIDNIGHT + HOUR, store=store)
+    assert out.exitcode == 2, out.output
+    assert "offsite is unreachable: timeout, no off-site copy ok" in out.status_line
+    assert "offsite_verified_age=3600s" in out.status_line
+
+
+# -- a loss that spreads ---------------------------------------------------------------------
+
+def grown(files=30):
+    """A practice with docs/ and mail/ (20 and 10 files) and a first run recorded."""
+    day, store = Practice(files=0), Store()
+    for i in range(files):
+        day.files["%s/f%02d" % ("docs" if i < 20 else "mail", i)] = (100, MIDNIGHT - 9 * DAY)
+    day.sync(MIDNIGHT)
+    out = day.check(MIDNIGHT + 3 * HOUR + 600, store=store)
+    assert out.exitcode == 0, out.output
+    assert "first run: baseline recorded" in out.output
+    return day, store
+
+
+def test_a_deleted_directory_is_critical_in_the_source_and_then_in_the_copies():
+    day, store = grown()
+    when = three_copies.clock(MIDNIGHT + 3 * HOUR + 600, MIDNIGHT + 15 * HOUR)
+    day.delete("docs/f0")  # 10 of 31 entries, 1000 of 3000 bytes
+    out = day.check(MIDNIGHT + 15 * HOUR, store=store)
+    assert out.exitcode == 2, out.output
+    assert out.status_line.startswith(
+        "THREE_COPIES CRITICAL - 3 of 3 copies ok: source lost 33%% of its bytes since %s "
+        "(most in docs/)" % when), out.status_line
+    # The next night's rsync --delete spreads it: the source is held, the copies follow.
+    day.sync(MIDNIGHT + DAY + 2 * HOUR)
+    out = day.check(MIDNIGHT + DAY + 2 * HOUR + 300, store=store)
+    assert out.exitcode == 2, out.output
+    assert "source lost 33%% of its bytes since %s (most in docs/) (alarm held since %s)" % (
+        when, three_copies.clock(MIDNIGHT + 15 * HOUR, MIDNIGHT + DAY + 2 * HOUR)) \
+        in out.status_line, out.status_line
+    for name in ("data2", "office", "offsite"):
+        assert "%s lost 33%% of its bytes since" % name in out.status_line
+    # Held for 24h after it was last seen, then it clears.
+    out = day.check(MIDNIGHT + 2 * DAY + 2 * HOUR + 299, store=store)
+    assert out.exitcode == 2 and "data2 lost" in out.status_line
+    assert "source lost" not in out.status_line, out.status_line
+    out = day.check(MIDNIGHT + 2 * DAY + 2 * HOUR + 301, store=store)
+    assert out.exitcode == 0, out.output
+
+
+def test_a_small_deletion_is_a_warning_and_a_growth_nothing():
+    day, store = grown(40)
+    for i in range(35, 40):  # 5 of 41 entries, 500 of 4000 bytes
+        day.delete("mail/f%02d" % i)
+    out = day.check(MIDNIGHT + 5 * HOUR, store=store)
+    assert out.exitcode == 1, out.output
+    assert "source lost 12% of its bytes since" in out.status_line, out.status_line
+    assert "(most in mail/)" in out.status_line
+    day, store = grown(40)
+    for i in range(40):
+        day.edit("new/g%02d" % i, MIDNIGHT - 5 * DAY)
+    day.sync(MIDNIGHT + 4 * HOUR)
+    assert day.check(MIDNIGHT + 5 * HOUR, store=store).exitcode == 0
+
+
+def test_accept_changes_takes_the_new_tree_and_clears_the_hold():
+    day, store = grown()
+    day.delete("docs/")
+    out = day.check(MIDNIGHT + 5 * HOUR, store=store)
+    assert out.exitcode == 2 and "source lost 66% of its bytes" in out.status_line
+    out = day.check(MIDNIGHT + 5 * HOUR + 60, "--accept-changes", store=store)
+    assert out.exitcode == 0, out.output
+    assert "changes accepted" in out.output
+    assert store.data["alarms"] == []
+    day.sync(MIDNIGHT + 6 * HOUR)  # the copies follow: that was accepted too? no: their own
+    out = day.check(MIDNIGHT + 6 * HOUR + 60, store=store)
+    assert out.exitcode == 2 and "data2 lost 66% of its bytes" in out.status_line
+    out = day.check(MIDNIGHT + 6 * HOUR + 120, "--accept-changes", store=store)
+    assert out.exitcode == 0, out.output
+
+
+def test_a_wave_of_rewritten_files_is_churn():
+    day, store = grown(30)
+    for i in range(10):  # a third rewritten
+        day.edit("docs/f%02d" % i, MIDNIGHT + 4 * HOUR)
+    out = day.check(MIDNIGHT + 5 * HOUR, store=store)
+    assert out.exitcode == 1, out.output
+    assert "33%% of the source's files changed since %s (10 of 30): a wave of rewritten " \
+           "files?" % three_copies.clock(MIDNIGHT + 3 * HOUR + 600, MIDNIGHT + 5 * HOUR) \
+           in out.status_line, out.status_line
+    assert "churn=33.3%;30;60;0;100" in out.status_line
+    day, store = grown(30)
+    for i in range(20):
+        day.edit("docs/f%02d" % i, MIDNIGHT + 4 * HOUR)
+    out = day.check(MIDNIGHT + 5 * HOUR, "--churn-critical", "50%", store=store)
+    assert out.exitcode == 2, out.output
+
+
+def canaried(survey_canaries):
+    """A survey function whose canaries answer as given."""
+    day, store = grown()
+    inner = day.survey
+
+    def survey(*args, **kw):
+        found = inner(*args, **kw)
+        found.canaries = survey_canaries()
+        return found
+    return day, store, survey
+
+
+def test_canaries():
+    good = {"docs/.canary": {"source": "a" * 64, "data2": "a" * 64, "office": "a" * 64,
+                             "offsite": "a" * 64}}
+    answer = [good]
+    day, store, survey = canaried(lambda: json.loads(json.dumps(answer[0])))
+    day.now = MIDNIGHT + 4 * HOUR
+    out = run(survey, "--canary", "docs/.canary", store=store)
+    assert out.exitcode == 0, out.output
+    assert store.data["canaries"] == {"docs/.canary": "a" * 64}
+    answer[0] = dict(good, **{"docs/.canary": dict(good["docs/.canary"], office=None)})
+    out = run(survey, "--canary", "docs/.canary", store=store)
+    assert out.exitcode == 2, out.output
+    assert "canary docs/.canary is missing in office" in out.status_line
+    answer[0] = {"docs/.canary": {k: "b" * 64 for k in good["docs/.canary"]}}
+    day.now = MIDNIGHT + 5 * HOUR
+    out = run(survey, "--canary", "docs/.canary", store=store)
+    assert out.exitcode == 2, out.output
+    assert "canary docs/.canary changed since" in out.status_line
+    answer[0] = {"docs/.canary": {"source": None}}
+    out = run(survey, "--canary", "docs/.canary", store=store)
+    assert "canary docs/.canary is missing in the source" in out.status_line
+
+
+# -- the state file through the check --------------------------------------------------------
+
+def test_the_state_file_default_name_is_per_source_and_copies():
+    copies = [("a", manifest.Location("/a"))]
+    one = three_copies.default_state_file("/data1", copies, {"XDG_STATE_HOME": "/s"}, 0)
+    two = three_copies.default_state_file("/data9", copies, {"XDG_STATE_HOME": "/s"}, 0)
+    assert one != two and one.startswith("/s/osop-checks/three_copies_") and \
+        one.endswith(".json")
+
+
+@pytest.mark.parametrize("data, words", [
+    ({"version": 7}, "version 7"),
+    ({"version": 1, "source": {"tree": {"time": "x"}}, "copies": {}, "canaries": {},
+      "alarms": []}, "source: no counts"),
+    ({"version": 1, "source": {}, "copies": {"a": {"verified": {"time": 1}}},
+      "canaries": {}, "alarms": []}, "copy a: verification"),
+])
+def test_a_state_of_the_wrong_shape_is_not_trusted(data, words):
+    out = run(survey_of(fine(2), fine(3), fine(4)), store=Store(data))
+    assert out.exitcode == 3, out.output
+    assert "is not a state of check_three_copies (%s" % words in out.status_line
+    assert "--accept-changes" in out.status_line
+    out = run(survey_of(fine(2), fine(3), fine(4)), "--accept-changes", store=Store(data))
+    assert out.exitcode == 0, out.output
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--sleeping", "nas"], "--sleeping nas names no --copy (copies: data2, office, offsite)"),
+    (["--canary", "/etc/passwd"], "must be a file inside the source"),
+    (["--canary", "docs/../../x"], "must be a file inside the source"),
+    (["--shrink-warning", "lots"], "is not a percentage"),
+    (["--churn-critical", "5GiB"], "is not a percentage"),
+    (["--shrink-critical", "120%"], "above the maximum"),
+    (["--shrink-warning", "30%"], "--shrink-warning 30% is above --shrink-critical 25%"),
+    (["--state-file", "state.json"], "is not an absolute path"),
+])
+def test_bad_new_options_are_one_line_and_exit_3(argv, words):
+    out = run(survey_of(fine(2), fine(3), fine(4)), *argv)
+    assert out.exitcode == 3, out.output
+    assert out.output.count("\n") == 1 and words in out.status_line, out.output
+
+
+def test_a_sampled_sha256_mismatch_is_critical_without_stamp_or_settle():
+    bad = tally(differing=1, examples=[("differing", "a (content differs (sha256))")])
+    bad.content = 1
+    out = run(survey_of(fine(2), (manifest.Probe("ok", 3), bad), fine(4)))
+    assert out.exitcode == 2, out.output
+    assert "office differs in 1 entry (e.g. a (content differs (sha256)))" in out.status_line
+
+
+def test_no_state_is_written_when_the_source_cannot_be_surveyed():
+    import nagiosplugin
+
+    def survey(*args, **kw):
+        raise nagiosplugin.CheckError("the source /data1 does not exist")
+    store = Store()
+    out = run(survey, store=store)
+    assert out.exitcode == 3 and store.saved == []
+    out = run(survey_of(fine(2), fine(3), fine(4)), store=store)
+    assert out.exitcode == 0 and len(store.saved) == 1
+
+
+def test_a_smaller_loss_on_top_does_not_soften_a_held_alarm():
+    day, store = grown(40)
+    day.delete("docs/")  # 20 of 41 entries: CRITICAL
+    assert day.check(MIDNIGHT + 5 * HOUR, store=store).exitcode == 2
+    for i in range(37, 40):  # 3 of the 21 left: WARNING on its own
+        day.delete("mail/f%02d" % i)
+    out = day.check(MIDNIGHT + 6 * HOUR, store=store)
+    assert out.exitcode == 2, out.output
+    assert "source lost 50% of its bytes" in out.status_line, out.status_line
+    assert [a["seen"] for a in store.data["alarms"] if a["key"] == "shrink source"] == [
+        MIDNIGHT + 6 * HOUR]
+
+
+def test_churn_counts_a_window_not_only_since_the_last_run():
+    """A wave spread over hourly runs adds up over --churn-window, but never reaches back
+    before the baseline (the first run or the last --accept-changes)."""
+    now = 1_000_000.0
+    previous = {"baseline": now - 10 * HOUR, "source": {"tree": {"time": now - HOUR}}}
+    assert three_copies.churn_start(previous, DAY, now) == now - 10 * HOUR
+    previous["baseline"] = now - 3 * DAY
+    assert three_copies.churn_start(previous, DAY, now) == now - DAY
+    previous["source"]["tree"]["time"] = now - 2 * DAY  # the last run is longer ago
+    assert three_copies.churn_start(previous, DAY, now) == now - 2 * DAY
+    assert three_copies.churn_start(None, DAY, now) is None  # a first run judges no churn
+    del previous["baseline"]  # a state written before baselines were kept
+    assert three_copies.churn_start(previous, DAY, now) == now - 2 * DAY
+
+
+def test_one_clock_for_the_churn_window_and_the_survey(monkeypatch):
+    """build_check reads the time once: the survey is taken at the same ``now`` that the
+    churn window was counted back from (a clock read twice could place the window's start
+    after changes the survey counts)."""
+    ticks = iter(range(0, 1000, 100))
+    monkeypatch.setattr(three_copies.time, "time", lambda: NOW + next(ticks))
+    previous = {"version": 1, "run": NOW - 2 * DAY, "baseline": NOW - 9 * DAY,
+                "source": {"tree": {"time": NOW - 2 * DAY, "entries": 1, "files": 1,
+                                    "bytes": 1, "top": {}, "other": [0, 0]}},
+                "copies": {}, "canaries": {}, "alarms": []}
+    asked = {}
+
+    def survey(*args, **kw):
+        asked.update(kw)
+        return survey_of(fine(2), fine(3), fine(4))(*args, **kw)
+
+    out = run(survey, "--churn-window", "1h", store=Store(previous))
+    assert out.exitcode == 0, out.output
+    assert asked["now"] is not None
+    assert asked["since_run"] == three_copies.churn_start(previous, HOUR, asked["now"])

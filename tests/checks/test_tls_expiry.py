@@ -24,13 +24,13 @@ def parsed(cert):
 def chains(tls_ca):
     """name -> list of tls.Certificate, leaf first, as a server would present them."""
     ca = tls_ca
-    short = ca.make_intermediate("Short Intermediate", 5.5)
+    short = ca.make_intermediate("Short Intermediate", 5.3)
     made = {
         "valid": ca.issue("c-valid", days=90.3),
-        "w": ca.issue("c-w", days=15.5),
+        "w": ca.issue("c-w", days=15.3),
         "c": ca.issue("c-c", days=3.1),
         "hours": ca.issue("c-hours", days=0.4),
-        "expired": ca.issue("c-expired", days=-2.5),
+        "expired": ca.issue("c-expired", days=-2.3),
         "notyet": ca.issue("c-notyet", days=95, not_before=NOW.replace(tzinfo=None)
                            + datetime.timedelta(days=5)),
         "self": ca.issue("c-self", self_signed=True),
@@ -55,10 +55,15 @@ def presenter(chains_by_host, trust=None, version="TLSv1.3", older=(), failures=
     return fetch
 
 
-def run(argv, fetch=None, load_file=tls.load_file, now=NOW):
+def one_address(host, port, family, timeout):
+    """A resolver that answers one address for every name (so each stays one endpoint)."""
+    return [(4, "192.0.2.1")]
+
+
+def run(argv, fetch=None, load_file=tls.load_file, now=NOW, resolve=one_address):
     args = tls_expiry.build_parser().parse_args(argv)
     check = tls_expiry.build_check(args, fetch=fetch or presenter({}), load_file=load_file,
-                                   now=now)
+                                   now=now, resolve=resolve)
     check.name = tls_expiry.NAME
     check()
     return check, runtime.render(tls_expiry.NAME, check)
@@ -159,7 +164,7 @@ def test_endpoint_file(tmp_path):
     ("valid", nagiosplugin.Ok, "certificate expires in 90 days"),
     ("w", nagiosplugin.Warn, "certificate expires in 15 days"),
     ("c", nagiosplugin.Critical, "certificate expires in 3 days"),
-    ("hours", nagiosplugin.Critical, "certificate expires in 9 hours"),
+    ("hours", nagiosplugin.Critical, "certificate expires in 10 hours"),  # 0.4d
     ("expired", nagiosplugin.Critical, "certificate expired 2 days ago"),
     ("notyet", nagiosplugin.Critical, "certificate not yet valid (valid from"),
 ])
@@ -173,7 +178,7 @@ def test_expiry_states(chains, name, state, words):
 
 def test_expired_and_not_yet_valid_are_critical_whatever_the_thresholds(chains):
     for name in ("expired", "notyet"):
-        check, lines = run(["-H", "h", "-w", "~:", "-c", "~:"], presenter({"h": chains[name]}))
+        check, lines = run(["-H", "h", "-w=-1000d", "-c=-1000d"], presenter({"h": chains[name]}))
         assert check.state == nagiosplugin.Critical, lines
 
 
@@ -195,7 +200,7 @@ def test_intermediate_expiring_before_the_leaf_is_reported(chains):
     assert "intermediate 'Short Intermediate' expires in 5 days" in status(lines)
     assert "before the leaf" in status(lines)
     assert "'h:443_days_leaf'=60.0d" in status(lines)
-    assert "'h:443_days_chain'=5.5d" in status(lines)
+    assert "'h:443_days_chain'=5.3d" in status(lines)
 
 
 def test_long_output_lists_every_chain_element(chains):
@@ -387,7 +392,7 @@ def test_a_stuck_endpoint_is_reported_with_its_stage_at_the_deadline():
 def test_files_pem_bundle_der_and_pkcs7(tls_ca, tmp_path):
     from cryptography.hazmat.primitives.serialization import pkcs7
 
-    issued = tls_ca.issue("f-bundle", days=40.5)
+    issued = tls_ca.issue("f-bundle", days=40.3)
     bundle = issued.chain_path  # leaf + intermediate, PEM
     der = tls_ca.write("f-leaf.der", [issued.cert], der=True)
     p7 = tmp_path / "chain.p7b"
@@ -427,3 +432,157 @@ def test_importing_the_check_loads_no_heavy_module():
             "print(sorted(m for m in ('cryptography', 'ssl', 'psutil') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# -- the shape (issue 19) -----------------------------------------------------------------
+
+def test_endpoints_and_files_are_gathered_in_build_check_not_in_probe(chains, tmp_path):
+    asked = []
+
+    def fetch(endpoint, **options):
+        asked.append(endpoint.label)
+        return presenter({"h": chains["valid"]})(endpoint, **options)
+
+    def load_file(path):
+        asked.append(path)
+        return chains["w"]
+
+    args = tls_expiry.build_parser().parse_args(["-H", "h", "--file", "/x.pem"])
+    check = tls_expiry.build_check(args, fetch=fetch, load_file=load_file, now=NOW)
+    assert asked == ["h:443", "/x.pem"]  # before the check runs
+    check()
+    assert asked == ["h:443", "/x.pem"]  # and not again in Resource.probe
+
+
+def test_judging_and_reporting_change_no_subject(chains):
+    import copy
+
+    fetch = presenter({"h": chains["w"]})
+    args = tls_expiry.build_parser().parse_args(["-H", "h", "-v"])
+    check = tls_expiry.build_check(args, fetch=fetch, now=NOW)
+    subject = check.resources[0].subjects[0]
+    before = copy.deepcopy(vars(subject))
+    check()
+    assert "certificate expires in 15 days" in runtime.render(tls_expiry.NAME, check)[0]
+    assert vars(subject) == before
+    verdict = next(r for r in check.results if r.metric.context == "certificates")
+    assert [words for _, words in verdict.findings][1] == \
+        "certificate expires in 15 days (%s)" % chains["w"][0].not_after.strftime("%Y-%m-%d")
+
+
+
+# -- every address of a name (issue 16) ---------------------------------------------------
+
+def resolver(answers, asked=None):
+    """A resolver answering ``answers[host]`` ([(4|6, address)]), else ResolveError."""
+    def resolve(host, port, family, timeout):
+        if asked is not None:
+            asked.append((host, port, family))
+        if host not in answers:
+            raise tls_expiry.address.ResolveError("cannot resolve %s: no such name" % host)
+        return [a for a in answers[host] if family in (None, a[0])]
+    return resolve
+
+
+DUAL = {"localhost": [(6, "2001:db8::1"), (4, "192.0.2.1")]}
+
+
+def test_every_address_of_a_name_is_checked_and_the_bad_one_named(chains):
+    fetch = presenter({"2001:db8::1": chains["expired"], "192.0.2.1": chains["valid"]})
+    check, lines = run(["-H", "localhost", "-v"], fetch, resolve=resolver(DUAL))
+    assert check.state == nagiosplugin.Critical
+    assert status(lines).startswith("TLS_EXPIRY CRITICAL - localhost@[2001:db8::1]:443 "
+                                    "certificate expired 2 days ago (")
+    assert "; 1 other ok | " in status(lines)
+    perf = status(lines).split(" | ")[1]
+    assert "'localhost@[2001:db8::1]:443_days_leaf'=-2.3d;21:;7:" in perf
+    assert "'localhost@192.0.2.1:443_days_leaf'=90.3d;21:;7:" in perf
+    assert [line.split(",")[0] for line in lines[1:] if line[0].isupper()] == [
+        "CRITICAL: localhost@[2001:db8::1]:443", "OK: localhost@192.0.2.1:443"]
+    assert "name 'localhost' matches" in lines[-3]  # the name is still the one matched
+
+
+def test_first_address_checks_the_name_as_before(chains):
+    asked = []
+    fetch = presenter({"localhost": chains["valid"]})
+    check, lines = run(["-H", "localhost", "--first-address"], fetch,
+                       resolve=resolver(DUAL, asked))
+    assert check.state == nagiosplugin.Ok
+    assert status(lines).startswith("TLS_EXPIRY OK - localhost:443 certificate expires")
+    assert asked == []
+
+
+@pytest.mark.parametrize("flag, family, addresses", [
+    ([], None, ["2001:db8::1", "192.0.2.1"]), (["-4"], 4, ["192.0.2.1"]),
+    (["-6"], 6, ["2001:db8::1"])])
+def test_family_options_narrow_the_addresses(chains, flag, family, addresses):
+    asked, seen = [], []
+
+    def fetch(endpoint, **options):
+        seen.append(endpoint.host)
+        return presenter({endpoint.host: chains["valid"]})(endpoint, **options)
+
+    check, lines = run(["--endpoint", "localhost:993"] + flag, fetch,
+                       resolve=resolver(DUAL, asked))
+    assert asked == [("localhost", 993, family)]
+    # one address left: the endpoint keeps today's label (and the name its graphs)
+    assert seen == (addresses if len(addresses) > 1 else ["localhost"])
+    assert check.state == nagiosplugin.Ok, lines
+
+
+def test_addresses_unresolved_names_and_duplicates_stay_as_they_are(chains):
+    asked, seen = [], []
+
+    def fetch(endpoint, **options):
+        seen.append(endpoint.label)
+        if endpoint.host == "nowhere":
+            raise tls.ConnectionFailed("resolve", "cannot resolve nowhere: no such name")
+        return presenter({endpoint.host: chains["valid"]})(endpoint, **options)
+
+    check, lines = run(["--endpoint", "localhost", "--endpoint", "192.0.2.7",
+                        "--endpoint", "nowhere", "--endpoint", "localhost@192.0.2.1",
+                        "--mismatch", "ignore"],
+                       fetch, resolve=resolver(DUAL, asked))
+    assert [host for host, _, _ in asked] == ["localhost", "nowhere"]  # no literal asked
+    assert seen == ["localhost@[2001:db8::1]:443", "localhost@192.0.2.1:443",
+                    "192.0.2.7:443", "nowhere:443"]
+    assert status(lines).startswith("TLS_EXPIRY CRITICAL - nowhere:443 resolve failed: "
+                                    "cannot resolve nowhere: no such name; 3 others ok")
+
+
+def test_a_bug_in_the_resolver_is_unknown_not_hidden():
+    def broken(host, port, family, timeout):
+        raise KeyError("oops")
+
+    outcome = runtime.execute(tls_expiry.NAME, tls_expiry.build_parser,
+                              lambda a: tls_expiry.build_check(a, resolve=broken), ["-H", "h"])
+    assert outcome.exitcode == 3
+    assert outcome.status_line.startswith("TLS_EXPIRY UNKNOWN - internal error: KeyError")
+
+
+@pytest.mark.parametrize("argv, host, port", [
+    (["-H", "[::1]"], "::1", 443), (["-H", "::1"], "::1", 443),
+    (["-H", "[2001:db8::1]", "-p", "993"], "2001:db8::1", 993),
+    (["--endpoint", "[::1]:993"], "::1", 993), (["--endpoint", "mail.example.org:993"],
+                                                "mail.example.org", 993),
+    (["--endpoint", "www.example.org@[2001:db8::1]:8443/none"], "2001:db8::1", 8443)])
+def test_address_forms(argv, host, port):
+    [endpoint] = tls_expiry.endpoints_from(tls_expiry.build_parser().parse_args(argv))
+    assert (endpoint.host, endpoint.port) == (host, port)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--endpoint", "::1:993"], "'::1:993' is ambiguous: write [::1]:993 for port 993, or "
+                                "[::1:993] for the address"),
+    (["--endpoint", "www@2001:db8::1:993/imap"], "write [2001:db8::1]:993 for port 993"),
+    (["-H", "[::1"], "'[::1' is not a host name"),
+    (["-H", "192.0.2.300"], "not a valid IPv4 address"),
+])
+def test_ambiguous_or_malformed_addresses_are_one_unknown_line(argv, words):
+    from tests.peers import run_inprocess
+
+    outcome = run_inprocess(tls_expiry, argv)
+    assert outcome.exitcode == 3, outcome.output
+    assert outcome.output.startswith("TLS_EXPIRY UNKNOWN - ")
+    assert words in outcome.output
+    assert len(outcome.output.strip().splitlines()) == 1

@@ -1,28 +1,37 @@
-"""Run every demo scenario and print each check's real Nagios output."""
+"""Run every demo scenario and print each check's real Nagios output.
+
+A module's ``scenarios(stack)`` returns (title, argv) pairs, or (title, argv, prepare, wrap):
+``prepare()`` is called just before the run (what happens between two runs: a night's sync,
+a deletion), ``wrap`` a command that runs the check (a namespace, a shifted clock).
+``python -m tests.demo practice three_copies`` runs only the modules named."""
 import contextlib
 import importlib
-import pkgutil
+import shlex
 import sys
 
 from tests import demo
 from tests.peers import run_plugin
 
 
-def main():
+def main(only=()):
+    """Run the scenarios of every demo module, or of those named in ``only``."""
     failures = 0
     with contextlib.ExitStack() as stack:
-        for info in sorted(pkgutil.iter_modules(demo.__path__), key=lambda i: i.name):
-            if info.name.startswith("_"):
+        for name in demo.module_names():
+            if only and name not in only:
                 continue
-            module = importlib.import_module("tests.demo." + info.name)
+            module = importlib.import_module("tests.demo." + name)
             try:
                 scenarios = module.scenarios(stack)
             except Exception as exc:  # a peer that cannot start here: say so, go on
-                print("== %s: skipped, %s\n" % (info.name, exc))
+                print("== %s: skipped, %s\n" % (name, exc))
                 continue
-            for title, argv in scenarios:
-                print("== %s\n$ %s" % (title, " ".join(argv)))
-                outcome = run_plugin(argv[0], argv[1:])
+            for scenario in scenarios:
+                title, argv, prepare, wrap = (tuple(scenario) + (None, ()))[:4]
+                if prepare:
+                    prepare()
+                print("== %s\n$ %s" % (title, " ".join([shlex.quote(w) for w in wrap] + argv)))
+                outcome = run_plugin(argv[0], argv[1:], wrap=wrap)
                 print(outcome.output.rstrip())
                 print("(exit %d)\n" % outcome.exitcode)
                 sys.stdout.flush()
@@ -32,4 +41,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

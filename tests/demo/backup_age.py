@@ -32,6 +32,13 @@ def _layout(root):
                          size=500, mtime={"daily.0": now - 20 * HOUR,
                                           "daily.1": now - 44 * HOUR,
                                           "weekly.0": now - 6 * DAY})
+    rotation = {}
+    for kept in (7, 3):  # retain daily 7: a full rotation, and one cut short after 3 nights
+        rotation[kept] = os.path.join(root, "rsnapshot-%d" % kept)
+        trees.make_snapshots(rotation[kept], ["daily.%d" % n for n in range(kept)],
+                             files_per_snapshot=4, size=500,
+                             mtime={"daily.%d" % n: now - 20 * HOUR - n * DAY
+                                    for n in range(kept)})
     dumps = os.path.join(root, "dumps")
     trees.make_tree(dumps, {"db-%s.sql.gz" % (today - datetime.timedelta(days=n)).strftime(
         "%Y%m%d"): (0 if n == 0 else 40000, now - n * DAY - HOUR) for n in (2, 1, 0)})
@@ -49,6 +56,7 @@ def _layout(root):
         "rsync error: some files/attrs were not transferred (see previous errors) (code 23) at "
         "main.c(1338) [sender=3.2.7]\n"))
     return {"mirror": mirror, "snapshots": snapshots, "rsnapshot": rsnapshot, "dumps": dumps,
+            "rotation": rotation[7], "rotation_short": rotation[3],
             "stamp": stamp, "log": log, "data": os.path.join(root, "data2")}
 
 
@@ -69,6 +77,12 @@ def scenarios(stack):
           "host1-%Y-%m-%d_%H%M", "-w", "26h", "-c", "50h"]),
         ("rsnapshot daily.0",
          [check, "-p", p["rsnapshot"], "--mode", "snapshot", "--name-format", "rsnapshot"]),
+        ("rsnapshot with retain daily 7: seven versions, the oldest 6 days back",
+         [check, "-p", p["rotation"], "--mode", "snapshot", "--name-format", "rsnapshot",
+          "--min-snapshots", "7", "--oldest-snapshot", "6d"]),
+        ("the same rotation cut short: only 3 versions to restore from",
+         [check, "-p", p["rotation_short"], "--mode", "snapshot", "--name-format", "rsnapshot",
+          "--min-snapshots", "7", "--oldest-snapshot", "6d"]),
         ("nightly dumps: the newest one is 0 bytes",
          [check, "-p", p["dumps"], "--mode", "snapshot", "--type", "file", "--glob",
           "db-*.sql.gz", "--min-size", "1KiB"]),

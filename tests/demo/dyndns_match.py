@@ -1,5 +1,6 @@
 """check_dyndns_match against dnsmasq (authoritative for dyn.test, and a stale forwarding
-resolver in front of it), local HTTP echo services, a DNS black hole and a closed port."""
+resolver in front of it), local HTTP echo services, a DNS black hole and a closed port; the
+router over SNMP (this machine's snmpd) and over UPnP (miniupnpd in a router namespace)."""
 import json
 import os
 import shutil
@@ -65,7 +66,7 @@ def scenarios(stack):
         ("a DNS server that never answers, -t 3",
          run("office.dyn.test", "--server", silent.server, "--both", "--expect", PUBLIC4,
              "--expect", "2001:db8:1::5", "-t", "3")),
-    ] + _snmp_scenarios(stack, site, run)
+    ] + _snmp_scenarios(stack, site, run) + _upnp_scenarios(stack, run)
 
 
 def _snmp_scenarios(stack, site, run):
@@ -84,3 +85,33 @@ def _snmp_scenarios(stack, site, run):
              run("router.dyn.test", "--server", site.auth.server, "--both", "--snmp",
                  "127.0.0.1", "--snmp-port", str(agent.port), "--snmp-interface", "lo",
                  "--community-file", agent.write_secret("community", agent.community), "-v"))]
+
+
+def _upnp_scenarios(stack, run):
+    """The practice's router over UPnP: Debian's miniupnpd in a router namespace, the check in
+    a LAN client namespace (tests/peers/miniupnpd.py); only as root with miniupnpd here."""
+    import shutil
+
+    if os.geteuid() != 0 or not shutil.which("miniupnpd", path=os.environ.get(
+            "PATH", "") + ":/usr/sbin"):
+        return []
+    from tests.peers.miniupnpd import UpnpRouter
+
+    public, moved = "80.81.82.83", "80.81.82.99"
+    router = stack.enter_context(UpnpRouter(wan=public, records={
+        "practice.dyn.test": [public]}))
+    dns = ["--server", router.dns_server]
+    return [
+        ("the practice's router over UPnP, found by an SSDP search (miniupnpd)",
+         run("practice.dyn.test", "--router-upnp", *dns),
+         lambda: router.set_wan(public), router.wrap()),
+        ("the router's UPnP description URL given, verbose",
+         run("practice.dyn.test", "--router-upnp", router.description_url, "-v", *dns),
+         lambda: router.set_wan(public), router.wrap()),
+        ("the provider gave the router a new address: the name is stale",
+         run("practice.dyn.test", "--router-upnp", "--grace", "0", *dns),
+         lambda: router.set_wan(moved), router.wrap()),
+        ("the router's own WAN address is 100.64.7.2: carrier-grade NAT",
+         run("practice.dyn.test", "--router-upnp", *dns),
+         lambda: router.set_wan("100.64.7.2"), router.wrap()),
+    ]

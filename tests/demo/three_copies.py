@@ -32,7 +32,8 @@ def scenarios(stack):
         argv = ["check_three_copies", "--source", source, "--copy", "data2=" + paths["data2"],
                 "--copy", "office=127.0.0.1:" + paths["office"],
                 "--copy", "offsite=127.0.0.2:" + paths["offsite"], "--offsite", "offsite",
-                "--settle", "0"] + server.options()
+                "--settle", "0", "--state-file", os.path.join(base, name, "state.json")] + \
+            server.options()
         return paths, argv
 
     fresh, fresh_argv = copies("fresh")

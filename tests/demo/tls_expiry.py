@@ -1,5 +1,7 @@
 """`make demo` for check_tls_expiry: the issue's scenarios, served on loopback by
-tests/peers/tls.py (a test CA, TLS and STARTTLS servers, a black hole)."""
+tests/peers/tls.py (a test CA, TLS and STARTTLS servers, a black hole); as root also a
+dual-stack name whose IPv6 listener serves an expired certificate, in the IPv6 test network
+of tests/peers/ipv6.py."""
 import tempfile
 
 from tests.peers.tls import start_scenarios
@@ -39,4 +41,26 @@ def scenarios(stack):
     runs.append(("a local certificate bundle (leaf + intermediate)",
                  ["check_tls_expiry", "--file", started["intermediate_soon"].issued.chain_path,
                   "-w", "21d", "-c", "7d"]))
-    return runs
+    return runs + dual_stack(stack, started["valid"].ca)
+
+
+def dual_stack(stack, ca):
+    """A name with an A and an AAAA record, the IPv6 listener's certificate expired: every
+    address, then -4 and --first-address. Needs root (namespaces); else left out."""
+    import os
+
+    if os.geteuid() != 0:
+        return []
+    from tests.peers.ipv6 import DUAL4, DUAL6, Ipv6Net
+    from tests.peers.tls import serve_in
+
+    net = stack.enter_context(Ipv6Net())
+    serve_in(net, net.dual, ca.issue("dual-ok", names=(net.dual_name,), ips=()), DUAL4, 443)
+    serve_in(net, net.dual, ca.issue("dual-expired", names=(net.dual_name,), ips=(),
+                                     days=-3), DUAL6, 443)
+    base = ["check_tls_expiry", "-H", net.dual_name, "--ca-file", ca.ca_path]
+    wrap = net.wrap(net.client)
+    return [("a dual-stack name: every address, the IPv6 listener expired", base, None, wrap),
+            ("the same name over IPv4 only (-4)", base + ["-4"], None, wrap),
+            ("the same name, first address only (--first-address)",
+             base + ["--first-address"], None, wrap)]

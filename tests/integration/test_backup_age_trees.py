@@ -1,13 +1,13 @@
 """check_backup_age as Icinga runs it: the installed script as a whole process, on real trees
 made by the tests (real rsync -a copies), as root and as an unprivileged user."""
+import datetime
 import os
-import shutil
-import tempfile
 import time
 
 import pytest
 
-from tests.peers import need, need_root, run_plugin, trees
+from tests.peers import need, run_plugin, trees
+from tests.peers.foreign_user import shared_tempdir
 
 NOW = time.time()
 HOUR, DAY = 3600, 86400
@@ -19,15 +19,6 @@ def _now():
     the rest of the suite runs."""
     global NOW
     NOW = time.time()
-
-
-@pytest.fixture
-def shared_tmp():
-    """A directory that other users may enter (pytest's tmp_path is root's alone)."""
-    path = tempfile.mkdtemp(prefix="osop-backup-age-")
-    os.chmod(path, 0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def listing(root):
@@ -50,7 +41,7 @@ def test_rsync_copy_whole_process_and_read_only(tmp_path):
     stale = run_plugin("check_backup_age", ["-p", copy, "-w", "26h", "-c", "50h"])
     assert stale.exitcode == 2 and stale.status_line.startswith(
         "BACKUP_AGE CRITICAL - newest file %s/" % copy)
-    assert "(mtime), limit 2d 2h" in stale.status_line
+    assert "(mtime), limit 50h" in stale.status_line
     fresh = run_plugin("check_backup_age", ["-p", copy, "--time", "ctime", "-w", "26h",
                                             "-c", "50h", "--min-files", "300"])
     assert fresh.exitcode == 0, fresh.output
@@ -70,31 +61,73 @@ def test_forked_workers_agree(tmp_path, workers):
     assert "with %s process" % workers in out.output
 
 
-def test_unreadable_directories_as_an_unprivileged_user(shared_tmp):
-    need_root()  # to make files nobody may read, and to run the check as nobody
-    backup = os.path.join(shared_tmp, "backup")
-    trees.make_tree(backup, {"open/a": (10, NOW - HOUR), "secret/b": (10, NOW)})
-    os.chmod(os.path.join(backup, "secret"), 0o700)
-    out = run_plugin("check_backup_age", ["-p", backup], user="nobody")
-    assert out.exitcode == 3
-    assert out.output == ("BACKUP_AGE UNKNOWN - cannot read 1 directory under %s (first: "
-                          "%s/secret: Permission denied); the newest backup may be in there "
-                          "(--skip-unreadable goes on without them)\n" % (backup, backup))
-    out = run_plugin("check_backup_age", ["-p", backup, "--skip-unreadable"], user="nobody")
-    assert out.exitcode == 0 and "%s/open/a is 1h old" % backup in out.status_line
-    assert "skipped: cannot read 1 directory" in out.output
-    os.chmod(os.path.join(backup, "secret"), 0o744)  # listable, but its files cannot be stat'ed
-    out = run_plugin("check_backup_age", ["-p", backup], user="nobody")
-    assert out.exitcode == 3 and "cannot read 1 directory under %s (first: %s/secret: " \
-        "Permission denied)" % (backup, backup) in out.output
-    os.chmod(backup, 0o700)
-    out = run_plugin("check_backup_age", ["-p", backup], user="nobody")
-    assert (out.exitcode, out.output) == (
-        3, "BACKUP_AGE UNKNOWN - Permission denied: %s\n" % backup)
-    out = run_plugin("check_backup_age", ["-p", backup, "--mode", "snapshot"], user="nobody")
-    assert out.exitcode == 3 and "Permission denied" in out.output
-    out = run_plugin("check_backup_age", ["--stamp", backup + "/open/a"], user="nobody")
-    assert out.exitcode == 3 and "Permission denied" in out.output
+def test_unreadable_directories_as_an_unprivileged_user(foreign_install):
+    def as_nobody(*argv):
+        return foreign_install.run("check_backup_age", argv, user="nobody")
+
+    with shared_tempdir("osop-backup-age-") as base:
+        backup = os.path.join(base, "backup")
+        trees.make_tree(backup, {"open/a": (10, NOW - HOUR), "secret/b": (10, NOW)})
+        os.chmod(os.path.join(backup, "secret"), 0o700)
+        out = as_nobody("-p", backup)
+        assert out.exitcode == 3
+        assert out.output == ("BACKUP_AGE UNKNOWN - cannot read 1 directory under %s (first: "
+                              "%s/secret: Permission denied); the newest backup may be in there "
+                              "(--skip-unreadable goes on without them)\n" % (backup, backup))
+        out = as_nobody("-p", backup, "--skip-unreadable")
+        assert out.exitcode == 0 and "%s/open/a is 1h old" % backup in out.status_line
+        assert "skipped: cannot read 1 directory" in out.output
+        os.chmod(os.path.join(backup, "secret"), 0o744)  # listable, its files cannot be stat'ed
+        out = as_nobody("-p", backup)
+        assert out.exitcode == 3 and "cannot read 1 directory under %s (first: %s/secret: " \
+            "Permission denied)" % (backup, backup) in out.output
+        os.chmod(backup, 0o700)
+        out = as_nobody("-p", backup)
+        assert (out.exitcode, out.output) == (
+            3, "BACKUP_AGE UNKNOWN - Permission denied: %s\n" % backup)
+        out = as_nobody("-p", backup, "--mode", "snapshot")
+        assert out.exitcode == 3 and "Permission denied" in out.output
+        out = as_nobody("--stamp", backup + "/open/a")
+        assert out.exitcode == 3 and "Permission denied" in out.output
+
+
+def test_snapshot_history_whole_process_and_read_only(tmp_path):
+    """rsnapshot's rotation as it lies on disk (daily.N and weekly.N, timed by the mtimes
+    rsnapshot leaves), then a dated rotation; the real script, nothing written."""
+    rsnap = str(tmp_path / "rsnapshot")
+    mtimes = {"daily.%d" % n: NOW - 20 * HOUR - n * DAY for n in range(7)}
+    mtimes.update({"weekly.%d" % n: NOW - 20 * HOUR - (7 + 7 * n) * DAY for n in range(3)})
+    trees.make_snapshots(rsnap, sorted(mtimes), files_per_snapshot=2, size=10, mtime=mtimes)
+    before = listing(rsnap)
+    argv = ["-p", rsnap, "--mode", "snapshot", "--name-format", "rsnapshot"]
+    out = run_plugin("check_backup_age", argv + ["--min-snapshots", "10",
+                                                 "--oldest-snapshot", "3w"])
+    assert out.exitcode == 0, out.output
+    assert "daily.0 is 20h old (mtime); 2 files, 20 B; 10 snapshots, the oldest 3w old" \
+        in out.status_line
+    assert "snapshots=10;;10:;0" in out.status_line
+    assert "oldest_age=%d" % ((21 * DAY + 20 * HOUR) // 10) in out.status_line  # +- 1 s
+    out = run_plugin("check_backup_age", argv + ["--min-snapshots", "11",
+                                                 "--oldest-snapshot", "4w"])
+    assert out.exitcode == 2 and out.stderr == ""
+    assert out.status_line.startswith(
+        "BACKUP_AGE CRITICAL - only 10 snapshots under %s, at least 11 wanted; oldest snapshot "
+        "%s/weekly.2 is only 3w old (mtime), at least 4w wanted |" % (rsnap, rsnap))
+    assert listing(rsnap) == before
+
+    dated = str(tmp_path / "dated")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start = now.replace(hour=3, minute=0, second=0, microsecond=0)
+    if start > now:  # before 03:00 UTC: the last 03:00 was yesterday's
+        start -= datetime.timedelta(days=1)
+    names = [(start - datetime.timedelta(days=n)).strftime("host1-%Y-%m-%d_%H%M")
+             for n in range(1, 4)]
+    trees.make_snapshots(dated, names, files_per_snapshot=1, size=10)  # mtimes: now
+    out = run_plugin("check_backup_age", ["-p", dated, "--mode", "snapshot", "--utc",
+                                          "--oldest-snapshot", "1w"])
+    assert out.exitcode == 2
+    assert "oldest snapshot %s/%s is only 3d" % (dated, names[-1]) in out.status_line
+    assert "(name), at least 1w wanted" in out.status_line
 
 
 def test_help_and_usage_errors_as_a_process():

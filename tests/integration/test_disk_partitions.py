@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from tests.peers import BIN, need, need_root, run_plugin
+from tests.peers.foreign_user import shared_tempdir
 
 CHECK = os.path.join(BIN, "check_disk_partitions")
 
@@ -78,16 +79,51 @@ def test_a_real_tmpfs_filled_across_warning_then_critical(tmp_path):
     assert not os.listdir(mnt)  # (and the mount is gone with the namespace)
 
 
-def test_an_unreadable_mount_is_one_unknown_line(tmp_path):
-    locked = tmp_path / "locked"
+def test_in_a_chroot_the_root_no_mount_entry_holds_is_measured(tmp_path):
+    """A real chroot with /proc mounted inside: the chroot's root is a directory on a 16 MiB
+    tmpfs mounted outside it, so /proc/self/mounts in there has no entry holding '/'. The
+    check measures '/' itself (statvfs) and says so, instead of '/ does not exist'."""
+    from tests.peers import ROOT
+
+    script = r'''
+        fs="$1"; root="$1/root"; repo="$2"; check="$3"
+        mount -t tmpfs -o size=16m osop-answers-chroot "$fs"
+        mkdir -p "$root/usr" "$root/proc" "$root$repo"
+        for d in bin sbin lib lib64; do
+            if [ -L "/$d" ]; then ln -s "$(readlink "/$d")" "$root/$d"
+            elif [ -d "/$d" ]; then mkdir "$root/$d"; mount --bind "/$d" "$root/$d"; fi
+        done
+        mount --bind /usr "$root/usr"
+        mount --bind "$repo" "$root$repo"
+        mount -t proc proc "$root/proc"
+        echo "mounts: $(chroot "$root" cut -d " " -f 2 /proc/self/mounts | tr "\n" " ")"
+        chroot "$root" "$check" -p / -w 10% -c 5% -v || echo "exit=$?"
+        dd if=/dev/zero of="$root/fill" bs=1M count=12 status=none
+        chroot "$root" "$check" -p / -w 30% -c 10% || echo "exit=$?"
+    '''
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    result = in_namespace(script, fs, os.path.realpath(ROOT), CHECK)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("mounts: ") and " / " not in lines[0] + " ", lines[0]
+    assert lines[1].startswith("DISK_PARTITIONS OK - 1 partition ok, least free: / "), lines
+    assert "of 16.0 MiB)" in lines[1] and ";0;16777216" in lines[1]
+    assert lines[2].startswith("OK: / ") and "no entry of the mount table holds it (as in a " \
+        "chroot), measured with statvfs on the path itself" in lines[2]
+    assert lines[3].startswith("DISK_PARTITIONS WARNING - / 25.0% free (4.0 MiB of 16.0 MiB)")
+    assert "no entry of the mount table holds it" in lines[4] and lines[5] == "exit=1", lines
+
+
+def test_an_unreadable_mount_is_one_unknown_line(foreign_install):
     script = r'''
         mkdir -m 700 "$1"; mkdir "$1/m"
         mount -t tmpfs -o size=1m osop-locked "$1/m"
         runuser -u nagios -- "$2" --include-type tmpfs --match "$1" || echo "exit=$?"
     '''
-    need("runuser")
-    os.chmod(tmp_path, 0o755)
-    result = in_namespace(script, locked, CHECK)
+    with shared_tempdir("osop-disk-locked-") as base:
+        locked = os.path.join(base, "locked")
+        result = in_namespace(script, locked, foreign_install.path("check_disk_partitions"))
     lines = result.stdout.splitlines()
     assert lines[0] == "DISK_PARTITIONS UNKNOWN - %s/m: cannot read usage: Permission denied" \
         % locked
@@ -112,8 +148,9 @@ def test_a_missing_python_module_names_the_package_to_install():
             "from osop_checks.checks.disk_partitions import main; main()")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 3 and proc.stderr == ""
-    assert proc.stdout == ("DISK_PARTITIONS UNKNOWN - Python module psutil is not installed; "
-                           "install python3-psutil (pip: psutil)\n")
+    assert proc.stdout == ("DISK_PARTITIONS UNKNOWN - Python module psutil is not installed: "
+                           "install the Debian package python3-psutil (or pip install "
+                           "psutil)\n")
 
 
 def test_the_plugindir_shim_runs_the_installed_package(tmp_path):

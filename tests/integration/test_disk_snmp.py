@@ -38,6 +38,13 @@ def check(agent, extra, v3=False, **kw):
     return run_plugin("check_disk_partitions", args + list(extra), **kw)
 
 
+def _device(path):
+    try:
+        return os.stat(path).st_dev if os.path.ismount(path) else None
+    except OSError:
+        return None
+
+
 def test_agent_filesystems_match_this_machines_df(snmpd):
     # Same machine: the agent's fixed disks are df's filesystems, size exact to the byte
     # (hrStorage units are the block size) and used/avail equal up to what a busy disk
@@ -48,9 +55,14 @@ def test_agent_filesystems_match_this_machines_df(snmpd):
         after = df_rows()
         assert remote, "the agent reports no fixed disk"
         problems = []
+        listed = {_device(m) for m in before}
         for part in remote:
             if part.mountpoint not in before:
-                problems.append("%s not in df" % part.mountpoint)
+                # df leaves out a second mount of a filesystem it shows (the bind mount
+                # /run/netns that `ip netns add` makes), and a test's temporary mount may be
+                # gone by now: neither is a disagreement between the agent and df.
+                if _device(part.mountpoint) not in listed | {None}:
+                    problems.append("%s not in df" % part.mountpoint)
                 continue
             size, used, avail, ipcent = before[part.mountpoint]
             _, used2, avail2, _ = after[part.mountpoint]
@@ -168,8 +180,8 @@ def test_unresolvable_host(snmpd):
 def test_a_filter_matching_nothing(snmpd):
     outcome = check(snmpd, ["--match", "^/no-such-mount-anywhere$"])
     assert outcome.exitcode == 3
-    assert outcome.output == ("DISK_PARTITIONS UNKNOWN - no storage of 127.0.0.1 matches the "
-                              "selection (types: fixedDisk)\n")
+    assert outcome.output == ("DISK_PARTITIONS UNKNOWN - no storage of 127.0.0.1 matches "
+                              "--match '^/no-such-mount-anywhere$'\n")
 
 
 def test_other_storage_types(snmpd):

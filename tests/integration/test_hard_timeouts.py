@@ -114,20 +114,7 @@ def test_systemd_units_through_a_prefix_command(tmp_path):
                      pidfile, "SYSTEMD_UNITS")
 
 
-def _has_option(check, option):
-    import importlib
-
-    try:
-        module = importlib.import_module("osop_checks.checks." + check)
-    except ImportError:
-        pytest.skip("check_%s is not merged yet" % check)
-    parser = module.build_parser()
-    if not any(option in a.option_strings for a in parser._actions):
-        pytest.skip("check_%s has no %s" % (check, option))
-
-
 def test_os_upgrades_kills_a_hanging_apt_get(tmp_path):
-    _has_option("os_upgrades", "--apt-get")
     pidfile = str(tmp_path / "pids")
     assert_hard_stop("check_os_upgrades", [
         "--package-manager", "apt", "--apt-get", fake_command(tmp_path, "apt-get", pidfile),
@@ -135,7 +122,6 @@ def test_os_upgrades_kills_a_hanging_apt_get(tmp_path):
 
 
 def test_os_upgrades_kills_a_hanging_dnf(tmp_path):
-    _has_option("os_upgrades", "--dnf")
     pidfile = str(tmp_path / "pids")
     assert_hard_stop("check_os_upgrades", [
         "--package-manager", "dnf", "--dnf", fake_command(tmp_path, "dnf", pidfile),
@@ -144,7 +130,6 @@ def test_os_upgrades_kills_a_hanging_dnf(tmp_path):
 
 
 def test_three_copies_kills_ssh_to_a_black_hole(blackhole_tcp, tmp_path):
-    _has_option("three_copies", "--ssh-port")
     need("ssh")
     source = tmp_path / "source"
     source.mkdir()
@@ -160,7 +145,6 @@ def test_backup_age_kills_its_stuck_walkers(tmp_path):
     """The forked walkers of a wide tree, each stopped (SIGSTOP) the moment it appears, as a
     walker stuck on a hung mount would be: the check answers within its timeout, and the
     stopped walkers are killed and reaped, not left behind."""
-    _has_option("backup_age", "--workers")
     import signal
 
     from tests.peers import trees

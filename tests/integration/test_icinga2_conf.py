@@ -10,10 +10,17 @@ pytestmark = pytest.mark.peer
 
 
 @pytest.fixture(scope="module")
-def validated(tmp_path_factory):
+def example_base(tmp_path_factory):
+    """The directory of an icinga2 instance that has validated the full example."""
     need("icinga2")
     need_root()
-    ok, output, counts, missing = icinga2.validate_example(str(tmp_path_factory.mktemp("i2")))
+    base = str(tmp_path_factory.mktemp("i2"))
+    return base, icinga2.validate_example(base)
+
+
+@pytest.fixture(scope="module")
+def validated(example_base):
+    ok, output, counts, missing = example_base[1]
     return ok, output, counts, missing
 
 
@@ -54,6 +61,130 @@ def test_every_check_has_services_in_the_example(validated, tmp_path):
     assert "nrpe" in used
 
 
+def objects(listing):
+    """`icinga2 object list` text as {name: {attribute: value, "vars": {name: value}}}, for
+    the scalar attributes at the top and in vars (numbers, strings, null)."""
+    import json
+    import re
+
+    found = {}
+    for block in re.split(r"^Object '", listing, flags=re.M)[1:]:
+        name = block.split("' of type", 1)[0]
+        attrs = found[name] = {"vars": {}}
+        section = None
+        for line in block.splitlines()[1:]:
+            match = re.match(r"^( *)\* (\S+)(?: = (.*))?$", line)
+            if not match:
+                continue
+            indent, key, value = len(match.group(1)), match.group(2), match.group(3)
+            if indent == 2:
+                section = key
+            if value is None or indent not in (2, 4) or (indent == 4 and section != "vars"):
+                continue
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+            (attrs["vars"] if indent == 4 else attrs)[key] = value
+    return found
+
+
+def seconds(value):
+    from osop_checks import units
+
+    return units.DURATION.parse(str(value).split(":")[0])
+
+
+def nrpe_plugin_timeouts():
+    """command name -> the -t its plugin gets in nrpe/osop_checks.cfg."""
+    import re
+    import shlex
+
+    limits = {}
+    with open(os.path.join(icinga2.CONF, "nrpe", "osop_checks.cfg")) as handle:
+        for line in handle:
+            match = re.match(r"^command\[(\S+)\]=(.*)$", line.strip())
+            if match:
+                argv = shlex.split(match.group(2))
+                limits[match.group(1)] = seconds(argv[argv.index("-t") + 1])
+    return limits
+
+
+def test_every_service_lets_its_command_line_answer_before_icinga_kills_it(example_base):
+    """Icinga kills a check after the service's check_timeout, or else its command's
+    timeout (the ITL's nrpe: 300 s). Each shipped service (services.conf, nrpe/services.conf
+    on the example inventory) must leave its command line more than that: an osop plugin's
+    --timeout, check_nrpe's -t (vars.nrpe_timeout), and behind it the plugin's own -t in
+    osop_checks.cfg. Asked of the real icinga2's object list."""
+    base, (ok, output, _counts, _missing) = example_base
+    assert ok, output[-4000:]
+    instance = icinga2.Icinga2(base, node="monitor.office.example")
+
+    def listed(kind):
+        return objects(instance.run("object", "list", "--type", kind,
+                                    *instance.defines()).stdout)
+
+    services, commands, hosts = listed("Service"), listed("CheckCommand"), listed("Host")
+    plugin_limits = nrpe_plugin_timeouts()
+    problems, seen = [], set()
+    for name, service in services.items():
+        command = service["check_command"]
+        kill = service.get("check_timeout") or commands[command]["timeout"]
+        chain = []  # (what, seconds it may take), each must be below the one before it
+        if command == "nrpe":
+            nrpe_timeout = seconds(service["vars"].get("nrpe_timeout", 10))  # check_nrpe's 10 s
+            chain = [("check_nrpe -t", nrpe_timeout),
+                     ("the plugin's -t in osop_checks.cfg",
+                      plugin_limits[service["vars"]["nrpe_command"]])]
+        elif command.startswith("osop_"):
+            own = service["vars"].get(command[len("osop_"):] + "_timeout", "$osop_timeout$")
+            if own == "$osop_timeout$":  # commands.conf's vars.osop_timeout, as it reckons
+                limit = service.get("check_timeout") or hosts[service["host_name"]].get(
+                    "check_timeout") or commands[command]["timeout"]
+                own = max(1, int(seconds(limit)) - 5)
+            chain = [("the plugin's --timeout", seconds(own))]
+        else:
+            problems.append((name, "a command the shipped files do not know: " + command))
+        before = ("Icinga's %s" % ("check_timeout" if service.get("check_timeout") else
+                                   "command timeout"), seconds(kill))
+        for step in chain:
+            if not step[1] < before[1]:
+                problems.append((name, command, "%s %g s is not below %s %g s" % (
+                    step[0], step[1], before[0], before[1])))
+            before = step
+        seen.add(command)
+    assert not problems, "\n".join(map(str, problems[:20]))
+    assert "nrpe" in seen and "osop_three_copies" in seen, seen
+
+
+def test_the_sleeping_box_is_checked_in_its_backup_window_only(example_base):
+    """The practice's off-site box: no ping (a dummy host check that stays UP and says why),
+    every one of its services limited to the TimePeriod "backup-window", which the example
+    defines; the other hosts' services have no check_period."""
+    base, (ok, output, counts, _missing) = example_base
+    assert ok, output[-4000:]
+    assert counts["TimePeriod"] == 1, counts
+    instance = icinga2.Icinga2(base, node="monitor.office.example")
+
+    def listing(kind):
+        return objects(instance.run("object", "list", "--type", kind,
+                                    *instance.defines()).stdout)
+    box = "offsite-box.office.example"
+    host = listing("Host")[box]
+    assert host["check_command"] == "dummy"
+    period = listing("TimePeriod")["backup-window"]
+    assert period["display_name"] == "backup window: the off-site box is awake"
+    services = listing("Service")
+    mine = {name: attrs for name, attrs in services.items() if name.startswith(box + "!")}
+    assert {box + "!disk /", box + "!backup office data1", box + "!dyndns "
+            "offsite.dyndns.example", box + "!upgrades"} <= set(mine), sorted(mine)
+    assert {attrs["check_period"] for attrs in mine.values()} == {"backup-window"}
+    others = {attrs["check_period"] for name, attrs in services.items() if name not in mine}
+    assert others == {""}
+    server = services["office-server.office.example!backup data1 versions"]
+    assert server["check_command"] == "osop_backup_age"
+
+
 def test_zones_example_validates(tmp_path):
     need("icinga2")
     need_root()
@@ -78,14 +209,15 @@ def test_zones_example_validates(tmp_path):
 
 
 def test_the_readme_host_example_validates(tmp_path):
-    """The hosts shown in README's icinga2 section, with the shipped files and zones for
+    """The hosts shown in docs/icinga2.md, with the shipped files and zones for
     their agents, pass `icinga2 daemon -C` and make the services the README promises."""
     import re
 
     need("icinga2")
     need_root()
-    readme = open(os.path.join(icinga2.ROOT, "README.md")).read()
-    section = readme.split("<!-- BEGIN icinga2 -->")[1].split("<!-- END icinga2 -->")[0]
+    from tests import readme
+
+    section = readme.section("icinga2")
     example = re.search(r"### Host variables.*?```\n(.*?)```", section, re.S).group(1)
     instance = icinga2.Icinga2(str(tmp_path), node="master.example")
     missing, placeholders = icinga2.placeholder_commands()

@@ -46,6 +46,11 @@ object Service "own timeout" {
 	host_name = "this-machine"
 	vars.disk_partitions_timeout = "7s"
 }
+object Service "verbose level" {
+	import "osop-disk-partitions"
+	host_name = "this-machine"
+	vars.disk_partitions_verbose = "2"
+}
 """
 
 
@@ -109,8 +114,16 @@ def test_a_switch_is_set_if_and_a_list_repeats_its_key(watched):
     assert strict["command"].count("--path") == 2
     assert "--ignore-missing" not in strict["command"]
     assert strict["exit_status"] == 2 and "/nonexistent-osop" in strict["output"]
-    assert "--ignore-missing" in relaxed["command"] and "--verbose" in relaxed["command"]
+    assert "--ignore-missing" in relaxed["command"] and "-v" in relaxed["command"]
     assert relaxed["exit_status"] == 0, relaxed["output"]
+
+
+def test_verbose_passes_its_level(watched):
+    """<name>_verbose = true is -v (above); a level is that many: "2" is -vv."""
+    chatty = result(watched, "verbose level")
+    assert "-vv" in chatty["command"] and "-v" not in chatty["command"], chatty["command"]
+    assert chatty["exit_status"] == 0, chatty["output"]
+    assert "-v" not in result(watched, "disk /")["command"]
 
 
 def test_the_plugin_timeout_follows_icinga_timeouts(watched):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.peers import icinga2, need, nrpe, run_plugin
+from tests.peers import icinga2, need, nrpe
 
 pytestmark = pytest.mark.peer
 
@@ -23,10 +23,10 @@ def shipped_argv(check):
     raise AssertionError("no NRPE command for " + check)
 
 
-def test_disk_partitions_answers_through_nrpe_as_when_run_directly(osop_nrpe):
+def test_disk_partitions_answers_through_nrpe_as_when_run_directly(osop_nrpe, foreign_install):
     code, output = nrpe.ask(osop_nrpe, "check_osop_disk_partitions")
-    direct = run_plugin("check_disk_partitions", shipped_argv("disk_partitions"),
-                        user=nrpe.USER)
+    direct = foreign_install.run("check_disk_partitions", shipped_argv("disk_partitions"),
+                                 user=nrpe.USER)
     assert code == direct.exitcode, output
     assert output.split(" - ")[0] == direct.output.split(" - ")[0]
     first = output.splitlines()[0]

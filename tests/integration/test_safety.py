@@ -11,7 +11,6 @@ may still split that record over two long-output lines; both are folded and '|'-
 Secrets (SNMP community, v3 keys) given on argv, by file or environment never appear in
 output or stderr, even at -vvv and when the agent does not answer.
 """
-import importlib
 import json
 import os
 import re
@@ -23,13 +22,6 @@ from tests.peers import blackhole, run_plugin
 
 FAKE = "INJECTED OK - all fine"
 EVIL = "evil | name\n" + FAKE + " | 'forged'=1;2;3"
-
-
-def merged(check):
-    try:
-        importlib.import_module("osop_checks.checks." + check)
-    except ImportError:
-        pytest.skip("check_%s is not merged yet" % check)
 
 
 def assert_safe(name, outcome, perf_required=False):
@@ -150,7 +142,6 @@ def test_mount_points_become_safe_perfdata_labels():
 
 
 def test_file_names_in_a_backup_tree(tmp_path):
-    merged("backup_age")
     tree = tmp_path / "tree"
     tree.mkdir()
     (tree / ("evil | name\n" + FAKE)).write_text("x")
@@ -160,7 +151,6 @@ def test_file_names_in_a_backup_tree(tmp_path):
 
 
 def test_file_names_in_copies(tmp_path):
-    merged("three_copies")
     source, copy = tmp_path / "source", tmp_path / "copy"
     source.mkdir()
     copy.mkdir()
@@ -177,7 +167,6 @@ def test_file_names_in_copies(tmp_path):
 
 
 def test_ip_echo_body_with_pipe_and_newline():
-    merged("dyndns_match")
     body = ("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n192.0.2.1 | "
             + EVIL).encode()
     with blackhole.Garbage(body) as echo, blackhole.UDPGarbage() as dns:
@@ -201,16 +190,8 @@ def assert_no_secret(outcome, *secrets):
         assert secret[:12] not in text, "part of a secret shown: %s" % text
 
 
-def _has_snmp():
-    from osop_checks.checks import disk_partitions
-
-    if not any("--community" in a.option_strings for a in disk_partitions.build_parser()._actions):
-        pytest.skip("no SNMP mode merged")
-
-
 def test_snmp_secrets_never_shown_by_a_real_agent(snmpd, tmp_path):
     """Right and wrong secrets against snmpd, at -vvv: the answers, never the secrets."""
-    _has_snmp()
     right = run_plugin("check_disk_partitions", ["-vvv", "-t", "10"] + snmpd.v3_args())
     assert right.exitcode in (0, 1, 2), right.output
     assert_no_secret(right, snmpd.auth_key, snmpd.priv_key, snmpd.community)

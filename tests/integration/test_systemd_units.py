@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from tests.helpers import perf_value as perf
 from tests.peers import run_plugin
 
 
@@ -17,14 +18,6 @@ def check(container, *argv):
                          ["--systemctl", container.systemctl_option] + list(argv))
     assert "Traceback" not in outcome.output + outcome.stderr
     return outcome
-
-
-def perf(outcome, label):
-    for item in outcome.status_line.split(" | ", 1)[1].split():
-        name, value = item.split("=", 1)
-        if name.strip("'") == label:
-            return int(value.split(";")[0])
-    raise KeyError(label)
 
 
 def test_the_container_booted_degraded(systemd_container):

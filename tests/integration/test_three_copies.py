@@ -3,7 +3,9 @@ real sshd on loopback), local copies on tmpfs filesystems of their own, the off-
 down, a wrong host key, a host that never answers, and proof that no copy is touched."""
 import contextlib
 import hashlib
+import json
 import os
+import shlex
 import shutil
 import stat
 import subprocess
@@ -13,6 +15,7 @@ import time
 import pytest
 
 from tests.peers import need, need_root, run_plugin
+from tests.peers.foreign_user import shared_tempdir
 from tests.peers.sshd import BlackHole, free_port, keygen
 
 pytestmark = pytest.mark.peer
@@ -21,9 +24,9 @@ OLD = time.time() - 30 * 86400
 
 
 @contextlib.contextmanager
-def tmpfs():
+def tmpfs(dir=None):
     """A directory that is a filesystem of its own (a copy on another "disk")."""
-    path = tempfile.mkdtemp(prefix="osop-copy-fs-")
+    path = tempfile.mkdtemp(prefix="osop-copy-fs-", dir=dir)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "osop-test", path], check=True)
     try:
         yield path
@@ -58,6 +61,7 @@ def make_source(root):
 
 def rsync(source, dest, server=None, host=None):
     """A real copy: rsync -a --delete, locally or over the test sshd."""
+    need("rsync")
     cmd = ["rsync", "-a", "--delete"]
     if server:
         cmd += ["-e", "ssh -p %d -i %s -o UserKnownHostsFile=%s -o BatchMode=yes "
@@ -71,6 +75,7 @@ def rsync(source, dest, server=None, host=None):
 class Trees:
     def __init__(self, base, data2, server):
         self.server = server
+        self.state = os.path.join(base, "state.json")
         self.source = os.path.join(base, "source")
         self.data2 = os.path.join(data2, "data2")
         self.office = os.path.join(base, "office")
@@ -84,7 +89,7 @@ class Trees:
         return ["--source", self.source, "--copy", "data2=" + self.data2,
                 "--copy", "office=127.0.0.1:" + self.office,
                 "--copy", "offsite=" + (offsite or "127.0.0.2:" + self.offsite),
-                "--offsite", "offsite", "--settle", "0"] + \
+                "--offsite", "offsite", "--settle", "0", "--state-file", self.state] + \
             self.server.options(known_hosts) + list(extra)
 
     def run(self, *extra, **kw):
@@ -126,7 +131,7 @@ def test_a_change_within_the_settle_window_does_not_count(trees):
     write(os.path.join(trees.source, "docs", "new.txt"), b"new", time.time())
     out = trees.run("--settle", "1h")
     assert out.exitcode == 0, out.output
-    assert "1 settling" in out.output
+    assert "1 pending" in out.output
     out = trees.run()
     assert out.exitcode == 2
     assert "data2 lacks 1 entry (e.g. docs/new.txt)" in out.status_line
@@ -260,6 +265,28 @@ def test_no_copy_is_written(trees):
     assert {p: fingerprint(p) for p in trees_before} == trees_before
 
 
+def test_the_commands_logged_at_vv_paste_into_a_shell(trees):
+    """-vv shows each command run as a line that bash splits back into the argv that ran,
+    pipes and tabs included, while the output still holds no '|' past the perfdata."""
+    from osop_checks.sources import manifest
+
+    out = trees.run("-vv")
+    assert out.exitcode == 0, out.output
+    assert "|" not in out.output.split("\n", 1)[1]
+    ran = []
+    for line in out.output.splitlines():
+        if line.startswith("running: "):
+            pasted = subprocess.run(["bash", "-c", "printf '%s\\0' " + line[len("running: "):]],
+                                    capture_output=True, check=True).stdout
+            ran.append([w.decode() for w in pasted.split(b"\0")[:-1]])
+    assert manifest.listing_argv(manifest.Location(trees.source), source=True) in ran
+    assert manifest.listing_argv(manifest.Location(trees.data2)) in ran
+    remote = [argv for argv in ran if argv[0] == "ssh"]
+    assert len(remote) == 4, ran  # a probe and a listing for each of the two remote copies
+    assert manifest.listing_argv(manifest.Location(trees.office)) in [
+        shlex.split(argv[-1]) for argv in remote]
+
+
 # -- bad input: one line, exit 3 ------------------------------------------------------------
 
 def one_unknown_line(out, words):
@@ -278,6 +305,25 @@ def test_an_unknown_host(trees):
                           "port %d: unknown host" % trees.server.port)
 
 
+def test_ssh_not_installed_is_unknown_and_names_its_package(tmp_path):
+    """A host without the ssh client: not the copy's fault (it is not 'unreachable'), this
+    host lacks a tool. PATH holds every tool a local listing needs, but no ssh."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sh", "find", "sort", "tr", "stat", "sha256sum", "cat"):
+        os.symlink(shutil.which(tool), bin_dir / tool)
+    source = tmp_path / "source"
+    make_source(str(source))
+    for verbose in ([], ["-vv"]):
+        out = run_plugin("check_three_copies", [
+            "--source", source, "--copy", "x=backup@127.0.0.1:/srv", "--min-copies", "1"]
+            + verbose, env={"PATH": str(bin_dir)})
+        assert out.exitcode == 3, out.output
+        assert out.status_line == "THREE_COPIES UNKNOWN - copy x (backup@127.0.0.1:/srv): " \
+                                  "command not found: ssh (install openssh-client)"
+        assert "Traceback" not in out.output + out.stderr
+
+
 @pytest.mark.parametrize("argv, words", [
     (["--source", "/srv", "--copy", "data2", "--min-copies", "1"], "is not NAME=LOCATION"),
     (["--source", "/srv", "--copy", "a=data2", "--min-copies", "1"],
@@ -289,39 +335,26 @@ def test_usage_errors_as_a_process(argv, words):
     one_unknown_line(run_plugin("check_three_copies", argv), words)
 
 
-@pytest.fixture
-def world_readable_base():
-    need_root()
-    need("runuser")
-    base = tempfile.mkdtemp(prefix="osop-copies-perm-")
-    os.chmod(base, 0o755)
-    yield base
-    shutil.rmtree(base)
-
-
-def test_an_unreadable_copy_directory(world_readable_base):
-    base = world_readable_base
-    source = os.path.join(base, "source")
-    make_source(source)
-    subprocess.run(["chmod", "-R", "a+rX", source], check=True)
-    with tmpfs() as fs:
+def test_an_unreadable_copy_directory(foreign_install):
+    with shared_tempdir("osop-copies-perm-") as base, tmpfs(dir=base) as fs:
+        source = os.path.join(base, "source")
+        make_source(source)
+        subprocess.run(["chmod", "-R", "a+rX", source], check=True)
         copy = os.path.join(fs, "copy")
         rsync(source, copy)
         os.chmod(fs, 0o755)
         os.chmod(copy, 0o700)
-        out = run_plugin("check_three_copies", ["--source", source, "--copy", "c=" + copy,
-                                                "--min-copies", "1"], user="nobody")
+        argv = ["--source", source, "--copy", "c=" + copy, "--min-copies", "1"]
+        out = foreign_install.run("check_three_copies", argv, user="nobody")
         one_unknown_line(out, "cannot read copy c (%s): permission denied" % copy)
         # Readable at the top, not below: find fails, the listing is incomplete: UNKNOWN.
         os.chmod(copy, 0o755)
         os.chmod(os.path.join(copy, "docs", "d01"), 0o700)
-        out = run_plugin("check_three_copies", ["--source", source, "--copy", "c=" + copy,
-                                                "--min-copies", "1"], user="nobody")
+        out = foreign_install.run("check_three_copies", argv, user="nobody")
         one_unknown_line(out, "Permission denied")
         os.chmod(os.path.join(copy, "docs", "d01"), 0o755)
         os.chmod(source, 0o700)
-        out = run_plugin("check_three_copies", ["--source", source, "--copy", "c=" + copy,
-                                                "--min-copies", "1"], user="nobody")
+        out = foreign_install.run("check_three_copies", argv, user="nobody")
         one_unknown_line(out, "the source %s cannot be read" % source)
 
 
@@ -337,3 +370,138 @@ def test_a_remote_source(trees):
                                                    "offsite=127.0.0.2:" + trees.offsite])
     assert out.exitcode == 1, out.output
     assert "offsite is on the same filesystem as the source" in out.status_line
+
+
+# -- the state file, a loss that spreads, canaries, sleeping copies (real trees) ------------
+
+def test_a_deleted_directory_spread_by_rsync_delete_is_critical_for_source_and_copies(trees):
+    out = trees.run("--canary", "a.b")
+    assert out.exitcode == 0, out.output
+    assert "first run: baseline recorded" in out.output
+    shutil.rmtree(os.path.join(trees.source, "docs"))
+    out = trees.run("--canary", "a.b")
+    assert out.exitcode == 2, out.output
+    assert "source lost 96% of its bytes since" in out.status_line, out.status_line
+    assert "(most in docs/)" in out.status_line
+    rsync(trees.source, trees.data2)
+    rsync(trees.source, trees.office, trees.server, "127.0.0.1")
+    rsync(trees.source, trees.offsite, trees.server, "127.0.0.2")
+    out = trees.run("--canary", "a.b")
+    assert out.exitcode == 2, out.output
+    assert "(alarm held since" in out.status_line
+    for name in ("data2", "office", "offsite"):
+        assert "%s lost 96%% of its bytes since" % name in out.status_line, out.status_line
+    out = trees.run("--canary", "a.b", "--accept-changes")
+    assert out.exitcode == 0, out.output
+    assert trees.run("--canary", "a.b").exitcode == 0
+
+
+def test_a_canary_missing_in_one_copy_and_a_rewritten_one(trees):
+    assert trees.run("--canary", "a/x").exitcode == 0
+    os.remove(os.path.join(trees.office, "a", "x"))
+    out = trees.run("--canary", "a/x")
+    assert out.exitcode == 2, out.output
+    assert "canary a/x is missing in office" in out.status_line
+    write(os.path.join(trees.source, "a", "x"), b"encrypted!")
+    out = trees.run("--canary", "a/x")
+    assert "canary a/x changed since" in out.status_line, out.status_line
+    assert "canary a/x differs in data2" in out.status_line
+
+
+def test_a_third_of_the_files_rewritten_is_churn(trees):
+    assert trees.run().exitcode == 0
+    with open(trees.state) as handle:
+        state = json.load(handle)
+    # the last run, and the first (the baseline), an hour ago
+    state["source"]["tree"]["time"] = state["baseline"] = time.time() - 3600
+    with open(trees.state, "w") as handle:
+        json.dump(state, handle)
+    for i in range(0, 12, 2):  # 6 of the 17 files
+        path = os.path.join(trees.source, "docs", "d%02d" % (i % 3), "file%02d.txt" % i)
+        write(path, b"ransom", time.time() - 60)
+    out = trees.run("--churn-critical", "30%")
+    assert out.exitcode == 2, out.output
+    assert "35% of the source's files changed since" in out.status_line, out.status_line
+
+
+def test_a_sleeping_offsite_box(trees):
+    down = "ssh://127.0.0.3:%d%s" % (free_port("127.0.0.3"), trees.offsite)
+    out = trees.run("--sleeping", "offsite")
+    assert out.exitcode == 0, out.output  # awake: verified now
+    with open(trees.state) as handle:
+        state = json.load(handle)
+    assert state["copies"]["offsite"]["verified"]["verdict"] == "in sync"
+    # The box went to sleep; the check's state says it was verified 14h ago (under the
+    # location the service uses: the same copies, another port when asleep is not needed).
+    state["copies"]["offsite"]["verified"]["time"] = time.time() - 14 * 3600
+    with open(trees.state, "w") as handle:
+        json.dump(state, handle)
+    argv = trees.argv("--sleeping", "offsite", offsite=down)
+    out = run_plugin("check_three_copies", argv)
+    assert out.exitcode == 0, out.output
+    assert "offsite asleep, last verified in sync 14h ago" in out.status_line
+    state["copies"]["offsite"]["verified"]["time"] = time.time() - 51 * 3600
+    with open(trees.state, "w") as handle:
+        json.dump(state, handle)
+    out = run_plugin("check_three_copies", argv)
+    assert out.exitcode == 2, out.output
+    assert "offsite not verified for 2d 3h: did the box wake up?" in out.status_line
+
+
+@pytest.mark.parametrize("spoil, words", [
+    ("corrupt", "is corrupt: not JSON"),
+    ("symlink", "is a symbolic link, which is never followed"),
+    ("foreign", "belongs to uid 65534, not to this user"),
+])
+def test_a_bad_state_file_is_one_unknown_line(trees, tmp_path, spoil, words):
+    if spoil == "corrupt":
+        with open(trees.state, "w") as handle:
+            handle.write('{"version": 1, "sou')
+    elif spoil == "symlink":
+        target = tmp_path / "elsewhere.json"
+        target.write_text("{}")
+        os.symlink(target, trees.state)
+    else:
+        need_root()
+        with open(trees.state, "w") as handle:
+            handle.write("{}")
+        os.chown(trees.state, 65534, 65534)
+    before = open(trees.state).read()
+    one_unknown_line(trees.run(), "the state file %s %s" % (trees.state, words))
+    assert open(trees.state).read() == before  # never silently replaced
+    if spoil == "corrupt":
+        out = trees.run("--accept-changes")
+        assert out.exitcode == 0, out.output
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--sleeping", "nas"], "--sleeping nas names no --copy (copies: data2, office, offsite)"),
+    (["--canary", "/etc/passwd"], "must be a file inside the source"),
+    (["--canary", "../outside"], "must be a file inside the source"),
+    (["--shrink-warning", "many"], "is not a percentage"),
+    (["--churn-critical", "5GiB"], "is not a percentage"),
+])
+def test_bad_new_options_as_a_process(trees, extra, words):
+    one_unknown_line(trees.run(*extra), words)
+    assert not os.path.exists(trees.state)
+
+
+def test_with_a_stamp_a_change_after_it_is_pending_and_one_before_it_a_defect(trees):
+    # ctimes cannot be set: the stamps get an mtime between the tree's making and the new
+    # file's (the rsyncs ran in between).
+    new = os.path.join(trees.source, "docs", "new.txt")
+    write(new, b"new", time.time() - 3600)
+    made = max(os.lstat(os.path.join(trees.source, p)).st_ctime for p in ("a.b", "a"))
+    stamp = (made + os.stat(new).st_ctime) / 2
+    assert made < stamp < os.stat(new).st_ctime
+    for copy in (trees.data2, trees.office, trees.offsite):
+        write(os.path.join(copy, ".last-sync"), b"", stamp)
+    argv = [a for a in trees.argv("--stamp", ".last-sync") if a != "--settle"]
+    argv.remove("0")  # the default settle: with --stamp, what changed after the stamp
+    out = run_plugin("check_three_copies", argv)
+    assert out.exitcode == 0, out.output
+    assert "1 pending" in out.output
+    os.remove(os.path.join(trees.office, "a.b"))  # older than the stamp: a defect at once
+    out = run_plugin("check_three_copies", argv)
+    assert out.exitcode == 2, out.output
+    assert "office lacks 1 entry (e.g. a.b)" in out.status_line, out.status_line

@@ -91,11 +91,13 @@ def test_long_output_shows_the_whole_chain(tls_scenarios):
     lines = outcome.output.splitlines()
     leaf = scenario.issued.cert
     assert re.match(r"OK: localhost@127\.0\.0\.1:\d+, at 127\.0\.0\.1, TLSv1\.3 \S+, chain of 2 "
-                    r"presented, trusted, name 'localhost' matches$", lines[1])
+                    r"presented \(\+1 from the trust store\), trusted, name 'localhost' "
+                    r"matches$", lines[1])
     assert "#1: subject CN=localhost; SANs DNS:localhost, IP:127.0.0.1; issuer CN=osop Test " \
            "Intermediate CA,O=osop tests; serial %X; notBefore " % leaf.serial_number in lines[2]
     assert "notAfter %s" % leaf.not_valid_after.strftime("%Y-%m-%d %H:%M:%SZ") in lines[2]
     assert "#2: subject CN=osop Test Intermediate CA,O=osop tests" in lines[3]
+    assert "#3: subject CN=osop Test Root CA,O=osop tests" in lines[4]  # the trust anchor
 
 
 def test_policy_against_a_real_server(tls_scenarios):
@@ -156,6 +158,40 @@ def test_black_hole_among_good_endpoints_keeps_their_results(tls_scenarios):
         outcome.status_line
 
 
+def test_days_left_read_alike_in_status_line_perfdata_and_long_output(tls_ca):
+    """A certificate made 10 days from now, served for real: a few seconds later 9.9999 days
+    are left. The status line, the perfdata and the long output all say 10, and -w 10d judges
+    that same value."""
+    from tests.peers.tls import TLSServer
+
+    issued = tls_ca.issue("ten-days", days=10)
+    with TLSServer(issued.chain_path, issued.key_path) as server:
+        args = ["-H", "127.0.0.1", "-p", str(server.port), "--sni", "localhost",
+                "--ca-file", tls_ca.ca_path, "-c", "7d"]
+        outcome = run_plugin("check_tls_expiry", args + ["-w", "21d", "-v"])
+        assert outcome.exitcode == 1, outcome.output
+        assert re.match(r"TLS_EXPIRY WARNING - localhost@127\.0\.0\.1:\d+ certificate expires "
+                        r"in 10 days \(", outcome.status_line), outcome.status_line
+        assert "_days_leaf'=10.0d;21:;7:" in outcome.status_line
+        assert "(10.0 days left)" in outcome.output
+        at_ten = run_plugin("check_tls_expiry", args + ["-w", "10d"])
+        assert at_ten.exitcode == 0, at_ten.output
+        assert "certificate expires in 10 days" in at_ten.status_line
+
+
+def test_a_ca_file_without_a_certificate_is_unknown_naming_it(tls_scenarios):
+    """--ca-file /etc/passwd or a key file is a wrong argument, like a missing file: UNKNOWN
+    before any handshake, not a CRITICAL "handshake failed" blamed on the server."""
+    scenario = tls_scenarios["valid"]
+    for wrong in ("/etc/passwd", scenario.issued.key_path):
+        outcome = run_plugin("check_tls_expiry", ["-H", "127.0.0.1", "-p", str(scenario.port),
+                                                  "--sni", "localhost", "--ca-file", wrong])
+        assert outcome.exitcode == 3, outcome.output
+        assert outcome.output == "TLS_EXPIRY UNKNOWN - the --ca-file %s holds no PEM " \
+                                 "certificate (OpenSSL: no start line: cadata does not " \
+                                 "contain a certificate) (see --help)\n" % wrong
+
+
 def test_local_files(tls_scenarios, tmp_path):
     scenario = tls_scenarios["soon"]
     outcome = run_inprocess(tls_expiry, ["--file", scenario.issued.chain_path] + THRESHOLDS)
@@ -198,13 +234,13 @@ def test_same_days_and_dates_as_check_http(tls_scenarios, name):
         assert code == ours.exitcode == 2
     else:
         days = int(re.search(r"expires in (\d+) day", theirs).group(1))
-        leaf_days = int((leaf_after - datetime.datetime.now(datetime.timezone.utc))
-                        .total_seconds() // 86400)
-        assert days == leaf_days
-        assert "certificate expires in %d days" % days in ours.status_line
+        exact = (leaf_after - datetime.datetime.now(datetime.timezone.utc)).total_seconds() \
+            / 86400
+        assert days == int(exact)  # check_http rounds down; we round to the nearest day
+        assert "certificate expires in %d days" % int(exact + 0.5) in ours.status_line
         assert code == ours.exitcode == 2
         perf = re.search(r"_days_leaf'=([\d.]+)d", ours.status_line).group(1)
-        assert int(float(perf)) == days
+        assert abs(float(perf) - exact) < 0.01
 
 
 def test_intermediate_found_only_in_the_trust_store_is_an_incomplete_chain(tls_scenarios,

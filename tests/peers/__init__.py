@@ -12,8 +12,38 @@ import sys
 from osop_checks import runtime
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.dirname(sys.executable)
+# Where the console scripts are: the venv's bin, or OSOP_TEST_BIN (tests/peers/other_pythons.py
+# runs the suite on other Pythons with scripts it writes there).
+BIN = os.environ.get("OSOP_TEST_BIN") or os.path.dirname(sys.executable)
 IN_CI = os.environ.get("CI") == "true"
+
+
+class Started:
+    """A peer as a context manager: ``start()`` on entry (a failed start ``stop()``s what it
+    had begun), ``stop()`` on exit."""
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def end_process(process, grace=5):
+    """Terminate ``process`` (a Popen) if it still runs, kill it after ``grace`` seconds, and
+    wait for it."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def need(*commands):
@@ -55,12 +85,19 @@ def run_inprocess(module, argv):
         return runtime.Outcome(exc.code, out.getvalue())
 
 
-def run_plugin(name, argv=(), timeout=60, env=None, user=None, input=None):
+def run_plugin(name, argv=(), timeout=60, env=None, user=None, input=None, bin_dir=BIN,
+               wrap=()):
     """Run the installed console script ``name`` (e.g. 'check_disk_partitions') as a process,
-    as Icinga does; ``user`` runs it through runuser. Returns a runtime.Outcome with .stderr."""
-    cmd = [os.path.join(BIN, name)] + [str(a) for a in argv]
+    as Icinga does. Returns a runtime.Outcome with .stderr. ``user`` runs it through runuser,
+    from a ``bin_dir`` that user can reach: foreign_install.run (tests/peers/foreign_user.py);
+    ``wrap`` is a command that runs it (e.g. ``ip netns exec NS``, ``faketime -f +30h``)."""
+    if user and bin_dir == BIN:
+        raise ValueError("the venv may be root's alone: run %s as %s with foreign_install.run"
+                         % (name, user))
+    cmd = [os.path.join(bin_dir, name)] + [str(a) for a in argv]
     if user:
         cmd = ["runuser", "-u", user, "--"] + cmd
+    cmd = [str(a) for a in wrap] + cmd
     full_env = dict(os.environ)
     full_env.update(env or {})
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env,

@@ -19,8 +19,11 @@ import pytest
 
 UNREACHABLE_HOST = "unreachable.invalid"
 
+_HTTP_400_BODY = b"<html>| broken\nbody | here</html>"
+# Content-Length counted from the body: urllib3 2 refuses a response whose body is shorter.
 HTTP_400 = (b"HTTP/1.1 400 Bad Request\r\nServer: nginx\r\nContent-Type: text/html\r\n"
-            b"Content-Length: 34\r\nConnection: close\r\n\r\n<html>| broken\nbody | here</html>")
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(_HTTP_400_BODY)
+            + _HTTP_400_BODY)
 
 _held = {}
 
@@ -48,11 +51,11 @@ def silent_udp_port(host="127.0.0.1"):
 class _Peer:
     kind = socket.SOCK_STREAM
 
-    def __init__(self, host="127.0.0.1"):
+    def __init__(self, host="127.0.0.1", port=0):
         self.host = host
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, self.kind)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
+        self.sock.bind((host, port))  # port 0: an ephemeral one
         if self.kind == socket.SOCK_STREAM:
             self.sock.listen(64)
         self.sock.settimeout(0.2)

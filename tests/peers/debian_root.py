@@ -3,6 +3,7 @@
 Used for a real systemd booted with systemd-nspawn and for real apt of other Debian releases.
 The first build downloads from Debian's mirror (a minute or two); later runs copy the cache.
 """
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -63,3 +64,60 @@ def updated_root(release="bookworm", include=(), variant="minbase"):
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=900)
             open(os.path.join(path, ".complete"), "w").close()
     return path
+
+
+def apt_root(release, packages=()):
+    """A cached minbase root of ``release`` with ``packages`` installed by the release's own
+    apt (dependencies, virtual ones included, resolved as on a real host; debootstrap's
+    --include cannot) and fresh package lists, so later ``apt-get install`` works offline
+    of ``apt-get update``. Built once (needs the mirror); pristine like ``cached_root``."""
+    base = cached_root(release)
+    key = hashlib.sha256(",".join(sorted(packages)).encode()).hexdigest()[:8]
+    path = "%s-apt-%s" % (base, key)
+    with open(path + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(os.path.join(path, ".complete")):
+            fresh_copy(base, path)
+            with open(os.path.join(path, "usr/sbin/policy-rc.d"), "w") as handle:
+                handle.write("#!/bin/sh\nexit 101\n")  # packages start no daemon here
+            os.chmod(os.path.join(path, "usr/sbin/policy-rc.d"), 0o755)
+            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+            install = ["apt-get", "-q", "-y", "--no-install-recommends", "install"]
+            for cmd in [["apt-get", "-q", "update"]] + ([install + list(packages)]
+                                                        if packages else []):
+                # /proc mounted in a private namespace: icinga2's postinst reads /proc/self/fd
+                subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                'mount -t proc proc "$0/proc" && exec chroot "$0" "$@"', path]
+                               + cmd, check=True, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=900)
+            open(os.path.join(path, ".complete"), "w").close()
+    return path
+
+
+@contextlib.contextmanager
+def booted_copy(release, packages, dest):
+    """A fresh copy of ``apt_root(release, packages)`` at ``dest`` with /proc mounted and
+    apt's archives on a cache shared between runs (downloads once per .deb version); all
+    unmounted and removed afterwards. Run commands in it with ``chroot``."""
+    root = fresh_copy(apt_root(release, packages), dest)
+    archives = os.path.join(CACHE, "apt-archives-" + release)
+    os.makedirs(os.path.join(archives, "partial"), exist_ok=True)
+    mounts = []
+    try:
+        for args, target in ((["-t", "proc", "proc"], "proc"),
+                             (["--bind", archives], "var/cache/apt/archives")):
+            subprocess.run(["mount"] + args + [os.path.join(root, target)], check=True)
+            mounts.append(os.path.join(root, target))
+        yield root
+    finally:
+        for mount in reversed(mounts):
+            subprocess.run(["umount", "-l", mount], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def chroot(root, *argv, user=None, timeout=120, env=None):
+    """``argv`` run in ``root`` (as ``user`` through runuser), with a plain environment."""
+    cmd = ["chroot", root] + (["runuser", "-u", user, "--"] if user else []) + list(argv)
+    env = dict({"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8",
+                "DEBIAN_FRONTEND": "noninteractive", "HOME": "/root"}, **(env or {}))
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)

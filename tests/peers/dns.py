@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from tests.peers import need
+from tests.peers import end_process, need
 
 DNSMASQ = shutil.which("dnsmasq", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") \
     or "/usr/sbin/dnsmasq"
@@ -62,11 +62,13 @@ def hosts_text(records):
 
 class Dnsmasq:
     """One dnsmasq in the foreground on ``address``:``port`` (UDP and TCP), no resolv.conf,
-    no /etc/hosts; its A/AAAA records from a hosts file rewritten by ``set_records``."""
+    no /etc/hosts; its A/AAAA records from a hosts file rewritten by ``set_records``. With
+    ``netns`` it runs in that network namespace (tests/peers/netns.py)."""
 
-    def __init__(self, address, port, records=None, options=(), workdir=None):
+    def __init__(self, address, port, records=None, options=(), workdir=None, netns=None):
         self.address = address
         self.port = port
+        self.netns = netns
         self.workdir = workdir or tempfile.mkdtemp(prefix="osop-dnsmasq-")
         tag = address.replace(".", "_")
         self.hosts = os.path.join(self.workdir, "hosts_%s" % tag)
@@ -83,7 +85,8 @@ class Dnsmasq:
         import grp
         import pwd
 
-        return [DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null", "--pid-file=",
+        wrap = ["ip", "netns", "exec", self.netns] if self.netns else []
+        return wrap + [DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null", "--pid-file=",
                 "--port=%d" % self.port, "--listen-address=%s" % self.address,
                 "--bind-interfaces", "--no-resolv", "--no-hosts", "--addn-hosts=" + self.hosts,
                 "--cache-size=0", "--log-facility=" + self.log, "--log-queries",
@@ -106,6 +109,13 @@ class Dnsmasq:
         raise RuntimeError("dnsmasq on %s did not start within 10 s" % self.server)
 
     def _answers(self):
+        if self.netns:
+            from tests.peers.netns import in_namespace
+
+            return in_namespace(self.netns, self._ask)
+        return self._ask()
+
+    def _ask(self):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.settimeout(0.2)
             try:
@@ -144,13 +154,7 @@ class Dnsmasq:
             time.sleep(0.01)
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end_process(self.process)
         if self.process:
             self.process.stderr.close()
 

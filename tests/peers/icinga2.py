@@ -31,6 +31,7 @@ CONF = os.path.join(ROOT, "icinga2-conf")
 SYSTEM_PLUGIN_DIR = "/usr/lib/nagios/plugins"
 ENV = {"ICINGA2_USER": "root", "ICINGA2_GROUP": "root"}
 MIN_SERVICES = 690
+_OPTIONS = {}  # (binary, command, option): listed by that command's --help
 
 
 def icinga2_binary():
@@ -100,12 +101,74 @@ def quote(value):
                      .replace("$", "$$").replace("\n", "\\n"))
 
 
+# Runs a binary of a Debian root (a debootstrap of another release) in a private mount
+# namespace, chrooted, sharing this machine's network: the host's / is at /mnt inside.
+CHROOT = ('mount --rbind / "$0/mnt" && mount -t proc proc "$0/proc" && mount --rbind /dev '
+          '"$0/dev" && exec chroot "$0" "$@"')
+
+
+def trixie_root():
+    """A cached Debian 13 root with its icinga2 (2.14): tests.peers.debian_root, built once."""
+    from tests.peers import debian_root
+
+    root = debian_root.cached_root("trixie", include=("icinga2-bin", "icinga2-common",
+                                                      "ca-certificates"))
+    hosts = os.path.join(root, "etc", "hosts")
+    if not os.path.exists(hosts):  # debootstrap writes none: "localhost" (ifw-api's default)
+        with open(hosts + ".tmp", "w") as handle:
+            handle.write("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+        os.replace(hosts + ".tmp", hosts)
+    return root
+
+
+def host_programs(directory, programs):
+    """A directory of wrappers that run this machine's ``programs`` (absolute paths) from a
+    chrooted icinga2 (chroot /mnt: the host's / there); the PluginDir of such an instance.
+    Each call costs the wrapper's sh and chroot on top of the program itself."""
+    os.makedirs(directory, exist_ok=True)
+    for program in programs:
+        path = os.path.join(directory, os.path.basename(program))
+        with open(path, "w") as handle:
+            handle.write('#!/bin/sh\nexec /usr/sbin/chroot /mnt %s "$@"\n' % program)
+        os.chmod(path, 0o755)
+    return directory
+
+
+def proc_stats(pids=None):
+    """(pid, fields of /proc/PID/stat after the command name: state is fields[0]) of every
+    process now, or of ``pids``; a process gone meanwhile is left out."""
+    for entry in os.listdir("/proc") if pids is None else [str(p) for p in pids]:
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as handle:
+                yield int(entry), handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+
+
+def process_cpu(pid, group=False):
+    """CPU seconds (user + system) of process ``pid`` alone, or with ``group`` of every
+    process in the process group ``pid`` leads, each with the children it reaped."""
+    total = 0
+    for _pid, fields in proc_stats(None if group else [pid]):
+        if group and int(fields[2]) == pid:  # process group (field 5 of stat)
+            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+        elif not group:
+            total += int(fields[11]) + int(fields[12])  # utime stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 class Icinga2:
-    """One icinga2 instance in ``base``: write its config, validate it, or run it with its API."""
+    """One icinga2 instance in ``base``: write its config, validate it, or run it with its API.
+
+    With ``root`` (a Debian root, e.g. trixie_root()) it is that root's icinga2, chrooted
+    (see CHROOT): every path it is given is this machine's, seen under /mnt."""
 
     def __init__(self, base, node="master.osop.test", plugin_dir=BIN, api_port=None,
-                 zone=None):
-        self.binary = ensure_installed()
+                 zone=None, root=None):
+        self.root = root
+        self.binary = "/usr/sbin/icinga2" if root else ensure_installed()
         self.base = base
         self.node = node
         self.zone = zone or node
@@ -124,14 +187,32 @@ class Icinga2:
 
     # -- running the binary -----------------------------------------------------------------
 
+    def inside(self, path):
+        """A path of this machine as the icinga2 binary sees it."""
+        return "/mnt" + os.path.abspath(path) if self.root else path
+
+    def argv(self, *args):
+        if self.root is None:
+            return [self.binary] + list(args)
+        return ["unshare", "--mount", "sh", "-c", CHROOT, self.root, self.binary] + list(args)
+
     def defines(self):
-        return ["-D%s=%s" % (k, v) for k, v in self.dirs.items()]
+        return ["-D%s=%s" % (k, self.inside(v)) for k, v in self.dirs.items()]
 
     def env(self):
         return dict(os.environ, **ENV)
 
+    def has_option(self, command, option):
+        """Whether this icinga2's ``command --help`` lists ``option``."""
+        key = (self.binary, command, option)
+        if key not in _OPTIONS:
+            proc = subprocess.run(self.argv(command, "--help"), capture_output=True,
+                                  text=True, env=self.env(), timeout=60)
+            _OPTIONS[key] = option in proc.stdout + proc.stderr
+        return _OPTIONS[key]
+
     def run(self, *args, timeout=120, check=True):
-        proc = subprocess.run([self.binary] + list(args), capture_output=True, text=True,
+        proc = subprocess.run(self.argv(*args), capture_output=True, text=True,
                               env=self.env(), timeout=timeout)
         if check and proc.returncode != 0:
             raise RuntimeError("icinga2 %s failed (exit %d):\n%s%s" % (
@@ -144,8 +225,8 @@ class Icinga2:
         """The instance's main config: constants, the ITL, the given files, and ``text``."""
         lines = [
             "/* written by tests/peers/icinga2.py */",
-            "const PluginDir = %s" % quote(SYSTEM_PLUGIN_DIR),
-            "const OsopPluginDir = %s" % quote(self.plugin_dir),
+            "const PluginDir = %s" % quote(self.inside(SYSTEM_PLUGIN_DIR)),
+            "const OsopPluginDir = %s" % quote(self.inside(self.plugin_dir)),
             "const NodeName = %s" % quote(self.node),
             "const ZoneName = %s" % quote(self.zone),
             'const TicketSalt = ""',
@@ -171,7 +252,7 @@ class Icinga2:
         elif api:  # the API needs this node's own endpoint and zone
             lines += ["object Endpoint NodeName { }",
                       "object Zone ZoneName { endpoints = [ NodeName ] }"]
-        lines += ['include "%s"' % path for path in includes]
+        lines += ['include "%s"' % self.inside(path) for path in includes]
         lines.append(text)
         with open(self.main_conf, "w") as handle:
             handle.write("\n".join(lines) + "\n")
@@ -179,8 +260,11 @@ class Icinga2:
 
     def validate(self):
         """`icinga2 daemon -C`: returns (ok, output, {type: count}) from Icinga's own words."""
-        proc = self.run("daemon", "-C", "-c", self.main_conf, *self.defines(),
-                        check=False, timeout=300)
+        # icinga2 2.14 writes the objects file `object list` reads only when asked to
+        # (--dump-objects); 2.13 always writes it and has no such option.
+        dump = ["--dump-objects"] if self.has_option("daemon", "--dump-objects") else []
+        proc = self.run("daemon", "-C", *dump, "-c", self.inside(self.main_conf),
+                        *self.defines(), check=False, timeout=300)
         output = proc.stdout + proc.stderr
         return proc.returncode == 0, output, instantiated(output)
 
@@ -220,7 +304,7 @@ class Icinga2:
     def start(self, wait=60):
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [self.binary, "daemon", "-c", self.main_conf, *self.defines()],
+            self.argv("daemon", "-c", self.inside(self.main_conf), *self.defines()),
             stdout=log, stderr=subprocess.STDOUT, env=self.env(), start_new_session=True)
         log.close()
         deadline = time.monotonic() + wait
@@ -256,21 +340,7 @@ class Icinga2:
     def cpu_seconds(self):
         """CPU time of the daemon's processes and the checks they ran and reaped (user +
         system, children included), for measuring what a round of checks costs."""
-        if self.process is None:
-            return 0.0
-        ticks = os.sysconf("SC_CLK_TCK")
-        total = 0
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open("/proc/%s/stat" % pid) as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == self.process.pid:  # process group (field 5 of stat)
-                total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
-        return total / ticks
+        return process_cpu(self.process.pid, group=True) if self.process is not None else 0.0
 
     def log_tail(self, size=6000):
         try:
@@ -307,11 +377,21 @@ class Icinga2:
     def wait_for_results(self, since, names=None, timeout=90, accept=None):
         """Wait until every service (or those named) has a check result newer than ``since``;
         ``accept(attrs)`` may reject a result to keep waiting (e.g. before a config sync)."""
+        import requests
+
         deadline = time.monotonic() + timeout
         while True:
-            services = self.api_get_with_body("/v1/objects/services", {
-                "attrs": ["name", "host_name", "display_name", "state", "last_check_result",
-                          "check_command", "command_endpoint"]}).json()["results"]
+            try:
+                services = self.api_get_with_body("/v1/objects/services", {
+                    "attrs": ["name", "host_name", "display_name", "state", "last_check_result",
+                              "check_command", "command_endpoint"]}).json()["results"]
+            except requests.exceptions.RequestException:
+                # icinga2 busy with a round of ~50 checks can drop an API connection in its
+                # TLS handshake: ask again, until the deadline
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+                continue
             services = {s["name"]: s["attrs"] for s in services}
             if names is not None:
                 services = {k: v for k, v in services.items() if k in names}
@@ -524,7 +604,7 @@ def scenario_services(stack, names=None, problems=None):
     present = set(present_checks())
     out = []
     for info in sorted(pkgutil.iter_modules(demo.__path__), key=lambda i: i.name):
-        if info.name.startswith(("_", "zz_")):
+        if info.name.startswith("_") or info.name in demo.LAST:
             continue
         module = importlib.import_module("tests.demo." + info.name)
         try:
@@ -534,7 +614,9 @@ def scenario_services(stack, names=None, problems=None):
                 problems[info.name] = "%s: %s" % (type(exc).__name__, exc)
             print("note: demo %s: peers did not start: %s" % (info.name, exc), file=sys.stderr)
             continue
-        for title, argv in scenarios:
+        for title, argv, *setup in scenarios:
+            if setup:
+                continue  # a scenario that prepares its world before each run (the practice)
             check = argv[0][len("check_"):] if argv and argv[0].startswith("check_") else None
             if title.startswith("bad input"):
                 continue  # shows the plugin's own argument checks; no service would be built so
@@ -543,20 +625,29 @@ def scenario_services(stack, names=None, problems=None):
     return out
 
 
-def service_objects(host, scenarios):
-    """Icinga2 text for one Service per scenario on ``host``, with the check's template."""
+def service_objects(host, scenarios, prefix="", api=None, scheduled=True):
+    """Icinga2 text for one Service per scenario on ``host``, with the check's template;
+    ``api``: {var: value} of ifw-api (e.g. ifw_api_port), sending the check to osop-checks-api
+    through its osop_<check>_api command instead. ``scheduled=False``: no active checks, so a
+    service runs only when forced (once, for a check whose answer depends on its last run)."""
     import importlib
 
     text = []
     for number, (check, title, argv) in enumerate(scenarios, 1):
         parser = importlib.import_module("osop_checks.checks." + check).build_parser()
         variables = argv_to_vars(check, parser, argv)
-        text.append('object Service %s {' % quote("%s %d" % (check, number)))
+        if api is not None:
+            variables.update(api)
+        text.append('object Service %s {' % quote("%s%s %d" % (prefix, check, number)))
         text.append("\timport %s" % quote("osop-" + check.replace("_", "-")))
+        if api is not None:
+            text.append("\tcheck_command = %s" % quote("osop_%s_api" % check))
         text.append("\thost_name = %s" % quote(host))
         text.append("\tdisplay_name = %s" % quote(title))
         text.append("\tcheck_interval = 1m")
         text.append("\tretry_interval = 1m")
+        if not scheduled:
+            text.append("\tenable_active_checks = false")
         for key, value in variables.items():
             text.append("\tvars.%s = %s" % (key, quote(value)))
         text.append("}")
@@ -598,9 +689,11 @@ def shipped_includes():
 
 
 @contextlib.contextmanager
-def running(base, text, node="master.osop.test", includes=None, with_placeholders=True):
-    """A started icinga2 with the shipped commands/templates/apply rules and ``text``."""
-    instance = Icinga2(base, node=node)
+def running(base, text, node="master.osop.test", includes=None, with_placeholders=True,
+            root=None, plugin_dir=BIN):
+    """A started icinga2 with the shipped commands/templates/apply rules and ``text``
+    (``root``: that Debian root's icinga2, see Icinga2)."""
+    instance = Icinga2(base, node=node, root=root, plugin_dir=plugin_dir)
     instance.install_pki()
     includes = list(shipped_includes() if includes is None else includes)
     missing, placeholders = placeholder_commands()

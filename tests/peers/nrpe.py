@@ -3,29 +3,28 @@
 NRPE refuses to run as root, so it runs as the user nagios (as on a real host), from a
 temporary directory that nagios can read, on an ephemeral port, with SSL as it defaults to
 and allowed_hosts=127.0.0.1. The command definitions are icinga2-conf/nrpe/osop_checks.cfg
-with /usr/lib/nagios/plugins replaced by the directory of our console scripts.
+with /usr/lib/nagios/plugins replaced by a plugin directory nagios can reach
+(foreign_install, tests/peers/foreign_user.py).
 Ask it with ``ask(server, command)``, which runs Debian's check_nrpe.
 """
 import contextlib
 import os
 import pwd
-import shutil
 import socket
 import subprocess
-import tempfile
 import time
 
 import pytest
 
-from tests.peers import BIN, ROOT, need, need_root
+from tests.peers import ROOT, need, need_root
+from tests.peers.foreign_user import USER, shared_tempdir
 
 NRPE = "/usr/sbin/nrpe"
 CHECK_NRPE = "/usr/lib/nagios/plugins/check_nrpe"
 SHIPPED = os.path.join(ROOT, "icinga2-conf", "nrpe", "osop_checks.cfg")
-USER = "nagios"
 
 
-def shipped_commands(plugin_dir=BIN):
+def shipped_commands(plugin_dir):
     """osop_checks.cfg as shipped, pointing at ``plugin_dir``."""
     with open(SHIPPED) as handle:
         return handle.read().replace("/usr/lib/nagios/plugins/check_", plugin_dir + "/check_")
@@ -46,16 +45,22 @@ class Server:
 
 
 @contextlib.contextmanager
-def nrpe_server(commands=None, port=None):
-    """Run nrpe as nagios with ``commands`` (default: the shipped ones); yields a Server."""
-    user = pwd.getpwnam(USER)
-    directory = tempfile.mkdtemp(prefix="osop-nrpe-")
-    os.chmod(directory, 0o755)
-    os.chown(directory, user.pw_uid, user.pw_gid)  # nrpe writes its pid file here
+def nrpe_server(plugin_dir, commands=None, port=None):
+    """Run nrpe as nagios with ``commands`` (default: the shipped ones, calling the plugins
+    in ``plugin_dir``); yields a Server."""
+    with shared_tempdir("osop-nrpe-") as directory:
+        user = pwd.getpwnam(USER)
+        os.chown(directory, user.pw_uid, user.pw_gid)  # nrpe writes its pid file here
+        with _running(directory, plugin_dir, commands, port) as server:
+            yield server
+
+
+@contextlib.contextmanager
+def _running(directory, plugin_dir, commands, port):
     port = port or _free_port()
     commands_path = os.path.join(directory, "osop_checks.cfg")
     with open(commands_path, "w") as handle:
-        handle.write(shipped_commands() if commands is None else commands)
+        handle.write(shipped_commands(plugin_dir) if commands is None else commands)
     config = os.path.join(directory, "nrpe.cfg")
     with open(config, "w") as handle:
         handle.write("\n".join([
@@ -100,7 +105,6 @@ def nrpe_server(commands=None, port=None):
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, 9)
                 process.wait()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def ask(server, command, timeout=60):
@@ -112,9 +116,9 @@ def ask(server, command, timeout=60):
 
 
 @pytest.fixture(scope="module")
-def osop_nrpe():
+def osop_nrpe(foreign_install):
     """The real nrpe with the shipped osop_checks.cfg (module scope)."""
     need("nrpe", "check_nrpe")
     need_root()
-    with nrpe_server() as server:
+    with nrpe_server(foreign_install.bin) as server:
         yield server

@@ -36,7 +36,10 @@ def free_udp_port():
 class Snmpd:
     def __init__(self, community=None, user="osop", auth_proto="SHA", auth_key=None,
                  priv_proto="AES", priv_key=None, disks=(), private_mounts=(), port=None,
-                 extra_users=()):
+                 extra_users=(), address="127.0.0.1", netns=None):
+        """``netns``: run inside this network namespace (tests/peers/netns.py, ipv6.py) on
+        UDP port 161 of ``address`` (an IPv6 one listens as udp6 and answers the community
+        from anywhere in that namespace's network)."""
         self.community = community or "c-" + secrets.token_hex(8)
         self.user = user
         self.auth_proto = auth_proto
@@ -48,6 +51,9 @@ class Snmpd:
         self.port = port
         # (user, auth proto, auth key, priv proto, priv key): more v3 users, authPriv each
         self.extra_users = list(extra_users)
+        self.address, self.netns = address, netns
+        if netns:
+            self.port = 161
         self.process = None
         self.dir = None
         self.log_path = None
@@ -55,7 +61,9 @@ class Snmpd:
     # -- config --------------------------------------------------------------------------
     def config(self):
         lines = [
-            "rocommunity %s 127.0.0.1" % self.community,
+            # loopback only here; in a test network from any of its hosts
+            "rocommunity%s %s %s" % ("6" if ":" in self.address else "", self.community,
+                                     "default" if self.netns else "127.0.0.1"),
             "rouser %s priv" % self.user,
             # createUser is read from the main config: with -C the persistent snmpd.conf is
             # not read at start, only written at exit.
@@ -79,7 +87,7 @@ class Snmpd:
             self.dir = tempfile.mkdtemp(prefix="osop-snmpd-")
             os.makedirs(os.path.join(self.dir, "persist"), mode=0o700)
         for attempt in range(attempts):
-            if self.port is None or attempt:
+            if not self.netns and (self.port is None or attempt):
                 self.port = free_udp_port()
             if self._start_once():
                 return self
@@ -94,12 +102,15 @@ class Snmpd:
         pidfile = os.path.join(self.dir, "snmpd.pid")
         # -I -smux: no SMUX listener on the fixed TCP port 199 (tests run side by side).
         argv = [SNMPD, "-C", "-c", conf, "-f", "-Lf", self.log_path, "-p", pidfile, "-I", "-smux",
-                "udp:127.0.0.1:%d" % self.port]
+                ("udp6:[%s]:%d" if ":" in self.address else "udp:%s:%d") % (
+                    self.address, self.port)]
         if self.private_mounts:
             script = "".join('mount -t tmpfs -o size=8m osop-test "%s" && ' % p
                              for p in self.private_mounts) + 'exec "$@"'
             argv = ["unshare", "--mount", "--propagation", "private", "--",
                     "sh", "-c", script, "snmpd"] + argv
+        if self.netns:
+            argv = ["ip", "netns", "exec", self.netns] + argv
         env = dict(os.environ, SNMP_PERSISTENT_DIR=os.path.join(self.dir, "persist"),
                    **QUIET_ENV)
         open(self.log_path, "w").close()
@@ -193,10 +204,6 @@ def snmpd():
 
 
 # -- recorded walks ------------------------------------------------------------------------
-FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "fixtures", "snmp")
-
-
 def load_walk(name):
     """A walk recorded with Net-SNMP's ``snmpwalk -On`` (tests/fixtures/snmp/NAME) as the
     [(oid tuple, value)] that snmp.walk returns: integers as int, strings as bytes, OIDs as
@@ -204,7 +211,9 @@ def load_walk(name):
     import re
 
     rows = []
-    with open(os.path.join(FIXTURES, name), encoding="utf-8") as handle:
+    from tests.helpers import FIXTURES
+
+    with open(os.path.join(FIXTURES, "snmp", name), encoding="utf-8") as handle:
         for line in handle:
             line = line.rstrip("\n")
             if not line.strip() or line.startswith("#"):

@@ -41,11 +41,12 @@ class Issued:
 
 
 class TestCA:
-    """A root CA and an intermediate; leaves are issued by the intermediate by default."""
+    """A root CA and an intermediate; leaves are issued by the intermediate by default.
+    ``root_days`` (negative: expired that many days ago) is the root's time left."""
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, directory):
+    def __init__(self, directory, root_days=3650):
         from cryptography import x509
         from cryptography.x509.oid import NameOID
 
@@ -56,7 +57,8 @@ class TestCA:
         root_name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "osop tests"),
                                x509.NameAttribute(NameOID.COMMON_NAME, "osop Test Root CA")])
         self.root = self._sign(root_name, root_name, self.root_key.public_key(), self.root_key,
-                               _now() - DAY, _now() + 3650 * DAY, ca=True)
+                               _now() - DAY * max(1, 1 - 2 * root_days),
+                               _now() + root_days * DAY, ca=True)
         self.ca_path = self.write("ca.pem", [self.root])
         self.intermediate, self.intermediate_key = self.make_intermediate(
             "osop Test Intermediate CA", 1800)
@@ -72,14 +74,22 @@ class TestCA:
         return rsa.generate_private_key(public_exponent=65537, key_size=int(kind[3:]))
 
     def _sign(self, subject, issuer, public_key, signing_key, not_before, not_after,
-              ca=False, names=(), ips=(), hash_name="sha256"):
+              ca=False, names=(), ips=(), hash_name="sha256", issuer_cert=None,
+              subject_key=None):
+        """A certificate signed with ``hash_name``. cryptography 43 and later refuse to sign
+        with SHA-1 (the weak-signature scenario), though the check reads such certificates
+        fine: that one is made self-signed with ``subject_key``, then signed with SHA-1 by the
+        openssl command line as ``issuer_cert`` with ``signing_key`` (itself when None).
+        openssl re-signs only a self-signed certificate valid now."""
         import ipaddress
 
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes
 
         self._serial += 1
-        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+        sha1 = hash_name == "sha1"
+        builder = (x509.CertificateBuilder().subject_name(subject)
+                   .issuer_name(subject if sha1 else issuer)
                    .public_key(public_key).serial_number(self._serial)
                    .not_valid_before(not_before).not_valid_after(not_after)
                    .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
@@ -92,10 +102,37 @@ class TestCA:
             x509.IPAddress(ipaddress.ip_address(a)) for a in ips]
         if sans:
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        algorithm = {"sha256": hashes.SHA256(), "sha1": hashes.SHA1()}[hash_name]
-        with warnings.catch_warnings():  # SHA-1 on purpose: the weak-signature scenario
-            warnings.simplefilter("ignore")
-            return builder.sign(signing_key, algorithm)
+        if hash_name not in ("sha256", "sha1"):
+            raise ValueError("hash_name: sha256 or sha1, not %r" % hash_name)
+        cert = builder.sign(subject_key if sha1 else signing_key, hashes.SHA256())
+        return self._openssl_sha1(cert, signing_key, issuer_cert) if sha1 else cert
+
+    def _openssl_sha1(self, own, signing_key, issuer_cert):
+        """``own`` (self-signed) signed with SHA-1 by ``issuer_cert``/``signing_key``."""
+        import subprocess
+        import tempfile
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        with tempfile.TemporaryDirectory(dir=self.directory) as work:
+            paths = {name: os.path.join(work, name) for name in ("in", "key", "ca", "out")}
+            self.write(paths["in"], [own])
+            self.write_key(paths["key"], signing_key)
+            cmd = ["openssl", "x509", "-in", paths["in"], "-out", paths["out"], "-sha1",
+                   "-preserve_dates"]
+            if issuer_cert is None:
+                cmd += ["-signkey", paths["key"]]
+            else:
+                with open(paths["ca"], "wb") as handle:
+                    handle.write(issuer_cert.public_bytes(Encoding.PEM))
+                cmd += ["-CA", paths["ca"], "-CAkey", paths["key"],
+                        "-set_serial", str(own.serial_number)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            if proc.returncode:
+                raise RuntimeError("%s: %s" % (" ".join(cmd), proc.stderr))
+            with open(paths["out"], "rb") as handle:
+                return x509.load_pem_x509_certificate(handle.read())
 
     def make_intermediate(self, common_name, days, not_before=None):
         from cryptography import x509
@@ -126,7 +163,8 @@ class TestCA:
             _now() - DAY, _now() + days * DAY - 90 * DAY)
         cert = self._sign(subject, subject if self_signed else issuer_cert.subject,
                           key.public_key(), issuer_key, start, _now() + days * DAY,
-                          names=names, ips=ips, hash_name=hash_name)
+                          names=names, ips=ips, hash_name=hash_name,
+                          issuer_cert=None if self_signed else issuer_cert, subject_key=key)
         chain = [cert] + ([issuer_cert] if issuer_cert is not None and send_intermediate
                           else [])
         return Issued(cert, key, self.write(label + ".pem", chain),
@@ -313,8 +351,8 @@ class TLSServer(_Listener):
     """
 
     def __init__(self, chain_path, key_path, starttls=None, refuse=False, min_version="1.2",
-                 max_version=None, delay=0.0, host="127.0.0.1"):
-        super().__init__(host)
+                 max_version=None, delay=0.0, host="127.0.0.1", port=0):
+        super().__init__(host, port)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.set_ciphers("ALL:@SECLEVEL=0")
         with warnings.catch_warnings():  # TLS 1.0 on purpose: the --min-tls-version scenario
@@ -336,6 +374,34 @@ class TLSServer(_Listener):
         with self.context.wrap_socket(conn, server_side=True) as tls:
             while tls.recv(4096):
                 pass
+
+
+def serve_in(net, ns, issued, host, port=0, starttls=None):
+    """A TLSServer for ``issued`` on ``host``:``port`` inside network namespace ``ns`` of
+    ``net`` (tests/peers/ipv6.py), as a process of its own that ``net`` ends; its port."""
+    import subprocess
+    import sys
+
+    process = net.popen(ns, [sys.executable, "-m", "tests.peers.tls", issued.chain_path,
+                             issued.key_path, host, str(port), starttls or ""],
+                        stdout=subprocess.PIPE, text=True,
+                        cwd=os.path.dirname(os.path.dirname(os.path.dirname(
+                            os.path.abspath(__file__)))))
+    line = process.stdout.readline()
+    if not line.strip().isdigit():
+        raise RuntimeError("the TLS server in %s did not start: %r" % (ns, line))
+    return int(line)
+
+
+def _serve(chain_path, key_path, host, port, starttls):
+    """``python -m tests.peers.tls CHAIN KEY HOST PORT [STARTTLS]``: serve until killed,
+    after printing the port."""
+    import threading
+
+    with TLSServer(chain_path, key_path, starttls=starttls or None, host=host,
+                   port=int(port)) as server:
+        print(server.port, flush=True)
+        threading.Event().wait()
 
 
 def free_port():
@@ -426,3 +492,9 @@ def tls_scenarios(tmp_path_factory):
     """Every scenario's server running on loopback for the session: {name: Scenario}."""
     with contextlib.ExitStack() as stack:
         yield start_scenarios(stack, str(tmp_path_factory.mktemp("tls-scenarios")))
+
+
+if __name__ == "__main__":
+    import sys
+
+    _serve(*(sys.argv[1:] + [""])[:5])

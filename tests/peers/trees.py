@@ -119,6 +119,9 @@ def make_snapshots(root, names, files_per_snapshot=3, size=100, mtime=None):
 def rsync_copy(source, dest, extra=()):
     """Copy ``source``'s contents into ``dest`` with the real ``rsync -a`` (mtimes kept, so only
     ctimes tell when the copy was made). Returns rsync's output."""
+    from tests.peers import need
+
+    need("rsync")
     os.makedirs(dest, exist_ok=True)
     proc = subprocess.run(["rsync", "-a"] + list(extra) + [source.rstrip("/") + "/", dest],
                           capture_output=True, text=True, timeout=120, check=True)

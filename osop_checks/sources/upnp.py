@@ -1,0 +1,373 @@
+"""The router's public IPv4 address from its UPnP Internet Gateway Device (IGD) service.
+
+A home or office router (a FRITZ!Box, OpenWrt and Debian routers running miniupnpd) offers
+on its LAN side:
+
+1. discovery: an SSDP M-SEARCH to 239.255.255.250:1900 (UDP multicast) for the IGD or its
+   WANIPConnection/WANPPPConnection service is answered, unicast, with a LOCATION header:
+   the URL of the device description (a FRITZ!Box: http://192.168.178.1:49000/igddesc.xml,
+   miniupnpd: http://ROUTER:PORT/rootDesc.xml). Only answers whose LOCATION is on the host
+   that answered are followed;
+2. the device description (XML) lists the services with their controlURL;
+3. a SOAP call of GetExternalIPAddress on a WANIPConnection (versions 1 and 2) or
+   WANPPPConnection:1 service answers NewExternalIPAddress: the router's WAN address.
+
+Every answer is bounded: a datagram of at most MAX_DATAGRAM bytes, a description of at most
+MAX_DESCRIPTION, a SOAP answer of at most MAX_SOAP; the whole exchange within the source's
+time (``publicip.within``, capped by the check's --timeout). The XML is parsed with expat
+and refused when it declares a DTD or entities (no entity expansion, nothing external is
+ever fetched). HTTP goes through ``publicip.http_request`` without proxies from the
+environment (the router is on the LAN) and without redirects.
+
+An empty NewExternalIPAddress (miniupnpd answers so when its WAN address is private or
+reserved) or one that is not a public address means the router sits behind another NAT:
+``NoPublicAddress``, "the router has no public IPv4 address: behind carrier-grade NAT?".
+``fetch`` returns a ``publicip.Reading`` and never raises for what a peer answers.
+"""
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import logging
+import time
+
+from osop_checks import text
+from osop_checks.sources import publicip
+
+log = logging.getLogger("nagiosplugin")
+
+DISCOVER = "ssdp"  # --router-upnp without a URL (or with the word ssdp): search the LAN
+SSDP_GROUP = ("239.255.255.250", 1900)
+SEARCH_TARGETS = (
+    "urn:schemas-upnp-org:device:InternetGatewayDevice:1",
+    "urn:schemas-upnp-org:service:WANIPConnection:1",
+    "urn:schemas-upnp-org:service:WANIPConnection:2",
+    "urn:schemas-upnp-org:service:WANPPPConnection:1",
+)
+CONNECTION_SERVICES = ("urn:schemas-upnp-org:service:WANIPConnection:",
+                       "urn:schemas-upnp-org:service:WANPPPConnection:")
+# How long the search waits for a first answer (an IGD answers within MX = 1 s), and then
+# for other gateways that answer too.
+SSDP_WAIT = 2.0
+SSDP_LINGER = 0.3
+MAX_DATAGRAM = 2048
+MAX_GATEWAYS = 4
+MAX_DESCRIPTION = 256 * 1024
+MAX_SOAP = 16 * 1024
+CGNAT = "the router has no public IPv4 address: behind carrier-grade NAT?"
+
+
+class UpnpError(ValueError):
+    """An answer that is not what a UPnP IGD says; the text says what it is instead."""
+
+
+class NoPublicAddress(UpnpError):
+    """The router answered, and its WAN address is none or not a public one."""
+
+
+@dataclasses.dataclass
+class Service:
+    """A WANIPConnection or WANPPPConnection service of a gateway: where to call it."""
+    service_type: str
+    control_url: str
+
+
+@dataclasses.dataclass
+class SsdpAnswer:
+    sender: str
+    location: str
+    st: str = ""
+    server: str = ""
+
+
+# -- parsing (pure) ----------------------------------------------------------------------
+
+def search_message(target, mx=1):
+    """The M-SEARCH datagram for search target ``target``."""
+    return ("M-SEARCH * HTTP/1.1\r\nHOST: %s:%d\r\nMAN: \"ssdp:discover\"\r\nMX: %d\r\n"
+            "ST: %s\r\n\r\n" % (SSDP_GROUP[0], SSDP_GROUP[1], mx, target)).encode("ascii")
+
+
+def parse_ssdp(datagram, sender) -> SsdpAnswer:
+    """An SSDP search answer from ``sender`` (an IP address): its LOCATION (an http(s) URL on
+    ``sender`` itself), ST and SERVER. Raises UpnpError for anything else."""
+    message = datagram.decode("latin-1")
+    lines = message.split("\r\n") if "\r\n" in message else message.split("\n")
+    status = lines[0].split(None, 2)
+    if len(status) < 2 or not status[0].upper().startswith("HTTP/1.") or status[1] != "200":
+        raise UpnpError("%s answered the SSDP search with something else than HTTP 200 (%s)"
+                        % (sender, _excerpt(lines[0])))
+    headers = {}
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if colon:
+            headers.setdefault(name.strip().upper(), value.strip())
+    location = headers.get("LOCATION", "")
+    host = _http_host(location)
+    if not host:
+        raise UpnpError("%s answered the SSDP search without an http:// LOCATION (%s)" % (
+            sender, _excerpt(location or "none")))
+    if not _same_host(host, sender):
+        raise UpnpError("%s answered the SSDP search with a LOCATION on another host (%s)" %
+                        (sender, _excerpt(location)))
+    return SsdpAnswer(sender, location, headers.get("ST", ""), headers.get("SERVER", ""))
+
+
+def _http_host(url):
+    """The host name of an http(s) URL, or None (another scheme, no host, not a URL)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        return parts.hostname if parts.scheme in ("http", "https") else None
+    except ValueError:  # 'http://[::1', a port that is not a number
+        return None
+
+
+def _same_host(hostname, address):
+    try:
+        return ipaddress.ip_address(hostname) == ipaddress.ip_address(address)
+    except ValueError:
+        return False
+
+
+def parse_xml(body, what):
+    """The element tree of ``body`` (bytes), tags without their namespaces; ``what`` names
+    the document in the messages. A DTD or an entity declaration is refused (UpnpError), so
+    no entity is expanded and nothing external fetched; text that is not XML is UpnpError."""
+    from xml.etree import ElementTree
+    from xml.parsers import expat
+
+    builder = ElementTree.TreeBuilder()
+    parser = expat.ParserCreate(namespace_separator=" ")
+
+    def refuse(*_):
+        raise UpnpError("%s declares a DTD or entities: refused" % what)
+
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
+    parser.UnparsedEntityDeclHandler = refuse
+    parser.ExternalEntityRefHandler = refuse
+    parser.StartElementHandler = lambda name, attrs: builder.start(_local(name), {})
+    parser.EndElementHandler = lambda name: builder.end(_local(name))
+    parser.CharacterDataHandler = builder.data
+    parser.buffer_text = True
+    try:
+        parser.Parse(body, True)
+        return builder.close()
+    except expat.ExpatError as exc:
+        raise UpnpError("%s is not XML (%s: %s)" % (what, expat.ErrorString(exc.code), _excerpt(
+            body.decode("utf-8", "replace") if isinstance(body, bytes) else body))) from None
+    except (AssertionError, IndexError):  # the tree builder met an unbalanced document
+        raise UpnpError("%s is not well-formed XML" % what) from None
+
+
+def _local(name):
+    return name.rsplit(" ", 1)[-1]
+
+
+def _text(element, tag):
+    found = element.find(tag)
+    return (found.text or "").strip() if found is not None else ""
+
+
+def parse_description(body, location) -> list[Service]:
+    """The WANIPConnection/WANPPPConnection services of the device description ``body``
+    fetched from ``location``, their control URLs made absolute (against URLBase when the
+    description has one). Control URLs on another host than ``location`` are left out.
+    Raises UpnpError when there is no such service."""
+    from urllib.parse import urljoin
+
+    what = "the device description"
+    root = parse_xml(body, what)
+    if root.tag != "root":
+        raise UpnpError("%s is not a UPnP one (its root element is <%s>)" % (
+            what, text.oneline(root.tag, limit=40)))
+    base = _text(root, "URLBase") or location
+    host = _http_host(location)
+    services, offered = [], []
+    for element in root.iter("service"):
+        service_type = _text(element, "serviceType")
+        short = service_type.rsplit(":", 2)[-2] if service_type.count(":") >= 2 else \
+            service_type
+        if short and short not in offered:
+            offered.append(short)
+        if not service_type.startswith(CONNECTION_SERVICES):
+            continue
+        control = _text(element, "controlURL")
+        try:
+            url = urljoin(base, control) if control else ""
+        except ValueError:
+            url = ""
+        if not url or not host or _http_host(url) != host:
+            log.info("UPnP: %s has no control URL on %s (%r): left out", service_type, host,
+                     control)
+            continue
+        services.append(Service(service_type, url))
+    if not services:
+        raise UpnpError("the router offers no WANIPConnection or WANPPPConnection service "
+                        "(it offers: %s)" % text.oneline(", ".join(offered) or "none",
+                                                         limit=120))
+    return services
+
+
+def soap_request(service_type):
+    """(headers, body) of the SOAP call GetExternalIPAddress on ``service_type``."""
+    body = ('<?xml version="1.0"?>\r\n<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/'
+            'envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body>'
+            '<u:GetExternalIPAddress xmlns:u="%s"/></s:Body></s:Envelope>\r\n' % service_type)
+    headers = {"Content-Type": 'text/xml; charset="utf-8"',
+               "SOAPAction": '"%s#GetExternalIPAddress"' % service_type}
+    return headers, body.encode("utf-8")
+
+
+def parse_external_address(body) -> str:
+    """The public address in a GetExternalIPAddress answer. A SOAP fault, a missing or
+    malformed NewExternalIPAddress raise UpnpError; an empty one or one that is not public
+    (private, shared 100.64/10, reserved) NoPublicAddress."""
+    what = "the SOAP answer"
+    root = parse_xml(body, what)
+    if root.tag != "Envelope":
+        raise UpnpError("%s is not a SOAP envelope (its root element is <%s>)" % (
+            what, text.oneline(root.tag, limit=40)))
+    fault = next(root.iter("Fault"), None)
+    if fault is not None:
+        code = next((e.text or "" for e in fault.iter("errorCode")), "").strip()
+        words = next((e.text or "" for e in fault.iter("errorDescription")), "").strip() or \
+            next((e.text or "" for e in fault.iter("faultstring")), "").strip()
+        raise UpnpError("the router refused GetExternalIPAddress: %s" % text.oneline(
+            " ".join(w for w in ("UPnP error %s" % code if code else "", words) if w)
+            or "a SOAP fault", limit=100))
+    found = next(root.iter("NewExternalIPAddress"), None)
+    if found is None:
+        raise UpnpError("%s holds no NewExternalIPAddress" % what)
+    value = (found.text or "").strip()
+    if not value:
+        raise NoPublicAddress(CGNAT)
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise UpnpError("NewExternalIPAddress is not an IP address: %s" % _excerpt(
+            value)) from None
+    if not address.is_global:
+        raise NoPublicAddress("the router has no public IPv4 address (its WAN address %s is "
+                              "not public): behind carrier-grade NAT?" % address)
+    return str(address)
+
+
+def _excerpt(value, limit=60):
+    return repr(text.oneline(value, limit=limit))
+
+
+# -- asking the router -----------------------------------------------------------------------
+
+def fetch(where=DISCOVER, timeout=None) -> publicip.Reading:
+    """The router's public address: from the device description at URL ``where``, or, with
+    DISCOVER, from the gateways an SSDP search finds; within ``timeout`` seconds in all
+    (DEFAULT_TIMEOUT of publicip when None, capped by the check's deadline)."""
+    source = "UPnP router" if where == DISCOVER else "UPnP router %s" % where
+    return publicip.within(source, lambda started, limit: _ask(source, where, started,
+                                                               limit), timeout)
+
+
+def _ask(source, where, started, limit):
+    reading = publicip.Reading(source)
+    try:
+        if where == DISCOVER:
+            locations = discover(started, limit)
+        else:
+            locations = [where]
+        errors = []
+        for location in locations:
+            name = "UPnP router %s" % location
+            try:
+                reading.addresses = [external_address(location, started, limit)]
+                reading.source = name
+                return reading
+            except (UpnpError, publicip.HttpError) as exc:
+                errors.append((isinstance(exc, NoPublicAddress), "%s: %s" % (name, exc)))
+        # the router's own word that it has no public address first, then the others
+        errors.sort(key=lambda error: not error[0])
+        reading.error = "; ".join(message for _, message in errors)
+    except (UpnpError, publicip.HttpError) as exc:
+        reading.error = "%s: %s" % (source, exc)
+    return reading
+
+
+def external_address(location, started, limit):
+    """Ask the gateway whose device description is at ``location``: each of its connection
+    services in turn until one gives an address. Raises UpnpError or publicip.HttpError."""
+    services = parse_description(_get(location, started, limit), location)
+    problems = []
+    for service in services:
+        headers, body = soap_request(service.service_type)
+        log.info("UPnP: POST %s (SOAPAction %s)", service.control_url, headers["SOAPAction"])
+        status, reason, answer = publicip.http_request(
+            service.control_url, started, limit, method="POST", headers=headers, data=body,
+            max_body=MAX_SOAP, what="a SOAP answer", redirects=False, trust_env=False)
+        log.debug("UPnP: HTTP %d: %r", status, answer[:400])
+        try:
+            return parse_external_address(answer)
+        except NoPublicAddress as exc:
+            problems.insert(0, exc)
+        except UpnpError as exc:
+            problems.append(UpnpError("HTTP %d %s" % (status, reason)) if status != 200 and
+                            "not XML" in str(exc) else exc)
+    raise problems[0]
+
+
+def _get(location, started, limit):
+    log.info("UPnP: GET %s", location)
+    status, reason, body = publicip.http_request(
+        location, started, limit, headers={"Accept": "text/xml"}, max_body=MAX_DESCRIPTION,
+        what="a UPnP device description", redirects=False, trust_env=False)
+    if status != 200:
+        raise UpnpError("HTTP %d %s for the device description" % (status, reason))
+    return body
+
+
+def discover(started, limit):
+    """The LOCATIONs of the gateways answering an SSDP search on the LAN (the interface of
+    the route to 239.255.255.250), the first answer within SSDP_WAIT seconds (or half of
+    what is left of ``limit``), and the others SSDP_LINGER seconds after it. Raises
+    UpnpError when none answered."""
+    import select
+    import socket
+
+    wait = min(SSDP_WAIT, max(0.05, (limit - (time.monotonic() - started)) / 2))
+    end = time.monotonic() + wait
+    found, garbage = [], []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 2)
+        try:
+            for target in SEARCH_TARGETS:
+                sock.sendto(search_message(target), SSDP_GROUP)
+        except OSError as exc:
+            raise UpnpError("cannot send the SSDP search to %s:%d: %s" % (
+                SSDP_GROUP + (exc.strerror or exc,))) from None
+        log.info("UPnP: SSDP search sent to %s:%d, waiting %.1f s", *SSDP_GROUP, wait)
+        while len(found) < MAX_GATEWAYS:
+            left = end - time.monotonic()
+            if left <= 0 or not select.select([sock], [], [], left)[0]:
+                break
+            try:
+                datagram, peer = sock.recvfrom(MAX_DATAGRAM)
+            except OSError:
+                continue
+            try:
+                answer = parse_ssdp(datagram, peer[0])
+            except UpnpError as exc:
+                log.info("UPnP: %s", exc)
+                garbage.append(str(exc))
+                continue
+            log.info("UPnP: %s answered: %s (ST %s, SERVER %s)", peer[0], answer.location,
+                     answer.st, text.oneline(answer.server, limit=80))
+            if answer.location not in found:
+                found.append(answer.location)
+                end = min(end, time.monotonic() + SSDP_LINGER)
+    if not found:
+        if garbage:
+            raise UpnpError(garbage[0])
+        raise UpnpError("no Internet gateway answered the SSDP search on %s:%d within %.1f s"
+                        % (SSDP_GROUP + (wait,)))
+    return found

@@ -1,0 +1,254 @@
+"""State and cache files of the checks that remember something between runs.
+
+One set of rules for every such file, because a monitoring plugin often runs as root or as
+the nagios user in directories other users can write to:
+
+- the default directory is ``$XDG_STATE_HOME/osop-checks`` or else
+  ``/var/tmp/osop-checks-<uid>``, created with mode 0700; it must belong to the running user
+  and must not be writable by group or others (``/var/tmp`` is shared by every user);
+- the file is opened with O_NOFOLLOW: a symbolic link is refused, never followed; it must be
+  a regular file of the running user, not writable by group or others;
+- it is read with a size cap, and a file that is not a JSON object is *corrupt*: refused,
+  never trusted and never silently replaced (the caller says how to reset it);
+- it is written atomically: a temporary file in the same directory (O_EXCL | O_NOFOLLOW,
+  mode 0600), fsync, then ``os.replace``; a failed write removes its temporary file.
+
+Every refusal is a ``nagiosplugin.CheckError`` (UNKNOWN) naming the file.
+
+A cache (``Cache``) is such a file too: an answer kept under a key (``stat_key`` of the
+files it was computed from), in ``default_cache_directory()`` or one the admin chose.
+"""
+import errno
+import json
+import logging
+import os
+import stat
+import time
+
+import nagiosplugin
+
+from osop_checks import bounded
+
+LIMIT = 1024 * 1024  # bytes; a state file is a few KiB
+
+
+def default_directory(environ=None, uid=None):
+    environ = os.environ if environ is None else environ
+    uid = os.geteuid() if uid is None else uid
+    base = environ.get("XDG_STATE_HOME")
+    return os.path.join(base, "osop-checks") if base else "/var/tmp/osop-checks-%d" % uid
+
+
+def default_path(check, key, environ=None, uid=None):
+    """``<default directory>/<check>_<key>.json``."""
+    return os.path.join(default_directory(environ, uid), "%s_%s.json" % (check, key))
+
+
+def ensure_dir(path, create=False, option="--state-file"):
+    """The directory of the state file ``path``. ``create`` (the default location): made
+    with mode 0700 if missing, and it must belong to this user and not be writable by
+    others. Otherwise (a path the admin chose) it must exist."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        if create:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        info = os.lstat(directory)
+    except FileNotFoundError:
+        raise nagiosplugin.CheckError("the directory of the state file %s does not exist" % (
+            path)) from None
+    except OSError as exc:
+        raise nagiosplugin.CheckError("cannot %s the state directory %s: %s" % (
+            "create" if create else "use", directory, _reason(exc))) from None
+    if not stat.S_ISDIR(info.st_mode) or (create and (
+            info.st_uid != os.geteuid() or info.st_mode & 0o022)):
+        raise nagiosplugin.CheckError("the state directory %s is not a private directory of "
+                                      "this user; choose another with %s" % (directory, option))
+    return directory
+
+
+def _reason(exc):
+    return (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+
+
+def load(path, reset="remove it", discard_corrupt=False, limit=LIMIT):
+    """The JSON object in ``path``, or None when there is no such file.
+
+    ``reset`` tells the admin how to start afresh (part of the corrupt-file message);
+    ``discard_corrupt`` (the admin asked to start afresh) treats a corrupt file as absent.
+    A symlink, a file of another user or one others may write to is refused either way."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise nagiosplugin.CheckError(
+                "the state file %s is a symbolic link, which is never followed; remove it"
+                % path) from None
+        raise nagiosplugin.CheckError("cannot open the state file %s: %s" % (
+            path, _reason(exc))) from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise nagiosplugin.CheckError("cannot open the state file %s: %s" % (
+                path, os.strerror(errno.EISDIR)))
+        if not stat.S_ISREG(info.st_mode):
+            raise nagiosplugin.CheckError("the state file %s is not a regular file" % path)
+        if info.st_uid != os.geteuid():
+            raise nagiosplugin.CheckError(
+                "the state file %s belongs to uid %d, not to this user (uid %d); it is not "
+                "trusted" % (path, info.st_uid, os.geteuid()))
+        if info.st_mode & 0o022:
+            raise nagiosplugin.CheckError(
+                "the state file %s is writable by group or others (mode %04o); it is not "
+                "trusted" % (path, stat.S_IMODE(info.st_mode)))
+        data = bounded.read_fd(fd, limit)
+    except OSError as exc:
+        raise nagiosplugin.CheckError("cannot read the state file %s: %s" % (
+            path, _reason(exc))) from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        why = "larger than %d KiB" % (limit // 1024)
+    else:
+        try:
+            data = json.loads(data.decode("utf-8"))
+        except ValueError as exc:  # UnicodeDecodeError is one
+            why = "not JSON (%s)" % str(exc).split(":")[0]
+        else:
+            if isinstance(data, dict):
+                return data
+            why = "not a JSON object"
+    if discard_corrupt:
+        return None
+    raise nagiosplugin.CheckError("the state file %s is corrupt: %s; it is not trusted (%s)"
+                                  % (path, why, reset))
+
+
+def save(path, data):
+    """Write ``data`` as JSON to ``path`` atomically (see module)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, ".%s.%s.tmp" % (os.path.basename(path),
+                                                  os.urandom(6).hex()))
+    created = False
+    try:
+        text = json.dumps(data, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600)
+        created = True
+        try:
+            view = memoryview(text)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if created:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        raise nagiosplugin.CheckError("cannot write the state file %s: %s" % (
+            path, _reason(exc))) from None
+
+
+# -- caches: an answer kept while what it was computed from is unchanged -----------------
+
+log = logging.getLogger("nagiosplugin")
+
+
+def default_cache_directory():
+    """/var/cache/osop-checks where it can be written (root), else $XDG_CACHE_HOME/osop-checks
+    (~/.cache/osop-checks); None when neither can be written."""
+    candidates = ["/var/cache/osop-checks"]
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    candidates.append(os.path.join(xdg, "osop-checks"))
+    for path in candidates:
+        if _writable_dir(path):
+            return path
+    return None
+
+
+def _writable_dir(path):
+    try:
+        os.makedirs(path, mode=0o755, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK | os.X_OK)
+
+
+def stat_key(paths):
+    """(path, mtime_ns, size, inode) of each path (files and the entries of directories,
+    one level deep); a path that does not exist counts as (path, None)."""
+    key = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            key.append([path, None])
+            continue
+        key.append([path, st.st_mtime_ns, st.st_size, st.st_ino])
+        if os.path.isdir(path):
+            try:
+                entries = sorted(os.scandir(path), key=lambda e: e.name)
+            except OSError:
+                continue
+            for entry in entries:
+                try:
+                    est = entry.stat()
+                except OSError:
+                    continue
+                key.append([entry.path, est.st_mtime_ns, est.st_size, est.st_ino])
+    return key
+
+
+class Cache:
+    """One JSON file per question in ``directory`` (None: no cache), named
+    ``<check>-<hash of question>.json``, holding the answer's fields, the key it was
+    computed under and its time; a different key is a miss. ``asking``: who is asked on a
+    miss, for the -v lines ("the package manager")."""
+
+    def __init__(self, directory, check, question, asking):
+        import hashlib
+
+        digest = hashlib.sha256(json.dumps(question, sort_keys=True).encode()).hexdigest()[:16]
+        self.path = os.path.join(directory, "%s-%s.json" % (check, digest)) if directory \
+            else None
+        self.asking = asking
+
+    def load(self, key, parse):
+        """``parse(data)`` of the cached data under ``key``, or None (also when ``parse``
+        finds it malformed: KeyError, TypeError, AttributeError, ValueError). The file
+        follows the rules of every state file: a symlink, a file of another user or one
+        others may write to is not trusted (said at -v) and ``asking`` is asked instead."""
+        if not self.path:
+            return None
+        try:
+            data = load(self.path, discard_corrupt=True)
+        except nagiosplugin.CheckError as exc:
+            log.warning("%s; asking %s", str(exc).replace("state file", "cache file"),
+                        self.asking)
+            return None
+        if data is None:
+            return None
+        if data.get("key") != key:
+            log.info("cache %s is out of date, asking %s", self.path, self.asking)
+            return None
+        try:
+            answer = parse(data)
+        except (KeyError, TypeError, AttributeError, ValueError):
+            return None
+        log.info("answer from the cache %s (its key is unchanged)", self.path)
+        return answer
+
+    def store(self, key, fields):
+        """Write ``fields`` with the key and the time atomically (``save``: a failed write
+        leaves no temporary file behind); a failure is said at -v, the answer stands."""
+        if not self.path:
+            return
+        try:
+            save(self.path, dict(fields, key=key, time=time.time()))
+        except nagiosplugin.CheckError as exc:
+            log.warning("%s", str(exc).replace("state file", "cache file"))

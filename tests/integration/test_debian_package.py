@@ -1,0 +1,137 @@
+"""The Debian package, built once (`make deb`) and installed for real: `apt-get install
+./osop-checks_*.deb` in fresh bookworm and trixie root filesystems resolves its dependencies
+from Debian; there every check runs as nagios (--help, --version, one real case each), its
+man page renders, and that release's `icinga2 daemon -C` loads the shipped commands through
+`include <plugins-contrib>` with the example services."""
+import contextlib
+import glob
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tests.peers import ROOT, debian_root, need, need_root
+from tests.peers.debian_root import chroot
+from tests import readme
+from tests.peers.icinga2 import instantiated
+
+pytestmark = pytest.mark.peer
+
+RELEASES = ("bookworm", "trixie")
+# Not dependencies of the package: what the test itself uses in the root (icinga2, man).
+BASE_PACKAGES = ("icinga2-bin", "icinga2-common", "man-db")
+PLUGINS = "/usr/lib/nagios/plugins"
+EXAMPLES = "/usr/share/doc/osop-checks/examples"
+STATES = {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}
+CHECKS = ("backup_age", "disk_partitions", "dyndns_match", "os_upgrades", "systemd_units",
+          "three_copies", "tls_expiry")
+# One real case each, as nagios in the root; (argv, the states it may end in).
+CASES = {
+    "backup_age": (["-p", "/usr/share/doc/osop-checks", "-w", "3650d", "-c", "3651d"], ["OK"]),
+    "disk_partitions": (["-p", "/"], ["OK", "WARNING", "CRITICAL"]),
+    "dyndns_match": (["-H", "localhost", "--expect", "127.0.0.1", "-t", "5"], list(STATES)),
+    "os_upgrades": (["--no-cache"], ["OK", "WARNING", "CRITICAL"]),
+    "systemd_units": ([], ["UNKNOWN"]),  # no systemd in a chroot: said in one line
+    "three_copies": (["--source", "/usr/share/doc/osop-checks", "--copy", "a=/tmp/copy-a",
+                      "--copy", "b=/tmp/copy-b"], list(STATES)),
+    "tls_expiry": (["--file", "/tmp/leaf.pem", "-w", "20", "-c", "10"], ["OK"]),
+}
+ICINGA2_CONF = """
+const PluginDir = "/usr/lib/nagios/plugins"
+const PluginContribDir = "/usr/lib/nagios/plugins"
+const ManubulonPluginDir = "/usr/lib/nagios/plugins"
+const NodeName = "monitor.office.example"
+const ZoneName = "master"
+const TicketSalt = ""
+include <itl>
+include <plugins>
+include <plugins-contrib>
+""" + "".join('include "%s/%s"\n' % (EXAMPLES, f) for f in (
+    "templates.conf", "services.conf", "nrpe/services.conf", "example/zones.conf",
+    "example/hosts.conf"))
+
+
+@pytest.fixture(scope="session")
+def deb_package(tmp_path_factory):
+    """The .deb built once per session with `make deb` (its lintian run included)."""
+    need("dpkg-buildpackage", "dh", "lintian", "git")
+    work = tmp_path_factory.mktemp("deb")
+    proc = subprocess.run(["make", "-s", "deb", "DIST=%s/dist" % work,
+                           "DEBBUILD=%s/build" % work], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    debs = glob.glob(os.path.join(str(work), "dist", "osop-checks_*_all.deb"))
+    assert len(debs) == 1, debs
+    return debs[0], proc.stdout + proc.stderr
+
+
+@contextlib.contextmanager
+def installed_root(release, deb, tmp_path):
+    """A fresh copy of a cached ``release`` root with the .deb installed by apt."""
+    with debian_root.booted_copy(release, BASE_PACKAGES,
+                                 str(tmp_path / ("debian-" + release))) as root:
+        shutil.copy(deb, os.path.join(root, "tmp"))
+        # README.md's own line, verbatim, run where the .deb is
+        proc = chroot(root, "sh", "-ec", "cd /tmp && " + readme.shell_block("install-deb"),
+                      timeout=900)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        yield root
+
+
+def _prepare_cases(root):
+    from tests.peers.tls import TestCA
+
+    ca = TestCA(os.path.join(root, "tmp", "ca"))
+    shutil.copy(ca.issue("leaf", days=90).chain_path, os.path.join(root, "tmp", "leaf.pem"))
+    for copy in ("copy-a", "copy-b"):
+        shutil.copytree(os.path.join(root, "usr/share/doc/osop-checks"),
+                        os.path.join(root, "tmp", copy), symlinks=True)
+    subprocess.run(["chmod", "-R", "a+rX", os.path.join(root, "tmp")], check=True)
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_the_package_installs_and_every_check_runs_as_nagios(deb_package, release, tmp_path):
+    need_root()
+    need("debootstrap", "chroot", "mount")
+    deb, _ = deb_package
+    with installed_root(release, deb, tmp_path) as root:
+        _prepare_cases(root)
+        for check in CHECKS:
+            plugin = "%s/check_%s" % (PLUGINS, check)
+            name = check.upper()
+            helped = chroot(root, plugin, "--help", user="nagios")
+            assert helped.returncode == 3 and helped.stdout.startswith(
+                "usage: check_%s " % check), (release, helped.stdout, helped.stderr)
+            version = chroot(root, plugin, "--version", user="nagios")
+            assert version.returncode == 3 and version.stdout.strip() == \
+                "check_%s (osop-checks) 0.1.0" % check, (release, version.stdout)
+            argv, states = CASES[check]
+            ran = chroot(root, plugin, *argv, user="nagios")
+            first = ran.stdout.splitlines()[0] if ran.stdout else ""
+            match = re.match(r"%s (OK|WARNING|CRITICAL|UNKNOWN) - \S" % name, first)
+            assert match and match.group(1) in states and STATES[match.group(1)] == \
+                ran.returncode, (release, check, ran.returncode, ran.stdout, ran.stderr)
+            assert ran.stderr == "" and "Traceback" not in ran.stdout, (release, ran.stderr)
+            page = chroot(root, "man", "-P", "cat", "check_" + check)
+            assert page.returncode == 0 and "--timeout" in page.stdout, (release, page.stderr)
+
+        with open(os.path.join(root, "tmp", "osop-icinga2.conf"), "w") as handle:
+            handle.write(ICINGA2_CONF)
+        dump = ["--dump-objects"] if "--dump-objects" in chroot(
+            root, "icinga2", "daemon", "--help").stdout else []
+        checked = chroot(root, "icinga2", "daemon", "-C", *dump, "-c", "/tmp/osop-icinga2.conf",
+                         timeout=300)
+        output = checked.stdout + checked.stderr
+        assert checked.returncode == 0, (release, output[-4000:])
+        assert "warning/" not in output.lower(), (release, output[-4000:])
+        assert instantiated(output).get("Service", 0) >= 690, (release, output[-2000:])
+        assert os.path.exists(os.path.join(
+            root, "usr/share/icinga2/include/plugins-contrib.d/osop-checks.conf"))
+
+
+def test_lintian_reports_no_errors_nor_warnings(deb_package):
+    deb, output = deb_package
+    tags = [line for line in output.splitlines() if re.match(r"[EW]: ", line)]
+    assert tags == [], tags

@@ -1,0 +1,225 @@
+"""End to end in a real Icinga 2.14 (Debian 13's, chrooted; tests.peers.icinga2.trixie_root):
+its built-in ifw-api sends our checks to osop-checks-api, run from this checkout on loopback.
+
+One icinga2 start serves every case: each demo scenario is a service twice, forked (osop_x)
+and through the API (osop_x_api), and both must give the same state and the same text (live
+numbers aside). The daemons present Icinga's own certificates from `icinga2 pki` (RSA-4096),
+one an ECDSA certificate signed with `icinga2 pki sign-csr` (Icinga's side presenting an ECDSA
+one too), one trusts another CA and must refuse Icinga. A check that hangs (a black-holed TLS
+peer) is UNKNOWN at its timeout while the daemon goes on serving.
+The same scenarios are also compared directly against the daemon (no Icinga): API vs CLI.
+"""
+import contextlib
+import os
+import re
+import time
+
+import pytest
+
+from tests.peers import BIN, icinga2, ifw_api, need, need_root, run_plugin
+from tests.peers.tls import TestCA
+
+pytestmark = pytest.mark.peer
+
+HOST = "this-machine"
+NODE = "master.osop.test"
+
+
+def ecdsa_pair(instance, label):
+    """An ECDSA P-256 key and a CSR for NODE made with Python, signed by the instance's CA with
+    `icinga2 pki sign-csr` (as the README tells an admin to do with openssl)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    directory = os.path.join(instance.base, "ecdsa")
+    os.makedirs(directory, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, NODE)]))
+           .sign(key, hashes.SHA256()))
+    paths = {ext: os.path.join(directory, label + ext) for ext in (".key", ".csr", ".crt")}
+    with open(paths[".key"], "wb") as handle:
+        handle.write(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.TraditionalOpenSSL,
+                                       serialization.NoEncryption()))
+    with open(paths[".csr"], "wb") as handle:
+        handle.write(csr.public_bytes(serialization.Encoding.PEM))
+    instance.run("pki", "sign-csr", "--csr", instance.inside(paths[".csr"]),
+                 "--cert", instance.inside(paths[".crt"]), *instance.defines())
+    return paths[".crt"], paths[".key"]
+
+
+class Files:
+    """What ApiDaemon needs of a PKI: ca_path and server.chain_path / key_path."""
+
+    def __init__(self, ca, cert, key, client=None):
+        self.ca_path = ca
+        self.server = ifw_api.Files(cert, key)
+        self.client = ifw_api.Files(*(client or (cert, key)))
+        self.server_name = NODE
+
+
+TRANSIENT = re.compile(r"osop|/tmp|tmp-|/run/")
+
+
+def labels(perfdata):
+    return [p.split("=")[0] for p in perfdata or [] if not TRANSIENT.search(p)]
+
+
+def masked(text):
+    """Output with its live numbers (free bytes, ages, durations) made equal, and without the
+    long-output lines of the temporary mounts other tests on this machine come and go with."""
+    lines = [line for line in (text or "").split("\n")[1:]
+             if not TRANSIENT.search(line)]
+    first = (text or "").split("\n")[:1]
+    # "least free: /": a namespace test's /run/netns (the root filesystem again) ties with /,
+    # and which of the two is a byte fuller changes from one call to the next
+    first = [re.sub(r"least free: /run/\S+", "least free: /", line) for line in first]
+    text = re.sub(r"\d+(\.\d+)?", "N", "\n".join(first + lines))
+    return re.sub(r"N[a-z]+( N[a-z]+)*\b", "T", text)  # 1h vs 1h 1m: a minute later
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    need("debootstrap")
+    need_root()
+    root = icinga2.trixie_root()
+    base = str(tmp_path_factory.mktemp("ifwapi-icinga2"))
+    with contextlib.ExitStack() as stack:
+        problems = {}
+        scenarios = icinga2.scenario_services(stack, problems=problems)
+        wrappers = icinga2.host_programs(os.path.join(base, "plugins"), [
+            os.path.join(BIN, "check_" + check) for check in icinga2.present_checks()])
+        instance = icinga2.Icinga2(os.path.join(base, "i"), node=NODE, root=root,
+                                   plugin_dir=wrappers)
+        instance.install_pki()
+        certs = os.path.join(instance.dirs["DataDir"], "certs")
+        ca = os.path.join(certs, "ca.crt")
+        # Icinga starts every check of the round at once; checks that wait on peers queue
+        rsa = stack.enter_context(ifw_api.ApiDaemon(Files(
+            ca, os.path.join(certs, NODE + ".crt"), os.path.join(certs, NODE + ".key")),
+            workers=8))
+        ec_cert, ec_key = ecdsa_pair(instance, "daemon")
+        ec_client = ecdsa_pair(instance, "icinga")
+        ecdsa = stack.enter_context(ifw_api.ApiDaemon(Files(ca, ec_cert, ec_key)))
+        foreign = TestCA(os.path.join(base, "foreign"))
+        strict = stack.enter_context(ifw_api.ApiDaemon(Files(foreign.ca_path, ec_cert, ec_key)))
+        # a backup log that is a FIFO nobody writes to: reading it blocks until the timeout
+        tree = os.path.join(base, "backup")
+        os.makedirs(tree)
+        open(os.path.join(tree, "file"), "w").close()
+        os.mkfifo(os.path.join(base, "backup.log"))
+        hang = [("backup_age", "hangs", ["-p", tree, "--log", os.path.join(base, "backup.log"),
+                                         "-t", "3"])]
+        disk = [("disk_partitions", "root", ["-p", "/", "-w", "20%"])]
+        text = ('object Host "%s" { check_command = "dummy" }\n' % HOST
+                # run once, when forced: a check that remembers its last run (three_copies)
+                # answers a second run otherwise, if icinga2's own schedule came first
+                + icinga2.service_objects(HOST, own_state(scenarios, "fork"), "fork ",
+                                          scheduled=False)
+                + icinga2.service_objects(HOST, own_state(scenarios, "api"), "api ",
+                                          {"ifw_api_port": rsa.port}, scheduled=False)
+                + icinga2.service_objects(HOST, disk, "ecdsa ", {
+                    "ifw_api_port": ecdsa.port, "ifw_api_cert": instance.inside(ec_client[0]),
+                    "ifw_api_key": instance.inside(ec_client[1])})
+                + icinga2.service_objects(HOST, disk, "foreign ", {"ifw_api_port": strict.port})
+                + icinga2.service_objects(HOST, hang, "hang ", {"ifw_api_port": rsa.port}))
+        includes = icinga2.shipped_includes()
+        includes.insert(1, os.path.join(icinga2.CONF, "commands-api.conf"))
+        instance.write_config(includes, text, api=True, checker=True)
+        stack.enter_context(instance)
+        instance.start()
+        since = time.time()
+        assert instance.force_checks() > 0
+        services, pending = instance.wait_for_results(since, timeout=120)
+        assert not pending, "no result for %s\n%s" % (pending, instance.log_tail())
+        yield {"services": services, "scenarios": scenarios, "instance": instance,
+               "rsa": rsa, "problems": problems}
+
+
+def own_state(scenarios, suffix):
+    """The scenarios with a state file of their own (check_three_copies remembers its last
+    run): the two runs compared are then both first runs, in whatever order they come."""
+    def moved(argv):
+        argv = list(argv)
+        if "--state-file" in argv:
+            at = argv.index("--state-file") + 1
+            argv[at] += "." + suffix
+        return argv
+    return [(check, title, moved(argv)) for check, title, argv in scenarios]
+
+
+def result(world, name):
+    return world["services"]["%s!%s" % (HOST, name)]["last_check_result"]
+
+
+def test_it_is_icinga_2_14_from_debian_13(world):
+    version = world["instance"].run("--version").stdout
+    assert "r2.14." in version, version
+
+
+def test_every_demo_scenario_answers_through_ifw_api_as_when_icinga_forks_it(world):
+    assert world["scenarios"], world["problems"]
+    differ = []
+    for number, (check, title, argv) in enumerate(world["scenarios"], 1):
+        forked = result(world, "fork %s %d" % (check, number))
+        api = result(world, "api %s %d" % (check, number))
+        assert api["command"][0] == "curl", title  # ifw-api ran it: no process
+        assert forked["command"][0].endswith("/check_" + check), title
+        if (api["exit_status"], api["state"], masked(api["output"]),
+                labels(api["performance_data"])) != (
+                forked["exit_status"], forked["state"], masked(forked["output"]),
+                labels(forked["performance_data"])):
+            differ.append("%s %s %s:\n  api  %s %r\n  fork %s %r" % (
+                check, title, argv, api["exit_status"], api["output"],
+                forked["exit_status"], forked["output"]))
+    assert not differ, "\n".join(differ)
+
+
+def test_an_ecdsa_certificate_on_both_sides_works(world):
+    res = result(world, "ecdsa disk_partitions 1")
+    assert res["exit_status"] == 0, res["output"]
+    assert res["output"].startswith("DISK_PARTITIONS OK")
+
+
+def test_a_daemon_trusting_another_ca_refuses_icinga(world):
+    res = result(world, "foreign disk_partitions 1")
+    # TLS 1.3: Icinga's side of the handshake is over before the daemon has read its
+    # certificate, so the refusal shows as the connection reset under the request
+    assert res["exit_status"] == 3
+    assert "IfW API on host 'localhost'" in res["output"], res["output"]
+    assert "DISK_PARTITIONS" not in res["output"]
+
+
+def test_a_hanging_check_is_unknown_at_its_timeout_and_the_daemon_keeps_serving(world):
+    # once more on its own: in the first round it queued behind the others for a worker
+    instance = world["instance"]
+    since = time.time()
+    instance.force_checks('service.name == "hang backup_age 1"')
+    services, pending = instance.wait_for_results(since, ["%s!hang backup_age 1" % HOST], 30)
+    assert not pending
+    res = services["%s!hang backup_age 1" % HOST]["last_check_result"]
+    assert res["exit_status"] == 3
+    assert "--timeout of 3 s" in res["output"], res["output"]
+    assert 2.5 < res["execution_end"] - res["execution_start"] < 8
+    status, answer = world["rsa"].call("check_disk_partitions", {"-p": "/"})
+    assert status == 200 and answer["check_disk_partitions"]["exitcode"] == 0
+
+
+def test_every_demo_scenario_gives_the_cli_answer_directly_from_the_daemon(world):
+    daemon = world["rsa"]
+    for (check, title, argv), (_, _, cli_argv) in zip(
+            own_state(world["scenarios"], "direct"), own_state(world["scenarios"], "cli")):
+        command = "check_" + check
+        status, answer = daemon.call(command, ifw_api.icinga_body(check, argv),
+                                     server_name=NODE)
+        cli = run_plugin(command, cli_argv)
+        text, perfdata = ifw_api.parse_output(cli.output)
+        got = answer[command]
+        label = "%s %s %s" % (check, title, argv)
+        assert status == 200, label
+        assert got["exitcode"] == cli.exitcode, (label, got, cli.output)
+        assert masked(got["checkresult"]) == masked(text), label
+        assert labels(got["perfdata"]) == labels(ifw_api.perf_items(perfdata)), label

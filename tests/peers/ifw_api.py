@@ -1,0 +1,250 @@
+"""osop-checks-api run from this checkout on loopback, and a client that calls it as Icinga's
+IfwApiCheckTask does (new TLS context and connection per call, POST /v1/checker?command=NAME,
+JSON body, Content-Length, Connection close).
+
+    with ApiDaemon(tmp, pki) as daemon:
+        status, answer = daemon.call("check_disk_partitions", {"-p": ["/"], "-w": "20%"})
+
+``api_pki(directory)`` makes an ECDSA CA with a server certificate (api.osop.test, 127.0.0.1,
+::1), a client certificate, and a foreign CA's client certificate (tests.peers.tls.TestCA).
+"""
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+from osop_checks.api import protocol
+from tests.peers import ROOT
+from tests.peers.tls import TestCA, free_port
+
+SERVER_NAME = "api.osop.test"
+
+
+class Files:
+    """A certificate (chain) file and its key, as tests.peers.tls.Issued has them."""
+
+    def __init__(self, chain_path, key_path):
+        self.chain_path = chain_path
+        self.key_path = key_path
+
+
+class Pki:
+    server_name = SERVER_NAME
+
+    def __init__(self, directory):
+        self.ca = TestCA(os.path.join(directory, "ca"))
+        # the chain file carries the intermediate: the daemon and the client trust the root
+        self.server = self.ca.issue("server", names=(SERVER_NAME, "localhost"),
+                                    ips=("127.0.0.1", "::1"))
+        self.client = self.ca.issue("client", names=("master.osop.test",), ips=())
+        self.foreign = TestCA(os.path.join(directory, "foreign"))
+        self.stranger = self.foreign.issue("stranger", names=("master.osop.test",), ips=())
+        self.ca_path = self.ca.ca_path
+
+
+def api_pki(directory):
+    return Pki(directory)
+
+
+def client_context(ca, cert, key):
+    """As Icinga's SetupSslContext: a new context per call, peer verified, our certificate."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_verify_locations(ca)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def post(port, command, body, context, host="127.0.0.1", server_name=SERVER_NAME, timeout=30,
+         raw=None):
+    """(HTTP status, decoded JSON or the raw text) of one request; raw: bytes sent instead."""
+    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = raw if raw is not None else (
+        "POST /v1/checker?command=%s HTTP/1.1\r\nHost: %s:%d\r\nAccept: application/json\r\n"
+        "Content-Type: application/json\r\nUser-Agent: Icinga/osop-tests\r\n"
+        "Content-Length: %d\r\n\r\n" % (command, server_name, port, len(payload))
+    ).encode() + payload
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as raw_sock:
+        raw_sock.settimeout(timeout)
+        raw_sock.connect((host, port))
+        with context.wrap_socket(raw_sock, server_hostname=server_name) as sock:
+            sock.sendall(request)
+            data = b""
+            while True:
+                try:
+                    chunk = sock.recv(65536)
+                except ssl.SSLError:
+                    break
+                if not chunk:
+                    break
+                data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1]) if head else 0
+    try:
+        return status, json.loads(rest.decode())
+    except ValueError:
+        return status, rest.decode(errors="replace")
+
+
+class ApiDaemon:
+    """`python -m osop_checks.api.daemon` from this checkout on a free loopback port."""
+
+    def __init__(self, pki, port=None, workers=2, extra=(), env=None, python=sys.executable):
+        self.pki = pki
+        self.port = port or free_port()
+        self.cmd = [python, "-m", "osop_checks.api.daemon",
+                    "--listen", "127.0.0.1:%d" % self.port, "--listen", "[::1]:%d" % self.port,
+                    "--cert", pki.server.chain_path, "--key", pki.server.key_path,
+                    "--ca", pki.ca_path, "--workers", str(workers)] + list(extra)
+        self.env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
+        self.process = None
+        self.banner = ""
+
+    def start(self):
+        self.log = tempfile.TemporaryFile(prefix="ifwapi-daemon-")
+        self.process = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=self.log,
+                                        env=self.env, cwd=ROOT, start_new_session=True)
+        if not wait_for(lambda: "listening on" in self.stderr()
+                        or self.process.poll() is not None, timeout=30) \
+                or self.process.poll() is not None:
+            self.stop()
+            raise RuntimeError("osop-checks-api did not start: %s" % self.stderr())
+        self.banner = self.stderr().splitlines()[0]
+        return self
+
+    def stderr(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def context(self, who="client"):
+        issued = self.pki.client if who == "client" else self.pki.stranger
+        return client_context(self.pki.ca_path, issued.chain_path, issued.key_path)
+
+    def call(self, command, arguments, who="client", **kw):
+        kw.setdefault("server_name", self.pki.server_name)
+        return post(self.port, command, arguments, self.context(who), **kw)
+
+    def workers(self):
+        """PIDs of the worker processes (the daemon's children)."""
+        with open("/proc/%d/task/%d/children" % (self.process.pid, self.process.pid)) as h:
+            return [int(p) for p in h.read().split()]
+
+    def cpu_seconds(self):
+        """(CPU s of the parent alone, CPU s of the whole daemon: the parent, each worker with
+        what its checks started (a worker leads a process group of its own), and the workers
+        it replaced and reaped), user + system."""
+        from tests.peers.icinga2 import process_cpu
+
+        parent = self.process.pid
+        return (process_cpu(parent), process_cpu(parent, group=True) + sum(
+            process_cpu(worker, group=True) for worker in self.workers()))
+
+    def rss(self):
+        """{pid: resident set size in bytes} of the parent (first) and each worker."""
+        sizes = {}
+        for pid in [self.process.pid] + self.workers():
+            try:
+                with open("/proc/%d/status" % pid) as handle:
+                    for line in handle:
+                        if line.startswith("VmRSS:"):
+                            sizes[pid] = int(line.split()[1]) * 1024
+            except OSError:
+                pass  # a worker replaced between the listing and the read
+        return sizes
+
+    def stop(self):
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        self.process = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def icinga_body(check, argv):
+    """The JSON body Icinga's ifw-api sends for a check's argv through osop_<check>_api: each
+    option under its long flag (the commands' argument keys), a switch true, a repeated
+    option an array of its values (repeat_key is off in ifw-api)."""
+    import importlib
+
+    from tests.peers import icinga2
+
+    parser = importlib.import_module("osop_checks.checks." + check).build_parser()
+    by_var = {var: action for action, var in icinga2.generator().var_names(check, parser)
+              .items()}
+    body = {}
+    for var, value in icinga2.argv_to_vars(check, parser, argv).items():
+        key = icinga2.generator().key_of(by_var[var])
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]  # one value: Icinga sends [key, value], a plain string
+        body[key] = value
+    return body
+
+
+parse_output = protocol.parse_output
+
+
+def perf_items(perfdata):
+    return protocol.PERF_ITEM.findall(perfdata)
+
+
+def wait_for(predicate, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def sessions_kept(files, count=500):
+    """Sessions OpenSSL's server cache keeps in the daemon's own TLS context
+    (osop_checks.api.daemon.tls_context) after ``count`` mutual-TLS handshakes from new
+    client contexts: (kept, count). Every call is a new session, so each one kept is memory
+    held for nothing."""
+    import socket
+    import threading
+
+    from osop_checks.api import daemon
+
+    context = daemon.tls_context(daemon.build_parser().parse_args([
+        "--cert", files.server.chain_path, "--key", files.server.key_path,
+        "--ca", files.ca_path]))
+    client = client_context(files.ca_path, files.client.chain_path,
+                                    files.client.key_path)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+
+        def connect():
+            for _ in range(count):
+                with socket.create_connection(server.getsockname()) as raw, \
+                        client.wrap_socket(raw, server_hostname=files.server_name) as tls:
+                    tls.sendall(b"x")
+                    tls.recv(1)
+
+        thread = threading.Thread(target=connect)
+        thread.start()
+        for _ in range(count):
+            conn, _ = server.accept()
+            with context.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(1)
+                tls.sendall(b"y")
+        thread.join()
+    return context.session_stats()["number"], count

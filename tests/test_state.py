@@ -1,0 +1,143 @@
+"""osop_checks.state: the rules for state files, on real files (as root where ownership
+matters)."""
+import json
+import os
+import stat
+
+import nagiosplugin
+import pytest
+
+from osop_checks import state
+
+
+def test_default_path():
+    assert state.default_path("three_copies", "ab12", {"XDG_STATE_HOME": "/s"}, 7) == \
+        "/s/osop-checks/three_copies_ab12.json"
+    assert state.default_path("three_copies", "ab12", {}, 7) == \
+        "/var/tmp/osop-checks-7/three_copies_ab12.json"
+
+
+def test_round_trip_is_atomic_and_private(tmp_path):
+    path = str(tmp_path / "s.json")
+    assert state.load(path) is None
+    state.save(path, {"a": [1, 2], "n\u00e9": "x"})
+    assert state.load(path) == {"a": [1, 2], "n\u00e9": "x"}
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    state.save(path, {"b": 1})
+    assert state.load(path) == {"b": 1}
+    assert os.listdir(tmp_path) == ["s.json"]  # no temporary file left
+
+
+def test_a_failed_write_leaves_no_temporary_file(tmp_path):
+    path = tmp_path / "s.json"
+    path.mkdir()  # os.replace of a file onto a directory fails
+    with pytest.raises(nagiosplugin.CheckError, match="cannot write the state file %s" % path):
+        state.save(str(path), {"a": 1})
+    assert os.listdir(tmp_path) == ["s.json"]
+    with pytest.raises(nagiosplugin.CheckError, match="cannot write the state file"):
+        state.save(str(tmp_path / "no" / "s.json"), {"a": 1})
+
+
+def test_a_symlink_is_refused_not_followed(tmp_path):
+    target = tmp_path / "elsewhere.json"
+    target.write_text("{}")
+    link = tmp_path / "s.json"
+    link.symlink_to(target)
+    with pytest.raises(nagiosplugin.CheckError,
+                       match="the state file %s is a symbolic link" % link):
+        state.load(str(link))
+    dangling = tmp_path / "d.json"
+    dangling.symlink_to(tmp_path / "nothing")
+    with pytest.raises(nagiosplugin.CheckError, match="symbolic link"):
+        state.load(str(dangling))
+
+
+@pytest.mark.parametrize("content, why", [
+    (b"{not json", "not JSON"), (b"[1, 2]", "not a JSON object"), (b"\xff\xfe", "not JSON"),
+    (b"", "not JSON"),
+])
+def test_a_corrupt_file_is_refused_naming_it_and_how_to_reset(tmp_path, content, why):
+    path = tmp_path / "s.json"
+    path.write_bytes(content)
+    os.chmod(path, 0o600)
+    with pytest.raises(nagiosplugin.CheckError) as caught:
+        state.load(str(path), reset="remove it, or run once with --accept-changes")
+    message = str(caught.value)
+    assert message.startswith("the state file %s is corrupt: %s" % (path, why)), message
+    assert "remove it, or run once with --accept-changes" in message
+    assert state.load(str(path), discard_corrupt=True) is None
+    assert path.read_bytes() == content  # never silently replaced
+
+
+def test_a_file_larger_than_the_cap_is_refused(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"x": "y" * 2000}))
+    with pytest.raises(nagiosplugin.CheckError, match="larger than 1 KiB"):
+        state.load(str(path), limit=1024)
+    assert state.load(str(path))["x"] == "y" * 2000
+
+
+def test_not_a_regular_file(tmp_path):
+    fifo = tmp_path / "s.json"
+    os.mkfifo(fifo)
+    with pytest.raises(nagiosplugin.CheckError, match="is not a regular file"):
+        state.load(str(fifo))  # and does not block on the fifo
+
+
+def test_a_file_others_may_write_is_not_trusted(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text("{}")
+    os.chmod(path, 0o666)
+    with pytest.raises(nagiosplugin.CheckError, match="writable by group or others"):
+        state.load(str(path))
+
+
+def test_a_file_of_another_user_is_not_trusted(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to chown")
+    path = tmp_path / "s.json"
+    path.write_text("{}")
+    os.chown(path, 65534, 65534)
+    with pytest.raises(nagiosplugin.CheckError,
+                       match="the state file %s belongs to uid 65534, not to this user" % path):
+        state.load(str(path))
+
+
+def test_the_default_directory_is_created_private_and_must_be_ours(tmp_path):
+    path = str(tmp_path / "osop-checks" / "s.json")
+    state.ensure_dir(path, create=True)
+    assert stat.S_IMODE(os.stat(tmp_path / "osop-checks").st_mode) == 0o700
+    os.chmod(tmp_path / "osop-checks", 0o777)
+    with pytest.raises(nagiosplugin.CheckError, match="not a private directory of this user"):
+        state.ensure_dir(path, create=True)
+    with pytest.raises(nagiosplugin.CheckError, match="does not exist"):
+        state.ensure_dir(str(tmp_path / "missing" / "s.json"))
+
+
+def test_a_cache_is_a_state_file_under_a_key(tmp_path):
+    """state.Cache: one file per check and question, a hit only under the same key, kept by
+    the rules of every state file (a symlink is not followed, the answer is asked again)."""
+    cache = state.Cache(str(tmp_path), "os_upgrades", {"argv": ["apt-get"]}, "apt")
+    assert os.path.basename(cache.path).startswith("os_upgrades-")
+    assert cache.load([1], dict) is None
+    cache.store([1], {"answer": 42})
+    assert cache.load([1], lambda data: data["answer"]) == 42
+    assert cache.load([2], lambda data: data["answer"]) is None  # another key: a miss
+    assert cache.load([1], lambda data: data["missing"]) is None  # malformed: a miss
+    other = state.Cache(str(tmp_path), "os_upgrades", {"argv": ["dnf"]}, "dnf")
+    assert other.path != cache.path and other.load([1], dict) is None
+    os.unlink(cache.path)
+    os.symlink(str(tmp_path / "elsewhere.json"), cache.path)
+    state.save(str(tmp_path / "elsewhere.json"), {"key": [1], "answer": 7})
+    assert cache.load([1], lambda data: data["answer"]) is None
+    assert state.Cache(None, "os_upgrades", {}, "apt").load([1], dict) is None
+
+
+def test_stat_key_changes_with_a_file_or_a_directory_entry(tmp_path):
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "status").write_text("a")
+    paths = [str(tmp_path / "status"), str(tmp_path / "lists"), str(tmp_path / "absent")]
+    before = state.stat_key(paths)
+    assert before[-1] == [str(tmp_path / "absent"), None]
+    (tmp_path / "lists" / "x_Packages").write_text("b")
+    assert state.stat_key(paths) != before

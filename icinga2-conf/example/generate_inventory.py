@@ -6,8 +6,11 @@ its server (/data1 live data, /data2 the backup partition with a mirror and rsna
 versions), the office PC holding the second copy, the off-site box at someone's home that a
 timer powers on only for the backup window (TimePeriod "backup-window"), reached through
 the router there under a DynDNS name, the gateway and a NAS read over SNMP, the mail server
-with its TLS endpoints, and 43 VMs in a data centre (web VMs with many vhosts, databases,
-application servers, a few old ones with NRPE only) behind a satellite.
+with its TLS endpoints on IPv4 and IPv6, and 43 VMs in a data centre behind a satellite,
+shaped by too few IPv4 addresses: IPv6-only web VMs whose sites two dual-stack reverse
+proxies serve (many SNI names on one endpoint), databases behind NAT whose agents connect
+out (host check cluster-zone), dual-stack application servers with a certificate file
+checked where it lies, and a few old VMs with NRPE only.
 
 The services come from the apply rules in services.conf and nrpe/services.conf; this script
 only writes hosts with custom vars. `make icinga2-validate` proves the whole lot validates and
@@ -40,8 +43,11 @@ def q(value):
 
 
 class Host:
-    def __init__(self, name, address, client, comment, os_name="Linux", zone="master"):
+    def __init__(self, name, address, client, comment, os_name="Linux", zone="master",
+                 address6=None):
+        # address None: an IPv6-only host (address6 only)
         self.name, self.address, self.client, self.comment = name, address, client, comment
+        self.address6 = address6
         self.os = os_name
         self.zone = zone  # the zone whose endpoints check it (its agent's parent)
         self.attrs = []   # (attribute, value): the host's own, beside the template's
@@ -57,8 +63,10 @@ class Host:
 
     def render(self):
         lines = ["/* %s */" % self.comment, "object Host %s {" % q(self.name),
-                 '\timport "osop-example-host"', "\taddress = %s" % q(self.address),
-                 "\tzone = %s" % q(self.zone)]
+                 '\timport "osop-example-host"']
+        lines += ["\t%s = %s" % (name, q(value)) for name, value in (
+            ("address", self.address), ("address6", self.address6)) if value]
+        lines.append("\tzone = %s" % q(self.zone))
         lines += ["\t%s = %s" % (name, q(value)) for name, value in self.attrs]
         lines.append("\tvars.client = %s" % q(self.client))
         if self.os:
@@ -159,8 +167,9 @@ def office():
     hosts.append(nas)
 
     mail = Host("mail.example.com", "203.0.113.25", "agent",
-                "the practice's mail server: SMTP, submission, IMAP and POP3 with STARTTLS "
-                "or TLS")
+                "the practice's mail server (dual-stack): SMTP, submission, IMAP and POP3 "
+                "with STARTTLS or TLS, each checked over IPv4 and IPv6",
+                address6="2001:db8:25::25")
     mail.var('disks["/"]', {})
     mail.var('disks["/var/vmail"]', {"warning": "15%", "critical": "5%"})
     for name, endpoint in (
@@ -179,25 +188,50 @@ def office():
 
 
 def vms():
-    """43 VMs in the data centre, checked through the satellite."""
+    """43 VMs in the data centre, checked through the satellite. Not every VM can have its
+    own IPv4 address: the web VMs are IPv6-only behind two dual-stack reverse proxies that
+    serve their sites, the databases sit behind NAT, and the application VMs are
+    dual-stack."""
     hosts = []
     base_disks = ["/", "/boot", "/var", "/var/log"]
-    for n in range(1, 13):  # 12 web VMs, 20 customer vhosts each
-        vm = Host("web%02d.dc.example" % n, "192.0.2.%d" % (10 + n), "agent",
-                  "web VM %d: nginx with 20 customer vhosts" % n, zone="dc")
+    sites = {n: ["shop%02d-%02d.example.org" % (n, v) for v in range(1, 21)]
+             for n in range(1, 13)}  # 20 customer sites on each web VM
+    for n in (1, 2):  # 2 reverse proxies: every site of six web VMs on one endpoint
+        proxy = Host("proxy%02d.dc.example" % n, "192.0.2.%d" % (20 + n), "agent",
+                     "reverse proxy %d (dual-stack): nginx terminating TLS for the sites of "
+                     "web VMs %d to %d, one endpoint, a certificate per SNI name, each "
+                     "checked over IPv4 and IPv6" % (n, 6 * n - 5, 6 * n), zone="dc",
+                     address6="2001:db8:dc::%d" % (20 + n))
+        for mount in base_disks:
+            proxy.var('disks["%s"]' % mount, {})
+        for web in range(6 * n - 5, 6 * n + 1):
+            for site in sites[web]:
+                proxy.var('tls_endpoints["%s"]' % site, {"port": 443, "sni": site})
+        proxy.var("systemd", {"unit": ["nginx.service"]})
+        hosts.append(proxy)
+    for n in range(1, 13):  # 12 web VMs, IPv6-only
+        vm = Host("web%02d.dc.example" % n, None, "agent",
+                  "web VM %d (IPv6-only): 20 customer sites, served to the world through "
+                  "proxy%02d" % (n, 1 + (n - 1) // 6), zone="dc",
+                  address6="2001:db8:dc:10::%d" % n)
+        vm.attr("check_command", "hostalive6")
         for mount in base_disks + ["/srv/www"]:
             vm.var('disks["%s"]' % mount, {})
-        for v in range(1, 21):
-            site = "shop%02d-%02d.example.org" % (n, v)
-            vm.var('tls_endpoints["%s"]' % site, {"port": 443, "sni": site})
+        # the proxy's backend: the VM's own listener, on its only address
+        vm.var('tls_endpoints["backend"]', {"port": 8443, "sni": "web%02d.dc.example" % n})
         vm.var('backups["www"]', {"path": "/var/backups/www", "warning": "26h",
                                   "critical": "50h"})
         vm.var('backups["configs"]', {"path": "/var/backups/etc", "warning": "8d",
                                       "critical": "15d"})
         hosts.append(vm)
-    for n in range(1, 9):  # 8 database VMs
-        vm = Host("db%02d.dc.example" % n, "192.0.2.%d" % (40 + n), "agent",
-                  "database VM %d: PostgreSQL with dumps and WAL archive" % n, zone="dc")
+    for n in range(1, 9):  # 8 database VMs behind NAT
+        vm = Host("db%02d.dc.example" % n, "10.20.0.%d" % (40 + n), "agent",
+                  "database VM %d behind NAT: PostgreSQL with dumps and WAL archive; its "
+                  "agent connects out to the satellite, which cannot reach it" % n,
+                  zone="dc")
+        # No ping can reach it: the host is UP while its agent is connected to the zone.
+        vm.attr("check_command", "cluster-zone")
+        vm.var("nat", True)  # its TLS listeners are checked on the VM itself
         for mount in base_disks + ["/var/lib/postgresql", "/var/backups"]:
             vm.var('disks["%s"]' % mount, {})
         vm.var('backups["pg dumps"]', {"path": "/var/backups/postgres", "glob": "*.dump",
@@ -208,14 +242,16 @@ def vms():
         vm.var('tls_endpoints["postgres"]', {"port": 5432, "starttls": "postgres"})
         vm.var('tls_endpoints["pgbouncer"]', {"port": 6432, "starttls": "postgres"})
         hosts.append(vm)
-    for n in range(1, 16):  # 15 application VMs
+    for n in range(1, 14):  # 13 application VMs, dual-stack
         vm = Host("app%02d.dc.example" % n, "192.0.2.%d" % (60 + n), "agent",
-                  "application VM %d" % n, zone="dc")
+                  "application VM %d (dual-stack)" % n, zone="dc",
+                  address6="2001:db8:dc:60::%d" % n)
         for mount in base_disks + ["/opt"]:
             vm.var('disks["%s"]' % mount, {})
         vm.var('tls_endpoints["app"]', {"port": 443, "sni": "app%02d.example.com" % n})
         vm.var('tls_endpoints["api"]', {"port": 8443, "sni": "api%02d.example.com" % n})
         vm.var('tls_endpoints["admin"]', {"port": 9443, "sni": "admin%02d.example.com" % n})
+        # read on the VM that holds the file (services.conf: command_endpoint)
         vm.var('tls_endpoints["cert file"]', {"file": ["/etc/ssl/app/app.pem"]})
         vm.var('backups["config"]', {"path": "/var/backups/app", "warning": "26h",
                                      "critical": "50h"})
@@ -241,7 +277,8 @@ def zones(hosts):
         " * Endpoints and zones of the example: the master in the office, a satellite in the",
         " * data centre, one agent zone per host with vars.client = \"agent\" (its endpoint has",
         " * the host's name: services.conf uses command_endpoint = host.name), and the global",
-        " * zone that carries commands.conf to every agent.",
+        " * zone that carries commands.conf to every agent. Agent endpoints have no host: each",
+        " * agent connects to its parent, the only way there is for those behind NAT.",
         " * Written by example/generate_inventory.py.",
         " */",
         'object Endpoint "%s" { }' % MASTER,

@@ -241,3 +241,60 @@ def test_the_readme_host_example_validates(tmp_path):
                  "office-server!tls ldap", "office-server!upgrades", "office-server!systemd",
                  "mail!tls submission", "mail!disks", "gateway!disks"):
         assert name in names, (name, sorted(names))
+
+
+def test_the_non_profits_network_as_it_is(example_base):
+    """Hosts shaped by too few IPv4 addresses, as the real icinga2 makes their services:
+    IPv6-only VMs pinged and checked on address6, agents behind NAT checked by their zone's
+    connection, a TLS service per family for dual-stack endpoints (with -4/-6), reverse
+    proxies with many SNI names on one endpoint, and certificate files (and every endpoint
+    behind NAT) read on the host itself."""
+    base, (ok, output, _counts, _missing) = example_base
+    assert ok, output[-4000:]
+    instance = icinga2.Icinga2(base, node="monitor.office.example")
+
+    def listing(kind):
+        return objects(instance.run("object", "list", "--type", kind,
+                                    *instance.defines()).stdout)
+    hosts, services = listing("Host"), listing("Service")
+
+    def of(host):
+        return {name.split("!", 1)[1]: attrs for name, attrs in services.items()
+                if attrs["host_name"] == host}
+
+    ipv6_only = [name for name, host in hosts.items() if host["address6"] and not host["address"]]
+    assert len(ipv6_only) >= 10, ipv6_only
+    for name in ipv6_only:
+        assert hosts[name]["check_command"] == "hostalive6", name
+        backend = of(name)["tls backend"]
+        assert backend["vars"]["tls_expiry_host"] == "$address6$", backend
+        assert "tls6 backend" not in of(name)
+
+    behind_nat = [name for name, host in hosts.items() if host["vars"].get("nat")]
+    assert len(behind_nat) >= 5, behind_nat
+    for name in behind_nat:
+        assert hosts[name]["check_command"] == "cluster-zone", name
+        for service in of(name).values():  # its listeners too: nothing else can reach them
+            assert service["command_endpoint"] == name, service
+
+    mail = of("mail.example.com")
+    for family, flag in (("tls imaps", "tls_expiry_ipv4"), ("tls6 imaps", "tls_expiry_ipv6")):
+        assert mail[family]["vars"][flag] is True, mail[family]
+        assert mail[family]["command_endpoint"] == "", mail[family]  # from here, as users
+    assert mail["tls imaps"]["vars"]["tls_expiry_host"] == "$address$"
+    assert mail["tls6 imaps"]["vars"]["tls_expiry_host"] == "$address6$"
+
+    proxies = [name for name in hosts if name.startswith("proxy")]
+    for name in proxies:
+        mine = of(name)
+        sni = {s["vars"]["tls_expiry_sni"] for s in mine.values()
+               if s["vars"].get("tls_expiry_sni") and s["vars"].get("tls_expiry_port") == 443}
+        assert len(sni) >= 100, (name, len(sni))
+        assert sum(key.startswith("tls6 ") for key in mine) == len(sni)
+
+    files = {name: attrs for name, attrs in services.items()
+             if attrs["vars"].get("tls_expiry_file")}
+    assert len(files) >= 10, len(files)
+    for name, attrs in files.items():
+        assert attrs["command_endpoint"] == attrs["host_name"], (name, attrs)
+        assert not name.split("!", 1)[1].startswith("tls6 "), name

@@ -34,6 +34,23 @@ def test_the_full_example_validates_with_at_least_690_services(validated):
     assert counts["Endpoint"] >= 30 and counts["Zone"] == counts["Endpoint"] + 1, counts
 
 
+def test_the_full_example_validates_in_icinga2_2_14(tmp_path):
+    """Debian 13's icinga2 (2.14, chrooted) takes the same files, commands-api.conf (its
+    ifw-api commands) included, without a warning."""
+    need("debootstrap")
+    need_root()
+    ok, output, counts, _missing = icinga2.validate_example(
+        str(tmp_path), [os.path.join(icinga2.CONF, "commands-api.conf")],
+        root=icinga2.trixie_root())
+    assert ok, output[-6000:]
+    assert "2.14" in icinga2.Icinga2(str(tmp_path / "v"), root=icinga2.trixie_root()).run(
+        "--version").stdout
+    assert counts["Service"] >= icinga2.MIN_SERVICES and counts["Host"] == 50, counts
+    problems = [line for line in output.splitlines()
+                if " critical/" in line or " warning/" in line]
+    assert not problems, "\n".join(problems)
+
+
 def test_the_example_has_no_errors_or_warnings_from_icinga2(validated):
     ok, output, counts, missing = validated
     problems = [line for line in output.splitlines()

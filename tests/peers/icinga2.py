@@ -469,9 +469,10 @@ def example_includes():
         os.path.join("example", "zones.conf"), os.path.join("example", "hosts.conf"))]
 
 
-def validate_example(base, extra_includes=()):
-    """Validate the shipped config with the example inventory; (ok, output, counts, missing)."""
-    instance = Icinga2(base, node="monitor.office.example")
+def validate_example(base, extra_includes=(), root=None):
+    """Validate the shipped config with the example inventory; (ok, output, counts, missing).
+    With ``root`` (trixie_root()), by that root's icinga2."""
+    instance = Icinga2(base, node="monitor.office.example", root=root)
     missing, placeholders = placeholder_commands()
     includes = example_includes()[:1]
     if placeholders:

@@ -131,30 +131,11 @@ class Garbage(_Peer):
                 conn.close()
 
 
-class UDPBlackHole(_Peer):
-    """Reads datagrams and never answers."""
+class UDPPeer(_Peer):
+    """A UDP peer: each datagram is recorded and ``answer(data)`` says what to send back
+    (None: nothing)."""
 
     kind = socket.SOCK_DGRAM
-
-    def _serve(self):
-        while not self.stopped.is_set():
-            try:
-                data, _ = self.sock.recvfrom(65535)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.received.append(data)
-
-
-class UDPGarbage(_Peer):
-    """Answers every datagram with ``reply`` (default: text, not DNS, not SNMP)."""
-
-    kind = socket.SOCK_DGRAM
-
-    def __init__(self, reply=b"HTTP/1.0 200 OK\r\n\r\nthis is not a DNS answer", host="127.0.0.1"):
-        super().__init__(host)
-        self.reply = reply
 
     def _serve(self):
         while not self.stopped.is_set():
@@ -165,8 +146,31 @@ class UDPGarbage(_Peer):
             except OSError:
                 return
             self.received.append(data)
-            with contextlib.suppress(OSError):
-                self.sock.sendto(self.reply, peer)
+            reply = self.answer(data)
+            if reply is not None:
+                with contextlib.suppress(OSError):
+                    self.sock.sendto(reply, peer)
+
+    def answer(self, data):
+        raise NotImplementedError
+
+
+class UDPBlackHole(UDPPeer):
+    """Reads datagrams and never answers."""
+
+    def answer(self, data):
+        return None
+
+
+class UDPGarbage(UDPPeer):
+    """Answers every datagram with ``reply`` (default: text, not DNS, not SNMP)."""
+
+    def __init__(self, reply=b"HTTP/1.0 200 OK\r\n\r\nthis is not a DNS answer", host="127.0.0.1"):
+        super().__init__(host)
+        self.reply = reply
+
+    def answer(self, data):
+        return self.reply
 
 
 # -- fixtures (auto-registered by tests/conftest.py) --------------------------------------

@@ -1,62 +1,35 @@
 """A hostile SNMP v2c agent on loopback: it answers every GET, GETNEXT and GETBULK with the
 next OIDs below what was asked, without end (an endless table), using pysnmp's own encoder.
 Used by tests/integration/test_hostile.py."""
-import socket
-import threading
+from tests.peers.blackhole import UDPPeer
 
 
-class EndlessAgent:
+class EndlessAgent(UDPPeer):
     """``with EndlessAgent() as agent:`` agent.port answers community 'public' forever."""
 
-    def __init__(self, community="public"):
-        self.community = community
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.sock.settimeout(0.2)
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-
-    def _serve(self):
+    def answer(self, data):
         from pyasn1.codec.ber import decoder, encoder
         from pysnmp.proto import api
 
         proto = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
-        while not self.stopped.is_set():
-            try:
-                data, peer = self.sock.recvfrom(65535)
-            except socket.timeout:
-                continue
-            try:
-                message, _ = decoder.decode(data, asn1Spec=proto.Message())
-            except Exception:  # not ours to judge: drop it
-                continue
-            request = proto.apiMessage.get_pdu(message)
-            response = proto.apiMessage.get_response(message)
-            pdu = proto.apiMessage.get_pdu(response)
-            asked = [name for name, _ in proto.apiPDU.get_varbinds(request)]
-            count = 1
-            if request.isSameTypeWith(proto.GetBulkRequestPDU()):
-                count = max(1, min(50, int(proto.apiBulkPDU.get_max_repetitions(request))))
-            varbinds = []
-            for step in range(count):
-                for name in asked:
-                    name = tuple(name)
-                    following = name + (step + 1,) if len(name) < 14 else \
-                        name[:-1] + (name[-1] + step + 1,)
-                    varbinds.append((proto.ObjectIdentifier(following),
-                                     proto.OctetString("row %d" % following[-1])))
-            proto.apiPDU.set_varbinds(pdu, varbinds)
-            try:
-                self.sock.sendto(encoder.encode(response), peer)
-            except OSError:
-                pass
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stopped.set()
-        self.thread.join(2)
-        self.sock.close()
+        try:
+            message, _ = decoder.decode(data, asn1Spec=proto.Message())
+        except Exception:  # not ours to judge: drop it
+            return None
+        request = proto.apiMessage.get_pdu(message)
+        response = proto.apiMessage.get_response(message)
+        pdu = proto.apiMessage.get_pdu(response)
+        asked = [name for name, _ in proto.apiPDU.get_varbinds(request)]
+        count = 1
+        if request.isSameTypeWith(proto.GetBulkRequestPDU()):
+            count = max(1, min(50, int(proto.apiBulkPDU.get_max_repetitions(request))))
+        varbinds = []
+        for step in range(count):
+            for name in asked:
+                name = tuple(name)
+                following = name + (step + 1,) if len(name) < 14 else \
+                    name[:-1] + (name[-1] + step + 1,)
+                varbinds.append((proto.ObjectIdentifier(following),
+                                 proto.OctetString("row %d" % following[-1])))
+        proto.apiPDU.set_varbinds(pdu, varbinds)
+        return encoder.encode(response)

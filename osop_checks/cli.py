@@ -22,13 +22,27 @@ class UsageError(Exception):
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """argparse's layout with the same text on every supported Python: an option that takes a
     value shows it after each of its names (``-t DURATION, --timeout DURATION``), as Python up
-    to 3.12 prints it; 3.13 shortened that to ``-t, --timeout DURATION``."""
+    to 3.12 prints it; 3.13 shortened that to ``-t, --timeout DURATION``. The usage keeps a
+    group of options on one line, as up to 3.12."""
 
     def _format_action_invocation(self, action):
         if not action.option_strings or action.nargs == 0:
             return super()._format_action_invocation(action)
         value = self._format_args(action, self._get_default_metavar_for_optional(action))
         return ", ".join("%s %s" % (option, value) for option in action.option_strings)
+
+    def _get_actions_usage_parts(self, actions, groups):
+        """Python 3.13 wraps a long usage between the members of a group (``[-4 |`` and
+        ``-6]`` on two lines); up to 3.12 a group is one part, kept on one line. Only 3.13
+        calls this: it joins each group's parts into one again."""
+        whole, pending, depth = [], [], 0
+        for part in super()._get_actions_usage_parts(actions, groups):
+            pending.append(part)
+            depth += part.count("[") + part.count("(") - part.count("]") - part.count(")")
+            if depth <= 0:
+                whole.append(" ".join(pending))
+                pending, depth = [], 0
+        return whole + ([" ".join(pending)] if pending else [])
 
 
 DOC_WIDTH = 98  # the help in README/docs and man pages: what a 100-column terminal shows

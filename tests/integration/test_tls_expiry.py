@@ -282,8 +282,9 @@ def test_ipv6_loopback(tls_scenarios):
         outcome = run_inprocess(tls_expiry, [
             "-4", "--endpoint", "localhost@[::1]:%d" % server.port,
             "--ca-file", tls_scenarios["valid"].ca.ca_path])
-        assert outcome.exitcode == 2
-        assert "resolve failed" in outcome.status_line
+        # an address of the other family is a usage error, not a failed connection
+        assert outcome.exitcode == 3, outcome.output
+        assert "-4 asks for IPv4, but ::1 is an IPv6 address" in outcome.status_line
 
 
 @pytest.mark.parametrize("protocol, answer", [

@@ -419,6 +419,8 @@ XMLISH = st.lists(st.sampled_from([
     "http://192.168.178.1:49000/x", "<URLBase>", "</URLBase>", "<s:Envelope xmlns:s='x'>",
     "</s:Envelope>", "<Fault>", "</Fault>", "<errorCode>", "401", "</errorCode>",
     "<NewExternalIPAddress>", "</NewExternalIPAddress>", "80.81.82.83", "100.64.7.2", "::1",
+    "<NewIPv6Prefix>", "</NewIPv6Prefix>", "2003:a:1234:5600::", "/56", "fd00::",
+    "<NewPrefixLength>", "</NewPrefixLength>", "56", "0", "999",
     "<!DOCTYPE root [<!ENTITY a 'x'>]>", "&a;", "&amp;", "<?xml version='1.0'?>", "<", ">",
     "\0", "\xff", "|", " "]), max_size=16).map("".join)
 
@@ -436,6 +438,8 @@ def test_upnp_documents_raise_only_upnp_error(body):
         assert service.control_url.startswith("http://192.168.178.1:49000/")
     address = only(upnp.UpnpError, upnp.parse_external_address, body)
     assert address is None or address in ("80.81.82.83",)
+    prefix = only(upnp.UpnpError, upnp.parse_ipv6_prefix, body)
+    assert prefix is None or (prefix.is_global and 0 < prefix.prefixlen <= 128)
 
 
 @FAST

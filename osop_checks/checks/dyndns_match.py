@@ -55,6 +55,8 @@ def build_parser():
             "check_dyndns_match -H practice.dyndns.example --router-upnp",
             "check_dyndns_match -H practice.dyndns.example "
             "--router-upnp http://192.168.178.1:49000/igddesc.xml",
+            "check_dyndns_match -H practice.dyndns.example --both --v6-prefix 56 "
+            "--router-upnp",
         ],
         behind_the_scenes=[
             "DNS (dnspython): A/AAAA queries over UDP (TCP when truncated) to the name servers",
@@ -70,7 +72,8 @@ def build_parser():
             "--router-upnp: an SSDP M-SEARCH (UDP multicast to 239.255.255.250:1900) unless",
             "a URL is given, an HTTP GET of the device description and a SOAP POST of",
             "GetExternalIPAddress to its WANIPConnection/WANPPPConnection control URL (no",
-            "proxy, no redirects; XML with a DTD or entities is refused).",
+            "proxy, no redirects; XML with a DTD or entities is refused); for IPv6 one more",
+            "POST of AVM's X_AVM_DE_GetIPv6Prefix to its WANIPConnection:1.",
             "Grace state: a JSON file per name (private to the running user, never followed",
             "through a symlink, written atomically), by default in",
             "$XDG_STATE_HOME/osop-checks/ or else /var/tmp/osop-checks-<uid>/.",
@@ -119,7 +122,10 @@ def build_parser():
                           "(GetExternalIPAddress of WANIPConnection or WANPPPConnection): "
                           "without URL (or with 'ssdp') the router is found by an SSDP search "
                           "on the LAN; URL: its device description, e.g. "
-                          "http://192.168.178.1:49000/igddesc.xml on a FRITZ!Box")
+                          "http://192.168.178.1:49000/igddesc.xml on a FRITZ!Box. With -6 or "
+                          "--both also the IPv6 prefix a FRITZ!Box was delegated "
+                          "(X_AVM_DE_GetIPv6Prefix), compared over --v6-prefix bits, at "
+                          "most its length")
     # The shared options without their -H/--host: here -H is the DNS name and the agent
     # is named by --snmp HOST.
     snmp.add_arguments(parser, host=False, enable_switch=False)
@@ -243,9 +249,11 @@ def public_for(family, readings, prefix=128):
         if mine:
             voters.append((reading.source, mine))
     if not voters:
-        failed = [r.error for r in readings if r.error]
+        failed = [r.family_errors.get(family) or r.error for r in readings
+                  if r.error or family in r.family_errors]
         other = ["%s gave %s" % (r.source, ", ".join(r.addresses))
-                 for r in readings if not r.error and r.addresses]
+                 for r in readings if not r.error and family not in r.family_errors
+                 and r.addresses]
         return [], "no source gave a public IPv%d address%s" % (
             family, (": " + "; ".join(failed + other)) if failed or other else "")
     common = set.intersection(*({_key(a, prefix) for a in mine} for _, mine in voters))
@@ -510,7 +518,11 @@ def gather_public(args, fetch_echo=publicip.fetch_echo,
     remote = [(snmp_address, host, "SNMP agent %s" % host) for host in args.snmp] + [
         (fetch_echo, url, url) for url in args.ip_url]
     if args.router_upnp:
-        remote.append((router_address, args.router_upnp, "UPnP router"))
+        # the router's delegated IPv6 prefix only where an IPv6 comparison is asked
+        v6_prefix = args.v6_prefix if 6 in args.families else None
+        remote.append((lambda where, timeout: router_address(where, timeout=timeout,
+                                                             v6_prefix=v6_prefix),
+                       args.router_upnp, "UPnP router"))
     return readings + _in_parallel(remote, _share())
 
 

@@ -37,6 +37,8 @@ class Reading:
     addresses: list[str] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
+    # why a source that gave an address of one family has none of the other: {6: words}
+    family_errors: dict = dataclasses.field(default_factory=dict)
 
 
 def parse_echo(body) -> str:

@@ -55,6 +55,11 @@ MAX_GATEWAYS = 4
 MAX_DESCRIPTION = 256 * 1024
 MAX_SOAP = 16 * 1024
 CGNAT = "the router has no public IPv4 address: behind carrier-grade NAT?"
+ADDRESS_ACTION = "GetExternalIPAddress"
+# AVM's own action on a FRITZ!Box's WANIPConnection:1 (igdupnp, port 49000): the IPv6
+# prefix the provider delegated; other gateways (miniupnpd) answer 401 Invalid Action.
+PREFIX_ACTION = "X_AVM_DE_GetIPv6Prefix"
+PREFIX_SERVICES = "urn:schemas-upnp-org:service:WANIPConnection:"
 
 
 class UpnpError(ValueError):
@@ -63,6 +68,15 @@ class UpnpError(ValueError):
 
 class NoPublicAddress(UpnpError):
     """The router answered, and its WAN address is none or not a public one."""
+
+
+class SoapFault(UpnpError):
+    """The router refused a SOAP call; ``code`` is its UPnP error code ("401": no such
+    action), "" when it gave none."""
+
+    def __init__(self, message, code=""):
+        super().__init__(message)
+        self.code = code
 
 
 @dataclasses.dataclass
@@ -211,20 +225,19 @@ def parse_description(body, location) -> list[Service]:
     return services
 
 
-def soap_request(service_type):
-    """(headers, body) of the SOAP call GetExternalIPAddress on ``service_type``."""
+def soap_request(service_type, action=ADDRESS_ACTION):
+    """(headers, body) of the SOAP call ``action`` (no arguments) on ``service_type``."""
     body = ('<?xml version="1.0"?>\r\n<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/'
             'envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body>'
-            '<u:GetExternalIPAddress xmlns:u="%s"/></s:Body></s:Envelope>\r\n' % service_type)
+            '<u:%s xmlns:u="%s"/></s:Body></s:Envelope>\r\n' % (action, service_type))
     headers = {"Content-Type": 'text/xml; charset="utf-8"',
-               "SOAPAction": '"%s#GetExternalIPAddress"' % service_type}
+               "SOAPAction": '"%s#%s"' % (service_type, action)}
     return headers, body.encode("utf-8")
 
 
-def parse_external_address(body) -> str:
-    """The public address in a GetExternalIPAddress answer. A SOAP fault, a missing or
-    malformed NewExternalIPAddress raise UpnpError; an empty one or one that is not public
-    (private, shared 100.64/10, reserved) NoPublicAddress."""
+def parse_soap(body, action):
+    """The element tree of a SOAP answer to ``action``; a SOAP fault raises UpnpError
+    saying what the router refused ("UPnP error 401 Invalid Action")."""
     what = "the SOAP answer"
     root = parse_xml(body, what)
     if root.tag != "Envelope":
@@ -235,13 +248,24 @@ def parse_external_address(body) -> str:
         code = next((e.text or "" for e in fault.iter("errorCode")), "").strip()
         words = next((e.text or "" for e in fault.iter("errorDescription")), "").strip() or \
             next((e.text or "" for e in fault.iter("faultstring")), "").strip()
-        raise UpnpError("the router refused GetExternalIPAddress: %s" % text.oneline(
+        raise SoapFault("the router refused %s: %s" % (action, text.oneline(
             " ".join(w for w in ("UPnP error %s" % code if code else "", words) if w)
-            or "a SOAP fault", limit=100))
-    found = next(root.iter("NewExternalIPAddress"), None)
+            or "a SOAP fault", limit=100)), code)
+    return root
+
+
+def _value(root, tag):
+    found = next(root.iter(tag), None)
     if found is None:
-        raise UpnpError("%s holds no NewExternalIPAddress" % what)
-    value = (found.text or "").strip()
+        raise UpnpError("the SOAP answer holds no %s" % tag)
+    return (found.text or "").strip()
+
+
+def parse_external_address(body) -> str:
+    """The public address in a GetExternalIPAddress answer. A SOAP fault, a missing or
+    malformed NewExternalIPAddress raise UpnpError; an empty one or one that is not public
+    (private, shared 100.64/10, reserved) NoPublicAddress."""
+    value = _value(parse_soap(body, ADDRESS_ACTION), "NewExternalIPAddress")
     if not value:
         raise NoPublicAddress(CGNAT)
     try:
@@ -255,59 +279,129 @@ def parse_external_address(body) -> str:
     return str(address)
 
 
+def parse_ipv6_prefix(body) -> ipaddress.IPv6Network:
+    """The IPv6 prefix the provider delegated to the router, from a FRITZ!Box's
+    X_AVM_DE_GetIPv6Prefix answer (NewIPv6Prefix, NewPrefixLength). None delegated (both
+    empty or 0, as without IPv6) is NoPublicAddress; a malformed or non-public prefix
+    UpnpError."""
+    root = parse_soap(body, PREFIX_ACTION)
+    value, length = _value(root, "NewIPv6Prefix"), _value(root, "NewPrefixLength")
+    value = value.split("/", 1)[0]  # some firmware writes it as 2003:a:b:c00::/56
+    if not value or length in ("", "0"):
+        raise NoPublicAddress("the router has no IPv6 prefix (none delegated by the "
+                              "provider)")
+    try:
+        network = ipaddress.IPv6Network("%s/%s" % (value, length), strict=False)
+    except ValueError:
+        raise UpnpError("NewIPv6Prefix/NewPrefixLength is not an IPv6 prefix: %s" % _excerpt(
+            "%s/%s" % (value, length))) from None
+    if not network.is_global:
+        raise UpnpError("the router's IPv6 prefix %s is not a public one" % network)
+    return network
+
+
+def prefix_address(network, compared):
+    """The address that stands for the router's delegated ``network`` when ``compared``
+    leading bits are compared (--v6-prefix); UpnpError when the prefix cannot say them."""
+    if compared > network.prefixlen:
+        raise UpnpError("the router's IPv6 prefix %s cannot tell the first %d bits of an "
+                        "address: compare at most %d (--v6-prefix %d)" % (
+                            network, compared, network.prefixlen, network.prefixlen))
+    return str(network.network_address)
+
+
 def _excerpt(value, limit=60):
     return repr(text.oneline(value, limit=limit))
 
 
 # -- asking the router -----------------------------------------------------------------------
 
-def fetch(where=DISCOVER, timeout=None) -> publicip.Reading:
+def fetch(where=DISCOVER, timeout=None, v6_prefix=None) -> publicip.Reading:
     """The router's public address: from the device description at URL ``where``, or, with
     DISCOVER, from the gateways an SSDP search finds; within ``timeout`` seconds in all
-    (DEFAULT_TIMEOUT of publicip when None, capped by the check's deadline)."""
+    (DEFAULT_TIMEOUT of publicip when None, capped by the check's deadline).
+
+    With ``v6_prefix`` (the leading bits an IPv6 comparison looks at, --v6-prefix) the
+    reading also holds the network address of the IPv6 prefix the router was delegated (a
+    FRITZ!Box's X_AVM_DE_GetIPv6Prefix); ``family_errors`` says why a family has none."""
     source = "UPnP router" if where == DISCOVER else "UPnP router %s" % where
-    return publicip.within(source, lambda started, limit: _ask(source, where, started,
-                                                               limit), timeout)
+    return publicip.within(source, lambda started, limit: _ask(
+        source, where, started, limit, v6_prefix), timeout)
 
 
-def _ask(source, where, started, limit):
+def _ask(source, where, started, limit, v6_prefix):
     reading = publicip.Reading(source)
     try:
-        if where == DISCOVER:
-            locations = discover(started, limit)
-        else:
-            locations = [where]
-        errors = []
-        for location in locations:
-            name = "UPnP router %s" % location
-            try:
-                reading.addresses = [external_address(location, started, limit)]
-                reading.source = name
-                return reading
-            except (UpnpError, publicip.HttpError) as exc:
-                errors.append((isinstance(exc, NoPublicAddress), "%s: %s" % (name, exc)))
-        # the router's own word that it has no public address first, then the others
-        errors.sort(key=lambda error: not error[0])
-        reading.error = "; ".join(message for _, message in errors)
+        locations = discover(started, limit) if where == DISCOVER else [where]
     except (UpnpError, publicip.HttpError) as exc:
         reading.error = "%s: %s" % (source, exc)
+        return reading
+    errors, family_errors = [], {}
+    for location in locations:
+        name = "UPnP router %s" % location
+        try:
+            addresses, problems = ask_gateway(location, started, limit, v6_prefix)
+        except (UpnpError, publicip.HttpError) as exc:
+            errors.append((isinstance(exc, NoPublicAddress), "%s: %s" % (name, exc)))
+            continue
+        named = {family: "%s: %s" % (name, exc) for family, exc in problems.items()}
+        if addresses:
+            reading.source, reading.addresses, reading.family_errors = name, addresses, named
+            return reading
+        errors.append((isinstance(problems[4], NoPublicAddress), named[4]))
+        for family, words in named.items():
+            family_errors.setdefault(family, words)
+    # the router's own word that it has no public address first, then the others
+    errors.sort(key=lambda error: not error[0])
+    reading.error = "; ".join(message for _, message in errors)
+    reading.family_errors = family_errors
     return reading
 
 
-def external_address(location, started, limit):
-    """Ask the gateway whose device description is at ``location``: each of its connection
-    services in turn until one gives an address. Raises UpnpError or publicip.HttpError."""
+def ask_gateway(location, started, limit, v6_prefix=None):
+    """(addresses, problems) of the gateway whose device description is at ``location``:
+    its public IPv4 address from the first connection service that gives one and, with
+    ``v6_prefix``, the address standing for its delegated IPv6 prefix (prefix_address,
+    asked of its WANIPConnection services);
+    ``problems`` ({family: exception}) says why a family has none. Raises UpnpError or
+    publicip.HttpError when the gateway cannot be asked at all."""
     services = parse_description(_get(location, started, limit), location)
+    addresses, problems = [], {}
+    try:
+        addresses.append(_first_answer(services, ADDRESS_ACTION, parse_external_address,
+                                       started, limit))
+    except (UpnpError, publicip.HttpError) as exc:
+        problems[4] = exc
+    if v6_prefix is not None:
+        try:
+            network = _first_answer([s for s in services
+                                     if s.service_type.startswith(PREFIX_SERVICES)],
+                                    PREFIX_ACTION, parse_ipv6_prefix, started, limit)
+            log.info("UPnP: the router's delegated IPv6 prefix is %s", network)
+            addresses.append(prefix_address(network, v6_prefix))
+        except SoapFault as exc:
+            problems[6] = UpnpError("the router gives no IPv6 prefix (%s; a FRITZ!Box "
+                                    "does)" % exc) if exc.code == "401" else exc
+        except (UpnpError, publicip.HttpError) as exc:
+            problems[6] = exc
+    return addresses, problems
+
+
+def _first_answer(services, action, parse, started, limit):
+    """``parse`` of the answer to ``action`` from the first of ``services`` that gives one.
+    Raises the router's own word that it has none (NoPublicAddress) before other errors."""
+    if not services:
+        raise UpnpError("the router offers no WANIPConnection service for %s" % action)
     problems = []
     for service in services:
-        headers, body = soap_request(service.service_type)
+        headers, body = soap_request(service.service_type, action)
         log.info("UPnP: POST %s (SOAPAction %s)", service.control_url, headers["SOAPAction"])
         status, reason, answer = publicip.http_request(
             service.control_url, started, limit, method="POST", headers=headers, data=body,
             max_body=MAX_SOAP, what="a SOAP answer", redirects=False, trust_env=False)
         log.debug("UPnP: HTTP %d: %r", status, answer[:400])
         try:
-            return parse_external_address(answer)
+            return parse(answer)
         except NoPublicAddress as exc:
             problems.insert(0, exc)
         except UpnpError as exc:

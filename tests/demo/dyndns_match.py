@@ -7,6 +7,7 @@ import shutil
 import tempfile
 import time
 
+from tests.helpers import fixture
 from tests.peers.dns import DnsSite, UdpPeer, closed_port
 from tests.peers.http_echo import EchoServer
 
@@ -19,7 +20,8 @@ def scenarios(stack):
                  "stale.dyn.test": [PUBLIC4],
                  "moved.dyn.test": ["203.0.113.7"],
                  "v6.dyn.test": ["2001:db8:1:0:aaaa::5"],
-                 "router.dyn.test": ["127.0.0.1", "::1"]},
+                 "router.dyn.test": ["127.0.0.1", "::1"],
+                 "box.dyn.test": ["2003:a:1234:5601::10"]},
         resolver_records={"stale.dyn.test": ["203.0.113.7"]}))
     echo = stack.enter_context(EchoServer(PUBLIC4 + "\n"))
     echo2 = stack.enter_context(EchoServer(PUBLIC4))
@@ -27,6 +29,14 @@ def scenarios(stack):
     portal = stack.enter_context(EchoServer(
         "<!DOCTYPE html><html><head><title>Hotel WiFi login</title></head></html>",
         content_type="text/html"))
+    # A FRITZ!Box on DS-Lite (no public IPv4 of its own), as AVM documents its IGD: the
+    # synthetic answers of tests/fixtures/upnp/
+    fritzbox = stack.enter_context(EchoServer(
+        fixture("upnp", "fritzbox_igddesc_synthetic.xml"), post={
+            "GetExternalIPAddress": fixture(
+                "upnp", "fritzbox_GetExternalIPAddress_ds-lite_synthetic.xml"),
+            "X_AVM_DE_GetIPv6Prefix": fixture(
+                "upnp", "fritzbox_X_AVM_DE_GetIPv6Prefix_synthetic.xml")}))
     silent = stack.enter_context(UdpPeer("silent"))
     state = tempfile.mkdtemp(prefix="osop-demo-dyndns-")
     stack.callback(shutil.rmtree, state, True)
@@ -55,6 +65,9 @@ def scenarios(stack):
         ("IPv6: the provider changed the host part only, compared by /64 prefix",
          run("v6.dyn.test", "--server", auth, "-6", "--expect", "2001:db8:1:0:bbbb::5",
              "--v6-prefix", "64")),
+        ("IPv6: inside the prefix a FRITZ!Box on DS-Lite was delegated (UPnP, synthetic)",
+         run("box.dyn.test", "--server", auth, "-6", "--v6-prefix", "56", "--router-upnp",
+             fritzbox.url + "igddesc.xml")),
         ("a name that does not exist",
          run("gone.dyn.test", "--server", auth, "--expect", PUBLIC4)),
         ("two echo services that disagree",

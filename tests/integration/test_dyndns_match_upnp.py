@@ -21,6 +21,10 @@ pytestmark = pytest.mark.peer
 NAME = "practice.dyn.test"
 PUBLIC = "80.81.82.83"
 MOVED = "80.81.82.99"
+# The synthetic FRITZ!Box's delegated prefix (a made-up public one) and a host inside it.
+PREFIX = "2003:a:1234:5600::/56"
+PREFIX_HOST = "2003:a:1234:5601::10"
+OUTSIDE = "2003:a:1234:7701::10"
 
 
 def run(router, tmp_path, *argv):
@@ -117,6 +121,20 @@ def test_the_router_refusing_the_description_port(router, tmp_path):
     assert "UPnP router %s: cannot connect: Connection refused" % url in out.status_line
 
 
+def test_an_ipv6_comparison_asks_miniupnpd_for_a_prefix_it_does_not_give(router, tmp_path):
+    """--both: the IPv4 address still comes from the router; miniupnpd has no AVM prefix
+    action (401 Invalid Action), so IPv6 cannot be told, and the check says why."""
+    router.set_records({NAME: [PUBLIC, PREFIX_HOST]})
+    out = run(router, tmp_path, "--router-upnp", router.description_url, "--both",
+              "--v6-prefix", "56", "-v")
+    assert out.exitcode == 3, out.output
+    assert ("cannot tell the public IPv6 address: no source gave a public IPv6 address: UPnP "
+            "router %s: the router gives no IPv6 prefix (the router refused "
+            "X_AVM_DE_GetIPv6Prefix: UPnP error 401 Invalid Action; a FRITZ!Box does)"
+            % router.description_url) in out.status_line, out.output
+    assert "%s resolves to %s, the public address" % (NAME, PUBLIC) in out.output
+
+
 # -- garbage and hostile answers (a local server) -----------------------------------------
 
 DESCRIPTION_SYNTHETIC = (
@@ -203,6 +221,107 @@ def test_the_synthetic_router_answers_too(site, http_echo, tmp_path):
     assert b"urn:schemas-upnp-org:service:WANPPPConnection:1" in echo.posted[0]
 
 
+# -- a FRITZ!Box (synthetic: no real one here; shaped as AVM documents its IGD) -------------
+
+def fritzbox(http_echo, address="fritzbox_GetExternalIPAddress_synthetic.xml",
+             prefix="fritzbox_X_AVM_DE_GetIPv6Prefix_synthetic.xml"):
+    return http_echo(fixture("upnp", "fritzbox_igddesc_synthetic.xml"), post={
+        "GetExternalIPAddress": fixture("upnp", address),
+        "X_AVM_DE_GetIPv6Prefix": fixture("upnp", prefix)})
+
+
+def test_a_fritzbox_gives_its_delegated_ipv6_prefix(site, http_echo, tmp_path):
+    site.set_records({NAME: [PUBLIC, PREFIX_HOST]})
+    box = fritzbox(http_echo)
+    url = box.url + "igddesc.xml"
+    out = run_local(site, tmp_path, url, "--both", "--v6-prefix", "56", "-v")
+    assert out.exitcode == 0, out.output
+    assert "public address from UPnP router %s: %s, 2003:a:1234:5600::" % (url, PUBLIC) \
+        in out.output
+    assert b"#X_AVM_DE_GetIPv6Prefix" not in box.posted[0]  # the body names the action
+    assert [b"X_AVM_DE_GetIPv6Prefix" in body for body in box.posted] == [False, True]
+    # a name whose AAAA left the prefix is a mismatch, as from any source
+    site.set_records({NAME: [PUBLIC, OUTSIDE]})
+    out = run_local(site, tmp_path, url, "-6", "--v6-prefix", "56", "--grace", "0")
+    assert out.exitcode == 2, out.output
+    assert "%s resolves to %s, public address is 2003:a:1234:5600::" % (NAME, OUTSIDE) \
+        in out.status_line, out.output
+
+
+def test_an_ipv4_comparison_asks_no_prefix(site, http_echo, tmp_path):
+    box = fritzbox(http_echo)
+    out = run_local(site, tmp_path, box.url + "igddesc.xml")
+    assert out.exitcode == 0, out.output
+    assert len(box.posted) == 1 and b"GetExternalIPAddress" in box.posted[0]
+
+
+def test_ds_lite_has_an_ipv6_prefix_and_no_public_ipv4(site, http_echo, tmp_path):
+    """Many FRITZ!Box lines (DS-Lite) have no public IPv4 address of their own: IPv6 is
+    judged, IPv4 is named as what it is."""
+    site.set_records({NAME: [PUBLIC, PREFIX_HOST]})
+    box = fritzbox(http_echo, address="fritzbox_GetExternalIPAddress_ds-lite_synthetic.xml")
+    url = box.url + "igddesc.xml"
+    out = run_local(site, tmp_path, url, "-6", "--v6-prefix", "56")
+    assert out.exitcode == 0, out.output
+    assert out.status_line.startswith(
+        "DYNDNS_MATCH OK - %s resolves to %s, in the public /56 prefix of 2003:a:1234:5600:: |"
+        % (NAME, PREFIX_HOST)), out.output
+    out = run_local(site, tmp_path, url, "--both", "--v6-prefix", "56")
+    assert out.exitcode == 3, out.output
+    assert "cannot tell the public IPv4 address: no source gave a public IPv4 address: UPnP " \
+           "router %s: the router has no public IPv4 address: behind carrier-grade NAT?" % url \
+        in out.status_line, out.output
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--v6-prefix", "64"], "the router's IPv6 prefix %s cannot tell the first 64 bits of an "
+                            "address: compare at most 56 (--v6-prefix 56)" % PREFIX),
+    ([], "the router's IPv6 prefix %s cannot tell the first 128 bits of an address: compare "
+         "at most 56 (--v6-prefix 56)" % PREFIX),
+], ids=["longer than the prefix", "the whole address"])
+def test_more_bits_than_the_prefix_has_are_unknown(site, http_echo, tmp_path, argv, message):
+    site.set_records({NAME: [PREFIX_HOST]})
+    box = fritzbox(http_echo)
+    url = box.url + "igddesc.xml"
+    out = run_local(site, tmp_path, url, "-6", *argv)
+    assert out.exitcode == 3, out.output
+    assert out.status_line.startswith(
+        "DYNDNS_MATCH UNKNOWN - cannot tell the public IPv6 address: no source gave a public "
+        "IPv6 address: UPnP router %s: %s" % (url, message)), out.output
+
+
+PREFIX_ANSWER = fixture("upnp", "fritzbox_X_AVM_DE_GetIPv6Prefix_synthetic.xml")
+
+
+@pytest.mark.parametrize("answer, message", [
+    (fixture("upnp", "fritzbox_X_AVM_DE_GetIPv6Prefix_none_synthetic.xml"),
+     "the router has no IPv6 prefix (none delegated by the provider)"),
+    (PREFIX_ANSWER.replace("2003:a:1234:5600::", "2003:a:zz | x::"),
+     "NewIPv6Prefix/NewPrefixLength is not an IPv6 prefix: '2003:a:zz / x::/56'"),
+    (PREFIX_ANSWER.replace(">56<", ">999<"),
+     "NewIPv6Prefix/NewPrefixLength is not an IPv6 prefix: '2003:a:1234:5600::/999'"),
+    (PREFIX_ANSWER.replace("2003:a:1234:5600::", "fd00:1234:5600::"),
+     "the router's IPv6 prefix fd00:1234:5600::/56 is not a public one"),
+    (PREFIX_ANSWER.replace("NewPrefixLength", "Other"),
+     "the SOAP answer holds no NewPrefixLength"),
+    ("<html>", "the SOAP answer is not XML ("),
+], ids=["none delegated", "garbage prefix", "garbage length", "ULA prefix", "no length",
+        "not XML"])
+def test_a_garbage_prefix_is_unknown_in_one_line(site, http_echo, tmp_path, answer, message):
+    site.set_records({NAME: [PREFIX_HOST]})
+    box = http_echo(fixture("upnp", "fritzbox_igddesc_synthetic.xml"), post={
+        "GetExternalIPAddress": fixture("upnp", "fritzbox_GetExternalIPAddress_synthetic.xml"),
+        "X_AVM_DE_GetIPv6Prefix": answer})
+    url = box.url + "igddesc.xml"
+    out = run_local(site, tmp_path, url, "-6", "--v6-prefix", "56")
+    assert out.exitcode == 3, out.output
+    assert out.status_line.startswith(
+        "DYNDNS_MATCH UNKNOWN - cannot tell the public IPv6 address: no source gave a public "
+        "IPv6 address: UPnP router %s: %s" % (url, message)), out.output
+    assert len(out.output.splitlines()) == 1 or out.output.count("|") == 1
+    assert "Traceback" not in out.output + out.stderr
+
+
 @pytest.mark.parametrize("server", [dict(drip=0.2), dict(hang=True)],
                          ids=["answer dripping a byte at a time", "answer never sent"])
 def test_a_slow_router_is_cut_off_by_the_timeout(site, http_echo, tmp_path, server):
@@ -271,3 +390,25 @@ def test_recorded_soap_answers():
     with pytest.raises(upnp.NoPublicAddress, match="behind carrier-grade NAT"):
         upnp.parse_external_address(fixture(
             "upnp", "miniupnpd-2.3.1_GetExternalIPAddress_cgnat-100.64.7.2.xml").encode())
+
+
+def test_recorded_fritzbox_prefix_synthetic():
+    box = "http://192.168.178.1:49000/igddesc.xml"
+    services = upnp.parse_description(fixture("upnp", "fritzbox_igddesc_synthetic.xml")
+                                      .encode(), box)
+    assert [(s.service_type, s.control_url) for s in services] == [
+        ("urn:schemas-upnp-org:service:WANIPConnection:1",
+         "http://192.168.178.1:49000/igdupnp/control/WANIPConn1")]
+    answer = fixture("upnp", "fritzbox_X_AVM_DE_GetIPv6Prefix_synthetic.xml")
+    network = upnp.parse_ipv6_prefix(answer.encode())
+    assert str(network) == PREFIX
+    # some firmware writes the prefix with its length
+    assert upnp.parse_ipv6_prefix(answer.replace("5600::<", "5600::/56<").encode()) == network
+    assert upnp.prefix_address(network, 56) == upnp.prefix_address(network, 48) == \
+        "2003:a:1234:5600::"
+    with pytest.raises(upnp.UpnpError, match="compare at most 56"):
+        upnp.prefix_address(network, 57)
+    headers, body = upnp.soap_request(services[0].service_type, upnp.PREFIX_ACTION)
+    assert headers["SOAPAction"] == \
+        '"urn:schemas-upnp-org:service:WANIPConnection:1#X_AVM_DE_GetIPv6Prefix"'
+    assert b"<u:X_AVM_DE_GetIPv6Prefix xmlns:u=" in body

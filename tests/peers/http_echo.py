@@ -6,7 +6,8 @@ answer (released when the server stops), to test timeouts. A hostile echo: ``dri
 sends its answer (status line, headers, body) one byte every SECONDS, so that no single read
 ever times out; ``redirects=N`` answers the first N requests with a redirect to itself, each
 after ``drip`` seconds. ``post=BODY`` answers a POST with BODY (``post_status``, the same
-``drip``), after reading what was posted (kept in ``posted``): a SOAP service.
+``drip``), after reading what was posted (kept in ``posted``): a SOAP service; a dict
+{action: BODY} answers by the action its SOAPAction header names (501 for others).
 """
 import contextlib
 import http.server
@@ -58,10 +59,14 @@ class EchoServer:
                 echo.requests += 1
                 length = int(self.headers.get("Content-Length") or 0)
                 echo.posted.append(self.rfile.read(min(length, 65536)))
-                if echo.post is None:
+                reply = echo.post
+                if isinstance(reply, dict):  # by the action named in SOAPAction
+                    action = self.headers.get("SOAPAction", "").strip('"').rpartition("#")[2]
+                    reply = reply.get(action)
+                if reply is None:
                     self.send_error(501)
                     return
-                self.answer(echo.post_status, echo.post)
+                self.answer(echo.post_status, reply)
 
             def answer(self, status, body):
                 body = body.encode() if isinstance(body, str) else body

@@ -207,35 +207,52 @@ def help_text(parser, action):
     return text
 
 
-def argument(parser, name, action, var):
-    """The Icinga2 text of one argument: (key, lines)."""
+def argument_attrs(parser, name, action, var):
+    """One argument of a CheckCommand as (key, {attribute: value}), in the order
+    commands.conf writes them: the one description of it that commands.conf and the Director
+    basket both render. Values are Python strings, booleans and numbers."""
     key = key_of(action)
-    lines = []
+    attrs = {}
     if key is None:  # a positional argument
         key = "(%s)" % action.dest
-        lines.append("skip_key = true")
+        attrs["skip_key"] = True
     if isinstance(action, argparse._CountAction):  # -v, -vv, -vvv
         # macros, not functions: ifw-api refuses arguments that hold a function; the
         # command's vars osop_verbose_level and osop_verbose_flag compute them (see command)
-        lines.append('set_if = "$osop_verbose_level$"')
-        lines.append('value = "$osop_verbose_flag$"')
-        lines.append("skip_key = true")
+        attrs["set_if"] = "$osop_verbose_level$"
+        attrs["value"] = "$osop_verbose_flag$"
+        attrs["skip_key"] = True
     elif is_switch(action):
-        lines.append('set_if = "$%s$"' % var)
+        attrs["set_if"] = "$%s$" % var
     else:
-        lines.append('value = "$%s$"' % var)
+        attrs["value"] = "$%s$" % var
         if isinstance(action, argparse._AppendAction):
-            lines.append("repeat_key = true")
+            attrs["repeat_key"] = True
         elif action.nargs in ("+", "*") or (isinstance(action.nargs, int) and action.nargs > 1):
-            lines.append("repeat_key = false")
-    lines.append("description = %s" % quote(help_text(parser, action)))
+            attrs["repeat_key"] = False
+    attrs["description"] = help_text(parser, action)
     if action.required:
-        lines.append("required = true")
+        attrs["required"] = True
     if is_threshold(action):
-        lines.append("order = -2")
+        attrs["order"] = -2
     elif not action.option_strings:
-        lines.append("order = 99")
-    return key, lines
+        attrs["order"] = 99
+    return key, attrs
+
+
+def dsl(value):
+    """A Python string, boolean or number as Icinga 2 DSL."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return quote(value)
+
+
+def argument(parser, name, action, var):
+    """The Icinga2 text of one argument: (key, lines)."""
+    key, attrs = argument_attrs(parser, name, action, var)
+    return key, ["%s = %s" % (attr, dsl(value)) for attr, value in attrs.items()]
 
 
 def command(name, parser, api=False):

@@ -24,6 +24,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -49,6 +50,7 @@ NODE = "director.osop.test"
 WEB_USER = "admin"
 BROWSER_USER = "browser"  # the name apache gives the headless browser (REMOTE_USER)
 MODULES = ("monitoring", "director", "incubator", "reactbundle")
+SERVICE_LIST = "/icingaweb2/monitoring/list/services?limit=100"
 # Mounted for every daemon, in a mount namespace of its own (gone when it ends).
 CHROOT = ('mount -t proc proc "$0/proc" && mount --rbind /dev "$0/dev" && '
           'exec chroot "$0" "$@"')
@@ -153,6 +155,9 @@ class Stack(Started):
         from tests.peers import debian_root
 
         debian_root.fresh_copy(director_root(), self.root)
+        # Icinga Web 2 (and so the Director's daemon) resolves this machine's name
+        self.write("/etc/hosts", "127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost\n"
+                   % socket.gethostname())
         self.install_plugins()
         self.start_database()
         self.start_icinga2()
@@ -347,6 +352,30 @@ class Stack(Started):
                 return services, pending
             time.sleep(0.5)
 
+    def screenshot(self, path, page=SERVICE_LIST, timeout=60, size=(1400, 900)):
+        """A PNG of ``page`` of Icinga Web 2 at ``path``, taken by a headless Chromium on the
+        browser's port once the page shows every service icinga2 has; returns the page's
+        text (its DOM after the scripts ran)."""
+        names = [a["display_name"] for a in self.services().values()]
+        profile = tempfile.mkdtemp(prefix="osop-chromium-")
+        chromium = ["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                    "--hide-scrollbars", "--user-data-dir=" + profile,
+                    "--window-size=%d,%d" % size, "--virtual-time-budget=8000"]
+        url = self.url(page, browser=True)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:  # the IDO writes what icinga2 checked a moment later
+                dom = subprocess.run(chromium + ["--dump-dom", url], capture_output=True,
+                                     text=True, timeout=120).stdout
+                if all(name in dom for name in names) or time.monotonic() > deadline:
+                    break
+                time.sleep(2)
+            subprocess.run(chromium + ["--screenshot=" + os.path.abspath(path), url],
+                           capture_output=True, timeout=120, check=True)
+        finally:
+            shutil.rmtree(profile, ignore_errors=True)
+        return dom
+
     def icinga2_log(self):
         with open(self.path("/var/log/icinga2/icinga2.log"), errors="replace") as handle:
             return handle.read()
@@ -363,7 +392,23 @@ class Stack(Started):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, 9)
         self.processes = {}
+        # what left those process groups: icinga2's reload starts a new daemon of its own
+        for pid in self.processes_in_root():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
         shutil.rmtree(self.base, ignore_errors=True)
+
+    def processes_in_root(self):
+        """Pids of the processes whose root directory is this stack's root."""
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    if os.readlink("/proc/%s/root" % entry) == self.root:
+                        found.append(int(entry))
+                except OSError:
+                    continue
+        return found
 
 
 if __name__ == "__main__":

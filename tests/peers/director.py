@@ -17,7 +17,8 @@ machine's network namespace, everything on loopback:
 - ``icingacli director daemon run``: `config deploy --wait` waits for it to see Icinga
   start the new config.
 
-    python -m tests.peers.director     # build the root once and print its path
+    python -m tests.peers.director build      # build the root once, print its path
+    python -m tests.peers.director demo-web   # make demo-web
 """
 import contextlib
 import json
@@ -54,6 +55,8 @@ SERVICE_LIST = "/icingaweb2/monitoring/list/services?limit=100"
 # Mounted for every daemon, in a mount namespace of its own (gone when it ends).
 CHROOT = ('mount -t proc proc "$0/proc" && mount --rbind /dev "$0/dev" && '
           'exec chroot "$0" "$@"')
+HOST_AT_MNT = 'mount --rbind / "$0/mnt" && '  # this machine's / at /mnt, for host_plugins
+HOST_PLUGIN_DIR = "/usr/lib/osop-host-plugins"
 
 
 def director_root():
@@ -66,7 +69,12 @@ def director_root():
 class Stack(Started):
     """One running Director stack in a fresh copy of ``director_root()`` under ``base``."""
 
-    def __init__(self, base=None):
+    def __init__(self, base=None, host_plugins=False):
+        """``host_plugins``: icinga2 runs this machine's check_* (those of the venv, through
+        wrappers that chroot into this machine's / mounted at /mnt), as root, so they see
+        the files and peers `make demo` sets up here; else the copy installed in the root,
+        run as nagios, as on a real Debian host."""
+        self.host_plugins = host_plugins
         self.base = base or tempfile.mkdtemp(prefix="osop-director-")
         os.makedirs(self.base, exist_ok=True)
         self.root = os.path.join(self.base, "root")
@@ -85,18 +93,18 @@ class Stack(Started):
         """A path inside the root, as this machine sees it."""
         return os.path.join(self.root, *[p.lstrip("/") for p in parts])
 
-    def argv(self, *argv, user=None):
+    def argv(self, *argv, user=None, host_at_mnt=False):
         inner = (["runuser", "-u", user, "--"] if user else []) + list(argv)
-        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", CHROOT,
-                self.root] + inner
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                (HOST_AT_MNT if host_at_mnt else "") + CHROOT, self.root] + inner
 
     def env(self, extra=None):
         return dict({"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8",
                      "HOME": "/root", "DEBIAN_FRONTEND": "noninteractive"}, **(extra or {}))
 
-    def run(self, *argv, user=None, input=None, timeout=120, check=True):
+    def run(self, *argv, user=None, input=None, timeout=120, check=True, env=None):
         proc = subprocess.run(self.argv(*argv, user=user), capture_output=True, text=True,
-                              env=self.env(), input=input, timeout=timeout)
+                              env=self.env(env), input=input, timeout=timeout)
         if check and proc.returncode != 0:
             raise RuntimeError("%s failed (exit %d):\n%s%s" % (
                 " ".join(argv[:4]), proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:]))
@@ -118,13 +126,13 @@ class Stack(Started):
         if owner:
             self.run("chown", owner, path)
 
-    def daemon(self, name, *argv, user=None):
+    def daemon(self, name, *argv, user=None, host_at_mnt=False, env=None):
         """``argv`` started in the root as a daemon in the foreground, its output in logs/."""
         os.makedirs(self.logs, exist_ok=True)
         log = open(os.path.join(self.logs, name + ".log"), "ab")
         self.processes[name] = subprocess.Popen(
-            self.argv(*argv, user=user), stdout=log, stderr=subprocess.STDOUT,
-            env=self.env(), start_new_session=True)
+            self.argv(*argv, user=user, host_at_mnt=host_at_mnt), stdout=log,
+            stderr=subprocess.STDOUT, env=self.env(env), start_new_session=True)
         log.close()
 
     def log_tail(self, name, size=4000):
@@ -206,13 +214,23 @@ class Stack(Started):
 
     def start_icinga2(self):
         self.run("icinga2", "api", "setup", "--cn", NODE, timeout=300)
+        plugin_dir = PLUGIN_DIR
+        run_as = {}
+        if self.host_plugins:
+            from tests.peers import BIN
+            from tests.peers.icinga2 import all_check_names, host_programs
+
+            plugin_dir = HOST_PLUGIN_DIR
+            host_programs(self.path(plugin_dir), [os.path.join(BIN, "check_" + name)
+                                                  for name in all_check_names()])
+            run_as = {"ICINGA2_USER": "root", "ICINGA2_GROUP": "root"}  # chroot needs root
         # after `api setup`, which writes its own NodeName and ZoneName
         self.write("/etc/icinga2/constants.conf",
-                   'const PluginDir = "/usr/lib/nagios/plugins"\n'
+                   'const PluginDir = "%s"\n'
                    'const ManubulonPluginDir = "/usr/lib/nagios/plugins"\n'
                    'const PluginContribDir = "/usr/lib/nagios/plugins"\n'
                    'const NodeName = "%s"\nconst ZoneName = "master"\n'
-                   'const TicketSalt = ""\n' % NODE)
+                   'const TicketSalt = ""\n' % (plugin_dir, NODE))
         # the Director's kickstart connects to the endpoint's host and port
         self.write("/etc/icinga2/zones.conf",
                    'object Endpoint NodeName {\n\thost = "127.0.0.1"\n\tport = "%d"\n}\n'
@@ -236,8 +254,8 @@ class Stack(Started):
                    % self.db_password, mode=0o640)
         self.run("chgrp", "nagios", "/etc/icinga2/features-available/ido-mysql.conf")
         self.run("icinga2", "feature", "enable", "ido-mysql", "api")
-        self.run("/usr/lib/icinga2/prepare-dirs", "/etc/default/icinga2")
-        self.daemon("icinga2", "icinga2", "daemon")
+        self.run("/usr/lib/icinga2/prepare-dirs", "/etc/default/icinga2", env=run_as)
+        self.daemon("icinga2", "icinga2", "daemon", host_at_mnt=self.host_plugins, env=run_as)
         self.wait_for("icinga2's API", lambda: self.api("GET", "/v1/status/IcingaApplication")
                       .ok, "icinga2", timeout=120)
 
@@ -330,9 +348,11 @@ class Stack(Started):
                               timeout=wait + 60).stdout
 
     def force_checks(self, filter_="true"):
-        reply = self.api("POST", "/v1/actions/reschedule-check", {
-            "type": "Service", "filter": filter_, "force": True, "next_check": time.time()})
-        reply.raise_for_status()
+        """Every service (and host: the list shows theirs too) checked now."""
+        for kind in ("Host", "Service"):
+            reply = self.api("POST", "/v1/actions/reschedule-check", {
+                "type": kind, "filter": filter_, "force": True, "next_check": time.time()})
+            reply.raise_for_status()
         return len(reply.json()["results"])
 
     def services(self):
@@ -411,6 +431,93 @@ class Stack(Started):
         return found
 
 
+# -- make demo-web ------------------------------------------------------------------------------
+
+DEMO_HOST = "this-machine"
+
+
+def deploy_scenarios(director, scenarios, host=DEMO_HOST):
+    """One Director service per demo scenario on ``host``, made from our templates with
+    `icingacli director service create`, deployed, every check forced once; returns the
+    services as icinga2's API has them."""
+    import importlib
+
+    from tests.peers.icinga2 import argv_to_vars
+
+    director.create("host", host, {"object_type": "object", "address": "127.0.0.1",
+                                   "check_command": "dummy", "display_name": host})
+    for number, (check, title, argv) in enumerate(scenarios, 1):
+        parser = importlib.import_module("osop_checks.checks." + check).build_parser()
+        director.create("service", "%s %d" % (check, number), {
+            "object_type": "object", "host": host, "display_name": title,
+            "imports": ["osop-" + check.replace("_", "-")],
+            "vars": argv_to_vars(check, parser, argv)})
+    director.deploy()
+    director.wait_for("the deployed services",
+                      lambda: len(director.services()) == len(scenarios))
+    since = time.time()
+    director.force_checks()
+    services, pending = director.wait_for_results(since, timeout=300)
+    return services
+
+
+def demo_web(args):
+    """`make demo-web`: the Director stack watching the `make demo` scenarios, until
+    interrupted."""
+    import signal
+
+    from tests.peers.icinga2 import print_table, scenario_services
+
+    if os.geteuid() != 0:
+        print("make demo-web runs the stack in a root filesystem (chroot, mounts): run it "
+              "as root", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # cleaned up like Ctrl-C
+    with contextlib.ExitStack() as stack:
+        print("starting the demo peers, then Icinga Director and Icinga Web 2 in a bookworm "
+              "root (the first run builds it: a few minutes)", flush=True)
+        scenarios = scenario_services(stack)
+        director = stack.enter_context(Stack(host_plugins=True))
+        director.restore_basket()
+        services = deploy_scenarios(director, scenarios)
+        print_table(services)
+        if args.screenshot:
+            director.screenshot(args.screenshot)
+            print("screenshot of the service list: %s" % args.screenshot)
+        print("\nIcinga Web 2:  %s   login: %s   password: %s\n"
+              "(on loopback only; from another machine: ssh -L %d:127.0.0.1:%d this-host)\n"
+              "The services are the Director's (Icinga Director > Services); icinga2 checks "
+              "them every minute. Ctrl-C stops everything and removes it."
+              % (director.url(), WEB_USER, director.web_password, director.web_port,
+                 director.web_port), flush=True)
+        if args.once:
+            return 0
+        try:
+            while all(p.poll() is None for p in director.processes.values()):
+                time.sleep(1)
+            print("a daemon of the stack ended: stopping", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("\nstopping", flush=True)
+            return 0
+
+
+def main(argv=None):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tests.peers.director")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("build", help="build the cached root filesystem, print its path")
+    web = sub.add_parser("demo-web", help="Icinga Web 2 with the demo scenarios, until Ctrl-C")
+    web.add_argument("--screenshot", metavar="PNG", help="also take a screenshot of the "
+                     "service list (headless chromium), e.g. docs/director-service-list.png")
+    web.add_argument("--once", action="store_true", help="stop after the first check round")
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        print(director_root())
+        return 0
+    return demo_web(args)
+
+
 if __name__ == "__main__":
-    print(director_root())
-    sys.exit(0)
+    sys.exit(main())

@@ -210,9 +210,29 @@ def test_icinga2_reads_our_perfdata_without_a_warning(practice):
     assert len(with_perfdata) >= 5, with_perfdata
 
 
+def test_only_the_headless_browser_skips_the_login_form(practice):
+    """apache gives REMOTE_USER to the client with the stack's secret User-Agent alone;
+    any other one gets Icinga Web 2's form, and the form's user logs in with its password."""
+    import requests
+
+    stack, _, _ = practice
+    page = director_peer.SERVICE_LIST
+    assert "authentication/login" in stack.http(page).headers.get("Location", "")
+    assert stack.http(page, browser=True).status_code == 200
+    with requests.Session() as session:
+        login = stack.url("/icingaweb2/authentication/login")
+        form = session.get(login, timeout=10)
+        token = re.search(r'name="CSRFToken" value="([^"]+)"', form.text).group(1)
+        reply = session.post(login, timeout=10, data={
+            "username": director_peer.WEB_USER, "password": stack.web_password,
+            "CSRFToken": token, "formUID": "form_login", "btn_submit": "Login"})
+        assert reply.ok and "authentication/logout" in session.get(
+            stack.url(page), timeout=10).text
+
+
 def test_the_service_list_shows_a_service_of_every_check(practice, tmp_path):
     """Icinga Web 2's service list in a headless Chromium (logged in by apache's REMOTE_USER
-    on the browser's port): the page lists a service of each of the seven checks, as the
+    for its User-Agent): the page lists a service of each of the seven checks, as the
     screenshot shows (docs/director-service-list.png is one)."""
     need("chromium")
     stack, _, services = practice

@@ -11,9 +11,9 @@ machine's network namespace, everything on loopback:
   databases;
 - icinga2 as nagios, its API on 127.0.0.1:<api_port>, the IDO feature on, the stock conf.d
   example hosts and services emptied (only what the Director deploys is monitored);
-- apache2 on 127.0.0.1:<web_port> (form login) and 127.0.0.1:<browser_port>, where apache
-  sets REMOTE_USER for Icinga Web 2's external login backend, so a headless browser needs no
-  form; nothing else listens there;
+- apache2 on 127.0.0.1:<web_port>: Icinga Web 2's form login, except for the one client whose
+  User-Agent carries this stack's secret (the headless browser), for which apache sets
+  REMOTE_USER, so Icinga Web 2's external login backend lets it in without a form;
 - ``icingacli director daemon run``: `config deploy --wait` waits for it to see Icinga
   start the new config.
 
@@ -80,7 +80,7 @@ class Stack(Started):
         self.root = os.path.join(self.base, "root")
         self.api_port = free_port()
         self.web_port = free_port()
-        self.browser_port = free_port()
+        self.browser_agent = "osop-browser-" + secrets.token_hex(12)
         self.api_password = secrets.token_hex(12)
         self.db_password = secrets.token_hex(12)
         self.web_password = secrets.token_hex(6)
@@ -271,7 +271,7 @@ class Stack(Started):
             "config.ini": '[global]\nshow_stacktraces = "1"\nconfig_backend = "db"\n'
                           'config_resource = "icingaweb_db"\n\n[logging]\nlog = "file"\n'
                           'level = "ERROR"\nfile = "/var/log/icingaweb2/icingaweb2.log"\n',
-            # the external backend first: REMOTE_USER (the browser port) logs in; everyone
+            # the external backend first: REMOTE_USER (the headless browser) logs in; everyone
             # else gets the form of the database backend
             "authentication.ini": '[browser]\nbackend = "external"\n\n[icingaweb2]\n'
                                   'backend = "db"\nresource = "icingaweb_db"\n',
@@ -299,13 +299,12 @@ class Stack(Started):
                            self.path("/etc/icingaweb2/enabledModules", module))
         os.makedirs(self.path("/var/log/icingaweb2"), exist_ok=True)
         self.run("chown", "-R", "www-data:icingaweb2", "/etc/icingaweb2", "/var/log/icingaweb2")
-        self.write("/etc/apache2/ports.conf", "ServerName localhost\nListen 127.0.0.1:%d\nListen 127.0.0.1:%d\n" % (
-            self.web_port, self.browser_port))
+        self.write("/etc/apache2/ports.conf", "ServerName localhost\nListen 127.0.0.1:%d\n"
+                   % self.web_port)
         self.write("/etc/apache2/sites-enabled/000-default.conf",
-                   "<VirtualHost 127.0.0.1:%d>\n\tDocumentRoot /var/www/html\n</VirtualHost>\n"
                    "<VirtualHost 127.0.0.1:%d>\n\tDocumentRoot /var/www/html\n"
-                   "\tSetEnv REMOTE_USER %s\n</VirtualHost>\n" % (
-                       self.web_port, self.browser_port, BROWSER_USER))
+                   '\tSetEnvIf User-Agent "^%s$" REMOTE_USER=%s\n</VirtualHost>\n' % (
+                       self.web_port, self.browser_agent, BROWSER_USER))
 
     def director_setup(self):
         self.icingacli("director", "migration", "run", timeout=300)
@@ -314,13 +313,16 @@ class Stack(Started):
 
     # -- talking to it -----------------------------------------------------------------------------
 
-    def url(self, path="/icingaweb2/", browser=False):
-        return "http://127.0.0.1:%d%s" % (self.browser_port if browser else self.web_port, path)
+    def url(self, path="/icingaweb2/"):
+        return "http://127.0.0.1:%d%s" % (self.web_port, path)
 
     def http(self, path, browser=False):
+        """A GET of ``path``; ``browser``: as the headless browser (logged in by apache)."""
         import requests
 
-        return requests.get(self.url(path, browser), timeout=10, allow_redirects=False)
+        headers = {"User-Agent": self.browser_agent} if browser else {}
+        return requests.get(self.url(path), timeout=10, allow_redirects=False,
+                            headers=headers)
 
     def api(self, method, path, body=None, timeout=10):
         import requests
@@ -373,15 +375,16 @@ class Stack(Started):
             time.sleep(0.5)
 
     def screenshot(self, path, page=SERVICE_LIST, timeout=60, size=(1400, 900)):
-        """A PNG of ``page`` of Icinga Web 2 at ``path``, taken by a headless Chromium on the
-        browser's port once the page shows every service icinga2 has; returns the page's
-        text (its DOM after the scripts ran)."""
+        """A PNG of ``page`` of Icinga Web 2 at ``path``, taken by a headless Chromium (logged
+        in by apache, see the module text) once the page shows every service icinga2 has;
+        returns the page's text (its DOM after the scripts ran)."""
         names = [a["display_name"] for a in self.services().values()]
         profile = tempfile.mkdtemp(prefix="osop-chromium-")
         chromium = ["chromium", "--headless", "--no-sandbox", "--disable-gpu",
                     "--hide-scrollbars", "--user-data-dir=" + profile,
-                    "--window-size=%d,%d" % size, "--virtual-time-budget=8000"]
-        url = self.url(page, browser=True)
+                    "--window-size=%d,%d" % size, "--virtual-time-budget=8000",
+                    "--user-agent=" + self.browser_agent]
+        url = self.url(page)
         try:
             deadline = time.monotonic() + timeout
             while True:  # the IDO writes what icinga2 checked a moment later

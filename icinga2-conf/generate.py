@@ -32,7 +32,6 @@ import os
 import pkgutil
 import re
 import sys
-import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -323,9 +322,8 @@ def render_api():
 
 DATATYPES = {kind: "Icinga\\Module\\Director\\DataType\\DataType" + kind.capitalize()
              for kind in ("string", "number", "boolean", "array")}
-# The basket's objects carry fixed UUIDs made from their names, so a second import (or an
-# import into another Director) finds the same objects.
-UUID_SPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "osop-checks.director")
+# No uuid on the objects: Director 1.10 finds them again by name (commands, templates) and by
+# var name and content (data fields), which is what makes a second import change nothing.
 # What commands.conf's osop-plugin template computes into vars.<name>_timeout, for Director,
 # whose custom vars cannot hold a function: the var when set, else the service's (or host's,
 # or command's) check_timeout minus the margin of commands.conf's OsopTimeoutMargin.

@@ -38,7 +38,8 @@ def practice_services(dns_server):
         (SERVER, "copies data1", "three_copies", {
             "source": "/data1", "copies": ["server=/data2/data1", "usb=/media/usb/data1"]}),
         (SERVER, "tls nextcloud", "tls_expiry", {
-            "file": "/etc/ssl/osop/cloud.pem", "warning": "21", "critical": "7"}),
+            "file": "/etc/ssl/osop/cloud.pem", "warning": "21", "critical": "7",
+            "verbose": 2}),
         (SERVER, "dyndns " + DYNDNS, "dyndns_match", {
             "hostname": DYNDNS, "server": dns_server, "expect": PUBLIC_ADDRESS}),
         (MONITOR, "upgrades", "os_upgrades", {"no_cache": True}),
@@ -171,6 +172,15 @@ def words(output):
     return re.sub(r"\d+(\.\d+)?", "N", output.strip())
 
 
+def check_timeout(check):
+    """The seconds Icinga gives a service of ``check`` made from its template."""
+    with open(director_peer.BASKET) as handle:
+        templates = json.load(handle)["ServiceTemplate"]
+    template = templates["osop-" + check.replace("_", "-")]
+    return int(template.get("check_timeout") or templates["osop-service"].get(
+        "check_timeout") or 60)
+
+
 def test_every_service_ran_our_plugin_as_its_command_line_does(practice):
     stack, checked, services = practice
     seen = set()
@@ -180,11 +190,15 @@ def test_every_service_ran_our_plugin_as_its_command_line_does(practice):
         assert attrs["check_command"] == "osop_" + check
         argv = result["command"]
         assert argv[0] == "%s/check_%s" % (director_peer.PLUGIN_DIR, check)
-        # the command line the basket's arguments make of the vars, --timeout added
+        # the command line the basket's arguments make of the vars: --timeout from the
+        # template's check_timeout (or the command's 1m) less the margin, -v from the level
+        options = dict(options)
+        level = options.pop("verbose", 0)
         expected = icinga2.vars_to_argv(check, parser_of(check), director_vars(check, options))
+        expected += ["-" + "v" * level] if level else []
         given = list(argv[1:])
         timeout = given.index("--timeout")
-        assert int(given[timeout + 1]) >= 1
+        assert int(given[timeout + 1]) == check_timeout(check) - generate.TIMEOUT_MARGIN
         del given[timeout:timeout + 2]
         assert sorted(given) == sorted(expected), (name, argv)
         by_hand = stack.run(*argv, user="nagios", check=False, timeout=120)

@@ -324,6 +324,7 @@ DATATYPES = {kind: "Icinga\\Module\\Director\\DataType\\DataType" + kind.capital
              for kind in ("string", "number", "boolean", "array")}
 # No uuid on the objects: Director 1.10 finds them again by name (commands, templates) and by
 # var name and content (data fields), which is what makes a second import change nothing.
+
 # What commands.conf's osop-plugin template computes into vars.<name>_timeout, for Director,
 # whose custom vars cannot hold a function: the var when set, else the service's (or host's,
 # or command's) check_timeout minus the margin of commands.conf's OsopTimeoutMargin.
@@ -412,7 +413,7 @@ def director_command(name, parser, fields):
         "object_type": "object",
         "methods_execute": "PluginCheck",
         "command": "check_" + name,
-        "timeout": "60",
+        "timeout": "60",  # osop-plugin's 1m in commands.conf
         "arguments": arguments,
         "fields": links,
     }

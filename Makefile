@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: deps venv test demo bench icinga2-validate lint man deb clean
+.PHONY: deps venv test demo demo-web bench icinga2-validate lint man deb clean
 
 deps:
 	@bash .ci/install-system-packages
@@ -27,6 +27,11 @@ test: deps venv
 
 demo: deps venv
 	@$(PY) -m tests.demo
+
+# The demo's scenarios in Icinga Director and Icinga Web 2 (Debian 12's, in a cached bookworm
+# root filesystem: tests/peers/director.py), until Ctrl-C; prints the URL and login.
+demo-web: deps venv
+	@$(PY) -m tests.peers.director demo-web $(DEMO_WEB_ARGS)
 
 bench: deps venv
 	@$(PY) -m bench.run

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write icinga2-conf/commands.conf from the checks' own argument parsers.
+"""Write icinga2-conf/commands.conf and the Director basket from the checks' own parsers.
 
 One ``object CheckCommand "osop_<name>"`` per check module osop_checks.checks.<name> that
 exists (found through setup.cfg's console scripts and the package itself; a console script
@@ -14,20 +14,31 @@ without its module is an error), in the style of the Icinga Template Library:
 - ``--timeout`` takes ``vars.<name>_timeout``, which defaults to Icinga's own check timeout
   minus a margin, so the plugin answers in words before Icinga kills it.
 
+The same commands go into director/osop-checks.json, a basket for Icinga Director
+(`icingacli director basket restore < osop-checks.json`, or Director > Configuration Baskets
+> Upload): the seven CheckCommands with the same arguments, a Director data field for every
+custom var (its description the option's --help, its type string, number, boolean or array),
+and the service templates of templates.conf. Director custom vars hold no functions, so there
+the --timeout default and the -v level are argument expressions (see ``director_command``).
+
 Run it after changing a parser:  .venv/bin/python icinga2-conf/generate.py
-tests/test_icinga2_commands.py fails while commands.conf is out of date.
+tests/test_icinga2_commands.py fails while commands.conf or the basket is out of date.
 """
 import argparse
 import configparser
 import importlib
+import json
 import os
 import pkgutil
+import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 OUTPUT = os.path.join(HERE, "commands.conf")
 API_OUTPUT = os.path.join(HERE, "commands-api.conf")
+DIRECTOR_OUTPUT = os.path.join(HERE, "director", "osop-checks.json")
+TEMPLATES = os.path.join(HERE, "templates.conf")
 PREFIX = "osop_"
 API_SUFFIX = "_api"
 
@@ -207,35 +218,57 @@ def help_text(parser, action):
     return text
 
 
-def argument(parser, name, action, var):
-    """The Icinga2 text of one argument: (key, lines)."""
+def argument_attrs(parser, name, action, var):
+    """One argument of a CheckCommand as (key, {attribute: value}), in the order
+    commands.conf writes them: the one description of it that commands.conf and the Director
+    basket both render. Values are Python strings, booleans and numbers."""
     key = key_of(action)
-    lines = []
+    attrs = {}
     if key is None:  # a positional argument
         key = "(%s)" % action.dest
-        lines.append("skip_key = true")
+        attrs["skip_key"] = True
     if isinstance(action, argparse._CountAction):  # -v, -vv, -vvv
         # macros, not functions: ifw-api refuses arguments that hold a function; the
         # command's vars osop_verbose_level and osop_verbose_flag compute them (see command)
-        lines.append('set_if = "$osop_verbose_level$"')
-        lines.append('value = "$osop_verbose_flag$"')
-        lines.append("skip_key = true")
+        attrs["set_if"] = "$osop_verbose_level$"
+        attrs["value"] = "$osop_verbose_flag$"
+        attrs["skip_key"] = True
     elif is_switch(action):
-        lines.append('set_if = "$%s$"' % var)
+        attrs["set_if"] = "$%s$" % var
     else:
-        lines.append('value = "$%s$"' % var)
+        attrs["value"] = "$%s$" % var
         if isinstance(action, argparse._AppendAction):
-            lines.append("repeat_key = true")
+            attrs["repeat_key"] = True
         elif action.nargs in ("+", "*") or (isinstance(action.nargs, int) and action.nargs > 1):
-            lines.append("repeat_key = false")
-    lines.append("description = %s" % quote(help_text(parser, action)))
+            attrs["repeat_key"] = False
+    attrs["description"] = help_text(parser, action)
     if action.required:
-        lines.append("required = true")
+        attrs["required"] = True
     if is_threshold(action):
-        lines.append("order = -2")
+        attrs["order"] = -2
     elif not action.option_strings:
-        lines.append("order = 99")
-    return key, lines
+        attrs["order"] = 99
+    return key, attrs
+
+
+def dsl(value):
+    """A Python string, boolean or number as Icinga 2 DSL."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return quote(value)
+
+
+def argument(parser, name, action, var):
+    """The Icinga2 text of one argument: (key, lines)."""
+    key, attrs = argument_attrs(parser, name, action, var)
+    return key, ["%s = %s" % (attr, dsl(value)) for attr, value in attrs.items()]
+
+
+def verbose_level(var):
+    """The Icinga 2 expression of the -v count the custom var ``var`` asks for: 0 to 3."""
+    return 'Math.min(3, Math.floor(number(macro("$%s$"))))' % var
 
 
 def command(name, parser, api=False):
@@ -266,8 +299,7 @@ def command(name, parser, api=False):
     out.append('\tvars.%s_timeout = "$osop_timeout$"' % name)
     verbose = [names[a] for a in options(parser) if isinstance(a, argparse._CountAction)]
     if verbose:
-        out.append('\tvars.osop_verbose_level = {{ return Math.min(3, Math.floor(number('
-                   'macro("$%s$")))) }}' % verbose[0])
+        out.append("\tvars.osop_verbose_level = {{ return %s }}" % verbose_level(verbose[0]))
         out.append('\tvars.osop_verbose_flag = {{ return [ "", "-v", "-vv", "-vvv" ]'
                    '[macro("$osop_verbose_level$")] }}')
     if api:
@@ -286,16 +318,186 @@ def render_api():
                                 for name, parser in parsers())
 
 
+# -- the Icinga Director basket ----------------------------------------------------------------
+
+DATATYPES = {kind: "Icinga\\Module\\Director\\DataType\\DataType" + kind.capitalize()
+             for kind in ("string", "number", "boolean", "array")}
+# No uuid on the objects: Director 1.10 finds them again by name (commands, templates) and by
+# var name and content (data fields), which is what makes a second import change nothing.
+
+# What commands.conf's osop-plugin template computes into vars.<name>_timeout, for Director,
+# whose custom vars cannot hold a function: the var when set, else the service's (or host's,
+# or command's) check_timeout minus the margin of commands.conf's OsopTimeoutMargin.
+TIMEOUT_MARGIN = 5
+DIRECTOR_TIMEOUT = """\
+var given = macro("$%s$")
+if (given) {
+	return given
+}
+var limit = macro("$service.check_timeout$")
+if (!limit) {
+	limit = macro("$host.check_timeout$")
+}
+if (!limit) {
+	limit = macro("$command.timeout$")
+}
+return Math.max(1, Math.floor(number(limit)) - %d)"""
+# Director stores check_timeout, intervals and the like in seconds.
+SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def datatype(action):
+    """The Director data type of an option's custom var: string, number, boolean, array."""
+    if isinstance(action, argparse._CountAction):
+        return "number"  # the -v level
+    if is_switch(action):
+        return "boolean"
+    if isinstance(action, argparse._AppendAction) or action.nargs in ("+", "*"):
+        return "array"
+    if action.type in (int, float) or getattr(action.type, "__qualname__", "").startswith(
+            "count_type."):
+        return "number"
+    return "string"  # thresholds, durations and sizes with their units among them
+
+
+def director_argument(name, parser, action, var):
+    """(key, the argument as a Director basket holds it): the attributes of commands.conf;
+    the -v level and the --timeout default as expressions (functions) instead of vars."""
+    key, attrs = argument_attrs(parser, name, action, var)
+    plain = {}
+    for attr, value in attrs.items():
+        if attr == "order":
+            value = str(value)  # Director keeps the order as a string
+        plain[attr] = value
+    if isinstance(action, argparse._CountAction):
+        level = verbose_level(var)
+        plain["set_if"] = "return %s" % level
+        plain["set_if_format"] = "expression"
+        plain["value"] = {"type": "Function",
+                          "body": 'return [ "", "-v", "-vv", "-vvv" ][%s]' % level}
+    elif action.dest == "timeout":
+        plain["value"] = {"type": "Function", "body": DIRECTOR_TIMEOUT % (var, TIMEOUT_MARGIN)}
+    return key, plain
+
+
+def director_field(name, parser, action, var, number):
+    """The Director data field of one custom var, keyed by its number in the basket."""
+    return {
+        "varname": var,
+        "caption": "check_%s %s" % (name, key_of(action) or action.dest),
+        "description": help_text(parser, action),
+        "datatype": DATATYPES[datatype(action)],
+        "format": None,
+        "settings": {},
+        "category": None,
+        "originalId": str(number),
+    }
+
+
+def director_command(name, parser, fields):
+    """The CheckCommand osop_<name> as a Director basket holds it; its data fields are added
+    to ``fields`` ({number: field}). The command is check_<name> in PluginDir (Director
+    writes PluginDir + "/check_<name>"), where the osop-checks .deb installs it."""
+    names = var_names(name, parser)
+    arguments = {}
+    links = []
+    for action in options(parser):
+        key, plain = director_argument(name, parser, action, names[action])
+        arguments[key] = plain
+        number = len(fields) + 1
+        fields[str(number)] = director_field(name, parser, action, names[action], number)
+        links.append({"datafield_id": number, "is_required": "y" if action.required else "n",
+                      "var_filter": None})
+    return {
+        "object_name": PREFIX + name,
+        "object_type": "object",
+        "methods_execute": "PluginCheck",
+        "command": "check_" + name,
+        "timeout": "60",  # osop-plugin's 1m in commands.conf
+        "arguments": arguments,
+        "fields": links,
+    }
+
+
+def service_templates(path=TEMPLATES):
+    """{name: {attribute: value}} of the ``template Service`` blocks of templates.conf (one
+    attribute a line: import, check_command, intervals, check_timeout, vars.x)."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    templates = {}
+    for name, body in re.findall(r'^template Service "([^"]+)" \{\n(.*?)\n\}', text, re.M | re.S):
+        attrs = {"imports": [], "vars": {}}
+        for line in body.splitlines():
+            line = line.strip()
+            match = re.match(r'import "([^"]+)"$', line)
+            if match:
+                attrs["imports"].append(match.group(1))
+                continue
+            key, _, value = line.partition(" = ")
+            value = dsl_value(value)
+            if key.startswith("vars."):
+                attrs["vars"][key[len("vars."):]] = value
+            elif key:
+                attrs[key] = value
+        templates[name] = attrs
+    return templates
+
+
+def dsl_value(text):
+    """A value of templates.conf: "string", true/false, a number or a duration (5m) as the
+    Director takes it (durations in seconds, as strings)."""
+    if text.startswith('"'):
+        return json.loads(text)
+    if text in ("true", "false"):
+        return text == "true"
+    match = re.match(r"^(\d+)([smhd]?)$", text)
+    if not match:
+        raise ValueError("templates.conf: cannot read the value %r" % text)
+    return str(int(match.group(1)) * SECONDS.get(match.group(2) or "s", 1))
+
+
+def director_templates(commands):
+    """The service templates of templates.conf whose command is in the basket (and whose
+    imports are): the sudo variant needs a command of its own and osop-nrpe the ITL's nrpe,
+    which a Director has only after its kickstart; both stay in templates.conf."""
+    out = {}
+    for name, attrs in service_templates().items():
+        command = attrs.get("check_command")
+        if command is not None and command not in commands:
+            continue
+        if any(i not in out for i in attrs["imports"]):
+            continue
+        template = {"object_name": name, "object_type": "template", "fields": []}
+        template.update((k, v) for k, v in attrs.items() if v not in ([], {}))
+        out[name] = template
+    return out
+
+
+def basket():
+    """The Director basket: {"Command": ..., "Datafield": ..., "ServiceTemplate": ...}."""
+    fields = {}
+    commands = {PREFIX + name: director_command(name, parser, fields)
+                for name, parser in parsers()}
+    return {"Command": commands, "Datafield": fields,
+            "ServiceTemplate": director_templates(commands)}
+
+
+def render_basket():
+    return json.dumps(basket(), indent=4, sort_keys=True, ensure_ascii=False) + "\n"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true",
                     help="only compare: exit 1 when commands.conf is out of date")
     ap.add_argument("-o", "--output", default=OUTPUT)
     ap.add_argument("--api-output", default=API_OUTPUT)
+    ap.add_argument("--director-output", default=DIRECTOR_OUTPUT)
     args = ap.parse_args(argv)
     status = 0
     for path, text, suffix in ((args.output, render(), ""),
-                               (args.api_output, render_api(), API_SUFFIX)):
+                               (args.api_output, render_api(), API_SUFFIX),
+                               (args.director_output, render_basket(), "")):
         if args.check:
             try:
                 with open(path, encoding="utf-8") as handle:
@@ -306,6 +508,7 @@ def main(argv=None):
                 print("%s is out of date: run icinga2-conf/generate.py" % path)
                 status = 1
             continue
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(text)
         print("wrote %s: %s" % (path, ", ".join(PREFIX + n + suffix for n, _ in parsers())))

@@ -3,6 +3,7 @@ them today, every option is there in the right form, and the options that servic
 example inventory and the NRPE commands use exist (for the checks that are merged)."""
 import argparse
 import importlib
+import json
 import os
 import re
 import shlex
@@ -56,6 +57,120 @@ def test_commands_conf_is_up_to_date():
         assert handle.read() == generate.render(), (
             "icinga2-conf/commands.conf is out of date: run .venv/bin/python "
             "icinga2-conf/generate.py")
+
+
+def test_director_basket_is_up_to_date():
+    with open(generate.DIRECTOR_OUTPUT, encoding="utf-8") as handle:
+        assert handle.read() == generate.render_basket(), (
+            "icinga2-conf/director/osop-checks.json is out of date: run icinga2-conf/generate.py")
+
+
+def basket():
+    with open(generate.DIRECTOR_OUTPUT, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+DATATYPE = "Icinga\\Module\\Director\\DataType\\DataType"
+
+
+@pytest.mark.parametrize("check", PRESENT)
+def test_the_basket_and_commands_conf_agree_on_every_option(check):
+    """The Director's osop_<check> has the arguments of commands.conf, attribute for
+    attribute; only -v and --timeout differ in form (functions there, where commands.conf
+    has vars, which Director cannot hold), and they compute the same from the same var."""
+    data = basket()
+    command = data["Command"]["osop_" + check]
+    assert command["command"] == "check_" + check
+    conf = arguments(command_block(check))
+    assert sorted(command["arguments"]) == sorted(conf)
+    parser = parser_of(check)
+    names = generate.var_names(check, parser)
+    by_key = {generate.key_of(a): a for a in generate.options(parser)}
+    block = command_block(check)
+    for key, attrs in command["arguments"].items():
+        action = by_key[key]
+        var = names[action]
+        plain = {k: (generate.dsl(v) if k != "order" else v) for k, v in attrs.items()
+                 if k not in ("set_if_format",)}
+        expected = dict(conf[key])
+        if isinstance(action, argparse._CountAction):
+            level = command_var(block, "osop_verbose_level")
+            assert attrs["set_if_format"] == "expression"
+            assert "return " + generate.verbose_level(var) in level
+            assert attrs["set_if"] == "return " + generate.verbose_level(var)
+            assert generate.verbose_level(var) in attrs["value"]["body"]
+            assert attrs["value"]["body"].startswith('return [ "", "-v", "-vv", "-vvv" ]')
+            for computed in ("set_if", "value"):
+                del plain[computed], expected[computed]
+        elif action.dest == "timeout":
+            assert expected.pop("value") == '"$%s$"' % var
+            body = plain.pop("value")
+            assert 'macro("$%s$")' % var in attrs["value"]["body"]
+            assert "- %d)" % generate.TIMEOUT_MARGIN in attrs["value"]["body"]
+            assert attrs["value"]["type"] == "Function" and body
+        assert plain == expected, "%s %s: basket and commands.conf differ" % (check, key)
+    assert ("globals.OsopTimeoutMargin = %d" % generate.TIMEOUT_MARGIN
+            in open(os.path.join(CONF, "commands.conf")).read())
+
+
+@pytest.mark.parametrize("check", PRESENT)
+def test_the_basket_has_a_data_field_for_every_custom_var(check):
+    """One field per custom var of the command, linked to it, with the option's --help as
+    its description and the type its values have: a switch is boolean, a repeatable option
+    an array, -v and whole numbers a number, the rest (ranges, durations) a string."""
+    data = basket()
+    fields = data["Datafield"]
+    command = data["Command"]["osop_" + check]
+    parser = parser_of(check)
+    linked = {fields[str(f["datafield_id"])]["varname"]: fields[str(f["datafield_id"])]
+              for f in command["fields"]}
+    names = generate.var_names(check, parser)
+    assert sorted(linked) == sorted(names.values())
+    for action, var in names.items():
+        field = linked[var]
+        assert field["description"] == generate.help_text(parser, action) != ""
+        kind = field["datatype"][len(DATATYPE):].lower()
+        if isinstance(action, argparse._CountAction):
+            assert kind == "number"
+        elif generate.is_switch(action):
+            assert kind == "boolean"
+        elif isinstance(action, argparse._AppendAction):
+            assert kind == "array"
+        elif generate.is_threshold(action):
+            assert kind == "string"  # a range: 10:20, @5, ~:3
+        else:
+            assert kind in ("string", "number"), (var, kind)
+            if kind == "number":  # a whole number: no unit, no range
+                assert action.type("7") == 7 and not generate.is_threshold(action)
+    assert len({f["varname"] for f in fields.values()}) == len(fields)
+
+
+def test_the_basket_has_the_service_templates_of_templates_conf():
+    """Every template of templates.conf for an osop command, with its imports, command,
+    intervals (in seconds, as Director keeps them) and vars."""
+    templates = basket()["ServiceTemplate"]
+    text = open(os.path.join(CONF, "templates.conf")).read()
+    shipped = re.findall(r'^template Service "([^"]+)" \{\n(.*?)\n\}', text, re.M | re.S)
+    expected = [name for name, body in shipped
+                if re.search(r'check_command = "osop_(%s)"' % "|".join(PRESENT), body)]
+    assert len(expected) >= len(PRESENT)
+    assert sorted(templates) == sorted(["osop-service"] + [
+        n for n in expected if n not in ("osop-backup-age-sudo",)])
+    for name, body in shipped:
+        if name not in templates:
+            continue
+        template = templates[name]
+        assert template["object_type"] == "template"
+        for line in body.splitlines():
+            key, _, value = line.strip().partition(" = ")
+            if key.startswith("import "):
+                assert key[len('import "'):-1] in template["imports"]
+            elif key.startswith("vars."):
+                assert template["vars"][key[5:]] == generate.dsl_value(value)
+            elif key:
+                assert template[key] == generate.dsl_value(value), (name, key)
+    assert templates["osop-backup-age"]["check_timeout"] == "300"
+    assert templates["osop-service"]["vars"] == {"osop": True}
 
 
 def test_the_example_files_are_what_their_generator_writes():

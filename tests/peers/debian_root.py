@@ -66,13 +66,17 @@ def updated_root(release="bookworm", include=(), variant="minbase"):
     return path
 
 
-def apt_root(release, packages=()):
+def apt_root(release, packages=(), preseed=()):
     """A cached minbase root of ``release`` with ``packages`` installed by the release's own
     apt (dependencies, virtual ones included, resolved as on a real host; debootstrap's
     --include cannot) and fresh package lists, so later ``apt-get install`` works offline
-    of ``apt-get update``. Built once (needs the mirror); pristine like ``cached_root``."""
+    of ``apt-get update``. ``preseed``: debconf-set-selections lines answered before the
+    install. Built once (needs the mirror); pristine like ``cached_root``."""
     base = cached_root(release)
-    key = hashlib.sha256(",".join(sorted(packages)).encode()).hexdigest()[:8]
+    # the key of a root without preseed stays what it was, so existing caches stay valid
+    key = hashlib.sha256((",".join(sorted(packages))
+                          + ("|" + "\n".join(preseed) if preseed else "")).encode()
+                         ).hexdigest()[:8]
     path = "%s-apt-%s" % (base, key)
     with open(path + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -82,6 +86,10 @@ def apt_root(release, packages=()):
                 handle.write("#!/bin/sh\nexit 101\n")  # packages start no daemon here
             os.chmod(os.path.join(path, "usr/sbin/policy-rc.d"), 0o755)
             env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+            if preseed:
+                subprocess.run(["chroot", path, "debconf-set-selections"], check=True,
+                               input="\n".join(preseed) + "\n", text=True,
+                               capture_output=True, timeout=60)
             install = ["apt-get", "-q", "-y", "--no-install-recommends", "install"]
             for cmd in [["apt-get", "-q", "update"]] + ([install + list(packages)]
                                                         if packages else []):

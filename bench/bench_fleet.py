@@ -31,7 +31,7 @@ COPIES = 8
 HOST = "this-machine"
 
 
-def comparisons(stack, tmp, present):
+def comparisons(stack, tmp):
     """[(job, ours (check, argv), theirs (ITL command, vars))] for the jobs both can do."""
     jobs = []
     plugins = "/usr/lib/nagios/plugins"
@@ -39,12 +39,12 @@ def comparisons(stack, tmp, present):
     def have(name):
         return os.access(os.path.join(plugins, name), os.X_OK)
 
-    if "disk_partitions" in present and have("check_disk"):
+    if have("check_disk"):
         jobs.append(("disk space of / (check_disk)",
                      ("disk_partitions", ["-p", "/", "-w", "20%", "-c", "10%"]),
                      ("disk", {"disk_partitions": ["/"], "disk_wfree": "20%",
                                "disk_cfree": "10%"})))
-    if "tls_expiry" in present and have("check_http"):
+    if have("check_http"):
         (label, check, argv), = bench_startup.run_tls_expiry(stack, tmp)
         port = argv[argv.index("-p") + 1]
         jobs.append(("certificate of a TLS server on loopback (check_http -S -C)",
@@ -52,7 +52,7 @@ def comparisons(stack, tmp, present):
                      ("http", {"http_vhost": "localhost", "http_address": "127.0.0.1",
                                "http_port": port, "http_ssl": True, "http_sni": True,
                                "http_certificate": "21,7"})))
-    if "disk_partitions" in present and have("check_snmp"):
+    if have("check_snmp"):
         try:
             from osop_checks.sources import snmp
             from tests.peers.snmpd import QUIET_ENV, Snmpd
@@ -71,7 +71,7 @@ def comparisons(stack, tmp, present):
                                                ".1.3.6.1.2.1.25.2.3.1.5.%d" % (index, index)})))
         except Exception as exc:
             print("note: SNMP comparison not run: %s" % exc, file=sys.stderr)
-    if "dyndns_match" in present and have("check_dig"):
+    if have("check_dig"):
         try:
             (label, check, argv), = bench_startup.run_dyndns_match(stack, tmp)
             server = argv[argv.index("--server") + 1]
@@ -84,7 +84,7 @@ def comparisons(stack, tmp, present):
                          (check, argv), ("dig", theirs)))
         except Exception as exc:
             print("note: dyndns comparison not run: %s" % exc, file=sys.stderr)
-    if "os_upgrades" in present and have("check_apt"):
+    if have("check_apt"):
         cache = os.path.join(tmp, "fleet-upgrades-cache")
         os.makedirs(cache, exist_ok=True)
         jobs.append(("pending upgrades of this machine (check_apt)",
@@ -146,13 +146,12 @@ def main():
         print("Not run: %s" % exc)
         return
     compile_sources()
-    present = set(icinga2.present_checks())
     problems = {}
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="osop-bench-fleet-"))
         scenarios = icinga2.scenario_services(stack, problems=problems)
         text = icinga2.local_inventory(HOST) + icinga2.service_objects(HOST, scenarios)
-        jobs = comparisons(stack, tmp, present)
+        jobs = comparisons(stack, tmp)
         groups = []
         for number, (job, (check, argv), (command, theirs)) in enumerate(jobs):
             ours_names, their_names = [], []
@@ -175,7 +174,7 @@ def main():
         services, _ = instance.wait_for_results(0, timeout=1)
         fleet = sorted(name for name, attrs in services.items()
                        if not attrs["name"].startswith("bench ")
-                       and (icinga2.check_of(attrs) in present))
+                       and icinga2.check_of(attrs) is not None)
         fleet_names = set(fleet)
         by_command = {}
         for n in fleet:

@@ -29,7 +29,6 @@ import configparser
 import importlib
 import json
 import os
-import pkgutil
 import re
 import sys
 
@@ -127,30 +126,20 @@ template CheckCommand "osop-api" {
 
 
 def check_modules(root=ROOT):
-    """Names of the check modules that exist, in a stable order: the console scripts of
-    setup.cfg (``check_x = osop_checks.checks.x:main``) and every module of the package."""
-    names = []
+    """Names of the checks, sorted: setup.cfg's console scripts
+    ``check_x = osop_checks.checks.x:main``."""
     cfg = configparser.ConfigParser()
     cfg.read(os.path.join(root, "setup.cfg"))
-    scripts = cfg.get("options.entry_points", "console_scripts", fallback="")
-    for line in scripts.splitlines():
-        target = line.partition("=")[2].strip()
-        module = target.partition(":")[0].strip()
+    names = []
+    for line in cfg.get("options.entry_points", "console_scripts").splitlines():
+        module = line.partition("=")[2].strip().partition(":")[0]
         if module.startswith("osop_checks.checks."):
             names.append(module.rpartition(".")[2])
-    import osop_checks.checks
-    names += [info.name for info in pkgutil.iter_modules(osop_checks.checks.__path__)
-              if not info.name.startswith("_")]
-    found = []
-    for name in sorted(set(names)):
-        module = importlib.import_module("osop_checks.checks." + name)
-        if hasattr(module, "build_parser"):
-            found.append(name)
-    return found
+    return sorted(names)
 
 
 def parsers():
-    """[(name, parser)] for every check module present."""
+    """[(name, parser)] of every check."""
     return [(name, importlib.import_module("osop_checks.checks." + name).build_parser())
             for name in check_modules()]
 

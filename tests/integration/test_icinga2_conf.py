@@ -20,12 +20,11 @@ def example_base(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def validated(example_base):
-    ok, output, counts, missing = example_base[1]
-    return ok, output, counts, missing
+    return example_base[1]
 
 
 def test_the_full_example_validates_with_at_least_690_services(validated):
-    ok, output, counts, missing = validated
+    ok, output, counts = validated
     assert ok, output[-6000:]
     assert "Instantiated" in output
     assert counts["Service"] >= icinga2.MIN_SERVICES, counts
@@ -39,7 +38,7 @@ def test_the_full_example_validates_in_icinga2_2_14(tmp_path):
     ifw-api commands) included, without a warning."""
     need("debootstrap")
     need_root()
-    ok, output, counts, _missing = icinga2.validate_example(
+    ok, output, counts = icinga2.validate_example(
         str(tmp_path), [os.path.join(icinga2.CONF, "commands-api.conf")],
         root=icinga2.trixie_root())
     assert ok, output[-6000:]
@@ -52,22 +51,17 @@ def test_the_full_example_validates_in_icinga2_2_14(tmp_path):
 
 
 def test_the_example_has_no_errors_or_warnings_from_icinga2(validated):
-    ok, output, counts, missing = validated
+    ok, output, counts = validated
     problems = [line for line in output.splitlines()
                 if " critical/" in line or " warning/" in line]
     assert not problems, "\n".join(problems)
 
 
 def test_every_check_has_services_in_the_example(validated, tmp_path):
-    """Each of the seven CheckCommands is used by the example (through the stand-ins for
-    checks not merged yet): `icinga2 object list` on the validated config."""
+    """Each of the seven CheckCommands is used by the example: `icinga2 object list` on the
+    validated config."""
     instance = icinga2.Icinga2(str(tmp_path), node="monitor.office.example")
-    missing, placeholders = icinga2.placeholder_commands()
-    stand_in = os.path.join(instance.dirs["ConfigDir"], "placeholders.conf")
-    with open(stand_in, "w") as handle:
-        handle.write(placeholders)
-    includes = icinga2.example_includes()
-    instance.write_config(includes[:1] + [stand_in] + includes[1:])
+    instance.write_config(icinga2.example_includes())
     ok, output, counts = instance.validate()
     assert ok, output[-4000:]
     listing = instance.run("object", "list", "--type", "Service", *instance.defines()).stdout
@@ -133,7 +127,7 @@ def test_every_service_lets_its_command_line_answer_before_icinga_kills_it(examp
     on the example inventory) must leave its command line more than that: an osop plugin's
     --timeout, check_nrpe's -t (vars.nrpe_timeout), and behind it the plugin's own -t in
     osop_checks.cfg. Asked of the real icinga2's object list."""
-    base, (ok, output, _counts, _missing) = example_base
+    base, (ok, output, _counts) = example_base
     assert ok, output[-4000:]
     instance = icinga2.Icinga2(base, node="monitor.office.example")
 
@@ -178,7 +172,7 @@ def test_the_sleeping_box_is_checked_in_its_backup_window_only(example_base):
     """The practice's off-site box: no ping (a dummy host check that stays UP and says why),
     every one of its services limited to the TimePeriod "backup-window", which the example
     defines; the other hosts' services have no check_period."""
-    base, (ok, output, counts, _missing) = example_base
+    base, (ok, output, counts) = example_base
     assert ok, output[-4000:]
     assert counts["TimePeriod"] == 1, counts
     instance = icinga2.Icinga2(base, node="monitor.office.example")
@@ -206,17 +200,13 @@ def test_zones_example_validates(tmp_path):
     need("icinga2")
     need_root()
     instance = icinga2.Icinga2(str(tmp_path), node="master1.example.org")
-    missing, placeholders = icinga2.placeholder_commands()
-    stand_in = os.path.join(instance.dirs["ConfigDir"], "placeholders.conf")
-    with open(stand_in, "w") as handle:
-        handle.write(placeholders)
     conf = icinga2.CONF
     host = os.path.join(instance.dirs["ConfigDir"], "hosts.conf")
     with open(host, "w") as handle:
         handle.write('object Host "web1.example.org" { check_command = "hostalive"; '
                      'address = "192.0.2.31"; zone = "satellite"; vars.client = "agent"; '
                      'vars.os = "Linux" }\n')
-    instance.write_config([os.path.join(conf, "commands.conf"), stand_in,
+    instance.write_config([os.path.join(conf, "commands.conf"),
                            os.path.join(conf, "templates.conf"),
                            os.path.join(conf, "services.conf"),
                            os.path.join(conf, "zones.example.conf"), host])
@@ -237,10 +227,9 @@ def test_the_readme_host_example_validates(tmp_path):
     section = readme.section("icinga2")
     example = re.search(r"### Host variables.*?```\n(.*?)```", section, re.S).group(1)
     instance = icinga2.Icinga2(str(tmp_path), node="master.example")
-    missing, placeholders = icinga2.placeholder_commands()
     extra = os.path.join(instance.dirs["ConfigDir"], "readme.conf")
     with open(extra, "w") as handle:
-        handle.write(placeholders + example)
+        handle.write(example)
         handle.write('object Endpoint "master.example" { }\n'
                      'object Zone "master" { endpoints = [ "master.example" ] }\n')
         for agent in ("office-server", "mail"):
@@ -266,7 +255,7 @@ def test_the_non_profits_network_as_it_is(example_base):
     connection, a TLS service per family for dual-stack endpoints (with -4/-6), reverse
     proxies with many SNI names on one endpoint, and certificate files (and every endpoint
     behind NAT) read on the host itself."""
-    base, (ok, output, _counts, _missing) = example_base
+    base, (ok, output, _counts) = example_base
     assert ok, output[-4000:]
     instance = icinga2.Icinga2(base, node="monitor.office.example")
 

@@ -91,7 +91,7 @@ def world(tmp_path_factory):
         problems = {}
         scenarios = icinga2.scenario_services(stack, problems=problems)
         wrappers = icinga2.host_programs(os.path.join(base, "plugins"), [
-            os.path.join(BIN, "check_" + check) for check in icinga2.present_checks()])
+            os.path.join(BIN, "check_" + check) for check in icinga2.all_check_names()])
         instance = icinga2.Icinga2(os.path.join(base, "i"), node=NODE, root=root,
                                    plugin_dir=wrappers)
         instance.install_pki()

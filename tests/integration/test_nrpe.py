@@ -11,7 +11,7 @@ from tests.peers import icinga2, need, nrpe
 
 pytestmark = pytest.mark.peer
 
-PRESENT = icinga2.present_checks()
+CHECKS = icinga2.all_check_names()
 
 
 def shipped_argv(check):
@@ -34,7 +34,7 @@ def test_disk_partitions_answers_through_nrpe_as_when_run_directly(osop_nrpe, fo
     assert "Traceback" not in output
 
 
-@pytest.mark.parametrize("check", PRESENT)
+@pytest.mark.parametrize("check", CHECKS)
 def test_every_shipped_command_gives_the_checks_own_answer(osop_nrpe, check):
     name = importlib.import_module("osop_checks.checks." + check).NAME
     code, output = nrpe.ask(osop_nrpe, "check_osop_" + check)
@@ -58,7 +58,7 @@ def test_icinga2_services_call_the_shipped_commands(osop_nrpe, tmp_path):
         '\tvars.client = "nrpe"',
         '\tvars.os = "Linux"',
         '\tvars.nrpe_port = %d' % osop_nrpe.port,
-        '\tvars.nrpe_checks = %s' % icinga2.quote(PRESENT),
+        '\tvars.nrpe_checks = %s' % icinga2.quote(CHECKS),
         "}",
     ])
     includes = icinga2.shipped_includes() + [os.path.join(icinga2.CONF, "nrpe", "services.conf")]
@@ -74,8 +74,8 @@ def test_icinga2_services_call_the_shipped_commands(osop_nrpe, tmp_path):
         assert res["command"][0] == "/usr/lib/nagios/plugins/check_nrpe"
         command = res["command"][res["command"].index("-c") + 1]
         by_command[command] = res
-    assert sorted(by_command) == sorted("check_osop_" + c for c in PRESENT)
-    for check in PRESENT:
+    assert sorted(by_command) == sorted("check_osop_" + c for c in CHECKS)
+    for check in CHECKS:
         res = by_command["check_osop_" + check]
         name = importlib.import_module("osop_checks.checks." + check).NAME
         assert res["output"].startswith(name + " "), res["output"]

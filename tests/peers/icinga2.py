@@ -53,32 +53,8 @@ def ensure_installed():
 
 
 def all_check_names():
-    """Every check announced in setup.cfg (console script check_<name>), present or not."""
-    cfg = configparser.ConfigParser()
-    cfg.read(os.path.join(ROOT, "setup.cfg"))
-    names = []
-    for line in cfg.get("options.entry_points", "console_scripts").splitlines():
-        module = line.partition("=")[2].strip().partition(":")[0]
-        if module.startswith("osop_checks.checks."):
-            names.append(module.rpartition(".")[2])
-    return names
-
-
-def present_checks():
-    """Checks whose module exists now (the ones commands.conf has a CheckCommand for)."""
+    """Every check, as setup.cfg announces it (console script check_<name>)."""
     return generator().check_modules(ROOT)
-
-
-def placeholder_commands():
-    """Stand-in CheckCommands for checks announced but not merged yet, so the full example
-    (which has services for all seven) validates on a branch that lacks some. Once every
-    check is merged and commands.conf regenerated, this is empty."""
-    missing = [n for n in all_check_names() if n not in present_checks()]
-    text = "".join(
-        '/* placeholder: osop_checks.checks.%s is not merged yet */\n'
-        'object CheckCommand "osop_%s" {\n\timport "osop-plugin"\n'
-        '\tcommand = [ OsopPluginDir + "/check_%s" ]\n}\n' % (n, n, n) for n in missing)
-    return missing, text
 
 
 def free_port():
@@ -470,31 +446,19 @@ def example_includes():
 
 
 def validate_example(base, extra_includes=(), root=None):
-    """Validate the shipped config with the example inventory; (ok, output, counts, missing).
+    """Validate the shipped config with the example inventory; (ok, output, counts).
     With ``root`` (trixie_root()), by that root's icinga2."""
     instance = Icinga2(base, node="monitor.office.example", root=root)
-    missing, placeholders = placeholder_commands()
-    includes = example_includes()[:1]
-    if placeholders:
-        stand_in = os.path.join(instance.dirs["ConfigDir"], "placeholders.conf")
-        with open(stand_in, "w") as handle:
-            handle.write(placeholders)
-        includes.append(stand_in)
-    includes += example_includes()[1:] + list(extra_includes)
-    instance.write_config(includes)
-    ok, output, counts = instance.validate()
-    return ok, output, counts, missing
+    instance.write_config(example_includes() + list(extra_includes))
+    return instance.validate()
 
 
 def cmd_validate(args):
     with tempfile.TemporaryDirectory(prefix="osop-icinga2-") as base:
-        ok, output, counts, missing = validate_example(base)
+        ok, output, counts = validate_example(base)
     if not ok or args.verbose:
         print(output)
     services = counts.get("Service", 0)
-    if missing:
-        print("note: no CheckCommand yet for %s (module not merged): validated with stand-ins"
-              % ", ".join(missing))
     print("icinga2 daemon -C: %s; instantiated %s" % (
         "valid" if ok else "INVALID",
         ", ".join("%d %s" % (n, k) for k, n in sorted(counts.items()))))
@@ -595,14 +559,13 @@ def vars_to_argv(name, parser, variables):
 
 def scenario_services(stack, names=None, problems=None):
     """[(check, title, argv)]: the scenarios of every demo module (tests/demo/*.py, except
-    this one's) whose command is a check that exists, starting their peers on ``stack``.
+    this one's) whose command is a check, starting their peers on ``stack``.
     A demo module whose peers cannot start here is left out; ``problems`` collects why."""
     import importlib
     import pkgutil
 
     from tests import demo
 
-    present = set(present_checks())
     out = []
     for info in sorted(pkgutil.iter_modules(demo.__path__), key=lambda i: i.name):
         if info.name.startswith("_") or info.name in demo.LAST:
@@ -621,7 +584,7 @@ def scenario_services(stack, names=None, problems=None):
             check = argv[0][len("check_"):] if argv and argv[0].startswith("check_") else None
             if title.startswith("bad input"):
                 continue  # shows the plugin's own argument checks; no service would be built so
-            if check in present and (names is None or check in names):
+            if check and (names is None or check in names):
                 out.append((check, title, list(argv[1:])))
     return out
 
@@ -655,21 +618,17 @@ def service_objects(host, scenarios, prefix="", api=None, scheduled=True):
     return "\n".join(text) + "\n"
 
 
-def local_inventory(host="this-machine", present=None):
-    """The host that is the Icinga instance itself, watched by the shipped apply rules
-    (only those whose check is merged: vars.os = "Linux" needs upgrades or systemd)."""
-    present = present_checks() if present is None else present
-    lines = [
+def local_inventory(host="this-machine"):
+    """The host that is the Icinga instance itself, watched by the shipped apply rules."""
+    return "\n".join([
         'object Host %s {' % quote(host),
         '\tcheck_command = "dummy"',
         '\taddress = "127.0.0.1"',
         '\tvars.client = "local"',
         '\tvars.disks["/"] = { warning = "10%"; critical = "5%" }',
-    ]
-    if {"os_upgrades", "systemd_units"} & set(present):
-        lines.append('\tvars.os = "Linux"')
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+        '\tvars.os = "Linux"',
+        "}",
+    ]) + "\n"
 
 
 def check_of(attrs):
@@ -678,31 +637,17 @@ def check_of(attrs):
     return command[len("osop_"):] if command.startswith("osop_") else None
 
 
-def ours(services, present=None):
-    """Only the services whose check exists (apply rules may reach not-yet-merged ones)."""
-    present = set(present_checks() if present is None else present)
-    return {k: v for k, v in services.items()
-            if check_of(v) is None or check_of(v) in present}
-
-
 def shipped_includes():
     return [os.path.join(CONF, f) for f in ("commands.conf", "templates.conf", "services.conf")]
 
 
 @contextlib.contextmanager
-def running(base, text, node="master.osop.test", includes=None, with_placeholders=True,
-            root=None, plugin_dir=BIN):
+def running(base, text, node="master.osop.test", includes=None, root=None, plugin_dir=BIN):
     """A started icinga2 with the shipped commands/templates/apply rules and ``text``
     (``root``: that Debian root's icinga2, see Icinga2)."""
     instance = Icinga2(base, node=node, root=root, plugin_dir=plugin_dir)
     instance.install_pki()
     includes = list(shipped_includes() if includes is None else includes)
-    missing, placeholders = placeholder_commands()
-    if placeholders and with_placeholders:
-        path = os.path.join(instance.dirs["ConfigDir"], "placeholders.conf")
-        with open(path, "w") as handle:
-            handle.write(placeholders)
-        includes.insert(1, path)
     instance.write_config(includes, text, api=True, checker=True)
     instance.start()
     try:
@@ -718,7 +663,6 @@ def watch(stack, rounds=2, out=sys.stdout):
     scenarios = scenario_services(stack)
     host = "this-machine"
     text = local_inventory(host) + service_objects(host, scenarios)
-    # Only apply rules whose command exists: the upgrades/systemd rules need their checks.
     instance = stack.enter_context(running(base, text))
     services = {}
     for number in range(1, rounds + 1):
@@ -728,7 +672,6 @@ def watch(stack, rounds=2, out=sys.stdout):
         print("icinga2 check round %d of %d: %d services checked%s" % (
             number, rounds, len(services) - len(pending),
             ", %d still pending" % len(pending) if pending else ""), file=out)
-    services = ours(services)
     print_table(services, out)
     return services
 

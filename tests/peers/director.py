@@ -501,6 +501,8 @@ def demo_web(args):
             print("a daemon of the stack ended: stopping", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
+            # one more Ctrl-C must not cut the clean-up short
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             print("\nstopping", flush=True)
             return 0
 

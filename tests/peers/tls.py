@@ -495,6 +495,10 @@ def tls_scenarios(tmp_path_factory):
 
 
 if __name__ == "__main__":
+    import signal
     import sys
 
+    # A server process of a demo or test: Ctrl-C at the terminal ends it quietly (its
+    # parent, which got the same Ctrl-C, cleans up).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     _serve(*(sys.argv[1:] + [""])[:5])

@@ -336,7 +336,7 @@ def _ask(source, where, started, limit, v6_prefix):
     except (UpnpError, publicip.HttpError) as exc:
         reading.error = "%s: %s" % (source, exc)
         return reading
-    errors, family_errors = [], {}
+    errors, ipv6_errors = [], []
     for location in locations:
         name = "UPnP router %s" % location
         try:
@@ -349,12 +349,13 @@ def _ask(source, where, started, limit, v6_prefix):
             reading.source, reading.addresses, reading.family_errors = name, addresses, named
             return reading
         errors.append((isinstance(problems[4], NoPublicAddress), named[4]))
-        for family, words in named.items():
-            family_errors.setdefault(family, words)
+        if 6 in named:
+            ipv6_errors.append(named[6])
     # the router's own word that it has no public address first, then the others
     errors.sort(key=lambda error: not error[0])
     reading.error = "; ".join(message for _, message in errors)
-    reading.family_errors = family_errors
+    if ipv6_errors:  # IPv4's reasons are the reading's error, of every gateway asked
+        reading.family_errors = {6: "; ".join(ipv6_errors)}
     return reading
 
 

@@ -160,11 +160,15 @@ def _finish(process, limit):
     return True
 
 
-def _too_large(name, capture):
-    detail = "more than %s of output (%s)" % (bounded.size_words(capture.limit),
-                                              bounded.size_words(capture.size))
+def _unread(name, detail):
+    """The CommandError for output too large to read; ``detail`` says how large."""
     return CommandError("%s wrote %s; it is not read" % (name, detail), name, INVALID,
                         detail=detail)
+
+
+def _too_large(name, capture):
+    return _unread(name, "more than %s of output (%s)" % (
+        bounded.size_words(capture.limit), bounded.size_words(capture.size)))
 
 
 def run(argv, timeout=None, env=None, ok_codes=(0,), limit=bounded.LIMIT):
@@ -235,9 +239,7 @@ def _lines(pipe, name, limit):
         if not line:
             return
         if len(line) > limit and not line.endswith(b"\n"):
-            detail = "a line longer than %s" % bounded.size_words(limit)
-            raise CommandError("%s wrote %s; it is not read" % (name, detail), name, INVALID,
-                               detail=detail)
+            raise _unread(name, "a line longer than %s" % bounded.size_words(limit))
         yield line.decode("utf-8", "surrogateescape")
 
 

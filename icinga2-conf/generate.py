@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Write icinga2-conf/commands.conf and the Director basket from the checks' own parsers.
 
-One ``object CheckCommand "osop_<name>"`` per check module osop_checks.checks.<name> that
-exists (found through setup.cfg's console scripts and the package itself; a console script
-without its module is an error), in the style of the Icinga Template Library:
+One ``object CheckCommand "osop_<name>"`` per check: each console script check_<name> of
+setup.cfg, whose module osop_checks.checks.<name> must exist; in the style of the Icinga
+Template Library:
 
 - ``command = [ OsopPluginDir + "/check_<name>" ]``; OsopPluginDir defaults to PluginDir;
 - every option is an argument keyed by its long flag, ``value = "$<name>_<option>$"`` (the
@@ -40,6 +40,9 @@ DIRECTOR_OUTPUT = os.path.join(HERE, "director", "osop-checks.json")
 TEMPLATES = os.path.join(HERE, "templates.conf")
 PREFIX = "osop_"
 API_SUFFIX = "_api"
+# Seconds a plugin's default --timeout stays below Icinga's: OsopTimeoutMargin of
+# commands.conf, and the Director basket's --timeout expression.
+TIMEOUT_MARGIN = 5
 
 HEADER = """\
 /*
@@ -75,7 +78,7 @@ if (!globals.contains("OsopPluginDir")) {
  * (UNKNOWN with a reason) instead of being killed with a bare "Timeout exceeded".
  */
 if (!globals.contains("OsopTimeoutMargin")) {
-	globals.OsopTimeoutMargin = 5
+	globals.OsopTimeoutMargin = %d
 }
 
 template CheckCommand "osop-plugin" {
@@ -299,7 +302,8 @@ def command(name, parser, api=False):
 
 
 def render():
-    return HEADER + "".join("\n" + command(name, parser) for name, parser in parsers())
+    return HEADER % TIMEOUT_MARGIN + "".join("\n" + command(name, parser)
+                                             for name, parser in parsers())
 
 
 def render_api():
@@ -316,8 +320,7 @@ DATATYPES = {kind: "Icinga\\Module\\Director\\DataType\\DataType" + kind.capital
 
 # What commands.conf's osop-plugin template computes into vars.<name>_timeout, for Director,
 # whose custom vars cannot hold a function: the var when set, else the service's (or host's,
-# or command's) check_timeout minus the margin of commands.conf's OsopTimeoutMargin.
-TIMEOUT_MARGIN = 5
+# or command's) check_timeout minus TIMEOUT_MARGIN.
 DIRECTOR_TIMEOUT = """\
 var given = macro("$%s$")
 if (given) {
@@ -331,8 +334,6 @@ if (!limit) {
 	limit = macro("$command.timeout$")
 }
 return Math.max(1, Math.floor(number(limit)) - %d)"""
-# Director stores check_timeout, intervals and the like in seconds.
-SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def datatype(action):
@@ -439,10 +440,11 @@ def dsl_value(text):
         return json.loads(text)
     if text in ("true", "false"):
         return text == "true"
-    match = re.match(r"^(\d+)([smhd]?)$", text)
-    if not match:
+    from osop_checks import units
+
+    if not re.match(r"^\d+[smhd]?$", text):
         raise ValueError("templates.conf: cannot read the value %r" % text)
-    return str(int(match.group(1)) * SECONDS.get(match.group(2) or "s", 1))
+    return str(int(units.DURATION.parse(text)))  # Director keeps durations in seconds
 
 
 def director_templates(commands):

@@ -16,7 +16,7 @@ import nagiosplugin
 from nagiosplugin import Critical, Ok, Warn
 
 from osop_checks import address, bounded, cli, deadline, plugin, runtime, text, units
-from osop_checks.sources import dns, tls
+from osop_checks.sources import tls
 
 NAME = "TLS_EXPIRY"
 log = logging.getLogger("nagiosplugin")
@@ -278,7 +278,7 @@ def spread(endpoints, resolve):
     resolved concurrently) as one endpoint per address, ``NAME@[ADDRESS]:PORT``, in the
     resolver's order; an address, a name with one address and a name that does not resolve
     (the connection then says why, as with --first-address) stay as they are."""
-    names = [e for e in endpoints if not dns.is_ip(e.host)]
+    names = [e for e in endpoints if address.family_of(e.host) is None]
     limit = deadline.remaining(None)
     answers = dict(zip((id(e) for e in names), plugin.run_all(
         [functools.partial(resolve, e.host, e.port, FAMILY_VERSIONS[e.family], limit)

@@ -103,20 +103,11 @@ def system_servers(path="/etc/resolv.conf") -> list[Server]:
     servers = []
     for line in lines:
         fields = line.split()
-        if len(fields) >= 2 and fields[0] == "nameserver" and is_ip(fields[1]):
+        if len(fields) >= 2 and fields[0] == "nameserver" and address.family_of(fields[1]):
             servers.append((str(ipaddress.ip_address(fields[1])), 53))
     if not servers:
         raise DnsError(UNREACHABLE, "no name server configured in %s" % path)
     return servers[:3]
-
-
-def is_ip(text):
-    """Whether ``text`` is an IPv4 or IPv6 address (not a name to resolve)."""
-    try:
-        ipaddress.ip_address(text)
-        return True
-    except ValueError:
-        return False
 
 
 def _left():

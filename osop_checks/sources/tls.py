@@ -20,7 +20,7 @@ import threading
 import warnings
 
 from osop_checks import deadline, text
-from osop_checks.sources import dns
+from osop_checks.address import family_of  # "address" names the peer here
 
 log = logging.getLogger("nagiosplugin")
 
@@ -543,7 +543,7 @@ def _handshake(endpoint, attempt, context):
         attempt.stage = "TLS handshake"
         sock.settimeout(_timeout())
         server_name = None
-        if endpoint.name and not dns.is_ip(endpoint.name.strip("[]")):
+        if endpoint.name and family_of(endpoint.name.strip("[]")) is None:
             server_name = endpoint.name
         tls = context.wrap_socket(sock, server_hostname=server_name,
                                   do_handshake_on_connect=False)
@@ -637,8 +637,11 @@ def fetch(endpoint, cafile=None, min_version=None, attempt=None):
     from_store = []
     if failure is None and verified_ders:
         presented = set(ders)
-        from_store = [parse_certificate(d) for d in verified_ders if d not in presented]
-        borrowed = [parse_certificate(d) for d in verified_ders[1:-1] if d not in presented]
+        stored = [d for d in verified_ders if d not in presented]
+        from_store = [parse_certificate(d) for d in stored]
+        # an intermediate the server left out (the anchor is the store's by right)
+        middle = set(verified_ders[1:-1])
+        borrowed = [c for d, c in zip(stored, from_store) if d in middle]
         if borrowed:
             trust = Trust("incomplete", "the server did not send the intermediate %s (found "
                           "in the trust store)" % ", ".join(repr(c.name) for c in borrowed))

@@ -2,7 +2,8 @@
 
 ``worst_first`` orders states as a reader wants them in the status line, ``PerfOnly`` is the
 Context of a metric that is only perfdata (its judgement is another Context's), ``plural``
-the "s" of a counted noun, ``run_all`` the fan-out of independent sources to threads.
+the "s" of a counted noun, ``run_all`` the fan-out of independent sources to threads,
+``Remembering`` the Check of a plugin that writes a state file once the run is judged.
 """
 import nagiosplugin
 from nagiosplugin import Critical, Ok, Unknown, Warn
@@ -43,6 +44,19 @@ class PerfOnly(nagiosplugin.Context):
     def performance(self, metric, resource):
         return nagiosplugin.Performance(metric.name, metric.value, metric.uom, self.warning,
                                         self.critical, metric.min, metric.max)
+
+
+class Remembering(nagiosplugin.Check):
+    """The check, then ``remember(results)``: where a check that keeps state writes its state
+    file, from the judged results (never in a probe, a Context or the Summary)."""
+
+    def __init__(self, remember, *objects):
+        super().__init__(*objects)
+        self.remember = remember
+
+    def __call__(self):
+        super().__call__()
+        self.remember(self.results)
 
 
 def run_all(calls, limit=None):

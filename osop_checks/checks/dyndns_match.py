@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import ipaddress
 import logging
 import os
@@ -321,26 +322,17 @@ def next_mismatches(comparisons, remembered, now):
     return kept
 
 
-class Remembered(nagiosplugin.Check):
-    """The check, then the grace state written from the judged comparisons. No file is
-    created until there is a mismatch to remember."""
-
-    def __init__(self, path, create_dir, remembered, now, *objects):
-        super().__init__(*objects)
-        self.path, self.create_dir = path, create_dir
-        self.remembered, self.now = remembered, now
-
-    def __call__(self):
-        super().__call__()
-        comparisons = [r.metric.value for r in self.results
-                       if r.metric is not None and r.metric.context == "match"]
-        if not comparisons:
-            return  # the run ended before anything was compared
-        if not any(c.verdict == MISMATCH for c in comparisons) and \
-                not os.path.lexists(self.path):
-            return
-        state_files.ensure_dir(self.path, self.create_dir)
-        state_files.save(self.path, next_mismatches(comparisons, self.remembered, self.now))
+def save_mismatches(path, create_dir, remembered, now, results):
+    """The grace state written from the judged comparisons (plugin.Remembering calls it
+    after the run). No file is created until there is a mismatch to remember."""
+    comparisons = [r.metric.value for r in results
+                   if r.metric is not None and r.metric.context == "match"]
+    if not comparisons:
+        return  # the run ended before anything was compared
+    if not any(c.verdict == MISMATCH for c in comparisons) and not os.path.lexists(path):
+        return
+    state_files.ensure_dir(path, create_dir)
+    state_files.save(path, next_mismatches(comparisons, remembered, now))
 
 
 # -- evaluation -------------------------------------------------------------------------------
@@ -591,8 +583,8 @@ def build_check(args, resolve=None, fetch_echo=publicip.fetch_echo,
     gathered = Gathered(readings, resolution, public_seconds,
                         bool(args.ip_url or args.snmp or args.interface or args.router_upnp))
     now = clock()
-    return Remembered(
-        state_file, not args.state_file, remembered, now,
+    return plugin.Remembering(
+        functools.partial(save_mismatches, state_file, not args.state_file, remembered, now),
         Probe(gathered, remembered, now, args.v6_prefix),
         Match(args.grace), SourceFailures(), plugin.PerfOnly("time"),
         # perfdata only, with the grace as critical limit (the Match context judges)

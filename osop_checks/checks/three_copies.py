@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import re
 import time
@@ -462,12 +463,18 @@ def copy_age(copy, stamp, now):
             "manifest")
 
 
+def last_verification(previous, name):
+    """The copy ``name``'s last verification in the state file ``previous`` (a dict with
+    time, state, verdict), or None: never verified, or no state yet."""
+    return (((previous or {}).get("copies") or {}).get(name) or {}).get("verified")
+
+
 def verified_age(copy, previous, now):
     """How long ago the copy was last reached and compared: 0 now, else since the
     verification in the state file ``previous`` (None: never)."""
     if not copy.unreachable:
         return 0.0
-    record = (((previous or {}).get("copies") or {}).get(copy.name) or {}).get("verified")
+    record = last_verification(previous, copy.name)
     return None if record is None else max(0.0, now - record["time"])
 
 
@@ -784,14 +791,10 @@ class Memory:
         previous = previous or {"source": {}, "copies": {}, "canaries": {}, "alarms": []}
         copies = previous["copies"]
         for item in judged:
-            record = (copies.get(item.name) or {}).get("verified")
-            reached = not item.copy.unreachable
-            if reached:
-                item.verified_age = 0.0
-            elif item.name in sleeping and item.copy.unreachable in ASLEEP_KINDS:
-                judge_asleep(item, record, limits, now)
-            elif record is not None:
-                item.verified_age = max(0.0, now - record["time"])
+            if item.name in sleeping and item.copy.unreachable in ASLEEP_KINDS:
+                judge_asleep(item, last_verification(previous, item.name), limits, now)
+            else:
+                item.verified_age = verified_age(item.copy, previous, now)
         self.judged = judged
         before = previous["source"].get("tree")
         self.since = before["time"] if before else None
@@ -974,10 +977,16 @@ class Rules(nagiosplugin.Context):
         super().__init__("copies")
         self.limits, self.offsite, self.min_copies = limits, set(offsite), min_copies
         self.sleeping, self.rules = sleeping, rules
+        self._judged = None  # (survey, its Judgement)
 
     def judge(self, metric, resource):
-        return Judgement(metric.value, self.limits, self.offsite, self.min_copies,
-                         self.sleeping, resource.previous, self.rules)
+        """The Judgement of the survey, made once: evaluate and performance both read it."""
+        survey = metric.value
+        if self._judged is None or self._judged[0] is not survey:
+            self._judged = (survey, Judgement(survey, self.limits, self.offsite,
+                                              self.min_copies, self.sleeping,
+                                              resource.previous, self.rules))
+        return self._judged[1]
 
     def evaluate(self, metric, resource):
         return Verdict(self.judge(metric, resource), metric)
@@ -989,19 +998,12 @@ class Rules(nagiosplugin.Context):
             nagiosplugin.Range("%d:" % self.min_copies), 0, len(judgement.groups))
 
 
-class Remembered(nagiosplugin.Check):
-    """The check, then the state file written from the rules' judgement (``store.save``),
-    when the survey was judged."""
-
-    def __init__(self, store, path, *objects):
-        super().__init__(*objects)
-        self.store, self.path = store, path
-
-    def __call__(self):
-        super().__call__()
-        verdict = self.results["copies_ok"] if "copies_ok" in self.results else None
-        if isinstance(verdict, Verdict):
-            self.store.save(self.path, verdict.judgement.memory.next_state())
+def save_state(store, path, results):
+    """The state file written from the rules' judgement (``store.save``), when the survey was
+    judged (plugin.Remembering calls it after the run)."""
+    verdict = results["copies_ok"] if "copies_ok" in results else None
+    if isinstance(verdict, Verdict):
+        store.save(path, verdict.judgement.memory.next_state())
 
 
 def alarm_text(alarm, now):
@@ -1235,8 +1237,8 @@ def build_check(args, survey=survey_trees, store=None):
     rules = LossRules((args.shrink_warning, args.shrink_critical),
                       (args.churn_warning, args.churn_critical), args.alarm_hold,
                       args.accept_changes, churn_since)
-    return Remembered(
-        store, path,
+    return plugin.Remembering(
+        functools.partial(save_state, store, path),
         Copies(found, previous, args.stamp),
         Rules(limits, args.offsite, args.min_copies, args.sleeping, rules),
         plugin.PerfOnly("age", args.warning, args.critical),

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 import time
 
-from tests.helpers import fixture
+from tests.peers import miniupnpd
 from tests.peers.dns import DnsSite, UdpPeer, closed_port
 from tests.peers.http_echo import EchoServer
 
@@ -31,12 +31,8 @@ def scenarios(stack):
         content_type="text/html"))
     # A FRITZ!Box on DS-Lite (no public IPv4 of its own), as AVM documents its IGD: the
     # synthetic answers of tests/fixtures/upnp/
-    fritzbox = stack.enter_context(EchoServer(
-        fixture("upnp", "fritzbox_igddesc_synthetic.xml"), post={
-            "GetExternalIPAddress": fixture(
-                "upnp", "fritzbox_GetExternalIPAddress_ds-lite_synthetic.xml"),
-            "X_AVM_DE_GetIPv6Prefix": fixture(
-                "upnp", "fritzbox_X_AVM_DE_GetIPv6Prefix_synthetic.xml")}))
+    fritzbox = stack.enter_context(EchoServer(**miniupnpd.fritzbox(
+        address="fritzbox_GetExternalIPAddress_ds-lite_synthetic.xml")))
     silent = stack.enter_context(UdpPeer("silent"))
     state = tempfile.mkdtemp(prefix="osop-demo-dyndns-")
     stack.callback(shutil.rmtree, state, True)

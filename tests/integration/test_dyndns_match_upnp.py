@@ -13,7 +13,7 @@ import pytest
 
 from osop_checks.sources import upnp
 from tests.helpers import fixture
-from tests.peers import run_plugin
+from tests.peers import miniupnpd, run_plugin
 from tests.peers.dns import closed_port
 
 pytestmark = pytest.mark.peer
@@ -223,11 +223,11 @@ def test_the_synthetic_router_answers_too(site, http_echo, tmp_path):
 
 # -- a FRITZ!Box (synthetic: no real one here; shaped as AVM documents its IGD) -------------
 
-def fritzbox(http_echo, address="fritzbox_GetExternalIPAddress_synthetic.xml",
-             prefix="fritzbox_X_AVM_DE_GetIPv6Prefix_synthetic.xml"):
-    return http_echo(fixture("upnp", "fritzbox_igddesc_synthetic.xml"), post={
-        "GetExternalIPAddress": fixture("upnp", address),
-        "X_AVM_DE_GetIPv6Prefix": fixture("upnp", prefix)})
+PREFIX_ANSWER = miniupnpd.FRITZBOX_PREFIX
+
+
+def fritzbox(http_echo, **answers):
+    return http_echo(**miniupnpd.fritzbox(**answers))
 
 
 def test_a_fritzbox_gives_its_delegated_ipv6_prefix(site, http_echo, tmp_path):
@@ -290,9 +290,6 @@ def test_more_bits_than_the_prefix_has_are_unknown(site, http_echo, tmp_path, ar
         "IPv6 address: UPnP router %s: %s" % (url, message)), out.output
 
 
-PREFIX_ANSWER = fixture("upnp", "fritzbox_X_AVM_DE_GetIPv6Prefix_synthetic.xml")
-
-
 @pytest.mark.parametrize("answer, message", [
     (fixture("upnp", "fritzbox_X_AVM_DE_GetIPv6Prefix_none_synthetic.xml"),
      "the router has no IPv6 prefix (none delegated by the provider)"),
@@ -309,9 +306,7 @@ PREFIX_ANSWER = fixture("upnp", "fritzbox_X_AVM_DE_GetIPv6Prefix_synthetic.xml")
         "not XML"])
 def test_a_garbage_prefix_is_unknown_in_one_line(site, http_echo, tmp_path, answer, message):
     site.set_records({NAME: [PREFIX_HOST]})
-    box = http_echo(fixture("upnp", "fritzbox_igddesc_synthetic.xml"), post={
-        "GetExternalIPAddress": fixture("upnp", "fritzbox_GetExternalIPAddress_synthetic.xml"),
-        "X_AVM_DE_GetIPv6Prefix": answer})
+    box = fritzbox(http_echo, prefix=answer)
     url = box.url + "igddesc.xml"
     out = run_local(site, tmp_path, url, "-6", "--v6-prefix", "56")
     assert out.exitcode == 3, out.output
@@ -399,7 +394,7 @@ def test_recorded_fritzbox_prefix_synthetic():
     assert [(s.service_type, s.control_url) for s in services] == [
         ("urn:schemas-upnp-org:service:WANIPConnection:1",
          "http://192.168.178.1:49000/igdupnp/control/WANIPConn1")]
-    answer = fixture("upnp", "fritzbox_X_AVM_DE_GetIPv6Prefix_synthetic.xml")
+    answer = PREFIX_ANSWER
     network = upnp.parse_ipv6_prefix(answer.encode())
     assert str(network) == PREFIX
     # some firmware writes the prefix with its length

@@ -25,6 +25,10 @@ No packet leaves these namespaces: a non-reserved WAN address (what a match need
 refuses the others) exists only inside them, and nothing routes to or from the machine's own
 network. Namespaces, miniupnpd and dnsmasq are ended on exit, even after a failure, and the
 namespaces a run whose process is gone left behind are removed at start.
+
+No FRITZ!Box can run here: ``fritzbox()`` gives the arguments of an HTTP echo server
+(tests/peers/http_echo.py) that answers as one, from the synthetic answers of
+tests/fixtures/upnp/ (its IGD description, GetExternalIPAddress, X_AVM_DE_GetIPv6Prefix).
 """
 import os
 import shutil
@@ -34,6 +38,7 @@ import time
 
 import pytest
 
+from tests.helpers import fixture
 from tests.peers import Started, end_process
 from tests.peers.netns import in_namespace, ip, remove_namespace, remove_stale
 
@@ -172,3 +177,14 @@ def upnp_router():
     need("ip", "miniupnpd", "dnsmasq")
     with UpnpRouter() as router:
         yield router
+
+
+FRITZBOX_PREFIX = fixture("upnp", "fritzbox_X_AVM_DE_GetIPv6Prefix_synthetic.xml")
+
+
+def fritzbox(address="fritzbox_GetExternalIPAddress_synthetic.xml", prefix=FRITZBOX_PREFIX):
+    """The keyword arguments of an EchoServer playing a FRITZ!Box's IGD: ``address`` names
+    the fixture of its GetExternalIPAddress answer, ``prefix`` is the text of its
+    X_AVM_DE_GetIPv6Prefix answer (the description is at any path, e.g. igddesc.xml)."""
+    return {"body": fixture("upnp", "fritzbox_igddesc_synthetic.xml"), "post": {
+        "GetExternalIPAddress": fixture("upnp", address), "X_AVM_DE_GetIPv6Prefix": prefix}}

@@ -20,9 +20,9 @@ import time
 import nagiosplugin
 from nagiosplugin import Critical, Ok, Unknown, Warn
 
-from osop_checks import address, cli, deadline, plugin, runtime, units
+from osop_checks import address, cli, deadline, plugin, runtime, snmp_options, units
 from osop_checks import state as state_files
-from osop_checks.sources import dns, publicip, snmp, upnp
+from osop_checks.sources import dns, publicip, upnp
 
 NAME = "DYNDNS_MATCH"
 log = logging.getLogger("nagiosplugin")
@@ -129,7 +129,7 @@ def build_parser():
                           "most its length")
     # The shared options without their -H/--host: here -H is the DNS name and the agent
     # is named by --snmp HOST.
-    snmp.add_arguments(parser, host=False, enable_switch=False)
+    snmp_options.add_arguments(parser, host=False, enable_switch=False)
     cmp_ = parser.add_argument_group("comparison")
     cmp_.add_argument("--v6-prefix", type=cli.count_type(1, 128), default=128, metavar="N",
                       help="compare only the first N bits of IPv6 addresses, e.g. 64 when the "
@@ -549,8 +549,8 @@ def _snmp_reader(args):
     checked here, before anything is asked, so a wrong combination is a usage error."""
     from osop_checks.sources import snmp_address
 
-    targets = {host: snmp.target_from_args(argparse.Namespace(**dict(vars(args), host=host)))
-               for host in args.snmp}
+    targets = {host: snmp_options.target_from_args(argparse.Namespace(
+        **dict(vars(args), host=host))) for host in args.snmp}
 
     def read(host, timeout):
         target = targets[host]

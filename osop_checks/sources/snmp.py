@@ -305,10 +305,9 @@ async def _request(session, target, oids, repetitions=None):
         reply = await api.bulk_cmd(engine, auth, transport, context, 0, repetitions, *objects,
                                    lookupMib=False)
     indication, status, index, varbinds = reply
-    if not indication:
-        session.answers += 1
     if indication:
         raise SnmpError(_explain(indication, target, target.timeout))
+    session.answers += 1
     if status:
         raise _status_error(status, index, varbinds, target)
     return varbinds
@@ -615,19 +614,3 @@ def get(target, oids, missing_ok=False):
     """Session.get in a session of its own."""
     with Session() as session:
         return session.get(target, oids, missing_ok)
-
-
-# -- the shared command line: osop_checks.snmp_options ----------------------------------------
-
-def add_arguments(parser, *args, **kwargs):
-    """snmp_options.add_arguments (the options live on the CLI side, issue 19)."""
-    from osop_checks import snmp_options
-
-    return snmp_options.add_arguments(parser, *args, **kwargs)
-
-
-def target_from_args(args):
-    """snmp_options.target_from_args."""
-    from osop_checks import snmp_options
-
-    return snmp_options.target_from_args(args)

@@ -325,9 +325,6 @@ def test_example_services_parse_as_command_lines_of_the_check(check):
     assert mine, "the example has no service for " + check
     for host, service, _, options in mine:
         variables = {"%s_%s" % (check, k): v for k, v in options.items()}
-        if check == "disk_partitions" and "disk_partitions_snmp" not in names:
-            if any(k[len(check) + 1:] in SNMP_KEYS for k in variables):
-                continue  # an SNMP host: its options are checked once SNMP mode is merged
         unknown = sorted(v for v in variables if v not in names)
         assert not unknown, "%s!%s: %s are not options of check_%s" % (
             host, service, unknown, check)
@@ -364,19 +361,11 @@ def test_the_practice_copies_do_not_cry_wolf_and_see_a_loss():
     assert versions["mode"] == "snapshot" and versions["min_snapshots"] == 7
 
 
-# SNMP mode of check_disk_partitions (issue 7): these keys are checked once it is merged.
-SNMP_KEYS = {"host", "snmp", "snmp_port", "snmp_timeout", "snmp_retries", "community",
-             "community_file", "snmp_user", "auth_proto", "auth_key", "auth_key_file",
-             "priv_proto", "priv_key", "priv_key_file"}
-
-
-def test_services_conf_sets_only_options_of_merged_checks():
+def test_services_conf_sets_only_options_of_its_checks():
     text = open(os.path.join(CONF, "services.conf")).read()
     for check in CHECKS:
         names = set(generate.var_names(check, parser_of(check)).values())
         for var in re.findall(r"vars\.(%s_\w+) =" % check, text):
-            if check == "disk_partitions" and var[len(check) + 1:] in SNMP_KEYS:
-                continue
             assert var in names, "services.conf sets %s: not an option of check_%s" % (
                 var, check)
 

@@ -72,11 +72,11 @@ def test_older_router_wan_address():
 def test_every_shared_snmp_option_but_host_is_offered():
     import argparse
 
+    from osop_checks import snmp_options
     from osop_checks.checks import dyndns_match as check
-    from osop_checks.sources import snmp
 
     plain = argparse.ArgumentParser(add_help=False)
-    snmp.add_arguments(plain, host=False, enable_switch=False)
+    snmp_options.add_arguments(plain, host=False, enable_switch=False)
     shared = {o for a in plain._actions for o in a.option_strings}
     ours = {o for a in check.build_parser()._actions for o in a.option_strings}
     assert shared and shared <= ours

@@ -15,6 +15,34 @@ from osop_checks.text import oneline
 UNKNOWN = 3
 
 
+# The kind of value each option takes, given as ``kind=`` to every add_argument of a check's
+# parser (and its groups). osop-checks-api (osop_checks.api.policy) decides from it what a
+# network caller may set: PLAIN freely (thresholds, selections, time limits, verbosity);
+# PATH, HOST, URL and PORT only within what the host's api.conf allows for that check;
+# FILE_READ only the files api.conf lists; PROGRAM, FILE_WRITTEN and SECRET never.
+PLAIN = "plain"
+PATH = "path"            # a place the check looks at (statvfs, a directory walked): not its content
+HOST = "host"            # a host or address the check connects to (with a port, an endpoint)
+URL = "url"              # a URL the check fetches
+PORT = "port"            # a port number the check connects to
+FILE_READ = "file read"  # a file whose content the check reads
+FILE_WRITTEN = "file written"  # a file or directory the check writes (state, cache)
+PROGRAM = "program"      # an executable the check runs
+SECRET = "secret"        # a password, key or community given on the command line
+KINDS = (PLAIN, PATH, HOST, URL, PORT, FILE_READ, FILE_WRITTEN, PROGRAM, SECRET)
+
+
+def _with_kind(action_class):
+    """``action_class`` that also takes ``kind=`` (one of KINDS) and keeps it as action.kind."""
+    def build(*, kind=None, **kwargs):
+        if kind is not None and kind not in KINDS:
+            raise ValueError("unknown kind of option value %r" % (kind,))
+        action = action_class(**kwargs)
+        action.kind = kind
+        return action
+    return build
+
+
 class UsageError(Exception):
     """Options that parse one by one but not together; shown like an argparse error."""
 
@@ -71,20 +99,23 @@ class Parser(argparse.ArgumentParser):
         super().__init__(
             prog=prog, description=description, epilog=epilog or None, add_help=False,
             allow_abbrev=False, formatter_class=HelpFormatter)
+        # every action of the parser and of its groups (they share the registry) takes kind=
+        for name, action_class in list(self._registries["action"].items()):
+            self.register("action", name, _with_kind(action_class))
         self.check_name = name
         self.examples, self.behind_the_scenes = list(examples), list(behind_the_scenes or ())
         self.threshold_pairs = []
         common = self.add_argument_group("common options")
-        common.add_argument("-h", "--help", action="help",
+        common.add_argument("-h", "--help", action="help", kind=PLAIN,
                             help="show this help and exit (exit code 3, as Monitoring Plugins do)")
-        common.add_argument("-V", "--version", action="version",
+        common.add_argument("-V", "--version", action="version", kind=PLAIN,
                             version="%s (osop-checks) %s" % (prog, __version__),
                             help="show the version and exit (exit code 3)")
-        common.add_argument("-v", "--verbose", action="count", default=0,
+        common.add_argument("-v", "--verbose", action="count", default=0, kind=PLAIN,
                             help="more detail: -v warnings, -vv the commands and peers asked, "
                                  "-vvv debugging output and tracebacks")
         common.add_argument("-t", "--timeout", type=duration_type(minimum=1, maximum=86400),
-                            default=30, metavar="DURATION",
+                            default=30, kind=PLAIN, metavar="DURATION",
                             help="give up after this long, UNKNOWN (default: 30s; "
                                  "e.g. 10, 45s, 2m); every command and connection obeys it")
 
@@ -151,7 +182,7 @@ class Parser(argparse.ArgumentParser):
                                      (("-c", "--critical"), critical, help[1])):
             (group or self).add_argument(
                 *flags, type=parse, default=None if default is None else parse(default),
-                metavar=metavar, help=text)
+                metavar=metavar, help=text, kind=PLAIN)
         self.add_threshold_pair("--warning", "--critical", quantity)
 
 

@@ -293,11 +293,11 @@ def resolve(host, port=None, family=None, timeout=None, what=None):
     not answer cannot hold the check. ResolveError in words when nothing resolves, the
     family asked has no address, or the time is up; ``what`` names the host in it ("SNMP
     host": "cannot resolve the SNMP host nas: ...")."""
-    from osop_checks import deadline, plugin
+    from osop_checks import deadline, fanout
 
     name = "the %s %s" % (what, host) if what else host
     limit = deadline.remaining(timeout)
-    [(infos, exc)] = plugin.run_all([lambda: socket.getaddrinfo(
+    [(infos, exc)] = fanout.run_all([lambda: socket.getaddrinfo(
         host, port, socket.AF_UNSPEC, socket.SOCK_STREAM)], limit)
     if exc is not None:
         if isinstance(exc, socket.gaierror):

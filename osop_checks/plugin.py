@@ -2,8 +2,7 @@
 
 ``worst_first`` orders states as a reader wants them in the status line, ``PerfOnly`` is the
 Context of a metric that is only perfdata (its judgement is another Context's), ``plural``
-the "s" of a counted noun, ``run_all`` the fan-out of independent sources to threads,
-``Remembering`` the Check of a plugin that writes a state file once the run is judged.
+the "s" of a counted noun, ``Remembering`` the Check of a plugin that writes a state file once the run is judged.
 """
 import nagiosplugin
 from nagiosplugin import Critical, Ok, Unknown, Warn
@@ -57,28 +56,3 @@ class Remembering(nagiosplugin.Check):
     def __call__(self):
         super().__call__()
         self.remember(self.results)
-
-
-def run_all(calls, limit=None):
-    """Run the callables in threads (their subprocesses and sockets wait meanwhile) and return
-    a list of (result, exception) in the order of ``calls``. With ``limit`` (seconds), wait at
-    most that long for all of them: a call still running then gives (None, None)."""
-    import threading
-    import time
-
-    results = [(None, None)] * len(calls)
-
-    def run(index, call):
-        try:
-            results[index] = (call(), None)
-        except BaseException as exc:  # noqa: B902 - handed to the caller
-            results[index] = (None, exc)
-
-    threads = [threading.Thread(target=run, args=(i, c), daemon=True)
-               for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    end = None if limit is None else time.monotonic() + limit
-    for thread in threads:
-        thread.join(None if end is None else max(0.0, end - time.monotonic()))
-    return list(results)

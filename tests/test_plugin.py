@@ -1,7 +1,6 @@
 """The check kit (osop_checks/plugin.py): what every check shares."""
 import ast
 import pathlib
-import threading
 
 import nagiosplugin
 from nagiosplugin import Critical, Ok, Unknown, Warn
@@ -33,24 +32,9 @@ def test_perf_only_is_always_ok_and_carries_the_metric_and_the_limits():
         nagiosplugin.Metric("n", 3, min=0), None)) == "n=3;;;0"
 
 
-def test_run_all_keeps_order_and_hands_exceptions_back():
-    def boom():
-        raise ValueError("no")
-
-    answers = plugin.run_all([lambda: 1, boom, lambda: 3])
-    assert [a[0] for a in answers] == [1, None, 3]
-    assert isinstance(answers[1][1], ValueError)
-
-
-def test_run_all_with_a_limit_does_not_wait_for_a_stuck_call():
-    stuck = threading.Event()
-    answers = plugin.run_all([lambda: "quick", stuck.wait], limit=0.2)
-    stuck.set()
-    assert answers == [("quick", None), (None, None)]
-
-
 def test_no_check_writes_the_kit_again():
-    """The state ranking, a perfdata-only Context and thread fan-out live in plugin.py."""
+    """The state ranking and a perfdata-only Context live in plugin.py, the thread fan-out in
+    fanout.py."""
     for path in sorted(CHECKS.glob("*.py")):
         source = path.read_text()
         assert "Critical: 0" not in source, path

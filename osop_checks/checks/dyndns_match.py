@@ -20,7 +20,7 @@ import time
 import nagiosplugin
 from nagiosplugin import Critical, Ok, Unknown, Warn
 
-from osop_checks import address, cli, deadline, plugin, runtime, snmp_options, units
+from osop_checks import address, cli, deadline, fanout, plugin, runtime, snmp_options, units
 from osop_checks import state as state_files
 from osop_checks.sources import dns, publicip, upnp
 
@@ -534,7 +534,7 @@ def _in_parallel(calls, limit):
     source (a bug, the deadline) is raised here, in the check's thread."""
     if len(calls) <= 1:
         return [source(where, timeout=limit) for source, where, _ in calls]
-    answers = plugin.run_all([lambda s=source, w=where: s(w, timeout=limit)
+    answers = fanout.run_all([lambda s=source, w=where: s(w, timeout=limit)
                               for source, where, _ in calls], limit + 0.2)
     for _, error in answers:
         if error is not None:

@@ -17,7 +17,7 @@ import time
 import nagiosplugin
 from nagiosplugin import Critical, Ok, Unknown, Warn
 
-from osop_checks import address, cli, plugin, proc, runtime, text, units
+from osop_checks import address, cli, fanout, plugin, proc, runtime, text, units
 from osop_checks.sources import manifest, ssh
 
 NAME = "THREE_COPIES"
@@ -314,7 +314,7 @@ def _probe_trees(source, states, stamp, options, start):
 
     calls = [lambda: look(source, None, "source")]
     calls += [(lambda s=s, i=i: look(s.location, stamp, i)) for i, s in enumerate(states)]
-    answers = plugin.run_all(calls)
+    answers = fanout.run_all(calls)
     (source_probe, failure) = answers[0]
     if failure is not None:
         raise _unknown("the source %s" % source, failure)
@@ -378,7 +378,7 @@ def _verify(result, paths, canaries, options):
         wanted[state.name] = [p for p in paths if p not in state.tally.sampled_bad]
         calls.append(lambda s=state: manifest.checksums(
             s.location, wanted[s.name] + canaries, options))
-    answers = plugin.run_all(calls)
+    answers = fanout.run_all(calls)
     source_hashes, failure = answers[0]
     if failure is not None:
         raise _unknown("sha256sum on the source", failure)

@@ -15,7 +15,7 @@ import math
 import nagiosplugin
 from nagiosplugin import Critical, Ok, Warn
 
-from osop_checks import address, bounded, cli, deadline, plugin, runtime, text, units
+from osop_checks import address, bounded, cli, deadline, fanout, plugin, runtime, text, units
 from osop_checks.sources import tls
 
 NAME = "TLS_EXPIRY"
@@ -280,7 +280,7 @@ def spread(endpoints, resolve):
     (the connection then says why, as with --first-address) stay as they are."""
     names = [e for e in endpoints if address.family_of(e.host) is None]
     limit = deadline.remaining(None)
-    answers = dict(zip((id(e) for e in names), plugin.run_all(
+    answers = dict(zip((id(e) for e in names), fanout.run_all(
         [functools.partial(resolve, e.host, e.port, FAMILY_VERSIONS[e.family], limit)
          for e in names], limit=limit)))
     spread_out = []

@@ -84,11 +84,11 @@ def within(source, read, timeout=None) -> Reading:
     """``read(started, limit)`` (a Reading) in a thread, given at most ``timeout`` seconds
     (DEFAULT_TIMEOUT when None; capped by the check's deadline): a read still running then is
     a Reading of ``source`` with the error "no answer within". Its ``seconds`` are set."""
-    from osop_checks import plugin
+    from osop_checks import fanout
 
     started = time.monotonic()
     limit = deadline.remaining(timeout if timeout is not None else DEFAULT_TIMEOUT)
-    [(reading, error)] = plugin.run_all([lambda: read(started, limit)], limit)
+    [(reading, error)] = fanout.run_all([lambda: read(started, limit)], limit)
     if error is not None:
         raise error
     if reading is None:

@@ -20,8 +20,7 @@ import subprocess
 import sys
 import tempfile
 
-from bench.common import (PLUGINS, compile_sources, import_costs_beyond, import_profile,
-                          interleaved)
+from bench.common import PLUGINS, compile_sources, import_profile, interleaved
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
@@ -149,13 +148,13 @@ def peer_plugins(invocations):
         found.append(("Monitoring Plugins check_disk -p /",
                       [os.path.join(PLUGINS, "check_disk"), "-w", "10%", "-c", "5%",
                        "-p", "/"]))
-    for label, check, argv in invocations:
+    for _label, check, argv in invocations:
         if check == "tls_expiry" and have("check_http"):
             port = argv[argv.index("-p") + 1]
             found.append(("Monitoring Plugins check_http -S -C 21,7 (same server)",
                           [os.path.join(PLUGINS, "check_http"), "-H", "localhost", "-I",
                            "127.0.0.1", "-p", port, "-S", "--sni", "-C", "21,7"]))
-    for label, check, argv in invocations:
+    for _label, _check, argv in invocations:
         if "--snmp" in argv and have("check_snmp"):
             from osop_checks.sources import snmp
 
@@ -242,7 +241,7 @@ def main():
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="osop-bench-startup-"))
         invocations = []
-        for check, make in INVOCATIONS:
+        for _check, make in INVOCATIONS:
             try:
                 invocations += make(stack, tmp)
             except Exception as exc:  # a peer that cannot start here: say so, go on
@@ -293,7 +292,7 @@ def compare_ssl_cert(invocations):
     """check_tls_expiry beside check_ssl_cert (monitoring-plugins-contrib, a shell script
     around openssl) on the same loopback server: fewer runs, it takes about a second."""
     plugin = os.path.join(PLUGINS, "check_ssl_cert")
-    for label, check, argv in invocations:
+    for _label, check, argv in invocations:
         if check == "tls_expiry" and os.access(plugin, os.X_OK):
             port = argv[argv.index("-p") + 1]
             ca = argv[argv.index("--ca-file") + 1]

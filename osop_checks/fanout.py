@@ -17,7 +17,7 @@ def run_all(calls, limit=None):
     def run(index, call):
         try:
             results[index] = (call(), None)
-        except BaseException as exc:  # noqa: B902 - handed to the caller
+        except BaseException as exc:  # handed to the caller
             results[index] = (None, exc)
 
     threads = [threading.Thread(target=run, args=(i, c), daemon=True)

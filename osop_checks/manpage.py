@@ -1,4 +1,5 @@
-"""Man pages of the checks (and of osop-checks-api), made from the same parsers as their --help (never written twice).
+"""Man pages of the checks (and of osop-checks-api), made from the same parsers as their --help
+(never written twice).
 
 ``python3 -m osop_checks.manpage DIR`` writes DIR/<program>.1 for every one; `make man`
 and the Debian package build (debian/rules) run it. Not imported by the checks themselves.

@@ -2,7 +2,8 @@
 
 ``worst_first`` orders states as a reader wants them in the status line, ``PerfOnly`` is the
 Context of a metric that is only perfdata (its judgement is another Context's), ``plural``
-the "s" of a counted noun, ``Remembering`` the Check of a plugin that writes a state file once the run is judged.
+the "s" of a counted noun, ``Remembering`` the Check of a plugin that writes a state file once
+the run is judged.
 """
 import nagiosplugin
 from nagiosplugin import Critical, Ok, Unknown, Warn

@@ -330,7 +330,9 @@ def test_example_services_parse_as_command_lines_of_the_check(check):
             host, service, unknown, check)
         argv = icinga2.vars_to_argv(check, parser, variables)
 
-        def error(message, where="%s!%s: check_%s %s" % (host, service, check, " ".join(argv))):
+        where = "%s!%s: check_%s %s" % (host, service, check, " ".join(argv))
+
+        def error(message, where=where):
             pytest.fail("%s: %s" % (where, message))
 
         parser.error = error

@@ -1,6 +1,5 @@
 """Rules the code must keep: no shell, cheap module tops, no parse_known_args."""
 import ast
-import os
 import pathlib
 
 import pytest

@@ -78,7 +78,7 @@ def test_check_error_is_unknown_with_its_message():
 
 def test_missing_module_names_the_package():
     def needs_module():
-        import psutil_not_installed_here  # noqa: F401
+        import psutil_not_installed_here  # noqa: F401 - the failing import is the test
     outcome = run_inprocess(make_check(needs_module), [])
     assert outcome.exitcode == 3
     assert "Python module psutil_not_installed_here is not installed" in outcome.status_line
@@ -86,7 +86,7 @@ def test_missing_module_names_the_package():
 
 def test_a_missing_module_is_a_sentence_an_admin_can_follow(monkeypatch):
     def needs_pysnmp():
-        import pysnmp  # noqa: F401
+        import pysnmp  # noqa: F401 - the failing import is the test
     monkeypatch.setitem(sys.modules, "pysnmp", None)
     outcome = run_inprocess(make_check(needs_pysnmp), [])
     assert outcome.exitcode == 3
@@ -95,7 +95,7 @@ def test_a_missing_module_is_a_sentence_an_admin_can_follow(monkeypatch):
         "install it with pip install 'pysnmp>=7.1,<8' (Debian's python3-pysnmp4 is too old)")
 
     def needs_dns():
-        import dns.resolver  # noqa: F401
+        import dns.resolver  # noqa: F401 - the failing import is the test
     monkeypatch.setitem(sys.modules, "dns", None)
     outcome = run_inprocess(make_check(needs_dns), [])
     assert outcome.status_line == (

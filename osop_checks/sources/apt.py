@@ -13,7 +13,8 @@ import re
 import nagiosplugin
 
 from osop_checks import bounded, proc
-from osop_checks.sources.packages import OUTPUT_LIMIT, ListAge, Pending, Reboot, Upgrade, newest_file
+from osop_checks.sources.packages import (OUTPUT_LIMIT, ListAge, Pending, Reboot, Upgrade,
+                                           newest_file)
 
 log = logging.getLogger("nagiosplugin")
 

@@ -294,7 +294,7 @@ def lookup(name, rdtype, servers: list[Server], recursion=True, require_aa=False
     """Look ``name`` up as ``rdtype`` at the servers (first that answers); never raises
     DnsError: a failure comes back as an Answer with its kind and error text."""
     import dns.flags
-    import dns.message  # noqa: F401  (imported before the clock starts: not lookup time)
+    import dns.message  # imported before the clock starts: not lookup time
     import dns.rcode
 
     started = time.monotonic()

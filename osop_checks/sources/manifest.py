@@ -26,6 +26,8 @@ from osop_checks.sources import ssh
 # tree being listed).
 SORT_BUFFER = "8M"
 EXAMPLES = 5
+# The ssh options when the caller gives none (frozen: safe to share as a default).
+DEFAULT_SSH = ssh.Options()
 
 # $1 root, $2 printf format for directories, $3 for everything else, $4 sort key field,
 # $5 sort buffer, $6 a tab. The exit codes of find and sort come back through fd 5, since a
@@ -117,7 +119,7 @@ def parse_probe(line):
         raise proc.CommandError("unexpected answer to the probe: %r" % line[:80]) from None
 
 
-def probe(location, stamp=None, options=ssh.Options()):
+def probe(location, stamp=None, options=DEFAULT_SSH):
     """Look at a tree without listing it. Remote failures of ssh raise ssh.SshError."""
     if location.remote:
         result = ssh.run(location.host, ["sh", "-c", PROBE_SCRIPT, "sh", location.path,
@@ -155,7 +157,7 @@ def listing_argv(location, source=False, sort_buffer=SORT_BUFFER):
             sort_buffer, "\t"]
 
 
-def listing(location, source=False, options=ssh.Options(), timeout=None):
+def listing(location, source=False, options=DEFAULT_SSH, timeout=None):
     """A context manager yielding the sorted manifest lines of a tree (see module doc)."""
     args = listing_argv(location, source)
     if location.remote:
@@ -473,7 +475,7 @@ def _compare(source_lines, copies, now=None, settle=3600, ignore=(), sample=None
     tree.files += files
     tree.bytes += nbytes
     tree.changed += changed
-    for i, it, tally, delta, limit in pairs:
+    for i, it, tally, delta, _limit in pairs:
         head = heads[i]
         while head is not None:
             _extra(tally, head, ignore, delta)
@@ -501,7 +503,7 @@ def parse_hashes(output):
     return hashes
 
 
-def checksums(location, paths, options=ssh.Options(), timeout=None):
+def checksums(location, paths, options=DEFAULT_SSH, timeout=None):
     """sha256 of ``paths`` (relative to the tree) on the side that holds the tree. A file
     that cannot be read is left out of the answer (sha256sum exits 1 and goes on)."""
     if not paths:

@@ -387,7 +387,7 @@ def _cryptography_compat():
     import types
 
     try:
-        import cryptography.hazmat.decrepit.ciphers.modes  # noqa: F401
+        import cryptography.hazmat.decrepit.ciphers.modes  # noqa: F401 - only: is it there?
         return
     except ImportError:
         pass

@@ -711,6 +711,6 @@ def fetch_all(endpoints, fetch=fetch, **options):
 def _warm_up():
     try:
         with _IMPORTING:
-            import cryptography.x509  # noqa: F401
+            import cryptography.x509  # noqa: F401 - loaded while the handshakes run
     except ImportError:
         pass  # parse_certificate raises it where the runner reports it

@@ -305,7 +305,7 @@ def _parallel(walker, frontier, workers, timeout):
             children.append((pid, result_r))
         _take_tasks(walker, frontier, task_r)
         scan = walker.result()
-        for pid, result_r in children:
+        for _pid, result_r in children:
             scan.merge(_read_child(result_r, timeout))
         scan.workers = workers
         return scan
@@ -430,10 +430,9 @@ class NameFormat:
         if self.text == "rsnapshot":
             return None
         if self.text == "auto":
-            found = None
-            for found in _AUTO.finditer(name):
-                pass  # the last date in a name is the most specific (host-2024-05-01)
-            return _fields_time(found.groupdict(), tz) if found else None
+            # the last date in a name is the most specific (host-2024-05-01)
+            found = list(_AUTO.finditer(name))
+            return _fields_time(found[-1].groupdict(), tz) if found else None
         match = self.regex.match(name)
         if not match or not self.dated:
             return None

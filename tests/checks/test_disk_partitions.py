@@ -137,7 +137,7 @@ def test_percent_thresholds_and_the_worst_mount_first():
         "DISK_PARTITIONS CRITICAL - /boot/efi 5.0% free (51.2 MiB of 1.0 GiB), "
         "/data2 12.3% free (92.1 GiB of 750.0 GiB) |")
     # every mount in the long output
-    assert len([l for l in outcome.output.splitlines()[1:] if " free (" in l]) == 3
+    assert len([line for line in outcome.output.splitlines()[1:] if " free (" in line]) == 3
 
 
 def test_percent_and_size_together_alert_only_when_both_are_breached():

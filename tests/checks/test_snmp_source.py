@@ -43,7 +43,8 @@ def test_v2c_community_from_file_env_or_argv(tmp_path):
     secret = tmp_path / "community"
     secret.write_text("from-file\n")
     assert parse(["-H", "nas", "--community-file", str(secret)]).community == "from-file"
-    assert parse(["-H", "nas"], env={snmp_options.ENV_COMMUNITY: "from-env"}).community == "from-env"
+    assert parse(["-H", "nas"],
+                 env={snmp_options.ENV_COMMUNITY: "from-env"}).community == "from-env"
     assert parse(["-H", "nas", "--community", "argv"]).community == "argv"
     # A file wins over the environment: the explicit option is what the admin meant.
     assert parse(["-H", "nas", "--community-file", str(secret)],

@@ -1,7 +1,6 @@
 """check_three_copies logic: locations, ssh argv and failures in words, the streaming
 merge of manifests, and the judgement on constructed surveys (no I/O)."""
 import json
-import os
 import re
 import subprocess
 import sys
@@ -9,7 +8,7 @@ import tracemalloc
 
 import pytest
 
-from osop_checks import units
+from osop_checks import proc, units
 from osop_checks.checks import three_copies
 from osop_checks.sources import manifest, ssh
 from tests import helpers
@@ -245,7 +244,7 @@ def test_probe_answers():
                                                                         1790000000.0)
     assert manifest.parse_probe("ok 2049 -") == manifest.Probe("ok", 2049, None)
     assert manifest.parse_probe("missing").state == "missing"
-    with pytest.raises(Exception):
+    with pytest.raises(proc.CommandError):
         manifest.parse_probe("Welcome to vault!")
 
 

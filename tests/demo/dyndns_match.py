@@ -82,7 +82,7 @@ def _snmp_scenarios(stack, site, run):
     """The router's WAN address over SNMP, with this machine's snmpd as the router and lo as
     its WAN interface; only where the shared SNMP source and its snmpd peer exist."""
     try:
-        from osop_checks.sources import snmp  # noqa: F401
+        from osop_checks.sources import snmp  # noqa: F401 - only: is the SNMP source here?
         from tests.peers.snmpd import Snmpd
     except ImportError:
         return []

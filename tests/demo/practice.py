@@ -29,6 +29,7 @@ def scenarios(stack):
         except Exception as exc:  # the demo goes on; the test says what went wrong
             print("(that phase did not happen as planned: %s)" % exc)
 
-    return [("the practice, %s: %s" % (day.clock(hours), title), ["check_three_copies"] + day.argv(*extra),
+    return [("the practice, %s: %s" % (day.clock(hours), title),
+             ["check_three_copies"] + day.argv(*extra),
              functools.partial(happen, step), day.wrap(hours))
             for title, step, hours, extra, _code, _phrases in PHASES]

@@ -253,7 +253,7 @@ def test_the_service_list_shows_a_service_of_every_check(practice, tmp_path):
     shot = str(tmp_path / "services.png")
     page = stack.screenshot(shot)
     missing = []
-    for host, name, check, _ in services:
+    for _host, name, check, _ in services:
         if name not in page or check.upper() not in page:
             missing.append((name, check))
     assert not missing, "not on the service list: %s" % missing

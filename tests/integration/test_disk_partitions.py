@@ -66,8 +66,8 @@ def test_a_real_tmpfs_filled_across_warning_then_critical(tmp_path):
     result = in_namespace(script, mnt, CHECK)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    statuses = [l for l in lines if l.startswith("DISK_PARTITIONS")]
-    avails = [int(l) for l in lines if l.strip().isdigit()]
+    statuses = [line for line in lines if line.startswith("DISK_PARTITIONS")]
+    avails = [int(line) for line in lines if line.strip().isdigit()]
     assert [s.split(" - ")[0] for s in statuses] == [
         "DISK_PARTITIONS OK", "DISK_PARTITIONS WARNING", "DISK_PARTITIONS CRITICAL"]
     assert "%s 25.0%% free (4.0 MiB of 16.0 MiB)" % mnt in statuses[1]

@@ -49,7 +49,7 @@ def test_agent_filesystems_match_this_machines_df(snmpd):
     # Same machine: the agent's fixed disks are df's filesystems, size exact to the byte
     # (hrStorage units are the block size) and used/avail equal up to what a busy disk
     # writes between the two readings; retried because other tests write meanwhile.
-    for attempt in range(5):
+    for _attempt in range(5):
         before = df_rows()
         remote = [p for p in snmp_storage.fetch(v2c_target(snmpd)) if p.fstype == "fixedDisk"]
         after = df_rows()

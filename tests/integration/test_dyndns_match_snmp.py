@@ -7,8 +7,8 @@ import pytest
 pytest.importorskip("osop_checks.sources.snmp")
 pytest.importorskip("tests.peers.snmpd")
 
-from tests.peers import run_plugin  # noqa: E402
-from tests.peers.dns import closed_port  # noqa: E402
+from tests.peers import run_plugin
+from tests.peers.dns import closed_port
 
 pytestmark = pytest.mark.peer
 

@@ -11,8 +11,6 @@ import stat
 import subprocess
 import time
 
-import pytest
-
 from tests.peers import BIN, need
 
 TIMEOUT = 2

@@ -175,7 +175,6 @@ def test_the_os_upgrades_cache_cannot_be_forged_by_another_user(foreign_install)
     believed. A cache directory others may write to is refused."""
     import pwd
 
-    from tests.peers import need
     from tests.peers.foreign_user import shared_tempdir
 
     nagios = pwd.getpwnam("nagios")

@@ -39,7 +39,7 @@ def _tree(path, mode=0o755):
     for i in range(5):
         with open(os.path.join(path, "daily", "2024-05-02", "f%d" % i), "w") as handle:
             handle.write("x" * i)
-    for top, dirs, files in os.walk(path):
+    for top, _dirs, files in os.walk(path):
         os.chmod(top, 0o755)
         for name in files:
             os.chmod(os.path.join(top, name), 0o644)
@@ -245,7 +245,8 @@ object Service "backup root-only" {
 # and finds a check_backup_age where the snippet names it.
 _SUDO_LIST = """conf=$1; shift
 mount --bind "$conf" /etc/sudo.conf && mount -t tmpfs none /usr/lib/nagios/plugins &&
-touch /usr/lib/nagios/plugins/check_backup_age && chmod 755 /usr/lib/nagios/plugins/check_backup_age &&
+touch /usr/lib/nagios/plugins/check_backup_age &&
+chmod 755 /usr/lib/nagios/plugins/check_backup_age &&
 exec sudo -n -l -U nagios "$@"
 """
 

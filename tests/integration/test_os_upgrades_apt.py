@@ -265,7 +265,8 @@ def test_runs_while_dpkg_is_locked(apt_state):
             handle = open(apt_state / "var/lib/dpkg" / name, "w")
             fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             handles.append(handle)
-        outcome = check(apt_state, "-t", "120", *QUIET)  # apt's speed on a busy runner is not the question
+        # apt's speed on a busy runner is not the question
+        outcome = check(apt_state, "-t", "120", *QUIET)
     finally:
         for handle in handles:
             handle.close()

@@ -58,7 +58,7 @@ def test_certificate_subject_with_pipe_and_newline(tls_ca, tmp_path):
     pytest.importorskip("cryptography")
     issued = tls_ca.issue("evil", names=(EVIL,), ips=(), days=3)
     outcome = run_plugin("check_tls_expiry", ["-vvv", "--file", issued.chain_path])
-    lines = assert_safe("TLS_EXPIRY", outcome, perf_required=True)
+    assert_safe("TLS_EXPIRY", outcome, perf_required=True)
     assert outcome.exitcode == 2, outcome.output
     assert "evil / name" in outcome.output  # shown, folded: '|' as '/', newline as space
 

@@ -55,7 +55,7 @@ def make_source(root):
     os.makedirs(os.path.join(root, "empty"))
     os.symlink("a.b", os.path.join(root, "link"))
     os.utime(os.path.join(root, "link"), (OLD, OLD), follow_symlinks=False)
-    for dirpath, dirnames, _files in os.walk(root, topdown=False):
+    for dirpath, _dirnames, _files in os.walk(root, topdown=False):
         os.utime(dirpath, (OLD, OLD))
 
 

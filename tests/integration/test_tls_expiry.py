@@ -125,7 +125,8 @@ def test_many_endpoints_in_one_run(tls_scenarios):
     assert "connect failed" in line and "certificate expires in 3 days" in line
     assert "; 4 others ok" in line
     assert len(re.findall(r"_days_leaf'=", line)) == 5
-    assert len([l for l in outcome.output.splitlines() if re.match(r"[A-Z]+: ", l)]) == 6
+    assert len([line for line in outcome.output.splitlines()
+                if re.match(r"[A-Z]+: ", line)]) == 6
 
 
 def test_whole_process(tls_scenarios):

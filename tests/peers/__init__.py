@@ -50,8 +50,8 @@ def need(*commands):
     """Skip a test whose real peer is not installed here; in CI a missing peer fails instead."""
     import pytest
 
-    missing = [c for c in commands if not shutil.which(c, path=os.environ.get("PATH", "")
-                                                       + ":/usr/sbin:/sbin:/usr/lib/nagios/plugins")]
+    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin:/usr/lib/nagios/plugins"
+    missing = [c for c in commands if not shutil.which(c, path=path)]
     if missing:
         message = "not installed: %s (.ci/install-system-packages installs it)" % ", ".join(missing)
         if IN_CI:

@@ -14,7 +14,6 @@ The running daemon has its API on an ephemeral loopback port with a certificate 
 /v1/actions/reschedule-check and read back from /v1/objects/services.
 """
 import argparse
-import configparser
 import contextlib
 import os
 import re

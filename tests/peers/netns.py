@@ -73,7 +73,7 @@ def in_namespace(name, call):
             finally:
                 os.close(fd)
             outcome["value"] = call()
-        except BaseException as exc:  # noqa: B902 - raised again in the caller's thread
+        except BaseException as exc:  # raised again in the caller's thread
             outcome["error"] = exc
 
     thread = threading.Thread(target=run, daemon=True)

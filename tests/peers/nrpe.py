@@ -92,9 +92,9 @@ def _running(directory, plugin_dir, commands, port):
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
-            except OSError:
+            except OSError as err:
                 if time.monotonic() > deadline:
-                    raise RuntimeError("nrpe did not listen on 127.0.0.1:%d" % port)
+                    raise RuntimeError("nrpe did not listen on 127.0.0.1:%d" % port) from err
                 time.sleep(0.1)
         yield Server(port, directory, process)
     finally:

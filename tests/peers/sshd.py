@@ -20,7 +20,7 @@ import time
 import pytest
 
 from tests.peers import Started, end_process
-from tests.peers.blackhole import BlackHole  # noqa: F401  (the copies tests import it here)
+from tests.peers.blackhole import BlackHole  # the copies tests import it from here too
 
 SSHD = "/usr/sbin/sshd"
 ADDRESSES = ("127.0.0.1", "127.0.0.2")

@@ -28,8 +28,8 @@ PACKAGES = {
                     "(or pip install cryptography)",
     "requests": ": install the Debian package python3-requests (or pip install requests)",
     "dns": ": install the Debian package python3-dnspython (or pip install dnspython)",
-    "pysnmp": " (needed for SNMP mode only): install it with pip install 'pysnmp>=7.1,<8' "
-              "(Debian's python3-pysnmp4 is too old)",
+    "pysnmp": " (needed for SNMP mode only, the package's extra snmp): install it with "
+              "pip install 'pysnmp>=7.1,<8' (Debian's python3-pysnmp4 is too old)",
 }
 
 # Failures whose message already says what went wrong, in words.

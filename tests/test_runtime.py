@@ -91,8 +91,9 @@ def test_a_missing_module_is_a_sentence_an_admin_can_follow(monkeypatch):
     outcome = run_inprocess(make_check(needs_pysnmp), [])
     assert outcome.exitcode == 3
     assert outcome.status_line == (
-        "DEMO UNKNOWN - Python module pysnmp is not installed (needed for SNMP mode only): "
-        "install it with pip install 'pysnmp>=7.1,<8' (Debian's python3-pysnmp4 is too old)")
+        "DEMO UNKNOWN - Python module pysnmp is not installed (needed for SNMP mode only, the "
+        "package's extra snmp): install it with pip install 'pysnmp>=7.1,<8' (Debian's "
+        "python3-pysnmp4 is too old)")
 
     def needs_dns():
         import dns.resolver  # noqa: F401 - the failing import is the test
@@ -110,7 +111,8 @@ def test_the_pip_requirements_in_the_hints_are_setup_cfg_s():
 
     config = configparser.ConfigParser()
     config.read(os.path.join(os.path.dirname(os.path.dirname(__file__)), "setup.cfg"))
-    required = config["options"]["install_requires"].split()
+    required = config["options"]["install_requires"].split() + \
+        config["options.extras_require"]["snmp"].split()
     names = [re.split("[<>=]", spec)[0] for spec in required]
     for module, hint in runtime.PACKAGES.items():
         for spec in re.findall(r"pip install '?([^' )]+)", hint):

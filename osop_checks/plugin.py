@@ -1,5 +1,10 @@
 """The check kit: the small pieces every check would otherwise write again.
 
+``Verdict`` is what a check's pure ``judge`` returns and runtime renders: findings (state and
+words), the summary, perfdata and long-output lines, and for a stateful check the saving of
+its state once the output is rendered. ``state_of`` is the warning/critical ladder of one
+value.
+
 ``worst_first`` orders states as a reader wants them in the status line, ``PerfOnly`` is the
 Context of a metric that is only perfdata (its judgement is another Context's), ``plural``
 the "s" of a counted noun, ``Remembering`` the Check of a plugin that writes a state file once
@@ -57,3 +62,37 @@ class Remembering(nagiosplugin.Check):
     def __call__(self):
         super().__call__()
         self.remember(self.results)
+
+
+def state_of(value, warning=None, critical=None):
+    """Critical when ``value`` is outside the ``critical`` range, else Warn when outside
+    ``warning``, else Ok (a range of None never alerts): the one ladder every check climbs."""
+    if critical is not None and not critical.match(value):
+        return Critical
+    if warning is not None and not warning.match(value):
+        return Warn
+    return Ok
+
+
+class Verdict:
+    """A check's judgement as plain data, rendered by runtime.render_verdict.
+
+    ``findings``: [(state, words)] of everything judged; the verdict's state is the most
+    significant of them (UNKNOWN over CRITICAL, as Icinga and nagiosplugin rank exit codes),
+    OK without findings, unless ``state`` is given. ``summary``: the status line's words.
+    ``perfdata``: nagiosplugin.Performance items (rendered sorted, as nagiosplugin does).
+    ``long``: the long-output lines. ``save``: None, or a callable that writes the check's
+    state file; runtime calls it after the output is rendered.
+    """
+
+    def __init__(self, findings=(), summary="", perfdata=(), long=(), state=None, save=None):
+        self.findings = list(findings)
+        self.summary = summary
+        self.perfdata = list(perfdata)
+        self.long = list(long)
+        self.save = save
+        self.state = state if state is not None else max(
+            (found for found, _ in self.findings), key=lambda s: s.code, default=Ok)
+
+    def __repr__(self):
+        return "Verdict(%s, %r)" % (self.state, self.summary)

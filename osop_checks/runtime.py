@@ -13,7 +13,7 @@ import traceback
 
 import nagiosplugin
 
-from osop_checks import cli, deadline, text, units
+from osop_checks import cli, deadline, plugin, text, units
 
 UNKNOWN = cli.UNKNOWN
 
@@ -65,16 +65,21 @@ def _log_channel(verbose):
     return channel
 
 
-def render(name, check):
+def render(name, state, summary, perfdata, long):
     """Status line with perfdata, then the long output: every line free of '|'."""
-    state = str(check.state).upper()
-    summary = text.oneline(check.summary_str, limit=400)
+    summary = text.oneline(summary, limit=400)
+    state = str(state).upper()
     first = "%s %s - %s" % (name, state, summary) if summary else "%s %s" % (name, state)
-    if check.perfdata:
-        first += " | " + " ".join(check.perfdata)
-    verbose = check.verbose_str
-    lines = verbose if isinstance(verbose, (list, tuple)) else str(verbose or "").splitlines()
+    if perfdata:
+        first += " | " + " ".join(perfdata)
+    lines = long if isinstance(long, (list, tuple)) else str(long or "").splitlines()
     return [first] + [text.oneline(line, limit=1000) for line in lines if str(line).strip()]
+
+
+def render_verdict(name, verdict):
+    """The lines of a plugin.Verdict."""
+    return render(name, verdict.state, verdict.summary,
+                  sorted(filter(None, (str(p) for p in verdict.perfdata))), verdict.long)
 
 
 def unknown(name, message):
@@ -93,10 +98,16 @@ def execute(name, build_parser, build_check, argv=None):
     signal.setitimer(signal.ITIMER_REAL, args.timeout)
     try:
         check = build_check(args)
-        check.name = name
-        check()
-        lines = render(name, check)
-        code = check.exitcode
+        if isinstance(check, plugin.Verdict):
+            lines, code = render_verdict(name, check), check.state.code
+            if check.save is not None:
+                check.save()
+        else:  # a nagiosplugin.Check: the checks not yet judged by a plain function
+            check.name = name
+            check()
+            lines = render(name, check.state, check.summary_str, check.perfdata,
+                           check.verbose_str)
+            code = check.exitcode
     except deadline.Timeout:
         lines, code = [unknown(name, "no result within the --timeout of %s" % (
             units.format_seconds(args.timeout)))], UNKNOWN

@@ -66,7 +66,12 @@ def run(argv, fetch=None, load_file=tls.load_file, now=NOW, resolve=one_address)
                                    now=now, resolve=resolve)
     check.name = tls_expiry.NAME
     check()
-    return check, runtime.render(tls_expiry.NAME, check)
+    return check, rendered(check)
+
+
+def rendered(check):
+    return runtime.render(tls_expiry.NAME, check.state, check.summary_str, check.perfdata,
+                          check.verbose_str)
 
 
 def status(lines):
@@ -463,7 +468,7 @@ def test_judging_and_reporting_change_no_subject(chains):
     subject = check.resources[0].subjects[0]
     before = copy.deepcopy(vars(subject))
     check()
-    assert "certificate expires in 15 days" in runtime.render(tls_expiry.NAME, check)[0]
+    assert "certificate expires in 15 days" in rendered(check)[0]
     assert vars(subject) == before
     verdict = next(r for r in check.results if r.metric.context == "certificates")
     assert [words for _, words in verdict.findings][1] == \

@@ -82,12 +82,16 @@ def build_parser():
                       type=cli.count_type(1), default=3, metavar="N",
                       help="at least this many copies must be ok, a filesystem or host "
                            "counted once (default: 3)")
-    what.add_argument("--stamp", kind=cli.PATH, metavar="NAME",
-                      help="a file that the sync job writes into each copy when it has "
-                           "finished (relative to the copy): its mtime is the copy's age, "
-                           "and what changed in the source before it must be in the copy. "
-                           "Without it the age is that of the oldest change in the source "
-                           "the copy does not have yet")
+    # --stamp and --canary are paths relative to other options' locations (relative_to: their
+    # dest): osop-checks-api admits them where the location joined with them stays within
+    # the allowed paths
+    stamp = what.add_argument(
+        "--stamp", kind=cli.PATH, metavar="NAME",
+        help="a file that the sync job writes into each copy when it has finished (relative "
+             "to the copy): its mtime is the copy's age, and what changed in the source "
+             "before it must be in the copy. Without it the age is that of the oldest change "
+             "in the source the copy does not have yet")
+    stamp.relative_to = "copies"
     what.add_argument("--settle", kind=cli.PLAIN, type=cli.duration_type(0), metavar="DURATION",
                       help="a change the copy does not have yet is pending (shown, not a "
                            "defect) while younger than this (default: the -w age, so a "
@@ -123,16 +127,20 @@ def build_parser():
                            "last run when that was longer ago, never before the first run "
                            "or the last --accept-changes: a wave spread over many runs adds "
                            "up (default: 24h)")
-    loss.add_argument("--canary", kind=cli.PATH, action="append", default=[], type=canary_type,
-                      metavar="PATH",
-                      help="a file kept for this purpose (relative to the source): it must "
-                           "have the same sha256 in the source and every reachable copy, "
-                           "the same as at the last run; else CRITICAL (repeatable)")
+    canary = loss.add_argument(
+        "--canary", kind=cli.PATH, action="append", default=[], type=canary_type,
+        metavar="PATH",
+        help="a file kept for this purpose (relative to the source): it must have the same "
+             "sha256 in the source and every reachable copy, the same as at the last run; "
+             "else CRITICAL (repeatable)")
+    canary.relative_to = "source"
     loss.add_argument("--alarm-hold", kind=cli.PLAIN, type=cli.duration_type(0), default=86400,
                       metavar="DURATION",
                       help="a shrink, churn or canary alarm stays for this long after it "
                            "was last seen, so that Icinga's retries make it a hard state "
                            "(default: 24h)")
+    # plain: it only makes this run take the trees as they are into the state file, which
+    # is the daemon's own (never the caller's) under osop-checks-api
     loss.add_argument("--accept-changes", kind=cli.PLAIN, action="store_true",
                       help="run once by hand, with the service's other arguments, after a "
                            "deliberate deletion or rewrite: take the trees and canaries as "
@@ -173,6 +181,8 @@ def build_parser():
                      help="known_hosts file the host keys are checked against, strictly "
                           "(default: ssh's own, ~/.ssh/known_hosts); ssh would split a "
                           "path with a blank and expand '%%' and '~', so none is taken")
+    # plain: the login name on a host the location names (checked as a host there); the
+    # commands run are the check's own, on paths checked as paths
     con.add_argument("--ssh-user", kind=cli.PLAIN, metavar="USER",
                      help="remote user where the location names none")
     address.add_family_options(con)

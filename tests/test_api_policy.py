@@ -4,12 +4,18 @@ Every option of every check's parser says what kind of value it takes (cli.KINDS
 is derived from that, so an option without a kind fails here before it can slip through.
 """
 import importlib
+import ipaddress
+import os
 import pkgutil
+import types
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import osop_checks.checks
 from osop_checks import cli
+from osop_checks.api import policy, protocol
 
 
 def check_parsers():
@@ -33,3 +39,261 @@ def test_every_option_of_every_check_says_what_kind_of_value_it_takes(name, pars
     assert not untagged, "check_%s: give these options kind= (cli.KINDS): %s" % (
         name, ", ".join(untagged))
     assert all(a.kind in cli.KINDS for a in parser._actions)
+
+
+# -- the decision, on plain data ------------------------------------------------------------
+
+
+def option(kind, nargs=None, type=None, default=None, const=None, dest="x"):
+    """An argparse action as the policy sees one: plain data."""
+    return types.SimpleNamespace(kind=kind, nargs=nargs, type=type, default=default,
+                                 const=const, dest=dest)
+
+
+def test_a_key_must_be_one_of_the_checks_option_strings_or_a_long_option():
+    actions = {"-v": option(cli.PLAIN, nargs=0), "-p": option(cli.PATH),
+               "--path": option(cli.PATH)}
+    # argparse would read "-vp/etc" as -v and -p /etc: a short key not as written is refused
+    assert "not one of the check's options" in policy.refused_key(actions, "-vp", "/etc")
+    assert "not one of the check's options" in policy.refused_key(actions, "-x", "1")
+    assert policy.refused_key(actions, "--bogus", "x") is None  # the parser's usage line
+    assert policy.refused_key(actions, "--path=/etc", "x") is not None
+    assert policy.refused_key(actions, "-p", "/etc") is None  # the value is decided later
+
+
+@pytest.mark.parametrize("kind", [cli.PROGRAM, cli.FILE_WRITTEN, cli.SECRET, None])
+def test_programs_written_files_secrets_and_untagged_options_are_never_taken(kind):
+    actions = {"--it": option(kind)}
+    for value in ("/bin/sh", "x", True, None, ["a"]):
+        line = policy.refused_key(actions, "--it", value)
+        assert line.startswith("--it ") and "never takes it from a caller" in line
+        assert "/bin/sh" not in line
+
+
+def test_a_value_of_a_multi_value_option_may_not_pass_for_an_option():
+    actions = {"--many": option(cli.PLAIN, nargs="+")}
+    assert policy.refused_key(actions, "--many", ["a", "-p/etc"]) is not None
+    assert policy.refused_key(actions, "--many", ["a", "b"]) is None
+
+
+def test_the_config_file_is_read_into_allowances(tmp_path):
+    rules = policy.parse(
+        "[api]\nallow-client = sat1.example.org\n  master1.example.org\n"
+        "[check_tls_expiry]\nhosts = mail.example.org *.Example.org 192.0.2.0/24 "
+        "2001:db8::/32 [::1]\nports = 443 993\nfiles = /etc/ssl/../ssl/x.pem\n"
+        "[check_dyndns_match]\nurls = https://ip.example.org/ ssdp\n")
+    assert rules.clients == ("sat1.example.org", "master1.example.org")
+    tls = rules.allowance("check_tls_expiry")
+    assert tls.ports == (443, 993) and tls.files == (os.path.realpath("/etc/ssl/x.pem"),)
+    assert tls.hosts == ("mail.example.org", "*.example.org",
+                         ipaddress.ip_network("192.0.2.0/24"),
+                         ipaddress.ip_network("2001:db8::/32"), ipaddress.ip_address("::1"))
+    assert rules.allowance("check_dyndns_match").urls == ("https://ip.example.org/", "ssdp")
+    assert rules.allowance("check_backup_age") is policy.NOTHING
+
+
+@pytest.mark.parametrize("content,words", [
+    ("[check_x]\npaths = data\n", "not an absolute path"),
+    ("[check_x]\nports = 22x\n", "is not a port"),
+    ("[check_x]\nhosts = a b$c\n", "is not a host name"),
+    ("[check_x]\nhosts = 10.0.0.0/33\n", "is not a network"),
+    ("[check_x]\nurls = ftp://x/\n", "is not an http"),
+    ("[check_x]\npath = /\n", "unknown key path"),
+    ("[api]\nallow-clients = x\n", "unknown key allow-clients"),
+    ("[check_y]\npaths = /\n", "[check_y] is not a check here"),
+    ("no section\n", "api.conf"),
+])
+def test_a_wrong_config_file_is_refused_in_words(content, words):
+    with pytest.raises(policy.PolicyError) as caught:
+        policy.parse(content, "api.conf", commands=["check_x"])
+    assert words in str(caught.value)
+
+
+def test_a_missing_default_config_is_the_builtin_policy_a_missing_named_one_an_error(tmp_path):
+    missing = str(tmp_path / "api.conf")
+    assert policy.load(missing, explicit=False).checks == {}
+    with pytest.raises(policy.PolicyError, match="config file %s does not exist" % missing):
+        policy.load(missing, explicit=True)
+
+
+def test_hosts_are_names_domains_addresses_and_networks():
+    rules = [policy._host_rule(w) for w in ("mail.example.org", "*.lan.example.org",
+                                              "192.0.2.0/24", "2001:db8::7")]
+    allowed = ["mail.example.org", "MAIL.example.org.", "a.lan.example.org", "b.a.lan.example.org",
+               "192.0.2.1", "::ffff:192.0.2.9", "2001:db8::7", "2001:DB8:0::7"]
+    refused = ["example.org", "lan.example.org", "xlan.example.org", "mail.example.org.evil",
+               "192.0.3.1", "169.254.169.254", "10.0.0.1", "2001:db8::8", "fe80::1%eth0",
+               "127.0.0.1", "localhost"]
+    assert [h for h in allowed if not policy.host_allowed(h, rules)] == []
+    assert [h for h in refused if policy.host_allowed(h, rules)] == []
+
+
+@given(st.ip_addresses(), st.ip_addresses(), st.integers(0, 128))
+def test_an_address_is_allowed_exactly_when_its_network_holds_it(host, net_address, bits):
+    network = ipaddress.ip_network("%s/%d" % (net_address, min(bits, net_address.max_prefixlen)),
+                                   strict=False)
+    mapped = getattr(host, "ipv4_mapped", None) or host
+    expected = mapped.version == network.version and mapped in network
+    assert policy.host_allowed(str(host), [network]) == expected
+
+
+@given(st.from_regex(r"\A[a-z0-9-]{1,10}(\.[a-z0-9-]{1,10}){0,3}\Z").filter(
+    lambda name: policy._literal(name) is None))
+def test_a_name_is_never_allowed_by_an_address_rule(name):
+    assert not policy.host_allowed(name, [ipaddress.ip_network("0.0.0.0/0"),
+                                          ipaddress.ip_network("::/0")])
+
+
+def test_a_port_is_one_listed_or_without_a_list_the_checks_default():
+    assert policy.port_allowed(993, (443, 993), 443)
+    assert not policy.port_allowed(22, (443, 993), 22)  # a list replaces the default
+    assert policy.port_allowed(161, (), 161)
+    assert not policy.port_allowed(22, (), 161)
+    assert not policy.port_allowed(22, (), None)
+
+
+def test_a_url_is_one_listed_or_under_one_ending_in_a_slash():
+    urls = ("https://ip.example.org/", "http://127.0.0.1:8080/ip")
+    for url in ("https://ip.example.org/", "https://ip.example.org/v4?x=1",
+                "http://127.0.0.1:8080/ip"):
+        assert policy.url_allowed(url, urls), url
+    for url in ("https://ip.example.org.evil/", "https://ip.example.org@evil/",
+                "http://ip.example.org/", "http://127.0.0.1:8080/ip/more",
+                "http://127.0.0.1:22/", "https://ip.example.org/\r\nHost: x",
+                "https://ip.example.org/ x", "https://ip.example.org/\\..\\", "ssdp"):
+        assert not policy.url_allowed(url, urls), url
+
+
+@given(st.text(alphabet="abc/@:?#.%[]\\ \t", max_size=30))
+def test_a_url_under_an_allowed_one_has_its_scheme_and_host(tail):
+    from urllib.parse import urlsplit
+
+    url = "https://ip.example.org/" + tail
+    if policy.url_allowed(url, ("https://ip.example.org/",)):
+        parts = urlsplit(url)
+        assert (parts.scheme, parts.netloc) == ("https", "ip.example.org")
+
+
+def test_a_path_is_at_or_under_an_allowed_one_and_a_symlink_cannot_lead_out(tmp_path):
+    allowed = tmp_path / "allowed"
+    (allowed / "sub").mkdir(parents=True)
+    (allowed / "out").symlink_to("/etc")
+    (tmp_path / "allowed2").mkdir()
+    paths = [os.path.realpath(str(allowed))]
+    assert policy.path_allowed(str(allowed), paths)
+    assert policy.path_allowed(str(allowed / "sub"), paths)
+    assert policy.path_allowed(str(allowed / "sub" / "missing"), paths)
+    for path in ("/etc", str(allowed / "out"), str(allowed / "out" / "shadow"),
+                 str(allowed / ".." / "allowed2"), str(tmp_path / "allowed2"), "/"):
+        assert not policy.path_allowed(path, paths), path
+    # a path on another host can only be normalised
+    assert policy.path_allowed("/srv/data/../data/x", ["/srv/data"], local=False)
+    assert not policy.path_allowed("/srv/data/../etc", ["/srv/data"], local=False)
+
+
+@settings(max_examples=200)
+@given(st.lists(st.sampled_from(["a", "..", ".", "", "out", "sub"]), max_size=6))
+def test_no_spelling_of_a_path_leads_out_of_the_allowed_one(tmp_path_factory, parts):
+    base = tmp_path_factory.getbasetemp() / "spelling"
+    if not base.exists():
+        (base / "allowed" / "sub").mkdir(parents=True)
+        (base / "allowed" / "out").symlink_to("/etc")
+    allowed = os.path.realpath(str(base / "allowed"))
+    path = os.path.join(allowed, *parts) if parts else allowed
+    if policy.path_allowed(path, [allowed]):
+        real = os.path.realpath(path)
+        assert real == allowed or real.startswith(allowed + "/")
+
+
+def test_a_file_read_is_one_listed_after_realpath(tmp_path):
+    (tmp_path / "ca.pem").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "ca.pem")
+    files = [os.path.realpath(str(tmp_path / "ca.pem"))]
+    assert policy.file_allowed(str(tmp_path / "link"), files)
+    assert policy.file_allowed(str(tmp_path / "." / "ca.pem"), files)
+    assert not policy.file_allowed("/etc/shadow", files)
+
+
+CHECKS = protocol.load_checks()
+
+
+def refusal(command, body, conf=""):
+    check = CHECKS[command]
+    return policy.refuse(check.actions, policy.parse(conf).allowance(command), command, body)
+
+
+def test_the_values_are_judged_as_the_checks_own_parser_reads_them():
+    conf = ("[check_tls_expiry]\nhosts = *.example.org 192.0.2.0/24\n"
+            "[check_three_copies]\npaths = /srv /backup\nhosts = vault.example.org\n"
+            "[check_dyndns_match]\nhosts = office.example.org\nurls = https://ip.example.org/\n")
+    admitted = [
+        ("check_tls_expiry", {"-H": "a.example.org", "-w": "30d"}),
+        ("check_tls_expiry", {"--endpoint": ["sni@[::ffff:192.0.2.1]", "b.example.org:443"]}),
+        ("check_three_copies", {"--source": "/srv/data", "--copy": [
+            "a=/backup/a", "b=backup@vault.example.org:/srv/b"], "--canary": "x/.canary",
+            "--stamp": "done"}),
+        ("check_dyndns_match", {"-H": "Office.example.org.", "--ip-url":
+                                "https://ip.example.org/v4", "--expect": "192.0.2.1"}),
+        ("check_disk_partitions", {"--snmp-port": 161, "-w": "20%", "--bogus": 1}),
+    ]
+    for command, body in admitted:
+        assert refusal(command, body, conf) is None, (command, body)
+    refused = [
+        ("check_tls_expiry", {"-H": "10.0.0.1"}, "-H names a host not allowed (10.0.0.1): "
+         "allow it in api.conf [check_tls_expiry] hosts"),
+        ("check_tls_expiry", {"--endpoint": "a.example.org:22"}, "--endpoint names port 22"),
+        ("check_tls_expiry", {"-H": "a.example.org", "-p": 22}, "-p names port 22: allow it "
+         "in api.conf [check_tls_expiry] ports"),
+        ("check_tls_expiry", {"--ca-file": "/etc/shadow"}, "--ca-file names a file the check "
+         "reads (/etc/shadow): allow it in api.conf [check_tls_expiry] files"),
+        ("check_three_copies", {"--source": "/srv/data", "--copy": "b=vault.example.org:/etc"},
+         "--copy names a path outside those allowed (vault.example.org:/etc)"),
+        ("check_three_copies", {"--source": "/srv/data", "--copy": "b=evil.example.org:/srv"},
+         "--copy names a host not allowed"),
+        ("check_three_copies", {"--source": "/srv/d", "--copy": "a=/backup/a",
+                                "--stamp": "../../etc/shadow"}, "--stamp names a path outside"),
+        ("check_dyndns_match", {"-H": "office.example.org", "--router-upnp": True},
+         "--router-upnp names a URL the check fetches (ssdp)"),
+        ("check_dyndns_match", {"-H": "office.example.org", "--server": "192.0.2.53"},
+         "--server names a host not allowed"),
+        ("check_dyndns_match", {"-H": "office.example.org", "--snmp": "[::1]"},
+         "--snmp names a host not allowed"),
+        ("check_disk_partitions", {"-p": "/"}, "-p names a path outside those allowed (/)"),
+        ("check_disk_partitions", {"--snmp-port": 22}, "--snmp-port names port 22"),
+        ("check_backup_age", {"--log": "/etc/shadow"}, "--log names a file"),
+        ("check_os_upgrades", {"--apt-get": "/bin/sh"}, "--apt-get names a program"),
+        ("check_dyndns_match", {"-H": "office.example.org", "--community": "s3cr3t"},
+         "--community is a secret"),
+    ]
+    for command, body, words in refused:
+        line = refusal(command, body, conf)
+        assert line is not None and words in line, (command, body, line)
+        assert "s3cr3t" not in line
+
+
+PLAIN_VALUES = {"-v": True, "-t": "10", "-w": "1", "-c": "2"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(sorted(CHECKS)), st.data())
+def test_under_the_builtin_policy_only_plain_options_and_default_ports_pass(command, data):
+    """Any body of plain options passes; any value of another kind that its own parser
+    would take is refused, a port equal to the check's default aside."""
+    check = CHECKS[command]
+    plain = sorted(flag for flag, a in check.actions.items() if a.kind == cli.PLAIN
+                   and flag.startswith("--") and a.nargs != 0)
+    other = sorted(flag for flag, a in check.actions.items() if a.kind != cli.PLAIN)
+    body = {flag: data.draw(st.text(max_size=8)) for flag in data.draw(
+        st.lists(st.sampled_from(plain), max_size=3, unique=True))}
+    assert refusal(command, body) is None
+    flag = data.draw(st.sampled_from(other))
+    action = check.actions[flag]
+    value = data.draw(st.sampled_from(["/", "/etc/shadow", "127.0.0.1", "10.0.0.1:22",
+                                       "a=/srv", "a=host:/srv", "http://127.0.0.1:22/",
+                                       "22", str(action.default), "x.example.org"]))
+    line = refusal(command, dict(body, **{flag: value}))
+    if line is None:
+        assert action.kind == cli.PORT and value == str(action.default) or \
+            policy.read(action, value) is None, (flag, value)
+    else:
+        assert line.startswith(flag + " ")

@@ -144,9 +144,10 @@ def test_a_name_is_never_allowed_by_an_address_rule(name):
                                           ipaddress.ip_network("::/0")])
 
 
-def test_a_port_is_one_listed_or_without_a_list_the_checks_default():
+def test_a_port_is_the_checks_default_or_one_listed():
     assert policy.port_allowed(993, (443, 993), 443)
-    assert not policy.port_allowed(22, (443, 993), 22)  # a list replaces the default
+    assert policy.port_allowed(443, (993,), 443)  # leaving the option out gives it anyway
+    assert not policy.port_allowed(22, (443, 993), 443)
     assert policy.port_allowed(161, (), 161)
     assert not policy.port_allowed(22, (), 161)
     assert not policy.port_allowed(22, (), None)
@@ -297,3 +298,314 @@ def test_under_the_builtin_policy_only_plain_options_and_default_ports_pass(comm
             policy.read(action, value) is None, (flag, value)
     else:
         assert line.startswith(flag + " ")
+
+
+# -- through a real daemon on loopback: every option of every check, a hostile value each ----
+
+SECRET = "hunter2-secret-of-the-caller"
+COMMUNITY = "community-in-the-daemons-env"
+KEY_MARKER = "PRIVATE-KEY-MATERIAL-0123"
+
+
+class Listeners:
+    """A TCP listener and a UDP socket on 127.0.0.1 and 127.0.0.2, one port for all: whether
+    anything arrived at an address since the last look."""
+
+    def __init__(self):
+        import socket
+
+        for _ in range(20):
+            self.port = free_port()
+            self.sockets = {}
+            try:
+                for host in ("127.0.0.1", "127.0.0.2"):
+                    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    self.sockets[host, "tcp"] = tcp
+                    tcp.bind((host, self.port))
+                    tcp.listen(64)
+                    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    self.sockets[host, "udp"] = udp
+                    udp.bind((host, self.port))
+                break
+            except OSError:
+                self.close()
+        for sock in self.sockets.values():
+            sock.setblocking(False)
+
+    def arrived(self, host):
+        """What came to ``host`` since the last look: ["tcp", b"datagram" ...] (drained)."""
+        seen = []
+        while True:
+            try:
+                conn, _ = self.sockets[host, "tcp"].accept()
+            except BlockingIOError:
+                break
+            conn.close()
+            seen.append("tcp")
+        while True:
+            try:
+                seen.append(self.sockets[host, "udp"].recv(65536))
+            except BlockingIOError:
+                break
+        return seen
+
+    def close(self):
+        for sock in self.sockets.values():
+            sock.close()
+
+
+def free_port():
+    from tests.peers.tls import free_port as port
+
+    return port()
+
+
+class World:
+    """The files, links and listeners the attack is made of, and the policy file that allows
+    the harmless ones (the same allowance for every check)."""
+
+    def __init__(self, base, listeners):
+        self.base = base
+        self.port = listeners.port
+        self.listeners = listeners
+        self.allowed = os.path.join(base, "allowed")
+        os.makedirs(os.path.join(self.allowed, "copy"))
+        self.allowed_file = os.path.join(self.allowed, "file")
+        self.private_key = os.path.join(base, "private.key")
+        with open(self.private_key, "w") as handle:
+            handle.write("-----BEGIN PRIVATE KEY-----\n%s\n" % KEY_MARKER)
+        os.chmod(self.private_key, 0o600)
+        with open(self.allowed_file, "w") as handle:
+            handle.write("harmless\n")
+        self.out_link = os.path.join(self.allowed, "out")  # under an allowed path, to /etc
+        os.symlink("/etc", self.out_link)
+        self.key_link = os.path.join(self.allowed, "key-link")
+        os.symlink(self.private_key, self.key_link)
+        self.marker = os.path.join(base, "program-ran")
+        self.program = os.path.join(base, "program")
+        with open(self.program, "w") as handle:
+            handle.write("#!/bin/sh\ntouch %s\n" % self.marker)
+        os.chmod(self.program, 0o755)
+        self.written_dir = os.path.join(base, "written")
+        os.makedirs(self.written_dir)
+        self.written_file = os.path.join(self.written_dir, "new-file")
+        self.state_dir = os.path.join(base, "state")
+        self.config = os.path.join(base, "api.conf")
+        with open(self.config, "w") as handle:
+            for command in sorted(CHECKS):
+                handle.write("[%s]\npaths = %s\nhosts = 127.0.0.1 allowed.osop.test\n"
+                             "ports = %d\nurls = http://127.0.0.1:%d/\nfiles = %s\n" % (
+                                 command, self.allowed, self.port, self.port, self.allowed_file))
+
+    def hostile(self, kind, relative=False):
+        """Values of ``kind`` this host does not allow; for a relative path, ones that lead
+        out of the allowed location they are joined with."""
+        port = self.port
+        if kind == cli.PATH and relative:
+            return ["out/passwd", "../out/passwd"]
+        return {
+            cli.PROGRAM: [self.program, "/bin/sh"],
+            cli.FILE_WRITTEN: [self.written_file, "/etc/passwd", self.written_dir],
+            cli.SECRET: [SECRET],
+            cli.FILE_READ: [self.private_key, "/etc/shadow", self.key_link],
+            cli.PATH: ["/etc", self.out_link, os.path.join(self.out_link, "passwd"),
+                       "127.0.0.1:/etc", "ssh://127.0.0.2:%d%s" % (port, self.allowed)],
+            cli.HOST: ["169.254.169.254", "10.0.0.1", "unlisted.osop.test", "127.0.0.2",
+                       "127.0.0.2:%d" % port],
+            cli.URL: ["http://127.0.0.1:22/", "http://127.0.0.2:%d/ip" % port,
+                      "http://169.254.169.254/latest/meta-data/", True],
+            cli.PORT: [22, port + 1],
+            None: ["anything"],
+        }[kind]
+
+    def harmless(self, kind, relative=False):
+        if kind == cli.PATH:
+            return ["copy"] if relative else [self.allowed]
+        return {cli.HOST: ["127.0.0.1", "127.0.0.1:%d" % self.port, "allowed.osop.test"],
+                cli.URL: ["http://127.0.0.1:%d/ip" % self.port],
+                cli.PORT: [self.port], cli.FILE_READ: [self.allowed_file]}[kind]
+
+    def required(self, command):
+        """What the check needs besides the option asked (allowed under the policy file)."""
+        return {
+            "check_dyndns_match": {"-H": "allowed.osop.test", "--expect": "192.0.2.1"},
+            "check_three_copies": {"--source": self.allowed, "--copy": "a=" + self.allowed},
+        }.get(command, {})
+
+    def aim(self, command, flag):
+        """Options that point a host option at the listeners' port, so that a connection
+        the check made would be seen."""
+        port = self.port
+        return {
+            ("check_disk_partitions", "-H"): {"--snmp": True, "--snmp-port": port,
+                                              "--snmp-retries": 0},
+            ("check_disk_partitions", "--host"): {"--snmp": True, "--snmp-port": port,
+                                                  "--snmp-retries": 0},
+            ("check_dyndns_match", "--snmp"): {"--snmp-port": port, "--snmp-retries": 0},
+            ("check_tls_expiry", "-H"): {"-p": port},
+            ("check_tls_expiry", "--host"): {"-p": port},
+            ("check_disk_partitions", "--snmp-port"): {"-H": "127.0.0.1", "--snmp": True},
+            ("check_tls_expiry", "-p"): {"-H": "127.0.0.1"},
+            ("check_tls_expiry", "--port"): {"-H": "127.0.0.1"},
+        }.get((command, flag), {})
+
+
+def spelled(action, values):
+    """Each value as the option's own parser takes it (a --copy is NAME=LOCATION): values it
+    takes in no spelling are left out (they are usage errors, not this test's business)."""
+    found = []
+    for value in values:
+        named = (action.metavar or "").startswith("NAME=")  # --copy NAME=LOCATION
+        for spelling in ([value] if not isinstance(value, str) else
+                         ["c=" + value] if named else [value]):
+            if value is True:
+                if action.nargs == "?":
+                    found.append(True)
+                break
+            if action.kind in (cli.PROGRAM, cli.FILE_WRITTEN, cli.SECRET, None) or \
+                    policy.read(action, str(spelling)) is not None:
+                found.append(spelling)
+                break
+    return found
+
+
+def option_cases():
+    """(command, flag, kind, relative) of every option of every check that is not plain,
+    under its long name: generated from the parsers."""
+    cases = []
+    for command, check in sorted(CHECKS.items()):
+        seen = set()
+        for flag, action in check.actions.items():
+            if action.kind == cli.PLAIN or id(action) in seen:
+                continue
+            seen.add(id(action))
+            long = [f for f in action.option_strings if f.startswith("--")]
+            cases.append((command, (long or action.option_strings)[0], action.kind,
+                          bool(getattr(action, "relative_to", None))))
+    return cases
+
+
+OPTION_CASES = option_cases()
+
+
+def test_the_attack_covers_every_kind_that_is_not_plain():
+    kinds = {kind for _, _, kind, _ in OPTION_CASES}
+    assert kinds == set(cli.KINDS) - {cli.PLAIN}
+    assert len(OPTION_CASES) > 40
+
+
+@pytest.fixture(scope="module")
+def attack(tmp_path_factory):
+    from tests.peers import ifw_api
+
+    base = str(tmp_path_factory.mktemp("api-policy"))
+    listeners = Listeners()
+    world = World(base, listeners)
+    pki = ifw_api.api_pki(os.path.join(base, "pki"))
+    daemon = ifw_api.ApiDaemon(pki, workers=2, env={"OSOP_SNMP_COMMUNITY": COMMUNITY}, extra=[
+        "--config", world.config, "--state-dir", world.state_dir,
+        "--cache-dir", os.path.join(base, "cache"), "-v"])
+    with daemon:
+        yield world, daemon
+    listeners.close()
+
+
+def answer_of(daemon, command, body):
+    status, answer = daemon.call(command, body)
+    assert isinstance(answer, dict) and command in answer, (status, answer)
+    return status, answer[command]
+
+
+@pytest.mark.parametrize("command,flag,kind,relative", OPTION_CASES,
+                         ids=["%s %s" % (c[0][6:], c[1]) for c in OPTION_CASES])
+def test_a_hostile_value_of_any_option_is_refused_and_nothing_runs(attack, command, flag,
+                                                                   kind, relative):
+    world, daemon = attack
+    action = CHECKS[command].actions[flag]
+    values = spelled(action, world.hostile(kind, relative))
+    assert values, "no hostile value of kind %s that %s takes" % (kind, flag)
+    mtime = os.stat("/etc/passwd").st_mtime_ns
+    for value in values:
+        body = dict(world.required(command), **world.aim(command, flag))
+        body[flag] = value
+        body["-t"] = 2
+        status, got = answer_of(daemon, command, body)
+        label = "%s %s=%r: %s" % (command, flag, value, got["checkresult"])
+        assert status == 403 and got["exitcode"] == 3, label
+        assert got["checkresult"].startswith(CHECKS[command].name + " UNKNOWN - " + flag + " ")
+        if kind in (cli.PATH, cli.HOST, cli.URL, cli.PORT, cli.FILE_READ):
+            assert "allow it in api.conf [%s]" % command in got["checkresult"], label
+        assert SECRET not in got["checkresult"] and KEY_MARKER not in got["checkresult"]
+        # nothing ran: no program started, nothing written, nothing sent
+        assert not os.path.exists(world.marker), label
+        assert not os.path.exists(world.written_file) and not os.listdir(world.written_dir)
+        assert os.stat("/etc/passwd").st_mtime_ns == mtime
+        assert world.listeners.arrived("127.0.0.2") == [], label
+
+
+ALLOWABLE = [case for case in OPTION_CASES
+             if case[2] in (cli.PATH, cli.HOST, cli.URL, cli.PORT, cli.FILE_READ)]
+
+
+@pytest.mark.parametrize("command,flag,kind,relative", ALLOWABLE,
+                         ids=["%s %s" % (c[0][6:], c[1]) for c in ALLOWABLE])
+def test_the_same_option_with_a_value_the_policy_file_allows_is_run(attack, command, flag,
+                                                                    kind, relative):
+    world, daemon = attack
+    action = CHECKS[command].actions[flag]
+    values = spelled(action, world.harmless(kind, relative))
+    assert values, "no allowed value of kind %s that %s takes" % (kind, flag)
+    body = dict(world.required(command), **world.aim(command, flag))
+    body[flag] = values[0]
+    body["-t"] = 2
+    status, got = answer_of(daemon, command, body)
+    assert status == 200, (body, got)
+    assert "api.conf" not in got["checkresult"], (body, got)
+    world.listeners.arrived("127.0.0.1")
+
+
+def test_a_host_allowed_is_connected_to_and_one_not_allowed_never(attack):
+    world, daemon = attack
+    world.listeners.arrived("127.0.0.1")
+    status, got = answer_of(daemon, "check_tls_expiry", {"-H": "127.0.0.1", "-p": world.port,
+                                                         "-t": 1})
+    assert status == 200 and "TLS handshake" in got["checkresult"], got  # it never answers
+    assert "tcp" in world.listeners.arrived("127.0.0.1")
+    status, got = answer_of(daemon, "check_tls_expiry", {"-H": "127.0.0.2", "-p": world.port})
+    assert status == 403
+    assert world.listeners.arrived("127.0.0.2") == []
+
+
+def test_the_daemons_snmp_community_goes_only_to_an_allowed_host(attack):
+    world, daemon = attack
+    world.listeners.arrived("127.0.0.1")
+    body = {"--snmp": True, "--snmp-port": world.port, "--snmp-retries": 0,
+            "--snmp-timeout": "0.2", "-t": 2}
+    status, got = answer_of(daemon, "check_disk_partitions", dict(body, **{"-H": "127.0.0.2"}))
+    assert status == 403 and COMMUNITY not in got["checkresult"]
+    assert world.listeners.arrived("127.0.0.2") == []
+    status, got = answer_of(daemon, "check_disk_partitions", dict(body, **{"-H": "127.0.0.1"}))
+    assert status == 200, got
+    datagrams = world.listeners.arrived("127.0.0.1")
+    assert any(COMMUNITY.encode() in d for d in datagrams if isinstance(d, bytes)), datagrams
+
+
+def test_no_secret_of_a_caller_reaches_the_daemons_log(attack):
+    world, daemon = attack
+    answer_of(daemon, "check_disk_partitions", {"--community": SECRET})
+    assert "403" in daemon.stderr()
+    assert SECRET not in daemon.stderr() and COMMUNITY not in daemon.stderr()
+
+
+def test_state_files_are_the_daemons_own_under_its_state_dir(attack):
+    world, daemon = attack
+    source = os.path.join(world.allowed, "source")
+    os.makedirs(source, exist_ok=True)
+    with open(os.path.join(source, "data"), "w") as handle:
+        handle.write("x\n")
+    status, got = answer_of(daemon, "check_three_copies", {
+        "--source": source, "--copy": ["a=" + os.path.join(world.allowed, "copy")],
+        "--min-copies": 1})
+    assert status == 200, got
+    states = os.listdir(os.path.join(world.state_dir, "osop-checks"))
+    assert any(name.startswith("three_copies_") for name in states), (states, got)

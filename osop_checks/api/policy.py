@@ -278,8 +278,9 @@ def host_allowed(host, rules):
 
 
 def port_allowed(port, ports, default):
-    """One of ``ports``; without any, only ``default`` (the check's own)."""
-    return port in ports if ports else (default is not None and port == default)
+    """``default`` (the check's own: leaving the option out gives it anyway) or one of
+    ``ports``."""
+    return (default is not None and port == default) or port in ports
 
 
 def path_allowed(path, paths, local=True):

@@ -100,8 +100,8 @@ class Parser(argparse.ArgumentParser):
             prog=prog, description=description, epilog=epilog or None, add_help=False,
             allow_abbrev=False, formatter_class=HelpFormatter)
         # every action of the parser and of its groups (they share the registry) takes kind=
-        for name, action_class in list(self._registries["action"].items()):
-            self.register("action", name, _with_kind(action_class))
+        for registered, action_class in list(self._registries["action"].items()):
+            self.register("action", registered, _with_kind(action_class))
         self.check_name = name
         self.examples, self.behind_the_scenes = list(examples), list(behind_the_scenes or ())
         self.threshold_pairs = []

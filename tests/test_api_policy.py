@@ -609,3 +609,34 @@ def test_state_files_are_the_daemons_own_under_its_state_dir(attack):
     assert status == 200, got
     states = os.listdir(os.path.join(world.state_dir, "osop-checks"))
     assert any(name.startswith("three_copies_") for name in states), (states, got)
+
+
+def test_a_named_config_file_that_is_missing_stops_the_daemon_at_start(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.peers import ROOT
+
+    missing = str(tmp_path / "api.conf")
+    done = subprocess.run([sys.executable, "-m", "osop_checks.api.daemon", "--config", missing,
+                           "--listen", "127.0.0.1:%d" % free_port()], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, PYTHONPATH=ROOT))
+    assert done.returncode == 2
+    assert missing in done.stderr and "does not exist" in done.stderr
+
+
+@pytest.mark.skipif(os.path.exists(policy.DEFAULT_CONFIG),
+                    reason="this machine has a config file of its own")
+def test_without_a_config_file_only_plain_options_are_taken(tmp_path):
+    from tests.peers import ifw_api
+
+    pki = ifw_api.api_pki(str(tmp_path))
+    with ifw_api.ApiDaemon(pki, workers=1, extra=["--state-dir", str(tmp_path / "state"),
+                                                  "--cache-dir", str(tmp_path / "cache")]) as d:
+        status, answer = d.call("check_disk_partitions", {"-p": "/"})
+        assert status == 403, answer
+        assert "allow it in api.conf [check_disk_partitions] paths" in \
+            answer["check_disk_partitions"]["checkresult"]
+        status, answer = d.call("check_disk_partitions", {"-w": "1%", "-c": "0%"})
+        assert status == 200 and answer["check_disk_partitions"]["exitcode"] != 3, answer

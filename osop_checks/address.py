@@ -262,10 +262,11 @@ def add_family_options(parser_or_group):
     """-4/--ipv4 and -6/--ipv6, mutually exclusive, into ``dest="family"`` (None, 4 or 6):
     the same options and words in every network check."""
     family = parser_or_group.add_mutually_exclusive_group()
+    # a switch, plain for osop-checks-api's policy (cli.PLAIN: cli imports this module)
     family.add_argument("-4", "--ipv4", dest="family", action="store_const", const=4,
-                        default=None, help=FAMILY_HELP[4])
+                        default=None, kind="plain", help=FAMILY_HELP[4])
     family.add_argument("-6", "--ipv6", dest="family", action="store_const", const=6,
-                        help=FAMILY_HELP[6])
+                        kind="plain", help=FAMILY_HELP[6])
     return family
 
 

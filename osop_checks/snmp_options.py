@@ -26,53 +26,59 @@ def add_arguments(parser, host=True, host_required=False, enable_switch=True, fa
         "SNMP (remote agent)",
         "community and keys are best given by file or environment: argv shows in ps")
     if host:
-        group.add_argument("-H", "--host", required=host_required, metavar="HOST",
+        group.add_argument("-H", "--host", kind=cli.HOST, required=host_required, metavar="HOST",
                            type=cli.host_type,
                            help="the SNMP agent's host name or address (IPv6 bare or in "
                                 "brackets: ::1, [2001:db8::7]); udp6 where it is IPv6")
     if family if family is not None else host:
         address.add_family_options(group)
     if enable_switch:
-        group.add_argument("--snmp", action="store_true",
+        group.add_argument("--snmp", kind=cli.PLAIN, action="store_true",
                            help="read the data from HOST's SNMP agent instead of this machine")
-    group.add_argument("--snmp-version", choices=("2c", "3"), default="2c",
+    group.add_argument("--snmp-version", kind=cli.PLAIN, choices=("2c", "3"), default="2c",
                        help="SNMP version (default: 2c)")
-    group.add_argument("--snmp-port", type=cli.count_type(1, 65535), default=snmp.DEFAULT_PORT,
+    group.add_argument("--snmp-port", kind=cli.PORT,
+                       type=cli.count_type(1, 65535), default=snmp.DEFAULT_PORT,
                        metavar="PORT", help="agent UDP port (default: %d)" % snmp.DEFAULT_PORT)
-    group.add_argument("--snmp-timeout", type=cli.duration_type(minimum=0.1),
+    group.add_argument("--snmp-timeout", kind=cli.PLAIN, type=cli.duration_type(minimum=0.1),
                        default=snmp.DEFAULT_TIMEOUT, metavar="DURATION",
                        help="wait this long for each answer (default: %gs; capped by -t)"
                        % snmp.DEFAULT_TIMEOUT)
-    group.add_argument("--snmp-retries", type=cli.count_type(0, 10), default=snmp.DEFAULT_RETRIES,
+    group.add_argument("--snmp-retries", kind=cli.PLAIN,
+                       type=cli.count_type(0, 10), default=snmp.DEFAULT_RETRIES,
                        metavar="N", help="resend an unanswered request N times (default: %d)"
                        % snmp.DEFAULT_RETRIES)
-    group.add_argument("--snmp-max-rows", type=cli.count_type(1, 10000000), default=snmp.MAX_ROWS,
+    group.add_argument("--snmp-max-rows", kind=cli.PLAIN,
+                       type=cli.count_type(1, 10000000), default=snmp.MAX_ROWS,
                        metavar="N", help="give up on a table of more than N rows, which "
                        "an agent that answers without end would send until the timeout "
                        "(default: %d)" % snmp.MAX_ROWS)
-    group.add_argument("--community", metavar="COMMUNITY",
+    group.add_argument("--community", kind=cli.SECRET, metavar="COMMUNITY",
                        help="v2c community (discouraged: visible in ps; use --community-file "
                             "or $%s)" % ENV_COMMUNITY)
-    group.add_argument("--community-file", metavar="FILE",
+    group.add_argument("--community-file", kind=cli.FILE_READ, metavar="FILE",
                        help="read the v2c community from the first line of FILE")
-    group.add_argument("--snmp-user", metavar="USER", help="v3 user (security name)")
-    group.add_argument("--auth-proto", type=str.upper, choices=list(snmp.AUTH_PROTOCOLS),
+    group.add_argument("--snmp-user", kind=cli.PLAIN,
+                       metavar="USER", help="v3 user (security name)")
+    group.add_argument("--auth-proto", kind=cli.PLAIN,
+                       type=str.upper, choices=list(snmp.AUTH_PROTOCOLS),
                        default="SHA", metavar="PROTO",
                        help="v3 authentication protocol: %s (default: SHA)"
                        % ", ".join(snmp.AUTH_PROTOCOLS))
-    group.add_argument("--auth-key", metavar="KEY",
+    group.add_argument("--auth-key", kind=cli.SECRET, metavar="KEY",
                        help="v3 authentication pass phrase (discouraged; use --auth-key-file "
                             "or $%s)" % ENV_AUTH_KEY)
-    group.add_argument("--auth-key-file", metavar="FILE",
+    group.add_argument("--auth-key-file", kind=cli.FILE_READ, metavar="FILE",
                        help="read the v3 authentication pass phrase from FILE")
-    group.add_argument("--priv-proto", type=str.upper, choices=list(snmp.PRIV_PROTOCOLS),
+    group.add_argument("--priv-proto", kind=cli.PLAIN,
+                       type=str.upper, choices=list(snmp.PRIV_PROTOCOLS),
                        default="AES", metavar="PROTO",
                        help="v3 privacy (encryption) protocol: %s (default: AES)"
                        % ", ".join(snmp.PRIV_PROTOCOLS))
-    group.add_argument("--priv-key", metavar="KEY",
+    group.add_argument("--priv-key", kind=cli.SECRET, metavar="KEY",
                        help="v3 privacy pass phrase (discouraged; use --priv-key-file or $%s)"
                        % ENV_PRIV_KEY)
-    group.add_argument("--priv-key-file", metavar="FILE",
+    group.add_argument("--priv-key-file", kind=cli.FILE_READ, metavar="FILE",
                        help="read the v3 privacy pass phrase from FILE")
     return group
 

@@ -133,9 +133,9 @@ def test_bad_remote_paths(value, words):
 # -- families and resolve --------------------------------------------------------------------
 
 def test_family_options_are_one_pair_with_one_dest():
-    import argparse
+    from osop_checks import cli
 
-    parser = argparse.ArgumentParser()
+    parser = cli.Parser("X", "check_x", "a check's parser: its options take kind=")
     address.add_family_options(parser.add_argument_group("g"))
     assert parser.parse_args([]).family is None
     assert parser.parse_args(["-4"]).family == 4

@@ -9,19 +9,25 @@ import time
 
 import pytest
 
-from osop_checks.api import pool, protocol
+from osop_checks.api import policy, pool, protocol
 from tests.peers import ifw_api, run_plugin
+
+# what these tests ask beyond plain options (tests/test_api_policy.py: what a caller may ask)
+ALLOWED = "[check_disk_partitions]\npaths = / /data2\n"
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
-    pki = ifw_api.api_pki(str(tmp_path_factory.mktemp("ifwapi-pki")))
-    with ifw_api.ApiDaemon(pki, workers=2, extra=["--request-timeout", "1.5", "-v"]) as daemon:
+    base = tmp_path_factory.mktemp("ifwapi-pki")
+    pki = ifw_api.api_pki(str(base))
+    (base / "api.conf").write_text(ALLOWED)
+    with ifw_api.ApiDaemon(pki, workers=2, extra=["--request-timeout", "1.5", "-v", "--config",
+                                                  str(base / "api.conf")]) as daemon:
         yield daemon
 
 
 def check(module="disk_partitions"):
-    return protocol.load_checks()["check_" + module]
+    return protocol.load_checks(policy.parse(ALLOWED))["check_" + module]
 
 
 def test_json_arguments_become_the_argv_of_the_checks_parser():
@@ -217,7 +223,8 @@ def test_a_request_that_waits_on_the_busy_daemon_is_served_not_cut_off(tmp_path)
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
     listener.setblocking(False)
-    server = daemon.Server(args, protocol.load_checks(), daemon.tls_context(args), [listener])
+    server = daemon.Server(args, protocol.load_checks(policy.parse(ALLOWED)),
+                           daemon.tls_context(args), [listener])
     body = b'{"--path":"/"}'
     request = (b"POST /v1/checker?command=check_disk_partitions HTTP/1.1\r\nHost: x\r\n"
                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)

@@ -17,7 +17,7 @@ import sys
 import time
 
 from osop_checks import __version__, runtime, units
-from osop_checks.api import pool, protocol
+from osop_checks.api import policy, pool, protocol
 
 PORT = 5668
 CERTS = "/var/lib/icinga2/certs"
@@ -82,11 +82,30 @@ def build_parser():
                              "(default: 10)")
     parser.add_argument("--max-jobs", type=int, default=5000, metavar="N",
                         help="a worker is replaced after this many checks (default: 5000)")
+    parser.add_argument("--config", metavar="FILE",
+                        help="what a caller may ask each check beyond plain options: the "
+                             "paths, hosts, ports, URLs and files it allows (default: %s; "
+                             "without that file, nothing beyond plain options)"
+                             % policy.DEFAULT_CONFIG)
+    parser.add_argument("--state-dir", metavar="DIR", default=_systemd_dir(
+                            "STATE_DIRECTORY", "/var/lib/osop-checks-api"),
+                        help="the checks' state files (XDG_STATE_HOME of the workers; "
+                             "default: $STATE_DIRECTORY, else %(default)s)")
+    parser.add_argument("--cache-dir", metavar="DIR", default=_systemd_dir(
+                            "CACHE_DIRECTORY", "/var/cache/osop-checks-api"),
+                        help="the checks' caches (XDG_CACHE_HOME of the workers; default: "
+                             "$CACHE_DIRECTORY, else %(default)s)")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="one line per request on stderr, with where its time went")
     parser.add_argument("-V", "--version", action="version",
                         version="osop-checks-api (osop-checks) %s" % __version__)
     return parser
+
+
+def _systemd_dir(variable, fallback):
+    """The first directory systemd passes in ``variable`` (StateDirectory= and
+    CacheDirectory= set them, colon-separated), else ``fallback``."""
+    return (os.environ.get(variable) or "").split(":")[0] or fallback
 
 
 def tls_context(args):
@@ -491,6 +510,16 @@ def main(argv=None):
         sys.stderr.write("osop-checks-api: --workers, --max-connections and --request-timeout "
                          "must be positive\n")
         return 2
+    checks = protocol.load_checks()
+    try:  # a missing default file is the built-in policy; one named with --config must exist
+        rules = policy.load(args.config or policy.DEFAULT_CONFIG, explicit=bool(args.config),
+                            commands=checks)
+    except policy.PolicyError as exc:
+        sys.stderr.write("osop-checks-api: %s\n" % exc)
+        return 2
+    # The checks' default state and cache files are the daemon's own, never the caller's.
+    os.environ["XDG_STATE_HOME"] = os.path.abspath(args.state_dir)
+    os.environ["XDG_CACHE_HOME"] = os.path.abspath(args.cache_dir)
     try:
         context = tls_context(args)
         listeners = bind(args)
@@ -498,7 +527,7 @@ def main(argv=None):
         sys.stderr.write("osop-checks-api: %s\n" % runtime._describe(exc))
         return 1
     preload()
-    checks = protocol.load_checks()
+    protocol.apply_policy(checks, rules)
     server = Server(args, checks, context, listeners)
 
     def stop(signum, frame):

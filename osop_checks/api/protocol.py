@@ -17,6 +17,7 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 from osop_checks import runtime, text
+from osop_checks.api import policy
 
 SELF = "OSOP_CHECKS_API"
 
@@ -34,9 +35,10 @@ class BadRequest(Exception):
 class Check:
     """One servable check: its command name, status-line NAME, module and parser facts."""
 
-    def __init__(self, command, module):
+    def __init__(self, command, module, allowance=policy.NOTHING):
         self.command = command
         self.module = module
+        self.allowance = allowance  # what this host lets a caller ask of it (api.conf)
         self.name = module.NAME
         parser = module.build_parser()
         self.actions = {}
@@ -63,8 +65,9 @@ class Check:
             return self.default_timeout
 
 
-def load_checks():
-    """{"check_<name>": Check} for every check module of osop_checks.checks."""
+def load_checks(rules=None):
+    """{"check_<name>": Check} for every check module of osop_checks.checks, each with its
+    allowance in the policy ``rules`` (default: the built-in one, plain options only)."""
     import osop_checks.checks
 
     found = {}
@@ -74,7 +77,14 @@ def load_checks():
         module = importlib.import_module("osop_checks.checks." + info.name)
         if all(hasattr(module, a) for a in ("NAME", "build_parser", "build_check")):
             found["check_" + info.name] = Check("check_" + info.name, module)
+    apply_policy(found, rules or policy.Policy())
     return found
+
+
+def apply_policy(checks, rules):
+    """Give every Check its allowance in the policy ``rules`` (at start and on a reload)."""
+    for command, check in checks.items():
+        check.allowance = rules.allowance(command)
 
 
 def _token(flag, value):
@@ -122,6 +132,9 @@ def to_argv(check, arguments):
                 argv += [_token(flag, _scalar(flag, v)) for v in value]
         else:
             argv.append(_token(flag, _scalar(flag, value)))
+    refusal = policy.refuse(check.actions, check.allowance, check.command, arguments)
+    if refusal:
+        raise BadRequest(403, refusal, check.command, check.name)
     return argv
 
 
@@ -174,8 +187,8 @@ def error_answer(exc):
                                 "perfdata": []}}
 
 
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-           408: "Request Timeout", 411: "Length Required", 413: "Payload Too Large",
+REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+           405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required", 413: "Payload Too Large",
            431: "Request Header Fields Too Large", 503: "Service Unavailable"}
 
 

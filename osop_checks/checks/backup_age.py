@@ -50,62 +50,65 @@ def build_parser():
             "--log: the last 4 MiB of the log, read once; nothing is ever written.",
         ])
     sel = parser.add_argument_group("what the backup is")
-    sel.add_argument("-p", "--path", type=cli.absolute_path, metavar="PATH",
+    sel.add_argument("-p", "--path", kind=cli.PATH, type=cli.absolute_path, metavar="PATH",
                      help="the backup: a directory tree (or a single file), or the directory "
                           "holding the snapshots; a PATH that does not exist is UNKNOWN")
-    sel.add_argument("--mode", choices=("newest", "snapshot", "stamp"),
+    sel.add_argument("--mode", kind=cli.PLAIN, choices=("newest", "snapshot", "stamp"),
                      help="newest: the tree under --path is one backup, as old as its newest "
                           "entry (an rsync mirror; default); snapshot: each entry directly "
                           "under --path is a backup, the newest one is judged (rsnapshot "
                           "daily.0, 2024-05-01_0300, nightly dump files); stamp: the time "
                           "in/of --stamp FILE (the default when --stamp is given)")
-    sel.add_argument("--type", choices=("file", "dir"), default=None,
+    sel.add_argument("--type", kind=cli.PLAIN, choices=("file", "dir"), default=None,
                      help="what counts as an entry: regular files or directories (default: "
                           "file in newest mode, dir in snapshot mode)")
-    sel.add_argument("--glob", metavar="PATTERN",
+    sel.add_argument("--glob", kind=cli.PLAIN, metavar="PATTERN",
                      help="only entries whose name matches this shell pattern, e.g. "
                           "'*.tar.gz' (as find -name)")
-    sel.add_argument("--max-depth", type=cli.count_type(minimum=1), metavar="N",
+    sel.add_argument("--max-depth", kind=cli.PLAIN, type=cli.count_type(minimum=1), metavar="N",
                      help="newest mode: look at most N levels below --path (1: its own "
                           "entries only; as find -maxdepth)")
-    sel.add_argument("--time", choices=("mtime", "ctime"), default="mtime",
+    sel.add_argument("--time", kind=cli.PLAIN, choices=("mtime", "ctime"), default="mtime",
                      help="which time of an entry counts (default: mtime); rsync -a copies "
                           "the source's mtimes, so the time of the last sync into a copy "
                           "shows only in ctime")
-    sel.add_argument("--name-format", default=None, metavar="FORMAT",
+    sel.add_argument("--name-format", kind=cli.PLAIN, default=None, metavar="FORMAT",
                      help="snapshot mode: how snapshot names look: 'auto' (default: a date "
                           "such as 2024-05-01, 2024-05-01_0300 or 20240501T030000 anywhere in "
                           "the name, else the entry's own time), 'rsnapshot' (daily.0, "
                           "hourly.3 ..., timed by their mtime/ctime), or a pattern with %%Y "
                           "%%y %%m %%d %%H %%M %%S %%s and * (any text), e.g. "
                           "'db-%%Y%%m%%d.sql.gz'; other names are not snapshots")
-    sel.add_argument("--utc", action="store_true",
+    sel.add_argument("--utc", kind=cli.PLAIN, action="store_true",
                      help="dates in names and stamps without a time zone are UTC (default: "
                           "local time)")
-    sel.add_argument("--stamp", type=cli.absolute_path, metavar="FILE",
+    sel.add_argument("--stamp", kind=cli.FILE_READ, type=cli.absolute_path, metavar="FILE",
                      help="a file the backup job writes when it succeeds; its age is the "
                           "backup's; a missing stamp file is CRITICAL")
-    sel.add_argument("--stamp-time", choices=("auto", "content", "mtime"), default="auto",
+    sel.add_argument("--stamp-time", kind=cli.PLAIN,
+                     choices=("auto", "content", "mtime"), default="auto",
                      help="the stamp's time: its first line (an ISO 8601 timestamp or epoch "
                           "seconds), its mtime, or auto: the content when it holds one "
                           "(default: auto)")
-    sel.add_argument("--skip-unreadable", action="store_true",
+    sel.add_argument("--skip-unreadable", kind=cli.PLAIN, action="store_true",
                      help="go on when some directories under --path cannot be read (default: "
                           "UNKNOWN, since the newest backup may be in there)")
-    sel.add_argument("--workers", type=cli.count_type(minimum=1, maximum=64), metavar="N",
+    sel.add_argument("--workers", kind=cli.PLAIN,
+                     type=cli.count_type(minimum=1, maximum=64), metavar="N",
                      help="processes walking a tree (default: the CPUs usable, at most 4)")
     log = parser.add_argument_group("log verdict (optional)")
-    log.add_argument("--log", type=cli.absolute_path, metavar="FILE",
+    log.add_argument("--log", kind=cli.FILE_READ, type=cli.absolute_path, metavar="FILE",
                      help="the backup job's log: an error in its newest run is CRITICAL. "
                           "Built in: rsync's 'rsync error:' lines and a non-zero recorded exit "
                           "code ('exit code 23', 'rc=1') are errors; rsync's 'total size is "
                           "... speedup is' and exit code 0 are successes; a log with neither "
                           "is WARNING")
-    log.add_argument("--log-ok", type=cli.regex_type, action="append", default=[],
+    log.add_argument("--log-ok", kind=cli.PLAIN, type=cli.regex_type, action="append", default=[],
                      metavar="REGEX", help="a line telling success (repeatable)")
-    log.add_argument("--log-error", type=cli.regex_type, action="append", default=[],
+    log.add_argument("--log-error", kind=cli.PLAIN,
+                     type=cli.regex_type, action="append", default=[],
                      metavar="REGEX", help="a line telling failure (repeatable)")
-    log.add_argument("--log-start", type=cli.regex_type, metavar="REGEX",
+    log.add_argument("--log-start", kind=cli.PLAIN, type=cli.regex_type, metavar="REGEX",
                      help="a line that begins a run: then only the newest run with a result "
                           "counts, and any error in it fails it (default: the last success "
                           "or error line in the log decides)")
@@ -114,22 +117,23 @@ def build_parser():
         units.DURATION, "26h", "50h", metavar="AGE", group=thr, help=(
             "warn when the newest backup is older than this (Nagios range of durations: 26h, "
             "2d, 90m; default: 26h)", "critical when older than this (default: 50h)"))
-    thr.add_argument("--min-size", type=cli.quantity_type(units.SIZE, minimum=0),
+    thr.add_argument("--min-size", kind=cli.PLAIN, type=cli.quantity_type(units.SIZE, minimum=0),
                      metavar="SIZE",
                      help="critical when the newest backup is smaller (512MiB, 10GB, 4096); "
                           "a backup of 0 bytes is always critical")
-    thr.add_argument("--min-files", type=cli.count_type(minimum=0), metavar="N",
+    thr.add_argument("--min-files", kind=cli.PLAIN, type=cli.count_type(minimum=0), metavar="N",
                      help="critical when the newest backup holds fewer regular files; one "
                           "without any is always critical")
-    thr.add_argument("--min-snapshots", type=cli.count_type(minimum=1), metavar="N",
+    thr.add_argument("--min-snapshots", kind=cli.PLAIN, type=cli.count_type(minimum=1), metavar="N",
                      help="snapshot mode: critical when fewer than N snapshots are kept (the "
                           "versions to restore from when a loss reached the newest one)")
-    thr.add_argument("--oldest-snapshot", type=cli.duration_type(minimum=1),
+    thr.add_argument("--oldest-snapshot", kind=cli.PLAIN, type=cli.duration_type(minimum=1),
                      metavar="DURATION",
                      help="snapshot mode: critical when the oldest snapshot is younger than "
                           "this: the history does not reach back that far (7 nightly "
                           "snapshots reach back 6d and some hours: use 6d)")
-    thr.add_argument("--future-slack", type=cli.duration_type(minimum=0), default=300,
+    thr.add_argument("--future-slack", kind=cli.PLAIN,
+                     type=cli.duration_type(minimum=0), default=300,
                      metavar="DURATION",
                      help="a time in the future by up to this much (clock skew) counts as "
                           "age 0; more is WARNING (default: 5m)")

@@ -49,41 +49,47 @@ def build_parser():
             "first address, over udp6 where that is an IPv6 address.",
         ])
     sel = parser.add_argument_group("selection")
-    sel.add_argument("-p", "--path", action="append", default=[], metavar="PATH",
+    sel.add_argument("-p", "--path", kind=cli.PATH, action="append", default=[], metavar="PATH",
                      help="check the filesystem holding PATH (repeatable); selected whatever "
                           "its type; a PATH that does not exist, or an fstab mount point that "
                           "is not mounted, is CRITICAL (SNMP mode: PATH is a mount point as "
                           "the agent lists it)")
-    sel.add_argument("--ignore-missing", action="store_true",
+    sel.add_argument("--ignore-missing", kind=cli.PLAIN, action="store_true",
                      help="a missing or unmounted -p PATH is OK instead of CRITICAL")
-    sel.add_argument("--include-type", action="append", default=[], metavar="FSTYPE",
+    sel.add_argument("--include-type", kind=cli.PLAIN,
+                     action="append", default=[], metavar="FSTYPE",
                      help="only filesystems of this type (repeatable; also selects virtual "
                           "types such as tmpfs)")
-    sel.add_argument("--exclude-type", action="append", default=[], metavar="FSTYPE",
+    sel.add_argument("--exclude-type", kind=cli.PLAIN,
+                     action="append", default=[], metavar="FSTYPE",
                      help="leave out filesystems of this type (repeatable)")
-    sel.add_argument("--match", type=cli.regex_type, metavar="REGEX",
+    sel.add_argument("--match", kind=cli.PLAIN, type=cli.regex_type, metavar="REGEX",
                      help="only mount points matching this regular expression")
-    sel.add_argument("--ignore", type=cli.regex_type, metavar="REGEX",
+    sel.add_argument("--ignore", kind=cli.PLAIN, type=cli.regex_type, metavar="REGEX",
                      help="leave out mount points matching this regular expression")
-    sel.add_argument("--storage-type", action="append", default=[], type=storage_type,
+    sel.add_argument("--storage-type", kind=cli.PLAIN,
+                     action="append", default=[], type=storage_type,
                      metavar="TYPE",
                      help="SNMP mode: hrStorage types to check (repeatable; default fixedDisk; "
                           "e.g. networkDisk, ramDisk, removableDisk, ram, virtualMemory)")
     thr = parser.add_argument_group("thresholds (on free space)")
-    thr.add_argument("-w", "--warning", type=free_thresholds, default=free_thresholds("10%"),
+    thr.add_argument("-w", "--warning", kind=cli.PLAIN,
+                     type=free_thresholds, default=free_thresholds("10%"),
                      metavar="FREE",
                      help="warn when free space is below this: a percentage (20%%), a size "
                           "(50GiB) or both (20%%,50GiB: only when both are breached); Nagios "
                           "ranges work too (default: 10%%)")
-    thr.add_argument("-c", "--critical", type=free_thresholds, default=free_thresholds("5%"),
+    thr.add_argument("-c", "--critical", kind=cli.PLAIN,
+                     type=free_thresholds, default=free_thresholds("5%"),
                      metavar="FREE", help="critical when free space is below this (default: 5%%)")
-    thr.add_argument("-W", "--inode-warning", type=inode_threshold,
+    thr.add_argument("-W", "--inode-warning", kind=cli.PLAIN, type=inode_threshold,
                      default=inode_threshold("10%"), metavar="PERCENT",
                      help="warn when free inodes are below this percentage (default: 10%%)")
-    thr.add_argument("-K", "--inode-critical", type=inode_threshold,
+    thr.add_argument("-K", "--inode-critical", kind=cli.PLAIN, type=inode_threshold,
                      default=inode_threshold("5%"), metavar="PERCENT",
                      help="critical when free inodes are below this percentage (default: 5%%)")
-    thr.add_argument("--path-threshold", action="append", default=[], type=path_threshold,
+    thr.add_argument("--path-threshold", kind=cli.PLAIN,
+                     action="append", default=[], type=path_threshold,
                      metavar="MOUNT=WARN/CRIT",
                      help="other space thresholds for one mount point, e.g. /data2=10%%/5%% "
                           "or /srv=20%%,50GiB/10%%,10GiB (repeatable)")

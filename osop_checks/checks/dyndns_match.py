@@ -80,44 +80,50 @@ def build_parser():
             "$XDG_STATE_HOME/osop-checks/ or else /var/tmp/osop-checks-<uid>/.",
         ])
     what = parser.add_argument_group("the name")
-    what.add_argument("-H", "--hostname", required=True, metavar="NAME", type=hostname_type,
+    what.add_argument("-H", "--hostname", kind=cli.HOST,
+                      required=True, metavar="NAME", type=hostname_type,
                       help="the DNS name to check (e.g. office.dyndns.example)")
     fam = what.add_mutually_exclusive_group()
-    fam.add_argument("-4", "--ipv4", dest="families", action="store_const", const=(4,),
+    fam.add_argument("-4", "--ipv4", kind=cli.PLAIN,
+                     dest="families", action="store_const", const=(4,),
                      help="compare the A record with the public IPv4 address (default)")
-    fam.add_argument("-6", "--ipv6", dest="families", action="store_const", const=(6,),
+    fam.add_argument("-6", "--ipv6", kind=cli.PLAIN,
+                     dest="families", action="store_const", const=(6,),
                      help="compare the AAAA record with the public IPv6 address")
-    fam.add_argument("--both", dest="families", action="store_const", const=(4, 6),
+    fam.add_argument("--both", kind=cli.PLAIN, dest="families", action="store_const", const=(4, 6),
                      help="compare both the A and the AAAA record")
     parser.set_defaults(families=(4,))
-    what.add_argument("--server", type=server_type, metavar="IP[:PORT]",
+    what.add_argument("--server", kind=cli.HOST, type=server_type, metavar="IP[:PORT]",
                       help="ask this DNS server instead of those of /etc/resolv.conf "
                            "(IPv6 with a port: [2001:db8::53]:5353)")
-    what.add_argument("--authoritative", action="store_true",
+    what.add_argument("--authoritative", kind=cli.PLAIN, action="store_true",
                       help="ask the zone's authoritative name servers directly (found through "
                            "the system resolver or --server), so no cache can hide a stale "
                            "record")
-    what.add_argument("--auth-port", type=cli.count_type(1, 65535), default=53, metavar="PORT",
+    what.add_argument("--auth-port", kind=cli.PORT,
+                      type=cli.count_type(1, 65535), default=53, metavar="PORT",
                       help="port of the authoritative servers (default: 53)")
     src = parser.add_argument_group(
         "the public address (at least one source; all given must agree)")
-    src.add_argument("--ip-url", action="append", default=[], type=url_type, metavar="URL",
+    src.add_argument("--ip-url", kind=cli.URL,
+                     action="append", default=[], type=url_type, metavar="URL",
                      help="an HTTP(S) echo service answering with the caller's address as "
                           "plain text, e.g. https://api.ipify.org (repeatable; several must "
                           "agree)")
-    src.add_argument("--interface", action="append", default=[], metavar="NAME",
+    src.add_argument("--interface", kind=cli.PLAIN, action="append", default=[], metavar="NAME",
                      help="a local interface holding the public address itself, e.g. ppp0 "
                           "(repeatable)")
-    src.add_argument("--expect", action="append", default=[], type=address_type,
+    src.add_argument("--expect", kind=cli.PLAIN, action="append", default=[], type=address_type,
                      metavar="ADDR", help="the public address is known and fixed (repeatable: "
                                           "one IPv4 and one IPv6)")
-    src.add_argument("--snmp", action="append", default=[], metavar="HOST",
+    src.add_argument("--snmp", kind=cli.HOST, action="append", default=[], metavar="HOST",
                      help="the router's WAN address read over SNMP from IP-MIB "
                           "(repeatable; credentials from the SNMP options below)")
-    src.add_argument("--snmp-interface", metavar="NAME",
+    src.add_argument("--snmp-interface", kind=cli.PLAIN, metavar="NAME",
                      help="with --snmp: the router's WAN interface (ifName or ifDescr); "
                           "default: every globally routable address of the router")
-    src.add_argument("--router-upnp", nargs="?", const=upnp.DISCOVER, type=router_url_type,
+    src.add_argument("--router-upnp", kind=cli.URL,
+                     nargs="?", const=upnp.DISCOVER, type=router_url_type,
                      metavar="URL",
                      help="the router's WAN address from its UPnP IGD service "
                           "(GetExternalIPAddress of WANIPConnection or WANPPPConnection): "
@@ -131,14 +137,16 @@ def build_parser():
     # is named by --snmp HOST.
     snmp_options.add_arguments(parser, host=False, enable_switch=False)
     cmp_ = parser.add_argument_group("comparison")
-    cmp_.add_argument("--v6-prefix", type=cli.count_type(1, 128), default=128, metavar="N",
+    cmp_.add_argument("--v6-prefix", kind=cli.PLAIN,
+                      type=cli.count_type(1, 128), default=128, metavar="N",
                       help="compare only the first N bits of IPv6 addresses, e.g. 64 when the "
                            "provider changes the prefix but the host part stays "
                            "(default: 128, the whole address)")
-    cmp_.add_argument("--grace", type=cli.duration_type(0), default=600, metavar="DURATION",
+    cmp_.add_argument("--grace", kind=cli.PLAIN,
+                      type=cli.duration_type(0), default=600, metavar="DURATION",
                       help="a mismatch is WARNING for this long, then CRITICAL (DNS TTL plus "
                            "the update interval; default: 10m; 0: CRITICAL at once)")
-    cmp_.add_argument("--state-file", metavar="PATH", type=path_type,
+    cmp_.add_argument("--state-file", kind=cli.FILE_WRITTEN, metavar="PATH", type=path_type,
                       help="where the start of a mismatch is remembered; its directory must "
                            "exist (default: dyndns_match_<NAME>.json in "
                            "$XDG_STATE_HOME/osop-checks/ or /var/tmp/osop-checks-<uid>/, "

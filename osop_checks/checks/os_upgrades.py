@@ -67,66 +67,71 @@ def build_parser():
             "of those recomputes it.",
         ])
     pm = parser.add_argument_group("package manager")
-    pm.add_argument("--package-manager", choices=("auto", "apt", "dnf"), default="auto",
+    pm.add_argument("--package-manager", kind=cli.PLAIN,
+                    choices=("auto", "apt", "dnf"), default="auto",
                     help="which package manager to ask (default: auto, apt where apt-get and "
                          "the dpkg status exist, else dnf, else yum)")
-    pm.add_argument("--upgrade-mode", choices=apt.MODES, default="dist-upgrade",
+    pm.add_argument("--upgrade-mode", kind=cli.PLAIN, choices=apt.MODES, default="dist-upgrade",
                     help="apt: simulate this (default: dist-upgrade, which also counts new "
                          "packages such as a new kernel ABI; upgrade keeps those back)")
-    pm.add_argument("--root", metavar="DIR",
+    pm.add_argument("--root", kind=cli.FILE_READ, metavar="DIR",
                     help="check the system below DIR (a container root): its dpkg status, "
                          "lists, /run/reboot-required; apt-get runs with -o Dir=DIR unless "
                          "--apt-get is given; the running kernel is not compared")
-    pm.add_argument("--apt-get", type=command_type, metavar="COMMAND",
+    pm.add_argument("--apt-get", kind=cli.PROGRAM, type=command_type, metavar="COMMAND",
                     help="the apt-get command, split like a shell would (default: apt-get), "
                          "e.g. 'chroot /srv/c apt-get' to use a container's own apt (give "
                          "--root /srv/c too, so that its files are read)")
-    pm.add_argument("--dnf", type=command_type, metavar="COMMAND",
+    pm.add_argument("--dnf", kind=cli.PROGRAM, type=command_type, metavar="COMMAND",
                     help="the dnf command (default: dnf, or yum where there is no dnf)")
-    pm.add_argument("--needs-restarting", type=command_type, metavar="COMMAND",
+    pm.add_argument("--needs-restarting", kind=cli.PROGRAM, type=command_type, metavar="COMMAND",
                     default=["needs-restarting"],
                     help="dnf: the command asked whether a reboot is required (default: "
                          "needs-restarting; given -r)")
     sel = parser.add_argument_group("selection")
-    sel.add_argument("--include", type=cli.regex_type, metavar="REGEX",
+    sel.add_argument("--include", kind=cli.PLAIN, type=cli.regex_type, metavar="REGEX",
                      help="count only packages whose name matches this regular expression")
-    sel.add_argument("--exclude", type=cli.regex_type, metavar="REGEX",
+    sel.add_argument("--exclude", kind=cli.PLAIN, type=cli.regex_type, metavar="REGEX",
                      help="leave out packages whose name matches this regular expression")
     thr = parser.add_argument_group("thresholds")
     count = cli.range_type(units.COUNT)
-    thr.add_argument("--security-warning", type=count, metavar="RANGE",
+    thr.add_argument("--security-warning", kind=cli.PLAIN, type=count, metavar="RANGE",
                      help="warn when the number of security upgrades is outside this range "
                           "(default: none)")
-    thr.add_argument("--security-critical", type=count, default=count("0"), metavar="RANGE",
+    thr.add_argument("--security-critical", kind=cli.PLAIN,
+                     type=count, default=count("0"), metavar="RANGE",
                      help="critical when the number of security upgrades is outside this "
                           "range (default: 0, any security upgrade is CRITICAL)")
-    thr.add_argument("-w", "--warning", type=count, default=count("0"), metavar="RANGE",
+    thr.add_argument("-w", "--warning", kind=cli.PLAIN,
+                     type=count, default=count("0"), metavar="RANGE",
                      help="warn when the number of other (non-security) upgrades is outside "
                           "this range (default: 0, WARNING from one upgrade)")
-    thr.add_argument("-c", "--critical", type=count, metavar="RANGE",
+    thr.add_argument("-c", "--critical", kind=cli.PLAIN, type=count, metavar="RANGE",
                      help="critical when the number of other upgrades is outside this range "
                           "(default: none)")
     parser.add_threshold_pair("--security-warning", "--security-critical")
     parser.add_threshold_pair("--warning", "--critical")
-    thr.add_argument("--held-state", type=state_type, default=Ok, metavar="STATE",
+    thr.add_argument("--held-state", kind=cli.PLAIN, type=state_type, default=Ok, metavar="STATE",
                      help="state when packages are held back (ok, warn, crit; default: ok, "
                           "they are listed)")
-    thr.add_argument("--reboot-state", type=state_type, default=Warn, metavar="STATE",
+    thr.add_argument("--reboot-state", kind=cli.PLAIN,
+                     type=state_type, default=Warn, metavar="STATE",
                      help="state when a reboot is required (ok, warn, crit; default: warn)")
-    thr.add_argument("--max-list-age", type=cli.duration_type(minimum=0),
+    thr.add_argument("--max-list-age", kind=cli.PLAIN, type=cli.duration_type(minimum=0),
                      default=7 * 86400, metavar="DURATION",
                      help="package lists / metadata older than this are stale (e.g. 36h, "
                           "2d; default: 7d; 0 turns the test off)")
-    thr.add_argument("--list-age-state", type=state_type, default=Warn, metavar="STATE",
+    thr.add_argument("--list-age-state", kind=cli.PLAIN,
+                     type=state_type, default=Warn, metavar="STATE",
                      help="state when the lists are stale or missing (ok, warn, crit; "
                           "default: warn)")
     cache = parser.add_argument_group("result cache")
-    cache.add_argument("--cache-dir", metavar="DIR", type=cli.absolute_path,
+    cache.add_argument("--cache-dir", kind=cli.FILE_WRITTEN, metavar="DIR", type=cli.absolute_path,
                        help="keep the last answer in this existing directory, which must "
                             "belong to the running user and not be writable by others "
                             "(default: /var/cache/osop-checks, or $XDG_CACHE_HOME/osop-checks "
                             "where that is not writable; only a default directory is created)")
-    cache.add_argument("--no-cache", action="store_true",
+    cache.add_argument("--no-cache", kind=cli.PLAIN, action="store_true",
                        help="always ask the package manager, keep nothing")
     return parser
 

@@ -49,36 +49,39 @@ def build_parser():
             "never run by one). No D-Bus library is needed.",
         ])
     src = parser.add_argument_group("where systemd is asked")
-    src.add_argument("--systemctl", default="systemctl", metavar="COMMAND",
+    src.add_argument("--systemctl", kind=cli.PROGRAM, default="systemctl", metavar="COMMAND",
                      help="the systemctl command, with a prefix if needed, e.g. "
                           "'nsenter -t PID -a systemctl' for a container "
                           "(default: systemctl)")
-    src.add_argument("--format", choices=("auto", "json", "table"), default="auto",
+    src.add_argument("--format", kind=cli.PLAIN, choices=("auto", "json", "table"), default="auto",
                      help="read systemctl's JSON or its plain table; auto: JSON where "
                           "systemctl writes it (default: auto)")
     sel = parser.add_argument_group(
         "selection (applied the same way to every unit type, timers included)")
-    sel.add_argument("--type", action="append", default=[], type=unit_types,
+    sel.add_argument("--type", kind=cli.PLAIN, action="append", default=[], type=unit_types,
                      metavar="TYPE[,TYPE]",
                      help="only units of these types (repeatable): %s" % ", ".join(UNIT_TYPES))
-    sel.add_argument("-i", "--include", action="append", default=[], type=cli.regex_type,
+    sel.add_argument("-i", "--include", kind=cli.PLAIN,
+                     action="append", default=[], type=cli.regex_type,
                      metavar="REGEX",
                      help="only units whose name matches one of these regular expressions "
                           "(repeatable; searched anywhere in the name, anchor with ^ $)")
-    sel.add_argument("-e", "--exclude", action="append", default=[], type=cli.regex_type,
+    sel.add_argument("-e", "--exclude", kind=cli.PLAIN,
+                     action="append", default=[], type=cli.regex_type,
                      metavar="REGEX",
                      help="leave out units whose name matches (repeatable)")
-    sel.add_argument("--exclude-unit", action="append", default=[], type=unit_name,
+    sel.add_argument("--exclude-unit", kind=cli.PLAIN, action="append", default=[], type=unit_name,
                      metavar="UNIT", help="leave out this unit (repeatable; a name without "
                                           "a type means NAME.service)")
     req = parser.add_argument_group("units that must be active")
-    req.add_argument("-u", "--unit", action="append", default=[], type=unit_name,
+    req.add_argument("-u", "--unit", kind=cli.PLAIN, action="append", default=[], type=unit_name,
                      metavar="UNIT",
                      help="this unit must be active, CRITICAL otherwise (repeatable); a "
                           "oneshot service that exited successfully and a unit whose start "
                           "condition failed count as fine; not subject to the selection")
     tim = parser.add_argument_group("timers")
-    tim.add_argument("--timer-max-age", action="append", default=[], type=timer_max_age,
+    tim.add_argument("--timer-max-age", kind=cli.PLAIN,
+                     action="append", default=[], type=timer_max_age,
                      metavar="[TIMER=]DURATION",
                      help="a timer whose last trigger is older than this is late; a timer "
                           "that never triggered is late once it has been active this long "
@@ -86,11 +89,13 @@ def build_parser():
                           "units: %s; default: timers are not judged); a TIMER named here "
                           "that is missing or not active is late too" % units.DURATION.examples)
     sev = parser.add_argument_group("severities")
-    sev.add_argument("--failed-severity", choices=("warning", "critical"), default="critical",
+    sev.add_argument("--failed-severity", kind=cli.PLAIN,
+                     choices=("warning", "critical"), default="critical",
                      help="state for a failed unit (default: critical)")
-    sev.add_argument("--late-severity", choices=("warning", "critical"), default="warning",
+    sev.add_argument("--late-severity", kind=cli.PLAIN,
+                     choices=("warning", "critical"), default="warning",
                      help="state for a late timer (default: warning)")
-    sev.add_argument("--state-severity", choices=("ok", "warning", "critical"),
+    sev.add_argument("--state-severity", kind=cli.PLAIN, choices=("ok", "warning", "critical"),
                      default="warning",
                      help="state when the system is %s; a 'degraded' caused only by units "
                           "left out by the selection is OK (default: warning)"

@@ -67,36 +67,41 @@ def build_parser():
             "last verification, the canaries' sha256 and held alarms; never a manifest.",
         ])
     what = parser.add_argument_group("what to check")
-    what.add_argument("--source", required=True, type=location_type, metavar="PATH",
+    what.add_argument("--source", kind=cli.PATH, required=True, type=location_type, metavar="PATH",
                       help="the live data the copies must hold: an absolute path (or "
                            "[user@]host:/path)")
-    what.add_argument("--copy", action="append", required=True, type=copy_type,
+    what.add_argument("--copy", kind=cli.PATH, action="append", required=True, type=copy_type,
                       metavar="NAME=LOCATION", dest="copies",
                       help="a copy: a name for the output and an absolute local path, "
                            "[user@]host:/path or ssh://[user@]host[:port]/path; an IPv6 "
                            "address in brackets: backup@[2001:db8::7]:/srv (repeatable)")
-    what.add_argument("--offsite", action="append", default=[], metavar="NAME",
+    what.add_argument("--offsite", kind=cli.PLAIN, action="append", default=[], metavar="NAME",
                       help="this copy is off-site; at least one off-site copy must be ok "
                            "(repeatable; without it the off-site rule is not checked)")
-    what.add_argument("--min-copies", type=cli.count_type(1), default=3, metavar="N",
+    what.add_argument("--min-copies", kind=cli.PLAIN,
+                      type=cli.count_type(1), default=3, metavar="N",
                       help="at least this many copies must be ok, a filesystem or host "
                            "counted once (default: 3)")
-    what.add_argument("--stamp", metavar="NAME",
-                      help="a file that the sync job writes into each copy when it has "
-                           "finished (relative to the copy): its mtime is the copy's age, "
-                           "and what changed in the source before it must be in the copy. "
-                           "Without it the age is that of the oldest change in the source "
-                           "the copy does not have yet")
-    what.add_argument("--settle", type=cli.duration_type(0), metavar="DURATION",
+    # --stamp and --canary are paths relative to other options' locations (relative_to: their
+    # dest): osop-checks-api admits them where the location joined with them stays within
+    # the allowed paths
+    stamp = what.add_argument(
+        "--stamp", kind=cli.PATH, metavar="NAME",
+        help="a file that the sync job writes into each copy when it has finished (relative "
+             "to the copy): its mtime is the copy's age, and what changed in the source "
+             "before it must be in the copy. Without it the age is that of the oldest change "
+             "in the source the copy does not have yet")
+    stamp.relative_to = "copies"
+    what.add_argument("--settle", kind=cli.PLAIN, type=cli.duration_type(0), metavar="DURATION",
                       help="a change the copy does not have yet is pending (shown, not a "
                            "defect) while younger than this (default: the -w age, so a "
                            "nightly mirror is OK all day; with --stamp: what changed after "
                            "the stamp)")
-    what.add_argument("--sleeping", action="append", default=[], metavar="NAME",
+    what.add_argument("--sleeping", kind=cli.PLAIN, action="append", default=[], metavar="NAME",
                       help="this copy's host is off outside its backup window: while it "
                            "cannot be reached it is judged by its last verification (state "
                            "file), ok while that is within -w (repeatable)")
-    what.add_argument("--verify-sample", type=cli.count_type(0, 10000), default=0,
+    what.add_argument("--verify-sample", kind=cli.PLAIN, type=cli.count_type(0, 10000), default=0,
                       metavar="N",
                       help="also compare the sha256 of N random files of the source with "
                            "each copy's (catches a change that kept size and mtime; "
@@ -113,30 +118,35 @@ def build_parser():
                                        "files changed (mtime) within --churn-window: a "
                                        "wave of rewritten files"),
             ("--churn-critical", "60%", "the same, CRITICAL")):
-        loss.add_argument(flag, type=percent, default=percent(default), metavar="PCT",
+        loss.add_argument(flag, kind=cli.PLAIN,
+                          type=percent, default=percent(default), metavar="PCT",
                           help="%s (default: %s%%%%)" % (words, default.rstrip("%")))
-    loss.add_argument("--churn-window", type=cli.duration_type(0), default=86400,
+    loss.add_argument("--churn-window", kind=cli.PLAIN, type=cli.duration_type(0), default=86400,
                       metavar="DURATION",
                       help="churn counts the files changed within this long, or since the "
                            "last run when that was longer ago, never before the first run "
                            "or the last --accept-changes: a wave spread over many runs adds "
                            "up (default: 24h)")
-    loss.add_argument("--canary", action="append", default=[], type=canary_type,
-                      metavar="PATH",
-                      help="a file kept for this purpose (relative to the source): it must "
-                           "have the same sha256 in the source and every reachable copy, "
-                           "the same as at the last run; else CRITICAL (repeatable)")
-    loss.add_argument("--alarm-hold", type=cli.duration_type(0), default=86400,
+    canary = loss.add_argument(
+        "--canary", kind=cli.PATH, action="append", default=[], type=canary_type,
+        metavar="PATH",
+        help="a file kept for this purpose (relative to the source): it must have the same "
+             "sha256 in the source and every reachable copy, the same as at the last run; "
+             "else CRITICAL (repeatable)")
+    canary.relative_to = "source"
+    loss.add_argument("--alarm-hold", kind=cli.PLAIN, type=cli.duration_type(0), default=86400,
                       metavar="DURATION",
                       help="a shrink, churn or canary alarm stays for this long after it "
                            "was last seen, so that Icinga's retries make it a hard state "
                            "(default: 24h)")
-    loss.add_argument("--accept-changes", action="store_true",
+    # plain: it only makes this run take the trees as they are into the state file, which
+    # is the daemon's own (never the caller's) under osop-checks-api
+    loss.add_argument("--accept-changes", kind=cli.PLAIN, action="store_true",
                       help="run once by hand, with the service's other arguments, after a "
                            "deliberate deletion or rewrite: take the trees and canaries as "
                            "they are now as the new baseline and clear held alarms (also "
                            "replaces a corrupt state file)")
-    loss.add_argument("--state-file", type=cli.absolute_path, metavar="PATH",
+    loss.add_argument("--state-file", kind=cli.FILE_WRITTEN, type=cli.absolute_path, metavar="PATH",
                       help="where verifications, the trees' counts and alarms are kept; "
                            "its directory must exist (default: three_copies_<hash of "
                            "source and copies>.json in $XDG_STATE_HOME/osop-checks/ or "
@@ -150,10 +160,10 @@ def build_parser():
                "differing": "entries whose type, size, mtime or (sampled) content differ",
                "extra": "entries only in the copy"}
     for what_, default in (("missing", "0"), ("differing", "0"), ("extra", None)):
-        thr.add_argument("--%s-warning" % what_, type=cli.range_type(units.COUNT),
+        thr.add_argument("--%s-warning" % what_, kind=cli.PLAIN, type=cli.range_type(units.COUNT),
                          metavar="RANGE",
                          help="warning threshold on the number of %s" % counted[what_])
-        thr.add_argument("--%s-critical" % what_, type=cli.range_type(units.COUNT),
+        thr.add_argument("--%s-critical" % what_, kind=cli.PLAIN, type=cli.range_type(units.COUNT),
                          metavar="RANGE",
                          help="critical threshold on the number of %s%s" % (
                              counted[what_], " (default: 0, any is not ok, with --stamp or "
@@ -162,16 +172,18 @@ def build_parser():
                                 if what_ == "differing" else "") if default else ""))
         parser.add_threshold_pair("--%s-warning" % what_, "--%s-critical" % what_)
     con = parser.add_argument_group("ssh (for [user@]host:/path locations)")
-    con.add_argument("--ssh-port", type=cli.count_type(1, 65535), metavar="PORT",
+    con.add_argument("--ssh-port", kind=cli.PORT, type=cli.count_type(1, 65535), metavar="PORT",
                      help="port of the remote sshd (default: ssh's own, 22)")
     ssh_file_type = cli.value_type(ssh.check_file_option, "ssh file")
-    con.add_argument("--ssh-identity", metavar="FILE", type=ssh_file_type,
+    con.add_argument("--ssh-identity", kind=cli.FILE_READ, metavar="FILE", type=ssh_file_type,
                      help="private key to log in with (only this key is offered)")
-    con.add_argument("--ssh-known-hosts", metavar="FILE", type=ssh_file_type,
+    con.add_argument("--ssh-known-hosts", kind=cli.FILE_READ, metavar="FILE", type=ssh_file_type,
                      help="known_hosts file the host keys are checked against, strictly "
                           "(default: ssh's own, ~/.ssh/known_hosts); ssh would split a "
                           "path with a blank and expand '%%' and '~', so none is taken")
-    con.add_argument("--ssh-user", metavar="USER",
+    # plain: the login name on a host the location names (checked as a host there); the
+    # commands run are the check's own, on paths checked as paths
+    con.add_argument("--ssh-user", kind=cli.PLAIN, metavar="USER",
                      help="remote user where the location names none")
     address.add_family_options(con)
     return parser

@@ -62,28 +62,29 @@ def build_parser():
         ])
     where = parser.add_argument_group("endpoints (at least one of -H, --endpoint, "
                                       "--endpoint-file, --file)")
-    where.add_argument("-H", "--host", metavar="HOST",
+    where.add_argument("-H", "--host", kind=cli.HOST, metavar="HOST",
                        help="host name or address to connect to")
-    where.add_argument("-p", "--port", type=cli.count_type(1, 65535), metavar="PORT",
+    where.add_argument("-p", "--port", kind=cli.PORT, type=cli.count_type(1, 65535), metavar="PORT",
                        help="port (default: 443, or the --starttls protocol's port)")
-    where.add_argument("--sni", metavar="NAME",
+    where.add_argument("--sni", kind=cli.PLAIN, metavar="NAME",
                        help="server name to send and to match against the certificate "
                             "(default: the -H host name)")
-    where.add_argument("--starttls", choices=tls.STARTTLS + ("none",),
+    where.add_argument("--starttls", kind=cli.PLAIN, choices=tls.STARTTLS + ("none",),
                        help="upgrade a plain connection first (default from the port: 25/587 "
                             "smtp, 143 imap, 110 pop3, 21 ftp, 389 ldap, 5432 postgres, "
                             "5222 xmpp; 'none' for direct TLS on such a port)")
-    where.add_argument("--endpoint", action="append", default=[], type=endpoint_type,
+    where.add_argument("--endpoint", kind=cli.HOST, action="append", default=[], type=endpoint_type,
                        metavar="[NAME@]HOST[:PORT][/STARTTLS]",
                        help="one more endpoint (repeatable), e.g. mail.example.org:587, "
                             "[2001:db8::1]:443, www.example.org@192.0.2.10:443, "
                             "ldap.lan:389/ldap; defaults as for -H")
-    where.add_argument("--endpoint-file", action="append", default=[], metavar="PATH",
+    where.add_argument("--endpoint-file", kind=cli.FILE_READ,
+                       action="append", default=[], metavar="PATH",
                        help="a file of endpoints, one --endpoint value a line (# comments)")
-    where.add_argument("--file", action="append", default=[], metavar="PATH",
+    where.add_argument("--file", kind=cli.FILE_READ, action="append", default=[], metavar="PATH",
                        help="a local certificate file (PEM or DER, bundles and PKCS#7 too; "
                             "every certificate in it is checked for expiry and policy)")
-    where.add_argument("--first-address", action="store_true",
+    where.add_argument("--first-address", kind=cli.PLAIN, action="store_true",
                        help="check a host name on the first of its addresses that accepts "
                             "the connection only (default: every address, A and AAAA, each "
                             "with its own line and perfdata NAME@ADDRESS:PORT)")
@@ -91,16 +92,16 @@ def build_parser():
     expiry = parser.add_argument_group("expiry (of every certificate in the chain; expired or "
                                        "not yet valid is always CRITICAL)")
     days_left = cli.range_type(units.DAYS, lower_bound=True)
-    expiry.add_argument("-w", "--warning", type=days_left, default=days_left("21d"),
+    expiry.add_argument("-w", "--warning", kind=cli.PLAIN, type=days_left, default=days_left("21d"),
                         metavar="DAYS",
                         help="warn when fewer days are left: 21, 21d, 36h, or a Nagios range "
                              "in days (default: 21d)")
-    expiry.add_argument("-c", "--critical", type=days_left, default=days_left("7d"),
+    expiry.add_argument("-c", "--critical", kind=cli.PLAIN, type=days_left, default=days_left("7d"),
                         metavar="DAYS",
                         help="critical when fewer days are left (default: 7d)")
     parser.add_threshold_pair("--warning", "--critical", units.DAYS)
     trust = parser.add_argument_group("trust (each problem's state: warn, crit or ignore)")
-    trust.add_argument("--ca-file", metavar="PATH",
+    trust.add_argument("--ca-file", kind=cli.FILE_READ, metavar="PATH",
                        help="trust these CA certificates (PEM) instead of the system store")
     for flag, default, what in (
             ("--untrusted", "crit", "the chain does not lead to a trusted CA"),
@@ -109,22 +110,24 @@ def build_parser():
                                      "certificate needs"),
             ("--mismatch", "crit", "the host name (or --sni) is not among the certificate's "
                                    "SANs")):
-        trust.add_argument(flag, choices=tuple(SEVERITIES), default=default,
+        trust.add_argument(flag, kind=cli.PLAIN, choices=tuple(SEVERITIES), default=default,
                            help="%s (default: %s)" % (what, default))
     policy = parser.add_argument_group("policy (optional)")
-    policy.add_argument("--min-key-size", type=cli.count_type(1), metavar="BITS",
+    policy.add_argument("--min-key-size", kind=cli.PLAIN, type=cli.count_type(1), metavar="BITS",
                         help="smallest RSA/DSA key in the chain, e.g. 2048; elliptic curves "
                              "count as the RSA size of equal strength (P-256 = 3072)")
-    policy.add_argument("--weak-signature", choices=tuple(SEVERITIES), default="warn",
+    policy.add_argument("--weak-signature", kind=cli.PLAIN,
+                        choices=tuple(SEVERITIES), default="warn",
                         help="a certificate in the chain signed with SHA-1 or MD5 "
                              "(default: warn)")
-    policy.add_argument("--max-validity", type=cli.quantity_type(units.DAYS, minimum=1),
+    policy.add_argument("--max-validity", kind=cli.PLAIN,
+                        type=cli.quantity_type(units.DAYS, minimum=1),
                         metavar="DAYS",
                         help="longest validity period of the leaf, e.g. 398d")
-    policy.add_argument("--min-tls-version", choices=tls.TLS_VERSIONS,
+    policy.add_argument("--min-tls-version", kind=cli.PLAIN, choices=tls.TLS_VERSIONS,
                         help="lowest TLS version the server may accept (probed with one "
                              "more handshake)")
-    policy.add_argument("--policy", choices=("warn", "crit"), default="warn",
+    policy.add_argument("--policy", kind=cli.PLAIN, choices=("warn", "crit"), default="warn",
                         help="state of a --min-key-size, --max-validity or --min-tls-version "
                              "violation (default: warn)")
     return parser

@@ -26,11 +26,13 @@ PORT = 5668
 CERTS = "/var/lib/icinga2/certs"
 MAX_BODY = 1024 * 1024
 MAX_HEAD = 16 * 1024
-# Icinga 2's default cipher_list (ApiListener): forward secret AEAD suites only, so neither
-# static RSA key exchange nor CBC with SHA-1; TLS 1.3's own suites are all AEAD.
-ICINGA_CIPHERS = ("ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:"
-                  "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-CHACHA20-POLY1305:"
-                  "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384")
+# Icinga 2.14's default cipher_list (as in Debian 13's icinga2 binary): forward-secret AEAD
+# suites only, so neither static RSA key exchange nor CBC with SHA-1 (the DHE ones stay unused:
+# no DH parameters are loaded); TLS 1.3's own suites are all AEAD.
+ICINGA_CIPHERS = ("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                  "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+                  "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                  "DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256")
 # A caller that has not shown its certificate yet gets a few seconds and a few slots per
 # address: idle or stalled handshakes from one place cannot hold every slot.
 HANDSHAKE_TIMEOUT = 3.0
@@ -244,6 +246,13 @@ class Server:
         self.tls_stamp = tls_stamp(args)
         self.turned_away = collections.Counter()  # connections closed at once, per source
         self.turned_away_said = 0.0
+        self.reloads_asked = []
+        # A signal's handler only notes it and the byte Python writes to this socket pair
+        # wakes the loop: the reload runs in the loop, never inside a write to the log.
+        self.wake_read, self.wake_write = socket.socketpair()
+        for sock in (self.wake_read, self.wake_write):
+            sock.setblocking(False)
+        self.selector.register(self.wake_read, selectors.EVENT_READ, ("signal", None))
 
     # -- bookkeeping ----------------------------------------------------------------------------
 
@@ -253,8 +262,8 @@ class Server:
 
     def inherited(self):
         """What a forked worker must close: every socket and the selector of the parent."""
-        return ([self.selector] + list(self.listeners) + [c.sock for c in self.connections.values()]
-                + [w.channel for w in self.workers])
+        return ([self.selector, self.wake_read, self.wake_write] + list(self.listeners)
+                + [c.sock for c in self.connections.values()] + [w.channel for w in self.workers])
 
     def spawn(self):
         worker = pool.spawn(self.checks, self.inherited, self.args.max_jobs)
@@ -351,6 +360,11 @@ class Server:
             return
         self.say("certificate, key, CA%s loaded again (%s)" % (
             " and CRL" if self.args.crl else "", why))
+
+    def hear_sighup(self):
+        """SIGHUP from now on: the TLS files loaded again in the loop (see reload)."""
+        signal.set_wakeup_fd(self.wake_write.fileno())
+        signal.signal(signal.SIGHUP, lambda signum, frame: self.reloads_asked.append("SIGHUP"))
 
     def look_at_tls_files(self):
         """Reload when a TLS file changed, looking at most once every TLS_FILES_CHECKED s."""
@@ -669,11 +683,20 @@ class Server:
             kind, thing = key.data
             if kind == "listen":
                 self.accept(thing)
+            elif kind == "signal":
+                while True:
+                    try:
+                        if not self.wake_read.recv(512):
+                            break
+                    except (BlockingIOError, InterruptedError):
+                        break
             elif kind == "worker":
                 if thing in self.workers:
                     self.from_worker(thing)
             elif self.connections.get(thing.fd) is thing:
                 self.isolated(thing, self.event, mask)
+        while self.reloads_asked:
+            self.reload(self.reloads_asked.pop())
         self.expire(time.monotonic())
         self.say_turned_away()
 
@@ -778,7 +801,7 @@ def main(argv=None):
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     # SIGHUP: the files again, for the connections from now on; listeners and calls stay
-    signal.signal(signal.SIGHUP, lambda signum, frame: server.reload("SIGHUP"))
+    server.hear_sighup()
     sys.stderr.write("osop-checks-api: listening on %s with %d workers; checks: %s\n" % (
         ", ".join("[%s]:%d" % s.getsockname()[:2] if s.family == socket.AF_INET6
                   else "%s:%d" % s.getsockname()[:2] for s in listeners),

@@ -92,7 +92,7 @@ def test_10_mb_of_json_is_refused_from_its_head_without_reading_it(api):
             "Content-Length: %d\r\n\r\n" % len(body)).encode()
     start = time.monotonic()
     status, answer = api.call("", b"", raw=head + body[:1000])
-    assert status == 413 and "over the limit" in answer[""]["checkresult"]
+    assert status == 413 and "over the limit" in answer["check_disk_partitions"]["checkresult"]
     assert time.monotonic() - start < 3
 
 
@@ -218,7 +218,7 @@ def test_a_request_that_waits_on_the_busy_daemon_is_served_not_cut_off(tmp_path)
     pki = ifw_api.api_pki(str(tmp_path))
     args = daemon.build_parser().parse_args([
         "--cert", pki.server.chain_path, "--key", pki.server.key_path, "--ca", pki.ca_path,
-        "--request-timeout", "10"])
+        "--node", pki.server_name, "--request-timeout", "10"])
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)

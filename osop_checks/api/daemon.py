@@ -1,15 +1,18 @@
 """osop-checks-api: the daemon. One thread, non-blocking sockets, a selectors loop.
 
-A connection goes: TLS handshake (a client certificate signed by the Icinga CA is required)
--> the whole request read (head and body, within --request-timeout and the size limits) ->
-queued for an idle worker -> the answer written -> closed. The parent never runs a check and
-never waits on a client: a slow or silent client only holds its own connection slot, and
-only until its deadline.
+A connection goes: TLS handshake (a client certificate signed by the Icinga CA is required,
+within HANDSHAKE_TIMEOUT) -> admitted only when the certificate names this node or an
+--allow-client, and is no CA -> the whole request read (head and body, within --request-timeout
+and the size limits) -> queued for an idle worker -> the answer written -> closed. The parent
+never runs a check and never waits on a client: a slow or silent client only holds its own
+connection slot, and only until its deadline; a source holds at most HANDSHAKES_PER_SOURCE
+unauthenticated slots. An error while handling one connection closes that connection alone.
 """
 import argparse
 import collections
 import errno
 import os
+import re
 import selectors
 import signal
 import socket
@@ -23,6 +26,20 @@ PORT = 5668
 CERTS = "/var/lib/icinga2/certs"
 MAX_BODY = 1024 * 1024
 MAX_HEAD = 16 * 1024
+# Icinga 2.14's default cipher_list (as in Debian 13's icinga2 binary): forward-secret AEAD
+# suites only, so neither static RSA key exchange nor CBC with SHA-1 (the DHE ones stay unused:
+# no DH parameters are loaded); TLS 1.3's own suites are all AEAD.
+ICINGA_CIPHERS = ("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                  "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+                  "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                  "DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256")
+# A caller that has not shown its certificate yet gets a few seconds and a few slots per
+# address: idle or stalled handshakes from one place cannot hold every slot.
+HANDSHAKE_TIMEOUT = 3.0
+HANDSHAKES_PER_SOURCE = 16
+GROWTH = 2         # workers grow up to this many times --workers while calls wait
+QUEUE_PER_WORKER = 2  # calls waiting per worker at most; more are answered 503
+TLS_FILES_CHECKED = 1.0  # seconds between two looks at the certificate files' stat
 # Loaded once in the parent, so no worker pays for them (the checks import them lazily).
 PRELOAD = ("psutil", "requests", "urllib3", "dns.resolver", "dns.message", "dns.rdatatype",
            "cryptography.x509", "cryptography.hazmat.primitives.serialization",
@@ -60,8 +77,13 @@ def build_parser():
                         help="address to listen on (repeatable; [v6]:port for IPv6; default: "
                              "127.0.0.1:%d and [::1]:%d)" % (PORT, PORT))
     parser.add_argument("--node", default=node,
-                        help="the Icinga node name whose certificate is presented "
-                             "(default: this host's FQDN, %s)" % node)
+                        help="the Icinga node name whose certificate is presented; a client "
+                             "whose certificate names it may call (default: this host's FQDN, "
+                             "%s)" % node)
+    parser.add_argument("--allow-client", action="append", default=[], metavar="NAME",
+                        help="a client certificate's common name that may call besides --node "
+                             "itself, e.g. the satellite or master that schedules this host's "
+                             "checks (repeatable)")
     parser.add_argument("--cert", metavar="FILE",
                         help="certificate to present (default: %s/NODE.crt)" % CERTS)
     parser.add_argument("--key", metavar="FILE",
@@ -69,17 +91,19 @@ def build_parser():
     parser.add_argument("--ca", metavar="FILE", default=os.path.join(CERTS, "ca.crt"),
                         help="clients need a certificate signed by this CA (default: %(default)s)")
     parser.add_argument("--crl", metavar="FILE",
-                        help="refuse client certificates revoked in this CRL")
+                        help="refuse client certificates revoked in this CRL (read again when "
+                             "the file changes, as the certificate, key and CA on SIGHUP)")
     parser.add_argument("--workers", type=int, default=4, metavar="N",
-                        help="checks run at the same time, one per worker; more wait their "
-                             "turn (default: 4)")
+                        help="checks run at the same time, one per worker; while all are busy "
+                             "up to as many again are forked, and a few calls per worker wait "
+                             "their turn (default: 4)")
     parser.add_argument("--max-connections", type=int, default=64, metavar="N",
                         help="open connections at most; more wait in the kernel's backlog "
                              "(default: 64)")
     parser.add_argument("--request-timeout", type=float, default=10.0, metavar="SECONDS",
-                        help="a client must finish its handshake and request within this; "
-                             "what it has sent counts even while the daemon is busy "
-                             "(default: 10)")
+                        help="a client must finish its request within this (its handshake "
+                             "within %g s); what it has sent counts even while the daemon is "
+                             "busy (default: 10)" % HANDSHAKE_TIMEOUT)
     parser.add_argument("--max-jobs", type=int, default=5000, metavar="N",
                         help="a worker is replaced after this many checks (default: 5000)")
     parser.add_argument("--config", metavar="FILE",
@@ -108,24 +132,93 @@ def _systemd_dir(variable, fallback):
     return (os.environ.get(variable) or "").split(":")[0] or fallback
 
 
+class TLSFileError(Exception):
+    """A certificate, key, CA or CRL file that cannot be loaded; the message names it."""
+
+
+def tls_files(args):
+    """{what: path} of the files the TLS setup is made of."""
+    files = {"certificate": args.cert or os.path.join(CERTS, args.node + ".crt"),
+             "key": args.key or os.path.join(CERTS, args.node + ".key"), "CA": args.ca}
+    if args.crl:
+        files["CRL"] = args.crl
+    return files
+
+
 def tls_context(args):
     import ssl  # the daemon's alone: the checks never import this module
-    cert = args.cert or os.path.join(CERTS, args.node + ".crt")
-    key = args.key or os.path.join(CERTS, args.node + ".key")
+    files = tls_files(args)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2  # Icinga's DEFAULT_TLS_PROTOCOLMIN
-    context.options |= ssl.OP_NO_TICKET | ssl.OP_NO_COMPRESSION  # every call is a new session
+    context.set_ciphers(ICINGA_CIPHERS)
+    # every call is a new session; a client may not renegotiate (a CPU cost it could repeat
+    # at will, and a TLS 1.2 attack surface Icinga does not need)
+    context.options |= ssl.OP_NO_TICKET | ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
     # ifw-api resumes nothing: under TLS 1.3, OP_NO_TICKET alone makes OpenSSL keep each
     # session in its server cache instead (the parent grew by ~11 KiB a request); no tickets
     # at all keep it flat.
     context.num_tickets = 0
-    context.load_cert_chain(cert, key)
-    context.load_verify_locations(args.ca)
+    steps = [("certificate", lambda: context.load_cert_chain(files["certificate"],
+                                                             files["key"])),
+             ("CA", lambda: context.load_verify_locations(files["CA"]))]
+    if "CRL" in files:
+        steps.append(("CRL", lambda: context.load_verify_locations(files["CRL"])))
+    for what, load in steps:
+        try:
+            load()
+        except (OSError, ssl.SSLError) as exc:
+            named = "the certificate %s or its key %s" % (files["certificate"], files["key"]) \
+                if what == "certificate" else "the %s %s" % (what, files[what])
+            raise TLSFileError("cannot load %s: %s" % (named, runtime._describe(exc))) from exc
     context.verify_mode = ssl.CERT_REQUIRED
-    if args.crl:
-        context.load_verify_locations(args.crl)
+    if "CRL" in files:
         context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     return context
+
+
+def tls_stamp(args):
+    """What changes when one of the TLS files is replaced or rewritten (inode, size, mtime)."""
+    stamp = []
+    for path in tls_files(args).values():
+        try:
+            info = os.stat(path)
+            stamp.append((info.st_ino, info.st_size, info.st_mtime_ns))
+        except OSError:
+            stamp.append(None)
+    return tuple(stamp)
+
+
+def client_refusal(der, allowed):
+    """(the client's common name, why it may not call or None): ``der`` is its verified
+    certificate, ``allowed`` the names that may call."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    cert = x509.load_der_x509_certificate(der)
+    names = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    name = str(names[0]) if names else "(no common name)"
+    try:
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if is_ca:
+        return name, "a CA certificate is never a client"
+    if len(names) != 1 or name not in allowed:
+        return name, "neither this node (--node) nor an --allow-client"
+    return name, None
+
+
+UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\]")
+
+
+def shown(value, limit=200):
+    """``value`` for a log line: control characters and backslashes escaped, so nothing a
+    caller chose can end the line or forge another; at most ``limit`` characters."""
+    value = str(value)
+    escaped = UNPRINTABLE.sub(lambda m: "\\\\" if m.group() == "\\" else
+                              "\\x%02x" % ord(m.group()) if ord(m.group()) < 0x100 else
+                              "\\u%04x" % ord(m.group()), value[:limit])
+    return escaped + ("..." if len(value) > limit else "")
 
 
 class Connection:
@@ -133,11 +226,14 @@ class Connection:
 
     def __init__(self, sock, peer, deadline):
         self.sock = sock
-        self.peer = peer
+        self.fd = sock.fileno()
+        self.source = peer[0]
+        self.peer = "[%s]:%s" % peer[:2] if ":" in peer[0] else "%s:%s" % peer[:2]
         self.state = self.HANDSHAKE
         self.deadline = deadline
         self.data = b""
         self.head = None
+        self.asked = None  # the command the request target names, before it is known valid
         self.length = None
         self.out = b""
         self.check = None
@@ -149,30 +245,54 @@ class Connection:
 
 
 class Server:
-    def __init__(self, args, checks, context, listeners):
+    def __init__(self, args, checks, context, listeners, rules=None):
         self.args = args
         self.checks = checks
         self.context = context
         self.listeners = listeners
+        self.allowed_clients = set()
+        self.use_policy(rules or policy.Policy())
         self.selector = selectors.DefaultSelector()
         self.connections = {}
         self.workers = []
+        self.worker_limit = GROWTH * args.workers
         self.queue = collections.deque()
+        self.queue_limit = QUEUE_PER_WORKER * self.worker_limit
         self.listening = False
         self.served = 0
+        self.tls_checked = time.monotonic()
+        self.tls_stamp = tls_stamp(args)
+        self.turned_away = collections.Counter()  # connections closed at once, per source
+        self.turned_away_said = 0.0
+        self.reloads_asked = []
+        # A signal's handler only notes it and the byte Python writes to this socket pair
+        # wakes the loop: the reload runs in the loop, never inside a write to the log.
+        self.wake_read, self.wake_write = socket.socketpair()
+        for sock in (self.wake_read, self.wake_write):
+            sock.setblocking(False)
+        self.selector.register(self.wake_read, selectors.EVENT_READ, ("signal", None))
 
     # -- bookkeeping ----------------------------------------------------------------------------
 
+    def say(self, line):
+        sys.stderr.write("osop-checks-api: %s\n" % line)
+        sys.stderr.flush()
+
     def inherited(self):
         """What a forked worker must close: every socket and the selector of the parent."""
-        return ([self.selector] + list(self.listeners) + [c.sock for c in self.connections.values()]
-                + [w.channel for w in self.workers])
+        return ([self.selector, self.wake_read, self.wake_write] + list(self.listeners)
+                + [c.sock for c in self.connections.values()] + [w.channel for w in self.workers])
 
     def spawn(self):
         worker = pool.spawn(self.checks, self.inherited, self.args.max_jobs)
         self.workers.append(worker)
         self.selector.register(worker.channel, selectors.EVENT_READ, ("worker", worker))
         return worker
+
+    def fill(self):
+        """Fork workers up to --workers (after one was killed or left)."""
+        while len(self.workers) < self.args.workers:
+            self.spawn()
 
     def retire(self, worker, killed=False):
         self.selector.unregister(worker.channel)
@@ -189,21 +309,22 @@ class Server:
 
             def ms(mark):
                 return "%.1f" % ((t[mark] - start) * 1000) if mark in t else "-"
-            sys.stderr.write(
-                "osop-checks-api: %s %s %s %s: handshake %s ms, request %s ms, check %s ms, "
-                "answered %s ms\n" % (conn.peer, conn.client, conn.check.command if conn.check
-                                      else "-", conn.result, ms("handshake"), ms("request"),
-                                      ms("checked"), ms("written")))
-            sys.stderr.flush()
+            self.say("%s %s %s %s: handshake %s ms, request %s ms, check %s ms, answered %s ms"
+                     % (conn.peer, shown(conn.client), conn.check.command if conn.check
+                        else "-", shown(conn.result), ms("handshake"), ms("request"),
+                        ms("checked"), ms("written")))
 
     def close(self, conn):
         import ssl  # the daemon's alone: the checks never import this module
         if conn.closed:
             return
         conn.closed = True
-        if conn.sock.fileno() in self.connections:
-            del self.connections[conn.sock.fileno()]
-            self.selector.unregister(conn.sock)
+        if self.connections.get(conn.fd) is conn:
+            del self.connections[conn.fd]
+            try:
+                self.selector.unregister(conn.sock)
+            except (KeyError, ValueError):
+                pass
         if conn.state == Connection.WRITE and not conn.out:
             try:
                 conn.sock.unwrap()  # our close_notify, so Icinga's shutdown ends at once
@@ -214,6 +335,21 @@ class Server:
             self.queue.remove(conn)
         self.log(conn)
         self.update_listening()
+
+    def isolated(self, conn, action, *args):
+        """``action(conn, *args)``; a bug or an unforeseen error there closes this connection
+        alone, with one line in the log."""
+        try:
+            action(conn, *args)
+        except Exception as exc:
+            self.say("closed %s after an internal error: %s: %s" % (
+                conn.peer, type(exc).__name__, shown(exc)))
+            conn.result = "internal error"
+            conn.out = b"x"  # no close_notify: its state is unknown
+            try:
+                self.close(conn)
+            except Exception:  # the bookkeeping itself is broken: drop the entry anyway
+                self.connections.pop(conn.fd, None)
 
     def update_listening(self):
         want = len(self.connections) < self.args.max_connections
@@ -228,26 +364,110 @@ class Server:
     def watch(self, conn, events):
         self.selector.modify(conn.sock, events, ("conn", conn))
 
+    # -- the TLS setup and the policy -----------------------------------------------------------
+
+    def use_policy(self, rules):
+        """The policy ``rules`` (policy.Policy) from now on: what each check may be asked, and
+        who may call: this node, --allow-client and the config file's [api] allow-client."""
+        protocol.apply_policy(self.checks, rules)
+        self.allowed_clients = {self.args.node} | set(self.args.allow_client or ()) | set(
+            rules.clients)
+
+    def reload_policy(self):
+        """The config file again (SIGHUP); one that cannot be read keeps the policy in use."""
+        try:
+            rules = policy.load(self.args.config or policy.DEFAULT_CONFIG,
+                                explicit=bool(self.args.config), commands=self.checks)
+        except policy.PolicyError as exc:
+            self.say("%s; the policy loaded before stays in use (SIGHUP)" % shown(exc))
+            return
+        self.use_policy(rules)
+        self.say("policy loaded again from %s (SIGHUP)" % shown(rules.source))
+
+    def reload(self, why):
+        """A new TLS context from the files, for the connections accepted from now on; one
+        that cannot be made keeps the old one."""
+        self.tls_stamp = tls_stamp(self.args)
+        try:
+            self.context = tls_context(self.args)
+        except TLSFileError as exc:
+            self.say("%s; the certificate, key, CA and CRL loaded before stay in use (%s)"
+                     % (exc, why))
+            return
+        self.say("certificate, key, CA%s loaded again (%s)" % (
+            " and CRL" if self.args.crl else "", why))
+
+    def hear_sighup(self):
+        """SIGHUP from now on: the TLS files loaded again in the loop (see reload)."""
+        signal.set_wakeup_fd(self.wake_write.fileno())
+        signal.signal(signal.SIGHUP, lambda signum, frame: self.reloads_asked.append("SIGHUP"))
+
+    def look_at_tls_files(self):
+        """Reload when a TLS file changed, looking at most once every TLS_FILES_CHECKED s."""
+        now = time.monotonic()
+        if now - self.tls_checked < TLS_FILES_CHECKED:
+            return
+        self.tls_checked = now
+        if tls_stamp(self.args) != self.tls_stamp:
+            self.reload("a file changed")
+
     # -- connections ----------------------------------------------------------------------------
 
     def accept(self, listener):
+        self.look_at_tls_files()
         while len(self.connections) < self.args.max_connections:
             try:
                 sock, peer = listener.accept()
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:  # EMFILE and the like: try again on the next event
-                sys.stderr.write("osop-checks-api: accept: %s\n" % exc)
+                self.say("accept: %s" % exc)
                 break
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            tls = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-            conn = Connection(tls, "%s:%s" % peer[:2],
-                              time.monotonic() + self.args.request_timeout)
-            self.connections[tls.fileno()] = conn
-            self.selector.register(tls, selectors.EVENT_READ, ("conn", conn))
-            self.handshake(conn)
+            try:
+                self.admit(sock, peer)
+            except Exception as exc:  # reset before we looked at it, and the like
+                self.say("closed a connection from %s at once: %s: %s" % (
+                    shown(peer[0]), type(exc).__name__, shown(exc)))
+                sock.close()
         self.update_listening()
+        self.say_turned_away()
+
+    def admit(self, sock, peer):
+        waiting = self.handshaking(peer[0])
+        if len(waiting) >= HANDSHAKES_PER_SOURCE:
+            # A burst of calls (Icinga starts a round at once) leaves many handshakes half
+            # done while the loop accepts: take what those clients sent first, and turn this
+            # one away only if the source's handshakes are really stalled.
+            for conn in waiting:
+                self.isolated(conn, self.handshake)
+            waiting = self.handshaking(peer[0])
+        if len(waiting) >= HANDSHAKES_PER_SOURCE:
+            self.turned_away[peer[0]] += 1
+            sock.close()
+            return
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        tls = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        conn = Connection(tls, peer, time.monotonic() + min(HANDSHAKE_TIMEOUT,
+                                                            self.args.request_timeout))
+        self.connections[conn.fd] = conn
+        self.selector.register(tls, selectors.EVENT_READ, ("conn", conn))
+        self.isolated(conn, self.handshake)
+
+    def handshaking(self, source):
+        return [c for c in self.connections.values()
+                if c.state == Connection.HANDSHAKE and c.source == source and not c.closed]
+
+    def say_turned_away(self):
+        """One line a second at most for connections closed at once (a flood would otherwise
+        flood the log too)."""
+        now = time.monotonic()
+        if self.turned_away and now - self.turned_away_said >= 1:
+            self.say("closed at once (already %d handshakes waiting from there): %s" % (
+                HANDSHAKES_PER_SOURCE, ", ".join("%d from %s" % (n, shown(source))
+                                                 for source, n in self.turned_away.items())))
+            self.turned_away.clear()
+            self.turned_away_said = now
 
     def handshake(self, conn):
         import ssl  # the daemon's alone: the checks never import this module
@@ -261,9 +481,16 @@ class Server:
             conn.result = "refused (TLS: %s)" % (getattr(exc, "reason", None) or exc)
             return self.close(conn)
         conn.times["handshake"] = time.monotonic()
-        subject = dict(x[0] for x in (conn.sock.getpeercert() or {}).get("subject", ()))
-        conn.client = subject.get("commonName", "?")
+        conn.client, refusal = client_refusal(conn.sock.getpeercert(binary_form=True),
+                                              self.allowed_clients)
+        if refusal:
+            self.say("refused %s: its certificate %s is %s" % (
+                conn.peer, shown(conn.client), refusal))
+            conn.result = "refused (%s)" % refusal
+            conn.out = b"x"
+            return self.close(conn)
         conn.state = Connection.READ
+        conn.deadline = conn.times["accept"] + self.args.request_timeout
         self.watch(conn, selectors.EVENT_READ)
         self.read(conn)
 
@@ -284,7 +511,15 @@ class Server:
                 if self.take(conn):
                     return
             except protocol.BadRequest as exc:
-                return self.respond(conn, exc.status, protocol.error_answer(exc))
+                return self.refuse(conn, exc)
+
+    def refuse(self, conn, exc):
+        """Answer a BadRequest under the command asked, as soon as that is known."""
+        if exc.command is None:
+            exc.command = conn.check.command if conn.check else conn.asked
+        if exc.name == protocol.SELF and conn.check is not None:
+            exc.name = conn.check.name
+        self.respond(conn, exc.status, protocol.error_answer(exc))
 
     def take(self, conn):
         """Parse what has arrived; True once the connection has left the READ state."""
@@ -292,9 +527,11 @@ class Server:
             end = conn.data.find(b"\r\n\r\n")
             if end < 0:
                 if len(conn.data) > MAX_HEAD:
+                    conn.asked = protocol.command_asked(conn.data)
                     raise protocol.BadRequest(431, "request head over %d bytes" % MAX_HEAD)
                 return False
             head, conn.data = conn.data[:end], conn.data[end + 4:]
+            conn.asked = protocol.command_asked(head)
             method, target, headers = protocol.parse_head(head)
             conn.check = protocol.parse_target(target, self.checks)
             conn.length = protocol.body_length(method, headers, MAX_BODY)
@@ -304,11 +541,13 @@ class Server:
         if len(conn.data) < conn.length:
             return False
         if len(conn.data) > conn.length:
-            raise protocol.BadRequest(400, "more data than the Content-Length",
-                                      conn.check.command, conn.check.name)
+            raise protocol.BadRequest(400, "more data than the Content-Length")
         conn.times["request"] = time.monotonic()
         arguments = protocol.decode_body(conn.check, conn.data)
-        conn.argv = protocol.to_argv(conn.check, arguments)
+        conn.argv = protocol.cap_timeout(conn.check, protocol.to_argv(conn.check, arguments))
+        if len(self.queue) >= self.queue_limit:
+            raise protocol.BadRequest(503, "all %d workers are busy and %d calls wait: try "
+                                      "again later" % (len(self.workers), len(self.queue)))
         conn.state = Connection.QUEUED
         conn.deadline = None  # the worker's deadline rules now
         self.selector.modify(conn.sock, selectors.EVENT_READ, ("conn", conn))
@@ -348,30 +587,49 @@ class Server:
             self.write(conn)
         else:  # waiting for its check: a client that hangs up is noticed here
             try:
-                if conn.sock.recv(1) == b"":
-                    conn.result = "client left while its check ran"
-                    self.close(conn)
+                gone = conn.sock.recv(1) == b""
             except (ssl.SSLWantReadError, BlockingIOError):
-                pass
+                gone = False
             except (ssl.SSLError, OSError):
-                self.close(conn)
+                gone = True
+            if gone:
+                conn.result = "client left while its check %s" % (
+                    "ran: killed" if conn.state == Connection.RUNNING else "waited")
+                self.abandon(conn)
+
+    def abandon(self, conn):
+        """The caller hung up: its check is killed (its worker replaced), it is not run to
+        its end for no one."""
+        conn.out = b"x"
+        self.close(conn)
+        for worker in list(self.workers):
+            if worker.job is conn:
+                self.retire(worker, killed=True)
+                self.fill()
+        self.dispatch()
 
     # -- workers -------------------------------------------------------------------------------
 
     def dispatch(self):
-        for worker in self.workers:
-            if not self.queue:
+        while self.queue:
+            idle = [w for w in self.workers if w.job is None and not w.leaving]
+            if idle:
+                worker = idle[0]
+            elif self.args.workers <= len(self.workers) < self.worker_limit:
+                # every worker busy (black-holed peers, say): a call need not wait for them
+                worker = self.spawn()
+            else:
                 return
-            if worker.job is None and not worker.leaving:
-                conn = self.queue.popleft()
-                conn.state = Connection.RUNNING
-                try:
-                    worker.send(conn.check, conn.argv, conn)
-                except OSError:  # it died between two jobs
-                    self.queue.appendleft(conn)
-                    self.retire(worker)
-                    self.spawn()
-                    return self.dispatch()
+            conn = self.queue.popleft()
+            conn.state = Connection.RUNNING
+            try:
+                worker.send(conn.check, conn.argv, conn)
+            except OSError:  # it died between two jobs
+                conn.state = Connection.QUEUED
+                self.queue.appendleft(conn)
+                worker.job = None
+                self.retire(worker)
+                self.fill()
 
     def finished(self, conn, code, output):
         conn.times["checked"] = time.monotonic()
@@ -385,74 +643,99 @@ class Server:
             reply = worker.receive()
         except EOFError:
             self.retire(worker)
-            self.spawn()
+            self.fill()
             if conn is not None:
-                self.finished(conn, runtime.UNKNOWN, runtime.unknown(
+                self.isolated(conn, self.finished, runtime.UNKNOWN, runtime.unknown(
                     conn.check.name, "the worker running the check ended without an answer"))
             self.dispatch()
             return
         if reply is not None:
             if worker.leaving:  # it exits now (threads left behind, or its quota): a fresh one
                 self.retire(worker)
-                self.spawn()
-            self.finished(conn, reply["exitcode"], reply["output"])
+                self.fill()
+            elif len(self.workers) > self.args.workers and not self.queue:
+                self.retire(worker)  # grown for a busy time that is over
+            self.isolated(conn, self.finished, reply["exitcode"], reply["output"])
             self.dispatch()
 
     def expire(self, now):
-        import ssl  # the daemon's alone: the checks never import this module
         for worker in list(self.workers):
             if worker.deadline is not None and now > worker.deadline:
                 conn = worker.job
                 self.retire(worker, killed=True)
-                self.spawn()
-                self.finished(conn, runtime.UNKNOWN, runtime.unknown(
+                self.fill()
+                self.isolated(conn, self.finished, runtime.UNKNOWN, runtime.unknown(
                     conn.check.name, "no result within the --timeout of %s: the check was "
                     "killed" % units.format_seconds(conn.check.timeout(conn.argv))))
         for conn in list(self.connections.values()):
             if conn.deadline is not None and now > conn.deadline:
-                if conn.state in (Connection.HANDSHAKE, Connection.READ):
-                    # Slow may be the daemon, not the client: a burst of calls (Icinga starts a
-                    # round's checks at once) can keep the loop in its handshakes for longer than
-                    # the deadline while a client's flight and request wait unread. Take what
-                    # has arrived first; only a client still short of its request is cut off.
-                    self.event(conn, selectors.EVENT_READ)
-                    if conn.closed or conn.state not in (Connection.HANDSHAKE, Connection.READ):
-                        continue
-                if conn.state == Connection.READ and conn.check is not None:
-                    exc = protocol.BadRequest(408, "the request was not complete within %s"
-                                              % units.format_seconds(self.args.request_timeout),
-                                              conn.check.command, conn.check.name)
-                    conn.out = protocol.http_response(408, protocol.error_answer(exc))
-                    try:  # one try, never a wait: the client is slow by definition
-                        conn.sock.send(conn.out)
-                    except (ssl.SSLError, OSError):
-                        pass
-                conn.result = "timed out (%s)" % ("handshake", "request", "", "", "answer")[
-                    conn.state]
-                conn.out = b"x"
-                self.close(conn)
+                self.isolated(conn, self.cut_off)
         self.dispatch()
+
+    def cut_off(self, conn):
+        """A connection past its deadline: what it sent is taken first, then it is closed."""
+        import ssl  # the daemon's alone: the checks never import this module
+        if conn.state in (Connection.HANDSHAKE, Connection.READ):
+            # Slow may be the daemon, not the client: a burst of calls (Icinga starts a
+            # round's checks at once) can keep the loop in its handshakes for longer than
+            # the deadline while a client's flight and request wait unread. Take what
+            # has arrived first; only a client still short of its request is cut off.
+            self.event(conn, selectors.EVENT_READ)
+            if conn.closed or conn.state not in (Connection.HANDSHAKE, Connection.READ):
+                return
+        if conn.state == Connection.READ and conn.check is not None:
+            exc = protocol.BadRequest(408, "the request was not complete within %s"
+                                      % units.format_seconds(self.args.request_timeout),
+                                      conn.check.command, conn.check.name)
+            conn.out = protocol.http_response(408, protocol.error_answer(exc))
+            try:  # one try, never a wait: the client is slow by definition
+                conn.sock.send(conn.out)
+            except (ssl.SSLError, OSError):
+                pass
+        conn.result = "timed out (%s)" % ("handshake", "request", "", "", "answer")[conn.state]
+        conn.out = b"x"
+        self.close(conn)
 
     # -- the loop --------------------------------------------------------------------------------
 
     def serve(self):
-        for _ in range(self.args.workers):
-            self.spawn()
+        self.fill()
         self.update_listening()
         while True:
-            deadlines = [w.deadline for w in self.workers if w.deadline is not None] + [
-                c.deadline for c in self.connections.values() if c.deadline is not None]
-            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-            for key, mask in self.selector.select(timeout):
-                kind, thing = key.data
-                if kind == "listen":
-                    self.accept(thing)
-                elif kind == "worker":
-                    if thing in self.workers:
-                        self.from_worker(thing)
-                elif thing.sock.fileno() in self.connections:
-                    self.event(thing, mask)
-            self.expire(time.monotonic())
+            try:
+                self.turn()
+            except Exception as exc:  # a bug outside any one connection: the loop goes on
+                self.say("internal error in the loop: %s: %s" % (type(exc).__name__,
+                                                                  shown(exc)))
+                self.fill()
+
+    def turn(self):
+        deadlines = [w.deadline for w in self.workers if w.deadline is not None] + [
+            c.deadline for c in self.connections.values() if c.deadline is not None]
+        timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        if self.turned_away:
+            timeout = 1.0 if timeout is None else min(timeout, 1.0)
+        for key, mask in self.selector.select(timeout):
+            kind, thing = key.data
+            if kind == "listen":
+                self.accept(thing)
+            elif kind == "signal":
+                while True:
+                    try:
+                        if not self.wake_read.recv(512):
+                            break
+                    except (BlockingIOError, InterruptedError):
+                        break
+            elif kind == "worker":
+                if thing in self.workers:
+                    self.from_worker(thing)
+            elif self.connections.get(thing.fd) is thing:
+                self.isolated(thing, self.event, mask)
+        while self.reloads_asked:
+            self.reload(self.reloads_asked.pop())
+            self.reload_policy()
+        self.expire(time.monotonic())
+        self.say_turned_away()
 
     def shutdown(self):
         for worker in list(self.workers):
@@ -460,6 +743,26 @@ class Server:
         for conn in list(self.connections.values()):
             conn.out = b"x"
             self.close(conn)
+
+
+def activated_listeners():
+    """The listening sockets systemd passed (socket activation: LISTEN_PID is this process,
+    LISTEN_FDS of them from fd 3 on), [] when it passed none. The variables are removed, so
+    no check run by a worker sees them."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return []
+    try:
+        count = int(os.environ.get("LISTEN_FDS", ""))
+    except ValueError:
+        return []
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        os.environ.pop(name, None)
+    listeners = []
+    for fd in range(3, 3 + count):
+        sock = socket.socket(fileno=fd)
+        sock.setblocking(False)
+        listeners.append(sock)
+    return listeners
 
 
 def bind(args):
@@ -506,6 +809,11 @@ def preload():
 def main(argv=None):
     import ssl  # the daemon's alone: the checks never import this module
     args = build_parser().parse_args(argv)
+    if os.geteuid() == 0:
+        sys.stderr.write("osop-checks-api: refusing to run as root: every check a caller asks "
+                         "for would run as root; run it as a system user of its own (the "
+                         "package's unit runs it as osop-checks-api)\n")
+        return 2
     if args.workers < 1 or args.max_connections < 1 or args.request_timeout <= 0:
         sys.stderr.write("osop-checks-api: --workers, --max-connections and --request-timeout "
                          "must be positive\n")
@@ -522,13 +830,15 @@ def main(argv=None):
     os.environ["XDG_CACHE_HOME"] = os.path.abspath(args.cache_dir)
     try:
         context = tls_context(args)
-        listeners = bind(args)
+        listeners = activated_listeners() or bind(args)
+    except TLSFileError as exc:
+        sys.stderr.write("osop-checks-api: %s\n" % exc)
+        return 1
     except (OSError, ssl.SSLError) as exc:
         sys.stderr.write("osop-checks-api: %s\n" % runtime._describe(exc))
         return 1
     preload()
-    protocol.apply_policy(checks, rules)
-    server = Server(args, checks, context, listeners)
+    server = Server(args, checks, context, listeners, rules)
 
     def stop(signum, frame):
         raise SystemExit(0)
@@ -536,6 +846,8 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    # SIGHUP: the files again, for the connections from now on; listeners and calls stay
+    server.hear_sighup()
     sys.stderr.write("osop-checks-api: listening on %s with %d workers; checks: %s\n" % (
         ", ".join("[%s]:%d" % s.getsockname()[:2] if s.family == socket.AF_INET6
                   else "%s:%d" % s.getsockname()[:2] for s in listeners),

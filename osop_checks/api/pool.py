@@ -118,6 +118,7 @@ def spawn(checks, inherited, max_jobs):
         parent_end.setblocking(False)
         return Worker(pid, parent_end)
     try:  # the child: never returns
+        signal.set_wakeup_fd(-1)  # the parent's, closed below: no check's signal writes there
         parent_end.close()
         for thing in inherited():
             with contextlib.suppress(Exception):

@@ -12,14 +12,18 @@ output (PluginUtility::ParseCheckOutput), so a service shows the same text eithe
 import argparse
 import importlib
 import json
+import math
 import pkgutil
 import re
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from osop_checks import runtime, text
 from osop_checks.api import policy
 
 SELF = "OSOP_CHECKS_API"
+# A check's --timeout asked through the API is at most Icinga's default check_timeout: a
+# caller cannot pin a worker for a day.
+MAX_TIMEOUT = 60
 
 
 class BadRequest(Exception):
@@ -50,8 +54,12 @@ class Check:
         self.default_timeout = float(timeout.default)
 
     def timeout(self, argv):
-        """The --timeout this argv asks for (the parser's default when absent or unreadable:
-        the worker's parser then answers the usage error itself)."""
+        """The --timeout this argv asks for, at most MAX_TIMEOUT (the parser's default when
+        absent or unreadable: the worker's parser then answers the usage error itself)."""
+        asked = self._asked_timeout(argv)
+        return asked if asked <= MAX_TIMEOUT else MAX_TIMEOUT  # NaN and inf too
+
+    def _asked_timeout(self, argv):
         value = None
         for token in argv:
             for flag in ("--timeout=", "-t"):
@@ -93,13 +101,41 @@ def _token(flag, value):
     return "%s=%s" % (flag, value) if flag.startswith("--") else flag + value
 
 
-def _scalar(flag, value):
+def _scalar(check, flag, value):
     if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
         raise BadRequest(400, "the value of %s is not a string or number: %s" % (
-            flag, text.oneline(json.dumps(value), limit=80)))
-    if isinstance(value, float) and value == int(value):
+            flag, text.oneline(json.dumps(value), limit=80)), check.command, check.name)
+    if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value)
+
+
+def cap_timeout(check, argv):
+    """``argv`` with a --timeout over MAX_TIMEOUT brought down to it, so the check's own
+    budget ends when the parent's deadline (Check.timeout) does."""
+    capped = []
+    for token in argv:
+        for flag in ("--timeout=", "-t"):
+            if token.startswith(flag) and token != "-t" and \
+                    not check._asked_timeout([token]) <= MAX_TIMEOUT:
+                token = "--timeout=%d" % MAX_TIMEOUT
+        capped.append(token)
+    return capped
+
+
+def _flag(check, flag):
+    """The option ``flag`` stands for: a long option's unique abbreviation written out (as the
+    parser would take it; so a --timeout cannot hide behind --time); several short options in
+    one key are refused (a -t could hide in -vt86400)."""
+    if flag in check.actions:
+        return flag
+    if flag.startswith("--"):
+        longer = [f for f in check.actions if f.startswith(flag)]
+        return longer[0] if len(longer) == 1 else flag
+    if len(flag) > 2:
+        raise BadRequest(400, "%r is not an option: give each short option as a key of its "
+                         "own" % text.oneline(flag, limit=60), check.command, check.name)
+    return flag
 
 
 def to_argv(check, arguments):
@@ -116,6 +152,7 @@ def to_argv(check, arguments):
         if not re.match(r"^--?[A-Za-z0-9][-A-Za-z0-9_]*$", flag):
             raise BadRequest(400, "%r is not an option (options start with - or --)" % (
                 text.oneline(flag, limit=60),), check.command, check.name)
+        flag = _flag(check, flag)
         action = check.actions.get(flag)
         switch = action is not None and action.nargs == 0
         if value is False or value is None:
@@ -127,11 +164,11 @@ def to_argv(check, arguments):
             argv += [flag] * max(0, min(value, 3))
         elif isinstance(value, list):
             if action is not None and action.nargs in ("+", "*"):
-                argv += [flag] + [_scalar(flag, v) for v in value]
+                argv += [flag] + [_scalar(check, flag, v) for v in value]
             else:
-                argv += [_token(flag, _scalar(flag, v)) for v in value]
+                argv += [_token(flag, _scalar(check, flag, v)) for v in value]
         else:
-            argv.append(_token(flag, _scalar(flag, value)))
+            argv.append(_token(flag, _scalar(check, flag, value)))
     refusal = policy.refuse(check.actions, check.allowance, check.command, arguments)
     if refusal:
         raise BadRequest(403, refusal, check.command, check.name)
@@ -140,7 +177,10 @@ def to_argv(check, arguments):
 
 def parse_target(target, checks):
     """The Check that ``/v1/checker?command=NAME`` names."""
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError as exc:  # '//[': an unclosed IPv6 literal in an authority
+        raise BadRequest(400, "the request target is not a URL: %s" % exc)
     if parts.path.rstrip("/") != "/v1/checker":
         raise BadRequest(404, "no such endpoint %s: the checks are at POST /v1/checker?command="
                          "NAME" % text.oneline(parts.path, limit=80))
@@ -150,6 +190,14 @@ def parse_target(target, checks):
         raise BadRequest(404, "no check named %r here; known: %s" % (
             text.oneline(command, limit=60), ", ".join(sorted(checks))), command or "")
     return checks[command]
+
+
+def command_asked(head):
+    """The command a request head's target names, read leniently (for the answer to a request
+    refused before its target is understood); None when it names none."""
+    first = head.split(b"\r\n", 1)[0].decode("latin-1")
+    found = re.search(r"[?&]command=([^&\s#]*)", first)
+    return text.oneline(unquote(found.group(1)), limit=100) if found else None
 
 
 def parse_output(output):
@@ -215,7 +263,10 @@ def parse_head(head):
         name, sep, value = line.partition(":")
         if not sep:
             raise BadRequest(400, "malformed header line")
-        headers[name.strip().lower()] = value.strip()
+        name = name.strip().lower()
+        if name in headers:  # two Content-Lengths: which one a proxy took is anyone's guess
+            raise BadRequest(400, "the header %s is given twice" % text.oneline(name, limit=60))
+        headers[name] = value.strip()
     return method, target, headers
 
 
@@ -237,9 +288,26 @@ def body_length(method, headers, limit):
     return length
 
 
+def _no_constant(name):
+    raise ValueError("%s is not a JSON number" % name)
+
+
+def _finite(literal):
+    value = float(literal)
+    if not math.isfinite(value):
+        raise ValueError("%s is out of range" % text.oneline(literal, limit=40))
+    return value
+
+
 def decode_body(check, body):
+    """The JSON document of a request body: strict JSON only (no NaN, Infinity or a number
+    beyond a float's range, nesting within the parser's recursion limit)."""
     try:
-        return json.loads(body.decode("utf-8")) if body.strip() else {}
+        return json.loads(body.decode("utf-8"), parse_constant=_no_constant,
+                          parse_float=_finite) if body.strip() else {}
+    except RecursionError:
+        raise BadRequest(400, "the request body is not JSON: nested too deep", check.command,
+                         check.name)
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest(400, "the request body is not JSON: %s" % exc, check.command,
                          check.name)

@@ -5,11 +5,23 @@ JSON body, Content-Length, Connection close).
     with ApiDaemon(tmp, pki) as daemon:
         status, answer = daemon.call("check_disk_partitions", {"-p": ["/"], "-w": "20%"})
 
-``api_pki(directory)`` makes an ECDSA CA with a server certificate (api.osop.test, 127.0.0.1,
-::1), a client certificate, and a foreign CA's client certificate (tests.peers.tls.TestCA).
+``api_pki(directory)`` makes an ECDSA CA (root and intermediate, tests.peers.tls.TestCA) with
+the callers of the daemon's matrix: the server certificate (api.osop.test, 127.0.0.1, ::1), the
+node's own client certificate (``client``: its CN is the daemon's --node, as the local icinga2
+calls), another node of the CA, a satellite (admitted with --allow-client), one revoked in
+``crl_path`` from the start and one to revoke later, the root CA's own certificate and key, and
+a foreign CA's client certificate.
+
+Run as root (the suite is), ApiDaemon starts the daemon as the unprivileged DAEMON_USER, which
+the daemon requires, from a world-readable copy of this checkout (tests/peers/foreign_user.py),
+with its own copies of the certificate, key, CA and CRL files.
 """
+import atexit
+import contextlib
 import json
 import os
+import pwd
+import shutil
 import signal
 import socket
 import ssl
@@ -23,6 +35,9 @@ from tests.peers import ROOT
 from tests.peers.tls import TestCA, free_port
 
 SERVER_NAME = "api.osop.test"
+OTHER_NODE = "other.osop.test"
+SATELLITE = "satellite.osop.test"
+DAEMON_USER = "nobody"
 
 
 class Files:
@@ -41,9 +56,15 @@ class Pki:
         # the chain file carries the intermediate: the daemon and the client trust the root
         self.server = self.ca.issue("server", names=(SERVER_NAME, "localhost"),
                                     ips=("127.0.0.1", "::1"))
-        self.client = self.ca.issue("client", names=("master.osop.test",), ips=())
+        self.client = self.ca.issue("client", names=(SERVER_NAME,), ips=())
+        self.other = self.ca.issue("other", names=(OTHER_NODE,), ips=())
+        self.satellite = self.ca.issue("satellite", names=(SATELLITE,), ips=())
+        self.revoked = self.ca.issue("revoked", names=(SERVER_NAME,), ips=())
+        self.revoked_later = self.ca.issue("revoked_later", names=(SERVER_NAME,), ips=())
+        self.crl_path = self.ca.write_crl("crl.pem", [self.revoked])
+        self.ca_itself = Files(self.ca.ca_path, self.ca.write_key("root.key", self.ca.root_key))
         self.foreign = TestCA(os.path.join(directory, "foreign"))
-        self.stranger = self.foreign.issue("stranger", names=("master.osop.test",), ips=())
+        self.stranger = self.foreign.issue("stranger", names=(SERVER_NAME,), ips=())
         self.ca_path = self.ca.ca_path
 
 
@@ -61,8 +82,9 @@ def client_context(ca, cert, key):
 
 
 def post(port, command, body, context, host="127.0.0.1", server_name=SERVER_NAME, timeout=30,
-         raw=None):
-    """(HTTP status, decoded JSON or the raw text) of one request; raw: bytes sent instead."""
+         raw=None, source=None):
+    """(HTTP status, decoded JSON or the raw text) of one request; raw: bytes sent instead;
+    source: the local address to call from (another loopback address than an attacker's)."""
     payload = body if isinstance(body, bytes) else json.dumps(body).encode()
     request = raw if raw is not None else (
         "POST /v1/checker?command=%s HTTP/1.1\r\nHost: %s:%d\r\nAccept: application/json\r\n"
@@ -72,6 +94,8 @@ def post(port, command, body, context, host="127.0.0.1", server_name=SERVER_NAME
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as raw_sock:
         raw_sock.settimeout(timeout)
+        if source:
+            raw_sock.bind((source, 0))
         raw_sock.connect((host, port))
         with context.wrap_socket(raw_sock, server_hostname=server_name) as sock:
             sock.sendall(request)
@@ -92,24 +116,101 @@ def post(port, command, body, context, host="127.0.0.1", server_name=SERVER_NAME
         return status, rest.decode(errors="replace")
 
 
-class ApiDaemon:
-    """`python -m osop_checks.api.daemon` from this checkout on a free loopback port."""
+_install = []  # the world-readable copy of this checkout, made once per process
 
-    def __init__(self, pki, port=None, workers=2, extra=(), env=None, python=sys.executable):
+
+def daemon_install():
+    """The directory of a copy of this checkout that DAEMON_USER can run (made on first use,
+    removed when this process ends)."""
+    if not _install:
+        from tests.peers import foreign_user
+
+        stack = contextlib.ExitStack()
+        atexit.register(stack.close)
+        directory = stack.enter_context(foreign_user.shared_tempdir("osop-api-install-"))
+        foreign_user.build(directory)
+        _install.append((directory, foreign_user.system_python()))
+    return _install[0]
+
+
+class ApiDaemon:
+    """`python -m osop_checks.api.daemon` from this checkout on a free loopback port, with
+    ``--node`` the PKI's server name; as DAEMON_USER when run as root, with copies of the
+    PKI's files in a folder of that user's (``put`` replaces one of them as an admin would)."""
+
+    def __init__(self, pki, port=None, workers=2, extra=(), env=None, python=sys.executable,
+                 crl=None, node=None):
         self.pki = pki
         self.port = port or free_port()
-        self.cmd = [python, "-m", "osop_checks.api.daemon",
-                    "--listen", "127.0.0.1:%d" % self.port, "--listen", "[::1]:%d" % self.port,
-                    "--cert", pki.server.chain_path, "--key", pki.server.key_path,
-                    "--ca", pki.ca_path, "--workers", str(workers)] + list(extra)
-        self.env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
+        self.workers_asked = workers
+        self.extra = list(extra)
+        self.python = python
+        self.sources = {"cert": pki.server.chain_path, "key": pki.server.key_path,
+                        "ca": pki.ca_path}
+        if crl:
+            self.sources["crl"] = crl
+        self.node = node or pki.server_name
+        self.env = dict(os.environ, **(env or {}))
+        self.user = DAEMON_USER if os.geteuid() == 0 else None
+        self.folder = None
         self.process = None
         self.banner = ""
 
-    def start(self):
+    def command(self, listen=True):
+        files = {name: self.path(name) for name in self.sources}
+        return ([self.python, "-m", "osop_checks.api.daemon"]
+                + (["--listen", "127.0.0.1:%d" % self.port, "--listen", "[::1]:%d" % self.port]
+                   if listen else [])
+                + ["--node", self.node, "--workers", str(self.workers_asked)]
+                + [part for name in sorted(files) for part in ("--" + name, files[name])]
+                + self.extra)
+
+    def path(self, name):
+        """Where the daemon reads its ``name`` file (cert, key, ca, crl)."""
+        return os.path.join(self.folder, name + ".pem") if self.folder else self.sources[name]
+
+    def put(self, name, source):
+        """Replace the daemon's ``name`` file by a copy of ``source``, atomically (a new
+        inode, as an admin's or a package's replacement)."""
+        if not self.folder:
+            shutil.copyfile(source, self.sources[name] + ".new")
+            os.replace(self.sources[name] + ".new", self.sources[name])
+            return
+        target = self.path(name)
+        fresh = target + ".new"
+        shutil.copyfile(source, fresh)
+        account = pwd.getpwnam(self.user)
+        os.chown(fresh, account.pw_uid, account.pw_gid)
+        os.chmod(fresh, 0o600)
+        os.replace(fresh, target)
+
+    def popen_options(self):
+        """How to start the daemon: as DAEMON_USER from the shared install when root, else as
+        ourselves from this checkout."""
+        if not self.user:
+            return {"env": dict(self.env, PYTHONPATH=ROOT), "cwd": ROOT}
+        from tests.peers import foreign_user
+
+        install, python = daemon_install()
+        if self.python == sys.executable:
+            self.python = python
+        account = pwd.getpwnam(self.user)
+        self.folder = tempfile.mkdtemp(prefix="ifwapi-files-", dir=foreign_user._shared_root())
+        os.chown(self.folder, account.pw_uid, account.pw_gid)
+        for name, source in self.sources.items():
+            self.put(name, source)
+        env = dict(self.env, PYTHONPATH=install, HOME=self.folder)
+        return {"env": env, "cwd": install, "user": account.pw_uid, "group": account.pw_gid,
+                "extra_groups": []}
+
+    def start(self, pass_fds=(), wrap=(), listen=True):
+        """Start it (``wrap``: a command that runs it, ``pass_fds``: inherited sockets, for
+        socket activation; ``listen=False``: no --listen)."""
         self.log = tempfile.TemporaryFile(prefix="ifwapi-daemon-")
+        options = self.popen_options()
+        self.cmd = list(wrap) + self.command(listen)
         self.process = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=self.log,
-                                        env=self.env, cwd=ROOT, start_new_session=True)
+                                        start_new_session=True, pass_fds=pass_fds, **options)
         if not wait_for(lambda: "listening on" in self.stderr()
                         or self.process.poll() is not None, timeout=30) \
                 or self.process.poll() is not None:
@@ -123,7 +224,9 @@ class ApiDaemon:
         return self.log.read().decode(errors="replace")
 
     def context(self, who="client"):
-        issued = self.pki.client if who == "client" else self.pki.stranger
+        """A client context with the PKI's certificate ``who`` (client, other, satellite,
+        revoked, revoked_later, ca_itself, stranger)."""
+        issued = getattr(self.pki, who)
         return client_context(self.pki.ca_path, issued.chain_path, issued.key_path)
 
     def call(self, command, arguments, who="client", **kw):
@@ -169,6 +272,9 @@ class ApiDaemon:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
         self.process = None
+        if self.folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
 
     def __enter__(self):
         return self.start()

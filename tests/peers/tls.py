@@ -170,6 +170,25 @@ class TestCA:
         return Issued(cert, key, self.write(label + ".pem", chain),
                       self.write_key(label + ".key", key), chain)
 
+    def write_crl(self, filename, revoked=(), issuer=None):
+        """A CRL of ``issuer`` (cert, key; the intermediate, which issues the leaves, by
+        default) that revokes the Issued ``revoked``, written as PEM; its path."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        issuer_cert, issuer_key = issuer or (self.intermediate, self.intermediate_key)
+        builder = (x509.CertificateRevocationListBuilder().issuer_name(issuer_cert.subject)
+                   .last_update(_now() - DAY).next_update(_now() + 30 * DAY))
+        for issued in revoked:
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(issued.cert.serial_number)
+                .revocation_date(_now() - DAY).build())
+        path = os.path.join(self.directory, filename)
+        with open(path, "wb") as handle:
+            handle.write(builder.sign(issuer_key, hashes.SHA256()).public_bytes(Encoding.PEM))
+        return path
+
     def write(self, filename, certs, der=False):
         from cryptography.hazmat.primitives.serialization import Encoding
 

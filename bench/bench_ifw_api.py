@@ -32,7 +32,6 @@ import contextlib
 import os
 import re
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -114,13 +113,15 @@ def configuration(job_list, wrappers, rsa, ecdsa, ecdsa_client, inside):
         ours = argv_to_vars(check, parser, argv)
         template = "osop-" + check.replace("_", "-")
         api = "osop_%s_api" % check
-        group("api-rsa", key, lambda n: service(n, dict(ours, ifw_api_port=rsa.port),
-                                                template, api))
-        group("api-ecdsa", key, lambda n: service(n, dict(
-            ours, ifw_api_port=ecdsa.port, ifw_api_cert=inside(ecdsa_client[0]),
-            ifw_api_key=inside(ecdsa_client[1])), template, api))
-        group("fork", key, lambda n: service(n, ours, template))
-        group("C", key, lambda n: service(n, theirs, command="bench-" + itl))
+        # group() calls make at once: the defaults only bind this job's values by name
+        group("api-rsa", key, lambda n, ours=ours, template=template, api=api: service(
+            n, dict(ours, ifw_api_port=rsa.port), template, api))
+        group("api-ecdsa", key, lambda n, ours=ours, template=template, api=api: service(
+            n, dict(ours, ifw_api_port=ecdsa.port, ifw_api_cert=inside(ecdsa_client[0]),
+                    ifw_api_key=inside(ecdsa_client[1])), template, api))
+        group("fork", key, lambda n, ours=ours, template=template: service(n, ours, template))
+        group("C", key, lambda n, theirs=theirs, itl=itl: service(
+            n, theirs, command="bench-" + itl))
     group("true", "direct", lambda n: service(n, {}, command="bench-true"))
     group("true", "wrapped", lambda n: service(n, {}, command="bench-true-wrapped"))
     return "\n".join(text) + "\n", groups
@@ -234,8 +235,9 @@ def direct(daemon, job_list, count):
 
 
 def memory(daemon, job_list):
-    """10,000 requests (one in MIX tls_expiry, the others disk_partitions) from CLIENTS threads, one TLS context each and a new
-    connection and full handshake per request; RSS of parent and workers at 0 and each mark.
+    """10,000 requests (one in MIX tls_expiry, the others disk_partitions) from CLIENTS threads,
+    one TLS context each and a new connection and full handshake per request; RSS of parent
+    and workers at 0 and each mark.
     Returns ([(requests, {pid: bytes})], failures, daemon CPU ms per request, seconds)."""
     from tests.peers import ifw_api
 
@@ -475,7 +477,8 @@ def report(version, job_list, totals, idle, from_icinga, phases, mem, icinga_sec
     print("A fresh daemon (ECDSA P-256 certificates, %d workers, --max-jobs 100000 so the same "
           "workers serve every request and a leak is not hidden by their replacement), "
           "10,000 requests straight at it from %d client threads (disk_partitions, every %dth "
-          "one tls_expiry), each request a new connection and a full mutual-TLS handshake; %d failed; %.0f s; "
+          "one tls_expiry), each request a new connection and a full mutual-TLS handshake; "
+          "%d failed; %.0f s; "
           "%.2f ms daemon CPU per request (parent and workers). Resident set size (VmRSS) "
           "in MiB:\n" % (WORKERS, CLIENTS, MIX, failures, seconds, cpu_ms))
     pids = list(samples[0][1]) + sorted(

@@ -12,6 +12,9 @@ import pytest
 from osop_checks.api import policy, pool, protocol
 from tests.peers import ifw_api, run_plugin
 
+# the daemon on loopback: a peer (make check leaves it out)
+pytestmark = pytest.mark.peer
+
 # what these tests ask beyond plain options (tests/test_api_policy.py: what a caller may ask)
 ALLOWED = "[check_disk_partitions]\npaths = / /data2\n"
 
@@ -20,9 +23,8 @@ ALLOWED = "[check_disk_partitions]\npaths = / /data2\n"
 def api(tmp_path_factory):
     base = tmp_path_factory.mktemp("ifwapi-pki")
     pki = ifw_api.api_pki(str(base))
-    (base / "api.conf").write_text(ALLOWED)
-    with ifw_api.ApiDaemon(pki, workers=2, extra=["--request-timeout", "1.5", "-v", "--config",
-                                                  str(base / "api.conf")]) as daemon:
+    with ifw_api.ApiDaemon(pki, workers=2, extra=["--request-timeout", "1.5", "-v"],
+                           policy=ALLOWED) as daemon:
         yield daemon
 
 
@@ -223,8 +225,8 @@ def test_a_request_that_waits_on_the_busy_daemon_is_served_not_cut_off(tmp_path)
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
     listener.setblocking(False)
-    server = daemon.Server(args, protocol.load_checks(policy.parse(ALLOWED)),
-                           daemon.tls_context(args), [listener])
+    server = daemon.Server(args, protocol.load_checks(), daemon.tls_context(args), [listener],
+                           policy.parse(ALLOWED))
     body = b'{"--path":"/"}'
     request = (b"POST /v1/checker?command=check_disk_partitions HTTP/1.1\r\nHost: x\r\n"
                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)

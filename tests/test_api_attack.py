@@ -17,12 +17,17 @@ import time
 import pytest
 
 from osop_checks.api import protocol
-from tests.peers import ROOT, ifw_api, need, need_root
+from tests.peers import ROOT, ifw_api, need_root
 from tests.peers.blackhole import BlackHole
 from tests.peers.tls import free_port
 
+# the daemon on loopback: a peer (make check leaves it out)
+pytestmark = pytest.mark.peer
+
 CA_NAME = "osop Test Root CA"
 DISK = "check_disk_partitions"
+# what the calls below ask beyond plain options: the disk of /, TLS on loopback
+POLICY = "[check_disk_partitions]\npaths = /\n"
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +39,7 @@ def pki(tmp_path_factory):
 def api(pki):
     """A daemon that admits the satellite and, to show that a CA is refused for being one,
     the root CA's own name."""
-    with ifw_api.ApiDaemon(pki, workers=2, extra=[
+    with ifw_api.ApiDaemon(pki, workers=2, policy=POLICY, extra=[
             "--allow-client", ifw_api.SATELLITE, "--allow-client", CA_NAME,
             "--request-timeout", "10", "-v"]) as daemon:
         yield daemon
@@ -66,7 +71,7 @@ def test_only_the_node_itself_and_allowed_clients_may_call_never_a_ca(api):
     assert serves(api, "satellite")  # --allow-client
     for who, why in (("other", "neither this node"), ("ca_itself", "CA certificate")):
         assert answered(api, who) == (0, None), who
-        assert ifw_api.wait_for(lambda: any(
+        assert ifw_api.wait_for(lambda why=why: any(
             line.startswith("osop-checks-api: refused ") and why in line
             for line in lines(api)), timeout=5), (who, api.stderr())
     assert answered(api, "stranger") == (0, None)
@@ -74,7 +79,7 @@ def test_only_the_node_itself_and_allowed_clients_may_call_never_a_ca(api):
 
 
 def test_a_revoked_client_is_refused_also_when_revoked_after_the_start(pki):
-    with ifw_api.ApiDaemon(pki, crl=pki.crl_path) as daemon:
+    with ifw_api.ApiDaemon(pki, crl=pki.crl_path, policy=POLICY) as daemon:
         pid = daemon.process.pid
         assert answered(daemon, "revoked") == (0, None)
         assert serves(daemon, "client")
@@ -86,7 +91,7 @@ def test_a_revoked_client_is_refused_also_when_revoked_after_the_start(pki):
 
 
 def test_sighup_reloads_without_dropping_the_listener_and_a_bad_file_keeps_the_old(pki):
-    with ifw_api.ApiDaemon(pki, crl=pki.crl_path) as daemon:
+    with ifw_api.ApiDaemon(pki, crl=pki.crl_path, policy=POLICY) as daemon:
         daemon.process.send_signal(signal.SIGHUP)
         assert ifw_api.wait_for(lambda: "loaded again (SIGHUP)" in daemon.stderr())
         assert daemon.process.poll() is None
@@ -213,7 +218,8 @@ def test_a_caller_cannot_ask_for_more_than_60_s_or_hide_its_timeout():
 
 
 def test_black_holed_checks_do_not_starve_a_call_and_are_killed_when_their_caller_leaves(pki):
-    with BlackHole() as hole, ifw_api.ApiDaemon(pki, workers=2) as daemon:
+    with BlackHole() as hole, ifw_api.ApiDaemon(pki, workers=2, policy=POLICY + (
+            "[check_tls_expiry]\nhosts = 127.0.0.1\nports = %d\n" % hole.port)) as daemon:
         assert ifw_api.wait_for(lambda: len(daemon.workers()) == 2)
         pinned = set(daemon.workers())
         callers = []
@@ -242,7 +248,7 @@ def rsa_api(pki):
     rsa = copy.copy(pki)
     rsa.server = pki.ca.issue("server-rsa", names=(ifw_api.SERVER_NAME,), ips=("127.0.0.1",),
                               key_kind="rsa2048")
-    with ifw_api.ApiDaemon(rsa, workers=1) as daemon:
+    with ifw_api.ApiDaemon(rsa, workers=1, policy=POLICY) as daemon:
         yield daemon
 
 
@@ -296,7 +302,7 @@ def test_listeners_passed_by_systemd_are_used_and_listen_ignored(pki):
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)
-        daemon = ifw_api.ApiDaemon(pki, port=listener.getsockname()[1])
+        daemon = ifw_api.ApiDaemon(pki, port=listener.getsockname()[1], policy=POLICY)
         wrapper = [ifw_api.daemon_install()[1] if os.geteuid() == 0 else sys.executable,
                    "-c", ACTIVATE, str(listener.fileno())]
         daemon.start(pass_fds=(listener.fileno(),), wrap=wrapper, listen=False)

@@ -6,6 +6,7 @@ is derived from that, so an option without a kind fails here before it can slip 
 import importlib
 import ipaddress
 import os
+import pwd
 import pkgutil
 import types
 
@@ -475,7 +476,7 @@ def option_cases():
     cases = []
     for command, check in sorted(CHECKS.items()):
         seen = set()
-        for flag, action in check.actions.items():
+        for action in check.actions.values():
             if action.kind == cli.PLAIN or id(action) in seen:
                 continue
             seen.add(id(action))
@@ -488,6 +489,7 @@ def option_cases():
 OPTION_CASES = option_cases()
 
 
+@pytest.mark.peer  # a daemon on loopback
 def test_the_attack_covers_every_kind_that_is_not_plain():
     kinds = {kind for _, _, kind, _ in OPTION_CASES}
     assert kinds == set(cli.KINDS) - {cli.PLAIN}
@@ -497,17 +499,25 @@ def test_the_attack_covers_every_kind_that_is_not_plain():
 @pytest.fixture(scope="module")
 def attack(tmp_path_factory):
     from tests.peers import ifw_api
+    from tests.peers.foreign_user import shared_tempdir
 
-    base = str(tmp_path_factory.mktemp("api-policy"))
-    listeners = Listeners()
-    world = World(base, listeners)
-    pki = ifw_api.api_pki(os.path.join(base, "pki"))
-    daemon = ifw_api.ApiDaemon(pki, workers=2, env={"OSOP_SNMP_COMMUNITY": COMMUNITY}, extra=[
-        "--config", world.config, "--state-dir", world.state_dir,
-        "--cache-dir", os.path.join(base, "cache"), "-v"])
-    with daemon:
-        yield world, daemon
-    listeners.close()
+    # where the daemon's own user (not root) sees what it is asked about
+    with shared_tempdir("api-policy-") as base:
+        listeners = Listeners()
+        world = World(base, listeners)
+        account = pwd.getpwnam(ifw_api.DAEMON_USER)
+        os.makedirs(world.state_dir)  # the daemon's own, as StateDirectory= makes it
+        os.chown(world.state_dir, account.pw_uid, account.pw_gid)
+        pki = ifw_api.api_pki(str(tmp_path_factory.mktemp("api-policy")))
+        with open(world.config) as handle:
+            allowed = handle.read()
+        daemon = ifw_api.ApiDaemon(pki, workers=2, env={"OSOP_SNMP_COMMUNITY": COMMUNITY},
+                                   policy=allowed, extra=["--state-dir", world.state_dir,
+                                                          "--cache-dir",
+                                                          os.path.join(base, "cache"), "-v"])
+        with daemon:
+            yield world, daemon
+        listeners.close()
 
 
 def answer_of(daemon, command, body):
@@ -518,6 +528,7 @@ def answer_of(daemon, command, body):
 
 @pytest.mark.parametrize("command,flag,kind,relative", OPTION_CASES,
                          ids=["%s %s" % (c[0][6:], c[1]) for c in OPTION_CASES])
+@pytest.mark.peer  # a daemon on loopback
 def test_a_hostile_value_of_any_option_is_refused_and_nothing_runs(attack, command, flag,
                                                                    kind, relative):
     world, daemon = attack
@@ -549,6 +560,7 @@ ALLOWABLE = [case for case in OPTION_CASES
 
 @pytest.mark.parametrize("command,flag,kind,relative", ALLOWABLE,
                          ids=["%s %s" % (c[0][6:], c[1]) for c in ALLOWABLE])
+@pytest.mark.peer  # a daemon on loopback
 def test_the_same_option_with_a_value_the_policy_file_allows_is_run(attack, command, flag,
                                                                     kind, relative):
     world, daemon = attack
@@ -564,6 +576,7 @@ def test_the_same_option_with_a_value_the_policy_file_allows_is_run(attack, comm
     world.listeners.arrived("127.0.0.1")
 
 
+@pytest.mark.peer  # a daemon on loopback
 def test_a_host_allowed_is_connected_to_and_one_not_allowed_never(attack):
     world, daemon = attack
     world.listeners.arrived("127.0.0.1")
@@ -576,6 +589,7 @@ def test_a_host_allowed_is_connected_to_and_one_not_allowed_never(attack):
     assert world.listeners.arrived("127.0.0.2") == []
 
 
+@pytest.mark.peer  # a daemon on loopback
 def test_the_daemons_snmp_community_goes_only_to_an_allowed_host(attack):
     world, daemon = attack
     world.listeners.arrived("127.0.0.1")
@@ -586,10 +600,12 @@ def test_the_daemons_snmp_community_goes_only_to_an_allowed_host(attack):
     assert world.listeners.arrived("127.0.0.2") == []
     status, got = answer_of(daemon, "check_disk_partitions", dict(body, **{"-H": "127.0.0.1"}))
     assert status == 200, got
+    assert "no SNMP response" in got["checkresult"], got  # what it sent arrived, unanswered
     datagrams = world.listeners.arrived("127.0.0.1")
     assert any(COMMUNITY.encode() in d for d in datagrams if isinstance(d, bytes)), datagrams
 
 
+@pytest.mark.peer  # a daemon on loopback
 def test_no_secret_of_a_caller_reaches_the_daemons_log(attack):
     world, daemon = attack
     answer_of(daemon, "check_disk_partitions", {"--community": SECRET})
@@ -597,6 +613,7 @@ def test_no_secret_of_a_caller_reaches_the_daemons_log(attack):
     assert SECRET not in daemon.stderr() and COMMUNITY not in daemon.stderr()
 
 
+@pytest.mark.peer  # a daemon on loopback
 def test_state_files_are_the_daemons_own_under_its_state_dir(attack):
     world, daemon = attack
     source = os.path.join(world.allowed, "source")
@@ -611,29 +628,26 @@ def test_state_files_are_the_daemons_own_under_its_state_dir(attack):
     assert any(name.startswith("three_copies_") for name in states), (states, got)
 
 
+@pytest.mark.peer  # a daemon on loopback
 def test_a_named_config_file_that_is_missing_stops_the_daemon_at_start(tmp_path):
-    import subprocess
-    import sys
+    from tests.peers import ifw_api
 
-    from tests.peers import ROOT
-
-    missing = str(tmp_path / "api.conf")
-    done = subprocess.run([sys.executable, "-m", "osop_checks.api.daemon", "--config", missing,
-                           "--listen", "127.0.0.1:%d" % free_port()], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60,
-                          env=dict(os.environ, PYTHONPATH=ROOT))
-    assert done.returncode == 2
-    assert missing in done.stderr and "does not exist" in done.stderr
+    missing = "/nonexistent/osop-checks/api.conf"
+    daemon = ifw_api.ApiDaemon(ifw_api.api_pki(str(tmp_path)), extra=["--config", missing])
+    with pytest.raises(RuntimeError) as stopped:
+        daemon.start()
+    assert daemon.returncode == 2
+    assert missing + " does not exist" in str(stopped.value)
 
 
 @pytest.mark.skipif(os.path.exists(policy.DEFAULT_CONFIG),
                     reason="this machine has a config file of its own")
+@pytest.mark.peer  # a daemon on loopback
 def test_without_a_config_file_only_plain_options_are_taken(tmp_path):
     from tests.peers import ifw_api
 
     pki = ifw_api.api_pki(str(tmp_path))
-    with ifw_api.ApiDaemon(pki, workers=1, extra=["--state-dir", str(tmp_path / "state"),
-                                                  "--cache-dir", str(tmp_path / "cache")]) as d:
+    with ifw_api.ApiDaemon(pki, workers=1, policy=None) as d:
         status, answer = d.call("check_disk_partitions", {"-p": "/"})
         assert status == 403, answer
         assert "allow it in api.conf [check_disk_partitions] paths" in \

@@ -781,7 +781,8 @@ def bind(args):
             sock.close()
             if defaults and family == socket.AF_INET6 and exc.errno == errno.EADDRNOTAVAIL:
                 continue  # no IPv6 loopback on this host
-            raise OSError(exc.errno, "cannot listen on %s:%d: %s" % (host, port, exc.strerror))
+            raise OSError(exc.errno, "cannot listen on %s:%d: %s" % (
+                host, port, exc.strerror)) from None
         sock.listen(128)
         sock.setblocking(False)
         listeners.append(sock)

@@ -180,7 +180,7 @@ def parse_target(target, checks):
     try:
         parts = urlsplit(target)
     except ValueError as exc:  # '//[': an unclosed IPv6 literal in an authority
-        raise BadRequest(400, "the request target is not a URL: %s" % exc)
+        raise BadRequest(400, "the request target is not a URL: %s" % exc) from None
     if parts.path.rstrip("/") != "/v1/checker":
         raise BadRequest(404, "no such endpoint %s: the checks are at POST /v1/checker?command="
                          "NAME" % text.oneline(parts.path, limit=80))
@@ -236,8 +236,9 @@ def error_answer(exc):
 
 
 REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required", 413: "Payload Too Large",
-           431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+           405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
+           413: "Payload Too Large", 431: "Request Header Fields Too Large",
+           503: "Service Unavailable"}
 
 
 def http_response(status, document):
@@ -253,7 +254,7 @@ def parse_head(head):
         lines = head.decode("latin-1").split("\r\n")
         method, target, version = lines[0].split(" ")
     except ValueError:
-        raise BadRequest(400, "not an HTTP request")
+        raise BadRequest(400, "not an HTTP request") from None
     if not version.startswith("HTTP/1."):
         raise BadRequest(400, "not an HTTP/1 request")
     headers = {}
@@ -279,7 +280,7 @@ def body_length(method, headers, limit):
     try:
         length = int(headers.get("content-length", ""))
     except ValueError:
-        raise BadRequest(411, "a Content-Length is required")
+        raise BadRequest(411, "a Content-Length is required") from None
     if length < 0:
         raise BadRequest(400, "negative Content-Length")
     if length > limit:
@@ -307,7 +308,7 @@ def decode_body(check, body):
                           parse_float=_finite) if body.strip() else {}
     except RecursionError:
         raise BadRequest(400, "the request body is not JSON: nested too deep", check.command,
-                         check.name)
+                         check.name) from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest(400, "the request body is not JSON: %s" % exc, check.command,
-                         check.name)
+                         check.name) from None

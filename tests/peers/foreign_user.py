@@ -69,8 +69,9 @@ def _system_paths(python):
     return {os.path.realpath(p) for p in json.loads(out) if p}
 
 
-def _needed_distributions(name="osop-checks", seen=None):
-    """``name`` and what it requires (not its extras), recursively, as installed here."""
+def _needed_distributions(name="osop-checks", seen=None, extras=("snmp",)):
+    """``name`` and what it requires with ``extras`` (osop-checks' SNMP mode, which the
+    tests run as nagios too), recursively, as installed here."""
     seen = {} if seen is None else seen
     key = re.sub(r"[-_.]+", "-", name).lower()
     if key in seen:
@@ -81,9 +82,10 @@ def _needed_distributions(name="osop-checks", seen=None):
         return seen  # an optional or platform-only requirement not installed here
     seen[key] = dist
     for requirement in dist.requires or ():
-        if re.search(r"\bextra\s*==", requirement.partition(";")[2]):
+        extra = re.search(r"\bextra\s*==\s*['\"]([^'\"]+)", requirement.partition(";")[2])
+        if extra and extra.group(1) not in extras:
             continue
-        _needed_distributions(re.match(r"[A-Za-z0-9._-]+", requirement).group(0), seen)
+        _needed_distributions(re.match(r"[A-Za-z0-9._-]+", requirement).group(0), seen, ())
     return seen
 
 

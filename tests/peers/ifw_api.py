@@ -139,8 +139,11 @@ class ApiDaemon:
     PKI's files in a folder of that user's (``put`` replaces one of them as an admin would)."""
 
     def __init__(self, pki, port=None, workers=2, extra=(), env=None, python=sys.executable,
-                 crl=None, node=None):
+                 crl=None, node=None, policy=""):
         self.pki = pki
+        # the text of its api.conf (default: nothing beyond plain options); None: no --config,
+        # the daemon's own default file
+        self.policy = policy
         self.port = port or free_port()
         self.workers_asked = workers
         self.extra = list(extra)
@@ -154,6 +157,7 @@ class ApiDaemon:
         self.user = DAEMON_USER if os.geteuid() == 0 else None
         self.folder = None
         self.process = None
+        self.returncode = None
         self.banner = ""
 
     def command(self, listen=True):
@@ -162,6 +166,7 @@ class ApiDaemon:
                 + (["--listen", "127.0.0.1:%d" % self.port, "--listen", "[::1]:%d" % self.port]
                    if listen else [])
                 + ["--node", self.node, "--workers", str(self.workers_asked)]
+                + ([] if self.policy is None else ["--config", self.config_file])
                 + [part for name in sorted(files) for part in ("--" + name, files[name])]
                 + self.extra)
 
@@ -183,6 +188,26 @@ class ApiDaemon:
         os.chown(fresh, account.pw_uid, account.pw_gid)
         os.chmod(fresh, 0o600)
         os.replace(fresh, target)
+
+    @property
+    def config_file(self):
+        return os.path.join(self.folder or self.own_folder(), "api.conf")
+
+    def own_folder(self):
+        """A folder of ours for the config file when the daemon runs as ourselves."""
+        if not getattr(self, "_own", None):
+            self._own = tempfile.mkdtemp(prefix="ifwapi-config-")
+        return self._own
+
+    def write_policy(self, text):
+        """Its api.conf becomes ``text``, atomically; a running daemon reads it on SIGHUP."""
+        fresh = self.config_file + ".new"
+        with open(fresh, "w") as handle:
+            handle.write(text)
+        if self.user:
+            account = pwd.getpwnam(self.user)
+            os.chown(fresh, account.pw_uid, account.pw_gid)
+        os.replace(fresh, self.config_file)
 
     def popen_options(self):
         """How to start the daemon: as DAEMON_USER from the shared install when root, else as
@@ -208,6 +233,8 @@ class ApiDaemon:
         socket activation; ``listen=False``: no --listen)."""
         self.log = tempfile.TemporaryFile(prefix="ifwapi-daemon-")
         options = self.popen_options()
+        if self.policy is not None:
+            self.write_policy(self.policy)
         self.cmd = list(wrap) + self.command(listen)
         self.process = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=self.log,
                                         start_new_session=True, pass_fds=pass_fds, **options)
@@ -271,6 +298,7 @@ class ApiDaemon:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
+        self.returncode = self.process.returncode
         self.process = None
         if self.folder:
             shutil.rmtree(self.folder, ignore_errors=True)

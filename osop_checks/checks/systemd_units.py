@@ -1,9 +1,10 @@
 """check_systemd_units: failed units, units that must be active, late timers, system state.
 
 arguments -> systemctl (sources.systemd: list-units, list-timers, is-system-running, show)
--> selection (--type, --include, --exclude, --exclude-unit: the same for every unit type)
--> one Metric per failed unit, per --unit, per judged timer and one for the system state
--> a Context per kind judges it -> the summary names the failed units first.
+-> judge (pure): the selection (--type, --include, --exclude, --exclude-unit: the same for
+every unit type), a finding per failed unit, per --unit, per judged timer and one for the
+system state, the counts as perfdata; the status line names the failed units first
+-> runtime renders the verdict.
 """
 import time
 

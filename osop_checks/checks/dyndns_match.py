@@ -1,10 +1,11 @@
 """check_dyndns_match: does a DynDNS name point at our current public address?
 
-arguments -> public address (sources.publicip: echo services, interfaces, --expect; SNMP
-through an injected source) and the name's A/AAAA records (sources.dns: system resolver, a
-given server or the zone's authoritative servers) -> one Comparison per address family ->
-Match context (match OK, mismatch WARNING within --grace, CRITICAL after, from the grace
-state: since when a mismatch lasts) -> summary -> the grace state written after the run.
+arguments -> the grace state (since when a mismatch lasts) and public address
+(sources.publicip: echo services, interfaces, --expect; SNMP through an injected source) and
+the name's A/AAAA records (sources.dns: system resolver, a given server or the zone's
+authoritative servers) -> judge: one Comparison per address family (match OK, mismatch
+WARNING within --grace, CRITICAL after) -> runtime renders the verdict, then writes the
+grace state judge computed.
 """
 from __future__ import annotations
 
@@ -297,6 +298,16 @@ def default_state_file(name, environ=os.environ, uid=None):
                                     environ, uid)
 
 
+@dataclasses.dataclass
+class Memory:
+    """The grace state as the run found it: where it is kept, whether its directory may be
+    created, and the mismatches it remembers ({rdtype: {"since": time, "dns": ...,
+    "public": [...]}})."""
+    path: str
+    create_dir: bool = False
+    mismatches: dict = dataclasses.field(default_factory=dict)
+
+
 def read_mismatches(path):
     """The mismatches remembered in ``path``: {rdtype: {"since": time, "dns": ..., "public":
     [...]}}, {} without a file. A damaged file is reset (the next write replaces it)."""
@@ -330,20 +341,16 @@ def next_mismatches(comparisons, remembered, now):
     return kept
 
 
-def save_mismatches(path, create_dir, remembered, now, results):
-    """The grace state written from the judged comparisons (plugin.Remembering calls it
-    after the run). No file is created until there is a mismatch to remember."""
-    comparisons = [r.metric.value for r in results
-                   if r.metric is not None and r.metric.context == "match"]
-    if not comparisons:
-        return  # the run ended before anything was compared
-    if not any(c.verdict == MISMATCH for c in comparisons) and not os.path.lexists(path):
+def save_mismatches(path, create_dir, mismatches, mismatch):
+    """Write the grace state judged by ``judge`` (runtime calls it after the output is
+    rendered). No file is created until there is a ``mismatch`` to remember."""
+    if not mismatch and not os.path.lexists(path):
         return
     state_files.ensure_dir(path, create_dir)
-    state_files.save(path, next_mismatches(comparisons, remembered, now))
+    state_files.save(path, mismatches)
 
 
-# -- evaluation -------------------------------------------------------------------------------
+# -- judgement --------------------------------------------------------------------------------
 
 @dataclasses.dataclass
 class Gathered:
@@ -354,68 +361,112 @@ class Gathered:
     public_asked: bool  # a peer was asked for the public address (its time is perfdata)
 
 
-class Probe(nagiosplugin.Resource):
-    """Compares both sides and yields one 'match' metric per family plus timings."""
-
-    def __init__(self, gathered, remembered, now, v6_prefix):
-        self.gathered = gathered
-        self.readings = gathered.readings
-        self.resolution = gathered.resolution
-        self.remembered = remembered
-        self.now = now
-        self.v6_prefix = v6_prefix
-
-    def probe(self):
-        comparisons = [compare(answer_family(a), a, self.readings, self.v6_prefix)
-                       for a in self.resolution.answers]
-        for comp in comparisons:
-            if comp.verdict == MATCH:
-                comp.age = 0.0
-            elif comp.verdict == MISMATCH:
-                comp.age = self.now - since_of(self.remembered.get(comp.rdtype), self.now)
-            yield nagiosplugin.Metric(comp.rdtype, comp, context="match")
-        failed = [r for r in self.readings if r.error]
-        if failed and all(c.verdict != UNDECIDED for c in comparisons):
-            # Sources that failed while others answered: the verdict stands, with a warning.
-            yield nagiosplugin.Metric("sources", failed, context="sources")
-        for answer in self.resolution.answers:
-            yield nagiosplugin.Metric("dns_%s_time" % answer.rdtype, round(answer.seconds, 6),
-                                      "s", min=0, context="time")
-        if self.resolution.discovery_seconds is not None:
-            yield nagiosplugin.Metric("dns_zone_time",
-                                      round(self.resolution.discovery_seconds, 6), "s", min=0,
-                                      context="time")
-        if self.gathered.public_asked:
-            yield nagiosplugin.Metric("public_address_time",
-                                      round(self.gathered.public_seconds, 6), "s", min=0,
-                                      context="time")
-        ages = [c.age for c in comparisons if c.age is not None]
-        if ages:
-            yield nagiosplugin.Metric("mismatch_seconds", int(max(ages)), "s", min=0,
-                                      context="mismatch_seconds")
+@dataclasses.dataclass
+class Limits:
+    """--grace (seconds a mismatch is WARNING before it is CRITICAL) and --v6-prefix."""
+    grace: float = 600
+    v6_prefix: int = 128
 
 
 def answer_family(answer):
     return 6 if answer.rdtype == "AAAA" else 4
 
 
-class Match(nagiosplugin.Context):
+def judge(gathered, limits, previous=None, now=0.0):
+    """The verdict on both sides: a finding per address family (MATCH is OK; a MISMATCH
+    younger than the grace WARNING, older CRITICAL, its age from ``previous``, the grace
+    state as the run found it; UNDECIDED UNKNOWN), a WARNING when some address sources failed
+    while the others decided; the timings and the mismatch's age as perfdata. With
+    ``previous`` the verdict saves the next grace state."""
+    remembered = previous.mismatches if previous is not None else {}
+    comparisons = [compare(answer_family(a), a, gathered.readings, limits.v6_prefix)
+                   for a in gathered.resolution.answers]
+    judged = []  # (state, words) of each comparison
+    for comp in comparisons:
+        if comp.verdict == MATCH:
+            comp.age = 0.0
+        elif comp.verdict == MISMATCH:
+            comp.age = now - since_of(remembered.get(comp.rdtype), now)
+        judged.append(judge_comparison(comp, limits.grace))
+    findings = list(judged)
+    failed = [r for r in gathered.readings if r.error]
+    if failed and all(c.verdict != UNDECIDED for c in comparisons):
+        # Sources that failed while others answered: the verdict stands, with a warning.
+        findings.append((Warn, "%d of %d address sources failed: %s" % (
+            len(failed), len(gathered.readings), "; ".join(r.error for r in failed))))
+    verdict = plugin.Verdict(findings, perfdata=_perfdata(gathered, comparisons, limits),
+                             long=_long(gathered, comparisons, judged))
+    if verdict.state == Ok:
+        verdict.summary = "; ".join(words for _, words in judged)
+    else:  # the problems and every comparison, worst first
+        verdict.summary = "; ".join(words for _, words in plugin.worst_first(
+            findings, lambda found: found[0]) if words)
+    if previous is not None and comparisons:
+        verdict.save = functools.partial(
+            save_mismatches, previous.path, previous.create_dir,
+            next_mismatches(comparisons, remembered, now),
+            any(c.verdict == MISMATCH for c in comparisons))
+    return verdict
+
+
+def judge_comparison(comp, grace):
     """MATCH is OK; a MISMATCH younger than the grace is WARNING, older CRITICAL; UNDECIDED
     is UNKNOWN."""
+    if comp.verdict == UNDECIDED:
+        return Unknown, comp.reason
+    if comp.verdict == MATCH:
+        return Ok, describe_match(comp)
+    late = comp.age >= grace
+    return (Critical if late else Warn), describe_mismatch(comp, grace, late)
 
-    def __init__(self, grace):
-        super().__init__("match")
-        self.grace = grace
 
-    def evaluate(self, metric, resource):
-        comp = metric.value
-        if comp.verdict == UNDECIDED:
-            return nagiosplugin.Result(Unknown, comp.reason, metric)
-        if comp.verdict == MATCH:
-            return nagiosplugin.Result(Ok, describe_match(comp), metric)
-        late = comp.age >= self.grace
-        return nagiosplugin.Result(Critical if late else Warn,
-                                   describe_mismatch(comp, self.grace, late), metric)
+def _perfdata(gathered, comparisons, limits):
+    def seconds(label, value):
+        return nagiosplugin.Performance(label, round(value, 6), "s", None, None, 0, None)
+
+    perfdata = [seconds("dns_%s_time" % a.rdtype, a.seconds)
+                for a in gathered.resolution.answers]
+    if gathered.resolution.discovery_seconds is not None:
+        perfdata.append(seconds("dns_zone_time", gathered.resolution.discovery_seconds))
+    if gathered.public_asked:
+        perfdata.append(seconds("public_address_time", gathered.public_seconds))
+    ages = [c.age for c in comparisons if c.age is not None]
+    if ages:
+        # the grace as critical limit (the comparisons are judged in words)
+        perfdata.append(nagiosplugin.Performance(
+            "mismatch_seconds", int(max(ages)), "s", nagiosplugin.Range("0"),
+            units.range_of(end=limits.grace), 0, None))
+    return perfdata
+
+
+def _long(gathered, comparisons, judged):
+    """A line per comparison (what the DNS answered, from where), the most significant state
+    first (UNKNOWN, CRITICAL, WARNING, OK: the order of the exit codes), then how the DNS was
+    asked and what each public address source said."""
+    lines = []
+    for comp, (state, _) in sorted(zip(comparisons, judged), key=lambda pair: -pair[1][0].code):
+        answer = comp.answer
+        state = str(state).upper()
+        if answer.kind != dns.OK:
+            lines.append("%s: %s %s: %s (%.3f s)" % (
+                state, comp.name, comp.rdtype, answer.describe(), answer.seconds))
+            continue
+        detail = ["answer from %s" % answer.server]
+        if answer.ttl is not None:
+            detail.append("TTL %ds" % answer.ttl)
+        if answer.authoritative:
+            detail.append("authoritative")
+        detail.append("%.3f s" % answer.seconds)
+        lines.append("%s: %s %s %s (%s)" % (
+            state, comp.name, comp.rdtype, answer.describe(), ", ".join(detail)))
+    if gathered.resolution is not None:
+        lines.append("DNS asked: %s" % gathered.resolution.via)
+    for reading in gathered.readings:
+        lines.append("%s (%.3f s)" % (
+            "public address source failed: %s" % reading.error if reading.error else
+            "public address from %s: %s" % (reading.source, ", ".join(reading.addresses)),
+            reading.seconds))
+    return lines
 
 
 def _where(comp):
@@ -447,61 +498,6 @@ def describe_mismatch(comp, grace, late):
     tail = ("mismatch for %s" % age) if late or not grace else (
         "mismatch for %s, grace %s" % (age, units.format_duration(grace)))
     return "%s, public address is %s (%s)" % (_where(comp), _public(comp), tail)
-
-
-class SourceFailures(nagiosplugin.Context):
-    def __init__(self):
-        super().__init__("sources")
-
-    def evaluate(self, metric, resource):
-        failed = metric.value
-        total = len(resource.readings)
-        return nagiosplugin.Result(Warn, "%d of %d address sources failed: %s" % (
-            len(failed), total, "; ".join(r.error for r in failed)), metric)
-
-
-class Report(nagiosplugin.Summary):
-    def _matches(self, results):
-        return [r for r in results if r.metric is not None and r.metric.context == "match"]
-
-    def ok(self, results):
-        return "; ".join(str(r.hint) for r in self._matches(results))
-
-    def problem(self, results):
-        shown = plugin.worst_first(r for r in results if r.state != Ok or
-                                   (r.metric is not None and r.metric.context == "match"))
-        return "; ".join(str(r.hint) for r in shown if r.hint)
-
-    def verbose(self, results):
-        lines = []
-        resource = next((r.resource for r in results if r.resource is not None), None)
-        for result in results:
-            if result.metric is None or result.metric.context != "match":
-                continue  # a failure without a metric is the status line already
-            comp = result.metric.value
-            answer = comp.answer
-            state = str(result.state).upper()
-            if answer.kind != dns.OK:
-                lines.append("%s: %s %s: %s (%.3f s)" % (
-                    state, comp.name, comp.rdtype, answer.describe(), answer.seconds))
-                continue
-            detail = ["answer from %s" % answer.server]
-            if answer.ttl is not None:
-                detail.append("TTL %ds" % answer.ttl)
-            if answer.authoritative:
-                detail.append("authoritative")
-            detail.append("%.3f s" % answer.seconds)
-            lines.append("%s: %s %s %s (%s)" % (
-                state, comp.name, comp.rdtype, answer.describe(), ", ".join(detail)))
-        if resource is not None:
-            if resource.resolution is not None:
-                lines.append("DNS asked: %s" % resource.resolution.via)
-            for reading in resource.readings:
-                lines.append("%s (%.3f s)" % (
-                    "public address source failed: %s" % reading.error if reading.error else
-                    "public address from %s: %s" % (reading.source, ", ".join(
-                        reading.addresses)), reading.seconds))
-        return lines
 
 
 # -- wiring -----------------------------------------------------------------------------------
@@ -582,7 +578,7 @@ def build_check(args, resolve=None, fetch_echo=publicip.fetch_echo,
             return dns.resolve(name, rdtypes, server=args.server,
                                authoritative=args.authoritative, auth_port=args.auth_port)
     state_file = args.state_file or default_state_file(args.hostname)
-    remembered = read_mismatches(state_file)
+    previous = Memory(state_file, not args.state_file, read_mismatches(state_file))
     started = time.monotonic()
     readings = gather_public(args, fetch_echo, interface_addresses, snmp_address,
                              router_address)
@@ -590,15 +586,7 @@ def build_check(args, resolve=None, fetch_echo=publicip.fetch_echo,
     resolution = resolve(args.hostname, tuple(FAMILIES[f] for f in args.families))
     gathered = Gathered(readings, resolution, public_seconds,
                         bool(args.ip_url or args.snmp or args.interface or args.router_upnp))
-    now = clock()
-    return plugin.Remembering(
-        functools.partial(save_mismatches, state_file, not args.state_file, remembered, now),
-        Probe(gathered, remembered, now, args.v6_prefix),
-        Match(args.grace), SourceFailures(), plugin.PerfOnly("time"),
-        # perfdata only, with the grace as critical limit (the Match context judges)
-        plugin.PerfOnly("mismatch_seconds", nagiosplugin.Range("0"),
-                        units.range_of(end=args.grace)),
-        Report())
+    return judge(gathered, Limits(args.grace, args.v6_prefix), previous, clock())
 
 
 def main(argv=None):

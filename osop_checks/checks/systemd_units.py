@@ -1,9 +1,10 @@
 """check_systemd_units: failed units, units that must be active, late timers, system state.
 
 arguments -> systemctl (sources.systemd: list-units, list-timers, is-system-running, show)
--> selection (--type, --include, --exclude, --exclude-unit: the same for every unit type)
--> one Metric per failed unit, per --unit, per judged timer and one for the system state
--> a Context per kind judges it -> the summary names the failed units first.
+-> judge (pure): the selection (--type, --include, --exclude, --exclude-unit: the same for
+every unit type), a finding per failed unit, per --unit, per judged timer and one for the
+system state, the counts as perfdata; the status line names the failed units first
+-> runtime renders the verdict.
 """
 import time
 
@@ -151,11 +152,13 @@ timer_max_age.__name__ = "timer age"
 class Selection:
     """Which units the check looks at: the same rule for services, timers and every type."""
 
-    def __init__(self, args):
-        self.types = {k for group in args.type for k in group}
-        self.include = args.include
-        self.exclude = args.exclude
-        self.excluded = set(args.exclude_unit)
+    def __init__(self, types=(), include=(), exclude=(), excluded=()):
+        """``types``: lists of unit types (as --type gives them), ``include``/``exclude``:
+        compiled regular expressions, ``excluded``: unit names."""
+        self.types = {k for group in types for k in group}
+        self.include = list(include)
+        self.exclude = list(exclude)
+        self.excluded = set(excluded)
 
     def steps(self):
         """The selection's filters in turn: (words when it leaves nothing, test)."""
@@ -203,58 +206,22 @@ class TimerAges:
         return self.per_timer.get(name, self.default)
 
 
-# -- evaluation -----------------------------------------------------------------------------
+# -- judgement ------------------------------------------------------------------------------
 
-class Units(nagiosplugin.Resource):
-    """Turns one systemctl snapshot into metrics: counts for perfdata and one metric per thing
-    to judge (its value is the systemd data itself)."""
+class Limits:
+    """What the arguments ask of the units: the selection, the units that must be active, the
+    timers' ages, the state of a failed unit, a late timer and a bad system state, and whether
+    timers on time are listed (-v)."""
 
-    def __init__(self, snapshot, selection, required, ages, now):
-        self.snapshot = snapshot
+    def __init__(self, selection, required=(), ages=None, failed=Critical, late=Warn,
+                 system=Warn, verbose=0):
         self.selection = selection
-        self.required = required
-        self.ages = ages
-        self.now = now
-
-    def probe(self):
-        snap = self.snapshot
-        chosen = [u for u in snap.units if self.selection(u.name)]
-        failed = [u for u in chosen if u.active == "failed"]
-        for unit in failed:
-            yield nagiosplugin.Metric(unit.name, (unit, snap.properties.get(unit.name)),
-                                      context="failed")
-        for name in self.required:
-            yield nagiosplugin.Metric(name, snap.properties.get(name), context="required")
-        active_units = {u.name for u in snap.units if u.active == "active"}
-        timers = [t for t in snap.timers or () if self.selection(t.name)
-                  and t.name in active_units]
-        timers_total = sum(1 for u in chosen if u.kind == "timer" and u.active == "active")
-        late = 0
-        judged = []
-        for timer in timers:
-            if self.ages(timer.name) is not None:
-                judged.append((timer.name, timer))
-        # a timer named in --timer-max-age that is not an active timer never triggers: late
-        active_timers = {t.name for t in timers}
-        for name in self.ages.per_timer:
-            if name not in active_timers and self.selection(name):
-                judged.append((name, None))
-        for name, timer in judged:
-            value = (timer, snap.properties.get(name), self.ages(name))
-            late += is_late(*value, now=self.now)
-            yield nagiosplugin.Metric(name, value, context="timer")
-        # a degraded system with no failed unit left after the selection is explained away
-        all_failed = [u for u in snap.units if u.active == "failed"]
-        yield nagiosplugin.Metric("system", (snap.state, len(all_failed), len(failed)),
-                                  context="system")
-        required_down = sum(1 for name in self.required
-                            if not required_fine(snap.properties.get(name)))
-        for label, value in (("units_failed", len(failed)),
-                             ("units_active", sum(u.active == "active" for u in chosen)),
-                             ("units_total", len(chosen)),
-                             ("timers_late", late), ("timers_total", timers_total),
-                             ("required_not_active", required_down)):
-            yield nagiosplugin.Metric(label, value, min=0, context="count")
+        self.required = list(required)
+        self.ages = ages if ages is not None else TimerAges(())
+        self.failed = failed
+        self.late = late
+        self.system = system
+        self.verbose = verbose
 
 
 def is_late(timer, props, max_age, now):
@@ -279,16 +246,6 @@ def _when(stamp):
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(stamp))
 
 
-class FailedUnit(nagiosplugin.Context):
-    def __init__(self, severity):
-        super().__init__("failed")
-        self.severity = severity
-
-    def evaluate(self, metric, resource):
-        unit, props = metric.value
-        return nagiosplugin.Result(self.severity, "%s failed" % text.oneline(unit.name), metric)
-
-
 def failed_detail(unit, props):
     parts = []
     if props is not None:
@@ -304,155 +261,171 @@ def failed_detail(unit, props):
     return detail
 
 
-class RequiredUnit(nagiosplugin.Context):
-    def __init__(self):
-        super().__init__("required")
-
-    def evaluate(self, metric, resource):
-        props = metric.value
-        name = text.oneline(metric.name)
-        if props is None:
-            return nagiosplugin.Result(Unknown, "%s: systemctl said nothing about it" % name,
-                                       metric)
-        if props.load_state == "not-found":
-            return nagiosplugin.Result(Critical, "%s not found" % name, metric)
-        if props.load_state in ("masked", "error", "bad-setting"):
-            return nagiosplugin.Result(Critical, "%s is %s" % (name, props.load_state), metric)
-        if props.active_state in ("active", "reloading", "refreshing"):
-            return nagiosplugin.Result(Ok, "%s is %s (%s)" % (
-                name, props.active_state, props.sub_state), metric)
-        if props.exited_successfully:
-            return nagiosplugin.Result(Ok, "%s ran and exited successfully at %s" % (
-                name, _when(props.exit_time)), metric)
-        if props.condition_failed:
-            return nagiosplugin.Result(Ok, "%s was skipped: its start condition failed "
-                                           "at %s" % (name, _when(props.condition_time)),
-                                       metric)
-        return nagiosplugin.Result(Critical, "%s is %s (%s), must be active" % (
-            name, props.active_state or "unknown", props.sub_state or "?"), metric)
+def judge_required(name, props):
+    """The state and words of a unit that must be active."""
+    name = text.oneline(name)
+    if props is None:
+        return Unknown, "%s: systemctl said nothing about it" % name
+    if props.load_state == "not-found":
+        return Critical, "%s not found" % name
+    if props.load_state in ("masked", "error", "bad-setting"):
+        return Critical, "%s is %s" % (name, props.load_state)
+    if props.active_state in ("active", "reloading", "refreshing"):
+        return Ok, "%s is %s (%s)" % (name, props.active_state, props.sub_state)
+    if props.exited_successfully:
+        return Ok, "%s ran and exited successfully at %s" % (name, _when(props.exit_time))
+    if props.condition_failed:
+        return Ok, "%s was skipped: its start condition failed at %s" % (
+            name, _when(props.condition_time))
+    return Critical, "%s is %s (%s), must be active" % (
+        name, props.active_state or "unknown", props.sub_state or "?")
 
 
-class TimerAge(nagiosplugin.Context):
-    def __init__(self, severity, now):
-        super().__init__("timer")
-        self.severity = severity
-        self.now = now
-
-    def evaluate(self, metric, resource):
-        timer, props, max_age = metric.value
-        name = text.oneline(metric.name)
-        late = is_late(timer, props, max_age, self.now)
-        limit = units.format_duration(max_age)
-        if timer is None:
-            if props is None or props.load_state == "not-found":
-                hint = "%s not found" % name
-            else:
-                hint = "%s is %s (%s), so it never triggers" % (
-                    name, props.active_state or "not active", props.sub_state or "?")
-        elif timer.last is not None:
-            hint = "%s last triggered %s ago (max %s)" % (
-                name, units.format_duration(self.now - timer.last), limit)
-        elif props is not None and props.active_enter is not None:
-            hint = "%s has never triggered (active for %s, max %s)" % (
-                name, units.format_duration(self.now - props.active_enter), limit)
+def judge_timer(name, timer, props, max_age, now, severity):
+    """The state and words of a timer judged by --timer-max-age (``timer`` None: it is not an
+    active timer)."""
+    name = text.oneline(name)
+    limit = units.format_duration(max_age)
+    if timer is None:
+        if props is None or props.load_state == "not-found":
+            words = "%s not found" % name
         else:
-            hint = "%s has never triggered" % name
-        return nagiosplugin.Result(self.severity if late else Ok, hint, metric)
+            words = "%s is %s (%s), so it never triggers" % (
+                name, props.active_state or "not active", props.sub_state or "?")
+    elif timer.last is not None:
+        words = "%s last triggered %s ago (max %s)" % (
+            name, units.format_duration(now - timer.last), limit)
+    elif props is not None and props.active_enter is not None:
+        words = "%s has never triggered (active for %s, max %s)" % (
+            name, units.format_duration(now - props.active_enter), limit)
+    else:
+        words = "%s has never triggered" % name
+    return (severity if is_late(timer, props, max_age, now) else Ok), words
 
 
-class SystemState(nagiosplugin.Context):
-    def __init__(self, severity):
-        super().__init__("system")
-        self.severity = severity
-
-    def evaluate(self, metric, resource):
-        state, failed_all, failed_selected = metric.value
-        if state == "running":
-            return nagiosplugin.Result(Ok, "system running", metric)
-        if state in ("offline", "unknown"):
-            return nagiosplugin.Result(Unknown, "system state %s" % state, metric)
-        if state == "degraded" and failed_all and not failed_selected:
-            return nagiosplugin.Result(
-                Ok, "system degraded only by %d unit%s left out by the selection" % (
-                    failed_all, plugin.plural(failed_all)), metric)
-        return nagiosplugin.Result(self.severity, "system %s" % state, metric)
+def judge_system(state, failed_all, failed_selected, severity):
+    """The state and words of the whole system's state; a degraded system with no failed
+    unit left after the selection is explained away."""
+    if state == "running":
+        return Ok, "system running"
+    if state in ("offline", "unknown"):
+        return Unknown, "system state %s" % state
+    if state == "degraded" and failed_all and not failed_selected:
+        return Ok, "system degraded only by %d unit%s left out by the selection" % (
+            failed_all, plugin.plural(failed_all))
+    return severity, "system %s" % state
 
 
-class Report(nagiosplugin.Summary):
-    def __init__(self, verbose=0):
-        self.verbose_level = verbose
+# The order of the kinds of finding in the status line after the failed units.
+KINDS = ("required", "timer", "system")
 
-    @staticmethod
-    def _count(results, name):
-        for result in results:
-            if result.metric and result.metric.name == name and \
-                    result.metric.context == "count":
-                return result.metric.value
-        return 0
 
-    def ok(self, results):
-        words = "%d units (%d active), none failed" % (
-            self._count(results, "units_total"), self._count(results, "units_active"))
-        required = [r for r in results if r.metric and r.metric.context == "required"]
-        if required:
-            words += ", %d required active" % len(required)
-        timers = [r for r in results if r.metric and r.metric.context == "timer"]
-        if timers:
-            words += ", %d timer%s on time" % (len(timers), plugin.plural(len(timers)))
-        state = [r for r in results if r.metric and r.metric.context == "system"]
-        if state:
-            words += ", " + str(state[0].hint)
-        return words
+def judge(snapshot, limits, now):
+    """The verdict on one systemctl snapshot: a finding per failed unit, per unit that must
+    be active, per judged timer and one for the system state; the counts as perfdata."""
+    selection, ages = limits.selection, limits.ages
+    names = [u.name for u in snapshot.units]
+    nothing = selection.nothing_left(names)
+    if nothing and names:
+        # a typo in -i, or an -e that takes everything, must not read as "none failed"
+        words = "%s (of %d units listed)" % (nothing, len(names))
+        return plugin.Verdict([(Unknown, words)], words)
+    chosen = [u for u in snapshot.units if selection(u.name)]
+    failed = [u for u in chosen if u.active == "failed"]
+    found = []  # (kind, state, words, long-output words)
+    for unit in failed:
+        words = "%s failed" % text.oneline(unit.name)
+        found.append(("failed", limits.failed, words,
+                      failed_detail(unit, snapshot.properties.get(unit.name))))
+    for name in limits.required:
+        state, words = judge_required(name, snapshot.properties.get(name))
+        found.append(("required", state, words, words))
+    active_units = {u.name for u in snapshot.units if u.active == "active"}
+    timers = [t for t in snapshot.timers or () if selection(t.name) and t.name in active_units]
+    judged = [(t.name, t) for t in timers if ages(t.name) is not None]
+    # a timer named in --timer-max-age that is not an active timer never triggers: late
+    active_timers = {t.name for t in timers}
+    judged += [(name, None) for name in ages.per_timer
+               if name not in active_timers and selection(name)]
+    late = 0
+    for name, timer in judged:
+        props = snapshot.properties.get(name)
+        late += is_late(timer, props, ages(name), now)
+        state, words = judge_timer(name, timer, props, ages(name), now, limits.late)
+        found.append(("timer", state, words, words))
+    all_failed = sum(1 for u in snapshot.units if u.active == "failed")
+    state, words = judge_system(snapshot.state, all_failed, len(failed), limits.system)
+    found.append(("system", state, words, words))
+    required_down = sum(1 for name in limits.required
+                        if not required_fine(snapshot.properties.get(name)))
+    counts = (("units_failed", len(failed)),
+              ("units_active", sum(u.active == "active" for u in chosen)),
+              ("units_total", len(chosen)),
+              ("timers_late", late),
+              ("timers_total", sum(1 for u in chosen
+                                   if u.kind == "timer" and u.active == "active")),
+              ("required_not_active", required_down))
+    verdict = plugin.Verdict(
+        [(state, words) for _, state, words, _ in found],
+        perfdata=[nagiosplugin.Performance(label, value, None, None, None, 0, None)
+                  for label, value in counts],
+        long=["%s: %s" % (str(state).upper(), detail)
+              for kind, state, _, detail in plugin.worst_first(found, lambda f: f[1])
+              if not (state == Ok and (kind == "system" or
+                                       (kind == "timer" and not limits.verbose)))])
+    if verdict.state == Ok:
+        verdict.summary = _all_well(found, dict(counts))
+    else:
+        verdict.summary = _problems(found, [text.oneline(u.name) for u in failed])
+    return verdict
 
-    def problem(self, results):
-        bad = [r for r in results if r.state != Ok and r.metric]
-        failed = [text.oneline(r.metric.name) for r in bad if r.metric.context == "failed"]
-        groups = []
-        if failed:
-            shown = failed[:SUMMARY_NAMES]
-            more = len(failed) - len(shown)
-            groups.append("failed: " + ", ".join(shown) + (" +%d more" % more if more else ""))
-        others = sorted((r for r in bad if r.metric.context != "failed"),
-                        key=lambda r: (plugin.rank(r.state),
-                                       ("required", "timer", "system").index(
-                                           r.metric.context)
-                                       if r.metric.context in ("required", "timer", "system")
-                                       else 9))
-        groups.extend(str(r.hint) for r in others)
-        return "; ".join(groups) or "problem"
 
-    def verbose(self, results):
-        lines = []
-        ordered = plugin.worst_first(r for r in results
-                                     if r.metric and r.metric.context != "count")
-        for result in ordered:
-            context = result.metric.context
-            if context == "system" and result.state == Ok:
-                continue
-            if context == "timer" and result.state == Ok and not self.verbose_level:
-                continue
-            if context == "failed":
-                hint = failed_detail(*result.metric.value)
-            else:
-                hint = str(result.hint)
-            lines.append("%s: %s" % (str(result.state).upper(), hint))
-        return lines
+def _all_well(found, counts):
+    words = "%d units (%d active), none failed" % (counts["units_total"],
+                                                  counts["units_active"])
+    required = sum(1 for kind, *_ in found if kind == "required")
+    if required:
+        words += ", %d required active" % required
+    timers = sum(1 for kind, *_ in found if kind == "timer")
+    if timers:
+        words += ", %d timer%s on time" % (timers, plugin.plural(timers))
+    return words + ", " + next(words for kind, _, words, _ in found if kind == "system")
 
+
+def _problems(found, failed):
+    """The status line of a problem: the ``failed`` units by name first (at most
+    SUMMARY_NAMES), then the other problems, worst first."""
+    bad = [f for f in found if f[1] != Ok]
+    groups = []
+    if failed:
+        shown = failed[:SUMMARY_NAMES]
+        more = len(failed) - len(shown)
+        groups.append("failed: " + ", ".join(shown) + (" +%d more" % more if more else ""))
+    others = sorted((f for f in bad if f[0] != "failed"),
+                    key=lambda f: (plugin.rank(f[1]), KINDS.index(f[0])))
+    groups.extend(words for _, _, words, _ in others)
+    return "; ".join(groups) or "problem"
+
+
+# -- wiring ---------------------------------------------------------------------------------
 
 def build_check(args, gather=systemd.gather, now=time.time):
     try:
         command = systemd.split_command(args.systemctl)
     except ValueError as exc:
         raise cli.UsageError("--systemctl: %s" % exc) from None
-    selection = Selection(args)
+    selection = Selection(args.type, args.include, args.exclude, args.exclude_unit)
     ages = TimerAges(args.timer_max_age)
     if ages and selection.types and "timer" not in selection.types:
         raise cli.UsageError("--timer-max-age judges timers, but --type leaves them out")
-    required = list(dict.fromkeys(args.unit))
+    limits = Limits(selection, dict.fromkeys(args.unit), ages,
+                    failed=SEVERITIES[args.failed_severity],
+                    late=SEVERITIES[args.late_severity],
+                    system=SEVERITIES[args.state_severity], verbose=args.verbose)
 
     def wanted(unit_list, timers):
         names = [u.name for u in unit_list if u.active == "failed" and selection(u.name)]
-        names += required
+        names += limits.required
         if ages:
             names += [t.name for t in timers if selection(t.name)
                       and ages(t.name) is not None]
@@ -460,19 +433,7 @@ def build_check(args, gather=systemd.gather, now=time.time):
         return names
 
     snapshot = gather(command, args.format, wanted, timers=bool(ages))
-    nothing = selection.nothing_left([u.name for u in snapshot.units])
-    if nothing and snapshot.units:
-        # a typo in -i, or an -e that takes everything, must not read as "none failed"
-        raise nagiosplugin.CheckError("%s (of %d units listed)" % (nothing, len(snapshot.units)))
-    resource = Units(snapshot, selection, required, ages, now())
-    return nagiosplugin.Check(
-        resource,
-        FailedUnit(SEVERITIES[args.failed_severity]),
-        RequiredUnit(),
-        TimerAge(SEVERITIES[args.late_severity], resource.now),
-        SystemState(SEVERITIES[args.state_severity]),
-        plugin.PerfOnly("count"),  # the counts are judged through the metrics above
-        Report(args.verbose))
+    return judge(snapshot, limits, now())
 
 
 def main(argv=None):

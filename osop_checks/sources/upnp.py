@@ -66,6 +66,11 @@ class UpnpError(ValueError):
     """An answer that is not what a UPnP IGD says; the text says what it is instead."""
 
 
+class NotXml(UpnpError):
+    """A body that is not XML at all (an HTML error page, garbage): where the HTTP status
+    was not 200, the status says more than the body."""
+
+
 class NoPublicAddress(UpnpError):
     """The router answered, and its WAN address is none or not a public one."""
 
@@ -148,7 +153,7 @@ def _same_host(hostname, address):
 def parse_xml(body, what):
     """The element tree of ``body`` (bytes), tags without their namespaces; ``what`` names
     the document in the messages. A DTD or an entity declaration is refused (UpnpError), so
-    no entity is expanded and nothing external fetched; text that is not XML is UpnpError."""
+    no entity is expanded and nothing external fetched; text that is not XML is NotXml."""
     from xml.etree import ElementTree
     from xml.parsers import expat
 
@@ -170,7 +175,7 @@ def parse_xml(body, what):
         parser.Parse(body, True)
         return builder.close()
     except expat.ExpatError as exc:
-        raise UpnpError("%s is not XML (%s: %s)" % (what, expat.ErrorString(exc.code), _excerpt(
+        raise NotXml("%s is not XML (%s: %s)" % (what, expat.ErrorString(exc.code), _excerpt(
             body.decode("utf-8", "replace") if isinstance(body, bytes) else body))) from None
     except (AssertionError, IndexError):  # the tree builder met an unbalanced document
         raise UpnpError("%s is not well-formed XML" % what) from None
@@ -407,7 +412,7 @@ def _first_answer(services, action, parse, started, limit):
             problems.insert(0, exc)
         except UpnpError as exc:
             problems.append(UpnpError("HTTP %d %s" % (status, reason)) if status != 200 and
-                            "not XML" in str(exc) else exc)
+                            isinstance(exc, NotXml) else exc)
     raise problems[0]
 
 

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, strategies as st
+from nagiosplugin import Critical, Ok, Unknown, Warn
 
 from osop_checks import runtime
 from osop_checks.checks import dyndns_match as check
@@ -500,3 +501,123 @@ def test_a_state_file_that_is_a_symlink_is_refused_not_followed(tmp_path):
     assert "the state file %s is a symbolic link, which is never followed" % link \
         in out.status_line
     assert target.read_text() == "{}"
+
+
+# -- the judgement, on plain data ----------------------------------------------------------
+
+NOW = 1_800_000_000.0
+
+
+def gathered(*answers, readings=None, public_asked=False, discovery=None):
+    return check.Gathered(readings if readings is not None else
+                          [publicip.fixed_address("198.51.100.23")],
+                          resolution(*answers, discovery=discovery), 0.25, public_asked)
+
+
+def perfdata(verdict):
+    return sorted(str(p) for p in verdict.perfdata)
+
+
+def test_judge_match():
+    verdict = check.judge(gathered(answer("A", "198.51.100.23")), check.Limits(), None, NOW)
+    assert verdict.state == Ok
+    assert verdict.findings == [(Ok, "office.dyn.test resolves to 198.51.100.23, the public "
+                                     "address")]
+    assert verdict.summary == "office.dyn.test resolves to 198.51.100.23, the public address"
+    assert perfdata(verdict) == ["dns_A_time=0.004s;;;0", "mismatch_seconds=0s;0;600;0"]
+    assert verdict.long == [
+        "OK: office.dyn.test A 198.51.100.23 (answer from 192.0.2.53, TTL 60s, authoritative, "
+        "0.004 s)", "DNS asked: server 192.0.2.53",
+        "public address from expected: 198.51.100.23 (0.000 s)"]
+    assert verdict.save is None  # no previous state: nothing to save
+
+
+def test_judge_mismatch_ages_from_the_previous_state():
+    previous = check.Memory("/nonexistent/s.json", mismatches={"A": {"since": NOW - 300}})
+    within = check.judge(gathered(answer("A", "203.0.113.7")), check.Limits(grace=600),
+                         previous, NOW)
+    assert within.findings == [(Warn, "office.dyn.test resolves to 203.0.113.7, public address "
+                                      "is 198.51.100.23 (mismatch for 5m, grace 10m)")]
+    assert "mismatch_seconds=300s;0;600;0" in perfdata(within)
+    late = check.judge(gathered(answer("A", "203.0.113.7")), check.Limits(grace=60), previous,
+                       NOW)
+    assert late.findings == [(Critical, "office.dyn.test resolves to 203.0.113.7, public "
+                                        "address is 198.51.100.23 (mismatch for 5m)")]
+    assert "mismatch_seconds=300s;0;60;0" in perfdata(late)
+    # a remembered start in the future or damaged counts from now
+    for entry in ({"since": NOW + 60}, {"since": "yesterday"}, "x"):
+        fresh = check.judge(gathered(answer("A", "203.0.113.7")), check.Limits(),
+                            check.Memory("s.json", mismatches={"A": entry}), NOW)
+        assert fresh.findings[0][1].endswith("(mismatch for 0s, grace 10m)")
+
+
+def test_judge_saves_the_next_state_after_the_output(tmp_path):
+    path = str(tmp_path / "s.json")
+    previous = check.Memory(path, mismatches={"A": {"since": NOW - 60}, "AAAA": {"since": 1}})
+    verdict = check.judge(gathered(answer("A", "203.0.113.7"), answer("AAAA", "2001:db8::5"),
+                                   readings=[publicip.fixed_address("198.51.100.23"),
+                                             publicip.fixed_address("2001:db8::5")]),
+                          check.Limits(), previous, NOW)
+    assert not (tmp_path / "s.json").exists()  # judging writes nothing
+    verdict.save()
+    assert json.loads((tmp_path / "s.json").read_text()) == {
+        "A": {"since": NOW - 60, "dns": "203.0.113.7", "public": ["198.51.100.23"]}}
+
+
+def test_judge_match_without_a_state_file_writes_none(tmp_path):
+    path = tmp_path / "s.json"
+    verdict = check.judge(gathered(answer("A", "198.51.100.23")), check.Limits(),
+                          check.Memory(str(path)), NOW)
+    verdict.save()
+    assert not path.exists()
+
+
+def test_judge_undecided_is_unknown_and_keeps_the_state(tmp_path):
+    path = str(tmp_path / "s.json")
+    remembered = {"A": {"since": NOW - 60, "dns": "203.0.113.7", "public": []}}
+    (tmp_path / "s.json").write_text(json.dumps(remembered))  # as gather read it
+    verdict = check.judge(gathered(answer("A", kind=dns.TIMEOUT, error="no answer")),
+                          check.Limits(), check.Memory(path, mismatches=remembered), NOW)
+    assert verdict.findings == [(Unknown, "cannot look up office.dyn.test A: no answer")]
+    assert not any("mismatch_seconds" in p for p in perfdata(verdict))
+    verdict.save()
+    assert json.loads((tmp_path / "s.json").read_text()) == remembered
+
+
+def test_judge_a_failed_source_warns_and_the_long_output_is_by_exit_code():
+    readings = [publicip.Reading("http://e1/", ["198.51.100.23"], seconds=0.1),
+                publicip.Reading("http://e2/", error="http://e2/: refused", seconds=0.2)]
+    verdict = check.judge(gathered(answer("A", "203.0.113.7"),
+                                   answer("AAAA", kind=dns.TIMEOUT, error="no answer"),
+                                   readings=readings, public_asked=True, discovery=0.5),
+                          check.Limits(grace=0), None, NOW)
+    # the AAAA comparison cannot be decided: no warning about the failed source then
+    assert verdict.state == Unknown
+    assert [state for state, _ in verdict.findings] == [Critical, Unknown]
+    assert verdict.summary == (
+        "office.dyn.test resolves to 203.0.113.7, public address is 198.51.100.23 (mismatch "
+        "for 0s); cannot tell the public IPv6 address: no source gave a public IPv6 address: "
+        "http://e2/: refused; http://e1/ gave 198.51.100.23")
+    assert [line.split(":")[0] for line in verdict.long[:2]] == ["UNKNOWN", "CRITICAL"]
+    assert verdict.long[2:] == ["DNS asked: server 192.0.2.53",
+                                "public address from http://e1/: 198.51.100.23 (0.100 s)",
+                                "public address source failed: http://e2/: refused (0.200 s)"]
+    assert perfdata(verdict) == ["dns_AAAA_time=0.004s;;;0", "dns_A_time=0.004s;;;0",
+                                 "dns_zone_time=0.5s;;;0", "mismatch_seconds=0s;0;0;0",
+                                 "public_address_time=0.25s;;;0"]
+    decided = check.judge(gathered(answer("A", "198.51.100.23"), readings=readings),
+                          check.Limits(), None, NOW)
+    assert decided.findings[1:] == [(Warn, "1 of 2 address sources failed: http://e2/: "
+                                           "refused")]
+    assert decided.summary == ("1 of 2 address sources failed: http://e2/: refused; "
+                               "office.dyn.test resolves to 198.51.100.23, the public address")
+
+
+def test_upnp_text_that_is_not_xml_is_its_own_error():
+    from osop_checks.sources import upnp
+
+    with pytest.raises(upnp.NotXml, match="the SOAP answer is not XML"):
+        upnp.parse_xml(b"<html><body>502 Bad Gateway", "the SOAP answer")
+    with pytest.raises(upnp.UpnpError) as refused:
+        upnp.parse_xml(b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>', "the description")
+    assert not isinstance(refused.value, upnp.NotXml)

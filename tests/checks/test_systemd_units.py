@@ -8,6 +8,7 @@ import functools
 import sys
 
 import pytest
+from nagiosplugin import Critical, Ok, Unknown, Warn
 
 from osop_checks import proc
 from osop_checks.checks import systemd_units as check
@@ -485,3 +486,126 @@ def test_a_failed_unit_that_is_also_required_is_reported_both_ways():
         "SYSTEMD_UNITS CRITICAL - failed: osop-fail.service; osop-fail.service is failed "
         "(failed), must be active; system degraded |")
     assert perf(outcome, "units_failed") == perf(outcome, "required_not_active") == 1
+
+
+# -- the judgement, on plain data ----------------------------------------------------------
+
+def unit(name, active="active", sub="running", description=""):
+    return systemd.Unit(name, "loaded", active, sub, description)
+
+
+def snapshot(units, state="running", timers=None, properties=None):
+    return systemd.Snapshot(state, units, timers, properties or {})
+
+
+def limits(**given):
+    selection = given.pop("selection", check.Selection())
+    return check.Limits(selection, **given)
+
+
+def perfdata(verdict):
+    return sorted(str(p) for p in verdict.perfdata)
+
+
+def test_judge_all_well():
+    verdict = check.judge(snapshot([unit("a.service"), unit("b.socket", "inactive", "dead")]),
+                          limits(), NOW)
+    assert verdict.state == Ok
+    assert verdict.findings == [(Ok, "system running")]
+    assert verdict.summary == "2 units (1 active), none failed, system running"
+    assert perfdata(verdict) == ["required_not_active=0;;;0", "timers_late=0;;;0",
+                                 "timers_total=0;;;0", "units_active=1;;;0",
+                                 "units_failed=0;;;0", "units_total=2;;;0"]
+    assert verdict.long == []
+
+
+def test_judge_failed_units_first_then_the_rest_worst_first():
+    props = {"x.service": systemd.Properties("x.service", result="exit-code", exit_status=3,
+                                             exit_time=0.0 + 86400)}
+    units = [unit("x.service", "failed", "failed", "the x daemon")] + [
+        unit("f%d.service" % i, "failed", "failed") for i in range(9)]
+    verdict = check.judge(snapshot(units, "degraded", properties=props),
+                          limits(required=["gone.service"], system=Warn), NOW)
+    assert verdict.state == Unknown  # UNKNOWN outranks CRITICAL in the exit code
+    assert verdict.summary == (
+        "failed: x.service, f0.service, f1.service, f2.service, f3.service, f4.service, "
+        "f5.service, f6.service +2 more; gone.service: systemctl said nothing about it; "
+        "system degraded")
+    assert verdict.findings[0] == (Critical, "x.service failed")
+    assert (Unknown, "gone.service: systemctl said nothing about it") in verdict.findings
+    assert verdict.long[0] == ("CRITICAL: x.service failed (result exit-code, exit status 3, "
+                               "at 1970-01-02 00:00:00 UTC): the x daemon")
+    assert verdict.long[-2:] == ["UNKNOWN: gone.service: systemctl said nothing about it",
+                                 "WARNING: system degraded"]
+    assert "units_failed=10;;;0" in perfdata(verdict)
+    assert "required_not_active=1;;;0" in perfdata(verdict)
+
+
+def test_judge_failed_severity_and_a_system_state_that_cannot_be_judged():
+    verdict = check.judge(snapshot([unit("x.service", "failed", "failed")], "offline"),
+                          limits(failed=Warn), NOW)
+    assert verdict.findings == [(Warn, "x.service failed"), (Unknown, "system state offline")]
+    assert verdict.state == Unknown
+    assert verdict.summary == "failed: x.service; system state offline"
+
+
+def test_judge_degraded_only_by_units_left_out_is_ok():
+    units = [unit("a.service"), unit("x.service", "failed", "failed")]
+    verdict = check.judge(snapshot(units, "degraded"),
+                          limits(selection=check.Selection(excluded=["x.service"])), NOW)
+    assert verdict.state == Ok
+    assert verdict.summary == ("1 units (1 active), none failed, system degraded only by 1 "
+                               "unit left out by the selection")
+    assert verdict.long == []
+
+
+def test_judge_a_selection_that_leaves_nothing_is_unknown_without_perfdata():
+    import re
+
+    verdict = check.judge(snapshot([unit("a.service")]),
+                          limits(selection=check.Selection(include=[re.compile("nginx")])), NOW)
+    assert verdict.state == Unknown
+    assert verdict.summary == "no unit matches -i nginx (of 1 units listed)"
+    assert verdict.perfdata == [] and verdict.long == []
+
+
+def test_judge_timers_late_on_time_and_missing():
+    day = 86400
+    timers = [systemd.Timer("old.timer", "old.service", last=NOW - 3 * day),
+              systemd.Timer("new.timer", "new.service", last=NOW - 3600),
+              systemd.Timer("never.timer", "never.service")]
+    props = {"never.timer": systemd.Properties("never.timer", active_enter=NOW - 25)}
+    units = [unit(t.name, sub="waiting") for t in timers]
+    ages = check.TimerAges([(None, 2 * day), ("never.timer", 20), ("backup.timer", day)])
+    for verbose in (0, 1):
+        verdict = check.judge(snapshot(units, timers=timers, properties=props),
+                              limits(ages=ages, verbose=verbose), NOW)
+        assert verdict.state == Warn
+        assert verdict.findings == [
+            (Warn, "old.timer last triggered 3d ago (max 2d)"),
+            (Ok, "new.timer last triggered 1h ago (max 2d)"),
+            (Warn, "never.timer has never triggered (active for 25s, max 20s)"),
+            (Warn, "backup.timer not found"), (Ok, "system running")]
+        assert verdict.summary == ("old.timer last triggered 3d ago (max 2d); never.timer has "
+                                   "never triggered (active for 25s, max 20s); backup.timer "
+                                   "not found")
+        assert ("OK: new.timer last triggered 1h ago (max 2d)" in verdict.long) == bool(verbose)
+        assert "timers_late=3;;;0" in perfdata(verdict)
+        assert "timers_total=3;;;0" in perfdata(verdict)
+    on_time = check.judge(snapshot(units[1:2], timers=timers[1:2]),
+                          limits(ages=check.TimerAges([(None, 2 * day)]), late=Critical), NOW)
+    assert on_time.state == Ok
+    assert on_time.summary == "1 units (1 active), none failed, 1 timer on time, system running"
+
+
+def test_judge_required_units():
+    props = {"up.service": systemd.Properties("up.service", "loaded", "active", "running"),
+             "masked.service": systemd.Properties("masked.service", "masked")}
+    verdict = check.judge(snapshot([unit("up.service")], properties=props),
+                          limits(required=["up.service", "masked.service"]), NOW)
+    assert verdict.findings == [(Ok, "up.service is active (running)"),
+                                (Critical, "masked.service is masked"), (Ok, "system running")]
+    assert verdict.summary == "masked.service is masked"
+    assert verdict.long == ["CRITICAL: masked.service is masked",
+                            "OK: up.service is active (running)"]
+    assert "required_not_active=1;;;0" in perfdata(verdict)

@@ -11,12 +11,14 @@ The same scenarios are also compared directly against the daemon (no Icinga): AP
 """
 import contextlib
 import os
+import pwd
 import re
 import time
 
 import pytest
 
-from tests.peers import BIN, icinga2, ifw_api, need, need_root, run_plugin
+from tests.peers import icinga2, ifw_api, need, need_root, run_plugin
+from tests.peers.foreign_user import shared_tempdir
 from tests.peers.tls import TestCA
 
 pytestmark = pytest.mark.peer
@@ -81,6 +83,31 @@ def masked(text):
     return re.sub(r"N[a-z]+( N[a-z]+)*\b", "T", text)  # 1h vs 1h 1m: a minute later
 
 
+def daemon_user_dir(path):
+    """``path`` made, owned by the daemon's user (a state or cache home of its own)."""
+    os.makedirs(path, exist_ok=True)
+    account = pwd.getpwnam(ifw_api.DAEMON_USER)
+    os.chown(path, account.pw_uid, account.pw_gid)
+    return path
+
+
+def forked_as_the_daemon_user(directory, install, home):
+    """Icinga's PluginDir for the forked checks: each runs as the daemon's user from a copy
+    it can read, with a state and cache home of its own, as the daemon's workers do, so the
+    two answers compared are one user's."""
+    account = pwd.getpwnam(ifw_api.DAEMON_USER)
+    os.makedirs(directory, exist_ok=True)
+    for check in icinga2.all_check_names():
+        path = os.path.join(directory, "check_" + check)
+        with open(path, "w") as handle:
+            handle.write('#!/bin/sh\nexec /usr/sbin/chroot --userspec=%d:%d /mnt /usr/bin/env '
+                         'HOME=%s XDG_STATE_HOME=%s/state XDG_CACHE_HOME=%s/cache %s "$@"\n' % (
+                             account.pw_uid, account.pw_gid, home, home, home,
+                             os.path.join(install, "check_" + check)))
+        os.chmod(path, 0o755)
+    return directory
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     need("debootstrap")
@@ -89,37 +116,53 @@ def world(tmp_path_factory):
     base = str(tmp_path_factory.mktemp("ifwapi-icinga2"))
     with contextlib.ExitStack() as stack:
         problems = {}
-        scenarios = icinga2.scenario_services(stack, problems=problems)
-        wrappers = icinga2.host_programs(os.path.join(base, "plugins"), [
-            os.path.join(BIN, "check_" + check) for check in icinga2.all_check_names()])
+        scenarios, refused = [], []
+        for check, title, argv in icinga2.scenario_services(stack, problems=problems):
+            asked, why = ifw_api.as_a_caller_may_ask(check, argv)
+            if asked is None:
+                refused.append((check, title, argv, why))
+            else:
+                scenarios.append((check, title, asked))
+        shared = stack.enter_context(shared_tempdir("ifwapi-e2e-"))
+        # a backup log that is a FIFO nobody writes to: reading it blocks until the timeout
+        tree = os.path.join(shared, "backup")
+        os.makedirs(tree)
+        open(os.path.join(tree, "file"), "w").close()
+        os.mkfifo(os.path.join(shared, "backup.log"))
+        hang = [("backup_age", "hangs", ["-p", tree, "--log", os.path.join(shared, "backup.log"),
+                                         "-t", "3"])]
+        disk = [("disk_partitions", "root", ["-p", "/", "-w", "20%"])]
+        # the demo's own policy file: what its scenarios ask, and nothing else
+        policy = ifw_api.policy_allowing([(c, a) for c, _, a in scenarios + hang + disk])
+        fork_home = os.path.join(shared, "fork")
+        for name in ("", "state", "cache"):
+            daemon_user_dir(os.path.join(fork_home, name))
+        wrappers = forked_as_the_daemon_user(os.path.join(base, "plugins"),
+                                             ifw_api.daemon_install()[0], fork_home)
         instance = icinga2.Icinga2(os.path.join(base, "i"), node=NODE, root=root,
                                    plugin_dir=wrappers)
         instance.install_pki()
         certs = os.path.join(instance.dirs["DataDir"], "certs")
         ca = os.path.join(certs, "ca.crt")
+        icinga = Files(ca, os.path.join(certs, NODE + ".crt"), os.path.join(certs, NODE + ".key"))
         # Icinga starts every check of the round at once; checks that wait on peers queue
-        rsa = stack.enter_context(ifw_api.ApiDaemon(Files(
-            ca, os.path.join(certs, NODE + ".crt"), os.path.join(certs, NODE + ".key")),
-            workers=8))
+        rsa = stack.enter_context(ifw_api.ApiDaemon(icinga, workers=8, policy=policy))
+        # the scenarios asked straight from a daemon of their own (its own state files)
+        direct = stack.enter_context(ifw_api.ApiDaemon(icinga, workers=4, policy=policy))
         ec_cert, ec_key = ecdsa_pair(instance, "daemon")
         ec_client = ecdsa_pair(instance, "icinga")
-        ecdsa = stack.enter_context(ifw_api.ApiDaemon(Files(ca, ec_cert, ec_key)))
+        ecdsa = stack.enter_context(ifw_api.ApiDaemon(Files(ca, ec_cert, ec_key),
+                                                      policy=policy))
         foreign = TestCA(os.path.join(base, "foreign"))
-        strict = stack.enter_context(ifw_api.ApiDaemon(Files(foreign.ca_path, ec_cert, ec_key)))
-        # a backup log that is a FIFO nobody writes to: reading it blocks until the timeout
-        tree = os.path.join(base, "backup")
-        os.makedirs(tree)
-        open(os.path.join(tree, "file"), "w").close()
-        os.mkfifo(os.path.join(base, "backup.log"))
-        hang = [("backup_age", "hangs", ["-p", tree, "--log", os.path.join(base, "backup.log"),
-                                         "-t", "3"])]
-        disk = [("disk_partitions", "root", ["-p", "/", "-w", "20%"])]
+        strict = stack.enter_context(ifw_api.ApiDaemon(Files(foreign.ca_path, ec_cert, ec_key),
+                                                       policy=policy))
         text = ('object Host "%s" { check_command = "dummy" }\n' % HOST
                 # run once, when forced: a check that remembers its last run (three_copies)
                 # answers a second run otherwise, if icinga2's own schedule came first
-                + icinga2.service_objects(HOST, own_state(scenarios, "fork"), "fork ",
+                + icinga2.service_objects(HOST, scenarios, "fork ", scheduled=False)
+                + icinga2.service_objects(HOST, scenarios, "api ", {"ifw_api_port": rsa.port},
                                           scheduled=False)
-                + icinga2.service_objects(HOST, own_state(scenarios, "api"), "api ",
+                + icinga2.service_objects(HOST, [r[:3] for r in refused], "refused ",
                                           {"ifw_api_port": rsa.port}, scheduled=False)
                 + icinga2.service_objects(HOST, disk, "ecdsa ", {
                     "ifw_api_port": ecdsa.port, "ifw_api_cert": instance.inside(ec_client[0]),
@@ -135,20 +178,9 @@ def world(tmp_path_factory):
         assert instance.force_checks() > 0
         services, pending = instance.wait_for_results(since, timeout=120)
         assert not pending, "no result for %s\n%s" % (pending, instance.log_tail())
-        yield {"services": services, "scenarios": scenarios, "instance": instance,
-               "rsa": rsa, "problems": problems}
-
-
-def own_state(scenarios, suffix):
-    """The scenarios with a state file of their own (check_three_copies remembers its last
-    run): the two runs compared are then both first runs, in whatever order they come."""
-    def moved(argv):
-        argv = list(argv)
-        if "--state-file" in argv:
-            at = argv.index("--state-file") + 1
-            argv[at] += "." + suffix
-        return argv
-    return [(check, title, moved(argv)) for check, title, argv in scenarios]
+        yield {"services": services, "scenarios": scenarios, "refused": refused,
+               "instance": instance, "rsa": rsa, "direct": direct, "problems": problems,
+               "fork_home": fork_home}
 
 
 def result(world, name):
@@ -161,6 +193,7 @@ def test_it_is_icinga_2_14_from_debian_13(world):
 
 
 def test_every_demo_scenario_answers_through_ifw_api_as_when_icinga_forks_it(world):
+    """With the demo's own policy file, as the same user (the daemon's)."""
     assert world["scenarios"], world["problems"]
     differ = []
     for number, (check, title, argv) in enumerate(world["scenarios"], 1):
@@ -176,6 +209,18 @@ def test_every_demo_scenario_answers_through_ifw_api_as_when_icinga_forks_it(wor
                 check, title, argv, api["exit_status"], api["output"],
                 forked["exit_status"], forked["output"]))
     assert not differ, "\n".join(differ)
+
+
+def test_a_scenario_that_names_a_program_or_a_file_written_is_refused_in_words(world):
+    """A caller never chooses what runs or what is written on the host (issue 24): Icinga
+    shows the daemon's reason, naming the option, as UNKNOWN."""
+    assert world["refused"]
+    for number, (check, title, _argv, why) in enumerate(world["refused"], 1):
+        res = result(world, "refused %s %d" % (check, number))
+        assert res["exit_status"] == 3, (title, res["output"])
+        assert "osop-checks-api never takes it from a caller" in res["output"], (
+            title, res["output"])
+        assert why.split(" ")[0] in res["output"], (title, why, res["output"])
 
 
 def test_an_ecdsa_certificate_on_both_sides_works(world):
@@ -209,13 +254,17 @@ def test_a_hanging_check_is_unknown_at_its_timeout_and_the_daemon_keeps_serving(
 
 
 def test_every_demo_scenario_gives_the_cli_answer_directly_from_the_daemon(world):
-    daemon = world["rsa"]
-    for (check, title, argv), (_, _, cli_argv) in zip(
-            own_state(world["scenarios"], "direct"), own_state(world["scenarios"], "cli")):
+    daemon = world["direct"]
+    home = os.path.join(world["fork_home"], "cli")
+    for name in ("", "state", "cache"):
+        daemon_user_dir(os.path.join(home, name))
+    env = {"HOME": home, "XDG_STATE_HOME": home + "/state", "XDG_CACHE_HOME": home + "/cache"}
+    for check, title, argv in world["scenarios"]:
         command = "check_" + check
         status, answer = daemon.call(command, ifw_api.icinga_body(check, argv),
                                      server_name=NODE)
-        cli = run_plugin(command, cli_argv)
+        cli = run_plugin(command, argv, user=ifw_api.DAEMON_USER, env=env,
+                         bin_dir=ifw_api.daemon_install()[0])
         text, perfdata = ifw_api.parse_output(cli.output)
         got = answer[command]
         label = "%s %s %s" % (check, title, argv)

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 
+from osop_checks import cli
 from osop_checks.api import protocol
 from tests.peers import ROOT
 from tests.peers.tls import TestCA, free_port
@@ -167,6 +168,8 @@ class ApiDaemon:
                    if listen else [])
                 + ["--node", self.node, "--workers", str(self.workers_asked)]
                 + ([] if self.policy is None else ["--config", self.config_file])
+                # its own state and cache, as StateDirectory= and CacheDirectory= make them
+                + ["--state-dir", self.own_dir("state"), "--cache-dir", self.own_dir("cache")]
                 + [part for name in sorted(files) for part in ("--" + name, files[name])]
                 + self.extra)
 
@@ -198,6 +201,16 @@ class ApiDaemon:
         if not getattr(self, "_own", None):
             self._own = tempfile.mkdtemp(prefix="ifwapi-config-")
         return self._own
+
+    def own_dir(self, name):
+        """A directory of the daemon's user in its folder (state, cache)."""
+        path = os.path.join(self.folder or self.own_folder(), name)
+        if not os.path.isdir(path):
+            os.makedirs(path)
+            if self.user:
+                account = pwd.getpwnam(self.user)
+                os.chown(path, account.pw_uid, account.pw_gid)
+        return path
 
     def write_policy(self, text):
         """Its api.conf becomes ``text``, atomically; a running daemon reads it on SIGHUP."""
@@ -309,6 +322,78 @@ class ApiDaemon:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def as_a_caller_may_ask(check, argv):
+    """(argv, None) of a scenario as a network caller may ask it: without --state-file (the
+    daemon keeps its checks' state under its own --state-dir); or (None, why) when the
+    scenario needs an option the daemon never takes from a caller (a program, a secret)."""
+    import importlib
+
+    from osop_checks.api import policy
+
+    actions = importlib.import_module("osop_checks.checks." + check).build_parser(
+        )._option_string_actions
+    asked, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+            continue
+        action = actions.get(word.split("=", 1)[0])
+        if action is not None and action.kind in policy.NEVER:
+            if action.kind == cli.FILE_WRITTEN and "--state-file" in action.option_strings:
+                skip = "=" not in word
+                continue
+            return None, policy.refused_key(actions, word.split("=", 1)[0])
+        asked.append(word)
+    return asked, None
+
+
+def policy_allowing(requests):
+    """The api.conf text that allows what ``requests`` [(check, argv)] ask beyond plain
+    options, and nothing else: the demo's own policy file."""
+    import importlib
+
+    from osop_checks.api import policy
+
+    sections = {}
+    for check, argv in requests:
+        parser = importlib.import_module("osop_checks.checks." + check).build_parser()
+        fields = sections.setdefault("check_" + check, {f: set() for f in policy.FIELDS})
+        parsed = parser.parse_args(argv)
+        for action in parser._actions:
+            if action.kind in (cli.PLAIN, None) or action.kind in policy.NEVER:
+                continue
+            value = getattr(parsed, action.dest, None)
+            for one in (value if isinstance(value, list) else [value]):
+                if one is None or one is action.default or one is True:
+                    continue
+                _allow(fields, action.kind, one)
+    text = []
+    for section in sorted(sections):
+        text.append("[%s]" % section)
+        text += ["%s = %s" % (f, " ".join(sorted(v))) for f, v in sections[section].items() if v]
+    return "\n".join(text) + "\n"
+
+
+def _allow(fields, kind, value):
+    from osop_checks.api import policy
+
+    if kind == cli.FILE_READ:
+        fields["files"].add(os.path.realpath(str(value)))
+    elif kind == cli.URL:
+        fields["urls"].add(str(value))
+    elif kind == cli.PORT:
+        fields["ports"].add(str(int(value)))
+    else:
+        place = policy.place_of(value)
+        host = place.host if place.host is not None or kind != cli.HOST else place.path
+        if host is not None:
+            fields["hosts"].add(str(host))
+        if place.port:
+            fields["ports"].add(str(place.port))
+        if kind == cli.PATH and place.path and place.path.startswith("/"):
+            fields["paths"].add(place.path)
 
 
 def icinga_body(check, argv):

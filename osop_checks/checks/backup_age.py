@@ -1,8 +1,9 @@
 """check_backup_age: how old the newest backup is, and whether it holds anything.
 
-arguments -> the backup (sources.tree: the newest entry of a tree, the newest dated snapshot,
-or a stamp file) and optionally a log's verdict -> metrics age/size/files -> contexts (age
-thresholds with clock-skew slack, minimum size and file count, empty is CRITICAL) -> summary.
+arguments -> gather: the backup (sources.tree: the newest entry of a tree, the newest dated
+snapshot, or a stamp file) and optionally a log's verdict, as a Backup -> judge (pure): its
+age against -w/-c with clock-skew slack, its size and file count (empty is CRITICAL), the
+snapshots kept, the log -> a plugin.Verdict, rendered by runtime.
 """
 from __future__ import annotations
 
@@ -307,7 +308,25 @@ def _scan(scan, args, root, kind, whole=False):
                 time_field=args.time, workers=args.workers)
 
 
-# -- evaluation ----------------------------------------------------------------------------
+# -- judgement -----------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Limits:
+    """What the backup is judged against: -w/-c (age ranges in seconds), the clock-skew
+    slack, and the lower limits (None: none)."""
+    warning: nagiosplugin.Range | None = None
+    critical: nagiosplugin.Range | None = None
+    future_slack: float = 300
+    min_size: int | None = None
+    min_files: int | None = None
+    min_snapshots: int | None = None
+    oldest_snapshot: float | None = None
+
+
+def limits_of(args):
+    return Limits(args.warning, args.critical, args.future_slack, args.min_size,
+                  args.min_files, args.min_snapshots, args.oldest_snapshot)
+
 
 def _when(seconds):
     return datetime.datetime.fromtimestamp(seconds).astimezone().isoformat(timespec="seconds")
@@ -328,200 +347,142 @@ def describe(backup):
     return "newest %s %s" % ("directory" if entry.is_dir else "file", entry.path)
 
 
-class Backups(nagiosplugin.Resource):
-    def __init__(self, backup, now):
-        self.backup = backup
-        self.now = now
-
-    def probe(self):
-        backup = self.backup
-        if backup.entry is None:
-            yield nagiosplugin.Metric("found", backup.what, context="found")
-        else:
-            yield nagiosplugin.Metric("age", self.now - backup.entry.time, "s", min=0,
-                                      context="age")
-            if backup.files is not None:
-                yield nagiosplugin.Metric("size", backup.bytes, "B", min=0, context="size")
-                yield nagiosplugin.Metric("files", backup.files, "", min=0, context="files")
-            if backup.snapshots is not None:
-                yield nagiosplugin.Metric("snapshots", backup.snapshots, "", min=0,
-                                          context="snapshots")
-                yield nagiosplugin.Metric("oldest_age", max(0.0, self.now - backup.oldest.time),
-                                          "s", min=0, context="oldest_age")
-        if backup.verdict is not None:
-            yield nagiosplugin.Metric("log", backup.verdict, context="log")
+def _at_least(name, value, uom, minimum):
+    """The perfdata of a quantity with a lower limit: the limit is its critical range."""
+    critical = units.range_of(start=minimum) if minimum else None
+    return nagiosplugin.Performance(name, value, uom, None, critical, 0)
 
 
-class Age(nagiosplugin.Context):
-    """Age against -w/-c; a time in the future within the slack is age 0, beyond it WARNING."""
-
-    def __init__(self, warning, critical, slack):
-        super().__init__("age")
-        self.warning, self.critical, self.slack = warning, critical, slack
-
-    def evaluate(self, metric, resource):
-        backup = resource.backup
-        what = describe(backup)
-        source = backup.entry.time_source
-        if metric.value < -self.slack:
-            return nagiosplugin.Result(Warn, "%s is dated %s in the future (%s %s; clock "
-                                             "skew?)" % (what, units.format_duration(
-                                                 -metric.value), source,
-                                                 _when(backup.entry.time)), metric)
-        age = max(0.0, metric.value)
-        shown = "%s is %s old (%s)" % (what, units.format_duration(age), source)
-        if not self.critical.match(age):
-            return nagiosplugin.Result(Critical, "%s, %s" % (shown, _limit(self.critical)),
-                                       metric)
-        if not self.warning.match(age):
-            return nagiosplugin.Result(Warn, "%s, %s" % (shown, _limit(self.warning)), metric)
-        return nagiosplugin.Result(Ok, shown, metric)
-
-    def performance(self, metric, resource):
-        return nagiosplugin.Performance("age", int(round(max(0.0, metric.value))), "s",
-                                        self.warning, self.critical, 0)
+def judge_age(backup, limits, now):
+    """The age of the newest backup against -w/-c: (state, words), perfdata. A time in the
+    future within the slack is age 0, beyond it WARNING."""
+    age = now - backup.entry.time
+    perfdata = nagiosplugin.Performance("age", int(round(max(0.0, age))), "s",
+                                        limits.warning, limits.critical, 0)
+    what, source = describe(backup), backup.entry.time_source
+    if age < -limits.future_slack:
+        return (Warn, "%s is dated %s in the future (%s %s; clock skew?)" % (
+            what, units.format_duration(-age), source, _when(backup.entry.time))), perfdata
+    age = max(0.0, age)
+    shown = "%s is %s old (%s)" % (what, units.format_duration(age), source)
+    state = plugin.state_of(age, limits.warning, limits.critical)
+    if state == Ok:
+        return (Ok, shown), perfdata
+    return (state, "%s, %s" % (shown, _limit(
+        limits.critical if state == Critical else limits.warning))), perfdata
 
 
-class AtLeast(nagiosplugin.Context):
-    """A metric with a lower limit (--min-size, --min-files, --min-snapshots,
-    --oldest-snapshot; None: none): the limit is its critical range in the perfdata."""
-    name = uom = ""
-
-    def __init__(self, minimum):
-        super().__init__(self.name)
-        self.minimum = minimum
-
-    def performance(self, metric, resource):
-        critical = units.range_of(start=self.minimum) if self.minimum else None
-        value = int(round(metric.value)) if self.uom == "s" else metric.value
-        return nagiosplugin.Performance(self.name, value, self.uom, None, critical, 0)
-
-
-class Size(AtLeast):
-    name, uom = "size", "B"
-
-    def evaluate(self, metric, resource):
-        backup = resource.backup
-        if metric.value == 0 and backup.files:
-            return nagiosplugin.Result(Critical, "%s is empty (0 bytes%s)" % (
-                describe(backup), "" if backup.single_file else " in %d files" % backup.files),
-                metric)
-        if self.minimum is not None and metric.value < self.minimum and backup.files:
-            return nagiosplugin.Result(Critical, "%s holds only %s (minimum %s)" % (
-                describe(backup), units.format_size(metric.value),
-                units.format_size(self.minimum)), metric)
-        return nagiosplugin.Result(Ok, units.format_size(metric.value), metric)
+def judge_contents(backup, limits):
+    """The newest backup's size and file count: an empty one is CRITICAL, so is one below
+    --min-size or --min-files."""
+    what, size, files = describe(backup), backup.bytes, backup.files
+    if size == 0 and files:
+        found = (Critical, "%s is empty (0 bytes%s)" % (
+            what, "" if backup.single_file else " in %d files" % files))
+    elif limits.min_size is not None and size < limits.min_size and files:
+        found = (Critical, "%s holds only %s (minimum %s)" % (
+            what, units.format_size(size), units.format_size(limits.min_size)))
+    else:
+        found = (Ok, units.format_size(size))
+    findings = [found]
+    if files == 0:
+        findings.append((Critical, "%s is empty (no files)" % what))
+    elif limits.min_files is not None and files < limits.min_files:
+        findings.append((Critical, "%s holds only %d file%s (minimum %d)" % (
+            what, files, plugin.plural(files), limits.min_files)))
+    else:
+        findings.append((Ok, "%d file%s" % (files, plugin.plural(files))))
+    return findings, [_at_least("size", size, "B", limits.min_size),
+                      _at_least("files", files, "", limits.min_files)]
 
 
-class Files(AtLeast):
-    name = "files"
-
-    def evaluate(self, metric, resource):
-        what = describe(resource.backup)
-        if metric.value == 0:
-            return nagiosplugin.Result(Critical, "%s is empty (no files)" % what, metric)
-        if self.minimum is not None and metric.value < self.minimum:
-            return nagiosplugin.Result(Critical, "%s holds only %d file%s (minimum %d)" % (
-                what, metric.value, plugin.plural(metric.value), self.minimum), metric)
-        return nagiosplugin.Result(Ok, "%d files" % metric.value, metric)
-
-
-class Snapshots(AtLeast):
-    """Snapshot mode: how many versions are kept, against --min-snapshots."""
-    name = "snapshots"
-
-    def evaluate(self, metric, resource):
-        count = metric.value
-        shown = "%d snapshot%s" % (count, plugin.plural(count))
-        if self.minimum is not None and count < self.minimum:
-            return nagiosplugin.Result(Critical, "only %s under %s, at least %d wanted" % (
-                shown, os.path.dirname(resource.backup.entry.path), self.minimum),
-                metric)
-        return nagiosplugin.Result(Ok, shown, metric)
+def judge_history(backup, limits, now):
+    """Snapshot mode: how many versions are kept (--min-snapshots) and how far back the
+    oldest reaches (--oldest-snapshot)."""
+    count, oldest = backup.snapshots, backup.oldest
+    shown = "%d snapshot%s" % (count, plugin.plural(count))
+    if limits.min_snapshots is not None and count < limits.min_snapshots:
+        kept = (Critical, "only %s under %s, at least %d wanted" % (
+            shown, os.path.dirname(backup.entry.path), limits.min_snapshots))
+    else:
+        kept = (Ok, shown)
+    reach = max(0.0, now - oldest.time)
+    if limits.oldest_snapshot is not None and reach < limits.oldest_snapshot:
+        back = (Critical, "oldest snapshot %s is only %s old (%s), at least %s wanted" % (
+            oldest.path, units.format_duration(reach), oldest.time_source,
+            units.format_duration(limits.oldest_snapshot)))
+    else:
+        back = (Ok, "the oldest %s old" % units.format_duration(reach))
+    return [kept, back], [
+        _at_least("snapshots", count, "", limits.min_snapshots),
+        _at_least("oldest_age", int(round(reach)), "s", limits.oldest_snapshot)]
 
 
-class OldestAge(AtLeast):
-    """Snapshot mode: how far back the kept versions reach, against --oldest-snapshot."""
-    name, uom = "oldest_age", "s"
-
-    def evaluate(self, metric, resource):
-        oldest = resource.backup.oldest
-        shown = "the oldest %s old" % units.format_duration(metric.value)
-        if self.minimum is not None and metric.value < self.minimum:
-            return nagiosplugin.Result(Critical, "oldest snapshot %s is only %s old (%s), at "
-                                                 "least %s wanted" % (
-                oldest.path, units.format_duration(metric.value), oldest.time_source,
-                units.format_duration(self.minimum)), metric)
-        return nagiosplugin.Result(Ok, shown, metric)
+def judge_log(backup):
+    """The verdict of the backup's log: an error in its newest run is CRITICAL, a log that
+    tells neither success nor failure WARNING."""
+    verdict, path = backup.verdict, backup.log
+    if verdict.state == "error":
+        return (Critical, "log %s line %d: %s" % (path, verdict.lineno,
+                                                  text.oneline(verdict.line, 160)))
+    if verdict.state == "none":
+        return (Warn, "log %s tells neither success nor failure" % path)
+    return (Ok, "log %s ok at line %d: %s" % (path, verdict.lineno,
+                                              text.oneline(verdict.line, 160)))
 
 
-class Found(nagiosplugin.Context):
-    def __init__(self):
-        super().__init__("found")
-
-    def evaluate(self, metric, resource):
-        backup = resource.backup
-        if backup.mode == "stamp":
-            hint = "no backup found: %s does not exist" % backup.what
-        else:
-            hint = "no backup found: no %s" % backup.what
-        return nagiosplugin.Result(Critical, hint, metric)
-
-
-class Log(nagiosplugin.Context):
-    def __init__(self):
-        super().__init__("log")
-
-    def evaluate(self, metric, resource):
-        verdict, path = metric.value, resource.backup.log
-        if verdict.state == "error":
-            return nagiosplugin.Result(Critical, "log %s line %d: %s" % (
-                path, verdict.lineno, text.oneline(verdict.line, 160)), metric)
-        if verdict.state == "none":
-            return nagiosplugin.Result(Warn, "log %s tells neither success nor failure"
-                                       % path, metric)
-        return nagiosplugin.Result(Ok, "log %s ok at line %d: %s" % (
-            path, verdict.lineno, text.oneline(verdict.line, 160)), metric)
-
-
-class Report(nagiosplugin.Summary):
-    def ok(self, results):
-        backup = results.first_significant.resource.backup if results else None
-        if backup is None or backup.entry is None:
-            return "ok"
-        parts = [results["age"].hint]
+def judge(backup, limits, now):
+    """The Verdict on ``backup`` (what gather found) against ``limits`` at time ``now``: the
+    status line names every problem, worst first; when all is well, the age, the contents,
+    the history and the log."""
+    findings, perfdata, fine = [], [], []
+    if backup.entry is None:
+        findings.append((Critical, "no backup found: %s" % (
+            "%s does not exist" % backup.what if backup.mode == "stamp"
+            else "no %s" % backup.what)))
+    else:
+        age, performance = judge_age(backup, limits, now)
+        findings.append(age)
+        perfdata.append(performance)
+        fine.append(age[1])
         if backup.files is not None:
-            parts.append("%d file%s, %s" % (backup.files, plugin.plural(backup.files),
-                                            units.format_size(backup.bytes)))
+            found, performance = judge_contents(backup, limits)
+            findings += found
+            perfdata += performance
+            fine.append("%d file%s, %s" % (backup.files, plugin.plural(backup.files),
+                                           units.format_size(backup.bytes)))
         if backup.snapshots is not None:
-            parts.append("%s, %s" % (results["snapshots"].hint, results["oldest_age"].hint))
-        if backup.verdict is not None:
-            parts.append("log ok")
-        return "; ".join(parts)
+            found, performance = judge_history(backup, limits, now)
+            findings += found
+            perfdata += performance
+            fine.append("%s, %s" % (found[0][1], found[1][1]))
+    if backup.verdict is not None:
+        findings.append(judge_log(backup))
+        fine.append("log ok")
+    problems = [words for state, words in plugin.worst_first(
+        findings, state=lambda finding: finding[0]) if state != Ok]
+    return plugin.Verdict(findings, "; ".join(problems or fine), perfdata, details(backup))
 
-    def problem(self, results):
-        worst = plugin.worst_first(r for r in results if r.state != Ok)
-        return "; ".join(str(r.hint) for r in worst)
 
-    def verbose(self, results):
-        backup = results.first_significant.resource.backup
-        lines = []
-        if backup.entry is not None:
-            entry = backup.entry
-            lines.append("%s: %s %s" % (entry.path, entry.time_source, _when(entry.time)))
-        if backup.files is not None and backup.entry is not None:
+def details(backup):
+    """The long output: the backup's time, its contents, the log's deciding line, notes."""
+    lines = []
+    if backup.entry is not None:
+        entry = backup.entry
+        lines.append("%s: %s %s" % (entry.path, entry.time_source, _when(entry.time)))
+        if backup.files is not None:
             lines.append("backup holds %d regular file%s, %s (%d bytes)" % (
                 backup.files, plugin.plural(backup.files),
                 units.format_size(backup.bytes), backup.bytes))
-        if backup.verdict is not None:
-            verdict = backup.verdict
-            if verdict.state != "none":
-                lines.append("log %s: %s at line %d: %s" % (
-                    backup.log, verdict.state, verdict.lineno, verdict.line))
-            if verdict.note:
-                lines.append("log %s: %s" % (backup.log, verdict.note))
-        lines.extend(backup.notes)
-        return lines
+    if backup.verdict is not None:
+        verdict = backup.verdict
+        if verdict.state != "none":
+            lines.append("log %s: %s at line %d: %s" % (
+                backup.log, verdict.state, verdict.lineno, verdict.line))
+        if verdict.note:
+            lines.append("log %s: %s" % (backup.log, verdict.note))
+    lines.extend(backup.notes)
+    return lines
 
 
 def build_check(args, scan=tree.scan_tree, snapshots=tree.list_snapshots,
@@ -544,16 +505,7 @@ def build_check(args, scan=tree.scan_tree, snapshots=tree.list_snapshots,
         backup.log = args.log
         backup.verdict = tree.log_verdict(log_text, args.log_ok, args.log_error,
                                           args.log_start)
-    return nagiosplugin.Check(
-        Backups(backup, now()),
-        Age(args.warning, args.critical, args.future_slack),
-        Size(args.min_size),
-        Files(args.min_files),
-        Snapshots(args.min_snapshots),
-        OldestAge(args.oldest_snapshot),
-        Found(),
-        Log(),
-        Report())
+    return judge(backup, limits_of(args), now())
 
 
 def main(argv=None):

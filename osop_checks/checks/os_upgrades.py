@@ -1,9 +1,10 @@
 """check_os_upgrades: pending OS upgrades (security apart), held packages, reboot, stale lists.
 
-arguments -> host (apt or dnf, detected) -> pending upgrades (from the result cache while the
-dpkg status / rpm database and the package lists are unchanged, else from a simulation) ->
-include/exclude -> metrics (security_upgrades, other_upgrades, upgrades, held,
-reboot_required, list_age) -> contexts with their own states -> summary with the counts.
+arguments -> gather: the host's package manager (apt or dnf, detected), its pending upgrades
+(from the result cache while the dpkg status / rpm database and the package lists are
+unchanged, else from a simulation) after include/exclude, the reboot, the lists' age, as Facts
+-> judge (pure): security and other upgrades against their ranges, held packages, reboot and
+list age with their own states -> a plugin.Verdict with the counts, rendered by runtime.
 """
 import argparse
 import os
@@ -254,87 +255,58 @@ def _cached(data):
     return pending
 
 
-# -- evaluation ---------------------------------------------------------------------------
-
 def selected(name, args):
     return ((args.include is None or args.include.search(name))
             and (args.exclude is None or not args.exclude.search(name)))
 
 
-class Facts:
-    """Everything the contexts and the summary read, after include/exclude."""
+def gather(args, detect, uname, boot):
+    """What the host's package manager says, after include/exclude: the Facts."""
+    host = detect(args)
+    pending = ask(host, args)
+    pending.upgrades = [u for u in pending.upgrades if selected(u.package, args)]
+    pending.held = [p for p in pending.held if selected(p, args)]
+    pending.kept_back = [p for p in pending.kept_back if selected(p, args)]
+    pending.deferred = [p for p in pending.deferred if selected(p, args)]
+    reboot = host.reboot()
+    if not args.root:
+        reason = kernel.kernel_reason(uname().release, kernel.installed_kernels(boot))
+        if reason:
+            reboot.reasons.append(reason)
+    return Facts(host.name, pending, reboot, host.list_age())
 
-    def __init__(self, manager, pending, reboot, list_age, now):
+
+class Facts:
+    """What gather found: the package manager's name, the pending upgrades (packages.Pending),
+    whether a reboot is required (packages.Reboot) and the package lists' age
+    (packages.ListAge)."""
+
+    def __init__(self, manager, pending, reboot, lists):
         self.manager = manager
         self.pending = pending
-        self.security = [u for u in pending.upgrades if u.security]
-        self.other = [u for u in pending.upgrades if not u.security]
-        self.held = pending.held
-        held = set(self.held)
-        self.kept_back = [p for p in pending.kept_back if p not in held]
         self.reboot = reboot
-        self.lists = list_age
-        self.age = list_age.age(now)
+        self.lists = lists
 
 
-class Upgrades(nagiosplugin.Resource):
-    def __init__(self, facts):
-        self.facts = facts
+# -- judgement ----------------------------------------------------------------------------
 
-    def probe(self):
-        f = self.facts
-        yield nagiosplugin.Metric("security_upgrades", len(f.security), min=0,
-                                  context="security_upgrades")
-        yield nagiosplugin.Metric("other_upgrades", len(f.other), min=0,
-                                  context="other_upgrades")
-        yield nagiosplugin.Metric("upgrades", len(f.security) + len(f.other), min=0,
-                                  context="upgrades")
-        yield nagiosplugin.Metric("held", len(f.held), min=0, context="held")
-        yield nagiosplugin.Metric("reboot_required", int(f.reboot.required), min=0, max=1,
-                                  context="reboot")
-        yield nagiosplugin.Metric("list_age", None if f.age is None else int(f.age), "s",
-                                  min=0, context="list_age")
+class Limits:
+    """What the host is judged against: the ranges of security and other upgrades (None:
+    none), the states of held packages, a required reboot and stale lists, the lists' maximum
+    age in seconds (0: not judged)."""
+
+    def __init__(self, security_warning=None, security_critical=None, warning=None,
+                 critical=None, held_state=Ok, reboot_state=Warn, max_list_age=7 * 86400,
+                 list_age_state=Warn):
+        self.security_warning, self.security_critical = security_warning, security_critical
+        self.warning, self.critical = warning, critical
+        self.held_state, self.reboot_state = held_state, reboot_state
+        self.max_list_age, self.list_age_state = max_list_age, list_age_state
 
 
-class Flag(nagiosplugin.Context):
-    """A fact with its own configured state when it is true (held packages, reboot)."""
-
-    def __init__(self, name, state, describe):
-        super().__init__(name)
-        self.state = state
-        self.describe = describe
-
-    def evaluate(self, metric, resource):
-        if not metric.value:
-            return nagiosplugin.Result(Ok, metric=metric)
-        return nagiosplugin.Result(self.state, self.describe(resource.facts), metric)
-
-    def performance(self, metric, resource):
-        return nagiosplugin.Performance(metric.name, metric.value, "", None, None, metric.min,
-                                        metric.max)
-
-
-class ListAgeContext(nagiosplugin.Context):
-    def __init__(self, maximum, state):
-        super().__init__("list_age")
-        self.maximum = maximum
-        self.state = state
-
-    def evaluate(self, metric, resource):
-        if metric.value is None:
-            return nagiosplugin.Result(
-                self.state if self.maximum else Ok, "no package lists (never updated?)", metric)
-        if self.maximum and metric.value > self.maximum:
-            return nagiosplugin.Result(self.state, "package lists %s old (max %s)" % (
-                units.format_duration(metric.value), units.format_duration(self.maximum)),
-                metric)
-        return nagiosplugin.Result(Ok, metric=metric)
-
-    def performance(self, metric, resource):
-        if metric.value is None:
-            return None
-        warning = units.range_of(end=self.maximum) if self.maximum else None
-        return nagiosplugin.Performance("list_age", metric.value, "s", warning, None, 0)
+def limits_of(args):
+    return Limits(args.security_warning, args.security_critical, args.warning, args.critical,
+                  args.held_state, args.reboot_state, args.max_list_age, args.list_age_state)
 
 
 def describe_upgrade(u):
@@ -349,95 +321,113 @@ def describe_upgrade(u):
                           " (%s)" % where if where else "")
 
 
-class Report(nagiosplugin.Summary):
-    def __init__(self, facts, max_age):
-        self.facts = facts
-        self.max_age = max_age
+def judge_lists(age, limits):
+    """The package lists' age (whole seconds, None: no lists) against --max-list-age."""
+    maximum = limits.max_list_age
+    if age is None:
+        return (limits.list_age_state if maximum else Ok,
+                "no package lists (never updated?)"), None
+    warning = units.range_of(end=maximum) if maximum else None
+    performance = nagiosplugin.Performance("list_age", age, "s", warning, None, 0)
+    if maximum and age > maximum:
+        return (limits.list_age_state, "package lists %s old (max %s)" % (
+            units.format_duration(age), units.format_duration(maximum))), performance
+    return (Ok, "package lists %s old" % units.format_duration(age)), performance
 
-    def _line(self, results):
-        f = self.facts
-        if f.security or f.other:
-            count = len(f.security) + len(f.other)
-            parts = ["%d upgrade%s (%d security)" % (count, plugin.plural(count),
-                                                     len(f.security))]
-        else:
-            parts = ["no upgrades pending"]
-        if f.held:
-            parts.append("%d held" % len(f.held))
-        if f.kept_back:
-            parts.append("%d kept back" % len(f.kept_back))
-        if f.reboot.required:
-            parts.append("reboot required")
-        if f.age is None:
-            parts.append("no package lists")
-        elif self.max_age and f.age > self.max_age:
-            parts.append("package lists %s old (max %s)" % (
-                units.format_duration(f.age), units.format_duration(self.max_age)))
-        else:
-            parts.append("lists %s old" % units.format_duration(f.age))
-        return ", ".join(parts)
 
-    def ok(self, results):
-        return self._line(results)
+def judge(facts, limits, now):
+    """The Verdict on ``facts`` (what gather found) against ``limits`` at time ``now``: one
+    finding per count and fact, a status line with the counts, the upgrades in the long
+    output."""
+    pending, reboot = facts.pending, facts.reboot
+    security = [u for u in pending.upgrades if u.security]
+    other = [u for u in pending.upgrades if not u.security]
+    held = pending.held
+    kept_back = [p for p in pending.kept_back if p not in set(held)]
+    age = facts.lists.age(now)
+    listed, list_performance = judge_lists(None if age is None else int(age), limits)
+    findings = [
+        (plugin.state_of(len(security), limits.security_warning, limits.security_critical),
+         "%d security upgrades" % len(security)),
+        (plugin.state_of(len(other), limits.warning, limits.critical),
+         "%d other upgrades" % len(other)),
+        (limits.held_state if held else Ok, "%d held" % len(held)),
+        (limits.reboot_state if reboot.required else Ok,
+         "reboot required" if reboot.required else "no reboot required"),
+        listed]
+    perfdata = [
+        nagiosplugin.Performance("security_upgrades", len(security), "",
+                                 limits.security_warning, limits.security_critical, 0),
+        nagiosplugin.Performance("other_upgrades", len(other), "", limits.warning,
+                                 limits.critical, 0),
+        nagiosplugin.Performance("upgrades", len(security) + len(other), "", None, None, 0),
+        nagiosplugin.Performance("held", len(held), "", None, None, 0),
+        nagiosplugin.Performance("reboot_required", int(reboot.required), "", None, None, 0,
+                                 1)]
+    if list_performance is not None:
+        perfdata.append(list_performance)
+    return plugin.Verdict(findings, summary(security, other, held, kept_back, reboot, age,
+                                            limits.max_list_age),
+                          perfdata, details(facts, security, other, kept_back, age))
 
-    def problem(self, results):
-        return self._line(results)
 
-    def verbose(self, results):
-        f = self.facts
-        lines = [describe_upgrade(u) for u in sorted(f.security, key=lambda u: u.package)]
-        lines += [describe_upgrade(u) for u in sorted(f.other, key=lambda u: u.package)]
-        if f.pending.removals:
-            lines.append("to remove: %s" % " ".join(f.pending.removals))
-        for name in f.held:
-            lines.append("held: %s%s" % (name, " (an upgrade is kept back)"
-                                         if name in f.pending.kept_back else ""))
-        if f.pending.deferred:
-            lines.append("deferred by phasing (Ubuntu): %s" % " ".join(f.pending.deferred))
-        if f.kept_back:
-            lines.append("kept back (by --upgrade-mode upgrade or a conflict): %s"
-                         % " ".join(f.kept_back))
-        for reason in f.reboot.reasons:
-            lines.append("reboot required: %s" % reason)
-        if f.reboot.packages:
-            lines.append("reboot required by: %s" % " ".join(f.reboot.packages))
-        if f.reboot.note:
-            lines.append("reboot: not known, %s" % f.reboot.note)
-        if f.lists.newest:
-            lines.append("newest package list: %s, %s old" % (
-                f.lists.newest, units.format_duration(f.age)))
-        if f.pending.cached_at:
-            lines.append("answer cached at %s (dpkg status/rpm database and lists unchanged "
-                         "since)" % time.strftime("%Y-%m-%d %H:%M:%S",
-                                                  time.localtime(f.pending.cached_at)))
-        return lines
+def summary(security, other, held, kept_back, reboot, age, max_age):
+    """The status line: the counts, held and kept-back packages, the reboot, the lists."""
+    if security or other:
+        count = len(security) + len(other)
+        parts = ["%d upgrade%s (%d security)" % (count, plugin.plural(count), len(security))]
+    else:
+        parts = ["no upgrades pending"]
+    if held:
+        parts.append("%d held" % len(held))
+    if kept_back:
+        parts.append("%d kept back" % len(kept_back))
+    if reboot.required:
+        parts.append("reboot required")
+    if age is None:
+        parts.append("no package lists")
+    elif max_age and age > max_age:
+        parts.append("package lists %s old (max %s)" % (
+            units.format_duration(age), units.format_duration(max_age)))
+    else:
+        parts.append("lists %s old" % units.format_duration(age))
+    return ", ".join(parts)
+
+
+def details(facts, security, other, kept_back, age):
+    """The long output: every upgrade (security first), removals, held, deferred and kept
+    back packages, the reboot's reasons, the newest list, the cached answer's time."""
+    pending, reboot = facts.pending, facts.reboot
+    lines = [describe_upgrade(u) for u in sorted(security, key=lambda u: u.package)]
+    lines += [describe_upgrade(u) for u in sorted(other, key=lambda u: u.package)]
+    if pending.removals:
+        lines.append("to remove: %s" % " ".join(pending.removals))
+    for name in pending.held:
+        lines.append("held: %s%s" % (name, " (an upgrade is kept back)"
+                                     if name in pending.kept_back else ""))
+    if pending.deferred:
+        lines.append("deferred by phasing (Ubuntu): %s" % " ".join(pending.deferred))
+    if kept_back:
+        lines.append("kept back (by --upgrade-mode upgrade or a conflict): %s"
+                     % " ".join(kept_back))
+    for reason in reboot.reasons:
+        lines.append("reboot required: %s" % reason)
+    if reboot.packages:
+        lines.append("reboot required by: %s" % " ".join(reboot.packages))
+    if reboot.note:
+        lines.append("reboot: not known, %s" % reboot.note)
+    if facts.lists.newest:
+        lines.append("newest package list: %s, %s old" % (
+            facts.lists.newest, units.format_duration(age)))
+    if pending.cached_at:
+        lines.append("answer cached at %s (dpkg status/rpm database and lists unchanged "
+                     "since)" % time.strftime("%Y-%m-%d %H:%M:%S",
+                                              time.localtime(pending.cached_at)))
+    return lines
 
 
 def build_check(args, detect=detect_host, uname=os.uname, boot="/boot", now=time.time):
-    host = detect(args)
-    pending = ask(host, args)
-    pending.upgrades = [u for u in pending.upgrades if selected(u.package, args)]
-    pending.held = [p for p in pending.held if selected(p, args)]
-    pending.kept_back = [p for p in pending.kept_back if selected(p, args)]
-    pending.deferred = [p for p in pending.deferred if selected(p, args)]
-    reboot = host.reboot()
-    if not args.root:
-        reason = kernel.kernel_reason(uname().release, kernel.installed_kernels(boot))
-        if reason:
-            reboot.reasons.append(reason)
-    facts = Facts(host.name, pending, reboot, host.list_age(), now())
-    return nagiosplugin.Check(
-        Upgrades(facts),
-        nagiosplugin.ScalarContext("security_upgrades", args.security_warning,
-                                   args.security_critical,
-                                   fmt_metric="{value} security upgrades"),
-        nagiosplugin.ScalarContext("other_upgrades", args.warning, args.critical,
-                                   fmt_metric="{value} other upgrades"),
-        nagiosplugin.ScalarContext("upgrades"),
-        Flag("held", args.held_state, lambda f: "%d held" % len(f.held)),
-        Flag("reboot", args.reboot_state, lambda f: "reboot required"),
-        ListAgeContext(args.max_list_age, args.list_age_state),
-        Report(facts, args.max_list_age))
+    return judge(gather(args, detect, uname, boot), limits_of(args), now())
 
 
 def main(argv=None):

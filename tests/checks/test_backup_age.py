@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from osop_checks import units
 from osop_checks.checks import backup_age
 from osop_checks.sources import tree
 from tests.peers import run_inprocess, trees
@@ -31,6 +32,11 @@ def _now():
 
 def run(*argv):
     return run_inprocess(backup_age, [str(a) for a in argv])
+
+
+def perfdata(verdict):
+    """A Verdict's perfdata as the status line writes it."""
+    return sorted(str(p) for p in verdict.perfdata)
 
 
 def ts(text):
@@ -297,6 +303,116 @@ def test_walk_missing_root(tmp_path):
         tree.scan_tree(str(tmp_path / "nope"))
 
 
+# -- the judgement on plain data ------------------------------------------------------------
+
+def limits(warning="26h", critical="50h", **lower):
+    return backup_age.Limits(units.parse_range(warning, units.DURATION),
+                             units.parse_range(critical, units.DURATION), **lower)
+
+
+def found(age, files=3, size=30, mode="newest", **more):
+    """A Backup whose newest entry is ``age`` seconds old at NOW."""
+    path = "/backup/stamp" if mode == "stamp" else "/backup/f"
+    return backup_age.Backup(mode, entry=tree.Entry(path, NOW - age, size), what="file under "
+                             "/backup", files=files, bytes=size, **more)
+
+
+@pytest.mark.parametrize("age, state, words", [
+    (HOUR, nagiosplugin.Ok, "newest file /backup/f is 1h old (mtime)"),
+    (27 * HOUR, nagiosplugin.Warn, "newest file /backup/f is 1d 3h old (mtime), limit 26h"),
+    (51 * HOUR, nagiosplugin.Critical, "newest file /backup/f is 2d 3h old (mtime), limit 50h"),
+    (-200, nagiosplugin.Ok, "newest file /backup/f is 0s old (mtime)"),
+])
+def test_judge_the_age_against_the_ladder(age, state, words):
+    verdict = backup_age.judge(found(age), limits(), NOW)
+    assert verdict.state == state
+    assert verdict.findings[0] == (state, words)
+    assert verdict.summary == (words if state != nagiosplugin.Ok else words + "; 3 files, 30 B")
+    assert perfdata(verdict) == ["age=%ds;93600;180000;0" % max(0, age), "files=3;;;0",
+                                 "size=30B;;;0"]
+
+
+def test_judge_names_a_range_as_written_and_the_future_beyond_the_slack():
+    verdict = backup_age.judge(found(30 * 60), limits("@0:1h", "2h"), NOW)
+    assert verdict.state == nagiosplugin.Warn
+    assert verdict.summary == "newest file /backup/f is 30m old (mtime), range @0:1h"
+    ahead = backup_age.judge(found(-2 * HOUR), limits(), NOW)
+    assert ahead.state == nagiosplugin.Warn
+    assert ahead.summary.startswith("newest file /backup/f is dated 2h in the future (mtime ")
+    assert ahead.summary.endswith("; clock skew?)")
+    assert "age=0s;93600;180000;0" in perfdata(ahead)
+
+
+def test_judge_an_empty_or_small_backup_is_critical():
+    empty = backup_age.judge(found(HOUR, files=0, size=0), limits(), NOW)
+    assert empty.findings == [
+        (nagiosplugin.Ok, "newest file /backup/f is 1h old (mtime)"), (nagiosplugin.Ok, "0 B"),
+        (nagiosplugin.Critical, "newest file /backup/f is empty (no files)")]
+    assert empty.summary == "newest file /backup/f is empty (no files)"
+    zeros = backup_age.judge(found(HOUR, files=4, size=0), limits(), NOW)
+    assert zeros.summary == "newest file /backup/f is empty (0 bytes in 4 files)"
+    dump = backup_age.judge(found(HOUR, files=1, size=0, single_file=True), limits(), NOW)
+    assert dump.summary == "newest file /backup/f is empty (0 bytes)"
+    small = backup_age.judge(found(HOUR, files=3, size=30),
+                             limits(min_size=1024, min_files=5), NOW)
+    assert small.state == nagiosplugin.Critical
+    assert small.summary == ("newest file /backup/f holds only 30 B (minimum 1.0 KiB); "
+                             "newest file /backup/f holds only 3 files (minimum 5)")
+    assert perfdata(small) == ["age=3600s;93600;180000;0", "files=3;;5:;0",
+                               "size=30B;;1024:;0"]
+
+
+def test_judge_nothing_found_is_critical_without_perfdata():
+    nothing = backup_age.Backup("newest", what="file matching *.tar.gz under /backup")
+    verdict = backup_age.judge(nothing, limits(), NOW)
+    assert (verdict.state, verdict.summary, verdict.perfdata, verdict.long) == (
+        nagiosplugin.Critical, "no backup found: no file matching *.tar.gz under /backup", [],
+        [])
+    stamp = backup_age.Backup("stamp", what="stamp file /backup/stamp")
+    assert backup_age.judge(stamp, limits(), NOW).summary == \
+        "no backup found: stamp file /backup/stamp does not exist"
+
+
+def test_judge_problems_worst_first_and_the_log():
+    silent = tree.Verdict("none", note="no run started")
+    verdict = backup_age.judge(found(27 * HOUR, files=0, size=0, log="/var/log/b.log",
+                                     verdict=silent), limits(), NOW)
+    assert verdict.state == nagiosplugin.Critical
+    assert verdict.summary == ("newest file /backup/f is empty (no files); newest file "
+                               "/backup/f is 1d 3h old (mtime), limit 26h; log /var/log/b.log "
+                               "tells neither success nor failure")
+    assert verdict.long[1:] == ["backup holds 0 regular files, 0 B (0 bytes)",
+                                "log /var/log/b.log: no run started"]
+    fine = tree.Verdict("ok", "total size is 9  speedup is 1.00", 7)
+    good = backup_age.judge(found(HOUR, log="/var/log/b.log", verdict=fine), limits(), NOW)
+    assert good.state == nagiosplugin.Ok
+    assert good.summary == "newest file /backup/f is 1h old (mtime); 3 files, 30 B; log ok"
+    assert good.findings[-1] == (nagiosplugin.Ok, "log /var/log/b.log ok at line 7: total "
+                                                  "size is 9 speedup is 1.00")  # one line
+    failed = tree.Verdict("error", "rsync error: " + "x" * 300, 9)
+    bad = backup_age.judge(found(HOUR, log="/var/log/b.log", verdict=failed), limits(), NOW)
+    assert bad.state == nagiosplugin.Critical and bad.summary.startswith(
+        "log /var/log/b.log line 9: rsync error: x")
+    assert bad.long[-1] == "log /var/log/b.log: error at line 9: rsync error: " + "x" * 300
+
+
+def test_judge_the_snapshots_kept():
+    oldest = tree.Entry("/backup/daily.2", NOW - 2 * DAY - 20 * HOUR, 0, True)
+    snapshots = backup_age.Backup("snapshot", entry=tree.Entry("/backup/daily.0", NOW - 20 * HOUR,
+                                                               0, True),
+                                  files=3, bytes=30, snapshots=3, oldest=oldest)
+    fine = backup_age.judge(snapshots, limits(), NOW)
+    assert fine.summary == ("newest snapshot /backup/daily.0 is 20h old (mtime); 3 files, 30 B; "
+                            "3 snapshots, the oldest 2d 20h old")
+    short = backup_age.judge(snapshots, limits(min_snapshots=7, oldest_snapshot=6 * DAY), NOW)
+    assert short.findings[-2:] == [
+        (nagiosplugin.Critical, "only 3 snapshots under /backup, at least 7 wanted"),
+        (nagiosplugin.Critical, "oldest snapshot /backup/daily.2 is only 2d 20h old (mtime), "
+                                "at least 6d wanted")]
+    assert perfdata(short)[2:] == ["oldest_age=%ds;;518400:;0" % (2 * DAY + 20 * HOUR),
+                                   "size=30B;;;0", "snapshots=3;;7:;0"]
+
+
 # -- the check on real trees -----------------------------------------------------------------
 
 def test_fresh_tree_is_ok_with_perfdata(tmp_path):
@@ -446,9 +562,7 @@ def _snapshot_check(argv, entries):
     def scan(root, **kwargs):
         assert root == newest.path  # only the newest snapshot is walked
         return tree.Scan(newest=tree.Entry(root + "/f", newest.time, 10), files=3, bytes=30)
-    check = backup_age.build_check(args, scan=scan, snapshots=snapshots, now=lambda: NOW)
-    check()
-    return check
+    return backup_age.build_check(args, scan=scan, snapshots=snapshots, now=lambda: NOW)
 
 
 def _rsnapshot(n, hours=20):
@@ -459,32 +573,32 @@ def _rsnapshot(n, hours=20):
 
 def test_min_snapshots_and_oldest_snapshot_on_a_listing():
     ok = _snapshot_check(["--min-snapshots", "7", "--oldest-snapshot", "6d"], _rsnapshot(7))
-    assert ok.state == nagiosplugin.Ok, ok.summary_str
-    assert ok.summary_str == ("newest snapshot /backup/daily.0 is 20h old (mtime); 3 files, "
+    assert ok.state == nagiosplugin.Ok, ok.summary
+    assert ok.summary == ("newest snapshot /backup/daily.0 is 20h old (mtime); 3 files, "
                               "30 B; 7 snapshots, the oldest 6d 20h old")
-    assert "snapshots=7;;7:;0" in ok.perfdata
-    assert "oldest_age=%ds;;518400:;0" % (6 * DAY + 20 * HOUR) in ok.perfdata
+    assert "snapshots=7;;7:;0" in perfdata(ok)
+    assert "oldest_age=%ds;;518400:;0" % (6 * DAY + 20 * HOUR) in perfdata(ok)
     few = _snapshot_check(["--min-snapshots", "7"], _rsnapshot(2))
     assert few.state == nagiosplugin.Critical
-    assert few.summary_str == "only 2 snapshots under /backup, at least 7 wanted"
+    assert few.summary == "only 2 snapshots under /backup, at least 7 wanted"
     short = _snapshot_check(["--oldest-snapshot", "6d"], _rsnapshot(3))
     assert short.state == nagiosplugin.Critical
-    assert short.summary_str == ("oldest snapshot /backup/daily.2 is only 2d 20h old (mtime), "
+    assert short.summary == ("oldest snapshot /backup/daily.2 is only 2d 20h old (mtime), "
                                  "at least 6d wanted")
     both = _snapshot_check(["--min-snapshots", "7", "--oldest-snapshot", "6d", "-c", "10h"],
                            _rsnapshot(1))
     assert both.state == nagiosplugin.Critical
-    assert both.summary_str.count(";") == 2 and "only 1 snapshot under" in both.summary_str
-    assert "oldest snapshot /backup/daily.0 is only 20h old" in both.summary_str
+    assert both.summary.count(";") == 2 and "only 1 snapshot under" in both.summary
+    assert "oldest snapshot /backup/daily.0 is only 20h old" in both.summary
 
 
 def test_snapshot_count_and_reach_are_perfdata_without_limits():
     check = _snapshot_check([], _rsnapshot(3))
     assert check.state == nagiosplugin.Ok
-    assert "snapshots=3;;;0" in check.perfdata
-    assert "oldest_age=%ds;;;0" % (2 * DAY + 20 * HOUR) in check.perfdata
+    assert "snapshots=3;;;0" in perfdata(check)
+    assert "oldest_age=%ds;;;0" % (2 * DAY + 20 * HOUR) in perfdata(check)
     future = [tree.Entry("/backup/2099-01-01", NOW + 60, 0, True, "name")]
-    assert "oldest_age=0s;;;0" in _snapshot_check([], future).perfdata
+    assert "oldest_age=0s;;;0" in perfdata(_snapshot_check([], future))
 
 
 def test_rsnapshot_rotation_too_short(tmp_path):
@@ -640,10 +754,9 @@ def test_unreadable_subdirectory_via_injected_scan(tmp_path):
     with pytest.raises(nagiosplugin.CheckError, match="cannot read 2 directories under"):
         backup_age.build_check(args, scan=scan)
     args = backup_age.build_parser().parse_args(["-p", str(tmp_path), "--skip-unreadable"])
-    check = backup_age.build_check(args, scan=scan)
-    check()
-    assert check.exitcode == 0
-    assert any("skipped: cannot read 2 directories" in line for line in check.verbose_str)
+    verdict = backup_age.build_check(args, scan=scan)
+    assert verdict.state == nagiosplugin.Ok
+    assert any("skipped: cannot read 2 directories" in line for line in verdict.long)
 
 
 def test_timeout_is_one_unknown_line(tmp_path):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from nagiosplugin import Critical, Ok, Warn
 
 from osop_checks.checks import os_upgrades
 from osop_checks.sources import apt, dnf, kernel, packages
@@ -357,6 +358,89 @@ def test_garbage_from_apt_is_unknown():
     assert out.exitcode == 3
     assert out.output.startswith("OS_UPGRADES UNKNOWN - apt-get printed no 'N upgraded")
     assert "Traceback" not in out.output
+
+
+# -- the judgement on plain data ------------------------------------------------------------
+
+def facts(security=0, other=0, held=(), kept_back=(), reboot=None, list_age=3600):
+    """Facts of a host with ``security`` security and ``other`` other upgrades pending."""
+    upgrades = [packages.Upgrade("p%02d" % i, "1", "2", security=i < security)
+                for i in range(security + other)]
+    lists = packages.ListAge(None, None) if list_age is None else packages.ListAge(
+        "/var/lib/apt/lists/x", NOW - list_age)
+    return os_upgrades.Facts("apt", packages.Pending("apt", upgrades=upgrades, held=list(held),
+                                                     kept_back=list(kept_back)),
+                             reboot or packages.Reboot(), lists)
+
+
+def limits(*argv):
+    """The Limits of a command line."""
+    return os_upgrades.limits_of(os_upgrades.build_parser().parse_args(list(argv)))
+
+
+def rendered(verdict):
+    return sorted(str(p) for p in verdict.perfdata)
+
+
+def test_judge_counts_against_their_ranges():
+    verdict = os_upgrades.judge(facts(3, 5), limits(), NOW)
+    assert verdict.state == Critical
+    assert verdict.findings[:2] == [(Critical, "3 security upgrades"),
+                                    (Warn, "5 other upgrades")]
+    assert verdict.summary == "8 upgrades (3 security), lists 1h old"
+    assert rendered(verdict) == [
+        "held=0;;;0", "list_age=3600s;604800;;0", "other_upgrades=5;0;;0",
+        "reboot_required=0;;;0;1", "security_upgrades=3;;0;0", "upgrades=8;;;0"]
+    assert verdict.long == ["[SECURITY] p00 1 -> 2", "[SECURITY] p01 1 -> 2",
+                            "[SECURITY] p02 1 -> 2", "p03 1 -> 2", "p04 1 -> 2", "p05 1 -> 2",
+                            "p06 1 -> 2", "p07 1 -> 2",
+                            "newest package list: /var/lib/apt/lists/x, 1h old"]
+    relaxed = os_upgrades.judge(facts(3, 5), limits("--security-warning", "2",
+                                                    "--security-critical", "5", "-w", "10"),
+                                NOW)
+    assert relaxed.state == Warn and relaxed.findings[:2] == [
+        (Warn, "3 security upgrades"), (Ok, "5 other upgrades")]
+    assert "security_upgrades=3;2;5;0" in rendered(relaxed)
+    none = os_upgrades.judge(facts(), limits(), NOW)
+    assert (none.state, none.summary) == (Ok, "no upgrades pending, lists 1h old")
+
+
+def test_judge_held_kept_back_and_reboot_with_their_states():
+    reboot = packages.Reboot(["/run/reboot-required exists"], ["linux-image-amd64"])
+    host = facts(held=["libzstd1"], kept_back=["libzstd1", "tzdata"], reboot=reboot)
+    verdict = os_upgrades.judge(host, limits(), NOW)
+    assert verdict.state == Warn  # the reboot; held packages are OK by default
+    assert verdict.findings[2:4] == [(Ok, "1 held"), (Warn, "reboot required")]
+    assert verdict.summary == ("no upgrades pending, 1 held, 1 kept back, reboot required, "
+                               "lists 1h old")
+    assert verdict.long[:4] == [
+        "held: libzstd1 (an upgrade is kept back)",
+        "kept back (by --upgrade-mode upgrade or a conflict): tzdata",
+        "reboot required: /run/reboot-required exists",
+        "reboot required by: linux-image-amd64"]
+    assert "held=1;;;0" in rendered(verdict) and "reboot_required=1;;;0;1" in rendered(verdict)
+    strict = os_upgrades.judge(host, limits("--held-state", "crit", "--reboot-state", "ok"),
+                               NOW)
+    assert strict.state == Critical
+    assert strict.findings[2:4] == [(Critical, "1 held"), (Ok, "reboot required")]
+
+
+def test_judge_stale_and_missing_lists():
+    stale = os_upgrades.judge(facts(list_age=9 * 86400), limits(), NOW)
+    assert stale.state == Warn
+    assert stale.findings[-1] == (Warn, "package lists 1w 2d old (max 1w)")
+    assert stale.summary == "no upgrades pending, package lists 1w 2d old (max 1w)"
+    assert "list_age=777600s;604800;;0" in rendered(stale)
+    off = os_upgrades.judge(facts(list_age=9 * 86400), limits("--max-list-age", "0"), NOW)
+    assert off.state == Ok and "list_age=777600s;;;0" in rendered(off)
+    missing = os_upgrades.judge(facts(list_age=None), limits("--list-age-state", "crit"), NOW)
+    assert missing.state == Critical
+    assert missing.findings[-1] == (Critical, "no package lists (never updated?)")
+    assert missing.summary == "no upgrades pending, no package lists"
+    assert not any(p.startswith("list_age") for p in rendered(missing))
+    # half a second over the limit: the line says so, the state counts whole seconds
+    edge = os_upgrades.judge(facts(list_age=7 * 86400 + 0.5), limits(), NOW)
+    assert edge.state == Ok and "package lists 1w old (max 1w)" in edge.summary
 
 
 # -- the result cache -----------------------------------------------------------------------

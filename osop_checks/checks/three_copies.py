@@ -1,9 +1,12 @@
 """check_three_copies: is every byte of the live data kept in enough fresh, complete copies?
 
-arguments -> survey (sources.manifest: probe each tree, stream sorted manifests of the source
-and every copy, merge them in one pass, sha256 a random sample) -> judge each copy (age,
-missing, differing, extra) -> count the good copies, a filesystem or host once -> the rules
-(at least --min-copies, at least one --offsite) -> status line, a row per copy, perfdata.
+arguments -> gather: the last run's state file, and the survey (sources.manifest: probe each
+tree, stream sorted manifests of the source and every copy, merge them in one pass, sha256 a
+random sample) -> judge_survey, pure: judge_copy for each copy (age, missing, differing,
+extra; a sleeping copy by its last verification), the good copies counted a host once, the
+rules (at least --min-copies, at least one --offsite), a loss that spreads (shrink, churn,
+canaries, held alarms) -> a plugin.Verdict: status line, a row per copy, perfdata, and the
+state file written once the output is rendered.
 """
 from __future__ import annotations
 

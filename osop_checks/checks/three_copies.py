@@ -548,9 +548,9 @@ def judge_copy(copy, survey, limits, record=None):
 
 def judge_survey(survey, limits, previous=None, save=None):
     """The whole run judged: every copy (judge_copy, a sleeping one by its last verification
-    in ``previous``, the last run's state or None), the copies counted once per filesystem
-    or host, the rules (at least --min-copies ok, one of them off-site: else CRITICAL; a
-    copy with a problem beyond that: WARNING), a loss that spreads compared with
+    in ``previous``, the last run's state or None), the copies counted once per host (one
+    filesystem is one host's), the rules (at least --min-copies ok, one of them off-site:
+    else CRITICAL; a copy with a problem beyond that: WARNING), a loss that spreads compared with
     ``previous`` (shrink, churn, canaries; an alarm held for --alarm-hold: its own state),
     the perfdata, and the state to remember: the Verdict's ``save`` is
     ``save(next_state)`` (None without ``save``)."""

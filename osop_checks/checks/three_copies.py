@@ -1,9 +1,12 @@
 """check_three_copies: is every byte of the live data kept in enough fresh, complete copies?
 
-arguments -> survey (sources.manifest: probe each tree, stream sorted manifests of the source
-and every copy, merge them in one pass, sha256 a random sample) -> judge each copy (age,
-missing, differing, extra) -> count the good copies, a filesystem or host once -> the rules
-(at least --min-copies, at least one --offsite) -> status line, a row per copy, perfdata.
+arguments -> gather: the last run's state file, and the survey (sources.manifest: probe each
+tree, stream sorted manifests of the source and every copy, merge them in one pass, sha256 a
+random sample) -> judge_survey, pure: judge_copy for each copy (age, missing, differing,
+extra; a sleeping copy by its last verification), the good copies counted a host once, the
+rules (at least --min-copies, at least one --offsite), a loss that spreads (shrink, churn,
+canaries, held alarms) -> a plugin.Verdict: status line, a row per copy, perfdata, and the
+state file written once the output is rendered.
 """
 from __future__ import annotations
 
@@ -281,13 +284,15 @@ def _what(copy):
     return "copy %s (%s)" % (copy.name, copy.location)
 
 
-def survey_trees(source, copies, options=ssh.Options(), stamp=None, settle=3600,
+def survey_trees(source, copies, options=None, stamp=None, settle=3600,
                  sample_size=0, now=None, since_run=None, canaries=()):
     """Probe every tree at once, list them all at once, merge the listings; see module.
 
     A change a copy lacks is pending when younger than ``settle``, or, with ``stamp``, when
     it is later than that copy's stamp (or younger than ``settle``). ``since_run``: the
-    start of the churn window, for the source's count of files changed since. ``canaries``: paths to sha256."""
+    start of the churn window, for the source's count of files changed since.
+    ``canaries``: paths to sha256. ``options``: ssh.Options (default: ssh's own)."""
+    options = ssh.Options() if options is None else options
     now = time.time() if now is None else now
     states = [CopyState(name, location) for name, location in copies]
     errors = {}
@@ -412,21 +417,44 @@ def _verify(result, paths, canaries, options):
                     state.tally.note("differing", path, None, "content differs (sha256)")
 
 
-# -- judging ------------------------------------------------------------------------------
+# -- judging: one copy, then the whole run (pure: plain data in, a plugin.Verdict out) ------
+
+@dataclasses.dataclass
+class Limits:
+    """What a survey is judged against. Per copy: the age (-w/-c), the missing, differing
+    and extra counts, the stamp file, which copies are off-site and which sleep. The run:
+    --min-copies, and a loss that spreads (compared with the last run): the shrink and churn
+    shares in percent, how long an alarm is held, --accept-changes, and the start of the
+    churn window (``churn_since``, None on a first run)."""
+    age: tuple = (None, None)  # (warning, critical) ranges in seconds
+    missing: tuple = (None, None)
+    differing: tuple = (None, None)
+    extra: tuple = (None, None)
+    stamp: str | None = None
+    offsite: frozenset = frozenset()
+    sleeping: frozenset = frozenset()
+    min_copies: int = 3
+    shrink: tuple = (10, 25)  # (warning, critical) shares in percent
+    churn: tuple = (30, 60)
+    hold: float = 86400  # seconds an alarm is held after it was last seen
+    accept: bool = False  # --accept-changes: a new baseline, no held alarms
+    churn_since: float | None = None  # churn counts the files changed after this
+
 
 @dataclasses.dataclass
 class Judged:
-    """One copy judged: its state, why (short phrases), and the numbers for perfdata."""
+    """One copy judged (judge_copy): its state, why (short phrases), its age and how long ago
+    it was last verified (perfdata), and, for a sleeping copy judged by its last
+    verification, that in words."""
     copy: CopyState
     offsite: bool
     state: nagiosplugin.state.ServiceState = Ok
     reasons: list[str] = dataclasses.field(default_factory=list)
     age: float | None = None
-    age_from: str = ""
-    group: str | None = None  # the copies it is counted together with ("usb and usb2")
+    age_from: str = ""  # "stamp" or "manifest"
     on_source: bool = False  # on the source's own filesystem: no copy at all
     verified_age: float | None = None  # since the copy was last reached and compared
-    asleep: str = ""  # a sleeping copy judged by its last verification: in words
+    asleep: str = ""
 
     @property
     def name(self):
@@ -436,26 +464,166 @@ class Judged:
     def ok(self):
         return self.state in (Ok, Warn)
 
-
-@dataclasses.dataclass
-class Limits:
-    age: tuple  # (warning, critical) ranges in seconds
-    missing: tuple
-    differing: tuple
-    extra: tuple
-    stamp: str | None = None
-
-
-def _breach(value, warning, critical):
-    if critical is not None and not critical.match(value):
-        return Critical, critical
-    if warning is not None and not warning.match(value):
-        return Warn, warning
-    return Ok, None
+    @property
+    def words(self):
+        """The copy's state in a few words, for the state file: "in sync", "ok, 5h
+        behind", or the state and its reasons."""
+        if self.state == Ok:
+            return "in sync" if not self.age else "ok, %s behind" % units.format_duration(
+                self.age)
+        return text.oneline("%s: %s" % (str(self.state).upper(), "; ".join(self.reasons)),
+                            limit=400)
 
 
-def _worse(a, b):
-    return a if a.code >= b.code else b
+# ssh failures that mean "the host is off" (not a wrong key, a refused login ...)
+ASLEEP_KINDS = ("timeout", "connection refused", "unreachable")
+STATE_OF = {0: Ok, 1: Warn, 2: Critical, 3: Unknown}
+
+
+def judge_copy(copy, survey, limits, record=None):
+    """The state of one copy and the words for it, from what ``survey`` found of it, the
+    ``limits`` and its last verification ``record`` (the state file's: a dict with time,
+    state and verdict; None: never verified). A sleeping copy that cannot be reached is
+    judged by that record, which must be within the age limits; a copy on the source's own
+    filesystem is not ok."""
+    name, now, probe, tally = copy.name, survey.now, copy.probe, copy.tally
+    state, reasons, asleep = Ok, [], ""
+    age, age_from = copy_age(copy, limits.stamp, now)
+    verified = 0.0 if not copy.unreachable else \
+        None if record is None else max(0.0, now - record["time"])
+    if copy.unreachable and name in limits.sleeping and copy.unreachable in ASLEEP_KINDS:
+        if record is None:
+            state = Critical
+            asleep = "%s asleep and never verified yet (unreachable: %s)" % (
+                name, copy.unreachable)
+            reasons.append(asleep)
+        else:
+            state = STATE_OF.get(record["state"], Unknown)
+            ago = units.format_duration(verified)
+            if state != Ok:  # "CRITICAL 2h ago: offsite lacks ..."
+                head, colon, tail = record["verdict"].partition(":")
+                asleep = "%s asleep, last verified %s %s ago%s%s" % (name, head, ago, colon,
+                                                                     tail)
+                reasons.append(asleep)
+            else:
+                asleep = "%s asleep, last verified %s %s ago" % (name, record["verdict"], ago)
+            late = plugin.state_of(verified, *limits.age)
+            if late != Ok:
+                state = _worse(state, late)
+                reasons.append("%s not verified for %s: did the box wake up?" % (name, ago))
+    elif copy.unreachable:
+        state = Critical
+        reasons.append("%s is unreachable: %s" % (name, copy.unreachable))
+    elif probe is not None and probe.state != "ok":
+        state = Critical
+        reasons.append("%s %s" % (name, _PROBE_WORDS.get(probe.state, probe.state)))
+    else:
+        if limits.stamp and age is None:
+            state = Critical
+            reasons.append("%s has no stamp file %s" % (name, limits.stamp))
+        if age is not None:
+            old = plugin.state_of(age, *limits.age)
+            if old != Ok:
+                state = _worse(state, old)
+                bound = "limit %s" % units.range_text(limits.age[1], units.DURATION) \
+                    if old == Critical else \
+                    "warning %s" % units.range_text(limits.age[0], units.DURATION)
+                if age_from == "stamp":
+                    reasons.append("%s is %s old (%s)" % (name, units.format_duration(age),
+                                                          bound))
+                else:  # the copy lacks a change that old: behind, or it lost an old entry
+                    reasons.append("%s lacks a change from %s ago (%s)" % (
+                        name, units.format_duration(age), bound))
+        if tally is not None:
+            for what, verb in (("missing", "lacks"), ("differing", "differs in"),
+                               ("extra", "has extra")):
+                count, limit = getattr(tally, what), getattr(limits, what)
+                found = plugin.state_of(count, *limit)
+                if what == "differing" and tally.content and found == Ok and \
+                        limit == (None, None):
+                    found = Critical  # same size and mtime, other content: never pending
+                if found != Ok:
+                    state = _worse(state, found)
+                    example = tally.examples[what][0] if tally.examples[what] else ""
+                    reasons.append("%s %s %d entr%s%s" % (
+                        name, verb, count, plugin.plural(count, "y", "ies"),
+                        " (e.g. %s)" % example if example else ""))
+    on_source = probe is not None and probe.device is not None and \
+        (_host(copy.location), probe.device) == (_host(survey.source),
+                                                 survey.source_probe.device)
+    if on_source and state in (Ok, Warn):
+        state = Critical
+        reasons.append("%s is on the same filesystem as the source" % name)
+    return Judged(copy, name in limits.offsite, state, reasons, age, age_from, on_source,
+                  verified, asleep)
+
+
+def judge_survey(survey, limits, previous=None, save=None):
+    """The whole run judged: every copy (judge_copy, a sleeping one by its last verification
+    in ``previous``, the last run's state or None), the copies counted once per host (one
+    filesystem is one host's), the rules (at least --min-copies ok, one of them off-site:
+    else CRITICAL; a copy with a problem beyond that: WARNING), a loss that spreads compared with
+    ``previous`` (shrink, churn, canaries; an alarm held for --alarm-hold: its own state),
+    the perfdata, and the state to remember: the Verdict's ``save`` is
+    ``save(next_state)`` (None without ``save``)."""
+    now = survey.now
+    judged = [judge_copy(c, survey, limits, last_verification(previous, c.name))
+              for c in survey.copies]
+    notes, groups = count_once(judged)
+    ok_groups = [g for g in groups if any(m.ok for m in g)]
+    too_few = len(ok_groups) < limits.min_copies
+    no_offsite = bool(limits.offsite) and not any(j.ok and j.offsite for j in judged)
+    bad = plugin.worst_first(j for j in judged if j.state != Ok)
+    alarms = loss_alarms(survey, previous, limits)
+    findings = []
+    if too_few:
+        findings.append((Critical, "at least %d copies needed" % limits.min_copies))
+    if no_offsite:
+        findings.append((Critical, "no off-site copy ok"))
+    findings += [(Warn, ", ".join(j.reasons)) for j in bad]
+    findings += [(a.state, alarm_text(a, now)) for a in alarms]
+
+    head = "%d of %d cop%s ok" % (len(ok_groups), len(groups),
+                                  plugin.plural(len(groups), "y", "ies"))
+    if not findings:
+        summary = head + _all_well(judged)
+    else:
+        reasons = [alarm_text(a, now) for a in alarms if a.state == Critical]
+        reasons += [reason for j in bad for reason in j.reasons]
+        reasons += [alarm_text(a, now) for a in alarms if a.state != Critical]
+        reasons += notes if too_few else []
+        reasons += ["no off-site copy ok"] if no_offsite else []
+        reasons += [j.asleep for j in judged if j.asleep and j.state == Ok]
+        if too_few:
+            head += " (at least %d needed)" % limits.min_copies
+        summary = head + (": " + ", ".join(reasons) if reasons else "")
+
+    perfdata = [nagiosplugin.Performance(
+        "copies_ok", len(ok_groups), "", None,
+        nagiosplugin.Range("%d:" % limits.min_copies), 0, len(groups))]
+    for item in judged:
+        label, tally = text.label(item.name), item.copy.tally
+        if item.age is not None:
+            perfdata.append(nagiosplugin.Performance(label + "_age", int(item.age), "s",
+                                                     *limits.age, 0, None))
+        if tally is not None:
+            perfdata.append(nagiosplugin.Performance(label + "_missing", tally.missing,
+                                                     None, *limits.missing, 0, None))
+            perfdata.append(nagiosplugin.Performance(label + "_differing", tally.differing,
+                                                     None, *limits.differing, 0, None))
+        if item.verified_age is not None:
+            perfdata.append(nagiosplugin.Performance(
+                label + "_verified_age", int(item.verified_age), "s", *limits.age, 0, None))
+    share = churn_share(survey, previous)
+    if share is not None:
+        perfdata.append(nagiosplugin.Performance(
+            "churn", round(share, 1), "%", nagiosplugin.Range("%g" % limits.churn[0]),
+            nagiosplugin.Range("%g" % limits.churn[1]), 0, 100))
+
+    remember = next_state(survey, judged, alarms, previous, limits)
+    return plugin.Verdict(
+        findings, summary, perfdata, details(survey, judged, notes, alarms, previous, limits),
+        save=None if save is None else functools.partial(save, remember))
 
 
 def copy_age(copy, stamp, now):
@@ -481,15 +649,6 @@ def last_verification(previous, name):
     return (((previous or {}).get("copies") or {}).get(name) or {}).get("verified")
 
 
-def verified_age(copy, previous, now):
-    """How long ago the copy was last reached and compared: 0 now, else since the
-    verification in the state file ``previous`` (None: never)."""
-    if not copy.unreachable:
-        return 0.0
-    record = last_verification(previous, copy.name)
-    return None if record is None else max(0.0, now - record["time"])
-
-
 def churn_share(survey, previous):
     """The share (%) of the source's files changed in the churn window; None on a first run
     (no tree in ``previous``) or without files."""
@@ -500,120 +659,20 @@ def churn_share(survey, previous):
     return 100.0 * tree.changed / tree.files
 
 
-def judge(copy, offsite, limits, now):
-    """The state of one copy and the reasons for it."""
-    judged = Judged(copy, offsite)
-    name = copy.name
-    if copy.unreachable:
-        judged.state = Critical
-        judged.reasons.append("%s is unreachable: %s" % (name, copy.unreachable))
-        return judged
-    probe = copy.probe
-    if probe is not None and probe.state != "ok":
-        judged.state = Critical
-        judged.reasons.append("%s %s" % (name, _PROBE_WORDS.get(probe.state, probe.state)))
-        return judged
-    tally = copy.tally
-    judged.age, judged.age_from = copy_age(copy, limits.stamp, now)
-    if limits.stamp and judged.age is None:
-        judged.state = Critical
-        judged.reasons.append("%s has no stamp file %s" % (name, limits.stamp))
-    if judged.age is not None:
-        state, rng = _breach(judged.age, *limits.age)
-        if state != Ok:
-            judged.state = _worse(judged.state, state)
-            bound = "%s %s" % ("limit" if state == Critical else "warning",
-                               units.range_text(rng, units.DURATION))
-            if judged.age_from == "stamp":
-                judged.reasons.append("%s is %s old (%s)" % (
-                    name, units.format_duration(judged.age), bound))
-            else:  # the copy lacks a change that old: behind, or it lost an old entry
-                judged.reasons.append("%s lacks a change from %s ago (%s)" % (
-                    name, units.format_duration(judged.age), bound))
-    if tally is not None:
-        for what, verb in (("missing", "lacks"), ("differing", "differs in"),
-                           ("extra", "has extra")):
-            count = getattr(tally, what)
-            state, rng = _breach(count, *getattr(limits, what))
-            if what == "differing" and tally.content and state == Ok and \
-                    getattr(limits, what) == (None, None):
-                state = Critical  # same size and mtime, other content: never pending
-            if state != Ok:
-                judged.state = _worse(judged.state, state)
-                example = tally.examples[what][0] if tally.examples[what] else ""
-                judged.reasons.append("%s %s %d entr%s%s" % (
-                    name, verb, count, plugin.plural(count, "y", "ies"),
-                    " (e.g. %s)" % example if example else ""))
-    return judged
+def _worse(a, b):
+    return a if a.code >= b.code else b
 
 
-# ssh failures that mean "the host is off" (not a wrong key, a refused login ...)
-ASLEEP_KINDS = ("timeout", "connection refused", "unreachable")
-STATE_OF = {0: Ok, 1: Warn, 2: Critical, 3: Unknown}
+def _host(location):
+    return location.host.lower() if location.remote else LOCAL_HOST
 
 
-def verdict(judged):
-    """A copy's verdict in a few words, for the state file: "in sync", "ok, 5h behind",
-    or the state and its reasons."""
-    if judged.state == Ok:
-        if not judged.age:
-            return "in sync"
-        return "ok, %s behind" % units.format_duration(judged.age)
-    return text.oneline("%s: %s" % (str(judged.state).upper(), "; ".join(judged.reasons)),
-                        limit=400)
-
-
-def judge_asleep(judged, record, limits, now):
-    """An unreachable sleeping copy, judged by its last verification ``record`` (a dict
-    with time, state, verdict; None: never verified)."""
-    name, why = judged.name, judged.copy.unreachable
-    judged.reasons = []
-    if record is None:
-        judged.state = Critical
-        judged.asleep = "%s asleep and never verified yet (unreachable: %s)" % (name, why)
-        judged.reasons.append(judged.asleep)
-        return judged
-    age = max(0.0, now - record["time"])
-    judged.verified_age = age
-    then = STATE_OF.get(record["state"], Unknown)
-    words = record["verdict"]
-    if then != Ok:
-        words = "%s %s ago" % (words.split(":", 1)[0], units.format_duration(age)) + \
-            (":" + words.split(":", 1)[1] if ":" in words else "")
-    else:
-        words = "%s %s ago" % (words, units.format_duration(age))
-    judged.asleep = "%s asleep, last verified %s" % (name, words)
-    judged.state = then
-    if then != Ok:
-        judged.reasons.append(judged.asleep)
-    state, rng = _breach(age, *limits.age)
-    if state != Ok:
-        judged.state = _worse(judged.state, state)
-        judged.reasons.append("%s not verified for %s: did the box wake up?" % (
-            name, units.format_duration(age)))
-    return judged
-
-
-def group(judged, source_probe, source):
-    """Copies on one filesystem or host count once; a copy on the source's own filesystem
-    does not count at all. Sets ``group`` on the judged copies; returns the notes and the
-    groups (lists of judged copies)."""
-    def host(location):
-        return location.host.lower() if location.remote else LOCAL_HOST
-
-    notes = []
-    source_fs = (host(source), source_probe.device)
-    groups = {}
+def count_once(judged):
+    """Copies on one host count once: (the notes saying so, the groups: lists of judged
+    copies, one per host)."""
+    notes, groups = [], {}
     for item in judged:
-        location = item.copy.location
-        probe = item.copy.probe
-        if probe is not None and probe.device is not None and \
-                (host(location), probe.device) == source_fs:
-            item.on_source = True
-            if item.ok:
-                item.state = Critical
-                item.reasons.append("%s is on the same filesystem as the source" % item.name)
-        groups.setdefault(host(location), []).append(item)
+        groups.setdefault(_host(item.copy.location), []).append(item)
     for members in groups.values():
         if len(members) < 2:
             continue
@@ -627,9 +686,14 @@ def group(judged, source_probe, source):
         else:
             notes.append("%s are on the same host (%s), counted once" % (
                 names, where.host if where.remote else LOCAL_HOST))
-        for m in members:
-            m.group = _and([other.name for other in members if other is not m])
     return notes, list(groups.values())
+
+
+def counted_with(item, judged):
+    """The copies ``item`` is counted once with ("usb and usb2"), or None."""
+    others = [j.name for j in judged
+              if j is not item and _host(j.copy.location) == _host(item.copy.location)]
+    return _and(others) if others else None
 
 
 def _and(names):
@@ -639,15 +703,6 @@ def _and(names):
 # -- a loss that spreads: compared with the last run (the state file) ----------------------
 
 STATE_VERSION = 1
-
-
-@dataclasses.dataclass
-class LossRules:
-    shrink: tuple  # (warning, critical) shares in percent
-    churn: tuple
-    hold: float  # seconds an alarm is held after it was last seen
-    accept: bool = False  # --accept-changes: a new baseline, no held alarms
-    churn_since: float | None = None  # churn counts the files changed after this
 
 
 @dataclasses.dataclass
@@ -719,7 +774,7 @@ def read_state(data):
     return data
 
 
-def shrink(name, before, after, rules, now, key=None):
+def shrink(name, before, after, limits, now, key=None):
     """An Alarm when the tree ``name`` lost at least a threshold share of its entries or
     bytes since ``before`` (a stored tree) to ``after`` (a manifest.Tree); else None."""
     worst = None
@@ -732,7 +787,7 @@ def shrink(name, before, after, rules, now, key=None):
     if worst is None:
         return None
     share, index, what = worst
-    state = Critical if share >= rules.shrink[1] else Warn if share >= rules.shrink[0] \
+    state = Critical if share >= limits.shrink[1] else Warn if share >= limits.shrink[0] \
         else Ok
     if state == Ok:
         return None
@@ -749,13 +804,13 @@ def shrink(name, before, after, rules, now, key=None):
         " (most in %s)" % most if most else ""), now, now)
 
 
-def churn(tree, since, rules, now):
+def churn(tree, since, limits, now):
     """An Alarm when at least a threshold share of the source's files changed since
     ``since`` (the start of the churn window); else None."""
     if not tree.files:
         return None
     share = 100.0 * tree.changed / tree.files
-    state = Critical if share >= rules.churn[1] else Warn if share >= rules.churn[0] \
+    state = Critical if share >= limits.churn[1] else Warn if share >= limits.churn[0] \
         else Ok
     if state == Ok or not tree.changed:
         return None
@@ -791,93 +846,71 @@ def canary_alarms(found, stored, since, accept, now):
     return alarms
 
 
-class Memory:
-    """The previous run's state, what this run found beside it, and the next state."""
-
-    def __init__(self, survey, judged, previous, rules, sleeping, limits):
-        self.survey = survey
-        self.rules = rules
-        self.previous = previous
-        self.first_run = previous is None
-        now = survey.now
-        previous = previous or {"source": {}, "copies": {}, "canaries": {}, "alarms": []}
-        copies = previous["copies"]
-        for item in judged:
-            if item.name in sleeping and item.copy.unreachable in ASLEEP_KINDS:
-                judge_asleep(item, last_verification(previous, item.name), limits, now)
-            else:
-                item.verified_age = verified_age(item.copy, previous, now)
-        self.judged = judged
-        before = previous["source"].get("tree")
-        self.since = before["time"] if before else None
-        current = []
-        if not rules.accept and before and survey.tree is not None:
-            current.append(shrink("source", before, survey.tree, rules, now))
-            current.append(churn(survey.tree, rules.churn_since or before["time"], rules,
-                                 now))
-        for item in judged:
-            tally = item.copy.tally
-            before = (copies.get(item.name) or {}).get("tree")
-            if not rules.accept and before and tally is not None:
-                current.append(shrink(item.name, before, tally.tree, rules, now,
-                                      key="shrink copy " + item.name))
-        current.extend(canary_alarms(survey.canaries, previous["canaries"], self.since,
-                                     rules.accept, now))
-        held = {} if rules.accept else {
-            a["key"]: Alarm(a["key"], STATE_OF[a["state"]], a["text"], a["since"], a["seen"],
-                            True)
-            for a in previous["alarms"] if now - a["seen"] < rules.hold}
-        for alarm in current:
-            if alarm is None:
-                continue
-            old = held.get(alarm.key)
-            if old is not None and old.state.code > alarm.state.code:
-                old.seen = alarm.seen  # a smaller loss on top does not soften the alarm
-                continue
-            if old is not None:
-                alarm.since = min(old.since, alarm.since)
+def loss_alarms(survey, previous, limits):
+    """The shrink, churn and canary alarms of this run beside those still held from
+    ``previous`` (the last run's state; None on a first run), worst first: an alarm seen
+    again keeps the time it was raised, and a smaller loss on top does not soften it."""
+    now = survey.now
+    last = previous or {"source": {}, "copies": {}, "canaries": {}, "alarms": []}
+    before = last["source"].get("tree")
+    current = []
+    if not limits.accept and before and survey.tree is not None:
+        current.append(shrink("source", before, survey.tree, limits, now))
+        current.append(churn(survey.tree, limits.churn_since or before["time"], limits, now))
+    for copy in survey.copies:
+        earlier = (last["copies"].get(copy.name) or {}).get("tree")
+        if not limits.accept and earlier and copy.tally is not None:
+            current.append(shrink(copy.name, earlier, copy.tally.tree, limits, now,
+                                  key="shrink copy " + copy.name))
+    current.extend(canary_alarms(survey.canaries, last["canaries"],
+                                 before["time"] if before else None, limits.accept, now))
+    held = {} if limits.accept else {
+        a["key"]: Alarm(a["key"], STATE_OF[a["state"]], a["text"], a["since"], a["seen"],
+                        True)
+        for a in last["alarms"] if now - a["seen"] < limits.hold}
+    for alarm in current:
+        if alarm is None:
+            continue
+        old = held.get(alarm.key)
+        if old is not None and old.state.code > alarm.state.code:
+            held[alarm.key] = dataclasses.replace(old, seen=alarm.seen)
+        elif old is not None:
+            held[alarm.key] = dataclasses.replace(alarm, since=min(old.since, alarm.since))
+        else:
             held[alarm.key] = alarm
-        self.alarms = sorted(held.values(), key=lambda a: (-a.state.code, a.since, a.key))
+    return sorted(held.values(), key=lambda a: (-a.state.code, a.since, a.key))
 
-    @property
-    def state(self):
-        worst = Ok
-        for alarm in self.alarms:
-            worst = _worse(worst, alarm.state)
-        return worst
 
-    def churn_share(self):
-        return churn_share(self.survey, self.previous)
-
-    def next_state(self):
-        """The state to write: this run's counts and verifications, the rest carried."""
-        survey, now = self.survey, self.survey.now
-        previous = self.previous or {"source": {}, "copies": {}, "canaries": {}}
-        copies = {}
-        for item in self.judged:
-            old = previous["copies"].get(item.name) or {}
-            entry = {"location": str(item.copy.location), "tree": old.get("tree"),
-                     "verified": old.get("verified")}
-            if not item.copy.unreachable:
-                entry["verified"] = {"time": now, "state": item.state.code,
-                                     "verdict": verdict(item)}
-            if item.copy.tally is not None:
-                entry["tree"] = dict(item.copy.tally.tree.to_json(), time=now)
-            copies[item.name] = entry
-        canaries = {} if self.rules.accept else dict(previous.get("canaries") or {})
-        for path, where in survey.canaries.items():
-            if where.get("source") is not None:
-                canaries[path] = where["source"]
-        source_tree = previous["source"].get("tree")
-        if survey.tree is not None:
-            source_tree = dict(survey.tree.to_json(), time=now)
-        baseline = previous.get("baseline")
-        if self.first_run or self.rules.accept or not isinstance(baseline, (int, float)):
-            baseline = now
-        return {"version": STATE_VERSION, "run": now, "baseline": baseline,
-                "source": {"location": str(survey.source), "tree": source_tree},
-                "copies": copies, "canaries": canaries,
-                "alarms": [a.to_json() for a in self.alarms]}
+def next_state(survey, judged, alarms, previous, limits):
+    """The state to write: this run's counts and verifications, the rest carried from
+    ``previous``."""
+    now = survey.now
+    last = previous or {"source": {}, "copies": {}, "canaries": {}}
+    copies = {}
+    for item in judged:
+        old = last["copies"].get(item.name) or {}
+        entry = {"location": str(item.copy.location), "tree": old.get("tree"),
+                 "verified": old.get("verified")}
+        if not item.copy.unreachable:
+            entry["verified"] = {"time": now, "state": item.state.code,
+                                 "verdict": item.words}
+        if item.copy.tally is not None:
+            entry["tree"] = dict(item.copy.tally.tree.to_json(), time=now)
+        copies[item.name] = entry
+    canaries = {} if limits.accept else dict(last.get("canaries") or {})
+    for path, where in survey.canaries.items():
+        if where.get("source") is not None:
+            canaries[path] = where["source"]
+    source_tree = last["source"].get("tree")
+    if survey.tree is not None:
+        source_tree = dict(survey.tree.to_json(), time=now)
+    baseline = last.get("baseline")
+    if previous is None or limits.accept or not isinstance(baseline, (int, float)):
+        baseline = now
+    return {"version": STATE_VERSION, "run": now, "baseline": baseline,
+            "source": {"location": str(survey.source), "tree": source_tree},
+            "copies": copies, "canaries": canaries,
+            "alarms": [a.to_json() for a in alarms]}
 
 
 def churn_start(previous, window, now):
@@ -905,118 +938,7 @@ def default_state_file(source, copies, environ=None, uid=None):
     return state.default_path("three_copies", digest, environ, uid)
 
 
-# -- nagiosplugin: resource, contexts, summary ----------------------------------------------
-
-class Judgement:
-    """The survey judged against the limits and the last run: each copy's state and
-    reasons, the groups counted once, the loss alarms (``memory``), the rules' inputs."""
-
-    def __init__(self, survey, limits, offsite, min_copies, sleeping=(), previous=None,
-                 rules=None):
-        self.survey = survey
-        self.min_copies = min_copies
-        self.judged = [judge(c, c.name in offsite, limits, survey.now) for c in survey.copies]
-        self.memory = Memory(survey, self.judged, previous, rules or LossRules(
-            (10, 25), (30, 60), 86400), set(sleeping), limits)
-        self.notes, self.groups = group(self.judged, survey.source_probe, survey.source)
-        self.ok_groups = [g for g in self.groups if any(m.ok for m in g)]
-        self.offsite_rule = bool(offsite)
-        self.offsite_ok = any(j.ok and j.offsite for j in self.judged)
-
-    @property
-    def state(self):
-        """At least --min-copies good copies (a group once) and an off-site one: else
-        CRITICAL; a copy with a problem beyond that: WARNING; a loss alarm: its own."""
-        if len(self.ok_groups) < self.min_copies:
-            state = Critical
-        elif self.offsite_rule and not self.offsite_ok:
-            state = Critical
-        elif any(j.state != Ok for j in self.judged):
-            state = Warn
-        else:
-            state = Ok
-        return _worse(state, self.memory.state)
-
-
-class Verdict(nagiosplugin.Result):
-    """The Result of the rules, with the judgement the Summary and the state file read."""
-
-    def __new__(cls, judgement, metric):
-        result = super().__new__(cls, judgement.state, None, metric)
-        result.judgement = judgement
-        return result
-
-
-class Copies(nagiosplugin.Resource):
-    """The survey as metrics: 'copies_ok' (the survey itself, which the rules judge), and
-    per copy its age, missing and differing counts and how long ago it was verified, and
-    the source's churn (perfdata)."""
-
-    def __init__(self, survey, previous=None, stamp=None):
-        self.survey = survey
-        self.previous = previous
-        self.stamp = stamp
-
-    def probe(self):
-        survey, now = self.survey, self.survey.now
-        yield nagiosplugin.Metric("copies_ok", survey, context="copies")
-        for copy in survey.copies:
-            tally = copy.tally
-            label = text.label(copy.name)
-            age, _source = copy_age(copy, self.stamp, now)
-            if age is not None:
-                yield nagiosplugin.Metric(label + "_age", int(age), "s", min=0,
-                                          context="age")
-            if tally is not None:
-                yield nagiosplugin.Metric(label + "_missing", tally.missing, min=0,
-                                          context="missing")
-                yield nagiosplugin.Metric(label + "_differing", tally.differing, min=0,
-                                          context="differing")
-            verified = verified_age(copy, self.previous, now)
-            if verified is not None:
-                yield nagiosplugin.Metric(label + "_verified_age", int(verified), "s", min=0,
-                                          context="age")
-        share = churn_share(survey, self.previous)
-        if share is not None:
-            yield nagiosplugin.Metric("churn", round(share, 1), "%", min=0, max=100,
-                                      context="churn")
-
-
-class Rules(nagiosplugin.Context):
-    """Judges the survey (``Judgement``): the copies, the groups, the rules, the alarms."""
-
-    def __init__(self, limits, offsite, min_copies, sleeping, rules):
-        super().__init__("copies")
-        self.limits, self.offsite, self.min_copies = limits, set(offsite), min_copies
-        self.sleeping, self.rules = sleeping, rules
-        self._judged = None  # (survey, its Judgement)
-
-    def judge(self, metric, resource):
-        """The Judgement of the survey, made once: evaluate and performance both read it."""
-        survey = metric.value
-        if self._judged is None or self._judged[0] is not survey:
-            self._judged = (survey, Judgement(survey, self.limits, self.offsite,
-                                              self.min_copies, self.sleeping,
-                                              resource.previous, self.rules))
-        return self._judged[1]
-
-    def evaluate(self, metric, resource):
-        return Verdict(self.judge(metric, resource), metric)
-
-    def performance(self, metric, resource):
-        judgement = self.judge(metric, resource)
-        return nagiosplugin.Performance(
-            "copies_ok", len(judgement.ok_groups), "", None,
-            nagiosplugin.Range("%d:" % self.min_copies), 0, len(judgement.groups))
-
-
-def save_state(store, path, results):
-    """The state file written from the rules' judgement (``store.save``), when the survey was
-    judged (plugin.Remembering calls it after the run)."""
-    verdict = results["copies_ok"] if "copies_ok" in results else None
-    if isinstance(verdict, Verdict):
-        store.save(path, verdict.judgement.memory.next_state())
-
+# -- the words: the status line's tail, a row per copy, the long output ----------------------
 
 def alarm_text(alarm, now):
     if not alarm.held:
@@ -1024,98 +946,75 @@ def alarm_text(alarm, now):
     return "%s (alarm held since %s)" % (alarm.text, clock(alarm.since, now))
 
 
-class Report(nagiosplugin.Summary):
-    def _head(self, judgement):
-        return "%d of %d cop%s ok" % (len(judgement.ok_groups), len(judgement.groups),
-                                      plugin.plural(len(judgement.groups), "y", "ies"))
-
-    def ok(self, results):
-        judgement = results["copies_ok"].judgement
-        ages = [(j.age, j.name, j) for j in judgement.judged if j.age is not None]
-        tail = ""
-        if ages:
-            age, name, item = max(ages, key=lambda a: a[:2])
-            tail = ", all in sync" if age == 0 else ", oldest %s %s" % (
-                name, units.format_duration(age))
-            pending = item.copy.tally.pending if item.copy.tally is not None else 0
-            if pending:
-                tail += " (%d change%s pending)" % (pending, plugin.plural(pending))
-        for item in judgement.judged:
-            if item.asleep:
-                tail += ", " + item.asleep
-        return self._head(judgement) + tail
-
-    def problem(self, results):
-        judgement = results["copies_ok"].judgement
-        reasons = [alarm_text(a, judgement.survey.now) for a in judgement.memory.alarms
-                   if a.state == Critical]
-        bad = plugin.worst_first(j for j in judgement.judged if j.state != Ok)
-        for item in bad:
-            reasons.extend(item.reasons)
-        reasons.extend(alarm_text(a, judgement.survey.now) for a in judgement.memory.alarms
-                       if a.state != Critical)
-        if len(judgement.ok_groups) < judgement.min_copies:
-            reasons.extend(judgement.notes)
-        if judgement.offsite_rule and not judgement.offsite_ok:
-            reasons.append("no off-site copy ok")
-        head = self._head(judgement)
-        if len(judgement.ok_groups) < judgement.min_copies:
-            head += " (at least %d needed)" % judgement.min_copies
-        for item in judgement.judged:
-            if item.asleep and item.state == Ok:
-                reasons.append(item.asleep)
-        return head + (": " + ", ".join(reasons) if reasons else "")
-
-    def verbose(self, results):
-        judgement = results["copies_ok"].judgement
-        memory, now = judgement.memory, judgement.survey.now
-        lines = []
-        for item in judgement.judged:
-            lines.append(row(item, judgement.survey))
-            tally = item.copy.tally
-            if tally is not None:
-                for what in ("missing", "differing", "extra"):
-                    examples = tally.examples[what]
-                    count = getattr(tally, what)
-                    if examples:
-                        more = count - len(examples)
-                        lines.append("%s %s: %s%s" % (
-                            item.name, what, ", ".join(examples),
-                            " (and %d more)" % more if more > 0 else ""))
-        lines.extend(judgement.notes)
-        if judgement.offsite_rule:
-            lines.append("off-site: %s" % ", ".join(
-                "%s (%s)" % (j.name, "ok" if j.ok else "not ok")
-                for j in judgement.judged if j.offsite))
-        else:
-            lines.append("off-site rule not checked (no --offsite)")
-        tree = judgement.survey.tree
-        if tree is not None:
-            churned = ""
-            if memory.since is not None:
-                churned = ", %d changed since %s (%.1f%%)" % (
-                    tree.changed, clock(memory.since, now), memory.churn_share() or 0)
-            lines.append("source: %d entries, %d files, %s%s" % (
-                tree.entries, tree.files, units.format_size(tree.bytes), churned))
-        for path, where in sorted(judgement.survey.canaries.items()):
-            lines.append("canary %s: %s" % (path, ", ".join(
-                "%s %s" % (name, digest[:12] if digest else "missing")
-                for name, digest in where.items())))
-        for alarm in memory.alarms:
-            lines.append("%s: %s (raised %s, held until %s after it was last seen, or a "
-                         "run with --accept-changes)" % (
-                             str(alarm.state).upper(), alarm.text, clock(alarm.since, now),
-                             units.format_duration(memory.rules.hold)))
-        if memory.rules.accept:
-            lines.append("changes accepted: the trees and canaries as they are now are the "
-                         "new baseline, held alarms cleared")
-        elif memory.first_run:
-            lines.append("first run: baseline recorded (shrink, churn and canary changes "
-                         "are judged from the next run on)")
-        return lines
+def _all_well(judged):
+    """The status line's tail when all is well: the oldest copy, what it has pending, and
+    the sleeping copies' last verification."""
+    ages = [(j.age, j.name, j) for j in judged if j.age is not None]
+    tail = ""
+    if ages:
+        age, name, item = max(ages, key=lambda a: a[:2])
+        tail = ", all in sync" if age == 0 else ", oldest %s %s" % (
+            name, units.format_duration(age))
+        pending = item.copy.tally.pending if item.copy.tally is not None else 0
+        if pending:
+            tail += " (%d change%s pending)" % (pending, plugin.plural(pending))
+    for item in judged:
+        if item.asleep:
+            tail += ", " + item.asleep
+    return tail
 
 
-def row(item, survey):
+def details(survey, judged, notes, alarms, previous, limits):
+    """The long output: a row per copy with examples of what differs, the groups, the
+    off-site rule, the source's counts, the canaries, the alarms, the baseline."""
+    now = survey.now
+    lines = []
+    for item in judged:
+        lines.append(row(item, survey, counted_with(item, judged)))
+        tally = item.copy.tally
+        if tally is not None:
+            for what in ("missing", "differing", "extra"):
+                examples = tally.examples[what]
+                count = getattr(tally, what)
+                if examples:
+                    more = count - len(examples)
+                    lines.append("%s %s: %s%s" % (
+                        item.name, what, ", ".join(examples),
+                        " (and %d more)" % more if more > 0 else ""))
+    lines.extend(notes)
+    if limits.offsite:
+        lines.append("off-site: %s" % ", ".join(
+            "%s (%s)" % (j.name, "ok" if j.ok else "not ok") for j in judged if j.offsite))
+    else:
+        lines.append("off-site rule not checked (no --offsite)")
+    tree = survey.tree
+    if tree is not None:
+        churned = ""
+        before = ((previous or {}).get("source") or {}).get("tree")
+        if before:
+            churned = ", %d changed since %s (%.1f%%)" % (
+                tree.changed, clock(before["time"], now), churn_share(survey, previous) or 0)
+        lines.append("source: %d entries, %d files, %s%s" % (
+            tree.entries, tree.files, units.format_size(tree.bytes), churned))
+    for path, where in sorted(survey.canaries.items()):
+        lines.append("canary %s: %s" % (path, ", ".join(
+            "%s %s" % (name, digest[:12] if digest else "missing")
+            for name, digest in where.items())))
+    for alarm in alarms:
+        lines.append("%s: %s (raised %s, held until %s after it was last seen, or a "
+                     "run with --accept-changes)" % (
+                         str(alarm.state).upper(), alarm.text, clock(alarm.since, now),
+                         units.format_duration(limits.hold)))
+    if limits.accept:
+        lines.append("changes accepted: the trees and canaries as they are now are the "
+                     "new baseline, held alarms cleared")
+    elif previous is None:
+        lines.append("first run: baseline recorded (shrink, churn and canary changes "
+                     "are judged from the next run on)")
+    return lines
+
+
+def row(item, survey, counted_with=None):
     """The long-output line of one copy: state, age, counts, where."""
     copy = item.copy
     cells = ["%s: %s" % (item.name, str(item.state).upper())]
@@ -1147,8 +1046,8 @@ def row(item, survey):
     cells.append(("off-site " if item.offsite else "") + str(copy.location))
     if item.on_source:
         cells.append("on the source's filesystem")
-    if item.group:
-        cells.append("counted once with %s" % item.group)
+    if counted_with:
+        cells.append("counted once with %s" % counted_with)
     return ", ".join(cells)
 
 
@@ -1245,20 +1144,12 @@ def build_check(args, survey=survey_trees, store=None):
     limits = Limits((args.warning, args.critical),
                     (args.missing_warning, args.missing_critical or zero),
                     (args.differing_warning, args.differing_critical or zero),
-                    (args.extra_warning, args.extra_critical), args.stamp)
-    rules = LossRules((args.shrink_warning, args.shrink_critical),
-                      (args.churn_warning, args.churn_critical), args.alarm_hold,
-                      args.accept_changes, churn_since)
-    return plugin.Remembering(
-        functools.partial(save_state, store, path),
-        Copies(found, previous, args.stamp),
-        Rules(limits, args.offsite, args.min_copies, args.sleeping, rules),
-        plugin.PerfOnly("age", args.warning, args.critical),
-        plugin.PerfOnly("missing", limits.missing[0], limits.missing[1]),
-        plugin.PerfOnly("differing", limits.differing[0], limits.differing[1]),
-        plugin.PerfOnly("churn", nagiosplugin.Range("%g" % args.churn_warning),
-                        nagiosplugin.Range("%g" % args.churn_critical)),
-        Report())
+                    (args.extra_warning, args.extra_critical), args.stamp,
+                    frozenset(args.offsite), frozenset(args.sleeping), args.min_copies,
+                    (args.shrink_warning, args.shrink_critical),
+                    (args.churn_warning, args.churn_critical), args.alarm_hold,
+                    args.accept_changes, churn_since)
+    return judge_survey(found, limits, previous, functools.partial(store.save, path))
 
 
 def main(argv=None):

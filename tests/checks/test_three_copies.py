@@ -8,7 +8,9 @@ import tracemalloc
 
 import pytest
 
-from osop_checks import proc, units
+from nagiosplugin import Critical, Ok, Warn
+
+from osop_checks import cli, proc, units
 from osop_checks.checks import three_copies
 from osop_checks.sources import manifest, ssh
 from tests import helpers
@@ -882,3 +884,137 @@ def test_one_clock_for_the_churn_window_and_the_survey(monkeypatch):
     assert out.exitcode == 0, out.output
     assert asked["now"] is not None
     assert asked["since_run"] == three_copies.churn_start(previous, HOUR, asked["now"])
+
+
+# -- judge_copy and judge_survey on plain data (no parser, no runtime, no files) ------------
+
+def judged_survey(*copies, tree=None, canaries=None):
+    """A Survey of copies given as (name, location text, probe, tally or unreachable)."""
+    states = []
+    for name, where, probe, found in copies:
+        state = three_copies.CopyState(name, manifest.parse_location(where), probe)
+        if isinstance(found, str):
+            state.unreachable = found
+        else:
+            state.tally = found
+        states.append(state)
+    return three_copies.Survey(manifest.Location("/data1"), manifest.Probe("ok", 1), states,
+                               NOW, tree=tree, canaries=canaries or {})
+
+
+def age_limits(**kw):
+    duration = cli.range_type(units.DURATION)
+    return three_copies.Limits((duration("26h"), duration("50h")), **kw)
+
+
+def test_judge_copy_a_fresh_copy_is_ok_and_a_stale_stamp_critical_with_the_limit():
+    survey = judged_survey(("usb", "/mnt/usb", manifest.Probe("ok", 2, NOW - 3600), tally()),
+                           ("nas", "nas:/srv", manifest.Probe("ok", 3, NOW - 3 * DAY),
+                            tally()))
+    limits = age_limits(stamp=".last-sync")
+    usb, nas = (three_copies.judge_copy(c, survey, limits) for c in survey.copies)
+    assert (usb.state, usb.reasons, usb.age, usb.age_from, usb.verified_age) == (
+        Ok, [], 3600, "stamp", 0.0)
+    assert usb.words == "ok, 1h behind"
+    assert (nas.state, nas.reasons) == (Critical, ["nas is 3d old (limit 50h)"])
+    assert nas.words == "CRITICAL: nas is 3d old (limit 50h)"
+
+
+def test_judge_copy_a_sleeping_copy_by_its_last_verification_without_touching_it():
+    import copy as copying
+    survey = judged_survey(("box", "vault:/srv", None, "timeout"))
+    box = survey.copies[0]
+    limits = age_limits(sleeping=frozenset({"box"}))
+    record = {"time": NOW - 5 * HOUR, "state": 0, "verdict": "in sync"}
+    kept = (copying.deepcopy(box), copying.deepcopy(record))
+    fine_ = three_copies.judge_copy(box, survey, limits, record)
+    assert (fine_.state, fine_.reasons, fine_.verified_age) == (Ok, [], 5 * HOUR)
+    assert fine_.asleep == "box asleep, last verified in sync 5h ago"
+    assert (box, record) == kept  # pure: what it is given stays as it was
+    late = three_copies.judge_copy(box, survey, limits, dict(record, time=NOW - 27 * HOUR))
+    assert late.state == Warn
+    assert late.reasons == ["box not verified for 1d 3h: did the box wake up?"]
+    bad = three_copies.judge_copy(box, survey, limits, {
+        "time": NOW - 2 * HOUR, "state": 2, "verdict": "CRITICAL: box lacks 3 entries"})
+    assert bad.state == Critical
+    assert bad.reasons == ["box asleep, last verified CRITICAL 2h ago: box lacks 3 entries"]
+    never = three_copies.judge_copy(box, survey, limits, None)
+    assert (never.state, never.reasons) == (
+        Critical, ["box asleep and never verified yet (unreachable: timeout)"])
+    awake = three_copies.judge_copy(box, survey, age_limits(), record)  # not --sleeping
+    assert (awake.state, awake.reasons, awake.asleep, awake.verified_age) == (
+        Critical, ["box is unreachable: timeout"], "", 5 * HOUR)
+
+
+def test_judge_copy_on_the_source_filesystem_is_not_ok():
+    survey = judged_survey(("same", "/data1/../copy", manifest.Probe("ok", 1), tally()))
+    same = three_copies.judge_copy(survey.copies[0], survey, age_limits())
+    assert (same.state, same.on_source) == (Critical, True)
+    assert same.reasons == ["same is on the same filesystem as the source"]
+
+
+def test_judge_survey_the_rules_the_findings_and_the_perfdata():
+    survey = judged_survey(("data2", "/data2", manifest.Probe("ok", 2), tally()),
+                           ("office", "office:/srv", manifest.Probe("ok", 3),
+                            tally(missing=2, examples=[("missing", "a/b")])),
+                           ("offsite", "vault:/srv", None, "timeout"))
+    zero = cli.range_type(units.COUNT)("0")
+    limits = age_limits(missing=(None, zero), offsite=frozenset({"offsite"}), min_copies=2)
+    verdict = three_copies.judge_survey(survey, limits)
+    assert verdict.state == Critical
+    assert verdict.findings == [
+        (Critical, "at least 2 copies needed"), (Critical, "no off-site copy ok"),
+        (Warn, "office lacks 2 entries (e.g. a/b)"),
+        (Warn, "offsite is unreachable: timeout")]
+    assert verdict.summary == (
+        "1 of 3 copies ok (at least 2 needed): office lacks 2 entries (e.g. a/b), offsite is "
+        "unreachable: timeout, no off-site copy ok")
+    assert sorted(str(p) for p in verdict.perfdata) == [
+        "copies_ok=1;;2:;0;3", "data2_age=0s;93600;180000;0", "data2_differing=0;;;0",
+        "data2_missing=0;;0;0", "data2_verified_age=0s;93600;180000;0",
+        "office_age=0s;93600;180000;0", "office_differing=0;;;0", "office_missing=2;;0;0",
+        "office_verified_age=0s;93600;180000;0"]
+    assert verdict.long[1] == "office: CRITICAL, in sync, missing 2, differing 0, extra 0, " \
+                              "equal 100, office:/srv"
+    assert verdict.save is None  # nothing to write without a save
+
+
+def test_judge_survey_one_bad_copy_beyond_the_rules_is_a_warning():
+    survey = judged_survey(("a", "/a", manifest.Probe("ok", 2), tally()),
+                           ("b", "b:/srv", manifest.Probe("ok", 3), tally()),
+                           ("c", "c:/srv", None, "connection refused"))
+    verdict = three_copies.judge_survey(survey, age_limits(min_copies=2))
+    assert (verdict.state, verdict.findings) == (
+        Warn, [(Warn, "c is unreachable: connection refused")])
+    assert verdict.summary == "2 of 3 copies ok: c is unreachable: connection refused"
+
+
+def test_judge_survey_saves_the_state_it_computed_and_leaves_the_last_one_alone():
+    import copy as copying
+    survey = judged_survey(("a", "/a", manifest.Probe("ok", 2), tally()),
+                           ("b", "b:/srv", None, "timeout"))
+    previous = {"version": 1, "run": NOW - HOUR, "baseline": NOW - DAY,
+                "source": {"location": "/data1", "tree": None},
+                "copies": {"b": {"verified": {"time": NOW - HOUR, "state": 0,
+                                              "verdict": "in sync"}}},
+                "canaries": {}, "alarms": [{"key": "churn", "state": 1, "text": "a wave",
+                                            "since": NOW - 2 * HOUR,
+                                            "seen": NOW - 2 * HOUR}]}
+    kept = copying.deepcopy(previous)
+    saved = []
+    verdict = three_copies.judge_survey(survey, age_limits(
+        min_copies=1, sleeping=frozenset({"b"})), previous, saved.append)
+    assert previous == kept and saved == []  # written only when runtime calls save
+    assert verdict.state == Warn  # the churn alarm is still held
+    assert (Warn, "a wave (alarm held since %s)" % three_copies.clock(NOW - 2 * HOUR, NOW)) \
+        in verdict.findings
+    verdict.save()
+    state, = saved
+    assert state["baseline"] == NOW - DAY and state["run"] == NOW
+    assert state["copies"]["a"]["verified"] == {"time": NOW, "state": 0, "verdict": "in sync"}
+    assert state["copies"]["b"]["verified"] == previous["copies"]["b"]["verified"]
+    assert state["alarms"] == previous["alarms"]
+    again = three_copies.judge_survey(survey, age_limits(
+        min_copies=1, sleeping=frozenset({"b"})), previous)
+    assert (again.state, again.summary, again.long) == (
+        verdict.state, verdict.summary, verdict.long)  # the same data, the same judgement

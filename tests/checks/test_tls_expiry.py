@@ -61,17 +61,15 @@ def one_address(host, port, family, timeout):
 
 
 def run(argv, fetch=None, load_file=tls.load_file, now=NOW, resolve=one_address):
+    """The Verdict of build_check (no process), and its lines as runtime renders them."""
     args = tls_expiry.build_parser().parse_args(argv)
-    check = tls_expiry.build_check(args, fetch=fetch or presenter({}), load_file=load_file,
-                                   now=now, resolve=resolve)
-    check.name = tls_expiry.NAME
-    check()
-    return check, rendered(check)
+    verdict = tls_expiry.build_check(args, fetch=fetch or presenter({}), load_file=load_file,
+                                     now=now, resolve=resolve)
+    return verdict, rendered(verdict)
 
 
-def rendered(check):
-    return runtime.render(tls_expiry.NAME, check.state, check.summary_str, check.perfdata,
-                          check.verbose_str)
+def rendered(verdict):
+    return runtime.render_verdict(tls_expiry.NAME, verdict)
 
 
 def status(lines):
@@ -441,7 +439,7 @@ def test_importing_the_check_loads_no_heavy_module():
 
 # -- the shape (issue 19) -----------------------------------------------------------------
 
-def test_endpoints_and_files_are_gathered_in_build_check_not_in_probe(chains, tmp_path):
+def test_endpoints_and_files_are_gathered_in_build_check_not_in_rendering(chains, tmp_path):
     asked = []
 
     def fetch(endpoint, **options):
@@ -453,10 +451,10 @@ def test_endpoints_and_files_are_gathered_in_build_check_not_in_probe(chains, tm
         return chains["w"]
 
     args = tls_expiry.build_parser().parse_args(["-H", "h", "--file", "/x.pem"])
-    check = tls_expiry.build_check(args, fetch=fetch, load_file=load_file, now=NOW)
-    assert asked == ["h:443", "/x.pem"]  # before the check runs
-    check()
-    assert asked == ["h:443", "/x.pem"]  # and not again in Resource.probe
+    verdict = tls_expiry.build_check(args, fetch=fetch, load_file=load_file, now=NOW)
+    assert asked == ["h:443", "/x.pem"]  # once, in build_check
+    rendered(verdict)
+    assert asked == ["h:443", "/x.pem"]  # and not again when the verdict is rendered
 
 
 def test_judging_and_reporting_change_no_subject(chains):
@@ -464,15 +462,15 @@ def test_judging_and_reporting_change_no_subject(chains):
 
     fetch = presenter({"h": chains["w"]})
     args = tls_expiry.build_parser().parse_args(["-H", "h", "-v"])
-    check = tls_expiry.build_check(args, fetch=fetch, now=NOW)
-    subject = check.resources[0].subjects[0]
+    [subject] = tls_expiry.gather(tls_expiry.endpoints_from(args), [], fetch, tls.load_file,
+                                  {})
     before = copy.deepcopy(vars(subject))
-    check()
-    assert "certificate expires in 15 days" in rendered(check)[0]
+    verdict = tls_expiry.judge([subject], tls_expiry.Settings(args), NOW)
+    assert "certificate expires in 15 days" in rendered(verdict)[0]
     assert vars(subject) == before
-    verdict = next(r for r in check.results if r.metric.context == "certificates")
     assert [words for _, words in verdict.findings][1] == \
-        "certificate expires in 15 days (%s)" % chains["w"][0].not_after.strftime("%Y-%m-%d")
+        "h:443 certificate expires in 15 days (%s)" % chains["w"][0].not_after.strftime(
+            "%Y-%m-%d")
 
 
 

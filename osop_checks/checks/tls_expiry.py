@@ -459,6 +459,8 @@ def judge(subjects, settings, now):
                 subject.label, ", ".join(words for _, words in found)), found))
         else:
             judged.append((subject, Ok, describe(subject, now), found))
+    findings = [(state, "%s %s" % (subject.label, words))
+                for subject, _, _, found in judged for state, words in found]
     judged = by_significance(judged, state=lambda j: j[1])
     bad = plugin.worst_first([j for j in judged if j[1] != Ok], state=lambda j: j[1])
     if bad:
@@ -484,10 +486,8 @@ def judge(subjects, settings, now):
                 perfdata.append(nagiosplugin.Performance(
                     prefix + suffix, days_left(cert, now), "d", settings.warning,
                     settings.critical))
-    return plugin.Verdict(
-        [(state, "%s %s" % (subject.label, words))
-         for subject, _, _, found in judged for state, words in found],
-        summary, perfdata, long, state=max((j[1] for j in judged), key=lambda s: s.code))
+    return plugin.Verdict(findings, summary, perfdata, long,
+                          state=max((j[1] for j in judged), key=lambda s: s.code))
 
 
 def by_significance(items, state):

@@ -589,3 +589,70 @@ def test_ambiguous_or_malformed_addresses_are_one_unknown_line(argv, words):
     assert outcome.output.startswith("TLS_EXPIRY UNKNOWN - ")
     assert words in outcome.output
     assert len(outcome.output.strip().splitlines()) == 1
+
+
+# -- judge: plain data in, a Verdict out (no certificates made, no parser) ---------------
+
+MOMENT = datetime.datetime(2026, 3, 1, 12, tzinfo=datetime.timezone.utc)
+
+
+def certificate(days_left, name="leaf", issuer="ca", not_before_days=30):
+    return tls.Certificate(
+        "CN=" + name, "CN=" + issuer, name, issuer, "01",
+        MOMENT - datetime.timedelta(days=not_before_days),
+        MOMENT + datetime.timedelta(days=days_left), [name], [], "RSA", 2048, "sha256",
+        "00" * 32)
+
+
+def settings(warning="21d", critical="7d"):
+    return tls_expiry.Settings(tls_expiry.build_parser().parse_args(
+        ["--file", "x", "-w", warning, "-c", critical]))
+
+
+def test_judge_one_file_ok_names_the_soonest_and_carries_the_days_left():
+    subject = tls_expiry.Subject("/etc/ssl/a.pem", "/etc/ssl/a.pem", [certificate(40)],
+                                 is_file=True)
+    verdict = tls_expiry.judge([subject], settings(), MOMENT)
+    assert verdict.state == nagiosplugin.Ok and verdict.findings == []
+    assert verdict.summary == "/etc/ssl/a.pem certificate expires in 40 days (2026-04-10), " \
+                              "issuer ca"
+    assert sorted(str(p) for p in verdict.perfdata) == [
+        "'/etc/ssl/a.pem_days_chain'=40.0d;21:;7:", "'/etc/ssl/a.pem_days_leaf'=40.0d;21:;7:"]
+    assert verdict.long[0] == "OK: /etc/ssl/a.pem, file with 1 certificate"
+    assert verdict.long[1].startswith("/etc/ssl/a.pem #1: subject CN=leaf; SANs DNS:leaf; issuer "
+                                      "CN=ca; serial 01; notBefore 2026-01-30 12:00:00Z; "
+                                      "notAfter 2026-04-10 12:00:00Z (40.0 days left)")
+
+
+def test_judge_problems_worst_first_then_the_others_counted():
+    subjects = [tls_expiry.Subject("a:443", "a:443", [certificate(15)]),
+                tls_expiry.Subject("b:443", "b:443", error="connect failed: refused"),
+                tls_expiry.Subject("c:443", "c:443", [certificate(90)]),
+                tls_expiry.Subject("d:443", "d:443")]
+    verdict = tls_expiry.judge(subjects, settings(), MOMENT)
+    assert verdict.state == nagiosplugin.Critical
+    assert verdict.findings == [
+        (nagiosplugin.Warn, "a:443 certificate expires in 15 days (2026-03-16)"),
+        (nagiosplugin.Critical, "b:443 connect failed: refused"),
+        (nagiosplugin.Critical, "d:443 no certificate presented")]
+    assert verdict.summary == "b:443 connect failed: refused; d:443 no certificate " \
+                              "presented; a:443 certificate expires in 15 days (2026-03-16); " \
+                              "1 other ok"
+    assert [line.split(" ")[0:2] for line in verdict.long if ":443 #" not in line] == [
+        ["CRITICAL:", "b:443"], ["CRITICAL:", "d:443,"], ["WARNING:", "a:443,"],
+        ["OK:", "c:443,"]]
+    # perfdata for the subjects with a chain only, in their order
+    assert [p.label for p in verdict.perfdata] == [
+        "a:443_days_leaf", "a:443_days_chain", "c:443_days_leaf", "c:443_days_chain"]
+
+
+def test_judge_ranges_are_the_users_and_the_subject_unchanged():
+    subject = tls_expiry.Subject("x", "x", [certificate(15.5)], is_file=True)
+    before = repr(vars(subject))
+    for warning, critical, state in (("21d", "7d", nagiosplugin.Warn),
+                                     ("10", "7", nagiosplugin.Ok),
+                                     ("30d", "20d", nagiosplugin.Critical),
+                                     ("@10d:20d", "7d", nagiosplugin.Warn)):
+        verdict = tls_expiry.judge([subject], settings(warning, critical), MOMENT)
+        assert verdict.state == state, (warning, critical)
+    assert repr(vars(subject)) == before

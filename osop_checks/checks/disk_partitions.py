@@ -1,7 +1,10 @@
 """check_disk_partitions: free space and inodes of every physical filesystem.
 
-arguments -> mounts (sources.disks) -> selection -> one Metric per partition -> FreeSpace
-context (percent and/or bytes free, both must be breached when both are given) -> summary.
+arguments -> mounts (sources.disks) -> selection -> usage of each (gathered in build_check)
+-> judge (pure): free space against -w/-c (percent and/or bytes free, both must be breached
+when both are given), free inodes against -W/-K, missing -p paths; the status line, the long
+output and the perfdata (used bytes and inodes, the thresholds in the same terms) -> runtime
+renders the plugin.Verdict.
 
 With -H HOST --snmp the partitions come from HOST's SNMP agent instead (sources.snmp_storage:
 hrStorageTable, and dskTable where present) as the same disks.Partition, so the selection by
@@ -283,14 +286,11 @@ def _select(mounts, args, fstab=frozenset(), exists=os.path.exists):
     return chosen, missing, why
 
 
-def select_remote(partitions, args, host):
+def _select_remote(partitions, args, host):
     """SNMP mode: choose among the agent's storage rows. -p names a mount point exactly as the
     agent lists it (nothing can be resolved on the remote side); other rows are chosen by
-    hrStorage type (fixedDisk by default). Returns (selected partitions, missing paths)."""
-    return _select_remote(partitions, args, host)[:2]
-
-
-def _select_remote(partitions, args, host):
+    hrStorage type (fixedDisk by default). Returns (selected partitions, missing paths, the
+    words naming the filter that left nothing or None)."""
     chosen, missing = [], []
     if args.path:
         by_mount = {}
@@ -320,87 +320,89 @@ def _select_remote(partitions, args, host):
 
 # -- evaluation ---------------------------------------------------------------------------
 
-class Partitions(nagiosplugin.Resource):
-    """Per partition a 'space' and an 'inodes' metric (the value is the Partition itself, so
-    the contexts can judge percent and bytes together); one 'missing' metric per absent path."""
+class Limits:
+    """What the partitions are judged against, built from the arguments: the free-space
+    FreeLimits (and per mount point overrides), the inode ranges in percent free, and the
+    state of a missing -p path."""
 
-    def __init__(self, partitions, missing):
-        self.partitions = partitions
-        self.missing = missing
-
-    def probe(self):
-        for part in self.partitions:
-            yield nagiosplugin.Metric(part.mountpoint, part, context="space")
-            if part.inodes_total and not part.error:
-                yield nagiosplugin.Metric(part.mountpoint + " inodes", part, context="inodes")
-        for path, reason in self.missing:
-            yield nagiosplugin.Metric(path, reason, context="missing")
-
-
-class FreeSpace(nagiosplugin.Context):
-    """Free space of one partition against its thresholds (per-mount overrides first)."""
-
-    def __init__(self, warning, critical, overrides=()):
-        super().__init__("space")
+    def __init__(self, warning, critical, inode_warning, inode_critical, overrides=(),
+                 missing=Critical):
         self.default = (warning, critical)
         self.overrides = {mount.rstrip("/") or "/": (w, c) for mount, w, c in overrides}
+        self.inode_warning = inode_warning
+        self.inode_critical = inode_critical
+        self.missing = missing
 
-    def limits(self, part):
+    @classmethod
+    def from_args(cls, args):
+        return cls(args.warning, args.critical, args.inode_warning, args.inode_critical,
+                   args.path_threshold, Ok if args.ignore_missing else Critical)
+
+    def space(self, part):
+        """(warning, critical) FreeLimits of ``part``: its mount point's override, else -w/-c."""
         return self.overrides.get(part.mountpoint, self.default)
 
-    def evaluate(self, metric, resource):
-        part = metric.value
+
+def judge(partitions, missing, limits):
+    """The verdict on the measured ``partitions`` and the ``missing`` (path, reason) pairs.
+    Pure.
+
+    Per partition its free space (UNKNOWN when it could not be measured) and, where it has
+    inodes, its free inodes; per missing path CRITICAL (OK with --ignore-missing). Status
+    line: the problems worst first, else how many are ok and the least free. Perfdata: used
+    bytes and used inodes, the thresholds converted to the same terms."""
+    judged, perfdata = [], []  # judged: (state, words, partition or None, kind)
+    for part in partitions:
         if part.error:
-            return nagiosplugin.Result(Unknown, "%s: %s" % (part.mountpoint, part.error), metric)
-        warning, critical = self.limits(part)
+            judged.append((Unknown, "%s: %s" % (part.mountpoint, part.error), part, "space"))
+            continue
+        warning, critical = limits.space(part)
         state = Critical if critical.breached(part) else Warn if warning.breached(part) else Ok
-        return nagiosplugin.Result(state, describe(part), metric)
-
-    def performance(self, metric, resource):
-        part = metric.value
-        if part.error:
-            return None
-        warning, critical = self.limits(part)
+        judged.append((state, describe(part), part, "space"))
         # The label passes text.label: over SNMP the mount point is the agent's text.
-        return nagiosplugin.Performance(
+        perfdata.append(nagiosplugin.Performance(
             text.label(part.mountpoint), part.used, "B", warning.used_limit(part),
-            critical.used_limit(part), 0, part.size)
+            critical.used_limit(part), 0, part.size))
+        if part.inodes_total:
+            judged.append((judge_inodes(part, limits), inodes_words(part), part, "inodes"))
+            # Remote inodes are percentages (total 100): the same numbers with the unit '%'.
+            perfdata.append(nagiosplugin.Performance(
+                text.label(part.mountpoint + " inodes"), part.inodes_total - part.inodes_free,
+                "" if getattr(part, "inodes_exact", True) else "%",
+                used_inodes(limits.inode_warning, part), used_inodes(limits.inode_critical, part),
+                0, part.inodes_total))
+    for path, reason in missing:
+        judged.append((limits.missing, "%s %s" % (path, reason), None, "missing"))
+    findings = [(state, words) for state, words, _, _ in judged]
+    if any(state != Ok for state, _ in findings):
+        summary = ", ".join(words for _, words in plugin.worst_first(
+            [f for f in findings if f[0] != Ok], state=lambda f: f[0]))
+    else:
+        summary = all_ok(judged)
+    return plugin.Verdict(findings, summary, perfdata, [
+        line for line in (long_line(*j) for j in by_significance(judged, lambda j: j[0]))
+        if line])
 
 
-class FreeInodes(nagiosplugin.Context):
-    """Free inodes in percent; perfdata carries used inodes with the thresholds converted."""
+def judge_inodes(part, limits):
+    return plugin.state_of(part.inodes_free_percent, limits.inode_warning,
+                           limits.inode_critical)
 
-    def __init__(self, warning, critical):
-        super().__init__("inodes")
-        self.warning = warning
-        self.critical = critical
 
-    def evaluate(self, metric, resource):
-        part = metric.value
-        free = part.inodes_free_percent
-        state = (Critical if not self.critical.match(free)
-                 else Warn if not self.warning.match(free) else Ok)
-        if not getattr(part, "inodes_exact", True):  # SNMP: the agent gives percentages only
-            return nagiosplugin.Result(state, "%s %.1f%% inodes free" % (
-                part.mountpoint, free), metric)
-        return nagiosplugin.Result(state, "%s %.1f%% inodes free (%d of %d)" % (
-            part.mountpoint, free, part.inodes_free, part.inodes_total), metric)
+def inodes_words(part):
+    if not getattr(part, "inodes_exact", True):  # SNMP: the agent gives percentages only
+        return "%s %.1f%% inodes free" % (part.mountpoint, part.inodes_free_percent)
+    return "%s %.1f%% inodes free (%d of %d)" % (
+        part.mountpoint, part.inodes_free_percent, part.inodes_free, part.inodes_total)
 
-    def performance(self, metric, resource):
-        part = metric.value
-        # Remote inodes are percentages (total 100): the same numbers with the unit '%'.
-        return nagiosplugin.Performance(
-            text.label(metric.name), part.inodes_total - part.inodes_free,
-            "" if getattr(part, "inodes_exact", True) else "%",
-            self._used(self.warning, part), self._used(self.critical, part),
-            0, part.inodes_total)
 
-    @staticmethod
-    def _used(rng, part):
-        if rng.invert or rng.end != float("inf") or rng.start == float("-inf"):
-            return None
-        # (100 - start) first: 1 - 80/100 is 0.19999..., which would floor 20 to 19.
-        return units.range_of(end=max(0, int(part.inodes_total * (100 - rng.start) / 100)))
+def used_inodes(rng, part):
+    """An inode range in percent free as a Nagios range over used inodes, for perfdata; None
+    when it is not a plain lower bound ('N:')."""
+    if rng.invert or rng.end != float("inf") or rng.start == float("-inf"):
+        return None
+    # (100 - start) first: 1 - 80/100 is 0.19999..., which would floor 20 to 19.
+    return units.range_of(end=max(0, int(part.inodes_total * (100 - rng.start) / 100)))
 
 
 def describe(part):
@@ -409,48 +411,38 @@ def describe(part):
         units.format_size(part.size))
 
 
-class Missing(nagiosplugin.Context):
-    def __init__(self, state):
-        super().__init__("missing")
-        self.state = state
+def all_ok(judged):
+    """The OK status line: how many partitions, the least free, and the missing paths that
+    --ignore-missing let pass."""
+    parts = [part for _, _, part, kind in judged if kind == "space"]
+    ignored = ["%s (ignored)" % words for _, words, _, kind in judged if kind == "missing"]
+    if not parts:
+        return ", ".join(ignored)
+    least = min(parts, key=lambda p: p.free_percent)
+    return "; ".join(["%d partition%s ok, least free: %s" % (
+        len(parts), plugin.plural(len(parts)), describe(least))] + ignored)
 
-    def evaluate(self, metric, resource):
-        return nagiosplugin.Result(self.state, "%s %s" % (metric.name, metric.value), metric)
+
+def long_line(state, words, part, kind):
+    """A partition's line of the long output (with type, device, used space and inodes), a
+    problem's words, or None for an inode count or a missing path that is OK."""
+    if kind == "space" and not part.error:
+        inodes = part.inodes_free_percent
+        where = "%s on %s" % (part.fstype, part.device) if part.listed else \
+            "no entry of the mount table holds it (as in a chroot), measured with " \
+            "statvfs on the path itself"
+        return "%s: %s, %s, used %s, inodes %s" % (
+            str(state).upper(), describe(part), where, units.format_size(part.used),
+            "n/a" if inodes is None else "%.1f%% free" % inodes)
+    if kind != "space" and state == Ok:
+        return None
+    return "%s: %s" % (str(state).upper(), words)
 
 
-class Report(nagiosplugin.Summary):
-    def ok(self, results):
-        parts = [r.metric.value for r in results if r.metric.context == "space"]
-        ignored = ["%s (ignored)" % r.hint for r in results if r.metric.context == "missing"]
-        if not parts:
-            return ", ".join(ignored)
-        least = min(parts, key=lambda p: p.free_percent)
-        return "; ".join(["%d partition%s ok, least free: %s" % (
-            len(parts), plugin.plural(len(parts)), describe(least))] + ignored)
-
-    def problem(self, results):
-        # Worst first; UNKNOWN (a mount we could not read) after CRITICAL, before WARNING.
-        worst = plugin.worst_first(r for r in results if r.state != Ok)
-        return ", ".join(str(r.hint) for r in worst)
-
-    def verbose(self, results):
-        lines = []
-        for result in results:
-            part = result.metric.value
-            if result.metric.context == "space" and not part.error:
-                inodes = part.inodes_free_percent
-                where = "%s on %s" % (part.fstype, part.device) if part.listed else \
-                    "no entry of the mount table holds it (as in a chroot), measured with " \
-                    "statvfs on the path itself"
-                lines.append("%s: %s, %s, used %s, inodes %s" % (
-                    str(result.state).upper(), describe(part), where,
-                    units.format_size(part.used),
-                    "n/a" if inodes is None else "%.1f%% free" % inodes))
-            elif result.metric.context != "space" and result.state == Ok:
-                continue
-            else:
-                lines.append("%s: %s" % (str(result.state).upper(), result.hint))
-        return lines
+def by_significance(items, state):
+    """``items`` in nagiosplugin's order of results: the most significant state (by exit
+    code: UNKNOWN, CRITICAL, WARNING, OK) first, items of one state in their order."""
+    return sorted(items, key=lambda item: -state(item).code)
 
 
 SNMP_ONLY = ("storage_type", "community", "community_file", "snmp_user", "auth_key",
@@ -494,12 +486,7 @@ def build_check(args, list_mounts=disks.list_mounts, usage=disks.usage,
         if not mounts and not missing:
             raise nagiosplugin.CheckError(why or "no filesystem to check in the mount table")
         partitions = usage(mounts)
-    return nagiosplugin.Check(
-        Partitions(partitions, missing),
-        FreeSpace(args.warning, args.critical, args.path_threshold),
-        FreeInodes(args.inode_warning, args.inode_critical),
-        Missing(Ok if args.ignore_missing else Critical),
-        Report())
+    return judge(partitions, missing, Limits.from_args(args))
 
 
 def main(argv=None):

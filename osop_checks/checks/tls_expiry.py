@@ -2,10 +2,9 @@
 
 arguments -> endpoints (-H, --endpoint, --endpoint-file) and files (--file) -> gathered in
 build_check by sources.tls (every endpoint concurrently, STARTTLS included) as one Subject
-each -> Subjects.probe: one Metric per subject, judged by the Certificates context (expiry of
-every chain element, trust, name, policy) into a Verdict that carries the findings -> the
-Report reads the Verdicts; perfdata carries the days left of the leaf and of the soonest chain
-element per endpoint.
+each -> judge (pure): every subject's findings (expiry of every chain element against -w/-c,
+trust, name, policy), the status line, the long output, and as perfdata the days left of the
+leaf and of the soonest chain element per endpoint -> runtime renders the plugin.Verdict.
 """
 import datetime
 import functools
@@ -229,28 +228,26 @@ def endpoints_from(args):
 
 class Subject:
     """One thing checked, as gathered: an endpoint (an Attempt) or a local file (certificates
-    or error), with ``now``, the moment it is judged against. Plain data: nothing changes it
-    after build_check."""
+    or error). Plain data: nothing changes it after build_check."""
 
     def __init__(self, label, perf_prefix, chain=(), presented=None, error=None,
-                 is_file=False, now=None):
+                 is_file=False):
         self.label = label
         self.perf_prefix = perf_prefix
         self.chain = list(chain)
         self.presented = presented
         self.error = error
         self.is_file = is_file
-        self.now = now
 
     @classmethod
-    def from_attempt(cls, attempt, now):
+    def from_attempt(cls, attempt):
         endpoint = attempt.endpoint
         prefix = endpoint.label.split(" ")[0]
         if attempt.presented is not None:
             # The trust store's part of the verified path is judged too: an expired root
             # fails curl and openssl as surely as an expired leaf.
             return cls(endpoint.label, prefix, attempt.presented.chain
-                       + attempt.presented.from_store, attempt.presented, now=now)
+                       + attempt.presented.from_store, attempt.presented)
         error = attempt.error
         stage = error.stage if error else attempt.stage
         reason = error.reason if error else "no result"
@@ -258,18 +255,18 @@ class Subject:
             words = "%s during %s" % (reason, stage)
         else:
             words = "%s failed: %s" % (stage, reason)
-        return cls(endpoint.label, prefix, error=words, now=now)
+        return cls(endpoint.label, prefix, error=words)
 
     @classmethod
-    def from_file(cls, path, certificates, now):
+    def from_file(cls, path, certificates):
         """``certificates``: what load_file returned, or the OSError/ValueError it raised."""
         if isinstance(certificates, OSError):
             return cls(path, path, error="cannot read the file: %s" % (
-                certificates.strerror or certificates).lower(), is_file=True, now=now)
+                certificates.strerror or certificates).lower(), is_file=True)
         if isinstance(certificates, ValueError):
             return cls(path, path, error="cannot read the file: %s" % certificates,
-                       is_file=True, now=now)
-        return cls(path, path, certificates, is_file=True, now=now)
+                       is_file=True)
+        return cls(path, path, certificates, is_file=True)
 
 
 # The address family of an endpoint (a socket constant) as address.resolve names it.
@@ -302,8 +299,8 @@ def spread(endpoints, resolve):
     return once(spread_out)  # a name's address also given as NAME@ADDRESS: checked once
 
 
-def gather(endpoints, files, fetch, load_file, options, now, resolve=None):
-    """Every endpoint (concurrently) and file, read now: a Subject each, endpoints first.
+def gather(endpoints, files, fetch, load_file, options, resolve=None):
+    """Every endpoint (concurrently) and file: a Subject each, endpoints first.
     With ``resolve``, every address of a name is an endpoint of its own (``spread``)."""
     if resolve is not None and endpoints:
         endpoints = spread(endpoints, resolve)
@@ -314,9 +311,8 @@ def gather(endpoints, files, fetch, load_file, options, now, resolve=None):
             loaded.append((path, load_file(path)))
         except (OSError, ValueError) as exc:
             loaded.append((path, exc))
-    moment = now() if callable(now) else now
-    return ([Subject.from_attempt(a, moment) for a in attempts]
-            + [Subject.from_file(path, certs, moment) for path, certs in loaded])
+    return ([Subject.from_attempt(a) for a in attempts]
+            + [Subject.from_file(path, certs) for path, certs in loaded])
 
 
 def days_between(later, earlier):
@@ -387,7 +383,7 @@ class Settings:
         self.min_tls_version = args.min_tls_version
 
 
-def judge(subject, settings, now):
+def judge_subject(subject, settings, now):
     """Every finding about one subject as [(state, words)], problems first. Pure."""
     if subject.error:
         return [(Critical, subject.error)]
@@ -408,8 +404,7 @@ def judge(subject, settings, now):
                 who, in_words(days_between(cert.not_after, now)), day(cert.not_after),
                 tail)))
         else:
-            state = (Critical if not settings.critical.match(left) else
-                     Warn if not settings.warning.match(left) else Ok)
+            state = plugin.state_of(left, settings.warning, settings.critical)
             if state != Ok:
                 findings.append((state, "%s expires in %s (%s)%s" % (
                     who, in_words(days_between(cert.not_after, now)), day(cert.not_after),
@@ -451,100 +446,73 @@ def judge(subject, settings, now):
     return [f for f in findings if f[0] != Ok]
 
 
+def judge(subjects, settings, now):
+    """The verdict on every subject at the moment ``now``. Pure.
+
+    Findings: each subject's problems, its label first. Status line: the one subject's OK
+    words, or "N endpoints ok" naming the soonest; with problems the problem subjects worst
+    first, then how many others are ok. Long output: per subject (most significant state
+    first) its headline and one line per certificate. Perfdata: the days left of the leaf
+    and of the soonest chain element, with -w/-c."""
+    judged = []  # (subject, state, words, findings)
+    for subject in subjects:
+        found = judge_subject(subject, settings, now)
+        if found:
+            judged.append((subject, found[0][0], "%s %s" % (
+                subject.label, ", ".join(words for _, words in found)), found))
+        else:
+            judged.append((subject, Ok, describe(subject, now), found))
+    findings = [(state, "%s %s" % (subject.label, words))
+                for subject, _, _, found in judged for state, words in found]
+    judged = by_significance(judged, state=lambda j: j[1])
+    bad = plugin.worst_first([j for j in judged if j[1] != Ok], state=lambda j: j[1])
+    if bad:
+        summary = "; ".join(words for _, _, words, _ in bad)
+        good = len(judged) - len(bad)
+        if good:
+            summary += "; %d other%s ok" % (good, plugin.plural(good))
+    elif len(judged) == 1:
+        summary = judged[0][2]
+    else:
+        first = min(judged, key=lambda j: soonest(j[0]).not_after)
+        summary = "%d endpoints ok, soonest: %s" % (len(judged), first[2])
+    long = []
+    for subject, state, _, found in judged:
+        long.append("%s: %s" % (str(state).upper(), headline(subject, found)))
+        long.extend(detail(subject, index, cert, now) for index, cert in enumerate(subject.chain))
+    perfdata = []
+    for subject in subjects:
+        if subject.chain:
+            prefix = text.label(subject.perf_prefix)
+            for suffix, cert in (("_days_leaf", subject.chain[0]),
+                                 ("_days_chain", soonest(subject))):
+                perfdata.append(nagiosplugin.Performance(
+                    prefix + suffix, days_left(cert, now), "d", settings.warning,
+                    settings.critical))
+    return plugin.Verdict(findings, summary, perfdata, long,
+                          state=max((j[1] for j in judged), key=lambda s: s.code))
+
+
+def by_significance(items, state):
+    """``items`` in nagiosplugin's order of results: the most significant state (by exit
+    code: UNKNOWN, CRITICAL, WARNING, OK) first, items of one state in their order."""
+    return sorted(items, key=lambda item: -state(item).code)
+
+
 def soonest(subject):
     return min(subject.chain, key=lambda c: c.not_after)
 
 
-class Subjects(nagiosplugin.Resource):
-    """One Metric per gathered subject, plus the days-left metrics for perfdata."""
-
-    def __init__(self, subjects):
-        self.subjects = subjects
-
-    def probe(self):
-        for subject in self.subjects:
-            yield nagiosplugin.Metric(subject.label, subject, context="certificates")
-        for subject in self.subjects:
-            if subject.chain:
-                prefix = text.label(subject.perf_prefix)
-                yield nagiosplugin.Metric(prefix + "_days_leaf",
-                                          days_left(subject.chain[0], subject.now), "d",
-                                          context="days")
-                yield nagiosplugin.Metric(prefix + "_days_chain",
-                                          days_left(soonest(subject), subject.now), "d",
-                                          context="days")
-
-
-class Verdict(nagiosplugin.Result):
-    """The Result of one subject; its ``findings`` [(state, words)], problems first, travel
-    with it to the Report."""
-
-    def __new__(cls, state, hint, metric, findings=()):
-        result = super().__new__(cls, state, hint, metric)
-        result.findings = list(findings)
-        return result
-
-
-class Certificates(nagiosplugin.Context):
-    def __init__(self, settings):
-        super().__init__("certificates")
-        self.settings = settings
-
-    def evaluate(self, metric, resource):
-        subject = metric.value
-        findings = judge(subject, self.settings, subject.now)
-        if findings:
-            state = findings[0][0]
-            hint = "%s %s" % (subject.label, ", ".join(words for _, words in findings))
-        else:
-            state, hint = Ok, describe(subject)
-        return Verdict(state, hint, metric, findings)
-
-
-def describe(subject):
+def describe(subject, now):
     """The OK words: when the soonest certificate expires, and who issued it."""
     cert = soonest(subject)
     index = subject.chain.index(cert)
     words = "%s %s expires in %s (%s)" % (subject.label, role(subject, index, cert),
-                                          in_words(days_between(cert.not_after, subject.now)),
+                                          in_words(days_between(cert.not_after, now)),
                                           day(cert.not_after))
     if len(subject.chain) > 1 and subject.is_file:
         words += ", soonest of %d" % len(subject.chain)
     return words + ", issuer %s" % (cert.issuer_cn or cert.issuer)
-
-
-class Report(nagiosplugin.Summary):
-    """Reads the Verdicts only: the subject each judged, and its findings."""
-
-    def ok(self, results):
-        checked = verdicts(results)
-        if len(checked) == 1:
-            return str(checked[0].hint)
-        first = min(checked, key=lambda r: soonest(r.metric.value).not_after)
-        return "%d endpoints ok, soonest: %s" % (len(checked), first.hint)
-
-    def problem(self, results):
-        checked = verdicts(results)
-        bad = plugin.worst_first(r for r in checked if r.state != Ok)
-        words = "; ".join(str(r.hint) for r in bad)
-        good = len(checked) - len(bad)
-        if good:
-            words += "; %d other%s ok" % (good, plugin.plural(good))
-        return words
-
-    def verbose(self, results):
-        lines = []
-        for result in verdicts(results):
-            subject = result.metric.value
-            lines.append("%s: %s" % (str(result.state).upper(),
-                                     headline(subject, result.findings)))
-            for index, cert in enumerate(subject.chain):
-                lines.append(detail(subject, index, cert))
-        return lines
-
-
-def verdicts(results):
-    return [r for r in results if isinstance(r, Verdict)]
 
 
 def headline(subject, findings):
@@ -571,13 +539,13 @@ def headline(subject, findings):
     return ", ".join(parts)
 
 
-def detail(subject, index, cert):
+def detail(subject, index, cert, now):
     return ("%s #%d: subject %s; SANs %s; issuer %s; serial %s; notBefore %s; notAfter %s "
             "(%s days left); key %s %d bits; signature %s; sha256 %s" % (
                 subject.label, index + 1, cert.subject or "(empty)",
                 ", ".join(cert.sans) or "none",
                 cert.issuer, cert.serial, stamp(cert.not_before), stamp(cert.not_after),
-                days_left(cert, subject.now), cert.key_type, cert.key_bits,
+                days_left(cert, now), cert.key_type, cert.key_bits,
                 cert.signature_hash or "n/a", cert.fingerprint[:16]))
 
 
@@ -599,12 +567,8 @@ def build_check(args, fetch=tls.fetch, load_file=tls.load_file, now=utc_now, res
         except ValueError as exc:
             raise cli.UsageError("the --ca-file %s %s" % (args.ca_file, exc)) from None
     every = None if args.first_address else resolve or address.resolve
-    subjects = gather(endpoints, args.file, fetch, load_file, options, now, every)
-    return nagiosplugin.Check(
-        Subjects(subjects),
-        Certificates(Settings(args)),
-        plugin.PerfOnly("days", args.warning, args.critical),  # judged by Certificates
-        Report())
+    subjects = gather(endpoints, args.file, fetch, load_file, options, every)
+    return judge(subjects, Settings(args), now() if callable(now) else now)
 
 
 def main(argv=None):

@@ -1,4 +1,5 @@
 """check_disk_partitions judged on constructed mount tables and usage (no I/O)."""
+import nagiosplugin
 import pytest
 
 from osop_checks.checks import disk_partitions as dp
@@ -189,3 +190,58 @@ def test_bad_input_is_one_unknown_line(argv, needle):
 def test_nothing_selected_is_unknown():
     outcome = run(["--match", "^/nothing-here"])
     assert outcome.exitcode == 3 and "no filesystem matches" in outcome.status_line
+
+
+# -- judge: plain data in, a Verdict out -------------------------------------------------
+
+def limits(argv=()):
+    return dp.Limits.from_args(dp.build_parser().parse_args(list(argv)))
+
+
+def partition(mount, size, free, inodes_free=900, **kw):
+    return Partition(mount, "/dev/x", "ext4", size=size, used=size - free, free=free,
+                     inodes_total=1000, inodes_free=inodes_free, **kw)
+
+
+def test_judge_all_ok_names_the_least_free_and_the_ignored_missing_path():
+    parts = [partition("/", 100 * GiB, 60 * GiB), partition("/data2", 100 * GiB, 30 * GiB)]
+    verdict = dp.judge(parts, [("/backup", "does not exist")],
+                       limits(["--ignore-missing"]))
+    assert verdict.state == nagiosplugin.Ok
+    assert verdict.summary == "2 partitions ok, least free: /data2 30.0% free (30.0 GiB of " \
+                              "100.0 GiB); /backup does not exist (ignored)"
+    assert verdict.long == [
+        "OK: / 60.0% free (60.0 GiB of 100.0 GiB), ext4 on /dev/x, used 40.0 GiB, "
+        "inodes 90.0% free",
+        "OK: /data2 30.0% free (30.0 GiB of 100.0 GiB), ext4 on /dev/x, used 70.0 GiB, "
+        "inodes 90.0% free"]
+    assert sorted(str(p) for p in verdict.perfdata) == [
+        "'/ inodes'=100;900;950;0;1000", "'/'=42949672960B;96636764160;102005473280;0;"
+        "107374182400", "'/data2 inodes'=100;900;950;0;1000",
+        "'/data2'=75161927680B;96636764160;102005473280;0;107374182400"]
+
+
+def test_judge_problems_worst_first_and_the_long_output_by_exit_code():
+    parts = [partition("/", 100 * GiB, 15 * GiB, inodes_free=20),
+             partition("/data2", 100 * GiB, 3 * GiB),
+             Partition("/mnt/nfs", "srv:/x", "nfs", error="statvfs timed out")]
+    verdict = dp.judge(parts, [("/backup", "does not exist")], limits())
+    assert verdict.state == nagiosplugin.Unknown  # the most significant exit code
+    assert verdict.summary == (
+        "/ 2.0% inodes free (20 of 1000), /data2 3.0% free (3.0 GiB of 100.0 GiB), "
+        "/backup does not exist, /mnt/nfs: statvfs timed out")
+    assert [line.split(" ")[:2] for line in verdict.long] == [
+        ["UNKNOWN:", "/mnt/nfs:"], ["CRITICAL:", "/"], ["CRITICAL:", "/data2"],
+        ["CRITICAL:", "/backup"], ["OK:", "/"]]
+    assert (nagiosplugin.Ok, "/ 15.0% free (15.0 GiB of 100.0 GiB)") in verdict.findings
+    assert not any("/mnt/nfs" in p.label for p in verdict.perfdata)  # nothing measured
+
+
+def test_judge_path_threshold_and_both_limits_of_a_mount():
+    parts = [partition("/", 100 * GiB, 15 * GiB), partition("/data2", 100 * GiB, 15 * GiB)]
+    verdict = dp.judge(parts, [], limits(["-w", "20%,50GiB", "-c", "10%,10GiB",
+                                          "--path-threshold", "/data2=10%/5%"]))
+    assert verdict.findings[0] == (nagiosplugin.Warn, "/ 15.0% free (15.0 GiB of 100.0 GiB)")
+    assert verdict.findings[2] == (nagiosplugin.Ok,
+                                   "/data2 15.0% free (15.0 GiB of 100.0 GiB)")
+    assert verdict.summary == "/ 15.0% free (15.0 GiB of 100.0 GiB)"

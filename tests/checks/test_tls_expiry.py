@@ -61,17 +61,15 @@ def one_address(host, port, family, timeout):
 
 
 def run(argv, fetch=None, load_file=tls.load_file, now=NOW, resolve=one_address):
+    """The Verdict of build_check (no process), and its lines as runtime renders them."""
     args = tls_expiry.build_parser().parse_args(argv)
-    check = tls_expiry.build_check(args, fetch=fetch or presenter({}), load_file=load_file,
-                                   now=now, resolve=resolve)
-    check.name = tls_expiry.NAME
-    check()
-    return check, rendered(check)
+    verdict = tls_expiry.build_check(args, fetch=fetch or presenter({}), load_file=load_file,
+                                     now=now, resolve=resolve)
+    return verdict, rendered(verdict)
 
 
-def rendered(check):
-    return runtime.render(tls_expiry.NAME, check.state, check.summary_str, check.perfdata,
-                          check.verbose_str)
+def rendered(verdict):
+    return runtime.render_verdict(tls_expiry.NAME, verdict)
 
 
 def status(lines):
@@ -441,7 +439,7 @@ def test_importing_the_check_loads_no_heavy_module():
 
 # -- the shape (issue 19) -----------------------------------------------------------------
 
-def test_endpoints_and_files_are_gathered_in_build_check_not_in_probe(chains, tmp_path):
+def test_endpoints_and_files_are_gathered_in_build_check_not_in_rendering(chains, tmp_path):
     asked = []
 
     def fetch(endpoint, **options):
@@ -453,10 +451,10 @@ def test_endpoints_and_files_are_gathered_in_build_check_not_in_probe(chains, tm
         return chains["w"]
 
     args = tls_expiry.build_parser().parse_args(["-H", "h", "--file", "/x.pem"])
-    check = tls_expiry.build_check(args, fetch=fetch, load_file=load_file, now=NOW)
-    assert asked == ["h:443", "/x.pem"]  # before the check runs
-    check()
-    assert asked == ["h:443", "/x.pem"]  # and not again in Resource.probe
+    verdict = tls_expiry.build_check(args, fetch=fetch, load_file=load_file, now=NOW)
+    assert asked == ["h:443", "/x.pem"]  # once, in build_check
+    rendered(verdict)
+    assert asked == ["h:443", "/x.pem"]  # and not again when the verdict is rendered
 
 
 def test_judging_and_reporting_change_no_subject(chains):
@@ -464,15 +462,15 @@ def test_judging_and_reporting_change_no_subject(chains):
 
     fetch = presenter({"h": chains["w"]})
     args = tls_expiry.build_parser().parse_args(["-H", "h", "-v"])
-    check = tls_expiry.build_check(args, fetch=fetch, now=NOW)
-    subject = check.resources[0].subjects[0]
+    [subject] = tls_expiry.gather(tls_expiry.endpoints_from(args), [], fetch, tls.load_file,
+                                  {})
     before = copy.deepcopy(vars(subject))
-    check()
-    assert "certificate expires in 15 days" in rendered(check)[0]
+    verdict = tls_expiry.judge([subject], tls_expiry.Settings(args), NOW)
+    assert "certificate expires in 15 days" in rendered(verdict)[0]
     assert vars(subject) == before
-    verdict = next(r for r in check.results if r.metric.context == "certificates")
     assert [words for _, words in verdict.findings][1] == \
-        "certificate expires in 15 days (%s)" % chains["w"][0].not_after.strftime("%Y-%m-%d")
+        "h:443 certificate expires in 15 days (%s)" % chains["w"][0].not_after.strftime(
+            "%Y-%m-%d")
 
 
 
@@ -591,3 +589,70 @@ def test_ambiguous_or_malformed_addresses_are_one_unknown_line(argv, words):
     assert outcome.output.startswith("TLS_EXPIRY UNKNOWN - ")
     assert words in outcome.output
     assert len(outcome.output.strip().splitlines()) == 1
+
+
+# -- judge: plain data in, a Verdict out (no certificates made, no parser) ---------------
+
+MOMENT = datetime.datetime(2026, 3, 1, 12, tzinfo=datetime.timezone.utc)
+
+
+def certificate(days_left, name="leaf", issuer="ca", not_before_days=30):
+    return tls.Certificate(
+        "CN=" + name, "CN=" + issuer, name, issuer, "01",
+        MOMENT - datetime.timedelta(days=not_before_days),
+        MOMENT + datetime.timedelta(days=days_left), [name], [], "RSA", 2048, "sha256",
+        "00" * 32)
+
+
+def settings(warning="21d", critical="7d"):
+    return tls_expiry.Settings(tls_expiry.build_parser().parse_args(
+        ["--file", "x", "-w", warning, "-c", critical]))
+
+
+def test_judge_one_file_ok_names_the_soonest_and_carries_the_days_left():
+    subject = tls_expiry.Subject("/etc/ssl/a.pem", "/etc/ssl/a.pem", [certificate(40)],
+                                 is_file=True)
+    verdict = tls_expiry.judge([subject], settings(), MOMENT)
+    assert verdict.state == nagiosplugin.Ok and verdict.findings == []
+    assert verdict.summary == "/etc/ssl/a.pem certificate expires in 40 days (2026-04-10), " \
+                              "issuer ca"
+    assert sorted(str(p) for p in verdict.perfdata) == [
+        "'/etc/ssl/a.pem_days_chain'=40.0d;21:;7:", "'/etc/ssl/a.pem_days_leaf'=40.0d;21:;7:"]
+    assert verdict.long[0] == "OK: /etc/ssl/a.pem, file with 1 certificate"
+    assert verdict.long[1].startswith("/etc/ssl/a.pem #1: subject CN=leaf; SANs DNS:leaf; issuer "
+                                      "CN=ca; serial 01; notBefore 2026-01-30 12:00:00Z; "
+                                      "notAfter 2026-04-10 12:00:00Z (40.0 days left)")
+
+
+def test_judge_problems_worst_first_then_the_others_counted():
+    subjects = [tls_expiry.Subject("a:443", "a:443", [certificate(15)]),
+                tls_expiry.Subject("b:443", "b:443", error="connect failed: refused"),
+                tls_expiry.Subject("c:443", "c:443", [certificate(90)]),
+                tls_expiry.Subject("d:443", "d:443")]
+    verdict = tls_expiry.judge(subjects, settings(), MOMENT)
+    assert verdict.state == nagiosplugin.Critical
+    assert verdict.findings == [
+        (nagiosplugin.Warn, "a:443 certificate expires in 15 days (2026-03-16)"),
+        (nagiosplugin.Critical, "b:443 connect failed: refused"),
+        (nagiosplugin.Critical, "d:443 no certificate presented")]
+    assert verdict.summary == "b:443 connect failed: refused; d:443 no certificate " \
+                              "presented; a:443 certificate expires in 15 days (2026-03-16); " \
+                              "1 other ok"
+    assert [line.split(" ")[0:2] for line in verdict.long if ":443 #" not in line] == [
+        ["CRITICAL:", "b:443"], ["CRITICAL:", "d:443,"], ["WARNING:", "a:443,"],
+        ["OK:", "c:443,"]]
+    # perfdata for the subjects with a chain only, in their order
+    assert [p.label for p in verdict.perfdata] == [
+        "a:443_days_leaf", "a:443_days_chain", "c:443_days_leaf", "c:443_days_chain"]
+
+
+def test_judge_ranges_are_the_users_and_the_subject_unchanged():
+    subject = tls_expiry.Subject("x", "x", [certificate(15.5)], is_file=True)
+    before = repr(vars(subject))
+    for warning, critical, state in (("21d", "7d", nagiosplugin.Warn),
+                                     ("10", "7", nagiosplugin.Ok),
+                                     ("30d", "20d", nagiosplugin.Critical),
+                                     ("@10d:20d", "7d", nagiosplugin.Warn)):
+        verdict = tls_expiry.judge([subject], settings(warning, critical), MOMENT)
+        assert verdict.state == state, (warning, critical)
+    assert repr(vars(subject)) == before

@@ -5,12 +5,10 @@ words), the summary, perfdata and long-output lines, and for a stateful check th
 its state once the output is rendered. ``state_of`` is the warning/critical ladder of one
 value.
 
-``worst_first`` orders states as a reader wants them in the status line, ``PerfOnly`` is the
-Context of a metric that is only perfdata (its judgement is another Context's), ``plural``
-the "s" of a counted noun, ``Remembering`` the Check of a plugin that writes a state file once
-the run is judged.
+``worst_first`` orders states as a reader wants them in the status line (CRITICAL before
+UNKNOWN), ``by_significance`` as exit codes rank them (UNKNOWN first), ``most_significant``
+picks one; ``plural`` is the "s" of a counted noun.
 """
-import nagiosplugin
 from nagiosplugin import Critical, Ok, Unknown, Warn
 
 # Worst first: UNKNOWN (we could not look) after CRITICAL, before WARNING.
@@ -34,34 +32,16 @@ def plural(count, one="", many="s"):
     return one if count == 1 else many
 
 
-class PerfOnly(nagiosplugin.Context):
-    """Perfdata only, always OK: the metric's value, uom, min and max, with the limits given
-    here (the judgement of the quantity is another Context's, in words)."""
-
-    def __init__(self, name, warning=None, critical=None):
-        super().__init__(name)
-        self.warning = warning
-        self.critical = critical
-
-    def evaluate(self, metric, resource):
-        return nagiosplugin.Result(Ok, metric=metric)
-
-    def performance(self, metric, resource):
-        return nagiosplugin.Performance(metric.name, metric.value, metric.uom, self.warning,
-                                        self.critical, metric.min, metric.max)
+def by_significance(items, state=lambda item: item.state):
+    """``items`` with the most significant state first, by exit code (UNKNOWN, CRITICAL,
+    WARNING, OK: nagiosplugin's order of results and Icinga's of exit codes); items of one
+    state keep their order. worst_first is the order of a status line's words instead."""
+    return sorted(items, key=lambda item: -state(item).code)
 
 
-class Remembering(nagiosplugin.Check):
-    """The check, then ``remember(results)``: where a check that keeps state writes its state
-    file, from the judged results (never in a probe, a Context or the Summary)."""
-
-    def __init__(self, remember, *objects):
-        super().__init__(*objects)
-        self.remember = remember
-
-    def __call__(self):
-        super().__call__()
-        self.remember(self.results)
+def most_significant(*states):
+    """The most significant of ``states`` by exit code (Ok when there is none)."""
+    return max(states, key=lambda s: s.code, default=Ok)
 
 
 def state_of(value, warning=None, critical=None):
@@ -75,7 +55,7 @@ def state_of(value, warning=None, critical=None):
 
 
 class Verdict:
-    """A check's judgement as plain data, rendered by runtime.render_verdict.
+    """A check's judgement as plain data, rendered by runtime.render.
 
     ``findings``: [(state, words)] of everything judged; the verdict's state is the most
     significant of them (UNKNOWN over CRITICAL, as Icinga and nagiosplugin rank exit codes),
@@ -91,8 +71,8 @@ class Verdict:
         self.perfdata = list(perfdata)
         self.long = list(long)
         self.save = save
-        self.state = state if state is not None else max(
-            (found for found, _ in self.findings), key=lambda s: s.code, default=Ok)
+        self.state = state if state is not None else most_significant(
+            *(found for found, _ in self.findings))
 
     def __repr__(self):
         return "Verdict(%s, %r)" % (self.state, self.summary)

@@ -13,7 +13,7 @@ import traceback
 
 import nagiosplugin
 
-from osop_checks import cli, deadline, plugin, text, units
+from osop_checks import cli, deadline, text, units
 
 UNKNOWN = cli.UNKNOWN
 
@@ -65,21 +65,17 @@ def _log_channel(verbose):
     return channel
 
 
-def render(name, state, summary, perfdata, long):
-    """Status line with perfdata, then the long output: every line free of '|'."""
-    summary = text.oneline(summary, limit=400)
-    state = str(state).upper()
+def render(name, verdict):
+    """The lines of a plugin.Verdict: the status line with its perfdata (sorted, as
+    nagiosplugin prints it), then the long output; every line free of '|'."""
+    summary = text.oneline(verdict.summary, limit=400)
+    state = str(verdict.state).upper()
     first = "%s %s - %s" % (name, state, summary) if summary else "%s %s" % (name, state)
+    perfdata = sorted(filter(None, (str(p) for p in verdict.perfdata)))
     if perfdata:
         first += " | " + " ".join(perfdata)
-    lines = long if isinstance(long, (list, tuple)) else str(long or "").splitlines()
-    return [first] + [text.oneline(line, limit=1000) for line in lines if str(line).strip()]
-
-
-def render_verdict(name, verdict):
-    """The lines of a plugin.Verdict."""
-    return render(name, verdict.state, verdict.summary,
-                  sorted(filter(None, (str(p) for p in verdict.perfdata))), verdict.long)
+    return [first] + [text.oneline(line, limit=1000) for line in verdict.long
+                      if str(line).strip()]
 
 
 def unknown(name, message):
@@ -97,17 +93,10 @@ def execute(name, build_parser, build_check, argv=None):
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, args.timeout)
     try:
-        check = build_check(args)
-        if isinstance(check, plugin.Verdict):
-            lines, code = render_verdict(name, check), check.state.code
-            if check.save is not None:
-                check.save()
-        else:  # a nagiosplugin.Check: the checks not yet judged by a plain function
-            check.name = name
-            check()
-            lines = render(name, check.state, check.summary_str, check.perfdata,
-                           check.verbose_str)
-            code = check.exitcode
+        verdict = build_check(args)  # gathered and judged: a plugin.Verdict
+        lines, code = render(name, verdict), verdict.state.code
+        if verdict.save is not None:  # a stateful check's state, once its answer is known
+            verdict.save()
     except deadline.Timeout:
         lines, code = [unknown(name, "no result within the --timeout of %s" % (
             units.format_seconds(args.timeout)))], UNKNOWN

@@ -23,18 +23,29 @@ def test_plural():
     assert "%d entr%s" % (2, plugin.plural(2, "y", "ies")) == "2 entries"
 
 
-def test_perf_only_is_always_ok_and_carries_the_metric_and_the_limits():
-    context = plugin.PerfOnly("age", nagiosplugin.Range("10"), nagiosplugin.Range("20"))
-    metric = nagiosplugin.Metric("age", 30, "s", min=0, context="age")
-    assert context.evaluate(metric, None).state == Ok
-    assert str(context.performance(metric, None)) == "age=30s;10;20;0"
-    assert str(plugin.PerfOnly("n").performance(
-        nagiosplugin.Metric("n", 3, min=0), None)) == "n=3;;;0"
+def test_by_significance_ranks_as_exit_codes_do_and_keeps_ties_in_order():
+    items = [(Ok, "a"), (Warn, "b"), (Critical, "c"), (Unknown, "d"), (Warn, "e")]
+    assert plugin.by_significance(items, state=lambda i: i[0]) == [
+        (Unknown, "d"), (Critical, "c"), (Warn, "b"), (Warn, "e"), (Ok, "a")]
+    assert plugin.most_significant(Warn, Critical, Unknown, Ok) == Unknown
+    assert plugin.most_significant() == Ok
+
+
+def test_state_of_is_the_ladder_of_one_value():
+    warning, critical = nagiosplugin.Range("10"), nagiosplugin.Range("20")
+    assert [plugin.state_of(v, warning, critical) for v in (5, 15, 25)] == [Ok, Warn, Critical]
+    assert plugin.state_of(25, warning) == Warn
+    assert plugin.state_of(25) == Ok  # no range never alerts
+
+
+def test_a_verdict_is_as_significant_as_its_worst_finding_unless_told():
+    assert plugin.Verdict().state == Ok
+    assert plugin.Verdict([(Warn, "w"), (Unknown, "u"), (Critical, "c")]).state == Unknown
+    assert plugin.Verdict([(Warn, "w")], state=Critical).state == Critical
 
 
 def test_no_check_writes_the_kit_again():
-    """The state ranking and a perfdata-only Context live in plugin.py, the thread fan-out in
-    fanout.py."""
+    """The state ranking lives in plugin.py, the thread fan-out in fanout.py."""
     for path in sorted(CHECKS.glob("*.py")):
         source = path.read_text()
         assert "Critical: 0" not in source, path

@@ -5,24 +5,25 @@ import types
 import nagiosplugin
 import pytest
 
-from osop_checks import cli, runtime
+from osop_checks import cli, plugin, runtime
 from tests.peers import run_inprocess
 
 
-def make_check(probe, **parser_args):
-    """A tiny check module whose probe is ``probe`` (a callable returning a number)."""
-    class Value(nagiosplugin.Resource):
-        def probe(self):
-            return [nagiosplugin.Metric("value", probe(), context="value")]
-
+def make_check(probe, save=None):
+    """A tiny check module: ``probe`` (a callable returning a number) gathers, the judgement
+    is the value against -w/-c; ``save`` is its state file's writer, if any."""
     def build_parser():
         parser = cli.Parser("DEMO", "check_demo", "A demo check.", examples=["check_demo -w 5"])
         parser.add_thresholds(cli.units.COUNT, what="value")
         return parser
 
     def build_check(args):
-        return nagiosplugin.Check(Value(), nagiosplugin.ScalarContext(
-            "value", args.warning, args.critical))
+        value = probe()
+        words = "value is %d" % value
+        return plugin.Verdict([(plugin.state_of(value, args.warning, args.critical), words)],
+                              words, [nagiosplugin.Performance(
+                                  "value", value, warn=args.warning, crit=args.critical)],
+                              save=save)
 
     return types.SimpleNamespace(NAME="DEMO", build_parser=build_parser,
                                  build_check=build_check)
@@ -34,6 +35,19 @@ def test_states_and_perfdata():
     assert ok.exitcode == 0 and ok.status_line == "DEMO OK - value is 7 | value=7;10;20"
     assert run_inprocess(check, ["-w", "5", "-c", "20"]).exitcode == 1
     assert run_inprocess(check, ["-w", "5", "-c", "@5:10"]).exitcode == 2
+
+
+def test_a_stateful_check_saves_once_its_answer_is_rendered_and_a_failed_save_is_unknown():
+    saved = []
+    check = make_check(lambda: 7, save=lambda: saved.append("saved"))
+    assert run_inprocess(check, ["-w", "10"]).status_line == "DEMO OK - value is 7 | value=7;10"
+    assert saved == ["saved"]
+
+    def cannot():
+        raise OSError(28, "No space left on device", "/var/lib/osop/state.json")
+    failed = run_inprocess(make_check(lambda: 7, save=cannot), [])
+    assert failed.exitcode == 3 and failed.output == (
+        "DEMO UNKNOWN - No space left on device: /var/lib/osop/state.json\n")
 
 
 @pytest.mark.parametrize("argv,needle", [
@@ -132,17 +146,21 @@ def test_timeout_is_unknown_within_the_budget():
 
 
 def test_peer_text_cannot_break_the_status_line():
-    class Evil(nagiosplugin.Summary):
-        def ok(self, results):
-            return "line one\nline two | fake=1"
-
     module = make_check(lambda: 1)
     build = module.build_check
-    module.build_check = lambda args: build(args).add(Evil())
+
+    def evil(args):
+        verdict = build(args)
+        verdict.summary = "line one\nline two | fake=1"  # words a peer sent
+        verdict.long = ["long | x=1"]
+        return verdict
+
+    module.build_check = evil
     outcome = run_inprocess(module, [])
     first = outcome.status_line
     assert first.startswith("DEMO OK - line one line two / fake=1 | value=1")
     assert first.count("|") == 1
+    assert outcome.output.count("|") == 1
 
 
 def test_a_usage_error_cannot_start_perfdata():

@@ -380,7 +380,7 @@ def judge(partitions, missing, limits):
     else:
         summary = all_ok(judged)
     return plugin.Verdict(findings, summary, perfdata, [
-        line for line in (long_line(*j) for j in by_significance(judged, lambda j: j[0]))
+        line for line in (long_line(*j) for j in plugin.by_significance(judged, lambda j: j[0]))
         if line])
 
 
@@ -439,10 +439,6 @@ def long_line(state, words, part, kind):
     return "%s: %s" % (str(state).upper(), words)
 
 
-def by_significance(items, state):
-    """``items`` in nagiosplugin's order of results: the most significant state (by exit
-    code: UNKNOWN, CRITICAL, WARNING, OK) first, items of one state in their order."""
-    return sorted(items, key=lambda item: -state(item).code)
 
 
 SNMP_ONLY = ("storage_type", "community", "community_file", "snmp_user", "auth_key",

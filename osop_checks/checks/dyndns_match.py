@@ -444,7 +444,8 @@ def _long(gathered, comparisons, judged):
     first (UNKNOWN, CRITICAL, WARNING, OK: the order of the exit codes), then how the DNS was
     asked and what each public address source said."""
     lines = []
-    for comp, (state, _) in sorted(zip(comparisons, judged), key=lambda pair: -pair[1][0].code):
+    for comp, (state, _) in plugin.by_significance(zip(comparisons, judged),
+                                                   lambda pair: pair[1][0]):
         answer = comp.answer
         state = str(state).upper()
         if answer.kind != dns.OK:

@@ -509,7 +509,7 @@ def judge_copy(copy, survey, limits, record=None):
                 asleep = "%s asleep, last verified %s %s ago" % (name, record["verdict"], ago)
             late = plugin.state_of(verified, *limits.age)
             if late != Ok:
-                state = _worse(state, late)
+                state = plugin.most_significant(state, late)
                 reasons.append("%s not verified for %s: did the box wake up?" % (name, ago))
     elif copy.unreachable:
         state = Critical
@@ -524,7 +524,7 @@ def judge_copy(copy, survey, limits, record=None):
         if age is not None:
             old = plugin.state_of(age, *limits.age)
             if old != Ok:
-                state = _worse(state, old)
+                state = plugin.most_significant(state, old)
                 bound = "limit %s" % units.range_text(limits.age[1], units.DURATION) \
                     if old == Critical else \
                     "warning %s" % units.range_text(limits.age[0], units.DURATION)
@@ -543,7 +543,7 @@ def judge_copy(copy, survey, limits, record=None):
                         limit == (None, None):
                     found = Critical  # same size and mtime, other content: never pending
                 if found != Ok:
-                    state = _worse(state, found)
+                    state = plugin.most_significant(state, found)
                     example = tally.examples[what][0] if tally.examples[what] else ""
                     reasons.append("%s %s %d entr%s%s" % (
                         name, verb, count, plugin.plural(count, "y", "ies"),
@@ -657,10 +657,6 @@ def churn_share(survey, previous):
     if not before or tree is None or not tree.files:
         return None
     return 100.0 * tree.changed / tree.files
-
-
-def _worse(a, b):
-    return a if a.code >= b.code else b
 
 
 def _host(location):

@@ -464,7 +464,7 @@ def judge(subjects, settings, now):
             judged.append((subject, Ok, describe(subject, now), found))
     findings = [(state, "%s %s" % (subject.label, words))
                 for subject, _, _, found in judged for state, words in found]
-    judged = by_significance(judged, state=lambda j: j[1])
+    judged = plugin.by_significance(judged, state=lambda j: j[1])
     bad = plugin.worst_first([j for j in judged if j[1] != Ok], state=lambda j: j[1])
     if bad:
         summary = "; ".join(words for _, _, words, _ in bad)
@@ -490,13 +490,9 @@ def judge(subjects, settings, now):
                     prefix + suffix, days_left(cert, now), "d", settings.warning,
                     settings.critical))
     return plugin.Verdict(findings, summary, perfdata, long,
-                          state=max((j[1] for j in judged), key=lambda s: s.code))
+                          state=plugin.most_significant(*(j[1] for j in judged)))
 
 
-def by_significance(items, state):
-    """``items`` in nagiosplugin's order of results: the most significant state (by exit
-    code: UNKNOWN, CRITICAL, WARNING, OK) first, items of one state in their order."""
-    return sorted(items, key=lambda item: -state(item).code)
 
 
 def soonest(subject):

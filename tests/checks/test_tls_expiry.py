@@ -69,7 +69,7 @@ def run(argv, fetch=None, load_file=tls.load_file, now=NOW, resolve=one_address)
 
 
 def rendered(verdict):
-    return runtime.render_verdict(tls_expiry.NAME, verdict)
+    return runtime.render(tls_expiry.NAME, verdict)
 
 
 def status(lines):

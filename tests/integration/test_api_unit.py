@@ -9,7 +9,9 @@ CSR made with openssl on the node, the CSR signed by Icinga's CA with `icinga2 p
 free loopback port (the container shares this machine's network) and the socket is enabled.
 The first call starts the service. Asserted: `systemd-analyze security` rates the service 2.5
 or lower, it runs as osop-checks-api, and checks asked through it with a certificate whose CN
-is the node's answer as the command line does in the same container.
+is the node's answer as the command line does in the same container (disks, systemd over the
+system bus, apt-get -s); the port stays systemd's while the service is down; another node of
+the same CA, what api.conf does not allow and running as root are refused.
 """
 import os
 import re
@@ -221,7 +223,8 @@ def test_the_first_call_starts_the_service_as_its_own_user(api_host):
 
 @pytest.mark.parametrize("check, argv, body", [
     ("check_disk_partitions", ["-p", "/"], {"-p": ["/"]}),
-    ("check_systemd_units", [], {}),
+    ("check_systemd_units", [], {}),     # systemctl over the system bus, as the user
+    ("check_os_upgrades", ["--no-cache"], {"--no-cache": True}),  # apt-get -s, read-only
 ])
 def test_a_check_through_the_hardened_service_answers_as_the_command_line(
         api_host, check, argv, body):

@@ -2,7 +2,10 @@
 ./osop-checks_*.deb` in fresh bookworm and trixie root filesystems resolves its dependencies
 from Debian; there every check runs as nagios (--help, --version, one real case each), its
 man page renders, and that release's `icinga2 daemon -C` loads the shipped commands through
-`include <plugins-contrib>` with the example services."""
+`include <plugins-contrib>` with the example services. osop-checks-api's part: its system user,
+its units installed but neither enabled nor started, and /etc/osop-checks/api.conf a conffile
+that allows nothing."""
+import configparser
 import contextlib
 import glob
 import os
@@ -129,6 +132,41 @@ def test_the_package_installs_and_every_check_runs_as_nagios(deb_package, releas
         assert instantiated(output).get("Service", 0) >= 690, (release, output[-2000:])
         assert os.path.exists(os.path.join(
             root, "usr/share/icinga2/include/plugins-contrib.d/osop-checks.conf"))
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_the_package_prepares_osop_checks_api_and_starts_nothing(deb_package, release,
+                                                                  tmp_path):
+    need_root()
+    need("debootstrap", "chroot", "mount")
+    deb, _ = deb_package
+    with installed_root(release, deb, tmp_path) as root:
+        # a system user and group of its own, no login, no home
+        user = chroot(root, "getent", "passwd", "osop-checks-api").stdout.strip().split(":")
+        assert len(user) == 7 and 0 < int(user[2]) < 1000, (release, user)
+        assert user[5] == "/nonexistent" and user[6].endswith("nologin"), (release, user)
+        assert chroot(root, "getent", "group", "osop-checks-api").returncode == 0
+        # the units where systemd finds them, enabled nowhere (no symlink in /etc/systemd)
+        for unit in ("osop-checks-api.service", "osop-checks-api.socket"):
+            assert os.path.exists(os.path.join(root, "lib/systemd/system", unit)), unit
+        links = subprocess.run(["find", os.path.join(root, "etc/systemd"), "-name",
+                                "osop-checks-api*"], capture_output=True, text=True).stdout
+        assert links == "", (release, links)
+        # the default api.conf: a conffile, every setting commented out
+        conffiles = chroot(root, "dpkg-query", "-W", "-f", "${Conffiles}", "osop-checks")
+        assert "/etc/osop-checks/api.conf " in conffiles.stdout, conffiles.stdout
+        parser = configparser.ConfigParser()
+        assert parser.read(os.path.join(root, "etc/osop-checks/api.conf"))
+        assert all(not parser.items(section, raw=True) for section in parser.sections())
+        assert parser.defaults() == {}
+        # upgrading (reinstalling) keeps the admin's api.conf
+        with open(os.path.join(root, "etc/osop-checks/api.conf"), "a") as handle:
+            handle.write("[check_disk_partitions]\npaths = /srv\n")
+        again = chroot(root, "dpkg", "-i", "--force-confold", "/tmp/" + os.path.basename(deb),
+                       timeout=300)
+        assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+        with open(os.path.join(root, "etc/osop-checks/api.conf")) as handle:
+            assert handle.read().endswith("paths = /srv\n")
 
 
 def test_lintian_reports_no_errors_nor_warnings(deb_package):

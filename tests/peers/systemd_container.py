@@ -217,15 +217,16 @@ class Container:
 
 
 @contextlib.contextmanager
-def booted(units=UNITS, stamps=STAMPS, boot_timeout=90, settle=True):
-    """Boot a fresh copy of the cached bookworm root with ``units`` installed; yield a
+def booted(units=UNITS, stamps=STAMPS, boot_timeout=90, settle=True, pristine=None):
+    """Boot a fresh copy of the cached bookworm root (or of the root ``pristine``, e.g. a
+    debian_root.apt_root with more packages) with ``units`` installed; yield a
     Container once ``is-system-running --wait`` has settled (``settle=False``: as soon as
     systemctl answers, still starting); power it off afterwards."""
     if os.geteuid() != 0:
         raise RuntimeError("booting a systemd container needs root")
     if not ensure_tools():
         raise RuntimeError("debootstrap, systemd-nspawn or nsenter is not installed")
-    pristine = debian_root.cached_root(RELEASE, include=INCLUDE)
+    pristine = pristine or debian_root.cached_root(RELEASE, include=INCLUDE)
     workdir = tempfile.mkdtemp(prefix="osop-systemd-")
     root = debian_root.fresh_copy(pristine, os.path.join(workdir, "root"))
     install_units(root, units, stamps)

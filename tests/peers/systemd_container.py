@@ -275,7 +275,8 @@ def _settle(pid, limit, wait=True):
                                     capture_output=True,
                                     text=True, timeout=max(1, end - time.monotonic()))
         except subprocess.TimeoutExpired:
-            raise RuntimeError("the container did not finish booting within %d s" % limit)
+            raise RuntimeError("the container did not finish booting within %d s"
+                               % limit) from None
         state = result.stdout.strip()
         # before D-Bus/the manager answers, systemctl may fail: try again
         if state in ("running", "degraded", "maintenance") or (

@@ -231,6 +231,14 @@ def format_seconds(value):
     return "%s s" % (shown[:-2] if shown.endswith(".0") else shown)
 
 
+def format_time(epoch, fmt="%Y-%m-%d %H:%M:%S", utc=False):
+    """A moment (seconds since the epoch) in words, in the admin's local time (TZ) or, with
+    ``utc``, in UTC: the one way a check writes a time of day."""
+    import time
+
+    return time.strftime(fmt, (time.gmtime if utc else time.localtime)(epoch))
+
+
 def format_duration(seconds):
     """Human-readable duration in its two largest units: '3d 4h', '42m 5s', '17s'."""
     seconds = int(round(seconds))

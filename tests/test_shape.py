@@ -1,25 +1,18 @@
-"""Every check has the shape of docs/DESIGN.md, read from its source (AST):
+"""What a check's shape promises that a pure function cannot show by itself, read from each
+module of ``osop_checks/checks/`` (AST):
 
-arguments -> gather in ``build_check`` (sources only) -> ``Resource.probe`` turns plain data
-into metrics -> Contexts judge -> the Summary reads only the results.
-
-The rules, per module of ``osop_checks/checks/``:
-
-1. A Resource's ``__init__`` only keeps what it is given (``self.x = <expression without a
-   call>``): it neither gathers nor judges.
-2. ``Resource.probe`` does no I/O. What it calls (and, followed, the methods of its class and
-   the functions of its own module that it calls) is one of: a pure builtin; nagiosplugin;
-   the pure modules of the suite (``units``, ``text``, ``plugin``); a method of the data it
-   holds; a pure parser of a source (a function of ``osop_checks.sources.*`` whose name starts
-   with ``parse_``, or one listed in ``PURE``). Never a function of any other source module
-   (they run commands, open sockets and files), of ``os``, ``time``, ``subprocess``,
-   ``socket``, ``proc``, ``state``, ``bounded``, never ``open``, and never a callable handed
-   in through the constructor (``self.fetch(...)``, a source in disguise) unless it is
-   listed in ``PURE_HANDED_IN`` (a name filter, a threshold lookup).
-3. ``Context.evaluate``/``performance`` and every Summary method change nothing but their own
-   object: no assignment to an attribute (or an item of one) of another object, no
-   ``append``/``update``/... on another object's attribute.
-4. Nobody calls ``__enter__``/``__exit__`` by hand (``contextlib.ExitStack`` holds what is
+1. No nagiosplugin ceremony: no Resource, Context, Summary, Result or Check of its own, no
+   Metric (no object travels as a metric value): a check builds a plugin.Verdict.
+2. ``build_check`` gathers and hands the data to a judgement: every ``return`` of it returns
+   the call of a module-level function whose name starts with ``judge``.
+3. A judgement does no I/O: what a ``judge*`` function calls (followed into the module's own
+   functions) is a pure builtin, nagiosplugin, a pure module of the suite (``units``,
+   ``text``, ``plugin``), a method of the data it holds, or a pure parser of a source (named
+   ``parse_*``). Never another source function, ``os``, ``time``, ``subprocess``, ``socket``,
+   ``proc``, ``state``, ``bounded``, ``open``, and never a callable it was handed (a source
+   in disguise).
+4. A judgement changes none of its arguments (no assignment to, no append on them).
+5. Nobody calls ``__enter__``/``__exit__`` by hand (``contextlib.ExitStack`` holds what is
    opened for a while).
 """
 import ast
@@ -38,11 +31,7 @@ PURE_BUILTINS = {
 PURE_MODULES = {"nagiosplugin", "osop_checks.units", "osop_checks.text", "osop_checks.plugin",
                 "math", "re", "dataclasses", "itertools", "functools", "ipaddress"}
 PURE = set()  # ("osop_checks.sources.<module>", "<function>") of pure helpers not named parse_*
-# Callables a Resource is handed that are pure (no source in disguise): (check, class, attr).
-PURE_HANDED_IN = {
-    ("systemd_units", "Units", "selection"),  # the unit-name filter of --unit/--exclude
-    ("systemd_units", "Units", "ages"),  # the per-timer --timer-max-age thresholds
-}
+CEREMONY = {"Resource", "Context", "ScalarContext", "Summary", "Result", "Check", "Metric"}
 MUTATORS = {"append", "extend", "insert", "update", "add", "pop", "popitem", "remove",
             "clear", "setdefault", "sort", "discard", "reverse"}
 
@@ -72,22 +61,29 @@ class Module:
         self.functions = {n.name: n for n in self.tree.body if isinstance(n, ast.FunctionDef)}
         self.classes = {n.name: n for n in self.tree.body if isinstance(n, ast.ClassDef)}
 
-    def kind(self, cls, seen=()):
-        """'Resource', 'Context', 'Summary' or None, through local base classes too."""
-        for base in cls.bases:
-            name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
-            if name == "Resource" or name == "Summary":
-                return name
-            if name.endswith("Context") or name == "PerfOnly":
-                return "Context"
-            if name in self.classes and name not in seen:
-                found = self.kind(self.classes[name], seen + (name,))
-                if found:
-                    return found
-        return None
+    def judges(self):
+        return [f for name, f in self.functions.items() if name.startswith("judge")]
 
-    def of_kind(self, kind):
-        return [c for c in self.classes.values() if self.kind(c) == kind]
+    def ceremony(self):
+        """Uses of nagiosplugin's Resource/Context/Summary/Result/Check/Metric: base classes
+        and calls."""
+        found = []
+        for node in ast.walk(self.tree):
+            names = []
+            if isinstance(node, ast.ClassDef):
+                names = node.bases
+            elif isinstance(node, ast.Call):
+                names = [node.func]
+            for name in names:
+                if isinstance(name, ast.Attribute) and isinstance(name.value, ast.Name) and \
+                        self.aliases.get(name.value.id) == "nagiosplugin" and \
+                        name.attr in CEREMONY:
+                    found.append("%s.py:%d: nagiosplugin.%s" % (self.name, node.lineno,
+                                                                name.attr))
+                elif isinstance(name, ast.Name) and self.imported.get(name.id, ("",))[0] == \
+                        "nagiosplugin" and name.id in CEREMONY:
+                    found.append("%s.py:%d: %s" % (self.name, node.lineno, name.id))
+        return found
 
 
 def methods(cls):
@@ -103,16 +99,18 @@ def root(node):
     return (node.id if isinstance(node, ast.Name) else None), through_attribute
 
 
-def probe_violations(module, cls):
-    """What the probe of ``cls`` (followed into its own methods and module functions)
-    calls that may do I/O."""
-    own = methods(cls)
+def io_calls(module, function):
+    """What ``function`` (followed into the module's own functions) calls that may do I/O:
+    anything but a pure builtin, a pure module, a pure parser of a source or a method of the
+    data it holds; a callable it was handed (one of its parameters) is a source in
+    disguise."""
     found, seen = [], set()
 
-    def visit(function, where):
-        if (where, function.name) in seen:
+    def visit(function):
+        if function.name in seen:
             return
-        seen.add((where, function.name))
+        seen.add(function.name)
+        handed = {a.arg for a in function.args.args + function.args.kwonlyargs}
         for node in ast.walk(function):
             if not isinstance(node, ast.Call):
                 continue
@@ -120,8 +118,10 @@ def probe_violations(module, cls):
             line = "%s.py:%d" % (module.name, node.lineno)
             if isinstance(func, ast.Name):
                 name = func.id
-                if name in module.functions:
-                    visit(module.functions[name], "module")
+                if name in handed:
+                    found.append("%s: %s(), handed in" % (line, name))
+                elif name in module.functions:
+                    visit(module.functions[name])
                 elif name in module.classes or name in PURE_BUILTINS:
                     pass
                 elif name in module.imported:
@@ -134,13 +134,8 @@ def probe_violations(module, cls):
                     found.append("%s: %s()" % (line, name))
             elif isinstance(func, ast.Attribute):
                 base = func.value
-                if isinstance(base, ast.Name) and base.id == "self":
-                    if func.attr in own:
-                        visit(own[func.attr], "class")
-                    elif (module.name, cls.name, func.attr) not in PURE_HANDED_IN:
-                        found.append("%s: self.%s(), handed in, not a method" % (
-                            line, func.attr))
-                elif isinstance(base, ast.Name) and base.id in module.aliases:
+                if isinstance(base, ast.Name) and base.id in module.aliases and \
+                        base.id not in handed:
                     target = module.aliases[base.id]
                     if target in PURE_MODULES:
                         continue
@@ -149,13 +144,24 @@ def probe_violations(module, cls):
                         continue
                     found.append("%s: %s.%s()" % (line, target, func.attr))
                 # else: a method of the data it holds (str.join, a dataclass's property)
-    visit(own["probe"], "class")
+    visit(function)
     return found
 
 
+def own_returns(function):
+    """The return statements of ``function`` itself, not of functions defined inside it."""
+    for node in ast.iter_child_nodes(function):
+        if isinstance(node, ast.Return):
+            yield node
+        elif not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda,
+                                   ast.ClassDef)):
+            yield from own_returns(node)
+
+
 def mutations(function):
-    """Assignments to another object's attributes (or their items), and mutating calls on
+    """Assignments to its arguments' attributes (or their items), and mutating calls on
     them, in ``function``."""
+    handed = {a.arg for a in function.args.args + function.args.kwonlyargs}
     found = []
     for node in ast.walk(function):
         targets = []
@@ -166,13 +172,13 @@ def mutations(function):
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
                 node.func.attr in MUTATORS:
             name, through = root(node.func.value)
-            if through and name != "self":
+            if name in handed:
                 found.append("line %d: %s()" % (node.lineno, ast.unparse(node.func)))
         for target in targets:
             for leaf in (target.elts if isinstance(target, ast.Tuple) else [target]):
                 if isinstance(leaf, (ast.Attribute, ast.Subscript)):
-                    name, through = root(leaf)
-                    if name != "self" and (through or isinstance(leaf, ast.Attribute)):
+                    name, _ = root(leaf)
+                    if name in handed:
                         found.append("line %d: %s =" % (node.lineno, ast.unparse(leaf)))
     return found
 
@@ -180,45 +186,39 @@ def mutations(function):
 def test_every_check_is_looked_at():
     assert len(modules()) == 7, modules()
     for name in modules():
-        module = Module(name)
-        assert module.of_kind("Resource") and module.of_kind("Context") and \
-            module.of_kind("Summary"), name
+        assert Module(name).judges(), name
 
 
 @pytest.mark.parametrize("name", modules())
-def test_a_resource_keeps_what_it_is_given(name):
-    module = Module(name)
-    for cls in module.of_kind("Resource"):
-        init = methods(cls).get("__init__")
-        for stmt in (init.body if init else []):
-            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
-                continue  # the docstring
-            if isinstance(stmt, ast.Expr) and ast.unparse(stmt).startswith("super()"):
-                continue
-            assert isinstance(stmt, ast.Assign) and all(
-                root(t)[0] == "self" for t in stmt.targets) and not any(
-                isinstance(n, ast.Call) for n in ast.walk(stmt.value)), \
-                "%s.%s.__init__ line %d does more than keep its arguments: %s" % (
-                    name, cls.name, stmt.lineno, ast.unparse(stmt))
+def test_no_nagiosplugin_ceremony(name):
+    assert Module(name).ceremony() == []
 
 
 @pytest.mark.parametrize("name", modules())
-def test_probe_does_no_io(name):
+def test_build_check_returns_a_judgement(name):
     module = Module(name)
-    for cls in module.of_kind("Resource"):
-        assert probe_violations(module, cls) == [], "%s.probe" % cls.name
+    returns = list(own_returns(module.functions["build_check"]))
+    assert returns, name
+    for node in returns:
+        call = node.value
+        assert isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and \
+            call.func.id.startswith("judge") and call.func.id in module.functions, (
+                "%s.py:%d: build_check returns %s" % (name, node.lineno,
+                                                     ast.unparse(node.value)))
 
 
 @pytest.mark.parametrize("name", modules())
-def test_contexts_and_summaries_change_no_other_object(name):
+def test_a_judgement_does_no_io(name):
     module = Module(name)
-    for cls in module.of_kind("Context"):
-        for method in ("evaluate", "performance"):
-            if method in methods(cls):
-                assert mutations(methods(cls)[method]) == [], "%s.%s" % (cls.name, method)
-    for cls in module.of_kind("Summary"):
-        for method in methods(cls).values():
-            assert mutations(method) == [], "%s.%s" % (cls.name, method.name)
+    for judge in module.judges():
+        assert io_calls(module, judge) == [], "%s.%s" % (name, judge.name)
+
+
+@pytest.mark.parametrize("name", modules())
+def test_a_judgement_changes_none_of_its_arguments(name):
+    module = Module(name)
+    for judge in module.judges():
+        assert mutations(judge) == [], "%s.%s" % (name, judge.name)
 
 
 @pytest.mark.parametrize("name", modules())
@@ -230,37 +230,36 @@ def test_no_context_manager_is_driven_by_hand(name):
 
 
 def test_the_rules_catch_what_they_are_about():
-    """The rules on small pieces of code: a probe that fetches, a Context that fills another
-    object, a resource that judges."""
+    """The rules on small pieces of code: a judgement that fetches, reads a file through a
+    helper, fills its argument; a Metric carrying an object."""
     bad = Module.__new__(Module)
     bad.name = "bad"
     bad.tree = ast.parse(
         "from osop_checks.sources import tls, manifest\n"
         "import nagiosplugin\n"
         "class R(nagiosplugin.Resource):\n"
-        "    def __init__(self, fetch):\n"
-        "        self.fetch = fetch\n"
-        "        self.judged = judge(fetch)\n"
-        "    def probe(self):\n"
-        "        manifest.parse_probe('ok')\n"
-        "        yield self.fetch()\n"
-        "        yield tls.fetch_chain('h')\n"
-        "        yield helper()\n"
+        "    pass\n"
+        "def judge(subject, fetch, now):\n"
+        "    manifest.parse_probe('ok')\n"
+        "    fetch()\n"
+        "    tls.fetch_chain('h')\n"
+        "    helper()\n"
+        "    subject.findings.append(1)\n"
+        "    subject.seen = True\n"
+        "    words = []\n"
+        "    words.append(now)\n"
+        "    return nagiosplugin.Metric('x', subject)\n"
         "def helper():\n"
-        "    return open('/etc/passwd')\n"
-        "class C(nagiosplugin.Context):\n"
-        "    def evaluate(self, metric, resource):\n"
-        "        resource.subject.findings.append(1)\n"
-        "        resource.seen = True\n"
-        "        self.last = metric\n")
+        "    return open('/etc/passwd')\n")
     bad.aliases = {"tls": "osop_checks.sources.tls", "manifest": "osop_checks.sources.manifest",
                    "nagiosplugin": "nagiosplugin"}
     bad.imported = {}
     bad.functions = {n.name: n for n in bad.tree.body if isinstance(n, ast.FunctionDef)}
     bad.classes = {n.name: n for n in bad.tree.body if isinstance(n, ast.ClassDef)}
-    found = probe_violations(bad, bad.classes["R"])
+    found = io_calls(bad, bad.functions["judge"])
     assert {f.split(": ", 1)[1] for f in found} == {
-        "self.fetch(), handed in, not a method", "osop_checks.sources.tls.fetch_chain()",
-        "open()"}
-    assert {m.split(": ", 1)[1] for m in mutations(methods(bad.classes["C"])["evaluate"])} \
-        == {"resource.subject.findings.append()", "resource.seen ="}
+        "fetch(), handed in", "osop_checks.sources.tls.fetch_chain()", "open()"}
+    assert {m.split(": ", 1)[1] for m in mutations(bad.functions["judge"])} \
+        == {"subject.findings.append()", "subject.seen ="}
+    assert [c.split(": ", 1)[1] for c in bad.ceremony()] == [
+        "nagiosplugin.Resource", "nagiosplugin.Metric"]

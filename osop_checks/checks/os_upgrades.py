@@ -421,8 +421,7 @@ def details(facts, security, other, kept_back, age):
             facts.lists.newest, units.format_duration(age)))
     if pending.cached_at:
         lines.append("answer cached at %s (dpkg status/rpm database and lists unchanged "
-                     "since)" % time.strftime("%Y-%m-%d %H:%M:%S",
-                                              time.localtime(pending.cached_at)))
+                     "since)" % units.format_time(pending.cached_at))
     return lines
 
 

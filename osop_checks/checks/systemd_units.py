@@ -243,7 +243,7 @@ def required_fine(props):
 
 
 def _when(stamp):
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(stamp))
+    return units.format_time(stamp, "%Y-%m-%d %H:%M:%S UTC", utc=True)
 
 
 def failed_detail(unit, props):

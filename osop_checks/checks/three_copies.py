@@ -719,7 +719,7 @@ class Alarm:
 def clock(when, now):
     """A past time as the admin reads it: '03:10' within the last 20 hours, else dated."""
     fmt = "%H:%M" if 0 <= now - when < 20 * 3600 else "%Y-%m-%d %H:%M"
-    return time.strftime(fmt, time.localtime(when))
+    return units.format_time(when, fmt)
 
 
 def read_state(data):

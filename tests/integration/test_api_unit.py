@@ -283,7 +283,8 @@ def test_another_node_of_the_same_ca_is_refused(api_host):
         status, answer = api_host.call("check_systemd_units", {}, cert, key)
     except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
         return  # refused in the handshake
-    assert status == 403, (status, answer)
+    # or closed right after it, before any request is read: no answer at all
+    assert (status, answer) == (0, ""), (status, answer)
 
 
 def test_what_api_conf_does_not_allow_is_refused(api_host):

@@ -31,18 +31,18 @@ test: deps venv lint
 	$(PY) -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
 
 demo: deps venv
-	@$(PY) -m tests.demo
+	@$(PY) -m lab.demo
 
 # The demo's scenarios in Icinga Director and Icinga Web 2 (Debian 12's, in a cached bookworm
-# root filesystem: tests/peers/director.py), until Ctrl-C; prints the URL and login.
+# root filesystem: lab/peers/director.py), until Ctrl-C; prints the URL and login.
 demo-web: deps venv
-	@$(PY) -m tests.peers.director demo-web $(DEMO_WEB_ARGS)
+	@$(PY) -m lab.peers.director demo-web $(DEMO_WEB_ARGS)
 
 bench: deps venv
 	@$(PY) -m bench.run
 
 icinga2-validate: deps venv
-	@$(PY) -m tests.peers.icinga2 validate
+	@$(PY) -m lab.peers.icinga2 validate
 
 # Man pages of every check, from the same parsers as --help (the .deb builds them the same way).
 man: venv

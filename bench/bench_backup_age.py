@@ -24,7 +24,7 @@ import tempfile
 import time
 
 from bench.common import compile_sources
-from tests.peers import BIN, ROOT, trees
+from lab.peers import BIN, ROOT, trees
 
 CACHE = os.environ.get("OSOP_BENCH_CACHE", "/var/cache/osop-checks-bench")
 

@@ -15,7 +15,7 @@ from bench.common import FLOOR, PLUGINS, check, hyperfine, table
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from osop_checks.sources import snmp
-from tests.peers.snmpd import QUIET_ENV, Snmpd
+from lab.peers.snmpd import QUIET_ENV, Snmpd
 
 PYSNMP = "pysnmp.hlapi.v3arch.asyncio"
 

@@ -10,8 +10,8 @@ import shutil
 import tempfile
 
 from bench.common import FLOOR, PLUGINS, check, hyperfine, table
-from tests.peers.dns import DnsSite
-from tests.peers.http_echo import EchoServer
+from lab.peers.dns import DnsSite
+from lab.peers.http_echo import EchoServer
 
 NAME = "office.dyn.test"
 ADDRESS = "198.51.100.23"

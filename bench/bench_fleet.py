@@ -1,10 +1,10 @@
 """Fleet cost: what a real icinga2 pays, in CPU seconds per 100 checks, to run our checks,
 and the same for the Monitoring Plugins doing the same jobs.
 
-One icinga2 (tests/peers/icinga2.py, Debian's icinga2-bin) with the shipped commands,
+One icinga2 (lab/peers/icinga2.py, Debian's icinga2-bin) with the shipped commands,
 templates and apply rules watches
 - this machine as the example inventory describes a host (the shipped apply rules), and every
-  check's demo scenarios on their loopback peers (tests/demo/*.py: TLS servers, dnsmasq,
+  check's demo scenarios on their loopback peers (lab/demo/*.py: TLS servers, dnsmasq,
   sshd, snmpd, a systemd container, as available): "the fleet";
 - side by side, N copies of one small job done by our check and N by the Monitoring Plugin
   that an admin would otherwise run (check_disk, check_http -S -C, check_dig, check_snmp,
@@ -55,7 +55,7 @@ def comparisons(stack, tmp):
     if have("check_snmp"):
         try:
             from osop_checks.sources import snmp
-            from tests.peers.snmpd import QUIET_ENV, Snmpd
+            from lab.peers.snmpd import QUIET_ENV, Snmpd
 
             os.environ.update(QUIET_ENV)  # check_snmp: no complaints about absent MIB files
             agent = stack.enter_context(Snmpd())
@@ -93,7 +93,7 @@ def comparisons(stack, tmp):
 
 
 def service_text(name, template, variables, command=None):
-    from tests.peers.icinga2 import quote
+    from lab.peers.icinga2 import quote
 
     lines = ["object Service %s {" % quote(name)]
     if template:
@@ -112,7 +112,7 @@ def service_text(name, template, variables, command=None):
 def ours_vars(check, argv):
     import importlib
 
-    from tests.peers.icinga2 import argv_to_vars
+    from lab.peers.icinga2 import argv_to_vars
 
     parser = importlib.import_module("osop_checks.checks." + check).build_parser()
     return argv_to_vars(check, parser, argv)
@@ -138,7 +138,7 @@ def main():
     if os.geteuid() != 0:
         print("Not run: icinga2 runs as root here (ICINGA2_USER=root).")
         return
-    from tests.peers import icinga2
+    from lab.peers import icinga2
 
     try:
         icinga2.ensure_installed()
@@ -251,7 +251,7 @@ def report(fleet_cpu, fleet_checks, fleet_wall, pending, by_command, idle_rate, 
 def icinga2_version():
     import subprocess
 
-    from tests.peers.icinga2 import icinga2_binary
+    from lab.peers.icinga2 import icinga2_binary
 
     try:
         out = subprocess.run([icinga2_binary(), "--version"], capture_output=True, text=True,

@@ -3,13 +3,13 @@ them to osop-checks-api, beside forking our checks and beside the Monitoring Plu
 programs on the same jobs; where the daemon's time per request goes; its memory over 10,000
 requests.
 
-One run, one icinga2: Debian 13's icinga2 2.14 in a chroot (tests/peers/icinga2.py,
+One run, one icinga2: Debian 13's icinga2 2.14 in a chroot (lab/peers/icinga2.py,
 trixie_root), its CA and node certificate from `icinga2 pki` (RSA-4096), and on loopback two
-osop-checks-api daemons from this checkout (tests/peers/ifw_api.py): one presenting Icinga's
+osop-checks-api daemons from this checkout (lab/peers/ifw_api.py): one presenting Icinga's
 RSA-4096 node certificate (Icinga presents its own, the default), one with ECDSA P-256
 certificates signed by the same CA with `icinga2 pki sign-csr` (Icinga's side pointed at one
 through ifw_api_cert/ifw_api_key). Two jobs: disk space of / and the certificate of a TLS
-server on loopback (tests/peers/tls.py), each as COPIES services per path:
+server on loopback (lab/peers/tls.py), each as COPIES services per path:
 - ifw-api, RSA-4096 (osop_<check>_api, Icinga's certificates),
 - ifw-api, ECDSA P-256 (osop_<check>_api, ifw_api_cert/key),
 - forked: osop_<check> (a new Python process per check),
@@ -56,7 +56,7 @@ TIMING = re.compile(r"osop-checks-api: \S+ \S+ (\S+) exit \d+: handshake ([\d.]+
 
 def jobs(stack, tmp):
     """[(key, title, check, argv, ITL command, its vars)]: the two jobs both sides can do."""
-    from tests.peers.tls import start_scenarios
+    from lab.peers.tls import start_scenarios
 
     valid = start_scenarios(stack, os.path.join(tmp, "tls"), only=["valid"])["valid"]
     return [
@@ -71,7 +71,7 @@ def jobs(stack, tmp):
 
 
 def service(name, variables, template=None, command=None):
-    from tests.peers.icinga2 import quote
+    from lab.peers.icinga2 import quote
 
     lines = ["object Service %s {" % quote(name)]
     if template:
@@ -88,7 +88,7 @@ def configuration(job_list, wrappers, rsa, ecdsa, ecdsa_client, inside):
     """(icinga2 text, [(path, job key, [service names])])."""
     import importlib
 
-    from tests.peers.icinga2 import argv_to_vars, quote
+    from lab.peers.icinga2 import argv_to_vars, quote
 
     text = ["const BenchPluginDir = %s" % quote(inside(wrappers)),
             'object Host "%s" { check_command = "dummy"; enable_active_checks = false }' % HOST,
@@ -214,7 +214,7 @@ def direct(daemon, job_list, count):
     """``count`` sequential requests per job, each a new TLS context and connection as
     Icinga's IfwApiCheckTask makes them: ({command: (phase medians, parent CPU ms per
     request, workers' CPU ms per request)}, failures)."""
-    from tests.peers import ifw_api
+    from lab.peers import ifw_api
 
     found, failures = {}, 0
     for _k, _t, check, argv, _i, _v in job_list:
@@ -239,7 +239,7 @@ def memory(daemon, job_list):
     one TLS context each and a new connection and full handshake per request; RSS of parent
     and workers at 0 and each mark.
     Returns ([(requests, {pid: bytes})], failures, daemon CPU ms per request, seconds)."""
-    from tests.peers import ifw_api
+    from lab.peers import ifw_api
 
     disk, tls = [("check_" + check, ifw_api.icinga_body(check, argv))
                  for _k, _t, check, argv, _i, _v in job_list]
@@ -285,7 +285,7 @@ def main():
         return
     import shutil
 
-    from tests.peers import BIN, icinga2, ifw_api
+    from lab.peers import BIN, icinga2, ifw_api
 
     missing = [p for p in ("check_disk", "check_http")
                if not os.access(os.path.join(PLUGINS, p), os.X_OK)]
@@ -294,7 +294,9 @@ def main():
               "(%s missing)." % (", ".join(missing) or "none"))
         return
     try:
-        from tests.integration.test_ifw_api import NODE, Files, ecdsa_pair
+        from lab.peers.ifw_api import ICINGA_NODE as NODE
+        from lab.peers.ifw_api import IcingaPki as Files
+        from lab.peers.ifw_api import ecdsa_pair
     except ImportError as exc:
         print("Not run: %s" % exc)
         return
@@ -314,13 +316,16 @@ def main():
         certs = os.path.join(instance.dirs["DataDir"], "certs")
         ca = os.path.join(certs, "ca.crt")
         verbose = ["-v", "--max-jobs", "100000"]
+        # the daemon allows what the jobs ask (a path, a loopback TLS peer), as a host would
+        policy = ifw_api.policy_allowing([(check, argv) for _k, _t, check, argv, *_ in job_list])
         rsa = stack.enter_context(ifw_api.ApiDaemon(Files(
             ca, os.path.join(certs, NODE + ".crt"), os.path.join(certs, NODE + ".key")),
-            workers=WORKERS, extra=verbose))
+            workers=WORKERS, extra=verbose, policy=policy))
         ec_cert, ec_key = ecdsa_pair(instance, "daemon")
         ec_client = ecdsa_pair(instance, "icinga")
         ecdsa = stack.enter_context(ifw_api.ApiDaemon(Files(ca, ec_cert, ec_key),
-                                                      workers=WORKERS, extra=verbose))
+                                                      workers=WORKERS, extra=verbose,
+                                                      policy=policy))
         text, groups = configuration(job_list, wrappers, rsa, ecdsa, ec_client,
                                      instance.inside)
         includes = icinga2.shipped_includes()
@@ -342,7 +347,8 @@ def main():
         phases = {"rsa": direct(rsa, job_list, DIRECT), "ecdsa": direct(ecdsa, job_list, DIRECT)}
         instance.stop()
         fresh = stack.enter_context(ifw_api.ApiDaemon(Files(ca, ec_cert, ec_key),
-                                                      workers=WORKERS, extra=verbose))
+                                                      workers=WORKERS, extra=verbose,
+                                                      policy=policy))
         mem = memory(fresh, job_list) + (ifw_api.sessions_kept(Files(ca, ec_cert, ec_key)),)
     report(version, job_list, totals, idle, from_icinga, phases, mem, icinga_seconds)
 
@@ -392,7 +398,7 @@ def report(version, job_list, totals, idle, from_icinga, phases, mem, icinga_sec
           "CPU s per s while polled as the rounds poll. Our checks run from the project's "
           "editable .venv.\n" % (version, WORKERS, COPIES, ROUNDS, idle))
     print("The chrooted icinga2 starts this machine's programs through a wrapper, `sh` + "
-          "`chroot /mnt` (tests/peers/icinga2.py, host_programs). Its own cost, a /bin/true "
+          "`chroot /mnt` (lab/peers/icinga2.py, host_programs). Its own cost, a /bin/true "
           "service through it (%.2f CPU s per 100) minus /bin/true started directly (%.2f), "
           "is **%.2f CPU s per 100 checks**, subtracted from both forking paths below (the "
           "raw figures are in the last table).\n" % (

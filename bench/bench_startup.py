@@ -2,7 +2,7 @@
 
 Icinga forks every check every few minutes, so what a plugin pays before it does any work is
 the fleet's CPU bill. Each check here does a real, small job against this machine or a
-loopback peer (reused from tests/peers and the demo scenarios), never `--version`; the floor is
+loopback peer (reused from lab/peers and the demo scenarios), never `--version`; the floor is
 the same interpreter doing nothing. Target: at most 5x the floor for the local checks.
 
 Runs are interleaved (one run of every command, then the next round), the CPU time of each run
@@ -39,7 +39,7 @@ def run_disk_partitions(stack, tmp):
 
 
 def run_disk_snmp(stack, tmp):
-    from tests.peers.snmpd import QUIET_ENV, Snmpd
+    from lab.peers.snmpd import QUIET_ENV, Snmpd
 
     os.environ.update(QUIET_ENV)  # check_snmp: no complaints about absent MIB files
     agent = stack.enter_context(Snmpd())
@@ -48,7 +48,7 @@ def run_disk_snmp(stack, tmp):
 
 
 def run_tls_expiry(stack, tmp):
-    from tests.peers.tls import start_scenarios
+    from lab.peers.tls import start_scenarios
 
     valid = start_scenarios(stack, os.path.join(tmp, "tls"), only=["valid"])["valid"]
     return [("check_tls_expiry (TLS server on loopback)", "tls_expiry", valid.args)]
@@ -115,8 +115,8 @@ def run_os_upgrades(stack, tmp):
 
 
 def run_dyndns_match(stack, tmp):
-    from tests.peers.dns import DnsSite
-    from tests.peers.http_echo import EchoServer
+    from lab.peers.dns import DnsSite
+    from lab.peers.http_echo import EchoServer
 
     site = stack.enter_context(DnsSite(records={"office.dyn.test": ["198.51.100.23"]}))
     echo = stack.enter_context(EchoServer("198.51.100.23\n"))

@@ -39,7 +39,7 @@ def main():
     if os.geteuid() != 0:
         print("Not run: booting the systemd container needs root.")
         return
-    from tests.peers import systemd_container
+    from lab.peers import systemd_container
 
     # check_systemd comes with byte code from pip; give ours the same (PYTHONDONTWRITEBYTECODE
     # may be set here, and compiling on every start would be measured otherwise)

@@ -71,7 +71,7 @@ def ensure_trees(files):
 
 def _tree_rss(root_pid):
     """Sum of the resident memory (bytes) of ``root_pid`` and all its descendants now."""
-    from tests.peers.icinga2 import proc_stats
+    from lab.peers.icinga2 import proc_stats
 
     parents, rss = {}, {}
     for pid, fields in proc_stats():

@@ -2,7 +2,7 @@
 loopback server, and 50 endpoints in one run against the slowest single endpoint.
 
 Run: .venv/bin/python -m bench.bench_tls_expiry   (prints a markdown section)
-Servers are tests/peers/tls.py's (a test CA, Python ssl servers on 127.0.0.1).
+Servers are lab/peers/tls.py's (a test CA, Python ssl servers on 127.0.0.1).
 """
 import contextlib
 import os
@@ -12,7 +12,7 @@ import sys
 import tempfile
 
 from bench.common import FLOOR, PLUGINS, check, hyperfine, table
-from tests.peers.tls import TestCA, TLSServer, start_scenarios
+from lab.peers.tls import TestCA, TLSServer, start_scenarios
 
 ENDPOINTS = 50
 # Each of the 50 servers waits before it answers, as a remote server's round trips would;

@@ -1,11 +1,22 @@
-"""Every pytest fixture defined in a tests/peers module is available to every test."""
-import pkgutil
-
+"""The lab's peers whose pytest fixtures the tests use (a test names the fixture as an
+argument; the module that defines it is listed here, nowhere else)."""
 import pytest
 
-from tests import peers
-
-pytest_plugins = ["tests.peers." + _info.name for _info in pkgutil.iter_modules(peers.__path__)]
+# A module is listed before those that import it (its asserts are rewritten only then).
+pytest_plugins = [
+    "lab.peers.netns",              # practice
+    "lab.peers.blackhole",          # blackhole_tcp, blackhole_udp, garbage_http, garbage_udp
+    "lab.peers.dns",                # dns_site, udp_peer
+    "lab.peers.foreign_user",       # foreign_install
+    "lab.peers.http_echo",          # http_echo
+    "lab.peers.ipv6",               # ipv6_net
+    "lab.peers.miniupnpd",          # upnp_router
+    "lab.peers.nrpe",               # osop_nrpe
+    "lab.peers.snmpd",              # snmpd
+    "lab.peers.sshd",               # sshd, ssh_black_hole
+    "lab.peers.systemd_container",  # systemd_container
+    "lab.peers.tls",                # tls_ca, tls_scenarios
+]
 
 
 @pytest.fixture(autouse=True)

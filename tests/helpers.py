@@ -1,20 +1,9 @@
 """What test files share besides the peers: the recorded fixtures and reading perfdata.
 
-Running a check is tests.peers.run_inprocess (in this process) or tests.peers.run_plugin (the
+Running a check is lab.peers.run_inprocess (in this process) or lab.peers.run_plugin (the
 installed executable); each test file's own ``run`` only wires its check's sources.
 """
-import os
-
-from tests.peers import ROOT
-
-FIXTURES = os.path.join(ROOT, "tests", "fixtures")
-
-
-def fixture(*path):
-    """The text of tests/fixtures/<path> (a recorded real output): ``fixture("apt/x.txt")``
-    or ``fixture("apt", "x.txt")``."""
-    with open(os.path.join(FIXTURES, *path), encoding="utf-8") as handle:
-        return handle.read()
+from lab.peers import FIXTURES, fixture  # noqa: F401 - the recorded outputs, for the tests
 
 
 def perf(outcome):

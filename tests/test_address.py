@@ -207,7 +207,7 @@ MALFORMED = ["::1:993", "[::1", "1::2::3", "[nas]", "host:99999", "[::1]x", "a b
     for i, (check, argv, with_port) in enumerate(ADDRESS_OPTIONS) for bad in MALFORMED
     if with_port or bad != "::1:993"])  # a host alone: ::1:993 is the address ::0.1.9.147
 def test_a_malformed_address_is_one_usage_line_in_every_check(check, argv, bad):
-    from tests.peers import run_plugin
+    from lab.peers import run_plugin
 
     outcome = run_plugin(check, argv(bad) + ["-t", "5"])
     assert outcome.exitcode == 3, outcome.output
@@ -229,7 +229,7 @@ def test_a_malformed_address_is_one_usage_line_in_every_check(check, argv, bad):
 def test_an_address_of_the_other_family_than_asked_is_a_usage_error(check, argv):
     """-4/-6 mean the same in every network check; a literal of the other family is no
     lookup failure (CRITICAL) but a contradiction in the arguments."""
-    from tests.peers import run_plugin
+    from lab.peers import run_plugin
 
     outcome = run_plugin(check, argv + ["-t", "5"])
     assert outcome.exitcode == 3, outcome.output

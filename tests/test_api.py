@@ -1,4 +1,4 @@
-"""osop-checks-api on loopback (tests/peers/ifw_api.py): the protocol, bad input, bounds,
+"""osop-checks-api on loopback (lab/peers/ifw_api.py): the protocol, bad input, bounds,
 isolation between requests, and memory. The Icinga 2.14 side: tests/integration/test_ifw_api.py.
 """
 import os
@@ -10,7 +10,7 @@ import time
 import pytest
 
 from osop_checks.api import policy, pool, protocol
-from tests.peers import ifw_api, run_plugin
+from lab.peers import ifw_api, run_plugin
 
 # the daemon on loopback: a peer (make check leaves it out)
 pytestmark = pytest.mark.peer

@@ -2,7 +2,7 @@
 other node, allowed satellite, revoked before and after a CRL change, the CA itself), SIGHUP,
 running as root, crashes and exhaustion (reset and idle connections, hostile targets and JSON,
 black-holed checks), TLS like Icinga's, forged log lines, socket activation.
-The daemon runs as an unprivileged user from tests/peers/ifw_api.py's ApiDaemon.
+The daemon runs as an unprivileged user from lab/peers/ifw_api.py's ApiDaemon.
 """
 import copy
 import os
@@ -17,9 +17,9 @@ import time
 import pytest
 
 from osop_checks.api import protocol
-from tests.peers import ROOT, ifw_api, need_root
-from tests.peers.blackhole import BlackHole
-from tests.peers.tls import free_port
+from lab.peers import ROOT, ifw_api, need_root
+from lab.peers.blackhole import BlackHole
+from lab.peers.tls import free_port
 
 # the daemon on loopback: a peer (make check leaves it out)
 pytestmark = pytest.mark.peer

@@ -356,7 +356,7 @@ class Listeners:
 
 
 def free_port():
-    from tests.peers.tls import free_port as port
+    from lab.peers.tls import free_port as port
 
     return port()
 
@@ -498,8 +498,8 @@ def test_the_attack_covers_every_kind_that_is_not_plain():
 
 @pytest.fixture(scope="module")
 def attack(tmp_path_factory):
-    from tests.peers import ifw_api
-    from tests.peers.foreign_user import shared_tempdir
+    from lab.peers import ifw_api
+    from lab.peers.foreign_user import shared_tempdir
 
     # where the daemon's own user (not root) sees what it is asked about
     with shared_tempdir("api-policy-") as base:
@@ -630,7 +630,7 @@ def test_state_files_are_the_daemons_own_under_its_state_dir(attack):
 
 @pytest.mark.peer  # a daemon on loopback
 def test_a_named_config_file_that_is_missing_stops_the_daemon_at_start(tmp_path):
-    from tests.peers import ifw_api
+    from lab.peers import ifw_api
 
     missing = "/nonexistent/osop-checks/api.conf"
     daemon = ifw_api.ApiDaemon(ifw_api.api_pki(str(tmp_path)), extra=["--config", missing])
@@ -644,7 +644,7 @@ def test_a_named_config_file_that_is_missing_stops_the_daemon_at_start(tmp_path)
                     reason="this machine has a config file of its own")
 @pytest.mark.peer  # a daemon on loopback
 def test_without_a_config_file_only_plain_options_are_taken(tmp_path):
-    from tests.peers import ifw_api
+    from lab.peers import ifw_api
 
     pki = ifw_api.api_pki(str(tmp_path))
     with ifw_api.ApiDaemon(pki, workers=1, policy=None) as d:

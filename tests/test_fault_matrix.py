@@ -11,7 +11,7 @@ Three families:
   one-line usage error, exit 3; and each check runs once per reader of its options with one
   garbage value, one the reader accepts where there is one, which must still end cleanly;
 - argument garbage: missing required options, unknown options, bad -t, -vvvvvv;
-- broken peers (tests/peers/blackhole.py): a refused port, an unresolvable host, a listener
+- broken peers (lab/peers/blackhole.py): a refused port, an unresolvable host, a listener
   that never answers, a peer answering garbage (HTTP on a TLS port, a non-DNS UDP reply, a
   corrupt find listing over ssh), nonexistent and unreadable paths.
 """
@@ -34,7 +34,7 @@ import pytest
 
 import osop_checks.checks
 from tests.helpers import FIXTURES
-from tests.peers import blackhole, run_inprocess
+from lab.peers import blackhole, run_inprocess
 
 GARBAGE = [
     "", " ", "10:5", "@", "~", "~:", "@10:5", "foo", "-1", "1e999", "nan", "9" * 40,
@@ -597,7 +597,7 @@ class Peers:
         """ssh options reaching the session's real sshd with a key of its own whose forced
         command runs the check's probe as asked but answers a listing (find | sort; the probe
         runs find too, for the stamp) by running ``listing`` instead."""
-        from tests.peers import sshd as sshd_peer
+        from lab.peers import sshd as sshd_peer
 
         server = self.request.getfixturevalue("sshd")
         key = str(self.tmp / "corrupt_key")

@@ -10,7 +10,7 @@ import shlex
 
 import pytest
 
-from tests.peers import ROOT, icinga2
+from lab.peers import ROOT, icinga2
 
 CONF = os.path.join(ROOT, "icinga2-conf")
 generate = icinga2.generator()
@@ -249,7 +249,7 @@ def test_verbose_takes_the_level_and_true_is_one(given, word):
     var): -v, -vv or -vvv, and the plugin reads that word as the level."""
     import subprocess
 
-    from tests.peers import need
+    from lab.peers import need
 
     need("icinga2")
     block = command_block("tls_expiry")

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from osop_checks import manpage
-from tests.peers import need
+from lab.peers import need
 
 PARSERS = dict(manpage.parsers())
 

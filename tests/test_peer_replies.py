@@ -1,10 +1,10 @@
-"""The canned HTTP answers of tests/peers are valid HTTP/1.1: urllib3 2 (Debian 13, PyPI)
+"""The canned HTTP answers of lab/peers are valid HTTP/1.1: urllib3 2 (Debian 13, PyPI)
 refuses a body shorter than its Content-Length, which turned the garbage-peer cases of the
 fault matrix into a different error than the one they test."""
 import http.client
 import io
 
-from tests.peers import blackhole
+from lab.peers import blackhole
 
 
 class _Socket:

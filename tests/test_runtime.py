@@ -6,7 +6,7 @@ import nagiosplugin
 import pytest
 
 from osop_checks import cli, plugin, runtime
-from tests.peers import run_inprocess
+from lab.peers import run_inprocess
 
 
 def make_check(probe, save=None):

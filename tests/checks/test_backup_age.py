@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from osop_checks import units
 from osop_checks.checks import backup_age
 from osop_checks.sources import tree
-from tests.peers import run_inprocess, trees
+from lab.peers import run_inprocess, trees
 
 UTC = datetime.timezone.utc
 NOW = time.time()

@@ -4,7 +4,7 @@ import pytest
 
 from osop_checks.checks import disk_partitions as dp
 from osop_checks.sources.disks import Mount, Partition
-from tests.peers import run_inprocess
+from lab.peers import run_inprocess
 
 GiB = 2 ** 30
 

@@ -16,7 +16,7 @@ from nagiosplugin import Critical, Ok, Unknown, Warn
 from osop_checks import runtime
 from osop_checks.checks import dyndns_match as check
 from osop_checks.sources import dns, publicip
-from tests.peers import run_plugin
+from lab.peers import run_plugin
 
 NAME = "office.dyn.test"
 

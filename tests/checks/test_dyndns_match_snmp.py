@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 pytest.importorskip("osop_checks.sources.snmp")
-snmpd = pytest.importorskip("tests.peers.snmpd")
+snmpd = pytest.importorskip("lab.peers.snmpd")
 
 from osop_checks.sources import publicip, snmp_address as sa  # noqa: E402
 from tests.checks.test_dyndns_match import answer, resolution, run  # noqa: E402

@@ -1,7 +1,7 @@
 """check_os_upgrades on recorded real apt output (and synthetic dnf output), no I/O but files.
 
 The apt fixtures were captured with `apt-get -s -o Debug::NoLocking=1 ...` on this Debian 12
-machine and in debootstrap roots of bullseye and trixie (tests/peers/debian_root.py).
+machine and in debootstrap roots of bullseye and trixie (lab/peers/debian_root.py).
 """
 import os
 import subprocess
@@ -13,7 +13,7 @@ from nagiosplugin import Critical, Ok, Warn
 from osop_checks.checks import os_upgrades
 from osop_checks.sources import apt, dnf, kernel, packages
 from tests.helpers import FIXTURES, fixture, perf
-from tests.peers import run_inprocess
+from lab.peers import run_inprocess
 
 
 
@@ -519,7 +519,7 @@ def test_detection(tmp_path):
 
 
 def test_missing_apt_get_is_one_unknown_line(tmp_path):
-    from tests.peers import run_plugin
+    from lab.peers import run_plugin
 
     out = run_plugin("check_os_upgrades", ["--no-cache", "--apt-get", "/nonexistent/apt-get"])
     assert out.exitcode == 3
@@ -536,7 +536,7 @@ def test_import_is_light():
 
 
 def test_hung_apt_get_ends_within_the_timeout():
-    from tests.peers import run_plugin
+    from lab.peers import run_plugin
     import time as _time
 
     start = _time.monotonic()
@@ -556,7 +556,7 @@ def test_hung_apt_get_ends_within_the_timeout():
 def test_dnf_host_end_to_end_on_replayed_output(tmp_path):
     """The dnf path as a process: a stand-in dnf replays the synthetic fixtures with dnf's
     exit codes (100: upgrades available), needs-restarting exits 1 (reboot required)."""
-    from tests.peers import run_plugin
+    from lab.peers import run_plugin
 
     fake = tmp_path / "dnf"
     fake.write_text(
@@ -598,7 +598,7 @@ def test_dnf_host_end_to_end_on_replayed_output(tmp_path):
 
 
 def test_dnf_without_needs_restarting_says_so(tmp_path):
-    from tests.peers import run_plugin
+    from lab.peers import run_plugin
 
     fake = tmp_path / "dnf"
     fake.write_text("#!/bin/sh\nexit 0\n")  # check-update: no upgrades
@@ -617,7 +617,7 @@ def test_dnf_without_needs_restarting_says_so(tmp_path):
 def test_a_broken_needs_restarting_is_not_taken_for_a_missing_one(tmp_path):
     """needs-restarting is installed but fails, and bash's own words for that hold "command
     not found": the failure is told, not hidden behind "is not installed"."""
-    from tests.peers import run_plugin
+    from lab.peers import run_plugin
 
     fake = tmp_path / "dnf"
     fake.write_text("#!/bin/sh\nexit 0\n")

@@ -9,8 +9,8 @@ import pytest
 
 from osop_checks.checks import disk_partitions as dp
 from osop_checks.sources import disks, snmp, snmp_storage as st
-from tests.peers import run_inprocess
-from tests.peers.snmpd import as_table, load_walk
+from lab.peers import run_inprocess
+from lab.peers.snmpd import as_table, load_walk
 
 GiB = 2 ** 30
 SNMP = ["-H", "nas", "--snmp", "--community", "public"]

@@ -3,7 +3,7 @@ synthetic NAS) parsed into the same disks.Partition the local source returns."""
 import pytest
 
 from osop_checks.sources import disks, snmp_storage as st
-from tests.peers.snmpd import as_table, load_walk
+from lab.peers.snmpd import as_table, load_walk
 
 NETSNMP_HR = "netsnmp-5.9.3_debian12_hrStorageTable.txt"
 NETSNMP_DSK = "netsnmp-5.9.3_debian12_dskTable.txt"

@@ -15,7 +15,7 @@ from osop_checks.checks import systemd_units as check
 from osop_checks.sources import systemd
 from tests import helpers
 from tests.helpers import perf_value as perf
-from tests.peers import run_inprocess, run_plugin
+from lab.peers import run_inprocess, run_plugin
 
 fixture = functools.partial(helpers.fixture, "systemd")  # recorded systemctl outputs
 NOW = float(fixture("captured-at_v252.txt"))

@@ -14,7 +14,7 @@ from osop_checks import cli, proc, units
 from osop_checks.checks import three_copies
 from osop_checks.sources import manifest, ssh
 from tests import helpers
-from tests.peers import run_inprocess
+from lab.peers import run_inprocess
 
 NOW = 1_800_000_000.0
 DAY = 86400

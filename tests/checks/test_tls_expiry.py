@@ -124,7 +124,7 @@ def test_labels_name_host_port_and_protocol():
     (["-H", "x", "--ca-file", "/nonexistent/ca.pem"], "cannot read the --ca-file"),
 ])
 def test_usage_errors_are_one_unknown_line(argv, words):
-    from tests.peers import run_inprocess
+    from lab.peers import run_inprocess
 
     outcome = run_inprocess(tls_expiry, argv)
     assert outcome.exitcode == 3
@@ -582,7 +582,7 @@ def test_address_forms(argv, host, port):
     (["-H", "192.0.2.300"], "not a valid IPv4 address"),
 ])
 def test_ambiguous_or_malformed_addresses_are_one_unknown_line(argv, words):
-    from tests.peers import run_inprocess
+    from lab.peers import run_inprocess
 
     outcome = run_inprocess(tls_expiry, argv)
     assert outcome.exitcode == 3, outcome.output

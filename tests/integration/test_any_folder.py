@@ -1,5 +1,5 @@
 """`make test` passes from a clone in any folder: the tests that run a check as nagios or nobody
-(marked as_nagios, tests/peers/foreign_user.py) pass from a fresh clone in a private folder
+(marked as_nagios, lab/peers/foreign_user.py) pass from a fresh clone in a private folder
 (mode 0700, as `mktemp -d` or /root), where those users cannot reach the clone or its venv.
 
 The clone is of this checkout's HEAD: committed code is what is tested. Its venv lies in the
@@ -16,8 +16,8 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
-from tests.peers import IN_CI, ROOT, need, need_root
-from tests.peers.foreign_user import system_python
+from lab.peers import IN_CI, ROOT, need, need_root
+from lab.peers.foreign_user import system_python
 
 pytestmark = pytest.mark.peer
 
@@ -79,8 +79,8 @@ def test_the_as_nagios_tests_pass_from_a_clone_in_a_private_folder(private_clone
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     imported = subprocess.run(
-        [python, "-c", "import osop_checks, tests.peers; "
-         "print(osop_checks.__file__); print(tests.peers.ROOT)"],
+        [python, "-c", "import osop_checks, lab.peers; "
+         "print(osop_checks.__file__); print(lab.peers.ROOT)"],
         cwd=clone, env=env, capture_output=True, text=True, check=True).stdout.split()
     assert imported == [os.path.join(clone, "osop_checks", "__init__.py"), clone]
     report = os.path.join(folder, "report.xml")

@@ -1,5 +1,5 @@
 """osop-checks-api as the Debian package installs it, in a booted systemd (Debian bookworm,
-systemd 252, systemd-nspawn: tests/peers/systemd_container.py).
+systemd 252, systemd-nspawn: lab/peers/systemd_container.py).
 
 The .deb (`make deb`, as tests/integration/test_debian_package.py builds it) is installed with
 dpkg in the running container, whose root has the package's dependencies (debian/control)
@@ -21,8 +21,8 @@ import subprocess
 import pytest
 
 from tests.integration.test_debian_package import deb_package  # noqa: F401 (a fixture)
-from tests.peers import ROOT, debian_root, ifw_api, need_root, systemd_container
-from tests.peers.tls import free_port
+from lab.peers import ROOT, debian_root, ifw_api, need_root, systemd_container
+from lab.peers.tls import free_port
 
 pytestmark = pytest.mark.peer
 
@@ -106,8 +106,8 @@ class Host:
 
 
 def sign_csr(csr, crt):
-    """`icinga2 pki sign-csr` with the tests' cached Icinga CA (tests/peers/icinga2.py)."""
-    from tests.peers import icinga2
+    """`icinga2 pki sign-csr` with the tests' cached Icinga CA (lab/peers/icinga2.py)."""
+    from lab.peers import icinga2
 
     icinga2.ensure_installed()
     data = icinga2.cached_pki([])

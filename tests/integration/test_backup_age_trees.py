@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from tests.peers import need, run_plugin, trees
-from tests.peers.foreign_user import shared_tempdir
+from lab.peers import need, run_plugin, trees
+from lab.peers.foreign_user import shared_tempdir
 
 NOW = time.time()
 HOUR, DAY = 3600, 86400

@@ -15,10 +15,10 @@ import subprocess
 
 import pytest
 
-from tests.peers import ROOT, debian_root, need, need_root
-from tests.peers.debian_root import chroot
+from lab.peers import ROOT, debian_root, need, need_root
+from lab.peers.debian_root import chroot
 from tests import readme
-from tests.peers.icinga2 import instantiated
+from lab.peers.icinga2 import instantiated
 
 pytestmark = pytest.mark.peer
 
@@ -84,7 +84,7 @@ def installed_root(release, deb, tmp_path):
 
 
 def _prepare_cases(root):
-    from tests.peers.tls import TestCA
+    from lab.peers.tls import TestCA
 
     ca = TestCA(os.path.join(root, "tmp", "ca"))
     shutil.copy(ca.issue("leaf", days=90).chain_path, os.path.join(root, "tmp", "leaf.pem"))

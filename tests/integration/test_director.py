@@ -1,5 +1,5 @@
 """Our Director basket in a real Icinga Director: Debian 12's Director 1.10, Icinga Web 2 2.11
-and icinga2 2.13 (tests/peers/director.py, a cached bookworm root). The basket is restored
+and icinga2 2.13 (lab/peers/director.py, a cached bookworm root). The basket is restored
 (twice: the second time changes nothing), the practice's hosts and services are made with
 `icingacli director host create` / `service create` from our templates and deployed with
 `icingacli director config deploy`; icinga2 runs every check (forced through its API), and
@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from tests.peers import ROOT, need, need_root
-from tests.peers import director as director_peer
-from tests.peers import icinga2
+from lab.peers import ROOT, need, need_root
+from lab.peers import director as director_peer
+from lab.peers import icinga2
 
 pytestmark = pytest.mark.peer
 
@@ -50,7 +50,7 @@ def practice_services(dns_server):
 def prepare_world(stack, tmp):
     """The practice's files in the root: data, a mirror and a USB copy, last night's backup,
     the Nextcloud certificate (90 days left)."""
-    from tests.peers.tls import TestCA
+    from lab.peers.tls import TestCA
 
     for top in ("/data1", "/data2/data1", "/media/usb/data1"):
         os.makedirs(stack.path(top, "invoices"), exist_ok=True)
@@ -97,7 +97,7 @@ def practice(tmp_path_factory):
     (stack, services as icinga2's API has them, the practice's service list)."""
     need_root()
     need("debootstrap", "unshare", "dnsmasq")
-    from tests.peers.dns import Dnsmasq, free_port
+    from lab.peers.dns import Dnsmasq, free_port
 
     tmp = tmp_path_factory.mktemp("director")
     with contextlib.ExitStack() as stack_of_peers:

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from tests.peers import BIN, need, need_root, run_plugin
-from tests.peers.foreign_user import shared_tempdir
+from lab.peers import BIN, need, need_root, run_plugin
+from lab.peers.foreign_user import shared_tempdir
 
 CHECK = os.path.join(BIN, "check_disk_partitions")
 
@@ -83,7 +83,7 @@ def test_in_a_chroot_the_root_no_mount_entry_holds_is_measured(tmp_path):
     """A real chroot with /proc mounted inside: the chroot's root is a directory on a 16 MiB
     tmpfs mounted outside it, so /proc/self/mounts in there has no entry holding '/'. The
     check measures '/' itself (statvfs) and says so, instead of '/ does not exist'."""
-    from tests.peers import ROOT
+    from lab.peers import ROOT
 
     script = r'''
         fs="$1"; root="$1/root"; repo="$2"; check="$3"
@@ -156,7 +156,7 @@ def test_a_missing_python_module_names_the_package_to_install():
 def test_the_plugindir_shim_runs_the_installed_package(tmp_path):
     import shutil
 
-    from tests.peers import ROOT
+    from lab.peers import ROOT
 
     shim = tmp_path / "check_disk_partitions"
     shutil.copy(os.path.join(ROOT, "plugins", "check_disk_partitions"), shim)

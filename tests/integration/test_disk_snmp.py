@@ -1,4 +1,4 @@
-"""check_disk_partitions -H --snmp against a real Net-SNMP snmpd on 127.0.0.1 (tests/peers/snmpd):
+"""check_disk_partitions -H --snmp against a real Net-SNMP snmpd on 127.0.0.1 (lab/peers/snmpd):
 its filesystems compared with this machine's own df, v2c and v3, the failures an admin meets
 (wrong community, wrong keys, unknown user, agent down, a filesystem that went away, a filter
 matching nothing), and secrets that never reach the output."""
@@ -10,8 +10,8 @@ import time
 import pytest
 
 from osop_checks.sources import snmp, snmp_storage
-from tests.peers import need, need_root, run_plugin
-from tests.peers.snmpd import Snmpd
+from lab.peers import need, need_root, run_plugin
+from lab.peers.snmpd import Snmpd
 
 FAST = ["--snmp-timeout", "0.5", "--snmp-retries", "0"]
 

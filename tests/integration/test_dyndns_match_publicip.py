@@ -7,8 +7,8 @@ import pytest
 
 from osop_checks.checks import dyndns_match
 from osop_checks.sources import publicip
-from tests.peers import run_inprocess, run_plugin
-from tests.peers.dns import closed_port
+from lab.peers import run_inprocess, run_plugin
+from lab.peers.dns import closed_port
 
 pytestmark = pytest.mark.peer
 

@@ -5,10 +5,10 @@ import time
 import pytest
 
 pytest.importorskip("osop_checks.sources.snmp")
-pytest.importorskip("tests.peers.snmpd")
+pytest.importorskip("lab.peers.snmpd")
 
-from tests.peers import run_plugin
-from tests.peers.dns import closed_port
+from lab.peers import run_plugin
+from lab.peers.dns import closed_port
 
 pytestmark = pytest.mark.peer
 

@@ -1,7 +1,7 @@
 """check_dyndns_match --router-upnp against a real UPnP IGD: Debian's miniupnpd in a router
-namespace (tests/peers/miniupnpd.py), the check in a LAN client namespace of its own, the
+namespace (lab/peers/miniupnpd.py), the check in a LAN client namespace of its own, the
 name served by the router's dnsmasq. Garbage and hostile answers come from a local HTTP
-server on loopback (tests/peers/http_echo.py) serving hand-written (synthetic) documents.
+server on loopback (lab/peers/http_echo.py) serving hand-written (synthetic) documents.
 
 The WAN address of a match, 80.81.82.83, is a made-up public one: miniupnpd answers a private
 or reserved one (documentation ranges included) as empty. It exists only inside the test's
@@ -13,8 +13,8 @@ import pytest
 
 from osop_checks.sources import upnp
 from tests.helpers import fixture
-from tests.peers import miniupnpd, run_plugin
-from tests.peers.dns import closed_port
+from lab.peers import miniupnpd, run_plugin
+from lab.peers.dns import closed_port
 
 pytestmark = pytest.mark.peer
 
@@ -100,7 +100,7 @@ def test_a_reserved_wan_address_is_carrier_grade_nat(router, tmp_path, wan):
 def test_no_gateway_on_the_wan_side_within_the_timeout(router, tmp_path):
     """From the provider's side of the router: miniupnpd listens on the LAN only, so the
     search goes unanswered."""
-    from tests.peers.netns import ip
+    from lab.peers.netns import ip
 
     ip("-n", router.isp, "address", "replace", "80.81.82.1/24", "dev", "eth0")
     ip("-n", router.isp, "route", "replace", "default", "via", PUBLIC)

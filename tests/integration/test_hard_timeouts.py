@@ -11,7 +11,7 @@ import stat
 import subprocess
 import time
 
-from tests.peers import BIN, need
+from lab.peers import BIN, need
 
 TIMEOUT = 2
 
@@ -145,7 +145,7 @@ def test_backup_age_kills_its_stuck_walkers(tmp_path):
     stopped walkers are killed and reaped, not left behind."""
     import signal
 
-    from tests.peers import trees
+    from lab.peers import trees
 
     trees.make_wide_tree(str(tmp_path / "tree"), fanout=(40, 40), files_per_dir=2)
     cmd = [os.path.join(BIN, "check_backup_age"), "-t", str(TIMEOUT), "-p",

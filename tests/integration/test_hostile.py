@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tests.peers.hostile import assert_contained, assert_contained_lines, forced_key, measured
+from lab.peers.hostile import assert_contained, assert_contained_lines, forced_key, measured
 
 pytestmark = pytest.mark.peer
 
@@ -119,8 +119,8 @@ def test_a_directory_swapped_for_a_symlink_during_the_root_walk_is_not_followed(
     import time
 
     from osop_checks.checks import backup_age
-    from tests.peers import need_root, run_inprocess
-    from tests.peers.foreign_user import shared_tempdir
+    from lab.peers import need_root, run_inprocess
+    from lab.peers.foreign_user import shared_tempdir
 
     need_root()
     old = time.time() - 86400
@@ -175,7 +175,7 @@ def test_the_os_upgrades_cache_cannot_be_forged_by_another_user(foreign_install)
     believed. A cache directory others may write to is refused."""
     import pwd
 
-    from tests.peers.foreign_user import shared_tempdir
+    from lab.peers.foreign_user import shared_tempdir
 
     nagios = pwd.getpwnam("nagios")
     with shared_tempdir("hostile-cache-") as base:
@@ -227,7 +227,7 @@ def test_the_os_upgrades_cache_cannot_be_forged_by_another_user(foreign_install)
 # -- an SNMP agent that answers without end ---------------------------------------------------
 
 def test_an_endless_snmp_table_is_cut_at_the_row_limit():
-    from tests.peers.endless_snmp import EndlessAgent
+    from lab.peers.endless_snmp import EndlessAgent
 
     with EndlessAgent() as agent:
         base = ["--snmp", "-H", "127.0.0.1", "--snmp-port", agent.port, "--community",
@@ -273,7 +273,7 @@ def test_an_expired_root_from_the_ca_file_is_judged(tmp_path):
     """The server sends a valid leaf and intermediate; the root they chain to is only in
     --ca-file, and it expired: openssl and curl fail 'certificate has expired', so does the
     check."""
-    from tests.peers.tls import TestCA, TLSServer
+    from lab.peers.tls import TestCA, TLSServer
 
     ca = TestCA(str(tmp_path / "ca"), root_days=-3)
     issued = ca.issue("leaf", days=60)
@@ -359,7 +359,7 @@ SECRET = "S3cr" * 17000  # longer than an SNMP OCTET STRING may be
 def test_no_secret_in_any_traceback_or_log_line(argv):
     """A community of more than 65535 bytes is a usage error; a v3 key that long still ends
     inside pysnmp, and its traceback at -vvv shows <secret> where the key was."""
-    from tests.peers.endless_snmp import EndlessAgent
+    from lab.peers.endless_snmp import EndlessAgent
 
     with EndlessAgent() as agent:
         out = measured("check_disk_partitions", [

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.peers import BIN, icinga2, need, need_root
+from lab.peers import BIN, icinga2, need, need_root
 
 pytestmark = pytest.mark.peer
 

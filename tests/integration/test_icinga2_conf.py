@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from tests.peers import icinga2, need, need_root
+from lab.peers import icinga2, need, need_root
 
 pytestmark = pytest.mark.peer
 

@@ -3,7 +3,7 @@ checks on this machine and on the loopback peers of every check's demo scenarios
 
 One icinga2 daemon in the foreground (API on an ephemeral loopback port, certificate from
 `icinga2 pki`), one forced check round through /v1/actions/reschedule-check, results read from
-/v1/objects/services. A check joins by being merged with its tests/demo/<check>.py: its
+/v1/objects/services. A check joins by being merged with its lab/demo/<check>.py: its
 scenarios become services (their argv turned into the CheckCommand's custom vars), and the
 test asserts that Icinga ran exactly that argv and got the check's own answer.
 """
@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.peers import IN_CI, icinga2, need, need_root, run_plugin
+from lab.peers import IN_CI, icinga2, need, need_root, run_plugin
 
 pytestmark = pytest.mark.peer
 
@@ -141,7 +141,7 @@ def test_every_check_runs_through_its_command(watched, check):
     parser = module.build_parser()
     mine = [(n, s) for n, s in enumerate(watched["scenarios"], 1) if s[0] == check]
     if not mine:
-        message = "no demo scenario for check_%s (tests/demo/%s.py)%s" % (
+        message = "no demo scenario for check_%s (lab/demo/%s.py)%s" % (
             check, check, "; demo problems: %s" % watched["problems"]
             if watched["problems"] else "")
         if IN_CI:

@@ -1,4 +1,4 @@
-"""End to end in a real Icinga 2.14 (Debian 13's, chrooted; tests.peers.icinga2.trixie_root):
+"""End to end in a real Icinga 2.14 (Debian 13's, chrooted; lab.peers.icinga2.trixie_root):
 its built-in ifw-api sends our checks to osop-checks-api, run from this checkout on loopback.
 
 One icinga2 start serves every case: each demo scenario is a service twice, forked (osop_x)
@@ -17,50 +17,14 @@ import time
 
 import pytest
 
-from tests.peers import icinga2, ifw_api, need, need_root, run_plugin
-from tests.peers.foreign_user import shared_tempdir
-from tests.peers.tls import TestCA
+from lab.peers import icinga2, ifw_api, need, need_root, run_plugin
+from lab.peers.foreign_user import shared_tempdir
+from lab.peers.tls import TestCA
 
 pytestmark = pytest.mark.peer
 
 HOST = "this-machine"
-NODE = "master.osop.test"
-
-
-def ecdsa_pair(instance, label):
-    """An ECDSA P-256 key and a CSR for NODE made with Python, signed by the instance's CA with
-    `icinga2 pki sign-csr` (as the README tells an admin to do with openssl)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    directory = os.path.join(instance.base, "ecdsa")
-    os.makedirs(directory, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, NODE)]))
-           .sign(key, hashes.SHA256()))
-    paths = {ext: os.path.join(directory, label + ext) for ext in (".key", ".csr", ".crt")}
-    with open(paths[".key"], "wb") as handle:
-        handle.write(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.TraditionalOpenSSL,
-                                       serialization.NoEncryption()))
-    with open(paths[".csr"], "wb") as handle:
-        handle.write(csr.public_bytes(serialization.Encoding.PEM))
-    instance.run("pki", "sign-csr", "--csr", instance.inside(paths[".csr"]),
-                 "--cert", instance.inside(paths[".crt"]), *instance.defines())
-    return paths[".crt"], paths[".key"]
-
-
-class Files:
-    """What ApiDaemon needs of a PKI: ca_path and server.chain_path / key_path."""
-
-    def __init__(self, ca, cert, key, client=None):
-        self.ca_path = ca
-        self.server = ifw_api.Files(cert, key)
-        self.client = ifw_api.Files(*(client or (cert, key)))
-        self.server_name = NODE
+NODE = ifw_api.ICINGA_NODE
 
 
 TRANSIENT = re.compile(r"osop|/tmp|tmp-|/run/")
@@ -144,18 +108,19 @@ def world(tmp_path_factory):
         instance.install_pki()
         certs = os.path.join(instance.dirs["DataDir"], "certs")
         ca = os.path.join(certs, "ca.crt")
-        icinga = Files(ca, os.path.join(certs, NODE + ".crt"), os.path.join(certs, NODE + ".key"))
+        icinga = ifw_api.IcingaPki(ca, os.path.join(certs, NODE + ".crt"),
+                                   os.path.join(certs, NODE + ".key"))
         # Icinga starts every check of the round at once; checks that wait on peers queue
         rsa = stack.enter_context(ifw_api.ApiDaemon(icinga, workers=8, policy=policy))
         # the scenarios asked straight from a daemon of their own (its own state files)
         direct = stack.enter_context(ifw_api.ApiDaemon(icinga, workers=4, policy=policy))
-        ec_cert, ec_key = ecdsa_pair(instance, "daemon")
-        ec_client = ecdsa_pair(instance, "icinga")
-        ecdsa = stack.enter_context(ifw_api.ApiDaemon(Files(ca, ec_cert, ec_key),
+        ec_cert, ec_key = ifw_api.ecdsa_pair(instance, "daemon")
+        ec_client = ifw_api.ecdsa_pair(instance, "icinga")
+        ecdsa = stack.enter_context(ifw_api.ApiDaemon(ifw_api.IcingaPki(ca, ec_cert, ec_key),
                                                       policy=policy))
         foreign = TestCA(os.path.join(base, "foreign"))
-        strict = stack.enter_context(ifw_api.ApiDaemon(Files(foreign.ca_path, ec_cert, ec_key),
-                                                       policy=policy))
+        strict = stack.enter_context(ifw_api.ApiDaemon(
+            ifw_api.IcingaPki(foreign.ca_path, ec_cert, ec_key), policy=policy))
         text = ('object Host "%s" { check_command = "dummy" }\n' % HOST
                 # run once, when forced: a check that remembers its last run (three_copies)
                 # answers a second run otherwise, if icinga2's own schedule came first

@@ -1,4 +1,4 @@
-"""Every network check against the IPv6-only host of tests/peers/ipv6.py (no IPv4 address at
+"""Every network check against the IPv6-only host of lab/peers/ipv6.py (no IPv4 address at
 all, its name has an AAAA record only), by name and by literal, run in the client namespace
 as a satellite would run it: check_disk_partitions over SNMP (udp6), check_three_copies over
 ssh in every spelling of an IPv6 location, check_dyndns_match asking the host's DNS server
@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from tests.peers import run_plugin
-from tests.peers.ipv6 import V6ONLY
+from lab.peers import run_plugin
+from lab.peers.ipv6 import V6ONLY
 
 pytestmark = pytest.mark.peer
 

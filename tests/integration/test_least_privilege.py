@@ -15,8 +15,8 @@ import subprocess
 import pytest
 
 from tests.helpers import FIXTURES
-from tests.peers import ROOT, need, need_root, run_plugin
-from tests.peers.foreign_user import USER, shared_tempdir
+from lab.peers import ROOT, need, need_root, run_plugin
+from lab.peers.foreign_user import USER, shared_tempdir
 SUDOERS = os.path.join(ROOT, "icinga2-conf", "sudoers.d", "osop-checks")
 
 
@@ -142,7 +142,7 @@ def test_as_nagios(case, world, foreign_install):
 def test_dyndns_match_as_nagios(world, dns_site, http_echo, foreign_install):
     """Real DNS (dnsmasq) and a real echo service; nagios keeps its state file where it may
     write (not root's), and gets root's answer."""
-    from tests.peers.dns import RESOLVER_ADDRESS
+    from lab.peers.dns import RESOLVER_ADDRESS
 
     dns_site.set_records({"office.dyn.test": ["198.51.100.23"]})
     echo = http_echo("198.51.100.23\n")
@@ -281,7 +281,7 @@ def test_the_sudo_command_icinga2_builds_is_exactly_what_sudoers_grants(tmp_path
     and sudo itself, given only the snippet, lets nagios run that line and no other."""
     import time
 
-    from tests.peers import icinga2
+    from lab.peers import icinga2
 
     need("icinga2")
     need("sudo")

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.peers import icinga2, need, nrpe
+from lab.peers import icinga2, need, nrpe
 
 pytestmark = pytest.mark.peer
 

@@ -1,7 +1,7 @@
 """check_os_upgrades against real apt: this machine's, and debootstrap roots of other releases.
 
 Simulation only: nothing here installs or upgrades a package. Roots come from
-tests/peers/debian_root.updated_root (built once, a minute or two, then cached); the
+lab/peers/debian_root.updated_root (built once, a minute or two, then cached); the
 reboot-required, stale-list, hold and lock cases are built for real in a temporary root made
 of a cached root's apt state, asked through this machine's apt-get with -o Dir=ROOT.
 """
@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from tests.peers import need, need_root, run_plugin
-from tests.peers.foreign_user import shared_tempdir
+from lab.peers import need, need_root, run_plugin
+from lab.peers.foreign_user import shared_tempdir
 
 pytestmark = pytest.mark.peer
 
@@ -129,7 +129,7 @@ def test_unprivileged_user_caches_under_xdg_cache_home(foreign_install):
 def release_root(request):
     need_root()
     need("debootstrap", "chroot")
-    from tests.peers.debian_root import updated_root
+    from lab.peers.debian_root import updated_root
     return request.param, updated_root(request.param)
 
 
@@ -163,7 +163,7 @@ def apt_state(tmp_path):
     """A temporary root holding a trixie root's apt state (sources, lists, dpkg status)."""
     need_root()
     need("debootstrap", "apt-get")
-    from tests.peers.debian_root import updated_root
+    from lab.peers.debian_root import updated_root
     source = updated_root("trixie")
     root = tmp_path / "root"
     for part in ("etc/apt", "var/lib/apt/lists", "var/lib/dpkg"):

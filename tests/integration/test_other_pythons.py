@@ -1,11 +1,11 @@
-"""The in-process part of the suite (tests/peers/other_pythons.INPROCESS) on Debian 13's own
+"""The in-process part of the suite (lab/peers/other_pythons.INPROCESS) on Debian 13's own
 python3 packages (a trixie root filesystem, Python 3.13) and on the newest PyPI release of
 every dependency; the venv itself runs it on Debian 12's."""
 import re
 
 import pytest
 
-from tests.peers import need, need_root, other_pythons
+from lab.peers import need, need_root, other_pythons
 
 pytestmark = pytest.mark.peer
 

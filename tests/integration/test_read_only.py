@@ -16,7 +16,7 @@ import stat
 import pytest
 
 from tests.helpers import FIXTURES
-from tests.peers import need_root, run_plugin
+from lab.peers import need_root, run_plugin
 
 
 

@@ -10,8 +10,8 @@ import subprocess
 import pytest
 
 from tests import readme
-from tests.peers import ROOT, debian_root, need, need_root
-from tests.peers.debian_root import chroot
+from lab.peers import ROOT, debian_root, need, need_root
+from lab.peers.debian_root import chroot
 
 pytestmark = pytest.mark.peer
 

@@ -18,7 +18,7 @@ import stat
 
 import pytest
 
-from tests.peers import blackhole, run_plugin
+from lab.peers import blackhole, run_plugin
 
 FAKE = "INJECTED OK - all fine"
 EVIL = "evil | name\n" + FAKE + " | 'forged'=1;2;3"
@@ -65,7 +65,7 @@ def test_certificate_subject_with_pipe_and_newline(tls_ca, tmp_path):
 
 def test_certificate_subject_from_a_tls_server(tls_ca):
     pytest.importorskip("cryptography")
-    from tests.peers.tls import TLSServer
+    from lab.peers.tls import TLSServer
 
     issued = tls_ca.issue("evil-server", names=(EVIL,), ips=("127.0.0.1",), days=3)
     with TLSServer(issued.chain_path, issued.key_path) as server:

@@ -1,6 +1,6 @@
 """check_systemd_units against a real systemd 252 booted in a container (systemd-nspawn).
 
-The container (tests/peers/systemd_container.py) has a unit for each case; the installed
+The container (lab/peers/systemd_container.py) has a unit for each case; the installed
 check_systemd_units reaches it through --systemctl 'nsenter -t PID -a systemctl', as an admin
 would reach a container. Each test asserts the state the case must give.
 """
@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.helpers import perf_value as perf
-from tests.peers import run_plugin
+from lab.peers import run_plugin
 
 
 def check(container, *argv):

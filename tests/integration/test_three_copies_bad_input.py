@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.peers import need_root, run_plugin
+from lab.peers import need_root, run_plugin
 
 pytestmark = pytest.mark.peer
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.peer
 def trees(tmp_path):
     """A source and a copy of it on a filesystem of its own; the argv that checks them."""
     need_root()
-    from tests.integration.test_three_copies import make_source, rsync, tmpfs
+    from lab.peers.copies import make_source, rsync, tmpfs
 
     source = str(tmp_path / "data1")
     make_source(source)

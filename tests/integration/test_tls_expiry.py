@@ -1,4 +1,4 @@
-"""check_tls_expiry against real TLS and STARTTLS servers on loopback (tests/peers/tls.py).
+"""check_tls_expiry against real TLS and STARTTLS servers on loopback (lab/peers/tls.py).
 
 Most runs are in-process (runtime.execute: the same code path, real sockets, real OpenSSL);
 a few run the installed console script as Icinga would, for the exit code and the timeout.
@@ -10,7 +10,7 @@ import time
 import pytest
 
 from osop_checks.checks import tls_expiry
-from tests.peers import need, run_inprocess, run_plugin
+from lab.peers import need, run_inprocess, run_plugin
 
 pytestmark = pytest.mark.peer
 
@@ -163,7 +163,7 @@ def test_days_left_read_alike_in_status_line_perfdata_and_long_output(tls_ca):
     """A certificate made 10 days from now, served for real: a few seconds later 9.9999 days
     are left. The status line, the perfdata and the long output all say 10, and -w 10d judges
     that same value."""
-    from tests.peers.tls import TLSServer
+    from lab.peers.tls import TLSServer
 
     issued = tls_ca.issue("ten-days", days=10)
     with TLSServer(issued.chain_path, issued.key_path) as server:
@@ -265,7 +265,7 @@ def test_intermediate_found_only_in_the_trust_store_is_an_incomplete_chain(tls_s
 def test_ipv6_loopback(tls_scenarios):
     import socket
 
-    from tests.peers.tls import TLSServer
+    from lab.peers.tls import TLSServer
 
     try:
         probe = socket.socket(socket.AF_INET6)
@@ -297,7 +297,7 @@ def test_ipv6_loopback(tls_scenarios):
     ("xmpp", "refused by the server: no starttls among the stream features"),
 ])
 def test_starttls_refused_by_each_protocol(tls_scenarios, protocol, answer):
-    from tests.peers.tls import TLSServer
+    from lab.peers.tls import TLSServer
 
     issued = tls_scenarios["valid"].issued
     with TLSServer(issued.chain_path, issued.key_path, starttls=protocol,

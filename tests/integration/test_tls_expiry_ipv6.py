@@ -1,4 +1,4 @@
-"""check_tls_expiry in the IPv6 test network (tests/peers/ipv6.py): a dual-stack host whose
+"""check_tls_expiry in the IPv6 test network (lab/peers/ipv6.py): a dual-stack host whose
 IPv4 and IPv6 listeners present different certificates on the same port, and an IPv6-only
 host, resolved through the network's own DNS (dnsmasq; AAAA only for the IPv6-only name).
 The check runs as Icinga would run it, as a process in the client namespace."""
@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from tests.peers import run_plugin
-from tests.peers.ipv6 import DUAL4, DUAL6, V6ONLY
-from tests.peers.tls import serve_in
+from lab.peers import run_plugin
+from lab.peers.ipv6 import DUAL4, DUAL6, V6ONLY
+from lab.peers.tls import serve_in
 
 pytestmark = pytest.mark.peer
 

@@ -1,0 +1,325 @@
+"""A real systemd (Debian bookworm, systemd 252) booted with systemd-nspawn, for
+check_systemd_units.
+
+This machine's PID 1 is not systemd, so the tests boot one: a cached debootstrap root
+(lab/peers/debian_root.py, with systemd, systemd-sysv and dbus) is copied fresh for each
+session, unit files made for each case are installed into the copy, and
+``systemd-nspawn -D ROOT --register=no --keep-unit -b`` boots it in the background (host network,
+nothing listens). The container's PID 1 is found as the nspawn process's child, and the check
+reaches it through the command prefix ``nsenter -t PID -a systemctl``. Leaving the context kills
+(SIGTERM: a clean poweroff) the nspawn process and removes the copy.
+
+Needs root, debootstrap and systemd-container (installed with apt-get when missing and root).
+"""
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+from lab.peers import debian_root
+
+RELEASE = "bookworm"
+INCLUDE = ("systemd", "systemd-sysv", "dbus")
+
+# Every case the tests judge, as unit files. Timers fire on 2099-01-01 only, so none of them
+# elapses during a test; the "last trigger" of a Persistent timer is read by systemd from the
+# mtime of its stamp file in /var/lib/systemd/timers at boot, which is how a timer whose
+# service last ran long ago is made for real (see STAMPS).
+UNITS = {
+    # failed: the main process exits 1
+    "osop-fail.service": """\
+[Unit]
+Description=osop test: a service that fails
+[Service]
+Type=simple
+ExecStart=/bin/false
+[Install]
+WantedBy=multi-user.target
+""",
+    # a oneshot that ran and exited successfully: inactive/dead, Result=success
+    "osop-oneshot.service": """\
+[Unit]
+Description=osop test: a oneshot that succeeds
+[Service]
+Type=oneshot
+ExecStart=/bin/true
+[Install]
+WantedBy=multi-user.target
+""",
+    # a oneshot that stays active after it exited: active/exited
+    "osop-remain.service": """\
+[Unit]
+Description=osop test: a oneshot that remains after exit
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/true
+[Install]
+WantedBy=multi-user.target
+""",
+    # its start condition fails: skipped, inactive/dead, ConditionResult=no
+    "osop-condition.service": """\
+[Unit]
+Description=osop test: a start condition that fails
+ConditionPathExists=/nonexistent/osop
+[Service]
+Type=oneshot
+ExecStart=/bin/true
+[Install]
+WantedBy=multi-user.target
+""",
+    # must be active and is: a long-running service
+    "osop-running.service": """\
+[Unit]
+Description=osop test: a running service
+[Service]
+ExecStart=/bin/sleep infinity
+[Install]
+WantedBy=multi-user.target
+""",
+    # must be active but is stopped: installed, never enabled
+    "osop-stopped.service": """\
+[Unit]
+Description=osop test: a stopped service
+[Service]
+ExecStart=/bin/sleep infinity
+""",
+    # a timer that never ran (active since boot, elapses in 2099)
+    "osop-never.timer": """\
+[Unit]
+Description=osop test: a timer that never ran
+[Timer]
+OnCalendar=2099-01-01
+[Install]
+WantedBy=timers.target
+""",
+    "osop-never.service": """\
+[Unit]
+Description=osop test: the service of the timer that never ran
+[Service]
+Type=oneshot
+ExecStart=/bin/true
+""",
+    # a timer whose service last ran three days ago (stamp file)
+    "osop-old.timer": """\
+[Unit]
+Description=osop test: a timer that last ran long ago
+[Timer]
+OnCalendar=2099-01-01
+Persistent=true
+[Install]
+WantedBy=timers.target
+""",
+    "osop-old.service": """\
+[Unit]
+Description=osop test: the service of the timer that last ran long ago
+[Service]
+Type=oneshot
+ExecStart=/bin/true
+""",
+    # a timer whose service ran an hour ago (stamp file)
+    "osop-recent.timer": """\
+[Unit]
+Description=osop test: a timer that ran an hour ago
+[Timer]
+OnCalendar=2099-01-01
+Persistent=true
+[Install]
+WantedBy=timers.target
+""",
+    "osop-recent.service": """\
+[Unit]
+Description=osop test: the service of the timer that ran an hour ago
+[Service]
+Type=oneshot
+ExecStart=/bin/true
+""",
+}
+
+# Persistent timers' last trigger, in seconds before the boot.
+STAMPS = {"osop-old.timer": 3 * 86400, "osop-recent.timer": 3600}
+
+NSENTER = "nsenter"
+
+
+def ensure_tools():
+    """Install debootstrap and systemd-container when missing (root only); True when usable."""
+    missing = [p for p, c in (("debootstrap", "debootstrap"),
+                              ("systemd-container", "systemd-nspawn"))
+               if not shutil.which(c, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")]
+    if missing and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "-q"] + missing, check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    return all(shutil.which(c, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+               for c in ("debootstrap", "systemd-nspawn", NSENTER))
+
+
+def install_units(root, units=UNITS, stamps=STAMPS, now=None):
+    """Write unit files into ``root``'s /etc/systemd/system, enable those with an [Install]
+    section (the symlinks systemctl enable makes), and date the timers' stamp files."""
+    now = time.time() if now is None else now
+    system = os.path.join(root, "etc/systemd/system")
+    for name, text in units.items():
+        with open(os.path.join(system, name), "w") as handle:
+            handle.write(text)
+        for line in text.splitlines():
+            if line.startswith("WantedBy="):
+                wants = os.path.join(system, line.split("=", 1)[1] + ".wants")
+                os.makedirs(wants, exist_ok=True)
+                link = os.path.join(wants, name)
+                if not os.path.lexists(link):
+                    os.symlink("/etc/systemd/system/" + name, link)
+    timers = os.path.join(root, "var/lib/systemd/timers")
+    os.makedirs(timers, exist_ok=True)
+    for name, age in stamps.items():
+        stamp = os.path.join(timers, "stamp-" + name)
+        open(stamp, "w").close()
+        os.utime(stamp, (now - age, now - age))
+
+
+def _children(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as handle:
+            return [int(p) for p in handle.read().split()]
+    except OSError:
+        return []
+
+
+class Container:
+    """A booted container: ``pid`` is its PID 1 as seen from here, ``systemctl`` the argv
+    prefix that runs systemctl inside it, ``state`` what is-system-running said once settled."""
+
+    def __init__(self, root, process, pid, state, console):
+        self.root = root
+        self.process = process
+        self.pid = pid
+        self.state = state
+        self.console = console
+
+    @property
+    def systemctl(self):
+        return [NSENTER, "-t", str(self.pid), "-a", "systemctl"]
+
+    @property
+    def systemctl_option(self):
+        """The --systemctl value for check_systemd_units."""
+        return " ".join(self.systemctl)
+
+    def run(self, *args, check=False, timeout=30):
+        """Run systemctl inside, as the tests' own look at the truth."""
+        return subprocess.run(self.systemctl + list(args), capture_output=True, text=True,
+                              timeout=timeout, check=check,
+                              env=dict(os.environ, LC_ALL="C", TZ="UTC"))
+
+
+@contextlib.contextmanager
+def booted(units=UNITS, stamps=STAMPS, boot_timeout=90, settle=True, pristine=None):
+    """Boot a fresh copy of the cached bookworm root (or of the root ``pristine``, e.g. a
+    debian_root.apt_root with more packages) with ``units`` installed; yield a
+    Container once ``is-system-running --wait`` has settled (``settle=False``: as soon as
+    systemctl answers, still starting); power it off afterwards."""
+    if os.geteuid() != 0:
+        raise RuntimeError("booting a systemd container needs root")
+    if not ensure_tools():
+        raise RuntimeError("debootstrap, systemd-nspawn or nsenter is not installed")
+    pristine = pristine or debian_root.cached_root(RELEASE, include=INCLUDE)
+    workdir = tempfile.mkdtemp(prefix="osop-systemd-")
+    root = debian_root.fresh_copy(pristine, os.path.join(workdir, "root"))
+    install_units(root, units, stamps)
+    console = open(os.path.join(workdir, "console.log"), "wb")
+    process = subprocess.Popen(
+        ["systemd-nspawn", "-q", "-D", root, "--register=no", "--keep-unit", "-b"],
+        stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
+        start_new_session=True)
+    try:
+        pid = _wait_for_pid1(process, boot_timeout)
+        state = _settle(pid, boot_timeout, settle)
+        yield Container(root, process, pid, state, console.name)
+    finally:
+        _stop(process)
+        console.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _wait_for_pid1(process, limit):
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        if process.poll() is not None:
+            raise RuntimeError("systemd-nspawn exited %s before the container booted"
+                               % process.returncode)
+        children = _children(process.pid)
+        if children:
+            pid = children[0]
+            # PID 1 is systemd once the child has exec'd it
+            try:
+                with open("/proc/%d/comm" % pid) as handle:
+                    if handle.read().strip() == "systemd":
+                        return pid
+            except OSError:
+                pass
+        time.sleep(0.1)
+    raise RuntimeError("the container's PID 1 did not appear within %d s" % limit)
+
+
+def _settle(pid, limit, wait=True):
+    """is-system-running --wait: blocks until the boot is done (running or degraded)."""
+    end = time.monotonic() + limit
+    while True:
+        try:
+            result = subprocess.run([NSENTER, "-t", str(pid), "-a", "systemctl",
+                                     "is-system-running"] + (["--wait"] if wait else []),
+                                    capture_output=True,
+                                    text=True, timeout=max(1, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise RuntimeError("the container did not finish booting within %d s"
+                               % limit) from None
+        state = result.stdout.strip()
+        # before D-Bus/the manager answers, systemctl may fail: try again
+        if state in ("running", "degraded", "maintenance") or (
+                not wait and state in ("starting", "initializing")):
+            return state
+        if time.monotonic() > end:
+            raise RuntimeError("the container did not settle: %r %r" % (state, result.stderr))
+        time.sleep(0.2)
+
+
+def _stop(process, limit=20):
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)  # nspawn: a clean poweroff of the container
+        try:
+            process.wait(limit)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+try:
+    import pytest
+except ImportError:  # used by `make demo`/bench without pytest
+    pytest = None
+
+if pytest is not None:
+    @pytest.fixture(scope="session")
+    def systemd_container():
+        """One booted container with every case unit, shared by the session."""
+        from lab.peers import IN_CI, need_root
+
+        need_root()
+        if not ensure_tools():
+            from lab.peers import need
+            need("debootstrap", "systemd-nspawn", NSENTER)
+        try:
+            context = booted()
+            container = context.__enter__()
+        except (RuntimeError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            if IN_CI:
+                pytest.fail("cannot boot the systemd container: %s" % exc)
+            pytest.skip("cannot boot the systemd container here: %s" % exc)
+        try:
+            yield container
+        finally:
+            context.__exit__(None, None, None)

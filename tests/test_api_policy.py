@@ -654,3 +654,23 @@ def test_without_a_config_file_only_plain_options_are_taken(tmp_path):
             answer["check_disk_partitions"]["checkresult"]
         status, answer = d.call("check_disk_partitions", {"-w": "1%", "-c": "0%"})
         assert status == 200 and answer["check_disk_partitions"]["exitcode"] != 3, answer
+
+
+def test_the_shipped_api_conf_allows_nothing_and_its_examples_are_valid():
+    """icinga2-conf/systemd/api.conf (the package's conffile): as shipped, the built-in
+    policy; every commented example, uncommented, a policy the daemon reads."""
+    from lab.peers import ROOT
+
+    with open(os.path.join(ROOT, "icinga2-conf", "systemd", "api.conf")) as handle:
+        shipped = handle.read()
+    commands = protocol.load_checks()
+    as_shipped = policy.parse(shipped, commands=commands)
+    assert not as_shipped.clients and all(
+        not any(getattr(as_shipped.allowance(c), f) for f in policy.FIELDS) for c in commands)
+    examples = "\n".join(line.lstrip("#") for line in shipped.splitlines()
+                         if line.startswith("[") or (line.startswith("#") and
+                                                     line[1:2] not in ("", " ")))
+    uncommented = policy.parse(examples, commands=commands)
+    assert uncommented.clients
+    assert uncommented.allowance("check_os_upgrades").files
+    assert uncommented.allowance("check_tls_expiry").hosts

@@ -67,10 +67,12 @@ deb:
 	mv $(DEBBUILD)/*.deb $(DIST)/
 	lintian --tag-display-limit 0 $(DIST)/osop-checks_*.deb
 
-# ruff (pyflakes, pycodestyle, bugbear) and the layers of pyproject.toml (import-linter).
+# ruff (pyflakes, pycodestyle, bugbear), the layers of pyproject.toml (import-linter) and
+# mypy on the pure modules ([tool.mypy] of pyproject.toml).
 lint: venv
 	$(PY) -m ruff check --no-cache .
 	$(VENV)/bin/lint-imports --no-cache
+	$(PY) -m mypy --cache-dir=/dev/null
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: deps venv check test demo demo-web bench icinga2-validate lint man deb clean
+.PHONY: deps venv check test demo demo-web bench icinga2-validate lint man deb regen clean
 
 deps:
 	@bash .ci/install-system-packages
@@ -44,6 +44,13 @@ bench: deps venv
 icinga2-validate: deps venv
 	@$(PY) -m lab.peers.icinga2 validate
 
+# Everything written from the parsers, in one step (tests/regen.py): the docs' --help blocks
+# (README.md, docs/), icinga2-conf/commands.conf, commands-api.conf, the Director basket
+# icinga2-conf/director/osop-checks.json and the example inventory (icinga2-conf/example/).
+# On a clean tree it leaves no diff; tests/test_regen.py fails while a file is out of date.
+regen: venv
+	$(PY) -m tests.regen
+
 # Man pages of every check, from the same parsers as --help (the .deb builds them the same way).
 man: venv
 	$(PY) -m osop_checks.manpage build/man
@@ -60,10 +67,12 @@ deb:
 	mv $(DEBBUILD)/*.deb $(DIST)/
 	lintian --tag-display-limit 0 $(DIST)/osop-checks_*.deb
 
-# ruff (pyflakes, pycodestyle, bugbear) and the layers of pyproject.toml (import-linter).
+# ruff (pyflakes, pycodestyle, bugbear), the layers of pyproject.toml (import-linter) and
+# mypy on the pure modules ([tool.mypy] of pyproject.toml).
 lint: venv
 	$(PY) -m ruff check --no-cache .
 	$(VENV)/bin/lint-imports --no-cache
+	$(PY) -m mypy --cache-dir=/dev/null
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -21,8 +21,9 @@ custom var (its description the option's --help, its type string, number, boolea
 and the service templates of templates.conf. Director custom vars hold no functions, so there
 the --timeout default and the -v level are argument expressions (see ``director_command``).
 
-Run it after changing a parser:  .venv/bin/python icinga2-conf/generate.py
-tests/test_icinga2_commands.py fails while commands.conf or the basket is out of date.
+Run it after changing a parser:  .venv/bin/python icinga2-conf/generate.py, or `make regen`,
+which also rewrites the docs' --help blocks and the example inventory (tests/regen.py);
+tests/test_regen.py fails while commands.conf, commands-api.conf or the basket is out of date.
 """
 import argparse
 import configparser
@@ -47,8 +48,8 @@ TIMEOUT_MARGIN = 5
 HEADER = """\
 /*
  * CheckCommands of osop-checks: one per check, generated from the checks' argument parsers
- * by icinga2-conf/generate.py. Do not edit by hand: change the parser and run
- *     .venv/bin/python icinga2-conf/generate.py
+ * by icinga2-conf/generate.py. Do not edit by hand: change the parser and run `make regen`
+ * in the source tree (or .venv/bin/python icinga2-conf/generate.py).
  *
  * Naming: the command "osop_<name>" runs check_<name>; each option --some-option is the
  * custom variable <name>_some_option (the option's argparse dest), as the ITL does it;

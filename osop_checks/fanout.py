@@ -12,7 +12,7 @@ def run_all(calls, limit=None):
     import threading
     import time
 
-    results = [(None, None)] * len(calls)
+    results: "list[tuple[object, BaseException | None]]" = [(None, None)] * len(calls)
 
     def run(index, call):
         try:

@@ -1,10 +1,11 @@
 """Keep each check's --help in its page (docs/checks/<name>.md) identical to the real one.
 
-`python -m tests.readme` rewrites every block between `<!-- HELP check_x -->` and
-`<!-- /HELP -->` in README.md and docs/**/*.md with the output of that check's --help
-(cli.help_text: the same text on every supported Python); tests/test_readme.py fails when a
-block is stale, so an option cannot change without reaching the docs. ``section(name)`` is
-the text between `<!-- BEGIN name -->` and `<!-- END name -->` wherever it lives now.
+`python -m tests.readme` (or `make regen`, with the other generated files) rewrites every block
+between `<!-- HELP check_x -->` and `<!-- /HELP -->` in README.md and docs/**/*.md with the
+output of that check's --help (cli.help_text: the same text on every supported Python);
+tests/test_regen.py fails when a block is stale, so an option cannot change without reaching
+the docs. ``section(name)`` is the text between `<!-- BEGIN name -->` and `<!-- END name -->`
+wherever it lives now.
 """
 import glob
 import importlib

@@ -4,11 +4,8 @@ import osop_checks.checks
 from tests import readme
 
 
-def test_every_check_has_its_current_help_in_its_page():
-    for path in readme.files():
-        text = open(path).read()
-        assert readme.render(text) == text, "%s: --help blocks are stale: python -m " \
-            "tests.readme" % path
+def test_every_check_has_its_help_block_in_its_page():
+    """What the blocks hold is today's --help: tests/test_regen.py."""
     overview = open(readme.README).read()
     for module in pkgutil.iter_modules(osop_checks.checks.__path__):
         page = readme.check_page("check_" + module.name)

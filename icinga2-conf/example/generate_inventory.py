@@ -17,6 +17,9 @@ only writes hosts with custom vars. `make icinga2-validate` proves the whole lot
 counts the services from icinga2's own output (at least 690).
 
     python3 icinga2-conf/example/generate_inventory.py     # rewrites the two files
+
+`make regen` runs it with the other generators; tests/test_regen.py fails while the two files
+are not what it writes.
 """
 import os
 

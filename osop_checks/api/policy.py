@@ -105,12 +105,14 @@ def parse(content, source="api.conf", commands=None):
     """The Policy written in ``content`` (INI: [api] allow-client, [check_x] paths, hosts,
     ports, urls, files; values separated by blanks or new lines)."""
     parser = configparser.ConfigParser(interpolation=None, empty_lines_in_values=False)
-    parser.optionxform = str  # keys as written: a misspelt one is named, not folded
+    # keys as written: a misspelt one is named, not folded
+    parser.optionxform = str  # type: ignore[method-assign,assignment]
     try:
         parser.read_string(content, source)
     except configparser.Error as exc:
         raise PolicyError("%s: %s" % (source, text.oneline(exc, limit=200))) from None
-    clients, checks = (), {}
+    clients: tuple[str, ...] = ()
+    checks: dict[str, Allowance] = {}
     for section in parser.sections():
         items = {key: value.split() for key, value in parser.items(section)}
         if section == "api":
@@ -411,8 +413,8 @@ def refuse(actions, allowance, command, arguments):
         problem = refused_key(actions, key, value)
         if problem:
             return problem
-    checked = []
-    parsed_values = {}
+    checked: list[tuple] = []  # (action, key, parsed value) to be judged
+    parsed_values: dict[str, list] = {}
     for key, value in arguments.items():
         action = actions.get(key)
         if action is None:

@@ -132,7 +132,7 @@ BASE = {
 # The exit code each BASE run documents (README of the check): a refused TLS endpoint is
 # CRITICAL (the service is down); a source the check cannot read is UNKNOWN.
 BASE_EXIT = {
-    "disk_partitions": None,  # this machine's real disk: any state
+    "disk_partitions": None,  # this machine's real disk: not UNKNOWN, its state its own
     "systemd_units": 2,  # the recorded system is degraded by a failed unit
     "tls_expiry": 2,
     "backup_age": 0,
@@ -289,8 +289,10 @@ def test_base_arguments_end_as_documented(name):
     outcome, elapsed = run(module, BASE[name])
     assert_clean(module, outcome, elapsed)
     assert "(see --help)" not in outcome.status_line, outcome.output
-    if BASE_EXIT.get(name) is not None:
+    if BASE_EXIT[name] is not None:
         assert outcome.exitcode == BASE_EXIT[name], outcome.output
+    else:  # / measured: a real answer, with its perfdata
+        assert outcome.exitcode != 3 and " '/'=" in outcome.status_line, outcome.output
     assert elapsed < 2, "the BASE run of %s should fail fast, took %.1f s" % (name, elapsed)
 
 

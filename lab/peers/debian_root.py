@@ -106,12 +106,18 @@ def apt_root(release, packages=(), preseed=()):
 def booted_copy(release, packages, dest):
     """A fresh copy of ``apt_root(release, packages)`` at ``dest`` with /proc mounted and
     apt's archives on a cache shared between runs (downloads once per .deb version); all
-    unmounted and removed afterwards. Run commands in it with ``chroot``."""
+    unmounted and removed afterwards. Run commands in it with ``chroot``.
+
+    One copy of a release at a time uses the shared archives (an exclusive lock on them,
+    waited for): two apt-gets in two copies would otherwise meet on the archives' own lock
+    and one of them fail ("Unable to lock directory /var/cache/apt/archives/")."""
     root = fresh_copy(apt_root(release, packages), dest)
     archives = os.path.join(CACHE, "apt-archives-" + release)
     os.makedirs(os.path.join(archives, "partial"), exist_ok=True)
     mounts = []
+    lock = open(archives + ".lock", "w")
     try:
+        _wait_for_lock(lock, 1800, "the apt archives of %s" % release)
         for args, target in ((["-t", "proc", "proc"], "proc"),
                              (["--bind", archives], "var/cache/apt/archives")):
             subprocess.run(["mount"] + args + [os.path.join(root, target)], check=True)
@@ -120,7 +126,24 @@ def booted_copy(release, packages, dest):
     finally:
         for mount in reversed(mounts):
             subprocess.run(["umount", "-l", mount], capture_output=True)
+        lock.close()  # the lock goes with it
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _wait_for_lock(handle, limit, what):
+    """An exclusive flock on ``handle``, waiting at most ``limit`` seconds for its holder."""
+    import fcntl
+    import time
+
+    end = time.monotonic() + limit
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > end:
+                raise RuntimeError("%s stayed locked for %d s" % (what, limit)) from None
+            time.sleep(0.5)  # another test's copy of the release is installing; it ends
 
 
 def chroot(root, *argv, user=None, timeout=120, env=None):

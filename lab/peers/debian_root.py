@@ -117,7 +117,10 @@ def booted_copy(release, packages, dest):
     mounts = []
     lock = open(archives + ".lock", "w")
     try:
-        _wait_for_lock(lock, 1800, "the apt archives of %s" % release)
+        import fcntl
+
+        # blocks until the other copy is done: its own commands have time limits
+        fcntl.flock(lock, fcntl.LOCK_EX)
         for args, target in ((["-t", "proc", "proc"], "proc"),
                              (["--bind", archives], "var/cache/apt/archives")):
             subprocess.run(["mount"] + args + [os.path.join(root, target)], check=True)
@@ -129,21 +132,6 @@ def booted_copy(release, packages, dest):
         lock.close()  # the lock goes with it
         shutil.rmtree(root, ignore_errors=True)
 
-
-def _wait_for_lock(handle, limit, what):
-    """An exclusive flock on ``handle``, waiting at most ``limit`` seconds for its holder."""
-    import fcntl
-    import time
-
-    end = time.monotonic() + limit
-    while True:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() > end:
-                raise RuntimeError("%s stayed locked for %d s" % (what, limit)) from None
-            time.sleep(0.5)  # another test's copy of the release is installing; it ends
 
 
 def chroot(root, *argv, user=None, timeout=120, env=None):

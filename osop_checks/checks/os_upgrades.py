@@ -33,14 +33,18 @@ def state_type(text):
 state_type.__name__ = "state"
 
 
-def command_type(text):
-    argv = shlex.split(text)
+def parse_command(text):
+    """A command line split as a shell would (never run by one) into an argv list."""
+    try:
+        argv = shlex.split(text)
+    except ValueError:  # "No closing quotation": argparse's own words, as before
+        raise ValueError("invalid command value: %r" % (text,)) from None
     if not argv:
-        raise argparse.ArgumentTypeError("empty command")
+        raise ValueError("empty command")
     return argv
 
 
-command_type.__name__ = "command"
+command_type = cli.value_type(parse_command, "command")
 
 
 def build_parser():

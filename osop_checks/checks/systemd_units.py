@@ -106,45 +106,41 @@ def build_parser():
 
 # -- option types ---------------------------------------------------------------------------
 
-def unit_types(value):
+def parse_unit_types(value):
     kinds = [k.strip() for k in str(value).split(",") if k.strip()]
     bad = [k for k in kinds if k not in UNIT_TYPES]
     if not kinds or bad:
-        raise cli.argparse.ArgumentTypeError("%r is not a unit type (%s)" % (
+        raise ValueError("%r is not a unit type (%s)" % (
             ",".join(bad) or value, ", ".join(UNIT_TYPES)))
     return kinds
 
 
-unit_types.__name__ = "unit type"
-
-
-def unit_name(value):
+def parse_unit_name(value):
     """A unit name as systemctl takes it; NAME without a known type suffix is NAME.service."""
     value = str(value).strip()
     if not systemd.UNIT_NAME.match(value):
-        raise cli.argparse.ArgumentTypeError("%r is not a unit name" % value)
+        raise ValueError("%r is not a unit name" % value)
     if value.rsplit(".", 1)[-1] not in UNIT_TYPES:
         value += ".service"
     return value
 
 
-unit_name.__name__ = "unit name"
-
-
-def timer_max_age(value):
+def parse_timer_max_age(value):
     """DURATION for every timer, or TIMER=DURATION for one ('.timer' added when missing)."""
     name, sep, duration = str(value).rpartition("=")
     if sep:
         name = name.strip()
         if not systemd.UNIT_NAME.match(name):
-            raise cli.argparse.ArgumentTypeError("%r is not a timer name" % name)
+            raise ValueError("%r is not a timer name" % name)
         if not name.endswith(".timer"):
             name += ".timer"
     seconds = cli.duration_type(minimum=1)(duration)
     return (name if sep else None), seconds
 
 
-timer_max_age.__name__ = "timer age"
+unit_types = cli.value_type(parse_unit_types, "unit type")
+unit_name = cli.value_type(parse_unit_name, "unit name")
+timer_max_age = cli.value_type(parse_timer_max_age, "timer age")
 
 
 # -- selection ------------------------------------------------------------------------------

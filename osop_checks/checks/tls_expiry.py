@@ -163,14 +163,7 @@ def parse_endpoint(spec, family=0):
     return make_endpoint(where.host, where.port, starttls, sni, family)
 
 
-def endpoint_type(text_value):
-    try:
-        return parse_endpoint(text_value)
-    except ValueError as exc:
-        raise cli.argparse.ArgumentTypeError(str(exc)) from None
-
-
-endpoint_type.__name__ = "endpoint"
+endpoint_type = cli.value_type(parse_endpoint, "endpoint")
 
 
 def read_endpoint_file(path):

@@ -109,6 +109,8 @@ def _types():
     yield cli.duration_type(minimum=1, maximum=86400)
     yield cli.count_type(minimum=0, maximum=100)
     yield cli.regex_type
+    yield cli.state_type()
+    yield cli.state_type(("warning", "critical"))
     for quantity in QUANTITIES:
         yield cli.range_type(quantity, lower_bound=True)
         yield cli.quantity_type(quantity, minimum=0)

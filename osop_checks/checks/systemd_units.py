@@ -18,7 +18,6 @@ NAME = "SYSTEMD_UNITS"
 
 UNIT_TYPES = ("service", "socket", "target", "device", "mount", "automount", "swap", "timer",
               "path", "slice", "scope")
-SEVERITIES = {"ok": Ok, "warning": Warn, "critical": Critical, "unknown": Unknown}
 # States of the whole system and what they mean for the check (severity option aside).
 BAD_SYSTEM_STATES = ("degraded", "starting", "initializing", "maintenance", "stopping")
 SUMMARY_NAMES = 8  # unit names in the status line before "+N more"
@@ -90,17 +89,18 @@ def build_parser():
                           "units: %s; default: timers are not judged); a TIMER named here "
                           "that is missing or not active is late too" % units.DURATION.examples)
     sev = parser.add_argument_group("severities")
-    sev.add_argument("--failed-severity", kind=cli.PLAIN,
-                     choices=("warning", "critical"), default="critical",
-                     help="state for a failed unit (default: critical)")
-    sev.add_argument("--late-severity", kind=cli.PLAIN,
-                     choices=("warning", "critical"), default="warning",
-                     help="state for a late timer (default: warning)")
-    sev.add_argument("--state-severity", kind=cli.PLAIN, choices=("ok", "warning", "critical"),
-                     default="warning",
-                     help="state when the system is %s; a 'degraded' caused only by units "
-                          "left out by the selection is OK (default: warning)"
-                          % "/".join(BAD_SYSTEM_STATES))
+    alarms, states = cli.state_type(("warning", "critical")), cli.state_type()
+    sev.add_argument("--failed-severity", kind=cli.PLAIN, type=alarms, default="critical",
+                     metavar=cli.STATE,
+                     help=cli.state_help("state for a failed unit", alarms, "critical"))
+    sev.add_argument("--late-severity", kind=cli.PLAIN, type=alarms, default="warning",
+                     metavar=cli.STATE,
+                     help=cli.state_help("state for a late timer", alarms, "warning"))
+    sev.add_argument("--state-severity", kind=cli.PLAIN, type=states, default="warning",
+                     metavar=cli.STATE,
+                     help=cli.state_help("state when the system is %s" % "/".join(
+                         BAD_SYSTEM_STATES), states, "warning")
+                     + "; a 'degraded' caused only by units left out by the selection is OK")
     return parser
 
 
@@ -415,9 +415,8 @@ def build_check(args, gather=systemd.gather, now=time.time):
     if ages and selection.types and "timer" not in selection.types:
         raise cli.UsageError("--timer-max-age judges timers, but --type leaves them out")
     limits = Limits(selection, dict.fromkeys(args.unit), ages,
-                    failed=SEVERITIES[args.failed_severity],
-                    late=SEVERITIES[args.late_severity],
-                    system=SEVERITIES[args.state_severity], verbose=args.verbose)
+                    failed=args.failed_severity, late=args.late_severity,
+                    system=args.state_severity, verbose=args.verbose)
 
     def wanted(unit_list, timers):
         names = [u.name for u in unit_list if u.active == "failed" and selection(u.name)]

@@ -12,7 +12,7 @@ import logging
 import math
 
 import nagiosplugin
-from nagiosplugin import Critical, Ok, Warn
+from nagiosplugin import Critical, Ok
 
 from osop_checks import address, bounded, cli, deadline, fanout, plugin, runtime, text, units
 from osop_checks.sources import tls
@@ -20,7 +20,6 @@ from osop_checks.sources import tls
 NAME = "TLS_EXPIRY"
 log = logging.getLogger("nagiosplugin")
 
-SEVERITIES = {"warn": Warn, "crit": Critical, "ignore": Ok}
 TRUST_WORDS = {"self-signed": "self-signed certificate, not trusted",
                "incomplete": "incomplete chain: {}",
                "untrusted": "untrusted: {}"}
@@ -99,26 +98,27 @@ def build_parser():
                         metavar="DAYS",
                         help="critical when fewer days are left (default: 7d)")
     parser.add_threshold_pair("--warning", "--critical", units.DAYS)
-    trust = parser.add_argument_group("trust (each problem's state: warn, crit or ignore)")
+    trust = parser.add_argument_group("trust (each problem's state)")
     trust.add_argument("--ca-file", kind=cli.FILE_READ, metavar="PATH",
                        help="trust these CA certificates (PEM) instead of the system store")
+    states = cli.state_type()
     for flag, default, what in (
-            ("--untrusted", "crit", "the chain does not lead to a trusted CA"),
-            ("--self-signed", "crit", "the certificate is self-signed and not trusted"),
-            ("--incomplete", "warn", "the server does not send the intermediates its "
-                                     "certificate needs"),
-            ("--mismatch", "crit", "the host name (or --sni) is not among the certificate's "
-                                   "SANs")):
-        trust.add_argument(flag, kind=cli.PLAIN, choices=tuple(SEVERITIES), default=default,
-                           help="%s (default: %s)" % (what, default))
+            ("--untrusted", "critical", "the chain does not lead to a trusted CA"),
+            ("--self-signed", "critical", "the certificate is self-signed and not trusted"),
+            ("--incomplete", "warning", "the server does not send the intermediates its "
+                                        "certificate needs"),
+            ("--mismatch", "critical", "the host name (or --sni) is not among the "
+                                       "certificate's SANs")):
+        trust.add_argument(flag, kind=cli.PLAIN, type=states, default=default, metavar=cli.STATE,
+                           help=cli.state_help("state when " + what, states, default))
     policy = parser.add_argument_group("policy (optional)")
     policy.add_argument("--min-key-size", kind=cli.PLAIN, type=cli.count_type(1), metavar="BITS",
                         help="smallest RSA/DSA key in the chain, e.g. 2048; elliptic curves "
                              "count as the RSA size of equal strength (P-256 = 3072)")
-    policy.add_argument("--weak-signature", kind=cli.PLAIN,
-                        choices=tuple(SEVERITIES), default="warn",
-                        help="a certificate in the chain signed with SHA-1 or MD5 "
-                             "(default: warn)")
+    policy.add_argument("--weak-signature", kind=cli.PLAIN, type=states, default="warning",
+                        metavar=cli.STATE,
+                        help=cli.state_help("state when a certificate in the chain is signed "
+                                            "with SHA-1 or MD5", states, "warning"))
     policy.add_argument("--max-validity", kind=cli.PLAIN,
                         type=cli.quantity_type(units.DAYS, minimum=1),
                         metavar="DAYS",
@@ -126,9 +126,11 @@ def build_parser():
     policy.add_argument("--min-tls-version", kind=cli.PLAIN, choices=tls.TLS_VERSIONS,
                         help="lowest TLS version the server may accept (probed with one "
                              "more handshake)")
-    policy.add_argument("--policy", kind=cli.PLAIN, choices=("warn", "crit"), default="warn",
-                        help="state of a --min-key-size, --max-validity or --min-tls-version "
-                             "violation (default: warn)")
+    alarms = cli.state_type(("warning", "critical"))
+    policy.add_argument("--policy", kind=cli.PLAIN, type=alarms, default="warning",
+                        metavar=cli.STATE,
+                        help=cli.state_help("state of a --min-key-size, --max-validity or "
+                                            "--min-tls-version violation", alarms, "warning"))
     return parser
 
 
@@ -365,12 +367,9 @@ class Settings:
     def __init__(self, args):
         self.warning = args.warning
         self.critical = args.critical
-        self.severity = {"untrusted": SEVERITIES[args.untrusted],
-                         "self-signed": SEVERITIES[args.self_signed],
-                         "incomplete": SEVERITIES[args.incomplete],
-                         "mismatch": SEVERITIES[args.mismatch],
-                         "weak-signature": SEVERITIES[args.weak_signature],
-                         "policy": SEVERITIES[args.policy]}
+        self.severity = {"untrusted": args.untrusted, "self-signed": args.self_signed,
+                         "incomplete": args.incomplete, "mismatch": args.mismatch,
+                         "weak-signature": args.weak_signature, "policy": args.policy}
         self.min_key_size = args.min_key_size
         self.max_validity = args.max_validity
         self.min_tls_version = args.min_tls_version

@@ -118,7 +118,7 @@ def test_labels_name_host_port_and_protocol():
     (["-p", "443", "--endpoint", "x"], "go with -H"),
     (["--endpoint", "host:99999"], "not a port"),
     (["-H", "x", "-w", "soon"], "not a duration in days"),
-    (["-H", "x", "--untrusted", "maybe"], "invalid choice"),
+    (["-H", "x", "--untrusted", "maybe"], "is not one of ok, warning, critical"),
     (["-H", "x", "-4", "-6"], "not allowed with"),
     (["--endpoint-file", "/nonexistent/endpoints"], "cannot read the endpoint file"),
     (["-H", "x", "--ca-file", "/nonexistent/ca.pem"], "cannot read the --ca-file"),

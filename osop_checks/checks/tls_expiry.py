@@ -136,7 +136,7 @@ def build_parser():
 
 # -- endpoints ----------------------------------------------------------------------------
 
-def make_endpoint(host, port=None, starttls=None, sni=None, family=0):
+def make_endpoint(host, port=None, starttls=None, sni=None, family=None):
     """An Endpoint with the port and STARTTLS defaults filled in; ValueError for a host that
     is not a host name or an address."""
     host = address.check_host(host)
@@ -147,7 +147,7 @@ def make_endpoint(host, port=None, starttls=None, sni=None, family=0):
     return tls.Endpoint(host, port, None if starttls == "none" else starttls, sni, family)
 
 
-def parse_endpoint(spec, family=0):
+def parse_endpoint(spec, family=None):
     """``[NAME@]HOST[:PORT][/STARTTLS]``, HOST[:PORT] as address.parse_endpoint reads it:
     ``[::1]:443``, ``[::1]``, ``::1``, ``host:993``."""
     value = str(spec).strip()
@@ -212,7 +212,7 @@ def endpoints_from(args):
             address.check_family(endpoint.host, args.family)
         except ValueError as exc:
             raise cli.UsageError(str(exc)) from None
-        endpoint.family = address.FAMILIES[args.family]
+        endpoint.family = args.family
     endpoints = once(endpoints)
     if not endpoints and not args.file:
         raise cli.UsageError("nothing to check: give -H, --endpoint, --endpoint-file or --file")
@@ -264,10 +264,6 @@ class Subject:
         return cls(path, path, certificates, is_file=True)
 
 
-# The address family of an endpoint (a socket constant) as address.resolve names it.
-FAMILY_VERSIONS = {kind: version for version, kind in address.FAMILIES.items()}
-
-
 def spread(endpoints, resolve):
     """Every endpoint whose host name has several addresses (of its family, all names
     resolved concurrently) as one endpoint per address, ``NAME@[ADDRESS]:PORT``, in the
@@ -276,7 +272,7 @@ def spread(endpoints, resolve):
     names = [e for e in endpoints if address.family_of(e.host) is None]
     limit = deadline.remaining(None)
     answers = dict(zip((id(e) for e in names), fanout.run_all(
-        [functools.partial(resolve, e.host, e.port, FAMILY_VERSIONS[e.family], limit)
+        [functools.partial(resolve, e.host, e.port, e.family, limit)
          for e in names], limit=limit)))
     spread_out = []
     for endpoint in endpoints:

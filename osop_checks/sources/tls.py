@@ -20,7 +20,7 @@ import threading
 import warnings
 
 from osop_checks import deadline, text
-from osop_checks.address import family_of  # "address" names the peer here
+from osop_checks.address import family_of, socket_family  # "address" names the peer here
 
 log = logging.getLogger("nagiosplugin")
 
@@ -87,7 +87,7 @@ class Endpoint:
     port: int
     starttls: str | None = None
     sni: str | None = None
-    family: int = 0
+    family: int | None = None  # 4 or 6: only that IP version's addresses (-4/-6)
 
     @property
     def name(self):
@@ -449,7 +449,7 @@ _DIALOGUES = {"smtp": _smtp, "imap": _imap, "pop3": _pop3, "ftp": _ftp, "ldap": 
 def _connect(endpoint, attempt):
     attempt.stage = "resolve"
     try:
-        infos = socket.getaddrinfo(endpoint.host, endpoint.port, endpoint.family,
+        infos = socket.getaddrinfo(endpoint.host, endpoint.port, socket_family(endpoint.family),
                                    socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise ConnectionFailed("resolve", "cannot resolve %s: %s" % (

@@ -154,7 +154,7 @@ def test_endpoint_file(tmp_path):
     endpoints = tls_expiry.endpoints_from(args)
     assert [e.label for e in endpoints] == ["www.example.org:443",
                                             "mail.example.org:587 (smtp)"]
-    assert all(e.family == 2 for e in endpoints)
+    assert all(e.family == 4 for e in endpoints)
     path.write_text("good.example\nbad:port\n")
     with pytest.raises(tls_expiry.cli.UsageError, match="line 2"):
         tls_expiry.endpoints_from(tls_expiry.build_parser().parse_args(

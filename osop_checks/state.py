@@ -22,6 +22,7 @@ import errno
 import json
 import logging
 import os
+import re
 import stat
 import time
 
@@ -39,8 +40,19 @@ def default_directory(environ=None, uid=None):
     return os.path.join(base, "osop-checks") if base else "/var/tmp/osop-checks-%d" % uid
 
 
-def default_path(check, key, environ=None, uid=None):
-    """``<default directory>/<check>_<key>.json``."""
+def default_path(check, name=None, identity=(), environ=None, uid=None):
+    """The default state file of one service of ``check``: ``<default directory>/<check>_<key>
+    .json``. The key is ``name`` with every character but a-z, 0-9, '.' and '-' written '_'
+    (dyndns_match: the host name asked), or else the first 16 hex digits of the sha256 of the
+    ``identity`` lines (three_copies: the source and the copies): two services of one host
+    never share a file, and a service keeps its file from run to run."""
+    if name is not None:
+        key = re.sub(r"[^a-z0-9.-]", "_", name)
+    else:
+        import hashlib
+
+        key = hashlib.sha256("\n".join(identity).encode("utf-8", "surrogateescape")
+                             ).hexdigest()[:16]
     return os.path.join(default_directory(environ, uid), "%s_%s.json" % (check, key))
 
 

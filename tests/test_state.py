@@ -11,10 +11,23 @@ from osop_checks import state
 
 
 def test_default_path():
-    assert state.default_path("three_copies", "ab12", {"XDG_STATE_HOME": "/s"}, 7) == \
-        "/s/osop-checks/three_copies_ab12.json"
-    assert state.default_path("three_copies", "ab12", {}, 7) == \
-        "/var/tmp/osop-checks-7/three_copies_ab12.json"
+    assert state.default_path("dyndns_match", "ab12", environ={"XDG_STATE_HOME": "/s"},
+                              uid=7) == "/s/osop-checks/dyndns_match_ab12.json"
+    assert state.default_path("dyndns_match", "ab12", environ={}, uid=7) == \
+        "/var/tmp/osop-checks-7/dyndns_match_ab12.json"
+
+
+def test_the_default_path_of_a_service_is_the_one_it_always_had():
+    """A name with its unsafe characters as '_' (dyndns_match), or a hash of the lines that
+    identify the service (three_copies): the files of existing installations are found."""
+    assert state.default_path("dyndns_match", "Office.Dyn.test", environ={}, uid=7) == \
+        "/var/tmp/osop-checks-7/dyndns_match__ffice._yn.test.json"
+    assert state.default_path("three_copies", identity=["/d\u00e4t\u00e4", "a=/x"], environ={},
+                              uid=7) == "/var/tmp/osop-checks-7/three_copies_ccc509af9416bc9b.json"
+    assert state.default_path("three_copies", identity=[
+        "/data1", "offsite=backup@vault:/srv/data1", "usb=/mnt/usb/data1"],
+        environ={"XDG_STATE_HOME": "/s"}, uid=0) == \
+        "/s/osop-checks/three_copies_210273a53e8a7976.json"
 
 
 def test_round_trip_is_atomic_and_private(tmp_path):

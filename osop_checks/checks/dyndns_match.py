@@ -15,7 +15,6 @@ import functools
 import ipaddress
 import logging
 import os
-import re
 import time
 
 import nagiosplugin
@@ -280,8 +279,7 @@ def compare(family, answer, readings, prefix=128):
 # -- grace state --------------------------------------------------------------------------------
 
 def default_state_file(name, environ=os.environ, uid=None):
-    return state_files.default_path("dyndns_match", re.sub(r"[^a-z0-9.-]", "_", name),
-                                    environ, uid)
+    return state_files.default_path("dyndns_match", name, environ=environ, uid=uid)
 
 
 @dataclasses.dataclass

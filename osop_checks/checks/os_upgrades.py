@@ -14,7 +14,8 @@ import time
 import nagiosplugin
 from nagiosplugin import Ok, Warn
 
-from osop_checks import cli, plugin, proc, runtime, state, units
+from osop_checks import cli, plugin, proc, runtime, units
+from osop_checks import state as state_files
 from osop_checks.sources import apt, kernel, packages
 
 NAME = "OS_UPGRADES"
@@ -216,7 +217,7 @@ def ask(host, args):
     """The host's pending upgrades, from the cache while its key is unchanged."""
     if args.no_cache:
         return host.pending()
-    directory = args.cache_dir or state.default_cache_directory()
+    directory = args.cache_dir or state_files.default_cache_directory()
     if args.cache_dir and not (os.path.isdir(args.cache_dir)
                                and os.access(args.cache_dir, os.W_OK | os.X_OK)):
         raise nagiosplugin.CheckError("cannot write the cache directory %s (it must exist)"
@@ -225,13 +226,13 @@ def ask(host, args):
         # as a state directory: this user's, not writable by others (who could forge or
         # remove the answer)
         try:
-            state.ensure_dir(os.path.join(directory, "cache"), create=True,
+            state_files.ensure_dir(os.path.join(directory, "cache"), create=True,
                              option="--cache-dir or --no-cache")
         except nagiosplugin.CheckError as exc:
             raise nagiosplugin.CheckError(str(exc).replace("state", "cache")) from None
-    cache = state.Cache(directory, "os_upgrades", host.identity(), "the package manager")
+    cache = state_files.Cache(directory, "os_upgrades", host.identity(), "the package manager")
     # The key is taken before asking: a change while apt runs is seen by the next run.
-    key = state.stat_key(host.cache_inputs())
+    key = state_files.stat_key(host.cache_inputs())
     answer = cache.load(key, _cached)
     if answer is None:
         answer = host.pending()

@@ -911,14 +911,11 @@ def churn_start(previous, window, now):
 def default_state_file(source, copies, environ=None, uid=None):
     """three_copies_<hash>.json in the default state directory: the hash of the source and
     the copies, so two services of one host never share a state."""
-    import hashlib
+    from osop_checks import state as state_files
 
-    from osop_checks import state
-
-    key = "\n".join([str(source)] + ["%s=%s" % (n, w) for n, w in sorted(
-        (n, str(w)) for n, w in copies)])
-    digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return state.default_path("three_copies", digest, environ, uid)
+    identity = [str(source)] + ["%s=%s" % (n, w) for n, w in sorted(
+        (n, str(w)) for n, w in copies)]
+    return state_files.default_path("three_copies", identity=identity, environ=environ, uid=uid)
 
 
 # -- the words: the status line's tail, a row per copy, the long output ----------------------
@@ -1081,7 +1078,9 @@ def build_check(args, survey=survey_trees, store=None):
                 raise nagiosplugin.CheckError("cannot read the %s file %s: %s" % (
                     flag, path, (exc.strerror or str(exc)).lower())) from None
     if store is None:
-        from osop_checks import state as store
+        from osop_checks import state as state_files
+
+        store = state_files
     path = args.state_file or default_state_file(args.source, args.copies)
     store.ensure_dir(path, create=not args.state_file)
     previous = store.load(path, reset="remove it, or run once with --accept-changes",

@@ -225,11 +225,8 @@ def ask(host, args):
     if directory:
         # as a state directory: this user's, not writable by others (who could forge or
         # remove the answer)
-        try:
-            state_files.ensure_dir(os.path.join(directory, "cache"), create=True,
-                             option="--cache-dir or --no-cache")
-        except nagiosplugin.CheckError as exc:
-            raise nagiosplugin.CheckError(str(exc).replace("state", "cache")) from None
+        state_files.ensure_dir(os.path.join(directory, "cache"), create=True,
+                               option="--cache-dir or --no-cache", what="cache")
     cache = state_files.Cache(directory, "os_upgrades", host.identity(), "the package manager")
     # The key is taken before asking: a change while apt runs is seen by the next run.
     key = state_files.stat_key(host.cache_inputs())

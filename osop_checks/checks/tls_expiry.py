@@ -246,7 +246,7 @@ class Subject:
         error = attempt.error
         stage = error.stage if error else attempt.stage
         reason = error.reason if error else "no result"
-        if reason.startswith("no answer"):
+        if error is not None and error.timed_out:
             words = "%s during %s" % (reason, stage)
         else:
             words = "%s failed: %s" % (stage, reason)

@@ -127,12 +127,18 @@ class Presented:
 
 
 class ConnectionFailed(Exception):
-    """The endpoint could not be read; ``stage`` says where it failed."""
+    """The endpoint could not be read; ``stage`` says where it failed, ``reason`` why in
+    words; ``timed_out``: the endpoint gave no answer within the --timeout (``timeout``)."""
 
-    def __init__(self, stage, reason):
+    def __init__(self, stage, reason, timed_out=False):
         super().__init__("%s: %s" % (stage, reason))
         self.stage = stage
         self.reason = reason
+        self.timed_out = timed_out
+
+    @classmethod
+    def timeout(cls, stage):
+        return cls(stage, "no answer within the --timeout", timed_out=True)
 
 
 @dataclasses.dataclass
@@ -562,7 +568,7 @@ def _describe(stage, exc):
     if isinstance(exc, ConnectionFailed):
         return exc
     if isinstance(exc, (socket.timeout, deadline.Timeout)):
-        return ConnectionFailed(stage, "no answer within the --timeout")
+        return ConnectionFailed.timeout(stage)
     if isinstance(exc, ssl.SSLCertVerificationError):
         return ConnectionFailed(stage, exc.verify_message or str(exc))
     if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError)):
@@ -704,7 +710,7 @@ def fetch_all(endpoints, fetch=fetch, **options):
             if attempt.crash is not None:
                 raise attempt.crash
             if attempt.presented is None and attempt.error is None:
-                attempt.error = ConnectionFailed(attempt.stage, "no answer within the --timeout")
+                attempt.error = ConnectionFailed.timeout(attempt.stage)
     return attempts
 
 

@@ -336,7 +336,7 @@ def test_all_ok_names_the_soonest(chains):
 
 
 @pytest.mark.parametrize("error, words", [
-    (tls.ConnectionFailed("TLS handshake", "no answer within the --timeout"),
+    (tls.ConnectionFailed.timeout("TLS handshake"),
      "h:443 no answer within the --timeout during TLS handshake"),
     (tls.ConnectionFailed("STARTTLS", "refused by the server: 502 no"),
      "h:443 STARTTLS failed: refused by the server: 502 no"),

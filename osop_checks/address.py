@@ -5,6 +5,7 @@
     parse_endpoint("mail.example:993", 443), parse_endpoint("2001:db8::1", 443)
     parse_remote_path("ssh://backup@[::1]:2222/srv") -> Remote("backup", "::1", 2222, "/srv")
     add_family_options(group)            # -4/--ipv4, -6/--ipv6 -> args.family None | 4 | 6
+    socket_family(6) -> socket.AF_INET6, version_of(socket.AF_INET) -> 4
     resolve("vault.example.org", 22, args.family, timeout) -> [(6, "2001:db8::7"), (4, ...)]
 
 A host is a host name (letters, digits, '-', '_' in dot-separated labels, none starting or
@@ -31,7 +32,10 @@ RULE = "a host name, an IPv4 address or an IPv6 address in brackets"
 _USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$")
 REMOTE_FORMS = "an absolute path, [user@]host:/path or ssh://[user@]host[:port]/path"
 
-FAMILIES = {None: socket.AF_UNSPEC, 4: socket.AF_INET, 6: socket.AF_INET6}
+# The one encoding of an address family here: the IP version, 4 or 6 (None: either), as -4/-6
+# give it and family_of tells it. socket's AF_INET/AF_INET6 appear only at a socket call:
+# socket_family() on the way there, version_of() on the way back.
+_SOCKET_FAMILIES = {None: socket.AF_UNSPEC, 4: socket.AF_INET, 6: socket.AF_INET6}
 FAMILY_HELP = {4: "use IPv4 addresses only (the name's A records)",
                6: "use IPv6 addresses only (the name's AAAA records)"}
 
@@ -277,6 +281,18 @@ def family_of(host):
     return 6 if _ipv6(host) is not None else None
 
 
+def socket_family(version):
+    """The socket module's family of IP ``version``: AF_INET for 4, AF_INET6 for 6, AF_UNSPEC
+    for None (either)."""
+    return _SOCKET_FAMILIES[version]
+
+
+def version_of(family):
+    """The IP version of the socket module's ``family``: 4 for AF_INET, 6 for AF_INET6, None
+    for any other (AF_PACKET, AF_UNIX ...)."""
+    return {socket.AF_INET: 4, socket.AF_INET6: 6}.get(family)
+
+
 def check_family(host, family):
     """``host`` if it can be reached over ``family`` (-4/-6; None: any): ValueError naming
     both for an address literal of the other family, which no lookup can change."""
@@ -310,8 +326,8 @@ def resolve(host, port=None, family=None, timeout=None, what=None):
         raise ResolveError("cannot resolve %s: no answer within %.1f s" % (name, limit or 0))
     found = []
     for kind, _, _, _, sockaddr in infos:
-        entry = (4 if kind == socket.AF_INET else 6, sockaddr[0])
-        if kind in (socket.AF_INET, socket.AF_INET6) and entry not in found:
+        entry = (version_of(kind), sockaddr[0])
+        if entry[0] is not None and entry not in found:
             found.append(entry)
     if not found:
         raise ResolveError("cannot resolve %s: no IPv4 or IPv6 address" % name)
@@ -319,7 +335,7 @@ def resolve(host, port=None, family=None, timeout=None, what=None):
     if not chosen:
         if family_of(host):
             raise ResolveError("%s is an IPv%d address, but -%d asks for IPv%d only" % (
-                name, 10 - family, family, family))
+                name, family_of(host), family, family))
         raise ResolveError("%s has no IPv%d address (-%d); it has only %s" % (
             name, family, family, ", ".join(a for _, a in found)))
     return chosen

@@ -9,6 +9,8 @@ import os
 import re
 import sys
 
+import nagiosplugin
+
 from osop_checks import __version__, address, units
 from osop_checks.text import oneline
 
@@ -276,6 +278,46 @@ def value_type(parse, name):
 
     convert.__name__ = name
     return convert
+
+
+# -- states: the one vocabulary of every option that chooses the state of a finding -------
+
+STATE = "STATE"  # the metavar of every such option
+STATES = {"ok": nagiosplugin.Ok, "warning": nagiosplugin.Warn,
+          "critical": nagiosplugin.Critical, "unknown": nagiosplugin.Unknown}
+# Older spellings, still read: os_upgrades' warn/crit, tls_expiry's warn/crit/ignore.
+STATE_ALIASES = {"warn": "warning", "crit": "critical", "ignore": "ok"}
+
+
+def parse_state(text, allowed=("ok", "warning", "critical")):
+    """The nagiosplugin state named ``text`` (any case), one of ``allowed`` (names of STATES)
+    or an older spelling of one (STATE_ALIASES); ValueError naming what is allowed."""
+    name = str(text).lower()
+    name = STATE_ALIASES.get(name, name)
+    if name not in allowed:
+        aliases = [alias for alias, meant in STATE_ALIASES.items() if meant in allowed]
+        raise ValueError("%r is not one of %s%s" % (
+            text, ", ".join(allowed), " (or %s)" % ", ".join(aliases) if aliases else ""))
+    return STATES[name]
+
+
+def state_type(allowed=("ok", "warning", "critical")):
+    """argparse type: a state of ``allowed`` by its name (parse_state); its ``allowed``
+    say which, for state_help."""
+    def parse(text):
+        return parse_state(text, allowed)
+
+    convert = value_type(parse, "state")
+    convert.allowed = tuple(allowed)
+    return convert
+
+
+def state_help(what, states, default):
+    """The help of an option of type ``states`` (a state_type): "``what``: ok, warning or
+    critical (default: ``default``)", the same words for every such option."""
+    names = list(states.allowed)
+    return "%s: %s (default: %s)" % (what, " or ".join(
+        [", ".join(names[:-1]), names[-1]] if len(names) > 1 else names), default)
 
 
 # argparse types of the one address parser (osop_checks.address): a host (no brackets), an

@@ -59,6 +59,22 @@ class CommandError(nagiosplugin.CheckError):
         self.detail = detail
 
 
+class LayoutError(nagiosplugin.CheckError):
+    """A command wrote what its parser does not understand (a header, a row, a summary line
+    other than expected): said in words, never guessed around. ``detail`` is the text met,
+    shown after the message in one line of at most 80 characters."""
+
+    def __init__(self, message, detail=""):
+        super().__init__(message + (" (%s)" % snippet(detail) if detail else ""))
+        self.detail = detail
+
+
+def snippet(text, limit=80):
+    """``text`` in one line (blanks folded), cut to ``limit`` characters with '...'."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def not_found(command):
     """The CommandError for a program that is not installed, naming its package if known."""
     package = PROVIDERS.get(command) if "/" not in command else None

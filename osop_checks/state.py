@@ -22,6 +22,7 @@ import errno
 import json
 import logging
 import os
+import re
 import stat
 import time
 
@@ -39,30 +40,42 @@ def default_directory(environ=None, uid=None):
     return os.path.join(base, "osop-checks") if base else "/var/tmp/osop-checks-%d" % uid
 
 
-def default_path(check, key, environ=None, uid=None):
-    """``<default directory>/<check>_<key>.json``."""
+def default_path(check, name=None, identity=(), environ=None, uid=None):
+    """The default state file of one service of ``check``: ``<default directory>/<check>_<key>
+    .json``. The key is ``name`` with every character but a-z, 0-9, '.' and '-' written '_'
+    (dyndns_match: the host name asked), or else the first 16 hex digits of the sha256 of the
+    ``identity`` lines (three_copies: the source and the copies): two services of one host
+    never share a file, and a service keeps its file from run to run."""
+    if name is not None:
+        key = re.sub(r"[^a-z0-9.-]", "_", name)
+    else:
+        import hashlib
+
+        key = hashlib.sha256("\n".join(identity).encode("utf-8", "surrogateescape")
+                             ).hexdigest()[:16]
     return os.path.join(default_directory(environ, uid), "%s_%s.json" % (check, key))
 
 
-def ensure_dir(path, create=False, option="--state-file"):
+def ensure_dir(path, create=False, option="--state-file", what="state"):
     """The directory of the state file ``path``. ``create`` (the default location): made
     with mode 0700 if missing, and it must belong to this user and not be writable by
-    others. Otherwise (a path the admin chose) it must exist."""
+    others. Otherwise (a path the admin chose) it must exist. ``what`` names the file in
+    every refusal ("the state file ...", "the cache directory ...")."""
     directory = os.path.dirname(os.path.abspath(path))
     try:
         if create:
             os.makedirs(directory, mode=0o700, exist_ok=True)
         info = os.lstat(directory)
     except FileNotFoundError:
-        raise nagiosplugin.CheckError("the directory of the state file %s does not exist" % (
-            path)) from None
+        raise nagiosplugin.CheckError("the directory of the %s file %s does not exist" % (
+            what, path)) from None
     except OSError as exc:
-        raise nagiosplugin.CheckError("cannot %s the state directory %s: %s" % (
-            "create" if create else "use", directory, _reason(exc))) from None
+        raise nagiosplugin.CheckError("cannot %s the %s directory %s: %s" % (
+            "create" if create else "use", what, directory, _reason(exc))) from None
     if not stat.S_ISDIR(info.st_mode) or (create and (
             info.st_uid != os.geteuid() or info.st_mode & 0o022)):
-        raise nagiosplugin.CheckError("the state directory %s is not a private directory of "
-                                      "this user; choose another with %s" % (directory, option))
+        raise nagiosplugin.CheckError("the %s directory %s is not a private directory of this "
+                                      "user; choose another with %s" % (what, directory, option))
     return directory
 
 
@@ -70,9 +83,10 @@ def _reason(exc):
     return (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
 
 
-def load(path, reset="remove it", discard_corrupt=False, limit=LIMIT):
+def load(path, reset="remove it", discard_corrupt=False, limit=LIMIT, what="state"):
     """The JSON object in ``path``, or None when there is no such file.
 
+    ``what`` names the file in every refusal ("the state file ...", "the cache file ...");
     ``reset`` tells the admin how to start afresh (part of the corrupt-file message);
     ``discard_corrupt`` (the admin asked to start afresh) treats a corrupt file as absent.
     A symlink, a file of another user or one others may write to is refused either way."""
@@ -83,29 +97,29 @@ def load(path, reset="remove it", discard_corrupt=False, limit=LIMIT):
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise nagiosplugin.CheckError(
-                "the state file %s is a symbolic link, which is never followed; remove it"
-                % path) from None
-        raise nagiosplugin.CheckError("cannot open the state file %s: %s" % (
-            path, _reason(exc))) from None
+                "the %s file %s is a symbolic link, which is never followed; remove it"
+                % (what, path)) from None
+        raise nagiosplugin.CheckError("cannot open the %s file %s: %s" % (
+            what, path, _reason(exc))) from None
     try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
-            raise nagiosplugin.CheckError("cannot open the state file %s: %s" % (
-                path, os.strerror(errno.EISDIR)))
+            raise nagiosplugin.CheckError("cannot open the %s file %s: %s" % (
+                what, path, os.strerror(errno.EISDIR)))
         if not stat.S_ISREG(info.st_mode):
-            raise nagiosplugin.CheckError("the state file %s is not a regular file" % path)
+            raise nagiosplugin.CheckError("the %s file %s is not a regular file" % (what, path))
         if info.st_uid != os.geteuid():
             raise nagiosplugin.CheckError(
-                "the state file %s belongs to uid %d, not to this user (uid %d); it is not "
-                "trusted" % (path, info.st_uid, os.geteuid()))
+                "the %s file %s belongs to uid %d, not to this user (uid %d); it is not "
+                "trusted" % (what, path, info.st_uid, os.geteuid()))
         if info.st_mode & 0o022:
             raise nagiosplugin.CheckError(
-                "the state file %s is writable by group or others (mode %04o); it is not "
-                "trusted" % (path, stat.S_IMODE(info.st_mode)))
+                "the %s file %s is writable by group or others (mode %04o); it is not "
+                "trusted" % (what, path, stat.S_IMODE(info.st_mode)))
         data = bounded.read_fd(fd, limit)
     except OSError as exc:
-        raise nagiosplugin.CheckError("cannot read the state file %s: %s" % (
-            path, _reason(exc))) from None
+        raise nagiosplugin.CheckError("cannot read the %s file %s: %s" % (
+            what, path, _reason(exc))) from None
     finally:
         os.close(fd)
     if len(data) > limit:
@@ -121,12 +135,12 @@ def load(path, reset="remove it", discard_corrupt=False, limit=LIMIT):
             why = "not a JSON object"
     if discard_corrupt:
         return None
-    raise nagiosplugin.CheckError("the state file %s is corrupt: %s; it is not trusted (%s)"
-                                  % (path, why, reset))
+    raise nagiosplugin.CheckError("the %s file %s is corrupt: %s; it is not trusted (%s)"
+                                  % (what, path, why, reset))
 
 
-def save(path, data):
-    """Write ``data`` as JSON to ``path`` atomically (see module)."""
+def save(path, data, what="state"):
+    """Write ``data`` as JSON to ``path`` atomically (see module); ``what`` as for load."""
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(directory, ".%s.%s.tmp" % (os.path.basename(path),
                                                   os.urandom(6).hex()))
@@ -150,8 +164,8 @@ def save(path, data):
                 os.unlink(tmp)
             except OSError:
                 pass
-        raise nagiosplugin.CheckError("cannot write the state file %s: %s" % (
-            path, _reason(exc))) from None
+        raise nagiosplugin.CheckError("cannot write the %s file %s: %s" % (
+            what, path, _reason(exc))) from None
 
 
 # -- caches: an answer kept while what it was computed from is unchanged -----------------
@@ -226,10 +240,9 @@ class Cache:
         if not self.path:
             return None
         try:
-            data = load(self.path, discard_corrupt=True)
+            data = load(self.path, discard_corrupt=True, what="cache")
         except nagiosplugin.CheckError as exc:
-            log.warning("%s; asking %s", str(exc).replace("state file", "cache file"),
-                        self.asking)
+            log.warning("%s; asking %s", exc, self.asking)
             return None
         if data is None:
             return None
@@ -249,6 +262,6 @@ class Cache:
         if not self.path:
             return
         try:
-            save(self.path, dict(fields, key=key, time=time.time()))
+            save(self.path, dict(fields, key=key, time=time.time()), what="cache")
         except nagiosplugin.CheckError as exc:
-            log.warning("%s", str(exc).replace("state file", "cache file"))
+            log.warning("%s", exc)

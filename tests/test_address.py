@@ -152,6 +152,24 @@ def test_resolve_literals_and_families():
         address.resolve("::1", 22, 4)
 
 
+def test_one_encoding_of_the_family_converted_only_at_a_socket_call():
+    """The IP version (4, 6, None for either) everywhere; socket's constants only where a
+    socket is made or getaddrinfo answers."""
+    import socket
+
+    assert [address.socket_family(v) for v in (None, 4, 6)] == [
+        socket.AF_UNSPEC, socket.AF_INET, socket.AF_INET6]
+    assert [address.version_of(f) for f in (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX,
+                                            socket.AF_UNSPEC)] == [4, 6, None, None]
+    for version in (None, 4, 6):
+        assert address.version_of(address.socket_family(version)) == version
+    assert [address.family_of(h) for h in ("192.0.2.1", "2001:db8::1", "fe80::1%eth0",
+                                           "host.example")] == [4, 6, 6, None]
+    with pytest.raises(address.ResolveError, match=r"^127.0.0.1 is an IPv4 address, but -6 "
+                                                   r"asks for IPv6 only$"):
+        address.resolve("127.0.0.1", 22, 6)
+
+
 def test_resolve_names_what_is_missing():
     with pytest.raises(address.ResolveError, match="cannot resolve nothing.invalid"):
         address.resolve("nothing.invalid", 22)

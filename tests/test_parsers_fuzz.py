@@ -1,7 +1,7 @@
 """Property-based tests for every parser: no input makes one raise anything but its own
 documented error.
 
-A parser that meets text it does not know must say so in words (its LayoutError, UnitError,
+A parser that meets text it does not know must say so in words (proc.LayoutError, UnitError,
 EchoError, ...), which the check turns into one UNKNOWN line; any other exception would be an
 "internal error" at best. Parsers of checks still on their branches are skipped until merged
 (importorskip), then join by existing.
@@ -15,7 +15,7 @@ import nagiosplugin
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from osop_checks import cli, units
+from osop_checks import cli, proc, units
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -109,6 +109,8 @@ def _types():
     yield cli.duration_type(minimum=1, maximum=86400)
     yield cli.count_type(minimum=0, maximum=100)
     yield cli.regex_type
+    yield cli.state_type()
+    yield cli.state_type(("warning", "critical"))
     for quantity in QUANTITIES:
         yield cli.range_type(quantity, lower_bound=True)
         yield cli.quantity_type(quantity, minimum=0)
@@ -254,7 +256,7 @@ APT = st.one_of(
 @given(APT)
 def test_apt_parsers_raise_only_layout_error(text):
     apt = source("apt")
-    upgrades = only(apt.LayoutError, apt.parse_simulation, text)
+    upgrades = only(proc.LayoutError, apt.parse_simulation, text)
     for upgrade in upgrades or ():
         assert upgrade.package
     assert isinstance(apt.parse_kept_back(text), list)
@@ -283,8 +285,8 @@ DNF = st.one_of(
 @given(DNF)
 def test_dnf_parsers_raise_only_layout_error(text):
     dnf = source("dnf")
-    upgrades = only(dnf.LayoutError, dnf.parse_check_update, text)
-    advisories = only(dnf.LayoutError, dnf.parse_updateinfo, text)
+    upgrades = only(proc.LayoutError, dnf.parse_check_update, text)
+    advisories = only(proc.LayoutError, dnf.parse_updateinfo, text)
     if upgrades is not None and advisories is not None:
         dnf.classify(upgrades, advisories)
     for word in text.split()[:5]:

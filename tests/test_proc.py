@@ -119,3 +119,27 @@ def test_the_run_budget_caps_every_command():
         assert time.monotonic() - start < 1.5
     finally:
         deadline.start(None)
+
+
+def test_one_layout_error_for_every_source_that_parses_a_command():
+    """apt, dnf and systemctl output a parser does not know: one exception, an UNKNOWN in
+    words, the text met shown in one short line."""
+    import nagiosplugin
+
+    from osop_checks.sources import apt, dnf, systemd
+
+    plain = proc.LayoutError("apt-get printed no summary line")
+    assert isinstance(plain, nagiosplugin.CheckError)
+    assert str(plain) == "apt-get printed no summary line" and plain.detail == ""
+    long_row = "x  y\n" * 40
+    shown = proc.LayoutError("list-units row not understood", long_row)
+    assert str(shown) == "list-units row not understood (%s...)" % ("x y " * 20)[:77]
+    assert shown.detail == long_row
+    for parse, output in ((apt.parse_simulation, "Inst\n"), (dnf.parse_check_update, "a b c d\n"),
+                          (systemd.parse_units_table, "NOT THE HEADER\n"),
+                          (systemd.parse_state, "dancing\n")):
+        with pytest.raises(proc.LayoutError):
+            parse(output)
+    with pytest.raises(proc.LayoutError, match="^the layout of systemctl output has changed: "
+                                               "list-units header is not UNIT LOAD"):
+        systemd.parse_units_table("NOT THE HEADER\n")

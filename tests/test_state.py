@@ -2,6 +2,7 @@
 matters)."""
 import json
 import os
+import re
 import stat
 
 import nagiosplugin
@@ -11,10 +12,23 @@ from osop_checks import state
 
 
 def test_default_path():
-    assert state.default_path("three_copies", "ab12", {"XDG_STATE_HOME": "/s"}, 7) == \
-        "/s/osop-checks/three_copies_ab12.json"
-    assert state.default_path("three_copies", "ab12", {}, 7) == \
-        "/var/tmp/osop-checks-7/three_copies_ab12.json"
+    assert state.default_path("dyndns_match", "ab12", environ={"XDG_STATE_HOME": "/s"},
+                              uid=7) == "/s/osop-checks/dyndns_match_ab12.json"
+    assert state.default_path("dyndns_match", "ab12", environ={}, uid=7) == \
+        "/var/tmp/osop-checks-7/dyndns_match_ab12.json"
+
+
+def test_the_default_path_of_a_service_is_the_one_it_always_had():
+    """A name with its unsafe characters as '_' (dyndns_match), or a hash of the lines that
+    identify the service (three_copies): the files of existing installations are found."""
+    assert state.default_path("dyndns_match", "Office.Dyn.test", environ={}, uid=7) == \
+        "/var/tmp/osop-checks-7/dyndns_match__ffice._yn.test.json"
+    assert state.default_path("three_copies", identity=["/d\u00e4t\u00e4", "a=/x"], environ={},
+                              uid=7) == "/var/tmp/osop-checks-7/three_copies_ccc509af9416bc9b.json"
+    assert state.default_path("three_copies", identity=[
+        "/data1", "offsite=backup@vault:/srv/data1", "usb=/mnt/usb/data1"],
+        environ={"XDG_STATE_HOME": "/s"}, uid=0) == \
+        "/s/osop-checks/three_copies_210273a53e8a7976.json"
 
 
 def test_round_trip_is_atomic_and_private(tmp_path):
@@ -131,6 +145,32 @@ def test_a_cache_is_a_state_file_under_a_key(tmp_path):
     state.save(str(tmp_path / "elsewhere.json"), {"key": [1], "answer": 7})
     assert cache.load([1], lambda data: data["answer"]) is None
     assert state.Cache(None, "os_upgrades", {}, "apt").load([1], dict) is None
+
+
+def test_every_refusal_names_the_kind_of_file(tmp_path, caplog):
+    """The same rules say "state file" or "cache file" (``what``), whatever the path holds:
+    a path with "state" in it stays as it is."""
+    where = tmp_path / "statedir"
+    where.mkdir()
+    link = where / "answer.json"
+    os.symlink(str(where / "elsewhere.json"), str(link))
+    with pytest.raises(nagiosplugin.CheckError, match="^the cache file %s is a symbolic link"
+                                                      % re.escape(str(link))):
+        state.load(str(link), what="cache")
+    with pytest.raises(nagiosplugin.CheckError, match="^the state file %s is a symbolic link"
+                                                      % re.escape(str(link))):
+        state.load(str(link))
+    missing = where / "missing" / "s.json"
+    with pytest.raises(nagiosplugin.CheckError, match="^the directory of the cache file %s "
+                                                      % re.escape(str(missing))):
+        state.ensure_dir(str(missing), what="cache")
+    with pytest.raises(nagiosplugin.CheckError, match="^cannot write the cache file "):
+        state.save(str(missing), {}, what="cache")
+    cache = state.Cache(str(where), "os_upgrades", {}, "apt")
+    os.symlink(str(where / "elsewhere.json"), cache.path)
+    with caplog.at_level("WARNING", logger="nagiosplugin"):
+        assert cache.load([1], dict) is None
+    assert "the cache file %s is a symbolic link" % cache.path in caplog.text
 
 
 def test_stat_key_changes_with_a_file_or_a_directory_entry(tmp_path):

@@ -493,7 +493,7 @@ def build_check(args, scan=tree.scan_tree, snapshots=tree.list_snapshots,
         backup = gather(args, mode, scan, snapshots, stamp, tz)
     except tree.NotFound as exc:
         raise nagiosplugin.CheckError("%s does not exist" % (
-            "--path %s" % exc if str(exc) == args.path else exc)) from None
+            "--path %s" % exc if exc.path == args.path else exc)) from None
     if args.log:
         try:
             log_text = read_log(args.log)

@@ -102,16 +102,13 @@ def build_parser():
     return parser
 
 
-def storage_type(text):
+def parse_storage_type(text):
     from osop_checks.sources import snmp_storage  # SNMP mode only: local starts stay cheap
 
-    try:
-        return snmp_storage.storage_type(text)
-    except ValueError as exc:
-        raise cli.argparse.ArgumentTypeError(str(exc)) from None
+    return snmp_storage.storage_type(text)
 
 
-storage_type.__name__ = "storage type"
+storage_type = cli.value_type(parse_storage_type, "storage type")
 
 
 # -- thresholds ---------------------------------------------------------------------------
@@ -159,42 +156,36 @@ class FreeLimit:
                    for qc, rc in critical.ranges)
 
 
-def free_thresholds(text):
+def parse_free_limit(text):
+    """``20%``, ``50GiB``, ``20%,50GiB`` (both must be breached): a FreeLimit; UnitError."""
     ranges = []
     for part in str(text).split(","):
         quantity = units.PERCENT if "%" in part else units.SIZE  # 20%, 20%:, 10%:30%
-        try:
-            ranges.append((quantity, units.parse_range(part, quantity, lower_bound=True)))
-        except units.UnitError as exc:
-            raise cli.argparse.ArgumentTypeError(str(exc)) from None
+        ranges.append((quantity, units.parse_range(part, quantity, lower_bound=True)))
     return FreeLimit(ranges)
 
 
-free_thresholds.__name__ = "free space threshold"
+def parse_inode_limit(text):
+    return units.parse_range(text, units.PERCENT, lower_bound=True)
 
 
-def inode_threshold(text):
-    return cli.range_type(units.PERCENT, lower_bound=True)(text)
-
-
-inode_threshold.__name__ = "percentage"
-
-
-def path_threshold(text):
+def parse_path_threshold(text):
+    """``MOUNT=WARN/CRIT`` as (mount, warning FreeLimit, critical FreeLimit)."""
     mount, sep, limits = str(text).rpartition("=")
     warning, slash, critical = limits.partition("/")
     if not sep or not mount or not slash:
-        raise cli.argparse.ArgumentTypeError(
-            "%r is not MOUNT=WARN/CRIT (e.g. /data2=10%%/5%%)" % text)
-    warning, critical = free_thresholds(warning), free_thresholds(critical)
+        raise ValueError("%r is not MOUNT=WARN/CRIT (e.g. /data2=10%%/5%%)" % text)
+    warning, critical = parse_free_limit(warning), parse_free_limit(critical)
     if warning.never_fires(critical):
-        raise cli.argparse.ArgumentTypeError(
+        raise ValueError(
             "%r: warning %s can never fire: every value it warns about is critical by %s "
             "already" % (text, warning.written, critical.written))
     return mount, warning, critical
 
 
-path_threshold.__name__ = "path threshold"
+free_thresholds = cli.value_type(parse_free_limit, "free space threshold")
+inode_threshold = cli.value_type(parse_inode_limit, "percentage")
+path_threshold = cli.value_type(parse_path_threshold, "path threshold")
 
 
 # -- selection ----------------------------------------------------------------------------

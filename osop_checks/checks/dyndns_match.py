@@ -15,7 +15,6 @@ import functools
 import ipaddress
 import logging
 import os
-import re
 import time
 
 import nagiosplugin
@@ -157,62 +156,48 @@ def build_parser():
 
 # -- argument types ---------------------------------------------------------------------------
 
-def hostname_type(value):
+def parse_hostname(value):
     name = str(value).strip().rstrip(".")
     if not address.is_host_name(name):
-        raise argparse.ArgumentTypeError("%r is not a DNS name" % value)
+        raise ValueError("%r is not a DNS name" % value)
     return name.lower()
 
 
-hostname_type.__name__ = "DNS name"
-
-
-def server_type(value):
-    try:
-        return dns.parse_server(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-server_type.__name__ = "server"
-
-
-def url_type(value):
+def parse_url(value):
     from urllib.parse import urlsplit
 
-    parts = urlsplit(str(value))
+    try:
+        parts = urlsplit(str(value))
+    except ValueError:  # "Invalid IPv6 URL": argparse's own words, as before
+        raise ValueError("invalid URL value: %r" % (value,)) from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise argparse.ArgumentTypeError("%r is not an http:// or https:// URL" % value)
+        raise ValueError("%r is not an http:// or https:// URL" % value)
     return str(value)
 
 
-url_type.__name__ = "URL"
+def parse_router_url(value):
+    return upnp.DISCOVER if str(value).strip().lower() == upnp.DISCOVER else parse_url(value)
 
 
-def router_url_type(value):
-    return upnp.DISCOVER if str(value).strip().lower() == upnp.DISCOVER else url_type(value)
-
-
-router_url_type.__name__ = "URL"
-
-
-def address_type(value):
+def parse_address(value):
     try:
         return str(ipaddress.ip_address(str(value).strip()))
     except ValueError:
-        raise argparse.ArgumentTypeError("%r is not an IP address" % value) from None
+        raise ValueError("%r is not an IP address" % value) from None
 
 
-address_type.__name__ = "IP address"
-
-
-def path_type(value):
+def parse_path(value):
     if not str(value).strip():
-        raise argparse.ArgumentTypeError("the path is empty")
+        raise ValueError("the path is empty")
     return str(value)
 
 
-path_type.__name__ = "path"
+hostname_type = cli.value_type(parse_hostname, "DNS name")
+server_type = cli.value_type(dns.parse_server, "server")
+url_type = cli.value_type(parse_url, "URL")
+router_url_type = cli.value_type(parse_router_url, "URL")
+address_type = cli.value_type(parse_address, "IP address")
+path_type = cli.value_type(parse_path, "path")
 
 
 # -- comparison -------------------------------------------------------------------------------
@@ -294,8 +279,7 @@ def compare(family, answer, readings, prefix=128):
 # -- grace state --------------------------------------------------------------------------------
 
 def default_state_file(name, environ=os.environ, uid=None):
-    return state_files.default_path("dyndns_match", re.sub(r"[^a-z0-9.-]", "_", name),
-                                    environ, uid)
+    return state_files.default_path("dyndns_match", name, environ=environ, uid=uid)
 
 
 @dataclasses.dataclass

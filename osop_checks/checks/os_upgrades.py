@@ -6,41 +6,32 @@ unchanged, else from a simulation) after include/exclude, the reboot, the lists'
 -> judge (pure): security and other upgrades against their ranges, held packages, reboot and
 list age with their own states -> a plugin.Verdict with the counts, rendered by runtime.
 """
-import argparse
 import os
 import shlex
 import shutil
 import time
 
 import nagiosplugin
-from nagiosplugin import Critical, Ok, Warn
+from nagiosplugin import Ok, Warn
 
-from osop_checks import cli, plugin, proc, runtime, state, units
+from osop_checks import cli, plugin, proc, runtime, units
+from osop_checks import state as state_files
 from osop_checks.sources import apt, kernel, packages
 
 NAME = "OS_UPGRADES"
 
-STATES = {"ok": Ok, "warn": Warn, "warning": Warn, "crit": Critical, "critical": Critical}
-
-
-def state_type(text):
+def parse_command(text):
+    """A command line split as a shell would (never run by one) into an argv list."""
     try:
-        return STATES[text.lower()]
-    except KeyError:
-        raise argparse.ArgumentTypeError("%r is not one of ok, warn, crit" % text) from None
-
-
-state_type.__name__ = "state"
-
-
-def command_type(text):
-    argv = shlex.split(text)
+        argv = shlex.split(text)
+    except ValueError:  # "No closing quotation": argparse's own words, as before
+        raise ValueError("invalid command value: %r" % (text,)) from None
     if not argv:
-        raise argparse.ArgumentTypeError("empty command")
+        raise ValueError("empty command")
     return argv
 
 
-command_type.__name__ = "command"
+command_type = cli.value_type(parse_command, "command")
 
 
 def build_parser():
@@ -50,9 +41,9 @@ def build_parser():
         "stale package lists, on apt (Debian, Ubuntu) and dnf/yum (RHEL family) hosts.",
         examples=[
             "check_os_upgrades",
-            "check_os_upgrades --security-critical 0 -w 10 -c 50 --reboot-state crit",
+            "check_os_upgrades --security-critical 0 -w 10 -c 50 --reboot-state critical",
             "check_os_upgrades --upgrade-mode upgrade --exclude '^linux-(image|headers)-'",
-            "check_os_upgrades --max-list-age 2d --list-age-state crit",
+            "check_os_upgrades --max-list-age 2d --list-age-state critical",
             "check_os_upgrades --root /srv/container --apt-get 'chroot /srv/container apt-get'",
         ],
         behind_the_scenes=[
@@ -112,20 +103,21 @@ def build_parser():
                           "(default: none)")
     parser.add_threshold_pair("--security-warning", "--security-critical")
     parser.add_threshold_pair("--warning", "--critical")
-    thr.add_argument("--held-state", kind=cli.PLAIN, type=state_type, default=Ok, metavar="STATE",
-                     help="state when packages are held back (ok, warn, crit; default: ok, "
-                          "they are listed)")
-    thr.add_argument("--reboot-state", kind=cli.PLAIN,
-                     type=state_type, default=Warn, metavar="STATE",
-                     help="state when a reboot is required (ok, warn, crit; default: warn)")
+    states = cli.state_type()
+    thr.add_argument("--held-state", kind=cli.PLAIN, type=states, default="ok", metavar=cli.STATE,
+                     help=cli.state_help("state when packages are held back", states,
+                                         "ok, they are listed"))
+    thr.add_argument("--reboot-state", kind=cli.PLAIN, type=states, default="warning",
+                     metavar=cli.STATE,
+                     help=cli.state_help("state when a reboot is required", states, "warning"))
     thr.add_argument("--max-list-age", kind=cli.PLAIN, type=cli.duration_type(minimum=0),
                      default=7 * 86400, metavar="DURATION",
                      help="package lists / metadata older than this are stale (e.g. 36h, "
                           "2d; default: 7d; 0 turns the test off)")
-    thr.add_argument("--list-age-state", kind=cli.PLAIN,
-                     type=state_type, default=Warn, metavar="STATE",
-                     help="state when the lists are stale or missing (ok, warn, crit; "
-                          "default: warn)")
+    thr.add_argument("--list-age-state", kind=cli.PLAIN, type=states, default="warning",
+                     metavar=cli.STATE,
+                     help=cli.state_help("state when the lists are stale or missing", states,
+                                         "warning"))
     cache = parser.add_argument_group("result cache")
     cache.add_argument("--cache-dir", kind=cli.FILE_WRITTEN, metavar="DIR", type=cli.absolute_path,
                        help="keep the last answer in this existing directory, which must "
@@ -225,7 +217,7 @@ def ask(host, args):
     """The host's pending upgrades, from the cache while its key is unchanged."""
     if args.no_cache:
         return host.pending()
-    directory = args.cache_dir or state.default_cache_directory()
+    directory = args.cache_dir or state_files.default_cache_directory()
     if args.cache_dir and not (os.path.isdir(args.cache_dir)
                                and os.access(args.cache_dir, os.W_OK | os.X_OK)):
         raise nagiosplugin.CheckError("cannot write the cache directory %s (it must exist)"
@@ -233,14 +225,11 @@ def ask(host, args):
     if directory:
         # as a state directory: this user's, not writable by others (who could forge or
         # remove the answer)
-        try:
-            state.ensure_dir(os.path.join(directory, "cache"), create=True,
-                             option="--cache-dir or --no-cache")
-        except nagiosplugin.CheckError as exc:
-            raise nagiosplugin.CheckError(str(exc).replace("state", "cache")) from None
-    cache = state.Cache(directory, "os_upgrades", host.identity(), "the package manager")
+        state_files.ensure_dir(os.path.join(directory, "cache"), create=True,
+                               option="--cache-dir or --no-cache", what="cache")
+    cache = state_files.Cache(directory, "os_upgrades", host.identity(), "the package manager")
     # The key is taken before asking: a change while apt runs is seen by the next run.
-    key = state.stat_key(host.cache_inputs())
+    key = state_files.stat_key(host.cache_inputs())
     answer = cache.load(key, _cached)
     if answer is None:
         answer = host.pending()

@@ -18,7 +18,6 @@ NAME = "SYSTEMD_UNITS"
 
 UNIT_TYPES = ("service", "socket", "target", "device", "mount", "automount", "swap", "timer",
               "path", "slice", "scope")
-SEVERITIES = {"ok": Ok, "warning": Warn, "critical": Critical, "unknown": Unknown}
 # States of the whole system and what they mean for the check (severity option aside).
 BAD_SYSTEM_STATES = ("degraded", "starting", "initializing", "maintenance", "stopping")
 SUMMARY_NAMES = 8  # unit names in the status line before "+N more"
@@ -90,61 +89,58 @@ def build_parser():
                           "units: %s; default: timers are not judged); a TIMER named here "
                           "that is missing or not active is late too" % units.DURATION.examples)
     sev = parser.add_argument_group("severities")
-    sev.add_argument("--failed-severity", kind=cli.PLAIN,
-                     choices=("warning", "critical"), default="critical",
-                     help="state for a failed unit (default: critical)")
-    sev.add_argument("--late-severity", kind=cli.PLAIN,
-                     choices=("warning", "critical"), default="warning",
-                     help="state for a late timer (default: warning)")
-    sev.add_argument("--state-severity", kind=cli.PLAIN, choices=("ok", "warning", "critical"),
-                     default="warning",
-                     help="state when the system is %s; a 'degraded' caused only by units "
-                          "left out by the selection is OK (default: warning)"
-                          % "/".join(BAD_SYSTEM_STATES))
+    alarms, states = cli.state_type(("warning", "critical")), cli.state_type()
+    sev.add_argument("--failed-severity", kind=cli.PLAIN, type=alarms, default="critical",
+                     metavar=cli.STATE,
+                     help=cli.state_help("state for a failed unit", alarms, "critical"))
+    sev.add_argument("--late-severity", kind=cli.PLAIN, type=alarms, default="warning",
+                     metavar=cli.STATE,
+                     help=cli.state_help("state for a late timer", alarms, "warning"))
+    sev.add_argument("--state-severity", kind=cli.PLAIN, type=states, default="warning",
+                     metavar=cli.STATE,
+                     help=cli.state_help("state when the system is %s" % "/".join(
+                         BAD_SYSTEM_STATES), states, "warning")
+                     + "; a 'degraded' caused only by units left out by the selection is OK")
     return parser
 
 
 # -- option types ---------------------------------------------------------------------------
 
-def unit_types(value):
+def parse_unit_types(value):
     kinds = [k.strip() for k in str(value).split(",") if k.strip()]
     bad = [k for k in kinds if k not in UNIT_TYPES]
     if not kinds or bad:
-        raise cli.argparse.ArgumentTypeError("%r is not a unit type (%s)" % (
+        raise ValueError("%r is not a unit type (%s)" % (
             ",".join(bad) or value, ", ".join(UNIT_TYPES)))
     return kinds
 
 
-unit_types.__name__ = "unit type"
-
-
-def unit_name(value):
+def parse_unit_name(value):
     """A unit name as systemctl takes it; NAME without a known type suffix is NAME.service."""
     value = str(value).strip()
     if not systemd.UNIT_NAME.match(value):
-        raise cli.argparse.ArgumentTypeError("%r is not a unit name" % value)
+        raise ValueError("%r is not a unit name" % value)
     if value.rsplit(".", 1)[-1] not in UNIT_TYPES:
         value += ".service"
     return value
 
 
-unit_name.__name__ = "unit name"
-
-
-def timer_max_age(value):
+def parse_timer_max_age(value):
     """DURATION for every timer, or TIMER=DURATION for one ('.timer' added when missing)."""
     name, sep, duration = str(value).rpartition("=")
     if sep:
         name = name.strip()
         if not systemd.UNIT_NAME.match(name):
-            raise cli.argparse.ArgumentTypeError("%r is not a timer name" % name)
+            raise ValueError("%r is not a timer name" % name)
         if not name.endswith(".timer"):
             name += ".timer"
     seconds = cli.duration_type(minimum=1)(duration)
     return (name if sep else None), seconds
 
 
-timer_max_age.__name__ = "timer age"
+unit_types = cli.value_type(parse_unit_types, "unit type")
+unit_name = cli.value_type(parse_unit_name, "unit name")
+timer_max_age = cli.value_type(parse_timer_max_age, "timer age")
 
 
 # -- selection ------------------------------------------------------------------------------
@@ -419,9 +415,8 @@ def build_check(args, gather=systemd.gather, now=time.time):
     if ages and selection.types and "timer" not in selection.types:
         raise cli.UsageError("--timer-max-age judges timers, but --type leaves them out")
     limits = Limits(selection, dict.fromkeys(args.unit), ages,
-                    failed=SEVERITIES[args.failed_severity],
-                    late=SEVERITIES[args.late_severity],
-                    system=SEVERITIES[args.state_severity], verbose=args.verbose)
+                    failed=args.failed_severity, late=args.late_severity,
+                    system=args.state_severity, verbose=args.verbose)
 
     def wanted(unit_list, timers):
         names = [u.name for u in unit_list if u.active == "failed" and selection(u.name)]

@@ -192,45 +192,32 @@ def build_parser():
     return parser
 
 
-def location_type(value):
-    try:
-        return manifest.parse_location(value)
-    except manifest.LocationError as exc:
-        raise cli.argparse.ArgumentTypeError(str(exc)) from None
-
-
-location_type.__name__ = "location"
-
-
-def copy_type(value):
+def parse_copy(value):
+    """``NAME=LOCATION`` as (name, manifest location)."""
     name, sep, where = str(value).partition("=")
     if not sep:
-        raise cli.argparse.ArgumentTypeError(
-            "%r is not NAME=LOCATION (e.g. offsite=backup@vault:/srv/data1)" % value)
+        raise ValueError("%r is not NAME=LOCATION (e.g. offsite=backup@vault:/srv/data1)" % value)
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name):
-        raise cli.argparse.ArgumentTypeError(
-            "copy name %r: use letters, digits, '_', '.', '-'" % name)
-    return name, location_type(where)
+        raise ValueError("copy name %r: use letters, digits, '_', '.', '-'" % name)
+    return name, manifest.parse_location(where)
 
 
-copy_type.__name__ = "copy"
-
-
-def canary_type(value):
+def parse_canary(value):
     """A path relative to the source, inside it."""
     text = str(value)
     parts = text.split("/")
     if not text.strip() or text.startswith("/") or ".." in parts or "\0" in text:
-        raise cli.argparse.ArgumentTypeError(
+        raise ValueError(
             "%r must be a file inside the source, relative to it (e.g. docs/.canary)" % value)
     path = os.path.normpath(text)
     if path == ".":
-        raise cli.argparse.ArgumentTypeError("%r is the source itself, not a file in it"
-                                             % value)
+        raise ValueError("%r is the source itself, not a file in it" % value)
     return path
 
 
-canary_type.__name__ = "path inside the source"
+location_type = cli.value_type(manifest.parse_location, "location")
+copy_type = cli.value_type(parse_copy, "copy")
+canary_type = cli.value_type(parse_canary, "path inside the source")
 
 
 # -- gathering ----------------------------------------------------------------------------
@@ -924,14 +911,11 @@ def churn_start(previous, window, now):
 def default_state_file(source, copies, environ=None, uid=None):
     """three_copies_<hash>.json in the default state directory: the hash of the source and
     the copies, so two services of one host never share a state."""
-    import hashlib
+    from osop_checks import state as state_files
 
-    from osop_checks import state
-
-    key = "\n".join([str(source)] + ["%s=%s" % (n, w) for n, w in sorted(
-        (n, str(w)) for n, w in copies)])
-    digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return state.default_path("three_copies", digest, environ, uid)
+    identity = [str(source)] + ["%s=%s" % (n, w) for n, w in sorted(
+        (n, str(w)) for n, w in copies)]
+    return state_files.default_path("three_copies", identity=identity, environ=environ, uid=uid)
 
 
 # -- the words: the status line's tail, a row per copy, the long output ----------------------
@@ -1094,7 +1078,9 @@ def build_check(args, survey=survey_trees, store=None):
                 raise nagiosplugin.CheckError("cannot read the %s file %s: %s" % (
                     flag, path, (exc.strerror or str(exc)).lower())) from None
     if store is None:
-        from osop_checks import state as store
+        from osop_checks import state as state_files
+
+        store = state_files
     path = args.state_file or default_state_file(args.source, args.copies)
     store.ensure_dir(path, create=not args.state_file)
     previous = store.load(path, reset="remove it, or run once with --accept-changes",

@@ -12,7 +12,7 @@ import logging
 import math
 
 import nagiosplugin
-from nagiosplugin import Critical, Ok, Warn
+from nagiosplugin import Critical, Ok
 
 from osop_checks import address, bounded, cli, deadline, fanout, plugin, runtime, text, units
 from osop_checks.sources import tls
@@ -20,7 +20,6 @@ from osop_checks.sources import tls
 NAME = "TLS_EXPIRY"
 log = logging.getLogger("nagiosplugin")
 
-SEVERITIES = {"warn": Warn, "crit": Critical, "ignore": Ok}
 TRUST_WORDS = {"self-signed": "self-signed certificate, not trusted",
                "incomplete": "incomplete chain: {}",
                "untrusted": "untrusted: {}"}
@@ -99,26 +98,27 @@ def build_parser():
                         metavar="DAYS",
                         help="critical when fewer days are left (default: 7d)")
     parser.add_threshold_pair("--warning", "--critical", units.DAYS)
-    trust = parser.add_argument_group("trust (each problem's state: warn, crit or ignore)")
+    trust = parser.add_argument_group("trust (each problem's state)")
     trust.add_argument("--ca-file", kind=cli.FILE_READ, metavar="PATH",
                        help="trust these CA certificates (PEM) instead of the system store")
+    states = cli.state_type()
     for flag, default, what in (
-            ("--untrusted", "crit", "the chain does not lead to a trusted CA"),
-            ("--self-signed", "crit", "the certificate is self-signed and not trusted"),
-            ("--incomplete", "warn", "the server does not send the intermediates its "
-                                     "certificate needs"),
-            ("--mismatch", "crit", "the host name (or --sni) is not among the certificate's "
-                                   "SANs")):
-        trust.add_argument(flag, kind=cli.PLAIN, choices=tuple(SEVERITIES), default=default,
-                           help="%s (default: %s)" % (what, default))
+            ("--untrusted", "critical", "the chain does not lead to a trusted CA"),
+            ("--self-signed", "critical", "the certificate is self-signed and not trusted"),
+            ("--incomplete", "warning", "the server does not send the intermediates its "
+                                        "certificate needs"),
+            ("--mismatch", "critical", "the host name (or --sni) is not among the "
+                                       "certificate's SANs")):
+        trust.add_argument(flag, kind=cli.PLAIN, type=states, default=default, metavar=cli.STATE,
+                           help=cli.state_help("state when " + what, states, default))
     policy = parser.add_argument_group("policy (optional)")
     policy.add_argument("--min-key-size", kind=cli.PLAIN, type=cli.count_type(1), metavar="BITS",
                         help="smallest RSA/DSA key in the chain, e.g. 2048; elliptic curves "
                              "count as the RSA size of equal strength (P-256 = 3072)")
-    policy.add_argument("--weak-signature", kind=cli.PLAIN,
-                        choices=tuple(SEVERITIES), default="warn",
-                        help="a certificate in the chain signed with SHA-1 or MD5 "
-                             "(default: warn)")
+    policy.add_argument("--weak-signature", kind=cli.PLAIN, type=states, default="warning",
+                        metavar=cli.STATE,
+                        help=cli.state_help("state when a certificate in the chain is signed "
+                                            "with SHA-1 or MD5", states, "warning"))
     policy.add_argument("--max-validity", kind=cli.PLAIN,
                         type=cli.quantity_type(units.DAYS, minimum=1),
                         metavar="DAYS",
@@ -126,15 +126,17 @@ def build_parser():
     policy.add_argument("--min-tls-version", kind=cli.PLAIN, choices=tls.TLS_VERSIONS,
                         help="lowest TLS version the server may accept (probed with one "
                              "more handshake)")
-    policy.add_argument("--policy", kind=cli.PLAIN, choices=("warn", "crit"), default="warn",
-                        help="state of a --min-key-size, --max-validity or --min-tls-version "
-                             "violation (default: warn)")
+    alarms = cli.state_type(("warning", "critical"))
+    policy.add_argument("--policy", kind=cli.PLAIN, type=alarms, default="warning",
+                        metavar=cli.STATE,
+                        help=cli.state_help("state of a --min-key-size, --max-validity or "
+                                            "--min-tls-version violation", alarms, "warning"))
     return parser
 
 
 # -- endpoints ----------------------------------------------------------------------------
 
-def make_endpoint(host, port=None, starttls=None, sni=None, family=0):
+def make_endpoint(host, port=None, starttls=None, sni=None, family=None):
     """An Endpoint with the port and STARTTLS defaults filled in; ValueError for a host that
     is not a host name or an address."""
     host = address.check_host(host)
@@ -145,7 +147,7 @@ def make_endpoint(host, port=None, starttls=None, sni=None, family=0):
     return tls.Endpoint(host, port, None if starttls == "none" else starttls, sni, family)
 
 
-def parse_endpoint(spec, family=0):
+def parse_endpoint(spec, family=None):
     """``[NAME@]HOST[:PORT][/STARTTLS]``, HOST[:PORT] as address.parse_endpoint reads it:
     ``[::1]:443``, ``[::1]``, ``::1``, ``host:993``."""
     value = str(spec).strip()
@@ -163,14 +165,7 @@ def parse_endpoint(spec, family=0):
     return make_endpoint(where.host, where.port, starttls, sni, family)
 
 
-def endpoint_type(text_value):
-    try:
-        return parse_endpoint(text_value)
-    except ValueError as exc:
-        raise cli.argparse.ArgumentTypeError(str(exc)) from None
-
-
-endpoint_type.__name__ = "endpoint"
+endpoint_type = cli.value_type(parse_endpoint, "endpoint")
 
 
 def read_endpoint_file(path):
@@ -217,7 +212,7 @@ def endpoints_from(args):
             address.check_family(endpoint.host, args.family)
         except ValueError as exc:
             raise cli.UsageError(str(exc)) from None
-        endpoint.family = address.FAMILIES[args.family]
+        endpoint.family = args.family
     endpoints = once(endpoints)
     if not endpoints and not args.file:
         raise cli.UsageError("nothing to check: give -H, --endpoint, --endpoint-file or --file")
@@ -251,7 +246,7 @@ class Subject:
         error = attempt.error
         stage = error.stage if error else attempt.stage
         reason = error.reason if error else "no result"
-        if reason.startswith("no answer"):
+        if error is not None and error.timed_out:
             words = "%s during %s" % (reason, stage)
         else:
             words = "%s failed: %s" % (stage, reason)
@@ -269,10 +264,6 @@ class Subject:
         return cls(path, path, certificates, is_file=True)
 
 
-# The address family of an endpoint (a socket constant) as address.resolve names it.
-FAMILY_VERSIONS = {kind: version for version, kind in address.FAMILIES.items()}
-
-
 def spread(endpoints, resolve):
     """Every endpoint whose host name has several addresses (of its family, all names
     resolved concurrently) as one endpoint per address, ``NAME@[ADDRESS]:PORT``, in the
@@ -281,7 +272,7 @@ def spread(endpoints, resolve):
     names = [e for e in endpoints if address.family_of(e.host) is None]
     limit = deadline.remaining(None)
     answers = dict(zip((id(e) for e in names), fanout.run_all(
-        [functools.partial(resolve, e.host, e.port, FAMILY_VERSIONS[e.family], limit)
+        [functools.partial(resolve, e.host, e.port, e.family, limit)
          for e in names], limit=limit)))
     spread_out = []
     for endpoint in endpoints:
@@ -372,12 +363,9 @@ class Settings:
     def __init__(self, args):
         self.warning = args.warning
         self.critical = args.critical
-        self.severity = {"untrusted": SEVERITIES[args.untrusted],
-                         "self-signed": SEVERITIES[args.self_signed],
-                         "incomplete": SEVERITIES[args.incomplete],
-                         "mismatch": SEVERITIES[args.mismatch],
-                         "weak-signature": SEVERITIES[args.weak_signature],
-                         "policy": SEVERITIES[args.policy]}
+        self.severity = {"untrusted": args.untrusted, "self-signed": args.self_signed,
+                         "incomplete": args.incomplete, "mismatch": args.mismatch,
+                         "weak-signature": args.weak_signature, "policy": args.policy}
         self.min_key_size = args.min_key_size
         self.max_validity = args.max_validity
         self.min_tls_version = args.min_tls_version

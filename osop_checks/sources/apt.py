@@ -10,8 +10,6 @@ import logging
 import os
 import re
 
-import nagiosplugin
-
 from osop_checks import bounded, proc
 from osop_checks.sources.packages import (OUTPUT_LIMIT, ListAge, Pending, Reboot, Upgrade,
                                            newest_file)
@@ -31,10 +29,6 @@ _SUMMARY = re.compile(
     r"^(\d+) upgraded, (\d+) newly installed, (\d+) to remove and (\d+) not upgraded\.$")
 
 
-class LayoutError(nagiosplugin.CheckError):
-    """apt-get printed something this parser does not understand."""
-
-
 def is_security_origin(origin):
     """'Debian-Security:12/stable-security', 'Ubuntu:22.04/jammy-security': a security pocket.
 
@@ -49,7 +43,7 @@ def is_security_origin(origin):
 def parse_simulation(text):
     """The ``Inst`` lines of ``apt-get -s`` output as a list of Upgrade (in apt's order).
 
-    Raises LayoutError when the output has no summary line ("N upgraded, ...") or when the
+    Raises proc.LayoutError when the output has no summary line ("N upgraded, ...") or when the
     number of Inst lines differs from what the summary says: a layout this parser does not
     know, never a silent "0 upgrades"."""
     upgrades = []
@@ -58,7 +52,7 @@ def parse_simulation(text):
         if line.startswith("Inst "):
             match = _INST.match(line)
             if not match:
-                raise LayoutError("cannot read this line of apt-get output: %s" % line[:200])
+                raise proc.LayoutError("cannot read this line of apt-get output: %s" % line[:200])
             origins = [o.strip() for o in (match.group("origins") or "").split(", ")
                        if o.strip()]
             upgrades.append(Upgrade(
@@ -71,11 +65,11 @@ def parse_simulation(text):
             if match:
                 summary = [int(n) for n in match.groups()]
     if summary is None:
-        raise LayoutError("apt-get printed no 'N upgraded, N newly installed ...' line; "
-                          "the layout of its output has changed")
+        raise proc.LayoutError("apt-get printed no 'N upgraded, N newly installed ...' line; "
+                               "the layout of its output has changed")
     if summary[0] + summary[1] != len(upgrades):
-        raise LayoutError("apt-get announced %d upgraded and %d newly installed packages but "
-                          "listed %d Inst lines" % (summary[0], summary[1], len(upgrades)))
+        raise proc.LayoutError("apt-get announced %d upgraded and %d newly installed packages but "
+                               "listed %d Inst lines" % (summary[0], summary[1], len(upgrades)))
     return upgrades
 
 

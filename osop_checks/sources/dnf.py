@@ -11,8 +11,6 @@ import logging
 import os
 import re
 
-import nagiosplugin
-
 from osop_checks import proc
 from osop_checks.sources.packages import OUTPUT_LIMIT, Pending, Reboot, Upgrade, newest_file
 
@@ -20,10 +18,6 @@ log = logging.getLogger("nagiosplugin")
 
 ARCHES = frozenset("x86_64 i686 i386 noarch aarch64 ppc64le s390x armv7hl src".split())
 _NEVRA = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)-(?P<release>[^-]+)\.(?P<arch>[^.]+)$")
-
-
-class LayoutError(nagiosplugin.CheckError):
-    """dnf printed something this parser does not understand."""
 
 
 def split_nevra(text):
@@ -54,19 +48,19 @@ def parse_check_update(text):
         if len(tokens) < 3:
             continue
         if len(tokens) > 3:
-            raise LayoutError("cannot read this line of dnf check-update output: %s"
-                              % stripped[:200])
+            raise proc.LayoutError("cannot read this line of dnf check-update output: %s"
+                                   % stripped[:200])
         name_arch, version, repo = tokens
         tokens = []
         name, dot, arch = name_arch.rpartition(".")
         if not dot or arch not in ARCHES:
-            raise LayoutError("cannot read this line of dnf check-update output: %s"
-                              % stripped[:200])
+            raise proc.LayoutError("cannot read this line of dnf check-update output: %s"
+                                   % stripped[:200])
         upgrades.append(Upgrade(package=name, current="", candidate=version, origins=[repo],
                                 arch=arch))
     if tokens:
-        raise LayoutError("dnf check-update output ends in an incomplete row: %s"
-                          % " ".join(tokens)[:200])
+        raise proc.LayoutError("dnf check-update output ends in an incomplete row: %s"
+                               % " ".join(tokens)[:200])
     return upgrades
 
 
@@ -86,12 +80,12 @@ def parse_updateinfo(text):
             continue
         index = column if column is not None else 2
         if len(fields) <= index:
-            raise LayoutError("cannot read this line of dnf updateinfo output: %s"
-                              % line.strip()[:200])
+            raise proc.LayoutError("cannot read this line of dnf updateinfo output: %s"
+                                   % line.strip()[:200])
         nevra = split_nevra(fields[index])
         if nevra is None:
-            raise LayoutError("cannot read this line of dnf updateinfo output: %s"
-                              % line.strip()[:200])
+            raise proc.LayoutError("cannot read this line of dnf updateinfo output: %s"
+                                   % line.strip()[:200])
         found[(nevra[0], nevra[2])] = fields[0]
     return found
 

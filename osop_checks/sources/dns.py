@@ -145,7 +145,7 @@ def _exchange(request, server: Server, timeout, tcp=False):
 
     wire = request.to_wire()
     expiry = time.monotonic() + timeout
-    family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
+    family = address.socket_family(address.family_of(server[0]))
 
     def left():
         remaining = expiry - time.monotonic()

@@ -14,6 +14,7 @@ import logging
 import time
 
 from osop_checks import __version__, deadline, text
+from osop_checks.address import version_of  # "address" names an address here
 
 log = logging.getLogger("nagiosplugin")
 
@@ -189,11 +190,9 @@ def global_addresses(entries) -> list[str]:
     """The addresses among ``entries`` (psutil snicaddr-like objects with .family and
     .address) that can be a public address: not loopback, link-local, multicast, unspecified
     or IPv6 unique-local (fc00::/7)."""
-    import socket
-
     found = []
     for entry in entries:
-        if entry.family not in (socket.AF_INET, socket.AF_INET6):
+        if version_of(entry.family) is None:  # AF_PACKET, the interface's MAC address
             continue
         try:
             address = ipaddress.ip_address(entry.address.split("%")[0])

@@ -37,17 +37,9 @@ ENVIRONMENT = {"TZ": "UTC", "SYSTEMD_PAGER": "", "PAGER": "cat", "SYSTEMD_COLORS
 UNIT_NAME = re.compile(r"^[A-Za-z0-9:_.\\@-]+$")
 
 
-class LayoutError(nagiosplugin.CheckError):
+def layout_error(what, detail=""):
     """systemctl wrote something this module does not understand."""
-
-    def __init__(self, what, detail=""):
-        super().__init__("the layout of systemctl output has changed: %s%s" % (
-            what, (" (%s)" % _snippet(detail)) if detail else ""))
-
-
-def _snippet(text, limit=80):
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return proc.LayoutError("the layout of systemctl output has changed: %s" % what, detail)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,13 +106,13 @@ class Snapshot:
 # -- parsing --------------------------------------------------------------------------------
 
 def _json_list(text, command):
-    """The JSON array systemctl ``command`` wrote, or a LayoutError saying what it wrote."""
+    """The JSON array systemctl ``command`` wrote, or a proc.LayoutError saying what it wrote."""
     try:
         rows = json.loads(text)
     except ValueError as exc:
-        raise LayoutError("%s did not write JSON: %s" % (command, exc), text) from None
+        raise layout_error("%s did not write JSON: %s" % (command, exc), text) from None
     if not isinstance(rows, list):
-        raise LayoutError("%s JSON is not a list" % command, text)
+        raise layout_error("%s JSON is not a list" % command, text)
     return rows
 
 
@@ -131,7 +123,7 @@ def parse_units_json(text) -> list[Unit]:
     for row in rows:
         if not isinstance(row, dict) or not all(
                 isinstance(row.get(k), str) for k in ("unit", "load", "active", "sub")):
-            raise LayoutError("a list-units JSON entry lacks unit/load/active/sub", str(row))
+            raise layout_error("a list-units JSON entry lacks unit/load/active/sub", str(row))
         units.append(Unit(row["unit"], row["load"], row["active"], row["sub"],
                           str(row.get("description") or "")))
     return units
@@ -145,13 +137,13 @@ def parse_units_table(text) -> list[Unit]:
     while lines and not lines[0].strip():
         lines.pop(0)
     if not lines:
-        raise LayoutError("list-units wrote nothing")
+        raise layout_error("list-units wrote nothing")
     if re.match(r"^0 loaded units listed", lines[0].strip()):
         return []
     header = lines[0]
     words = tuple(header.split())
     if words not in (UNIT_COLUMNS, UNIT_COLUMNS_JOB):
-        raise LayoutError("list-units header is not %s" % " ".join(UNIT_COLUMNS), header)
+        raise layout_error("list-units header is not %s" % " ".join(UNIT_COLUMNS), header)
     job = None
     if words == UNIT_COLUMNS_JOB:
         starts = [m.start() for m in re.finditer(r"\S+", header)]
@@ -165,12 +157,12 @@ def parse_units_table(text) -> list[Unit]:
             line = " " + line[1:]
         fields = line.split(None, 3)
         if len(fields) < 4 or fields[2] not in ACTIVE_STATES:
-            raise LayoutError("list-units row not understood", line)
+            raise layout_error("list-units row not understood", line)
         name, load, active, rest = fields
         if job is not None:
             if line[job[0] - 1:job[0]] not in ("", " ") or \
                     line[job[1] - 1:job[1]] not in ("", " "):
-                raise LayoutError("list-units row not understood", line)
+                raise layout_error("list-units row not understood", line)
             sub = line[:job[0]].split()[-1]
             description = line[job[1]:].strip()
         else:
@@ -185,7 +177,7 @@ def _usec(value):
     try:
         return int(value) / 1e6
     except (TypeError, ValueError):
-        raise LayoutError("a timestamp in list-timers JSON is not a number", str(value)) \
+        raise layout_error("a timestamp in list-timers JSON is not a number", str(value)) \
             from None
 
 
@@ -196,7 +188,7 @@ def parse_timers_json(text) -> list[Timer]:
     for row in rows:
         if not isinstance(row, dict) or not isinstance(row.get("unit"), str) \
                 or "last" not in row or "next" not in row:
-            raise LayoutError("a list-timers JSON entry lacks unit/last/next", str(row))
+            raise layout_error("a list-timers JSON entry lacks unit/last/next", str(row))
         timers.append(Timer(row["unit"], str(row.get("activates") or ""),
                             _usec(row.get("last")), _usec(row.get("next"))))
     return timers
@@ -209,12 +201,12 @@ def parse_timers_table(text) -> list[Timer]:
     while lines and not lines[0].strip():
         lines.pop(0)
     if not lines:
-        raise LayoutError("list-timers wrote nothing")
+        raise layout_error("list-timers wrote nothing")
     if re.match(r"^0 timers listed", lines[0].strip()):
         return []
     header = lines[0]
     if tuple(header.split()) != TIMER_COLUMNS:
-        raise LayoutError("list-timers header is not %s" % " ".join(TIMER_COLUMNS), header)
+        raise layout_error("list-timers header is not %s" % " ".join(TIMER_COLUMNS), header)
     starts = [m.start() for m in re.finditer(r"\S+", header)]
     timers = []
     for line in lines[1:]:
@@ -224,7 +216,7 @@ def parse_timers_table(text) -> list[Timer]:
         # a cell must not have been cut in the middle of a word
         if any(0 < a < len(line) and line[a - 1] != " " for a in starts[1:]) \
                 or not UNIT_NAME.match(cells[4]):
-            raise LayoutError("list-timers row not understood", line)
+            raise layout_error("list-timers row not understood", line)
         timers.append(Timer(cells[4], cells[5], parse_timestamp(cells[2]),
                             parse_timestamp(cells[0])))
     return timers
@@ -260,10 +252,10 @@ def parse_timestamp(text) -> float | None:
         try:
             return float(text[1:])
         except ValueError:
-            raise LayoutError("timestamp not understood", text) from None
+            raise layout_error("timestamp not understood", text) from None
     match = _STAMP.match(text)
     if not match:
-        raise LayoutError("timestamp not understood", text)
+        raise layout_error("timestamp not understood", text)
     *fields, zone = match.groups()
     if zone not in (None, "UTC", "GMT", "UTC0", "Z"):
         raise nagiosplugin.CheckError(
@@ -272,7 +264,7 @@ def parse_timestamp(text) -> float | None:
     try:
         return float(utc_seconds(*(int(f) for f in fields)))
     except ValueError:
-        raise LayoutError("timestamp not understood", text) from None
+        raise layout_error("timestamp not understood", text) from None
 
 
 def parse_show(text) -> list[Properties]:
@@ -287,14 +279,14 @@ def parse_show(text) -> list[Properties]:
             continue
         key, sep, value = line.partition("=")
         if not sep or not re.match(r"^[A-Za-z]+$", key):
-            raise LayoutError("show wrote a line that is not Key=value", line)
+            raise layout_error("show wrote a line that is not Key=value", line)
         current[key] = value
     if current:
         blocks.append(current)
     result = []
     for block in blocks:
         if "Id" not in block:
-            raise LayoutError("show wrote a block without Id", " ".join(block))
+            raise layout_error("show wrote a block without Id", " ".join(block))
         status = block.get("ExecMainStatus", "")
         result.append(Properties(
             name=block["Id"], load_state=block.get("LoadState", ""),
@@ -313,7 +305,7 @@ def parse_state(text) -> str:
     """``is-system-running``: one word."""
     word = text.strip().split("\n", 1)[0].strip()
     if word not in SYSTEM_STATES:
-        raise LayoutError("is-system-running said something unknown", text)
+        raise layout_error("is-system-running said something unknown", text)
     return word
 
 
@@ -376,7 +368,7 @@ def list_units(systemctl, layout="auto"):
         if is_json(out):
             return parse_units_json(out), "json"
         if layout == "json":
-            raise LayoutError("list-units --output=json did not write JSON (systemd older "
+            raise layout_error("list-units --output=json did not write JSON (systemd older "
                               "than 246? use --format table)", out)
     return parse_units_table(systemctl("list-units", "--all", "--plain")), "table"
 
@@ -386,7 +378,7 @@ def list_timers(systemctl, layout):
         out = systemctl("list-timers", "--all", "--output=json")
         if is_json(out):
             return parse_timers_json(out)
-        raise LayoutError("list-timers --output=json did not write JSON", out)
+        raise layout_error("list-timers --output=json did not write JSON", out)
     return parse_timers_table(systemctl("list-timers", "--all"))
 
 
@@ -406,7 +398,7 @@ def show(systemctl, names: list[str]) -> dict[str, Properties]:
         return {}
     blocks = parse_show(systemctl("show", "-p", ",".join(PROPERTIES), "--", *names))
     if len(blocks) != len(names):
-        raise LayoutError("show answered for %d units, asked for %d" % (
+        raise layout_error("show answered for %d units, asked for %d" % (
             len(blocks), len(names)))
     return dict(zip(names, blocks))
 

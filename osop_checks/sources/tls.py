@@ -20,7 +20,7 @@ import threading
 import warnings
 
 from osop_checks import deadline, text
-from osop_checks.address import family_of  # "address" names the peer here
+from osop_checks.address import family_of, socket_family  # "address" names the peer here
 
 log = logging.getLogger("nagiosplugin")
 
@@ -87,7 +87,7 @@ class Endpoint:
     port: int
     starttls: str | None = None
     sni: str | None = None
-    family: int = 0
+    family: int | None = None  # 4 or 6: only that IP version's addresses (-4/-6)
 
     @property
     def name(self):
@@ -127,12 +127,18 @@ class Presented:
 
 
 class ConnectionFailed(Exception):
-    """The endpoint could not be read; ``stage`` says where it failed."""
+    """The endpoint could not be read; ``stage`` says where it failed, ``reason`` why in
+    words; ``timed_out``: the endpoint gave no answer within the --timeout (``timeout``)."""
 
-    def __init__(self, stage, reason):
+    def __init__(self, stage, reason, timed_out=False):
         super().__init__("%s: %s" % (stage, reason))
         self.stage = stage
         self.reason = reason
+        self.timed_out = timed_out
+
+    @classmethod
+    def timeout(cls, stage):
+        return cls(stage, "no answer within the --timeout", timed_out=True)
 
 
 @dataclasses.dataclass
@@ -449,7 +455,7 @@ _DIALOGUES = {"smtp": _smtp, "imap": _imap, "pop3": _pop3, "ftp": _ftp, "ldap": 
 def _connect(endpoint, attempt):
     attempt.stage = "resolve"
     try:
-        infos = socket.getaddrinfo(endpoint.host, endpoint.port, endpoint.family,
+        infos = socket.getaddrinfo(endpoint.host, endpoint.port, socket_family(endpoint.family),
                                    socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise ConnectionFailed("resolve", "cannot resolve %s: %s" % (
@@ -562,7 +568,7 @@ def _describe(stage, exc):
     if isinstance(exc, ConnectionFailed):
         return exc
     if isinstance(exc, (socket.timeout, deadline.Timeout)):
-        return ConnectionFailed(stage, "no answer within the --timeout")
+        return ConnectionFailed.timeout(stage)
     if isinstance(exc, ssl.SSLCertVerificationError):
         return ConnectionFailed(stage, exc.verify_message or str(exc))
     if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError)):
@@ -704,7 +710,7 @@ def fetch_all(endpoints, fetch=fetch, **options):
             if attempt.crash is not None:
                 raise attempt.crash
             if attempt.presented is None and attempt.error is None:
-                attempt.error = ConnectionFailed(attempt.stage, "no answer within the --timeout")
+                attempt.error = ConnectionFailed.timeout(attempt.stage)
     return attempts
 
 

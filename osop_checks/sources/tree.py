@@ -36,7 +36,11 @@ LOG_TAIL = 4 * 1024 * 1024   # a backup log is judged on its last 4 MiB
 
 
 class NotFound(Exception):
-    """The path to look at does not exist."""
+    """The path to look at does not exist; ``path`` is that path (the message too)."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.path = path
 
 
 @dataclasses.dataclass

@@ -10,6 +10,7 @@ import sys
 import pytest
 from nagiosplugin import Critical, Ok, Warn
 
+from osop_checks import proc
 from osop_checks.checks import os_upgrades
 from osop_checks.sources import apt, dnf, kernel, packages
 from tests.helpers import FIXTURES, fixture, perf
@@ -101,7 +102,7 @@ def test_ubuntu_and_local_origins_synthetic():
     "and 0 not upgraded.\n",
 ])
 def test_layouts_not_understood_fail_loudly(text):
-    with pytest.raises(apt.LayoutError):
+    with pytest.raises(proc.LayoutError):
         apt.parse_simulation(text)
 
 
@@ -150,7 +151,7 @@ def test_dnf_wrapped_rows_and_dnf5_table():
 
 @pytest.mark.parametrize("text", ["bash.x86_64 1.0 baseos extra\n", "bash 1.0 baseos\n"])
 def test_dnf_layout_errors(text):
-    with pytest.raises(dnf.LayoutError):
+    with pytest.raises(proc.LayoutError):
         dnf.parse_check_update(text)
 
 

@@ -155,7 +155,7 @@ def test_older_timer_tables(name, timers):
     (systemd.parse_timers_json, "list-units_degraded_v252.json"),
 ])
 def test_unknown_layouts_fail_loudly(parse, name):
-    with pytest.raises(systemd.LayoutError, match="layout of systemctl output has changed"):
+    with pytest.raises(proc.LayoutError, match="layout of systemctl output has changed"):
         parse(fixture(name))
 
 
@@ -179,14 +179,14 @@ def test_timestamps():
         assert systemd.parse_timestamp(never) is None
     with pytest.raises(Exception, match="time zone CET"):
         systemd.parse_timestamp("Thu 2026-11-26 10:57:27 CET")
-    with pytest.raises(systemd.LayoutError):
+    with pytest.raises(proc.LayoutError):
         systemd.parse_timestamp("yesterday")
 
 
 def test_system_states():
     assert systemd.parse_state(fixture("is-system-running_degraded_v252.txt")) == "degraded"
     assert systemd.parse_state(fixture("is-system-running_starting_v252.txt")) == "starting"
-    with pytest.raises(systemd.LayoutError):
+    with pytest.raises(proc.LayoutError):
         systemd.parse_state("bogus\n")
 
 

@@ -118,7 +118,7 @@ def test_labels_name_host_port_and_protocol():
     (["-p", "443", "--endpoint", "x"], "go with -H"),
     (["--endpoint", "host:99999"], "not a port"),
     (["-H", "x", "-w", "soon"], "not a duration in days"),
-    (["-H", "x", "--untrusted", "maybe"], "invalid choice"),
+    (["-H", "x", "--untrusted", "maybe"], "is not one of ok, warning, critical"),
     (["-H", "x", "-4", "-6"], "not allowed with"),
     (["--endpoint-file", "/nonexistent/endpoints"], "cannot read the endpoint file"),
     (["-H", "x", "--ca-file", "/nonexistent/ca.pem"], "cannot read the --ca-file"),
@@ -154,7 +154,7 @@ def test_endpoint_file(tmp_path):
     endpoints = tls_expiry.endpoints_from(args)
     assert [e.label for e in endpoints] == ["www.example.org:443",
                                             "mail.example.org:587 (smtp)"]
-    assert all(e.family == 2 for e in endpoints)
+    assert all(e.family == 4 for e in endpoints)
     path.write_text("good.example\nbad:port\n")
     with pytest.raises(tls_expiry.cli.UsageError, match="line 2"):
         tls_expiry.endpoints_from(tls_expiry.build_parser().parse_args(
@@ -336,7 +336,7 @@ def test_all_ok_names_the_soonest(chains):
 
 
 @pytest.mark.parametrize("error, words", [
-    (tls.ConnectionFailed("TLS handshake", "no answer within the --timeout"),
+    (tls.ConnectionFailed.timeout("TLS handshake"),
      "h:443 no answer within the --timeout during TLS handshake"),
     (tls.ConnectionFailed("STARTTLS", "refused by the server: 502 no"),
      "h:443 STARTTLS failed: refused by the server: 502 no"),

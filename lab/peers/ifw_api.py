@@ -393,6 +393,23 @@ def as_a_caller_may_ask(check, argv):
 def policy_allowing(requests):
     """The api.conf text that allows what ``requests`` [(check, argv)] ask beyond plain
     options, and nothing else: the demo's own policy file."""
+    sections = allowances(requests)
+    text = []
+    for section in sorted(sections):
+        text.append("[%s]" % section)
+        text += ["%s = %s" % (f, " ".join(sorted(v))) for f, v in sections[section].items() if v]
+    return "\n".join(text) + "\n"
+
+
+def asks_beyond_plain(check, argv):
+    """Whether ``argv`` names a path, host, port, URL or file: what the built-in policy
+    (no api.conf) refuses."""
+    return any(any(fields.values()) for fields in allowances([(check, argv)]).values())
+
+
+def allowances(requests):
+    """{"check_x": {field: set of values}}: what ``requests`` [(check, argv)] ask beyond
+    plain options, by api.conf field (paths, hosts, ports, urls, files)."""
     import importlib
 
     from osop_checks.api import policy
@@ -410,11 +427,7 @@ def policy_allowing(requests):
                 if one is None or one is action.default or one is True:
                     continue
                 _allow(fields, action.kind, one)
-    text = []
-    for section in sorted(sections):
-        text.append("[%s]" % section)
-        text += ["%s = %s" % (f, " ".join(sorted(v))) for f, v in sections[section].items() if v]
-    return "\n".join(text) + "\n"
+    return sections
 
 
 def _allow(fields, kind, value):

@@ -114,6 +114,9 @@ def world(tmp_path_factory):
         rsa = stack.enter_context(ifw_api.ApiDaemon(icinga, workers=8, policy=policy))
         # the scenarios asked straight from a daemon of their own (its own state files)
         direct = stack.enter_context(ifw_api.ApiDaemon(icinga, workers=4, policy=policy))
+        # as installed: no api.conf of the admin's (the built-in policy: plain options only)
+        default = stack.enter_context(ifw_api.ApiDaemon(icinga, workers=2, policy=None))
+        plain = [s for s in scenarios if not ifw_api.asks_beyond_plain(s[0], s[2])]
         ec_cert, ec_key = ifw_api.ecdsa_pair(instance, "daemon")
         ec_client = ifw_api.ecdsa_pair(instance, "icinga")
         ecdsa = stack.enter_context(ifw_api.ApiDaemon(ifw_api.IcingaPki(ca, ec_cert, ec_key),
@@ -129,6 +132,10 @@ def world(tmp_path_factory):
                                           scheduled=False)
                 + icinga2.service_objects(HOST, [r[:3] for r in refused], "refused ",
                                           {"ifw_api_port": rsa.port}, scheduled=False)
+                + icinga2.service_objects(HOST, plain, "default ",
+                                          {"ifw_api_port": default.port}, scheduled=False)
+                + icinga2.service_objects(HOST, disk, "default-path ",
+                                          {"ifw_api_port": default.port}, scheduled=False)
                 + icinga2.service_objects(HOST, disk, "ecdsa ", {
                     "ifw_api_port": ecdsa.port, "ifw_api_cert": instance.inside(ec_client[0]),
                     "ifw_api_key": instance.inside(ec_client[1])})
@@ -143,7 +150,7 @@ def world(tmp_path_factory):
         assert instance.force_checks() > 0
         services, pending = instance.wait_for_results(since, timeout=120)
         assert not pending, "no result for %s\n%s" % (pending, instance.log_tail())
-        yield {"services": services, "scenarios": scenarios, "refused": refused,
+        yield {"services": services, "scenarios": scenarios, "refused": refused, "plain": plain,
                "instance": instance, "rsa": rsa, "direct": direct, "problems": problems,
                "fork_home": fork_home}
 
@@ -186,6 +193,25 @@ def test_a_scenario_that_names_a_program_or_a_file_written_is_refused_in_words(w
         assert "osop-checks-api never takes it from a caller" in res["output"], (
             title, res["output"])
         assert why.split(" ")[0] in res["output"], (title, why, res["output"])
+
+
+def test_with_the_default_policy_plain_scenarios_answer_and_a_path_is_refused_in_words(world):
+    """No api.conf (the package as installed): the scenarios that name nothing on the host
+    (this machine's disks, upgrades, units) answer as when forked; -p / is refused, saying
+    where to allow it."""
+    assert world["plain"], "no scenario with plain options only"
+    number_of = {id(s): n for n, s in enumerate(world["scenarios"], 1)}
+    for number, scenario in enumerate(world["plain"], 1):
+        check, title, _argv = scenario
+        forked = result(world, "fork %s %d" % (check, number_of[id(scenario)]))
+        api = result(world, "default %s %d" % (check, number))
+        assert (api["exit_status"], masked(api["output"])) == (
+            forked["exit_status"], masked(forked["output"])), (title, api["output"],
+                                                               forked["output"])
+    refused = result(world, "default-path disk_partitions 1")
+    assert refused["exit_status"] == 3, refused["output"]
+    assert "allow it in api.conf [check_disk_partitions] paths" in refused["output"], \
+        refused["output"]
 
 
 def test_an_ecdsa_certificate_on_both_sides_works(world):

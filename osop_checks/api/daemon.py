@@ -23,7 +23,9 @@ from osop_checks import __version__, runtime, units
 from osop_checks.api import policy, pool, protocol
 
 PORT = 5668
-CERTS = "/var/lib/icinga2/certs"
+# Its own key pair, signed by the Icinga CA (docs/api-security.md): never Icinga's private key
+# in /var/lib/icinga2/certs, which is nagios' alone.
+CERTS = "/etc/osop-checks"
 MAX_BODY = 1024 * 1024
 MAX_HEAD = 16 * 1024
 # Icinga 2.14's default cipher_list (as in Debian 13's icinga2 binary): forward-secret AEAD
@@ -68,10 +70,12 @@ def build_parser():
                     "(POST /v1/checker?command=NAME over mutual TLS) from pre-forked workers, "
                     "so Icinga runs a check without starting a process.",
         epilog="examples:\n"
-               "  osop-checks-api                       # 127.0.0.1:5668 and [::1]:5668, "
-               "Icinga's certificates\n"
-               "  osop-checks-api --listen 0.0.0.0:5668 --workers 4 -v\n"
-               "  osop-checks-api --cert /etc/osop/api.crt --key /etc/osop/api.key",
+               "  osop-checks-api          # 127.0.0.1:5668 and [::1]:5668, "
+               "/etc/osop-checks/api.crt, api.key, ca.crt, api.conf\n"
+               "  osop-checks-api --listen 192.0.2.10:5668 --allow-client satellite1 -v\n"
+               "  osop-checks-api --crl /etc/osop-checks/crl.pem --node agent1.example.org\n"
+               "as the package runs it: systemctl enable --now osop-checks-api.socket "
+               "(docs/api-security.md)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--listen", action="append", type=listen_type, metavar="ADDRESS:PORT",
                         help="address to listen on (repeatable; [v6]:port for IPv6; default: "
@@ -85,9 +89,10 @@ def build_parser():
                              "itself, e.g. the satellite or master that schedules this host's "
                              "checks (repeatable)")
     parser.add_argument("--cert", metavar="FILE",
-                        help="certificate to present (default: %s/NODE.crt)" % CERTS)
+                        help="its certificate, signed by the Icinga CA for its node name "
+                             "(default: %s/api.crt)" % CERTS)
     parser.add_argument("--key", metavar="FILE",
-                        help="its private key (default: %s/NODE.key)" % CERTS)
+                        help="its own private key (default: %s/api.key)" % CERTS)
     parser.add_argument("--ca", metavar="FILE", default=os.path.join(CERTS, "ca.crt"),
                         help="clients need a certificate signed by this CA (default: %(default)s)")
     parser.add_argument("--crl", metavar="FILE",
@@ -138,8 +143,8 @@ class TLSFileError(Exception):
 
 def tls_files(args):
     """{what: path} of the files the TLS setup is made of."""
-    files = {"certificate": args.cert or os.path.join(CERTS, args.node + ".crt"),
-             "key": args.key or os.path.join(CERTS, args.node + ".key"), "CA": args.ca}
+    files = {"certificate": args.cert or os.path.join(CERTS, "api.crt"),
+             "key": args.key or os.path.join(CERTS, "api.key"), "CA": args.ca}
     if args.crl:
         files["CRL"] = args.crl
     return files

@@ -206,6 +206,16 @@ def test_250_idle_connections_do_not_keep_a_call_waiting(api):
     assert serves(api)
 
 
+def test_a_burst_of_calls_from_one_source_is_served_in_turn(api):
+    """Icinga starts a round's checks at once, all from the local icinga2's address: more
+    handshakes than one source may do at once wait their turn, none is turned away."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=100) as pool:
+        served = list(pool.map(lambda _: serves(api), range(100)))
+    assert served.count(True) == 100, served.count(False)
+
+
 def test_a_caller_cannot_ask_for_more_than_60_s_or_hide_its_timeout():
     disk = protocol.load_checks()[DISK]
     for asked in ({"-t": "86400"}, {"--timeout": 86400}, {"--time": "86400"}):

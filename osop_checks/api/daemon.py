@@ -5,8 +5,12 @@ within HANDSHAKE_TIMEOUT) -> admitted only when the certificate names this node 
 --allow-client, and is no CA -> the whole request read (head and body, within --request-timeout
 and the size limits) -> queued for an idle worker -> the answer written -> closed. The parent
 never runs a check and never waits on a client: a slow or silent client only holds its own
-connection slot, and only until its deadline; a source holds at most HANDSHAKES_PER_SOURCE
-unauthenticated slots. An error while handling one connection closes that connection alone.
+connection slot, and only until its deadline. A source does at most HANDSHAKES_PER_SOURCE
+handshakes at once; its further connections wait, accepted but untouched (no TLS work), at
+most WAITING_PER_SOURCE of them and each until --request-timeout, and more are closed at once:
+a burst of calls from the local icinga2 is served in turn, while one source's flood of idle
+connections cannot take the slots of another. An error while handling one connection closes
+that connection alone.
 """
 import argparse
 import collections
@@ -39,8 +43,9 @@ ICINGA_CIPHERS = ("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
 # address: idle or stalled handshakes from one place cannot hold every slot.
 HANDSHAKE_TIMEOUT = 3.0
 HANDSHAKES_PER_SOURCE = 16
+WAITING_PER_SOURCE = 240  # accepted connections of one source waiting for their handshake
 GROWTH = 2         # workers grow up to this many times --workers while calls wait
-QUEUE_PER_WORKER = 2  # calls waiting per worker at most; more are answered 503
+QUEUE_PER_WORKER = 16  # calls waiting per worker at most; more are answered 503
 TLS_FILES_CHECKED = 1.0  # seconds between two looks at the certificate files' stat
 # Loaded once in the parent, so no worker pays for them (the checks import them lazily).
 PRELOAD = ("psutil", "requests", "urllib3", "dns.resolver", "dns.message", "dns.rdatatype",
@@ -267,6 +272,7 @@ class Server:
         self.served = 0
         self.tls_checked = time.monotonic()
         self.tls_stamp = tls_stamp(args)
+        self.waiting = collections.defaultdict(collections.deque)  # source: [(sock, peer, end)]
         self.turned_away = collections.Counter()  # connections closed at once, per source
         self.turned_away_said = 0.0
         self.reloads_asked = []
@@ -286,7 +292,8 @@ class Server:
     def inherited(self):
         """What a forked worker must close: every socket and the selector of the parent."""
         return ([self.selector, self.wake_read, self.wake_write] + list(self.listeners)
-                + [c.sock for c in self.connections.values()] + [w.channel for w in self.workers])
+                + [c.sock for c in self.connections.values()] + [w.channel for w in self.workers]
+                + [sock for queue in self.waiting.values() for sock, _peer, _end in queue])
 
     def spawn(self):
         worker = pool.spawn(self.checks, self.inherited, self.args.max_jobs)
@@ -447,9 +454,18 @@ class Server:
                 self.isolated(conn, self.handshake)
             waiting = self.handshaking(peer[0])
         if len(waiting) >= HANDSHAKES_PER_SOURCE:
-            self.turned_away[peer[0]] += 1
-            sock.close()
+            if len(self.waiting[peer[0]]) >= WAITING_PER_SOURCE:
+                self.turned_away[peer[0]] += 1
+                sock.close()
+                return
+            # its handshake starts when one of the source's ends (see start_waiting)
+            self.waiting[peer[0]].append((sock, peer, time.monotonic() +
+                                          self.args.request_timeout))
             return
+        self.start(sock, peer)
+
+    def start(self, sock, peer):
+        """The TLS handshake of an accepted connection begins."""
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         tls = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
@@ -458,6 +474,27 @@ class Server:
         self.connections[conn.fd] = conn
         self.selector.register(tls, selectors.EVENT_READ, ("conn", conn))
         self.isolated(conn, self.handshake)
+
+    def start_waiting(self, now):
+        """Start the handshakes of waiting connections while their sources have room; one that
+        waited past its deadline is closed (a client that gave up, or a flood)."""
+        for source in list(self.waiting):
+            queue = self.waiting[source]
+            while queue and (queue[0][2] < now or
+                             len(self.handshaking(source)) < HANDSHAKES_PER_SOURCE):
+                sock, peer, end = queue.popleft()
+                if end < now:
+                    self.turned_away[source] += 1
+                    sock.close()
+                    continue
+                try:
+                    self.start(sock, peer)
+                except Exception as exc:  # reset while it waited, and the like
+                    self.say("closed a connection from %s at once: %s: %s" % (
+                        shown(source), type(exc).__name__, shown(exc)))
+                    sock.close()
+            if not queue:
+                del self.waiting[source]
 
     def handshaking(self, source):
         return [c for c in self.connections.values()
@@ -468,9 +505,12 @@ class Server:
         flood the log too)."""
         now = time.monotonic()
         if self.turned_away and now - self.turned_away_said >= 1:
-            self.say("closed at once (already %d handshakes waiting from there): %s" % (
-                HANDSHAKES_PER_SOURCE, ", ".join("%d from %s" % (n, shown(source))
-                                                 for source, n in self.turned_away.items())))
+            self.say("closed unanswered (%d handshakes at once and %d waiting per source at "
+                     "most, each waiting %s at most): %s" % (
+                         HANDSHAKES_PER_SOURCE, WAITING_PER_SOURCE,
+                         units.format_seconds(self.args.request_timeout),
+                         ", ".join("%d from %s" % (n, shown(source))
+                                   for source, n in self.turned_away.items())))
             self.turned_away.clear()
             self.turned_away_said = now
 
@@ -716,7 +756,8 @@ class Server:
 
     def turn(self):
         deadlines = [w.deadline for w in self.workers if w.deadline is not None] + [
-            c.deadline for c in self.connections.values() if c.deadline is not None]
+            c.deadline for c in self.connections.values() if c.deadline is not None] + [
+            queue[0][2] for queue in self.waiting.values()]
         timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
         if self.turned_away:
             timeout = 1.0 if timeout is None else min(timeout, 1.0)
@@ -740,11 +781,15 @@ class Server:
             self.reload(self.reloads_asked.pop())
             self.reload_policy()
         self.expire(time.monotonic())
+        self.start_waiting(time.monotonic())
         self.say_turned_away()
 
     def shutdown(self):
         for worker in list(self.workers):
             self.retire(worker, killed=True)
+        for queue in self.waiting.values():
+            for sock, _peer, _end in queue:
+                sock.close()
         for conn in list(self.connections.values()):
             conn.out = b"x"
             self.close(conn)

@@ -119,6 +119,12 @@ def _spawn(argv, stdin, env):
     except FileNotFoundError:
         raise not_found(argv[0]) from None
     except PermissionError:
+        # A bare name searched along PATH: execvp says EACCES when a directory on the way
+        # was closed to this user, although no directory it may look into has the command.
+        path = environment(env).get("PATH") or os.defpath
+        if "/" not in argv[0] and not any(os.path.exists(os.path.join(d, argv[0]))
+                                          for d in path.split(os.pathsep)):
+            raise not_found(argv[0]) from None
         raise CommandError("permission denied running %s" % argv[0], argv[0], DENIED) from None
     except OSError as exc:
         detail = exc.strerror or str(exc)

@@ -26,7 +26,6 @@ import re
 import shutil
 import socket
 import stat
-import sys
 import tempfile
 import time
 
@@ -35,6 +34,7 @@ import pytest
 import osop_checks.checks
 from tests.helpers import FIXTURES
 from lab.peers import blackhole, run_inprocess
+from lab.peers.systemd_container import recorded_systemctl
 
 GARBAGE = [
     "", " ", "10:5", "@", "~", "~:", "@10:5", "foo", "-1", "1e999", "nan", "9" * 40,
@@ -73,36 +73,6 @@ SOURCE = _tree("source")
 COPY = _tree("copy")
 
 
-def _fake_systemctl():
-    """A systemctl that answers from recorded systemd 252 output, so garbage options reach
-    the judgement: show answers for exactly the units asked (recorded, or not-found)."""
-    path = os.path.join(WORK, "systemctl")
-    with open(path, "w") as handle:
-        handle.write("""#!%s -S
-import os, sys
-d = os.path.join(%r, "systemd")
-args = sys.argv[1:]
-def cat(name):
-    sys.stdout.write(open(os.path.join(d, name)).read())
-if "is-system-running" in args:
-    cat("is-system-running_degraded_v252.txt")
-elif "list-units" in args:
-    cat("list-units_degraded_v252.json")
-elif "list-timers" in args:
-    cat("list-timers_v252.json")
-elif "show" in args:
-    blocks = open(os.path.join(d, "show_cases_v252.txt")).read().strip().split("\\n\\n")
-    known = {b.split("Id=", 1)[1].split("\\n", 1)[0]: b for b in blocks if "Id=" in b}
-    names = args[args.index("--") + 1:]
-    print("\\n\\n".join(known.get(n, "Id=%%s\\nLoadState=not-found\\nActiveState=inactive"
-                                 "\\nSubState=dead" %% n) for n in names))
-else:
-    sys.exit(1)
-""" % (sys.executable, FIXTURES))
-    os.chmod(path, 0o755)
-    return path
-
-
 def _fake_apt_get():
     """An apt-get that answers every simulation with a recorded bookworm dist-upgrade."""
     path = os.path.join(WORK, "apt-get")
@@ -117,7 +87,9 @@ def _fake_apt_get():
 # that is refused or cannot be resolved, so a run that gets past parsing ends at once.
 BASE = {
     "disk_partitions": ["-p", "/"],
-    "systemd_units": ["--systemctl", _fake_systemctl()],
+    # answers from recorded systemd 252 output, so garbage options reach the judgement
+    "systemd_units": ["--systemctl", recorded_systemctl(os.path.join(WORK, "systemctl"),
+                                                        os.path.join(FIXTURES, "systemd"))],
     "tls_expiry": ["-H", "127.0.0.1", "-p", str(REFUSED)],
     "backup_age": ["-p", SOURCE],
     "three_copies": ["--source", SOURCE, "--copy", "local=" + COPY,

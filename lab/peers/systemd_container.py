@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -323,3 +324,34 @@ if pytest is not None:
             yield container
         finally:
             context.__exit__(None, None, None)
+
+
+def recorded_systemctl(path, recorded, python=sys.executable):
+    """Write at ``path`` a systemctl that answers from the recorded systemd 252 outputs in
+    the directory ``recorded`` (tests/fixtures/systemd): a degraded system, its units and
+    timers; ``show`` answers exactly the units asked (recorded, or not-found). Run by
+    ``python``, which must be one the check's user may run."""
+    with open(path, "w") as handle:
+        handle.write("""#!%s -S
+import os, sys
+d = %r
+args = sys.argv[1:]
+def cat(name):
+    sys.stdout.write(open(os.path.join(d, name)).read())
+if "is-system-running" in args:
+    cat("is-system-running_degraded_v252.txt")
+elif "list-units" in args:
+    cat("list-units_degraded_v252.json")
+elif "list-timers" in args:
+    cat("list-timers_v252.json")
+elif "show" in args:
+    blocks = open(os.path.join(d, "show_cases_v252.txt")).read().strip().split("\\n\\n")
+    known = {b.split("Id=", 1)[1].split("\\n", 1)[0]: b for b in blocks if "Id=" in b}
+    names = args[args.index("--") + 1:]
+    print("\\n\\n".join(known.get(n, "Id=%%s\\nLoadState=not-found\\nActiveState=inactive"
+                                 "\\nSubState=dead" %% n) for n in names))
+else:
+    sys.exit(1)
+""" % (python, recorded))
+    os.chmod(path, 0o755)
+    return path

@@ -16,6 +16,7 @@ import pytest
 
 from tests.helpers import FIXTURES
 from lab.peers import ROOT, need, need_root, run_plugin
+from lab.peers.systemd_container import recorded_systemctl
 from lab.peers.foreign_user import USER, shared_tempdir
 SUDOERS = os.path.join(ROOT, "icinga2-conf", "sudoers.d", "osop-checks")
 
@@ -74,25 +75,9 @@ def _build(base, tls_ca):
     systemd = os.path.join(base, "systemd")  # the recorded outputs, where nagios may read them
     shutil.copytree(os.path.join(FIXTURES, "systemd"), systemd)
     subprocess.run(["chmod", "-R", "a+rX", systemd], check=True)
-    w["systemctl"] = os.path.join(base, "systemctl")
-    with open(w["systemctl"], "w") as handle:  # show: the recorded blocks of the units asked
-        handle.write("""#!/usr/bin/python3 -S
-import os, sys
-d, args = %r, sys.argv[1:]
-def cat(name):
-    sys.stdout.write(open(os.path.join(d, name)).read())
-if "is-system-running" in args:
-    cat("is-system-running_degraded_v252.txt")
-elif "list-units" in args:
-    cat("list-units_degraded_v252.json")
-elif "show" in args:
-    blocks = open(os.path.join(d, "show_cases_v252.txt")).read().strip().split("\\n\\n")
-    known = {b.split("Id=", 1)[1].split("\\n", 1)[0]: b for b in blocks if "Id=" in b}
-    print("\\n\\n".join(known[n] for n in args[args.index("--") + 1:]))
-else:
-    sys.exit(1)
-""" % systemd)
-    os.chmod(w["systemctl"], 0o755)
+    # show: the recorded blocks of the units asked, run by the python nagios may run
+    w["systemctl"] = recorded_systemctl(os.path.join(base, "systemctl"), systemd,
+                                        "/usr/bin/python3")
     return w
 
 

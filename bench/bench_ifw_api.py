@@ -406,12 +406,14 @@ def report(version, job_list, totals, idle, from_icinga, phases, mem, icinga_sec
             figure[(path, key)] = raw - wrapper if path in ("fork", "C") else raw
     print("Debian 13's icinga2 %s in a chroot on this machine, with the shipped commands "
           "(commands.conf, commands-api.conf); two osop-checks-api daemons from this checkout "
-          "on loopback, %d workers each, -v. %d services per path and job, forced %d rounds "
-          "(interleaved over the groups) after a warm-up round. CPU is user+system of "
+          "on loopback, %d workers each, -v, as the unprivileged user `nobody` with a policy "
+          "file allowing the two jobs' path, host, port and CA file. %d services per path and "
+          "job, forced %d rounds (interleaved over the groups, %d services at once) after a "
+          "warm-up round. CPU is user+system of "
           "icinga2's process group with the processes it reaped plus both daemons' process "
           "groups (parent and workers): everything the checks cost. All of it idles at %.3f "
           "CPU s per s while polled as the rounds poll. Our checks run from the project's "
-          "editable .venv.\n" % (version, WORKERS, COPIES, ROUNDS, idle))
+          "editable .venv.\n" % (version, WORKERS, COPIES, ROUNDS, BATCH, idle))
     print("The chrooted icinga2 starts this machine's programs through a wrapper, `sh` + "
           "`chroot /mnt` (lab/peers/icinga2.py, host_programs). Its own cost, a /bin/true "
           "service through it (%.2f CPU s per 100) minus /bin/true started directly (%.2f), "
@@ -471,7 +473,7 @@ def report(version, job_list, totals, idle, from_icinga, phases, mem, icinga_sec
           "from a Python client that makes a new TLS context and connection per call, as "
           "Icinga does, with the daemon's CPU per request split into its parent and its "
           "workers. *From Icinga*: the forced rounds above (%d at once against %d workers: "
-          "the check phase includes the wait for a worker).\n" % (DIRECT, COPIES, WORKERS))
+          "the check phase includes the wait for a worker).\n" % (DIRECT, BATCH, WORKERS))
     print("| certificates | source | check | handshake | request | check | answer | "
           "parent CPU / request | workers CPU / request |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|")

@@ -320,7 +320,7 @@ def report(measured, venv, notes):
           "python3 and libraries, no site hook. %d hyperfine rounds of %d runs per command "
           "(after 3 warm-up runs), all commands of one root in each round; means over all "
           "runs; each ratio is to the floor `python3 -c pass` measured in the same rounds "
-          "(the ratio's range over the rounds in brackets). Target for the local checks "
+          "(the ratio's range over the rounds in brackets). Goal for the local checks "
           "(issue 29): at most %.1fx the clean floor (CPU), i.e. no more than one floor "
           "beyond nagiosplugin and argparse.\n" % (ROUNDS, RUNS, TARGET))
     names = list(measured)
@@ -402,7 +402,7 @@ def report(measured, venv, notes):
         if groups:
             print("Imports beyond the floor in the %s root (`python3 -X importtime`, median "
                   "self ms grouped by the first module of the chain that is not ours; "
-                  "checks within one floor of the target):\n" % name)
+                  "checks within one floor of the goal):\n" % name)
             print("| check run | imports beyond the floor | biggest parts (ms) |")
             print("|---|---:|---|")
             for label, parts in groups.items():

@@ -19,7 +19,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FIRST = ["bench_startup", "bench_fleet"]
+FIRST = ["bench_startup", "bench_startup_debian", "bench_fleet"]
 
 
 def order(names):

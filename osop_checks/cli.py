@@ -11,7 +11,7 @@ import sys
 
 import nagiosplugin
 
-from osop_checks import __version__, address, units
+from osop_checks import __version__, units
 from osop_checks.text import oneline
 
 UNKNOWN = 3
@@ -322,14 +322,32 @@ def state_help(what, states, default):
 
 # argparse types of the one address parser (osop_checks.address): a host (no brackets), an
 # address.Endpoint from HOST[:PORT] / [IPV6]:PORT, an address.Remote from /path,
-# [user@]host:/path or ssh://[user@]host[:port]/path.
-host_type = value_type(address.parse_host, "host")
-remote_path_type = value_type(address.parse_remote_path, "location")
+# [user@]host:/path or ssh://[user@]host[:port]/path. The parser (and the socket module it
+# brings) is imported when a value is parsed: a check with no host option does not pay for it.
+def _parse_host(text):
+    from osop_checks import address
+
+    return address.parse_host(text)
+
+
+def _parse_remote_path(text):
+    from osop_checks import address
+
+    return address.parse_remote_path(text)
+
+
+host_type = value_type(_parse_host, "host")
+remote_path_type = value_type(_parse_remote_path, "location")
 
 
 def endpoint_type(default_port):
     """argparse type: an address.Endpoint, ``default_port`` where none is given."""
-    return value_type(lambda text: address.parse_endpoint(text, default_port), "endpoint")
+    def parse(text):
+        from osop_checks import address
+
+        return address.parse_endpoint(text, default_port)
+
+    return value_type(parse, "endpoint")
 
 
 SECRET_LIMIT = 64 * 1024  # bytes of a secret file (a password, a community: a line)

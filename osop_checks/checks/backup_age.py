@@ -7,7 +7,7 @@ snapshots kept, the log -> a plugin.Verdict, rendered by runtime.
 """
 from __future__ import annotations
 
-import dataclasses
+import collections
 import datetime
 import os
 import time
@@ -143,20 +143,28 @@ def build_parser():
 
 # -- gathering -----------------------------------------------------------------------------
 
-@dataclasses.dataclass
 class Backup:
     """What the check found, ready to judge."""
-    mode: str
-    entry: tree.Entry | None = None     # the newest backup (or the stamp), None: none found
-    what: str = ""                         # what was looked for, in words
-    files: int | None = None            # regular files of the newest backup (None: n/a)
-    bytes: int | None = None
-    single_file: bool = False              # the backup is one file (a dump)
-    snapshots: int | None = None        # snapshot mode: how many were found
-    oldest: tree.Entry | None = None    # snapshot mode: the oldest of them
-    notes: list[str] = dataclasses.field(default_factory=list)
-    verdict: tree.Verdict | None = None
-    log: str | None = None
+
+    def __init__(self, mode, entry=None, what="", files=None, bytes=None, single_file=False,
+                 snapshots=None, oldest=None, notes=None, verdict=None, log=None):
+        self.mode = mode
+        self.entry = entry              # the newest backup (or the stamp), None: none found
+        self.what = what                # what was looked for, in words
+        self.files = files              # regular files of the newest backup (None: n/a)
+        self.bytes = bytes
+        self.single_file = single_file  # the backup is one file (a dump)
+        self.snapshots = snapshots      # snapshot mode: how many were found
+        self.oldest = oldest            # snapshot mode: the oldest of them (a tree.Entry)
+        self.notes = [] if notes is None else notes
+        self.verdict = verdict          # the log's tree.Verdict, None: no --log
+        self.log = log
+
+    def __eq__(self, other):
+        return isinstance(other, Backup) and vars(self) == vars(other)
+
+    def __repr__(self):
+        return "Backup(%s)" % ", ".join("%s=%r" % kv for kv in vars(self).items())
 
 
 def check_options(args):
@@ -310,17 +318,12 @@ def _scan(scan, args, root, kind, whole=False):
 
 # -- judgement -----------------------------------------------------------------------------
 
-@dataclasses.dataclass
-class Limits:
-    """What the backup is judged against: -w/-c (age ranges in seconds), the clock-skew
-    slack, and the lower limits (None: none)."""
-    warning: nagiosplugin.Range | None = None
-    critical: nagiosplugin.Range | None = None
-    future_slack: float = 300
-    min_size: int | None = None
-    min_files: int | None = None
-    min_snapshots: int | None = None
-    oldest_snapshot: float | None = None
+class Limits(collections.namedtuple("Limits", "warning critical future_slack min_size "
+                                    "min_files min_snapshots oldest_snapshot",
+                                    defaults=(None, None, 300, None, None, None, None))):
+    """What the backup is judged against: -w/-c (age ranges in seconds, nagiosplugin.Range or
+    None), the clock-skew slack, and the lower limits (None: none)."""
+    __slots__ = ()
 
 
 def limits_of(args):

@@ -7,7 +7,7 @@ cache that makes a repeat run cheap is osop_checks.state's ``Cache``.
 """
 from __future__ import annotations
 
-import dataclasses
+import collections
 import os
 import time
 
@@ -15,15 +15,28 @@ import time
 OUTPUT_LIMIT = 16 * 1024 * 1024
 
 
-@dataclasses.dataclass
-class Upgrade:
+class _Record:
+    """Plain data compared and written by its attributes (no dataclasses: their import chain,
+    inspect and ast, would cost every start of check_os_upgrades more than its repeat run)."""
+
+    def __eq__(self, other):
+        return type(other) is type(self) and vars(other) == vars(self)
+
+    def __repr__(self):
+        return "%s(%s)" % (type(self).__name__,
+                           ", ".join("%s=%r" % kv for kv in vars(self).items()))
+
+
+class Upgrade(_Record):
     """One package that an upgrade would install: ``current`` is None for a new package."""
-    package: str
-    current: str | None
-    candidate: str
-    origins: list = dataclasses.field(default_factory=list)
-    arch: str = ""
-    security: bool = False
+
+    def __init__(self, package, current, candidate, origins=None, arch="", security=False):
+        self.package = package
+        self.current = current
+        self.candidate = candidate
+        self.origins = [] if origins is None else origins
+        self.arch = arch
+        self.security = security
 
     @property
     def pocket(self):
@@ -36,21 +49,25 @@ class Upgrade:
         return suites[0] if suites else ""
 
 
-@dataclasses.dataclass
-class Pending:
-    """A package manager's answer: the upgrades and the packages held back from upgrading."""
-    manager: str
-    upgrades: list = dataclasses.field(default_factory=list)
-    held: list = dataclasses.field(default_factory=list)
-    kept_back: list = dataclasses.field(default_factory=list)
-    removals: list = dataclasses.field(default_factory=list)
-    deferred: list = dataclasses.field(default_factory=list)  # Ubuntu's phased updates
-    cached_at: float | None = None
+class Pending(_Record):
+    """A package manager's answer: the upgrades and the packages held back from upgrading
+    (``deferred``: Ubuntu's phased updates); ``cached_at`` the time of a cached answer."""
+
+    def __init__(self, manager, upgrades=None, held=None, kept_back=None, removals=None,
+                 deferred=None, cached_at=None):
+        self.manager = manager
+        self.upgrades = [] if upgrades is None else upgrades
+        self.held = [] if held is None else held
+        self.kept_back = [] if kept_back is None else kept_back
+        self.removals = [] if removals is None else removals
+        self.deferred = [] if deferred is None else deferred
+        self.cached_at = cached_at
 
     def to_json(self):
-        data = dataclasses.asdict(self)
-        data.pop("cached_at")
-        return data
+        return {"manager": self.manager,
+                "upgrades": [dict(vars(u), origins=list(u.origins)) for u in self.upgrades],
+                "held": list(self.held), "kept_back": list(self.kept_back),
+                "removals": list(self.removals), "deferred": list(self.deferred)}
 
     @classmethod
     def from_json(cls, data):
@@ -59,24 +76,24 @@ class Pending:
         return cls(**data)
 
 
-@dataclasses.dataclass
-class Reboot:
-    """Why a reboot is needed (empty ``reasons``: it is not)."""
-    reasons: list = dataclasses.field(default_factory=list)
-    packages: list = dataclasses.field(default_factory=list)
-    note: str = ""  # why it could not be told, where it could not
+class Reboot(_Record):
+    """Why a reboot is needed (empty ``reasons``: it is not); ``note``: why it could not be
+    told, where it could not."""
+
+    def __init__(self, reasons=None, packages=None, note=""):
+        self.reasons = [] if reasons is None else reasons
+        self.packages = [] if packages is None else packages
+        self.note = note
 
     @property
     def required(self):
         return bool(self.reasons)
 
 
-@dataclasses.dataclass
-class ListAge:
+class ListAge(collections.namedtuple("ListAge", "newest mtime")):
     """How old the package lists / repository metadata are: ``newest`` is a path, ``mtime`` its
     time (None: no lists at all)."""
-    newest: str | None
-    mtime: float | None
+    __slots__ = ()
 
     def age(self, now=None):
         if self.mtime is None:

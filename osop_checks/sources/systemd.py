@@ -7,11 +7,12 @@ header is not the one this module knows fails loudly ("the layout of systemctl o
 changed") instead of being guessed at.
 
 systemctl runs with TZ=UTC, so the timestamps it prints are read without guessing a zone.
-The parse functions are pure and return dataclasses; ``gather`` is the only I/O.
+The parse functions are pure and return plain records (named tuples; no dataclasses, whose
+inspect/ast chain would cost every start more than the parsing); ``gather`` is the only I/O.
 """
 from __future__ import annotations
 
-import dataclasses
+import collections
 import json
 import re
 import shlex
@@ -42,14 +43,10 @@ def layout_error(what, detail=""):
     return proc.LayoutError("the layout of systemctl output has changed: %s" % what, detail)
 
 
-@dataclasses.dataclass(frozen=True)
-class Unit:
+class Unit(collections.namedtuple("Unit", "name load active sub description",
+                                  defaults=("",))):
     """One row of ``systemctl list-units --all``."""
-    name: str
-    load: str
-    active: str
-    sub: str
-    description: str = ""
+    __slots__ = ()
 
     @property
     def kind(self):
@@ -57,30 +54,18 @@ class Unit:
         return self.name.rsplit(".", 1)[-1] if "." in self.name else ""
 
 
-@dataclasses.dataclass(frozen=True)
-class Timer:
+class Timer(collections.namedtuple("Timer", "name activates last next",
+                                   defaults=(None, None))):
     """One row of ``systemctl list-timers --all``; times are Unix seconds, None for never."""
-    name: str
-    activates: str
-    last: float | None = None
-    next: float | None = None
+    __slots__ = ()
 
 
-@dataclasses.dataclass(frozen=True)
-class Properties:
+class Properties(collections.namedtuple(
+        "Properties", "name load_state active_state sub_state type result condition_result "
+        "condition_time active_enter exit_time exit_status description",
+        defaults=("", "", "", "", "", "", None, None, None, None, ""))):
     """What ``systemctl show -p ...`` says about one unit; times are Unix seconds or None."""
-    name: str
-    load_state: str = ""
-    active_state: str = ""
-    sub_state: str = ""
-    type: str = ""
-    result: str = ""
-    condition_result: str = ""
-    condition_time: float | None = None
-    active_enter: float | None = None
-    exit_time: float | None = None
-    exit_status: int | None = None
-    description: str = ""
+    __slots__ = ()
 
     @property
     def condition_failed(self):
@@ -94,13 +79,10 @@ class Properties:
                 and self.exit_time is not None and self.exit_status == 0)
 
 
-@dataclasses.dataclass
-class Snapshot:
-    """Everything one check run learned from systemctl."""
-    state: str
-    units: list[Unit]
-    timers: list[Timer] | None  # None: not asked
-    properties: dict[str, Properties]
+class Snapshot(collections.namedtuple("Snapshot", "state units timers properties")):
+    """Everything one check run learned from systemctl: the system state, [Unit], [Timer] or
+    None (not asked), {unit name: Properties}."""
+    __slots__ = ()
 
 
 # -- parsing --------------------------------------------------------------------------------

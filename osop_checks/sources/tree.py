@@ -13,7 +13,7 @@ open directory (``fstatat``: no path lookup from the root for every file).
 """
 from __future__ import annotations
 
-import dataclasses
+import collections
 import datetime
 import errno
 import fnmatch
@@ -43,27 +43,40 @@ class NotFound(Exception):
         self.path = path
 
 
-@dataclasses.dataclass
-class Entry:
+class Entry(collections.namedtuple("Entry", "path time size is_dir time_source",
+                                   defaults=(0, False, "mtime"))):
     """One file or directory: its path, the time chosen (mtime or ctime, or the time its
-    name gives) in seconds since the epoch, its size in bytes, and whether it is a directory."""
-    path: str
-    time: float
-    size: int = 0
-    is_dir: bool = False
-    time_source: str = "mtime"
+    name gives) in seconds since the epoch, its size in bytes, whether it is a directory, and
+    which time was chosen."""
+    __slots__ = ()
 
 
-@dataclasses.dataclass
 class Scan:
-    """What a walk found: the newest matching entry, and the regular files it counted."""
-    newest: Entry | None = None
-    files: int = 0
-    bytes: int = 0
-    dirs: int = 0
-    error_count: int = 0
-    errors: list[str] = dataclasses.field(default_factory=list)
-    workers: int = 1
+    """What a walk found: the newest matching entry (an Entry or None), and the regular files,
+    bytes and directories it counted, its errors (the first ERRORS_KEPT in words)."""
+
+    def __init__(self, newest=None, files=0, bytes=0, dirs=0, error_count=0, errors=None,
+                 workers=1):
+        self.newest = newest
+        self.files = files
+        self.bytes = bytes
+        self.dirs = dirs
+        self.error_count = error_count
+        self.errors = [] if errors is None else errors
+        self.workers = workers
+
+    def as_dict(self):
+        """Plain data for JSON (a walker process sends it to its parent)."""
+        return {"newest": None if self.newest is None else self.newest._asdict(),
+                "files": self.files, "bytes": self.bytes, "dirs": self.dirs,
+                "error_count": self.error_count, "errors": self.errors,
+                "workers": self.workers}
+
+    def __eq__(self, other):
+        return isinstance(other, Scan) and self.as_dict() == other.as_dict()
+
+    def __repr__(self):
+        return "Scan(%s)" % ", ".join("%s=%r" % kv for kv in self.as_dict().items())
 
     def merge(self, other):
         if other.newest is not None and (self.newest is None
@@ -299,7 +312,7 @@ def _parallel(walker, frontier, workers, timeout):
                     os.close(result_r)
                     walker.reset()
                     _take_tasks(walker, frontier, task_r)
-                    data = json.dumps(dataclasses.asdict(walker.result())).encode()
+                    data = json.dumps(walker.result().as_dict()).encode()
                     while data:
                         data = data[os.write(result_w, data):]
                 except BaseException:  # the parent sees the missing result
@@ -552,12 +565,9 @@ def parse_stamp(text, tz=None):
     return when.timestamp()
 
 
-@dataclasses.dataclass
-class Stamp:
-    path: str
-    mtime: float
-    ctime: float
-    text: str
+class Stamp(collections.namedtuple("Stamp", "path mtime ctime text")):
+    """A stamp file: its path, times and the start of its text."""
+    __slots__ = ()
 
 
 def read_stamp(path, limit=4096):
@@ -582,14 +592,11 @@ EXIT_CODE = re.compile(
     re.IGNORECASE)
 
 
-@dataclasses.dataclass
-class Verdict:
+class Verdict(collections.namedtuple("Verdict", "state line lineno note",
+                                     defaults=("", 0, ""))):
     """How a log judges the newest backup run: state 'ok', 'error' or 'none' (nothing
     decisive found), the deciding line and its number (1-based, counted in the text read)."""
-    state: str
-    line: str = ""
-    lineno: int = 0
-    note: str = ""
+    __slots__ = ()
 
 
 def _classify(line, ok_patterns, error_patterns):

@@ -320,6 +320,16 @@ def state_help(what, states, default):
         [", ".join(names[:-1]), names[-1]] if len(names) > 1 else names), default)
 
 
+def add_state_option(group, flag, what, default, allowed=("ok", "warning", "critical"),
+                     shown_default=None, more=""):
+    """One option that chooses the state of a finding: ``flag`` takes a state of ``allowed``
+    (state_type), ``default`` by name; its help is state_help's words for ``what``
+    (``shown_default`` where the default needs more words), then ``more``."""
+    states = state_type(allowed)
+    return group.add_argument(flag, kind=PLAIN, type=states, default=default, metavar=STATE,
+                              help=state_help(what, states, shown_default or default) + more)
+
+
 # argparse types of the one address parser (osop_checks.address): a host (no brackets), an
 # address.Endpoint from HOST[:PORT] / [IPV6]:PORT, an address.Remote from /path,
 # [user@]host:/path or ssh://[user@]host[:port]/path. The parser (and the socket module it

@@ -55,12 +55,15 @@ def test_every_state_option_reads_and_shows_the_same_way():
     through the type) and a usage error that says what is allowed."""
     parser = cli.Parser("X", "check_x", "x")
     states, alarms = cli.state_type(), cli.state_type(("warning", "critical"))
-    parser.add_argument("--a-state", kind=cli.PLAIN, type=states, default="warning",
-                        metavar=cli.STATE,
-                        help=cli.state_help("state when a happens", states, "warning"))
-    parser.add_argument("--b-state", kind=cli.PLAIN, type=alarms, default="critical",
-                        metavar=cli.STATE,
-                        help=cli.state_help("state when b happens", alarms, "critical"))
+    cli.add_state_option(parser, "--a-state", "state when a happens", "warning")
+    cli.add_state_option(parser, "--b-state", "state when b happens", "critical",
+                         ("warning", "critical"), more="; more words")
+    shown = {a.dest: a for a in parser._actions}
+    assert shown["a_state"].help == \
+        "state when a happens: ok, warning or critical (default: warning)"
+    assert shown["b_state"].help == \
+        "state when b happens: warning or critical (default: critical); more words"
+    assert shown["a_state"].metavar == cli.STATE and shown["a_state"].kind == cli.PLAIN
     assert cli.state_help("state when a happens", states, "warning") == \
         "state when a happens: ok, warning or critical (default: warning)"
     assert cli.state_help("b", alarms, "critical") == "b: warning or critical (default: critical)"

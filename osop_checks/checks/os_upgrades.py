@@ -103,21 +103,15 @@ def build_parser():
                           "(default: none)")
     parser.add_threshold_pair("--security-warning", "--security-critical")
     parser.add_threshold_pair("--warning", "--critical")
-    states = cli.state_type()
-    thr.add_argument("--held-state", kind=cli.PLAIN, type=states, default="ok", metavar=cli.STATE,
-                     help=cli.state_help("state when packages are held back", states,
-                                         "ok, they are listed"))
-    thr.add_argument("--reboot-state", kind=cli.PLAIN, type=states, default="warning",
-                     metavar=cli.STATE,
-                     help=cli.state_help("state when a reboot is required", states, "warning"))
+    cli.add_state_option(thr, "--held-state", "state when packages are held back", "ok",
+                         shown_default="ok, they are listed")
+    cli.add_state_option(thr, "--reboot-state", "state when a reboot is required", "warning")
     thr.add_argument("--max-list-age", kind=cli.PLAIN, type=cli.duration_type(minimum=0),
                      default=7 * 86400, metavar="DURATION",
                      help="package lists / metadata older than this are stale (e.g. 36h, "
                           "2d; default: 7d; 0 turns the test off)")
-    thr.add_argument("--list-age-state", kind=cli.PLAIN, type=states, default="warning",
-                     metavar=cli.STATE,
-                     help=cli.state_help("state when the lists are stale or missing", states,
-                                         "warning"))
+    cli.add_state_option(thr, "--list-age-state", "state when the lists are stale or missing",
+                         "warning")
     cache = parser.add_argument_group("result cache")
     cache.add_argument("--cache-dir", kind=cli.FILE_WRITTEN, metavar="DIR", type=cli.absolute_path,
                        help="keep the last answer in this existing directory, which must "

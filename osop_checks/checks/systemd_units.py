@@ -89,18 +89,12 @@ def build_parser():
                           "units: %s; default: timers are not judged); a TIMER named here "
                           "that is missing or not active is late too" % units.DURATION.examples)
     sev = parser.add_argument_group("severities")
-    alarms, states = cli.state_type(("warning", "critical")), cli.state_type()
-    sev.add_argument("--failed-severity", kind=cli.PLAIN, type=alarms, default="critical",
-                     metavar=cli.STATE,
-                     help=cli.state_help("state for a failed unit", alarms, "critical"))
-    sev.add_argument("--late-severity", kind=cli.PLAIN, type=alarms, default="warning",
-                     metavar=cli.STATE,
-                     help=cli.state_help("state for a late timer", alarms, "warning"))
-    sev.add_argument("--state-severity", kind=cli.PLAIN, type=states, default="warning",
-                     metavar=cli.STATE,
-                     help=cli.state_help("state when the system is %s" % "/".join(
-                         BAD_SYSTEM_STATES), states, "warning")
-                     + "; a 'degraded' caused only by units left out by the selection is OK")
+    alarms = ("warning", "critical")
+    cli.add_state_option(sev, "--failed-severity", "state for a failed unit", "critical", alarms)
+    cli.add_state_option(sev, "--late-severity", "state for a late timer", "warning", alarms)
+    cli.add_state_option(sev, "--state-severity", "state when the system is %s" % "/".join(
+        BAD_SYSTEM_STATES), "warning",
+        more="; a 'degraded' caused only by units left out by the selection is OK")
     return parser
 
 

@@ -101,7 +101,6 @@ def build_parser():
     trust = parser.add_argument_group("trust (each problem's state)")
     trust.add_argument("--ca-file", kind=cli.FILE_READ, metavar="PATH",
                        help="trust these CA certificates (PEM) instead of the system store")
-    states = cli.state_type()
     for flag, default, what in (
             ("--untrusted", "critical", "the chain does not lead to a trusted CA"),
             ("--self-signed", "critical", "the certificate is self-signed and not trusted"),
@@ -109,16 +108,13 @@ def build_parser():
                                         "certificate needs"),
             ("--mismatch", "critical", "the host name (or --sni) is not among the "
                                        "certificate's SANs")):
-        trust.add_argument(flag, kind=cli.PLAIN, type=states, default=default, metavar=cli.STATE,
-                           help=cli.state_help("state when " + what, states, default))
+        cli.add_state_option(trust, flag, "state when " + what, default)
     policy = parser.add_argument_group("policy (optional)")
     policy.add_argument("--min-key-size", kind=cli.PLAIN, type=cli.count_type(1), metavar="BITS",
                         help="smallest RSA/DSA key in the chain, e.g. 2048; elliptic curves "
                              "count as the RSA size of equal strength (P-256 = 3072)")
-    policy.add_argument("--weak-signature", kind=cli.PLAIN, type=states, default="warning",
-                        metavar=cli.STATE,
-                        help=cli.state_help("state when a certificate in the chain is signed "
-                                            "with SHA-1 or MD5", states, "warning"))
+    cli.add_state_option(policy, "--weak-signature", "state when a certificate in the chain is "
+                         "signed with SHA-1 or MD5", "warning")
     policy.add_argument("--max-validity", kind=cli.PLAIN,
                         type=cli.quantity_type(units.DAYS, minimum=1),
                         metavar="DAYS",
@@ -126,11 +122,8 @@ def build_parser():
     policy.add_argument("--min-tls-version", kind=cli.PLAIN, choices=tls.TLS_VERSIONS,
                         help="lowest TLS version the server may accept (probed with one "
                              "more handshake)")
-    alarms = cli.state_type(("warning", "critical"))
-    policy.add_argument("--policy", kind=cli.PLAIN, type=alarms, default="warning",
-                        metavar=cli.STATE,
-                        help=cli.state_help("state of a --min-key-size, --max-validity or "
-                                            "--min-tls-version violation", alarms, "warning"))
+    cli.add_state_option(policy, "--policy", "state of a --min-key-size, --max-validity or "
+                         "--min-tls-version violation", "warning", ("warning", "critical"))
     return parser
 
 

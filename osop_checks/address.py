@@ -4,7 +4,6 @@
     parse_endpoint("[::1]:993", 443)     -> Endpoint(host="::1", port=993)
     parse_endpoint("mail.example:993", 443), parse_endpoint("2001:db8::1", 443)
     parse_remote_path("ssh://backup@[::1]:2222/srv") -> Remote("backup", "::1", 2222, "/srv")
-    add_family_options(group)            # -4/--ipv4, -6/--ipv6 -> args.family None | 4 | 6
     socket_family(6) -> socket.AF_INET6, version_of(socket.AF_INET) -> 4
     resolve("vault.example.org", 22, args.family, timeout) -> [(6, "2001:db8::7"), (4, ...)]
 
@@ -36,8 +35,6 @@ REMOTE_FORMS = "an absolute path, [user@]host:/path or ssh://[user@]host[:port]/
 # give it and family_of tells it. socket's AF_INET/AF_INET6 appear only at a socket call:
 # socket_family() on the way there, version_of() on the way back.
 _SOCKET_FAMILIES = {None: socket.AF_UNSPEC, 4: socket.AF_INET, 6: socket.AF_INET6}
-FAMILY_HELP = {4: "use IPv4 addresses only (the name's A records)",
-               6: "use IPv6 addresses only (the name's AAAA records)"}
 
 
 class Endpoint(collections.namedtuple("Endpoint", "host port")):
@@ -261,18 +258,6 @@ def _remote_host(text, host):
 
 
 # -- address families and resolution ---------------------------------------------------------
-
-def add_family_options(parser_or_group):
-    """-4/--ipv4 and -6/--ipv6, mutually exclusive, into ``dest="family"`` (None, 4 or 6):
-    the same options and words in every network check."""
-    family = parser_or_group.add_mutually_exclusive_group()
-    # a switch, plain for osop-checks-api's policy (cli.PLAIN: cli imports this module)
-    family.add_argument("-4", "--ipv4", dest="family", action="store_const", const=4,
-                        default=None, kind="plain", help=FAMILY_HELP[4])
-    family.add_argument("-6", "--ipv6", dest="family", action="store_const", const=6,
-                        kind="plain", help=FAMILY_HELP[6])
-    return family
-
 
 def family_of(host):
     """4 or 6 for an address literal, None for a host name."""

@@ -360,6 +360,24 @@ def endpoint_type(default_port):
     return value_type(parse, "endpoint")
 
 
+FAMILY_HELP = {4: "use IPv4 addresses only (the name's A records)",
+               6: "use IPv6 addresses only (the name's AAAA records)"}
+
+
+def add_family_options(parser_or_group):
+    """-4/--ipv4 and -6/--ipv6, mutually exclusive, into ``dest="family"`` (None, 4 or 6):
+    the same options and words in every network check (address.check_family and
+    address.resolve take the value). Declared here, not in osop_checks.address: a check
+    offers them without importing the address parser (and socket, ipaddress) at start."""
+    family = parser_or_group.add_mutually_exclusive_group()
+    # a switch, plain for osop-checks-api's policy
+    family.add_argument("-4", "--ipv4", dest="family", action="store_const", const=4,
+                        default=None, kind=PLAIN, help=FAMILY_HELP[4])
+    family.add_argument("-6", "--ipv6", dest="family", action="store_const", const=6,
+                        kind=PLAIN, help=FAMILY_HELP[6])
+    return family
+
+
 SECRET_LIMIT = 64 * 1024  # bytes of a secret file (a password, a community: a line)
 
 

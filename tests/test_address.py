@@ -136,7 +136,7 @@ def test_family_options_are_one_pair_with_one_dest():
     from osop_checks import cli
 
     parser = cli.Parser("X", "check_x", "a check's parser: its options take kind=")
-    address.add_family_options(parser.add_argument_group("g"))
+    cli.add_family_options(parser.add_argument_group("g"))
     assert parser.parse_args([]).family is None
     assert parser.parse_args(["-4"]).family == 4
     assert parser.parse_args(["--ipv6"]).family == 6

@@ -29,3 +29,20 @@ def test_package_init_files_stay_empty_of_imports():
     for init in pathlib.Path(osop_checks.__file__).parent.rglob("__init__.py"):
         tree = ast.parse(init.read_text())
         assert not [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))], init
+
+
+def test_disk_partitions_local_start_loads_nothing_only_snmp_needs():
+    """check_disk_partitions -p / (local mode) builds its parser, SNMP options and all,
+    without the SNMP source, the address parser or what they bring (issue 29)."""
+    code = ("import sys, json; from osop_checks.checks import disk_partitions; "
+            "disk_partitions.build_parser(); "
+            "print(json.dumps(sorted(m for m in sys.modules)))")
+    loaded = set(json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                           text=True, check=True).stdout))
+    # ipaddress only where the interpreter's site set-up had already imported it
+    before = set(json.loads(subprocess.run(
+        [sys.executable, "-c", "import sys, json; print(json.dumps(sorted(sys.modules)))"],
+        capture_output=True, text=True, check=True).stdout))
+    snmp_only = {"dataclasses", "socket", "ipaddress", "osop_checks.sources.snmp",
+                 "osop_checks.address"}
+    assert sorted((loaded - before) & snmp_only) == []

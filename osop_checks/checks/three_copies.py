@@ -188,7 +188,7 @@ def build_parser():
     # commands run are the check's own, on paths checked as paths
     con.add_argument("--ssh-user", kind=cli.PLAIN, metavar="USER",
                      help="remote user where the location names none")
-    address.add_family_options(con)
+    cli.add_family_options(con)
     return parser
 
 

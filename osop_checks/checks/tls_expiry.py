@@ -86,7 +86,7 @@ def build_parser():
                        help="check a host name on the first of its addresses that accepts "
                             "the connection only (default: every address, A and AAAA, each "
                             "with its own line and perfdata NAME@ADDRESS:PORT)")
-    address.add_family_options(where)
+    cli.add_family_options(where)
     expiry = parser.add_argument_group("expiry (of every certificate in the chain; expired or "
                                        "not yet valid is always CRITICAL)")
     days_left = cli.range_type(units.DAYS, lower_bound=True)

@@ -32,34 +32,17 @@ import nagiosplugin
 
 from osop_checks import address, deadline
 
+# The defaults and protocol names live in snmp_defaults (the options show them without
+# importing this module); they stay this module's names as well.
+from osop_checks.sources.snmp_defaults import (  # noqa: F401 - MAX_SECRET: re-exported
+    AUTH_PROTOCOLS, DEFAULT_PORT, DEFAULT_RETRIES, DEFAULT_TIMEOUT, MAX_ROWS, MAX_SECRET,
+    PRIV_PROTOCOLS)
+
 log = logging.getLogger("nagiosplugin")
 
-DEFAULT_PORT = 161
-MAX_SECRET = 65535    # bytes of a community (an OCTET STRING of SNMP)
-DEFAULT_TIMEOUT = 2.0   # seconds per attempt; the whole check is bounded by --timeout anyway
-DEFAULT_RETRIES = 2
 MAX_REPETITIONS = 25    # GETBULK values per request in a walk
-MAX_ROWS = 10000        # rows (values) a walk takes before it calls the table endless
 TABLE_VALUES = 40       # GETBULK values per request in a table walk (spread over the columns)
 
-# CLI names -> pysnmp.hlapi.v3arch.asyncio attribute names. Net-SNMP's names: "AES-256" is
-# Blumenthal's key extension (Net-SNMP's default), "AES-256C" the Cisco/Reeder one.
-AUTH_PROTOCOLS = {
-    "MD5": "USM_AUTH_HMAC96_MD5",
-    "SHA": "USM_AUTH_HMAC96_SHA",
-    "SHA-224": "USM_AUTH_HMAC128_SHA224",
-    "SHA-256": "USM_AUTH_HMAC192_SHA256",
-    "SHA-384": "USM_AUTH_HMAC256_SHA384",
-    "SHA-512": "USM_AUTH_HMAC384_SHA512",
-}
-PRIV_PROTOCOLS = {
-    "DES": "USM_PRIV_CBC56_DES",
-    "AES": "USM_PRIV_CFB128_AES",
-    "AES-192": "USM_PRIV_CFB192_AES_BLUMENTHAL",
-    "AES-256": "USM_PRIV_CFB256_AES_BLUMENTHAL",
-    "AES-192C": "USM_PRIV_CFB192_AES",
-    "AES-256C": "USM_PRIV_CFB256_AES",
-}
 
 class SnmpError(nagiosplugin.CheckError):
     """An SNMP request failed; the message says why in words and never holds a secret."""

@@ -74,11 +74,19 @@ class Dsk:
     inodes_used_percent: int | None
 
 
-@dataclasses.dataclass
 class RemotePartition(disks.Partition):
     """A disks.Partition read over SNMP. Inodes are percentages (total 100) unless exact."""
-    storage_index: int | None = None
-    inodes_exact: bool = False
+    _fields = __match_args__ = disks.Partition._fields + ("storage_index", "inodes_exact")
+
+    def __init__(self, mountpoint: str, device: str, fstype: str, size: int = 0,
+                 used: int = 0, free: int = 0, inodes_total: int | None = None,
+                 inodes_free: int | None = None, error: str | None = None,
+                 listed: bool = True, storage_index: int | None = None,
+                 inodes_exact: bool = False):
+        super().__init__(mountpoint, device, fstype, size, used, free, inodes_total,
+                         inodes_free, error, listed)
+        self.storage_index = storage_index
+        self.inodes_exact = inodes_exact
 
 
 def _unsigned32(value):

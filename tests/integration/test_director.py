@@ -168,8 +168,10 @@ def by_varname(basket):
 
 def words(output):
     """A status line with its numbers left out: two runs a moment apart measure a little
-    differently (free bytes, an age in seconds)."""
-    return re.sub(r"\d+(\.\d+)?", "N", output.strip())
+    differently (free bytes, an age in seconds), and a duration in words may gain or lose a
+    part across a boundary ("1h" a moment later is "1h 1m")."""
+    text = re.sub(r"\d+(\.\d+)?", "N", output.strip())
+    return re.sub(r"N[a-z]+( N[a-z]+)*\b", "DURATION", text)
 
 
 def check_timeout(check):

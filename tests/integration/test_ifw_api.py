@@ -134,8 +134,7 @@ def world(tmp_path_factory):
                                           {"ifw_api_port": rsa.port}, scheduled=False)
                 + icinga2.service_objects(HOST, plain, "default ",
                                           {"ifw_api_port": default.port}, scheduled=False)
-                + icinga2.service_objects(HOST, disk, "default-path ",
-                                          {"ifw_api_port": default.port}, scheduled=False)
+
                 + icinga2.service_objects(HOST, disk, "ecdsa ", {
                     "ifw_api_port": ecdsa.port, "ifw_api_cert": instance.inside(ec_client[0]),
                     "ifw_api_key": instance.inside(ec_client[1])})
@@ -152,7 +151,7 @@ def world(tmp_path_factory):
         assert not pending, "no result for %s\n%s" % (pending, instance.log_tail())
         yield {"services": services, "scenarios": scenarios, "refused": refused, "plain": plain,
                "instance": instance, "rsa": rsa, "direct": direct, "problems": problems,
-               "fork_home": fork_home}
+               "fork_home": fork_home, "default": default}
 
 
 def result(world, name):
@@ -197,8 +196,8 @@ def test_a_scenario_that_names_a_program_or_a_file_written_is_refused_in_words(w
 
 def test_with_the_default_policy_plain_scenarios_answer_and_a_path_is_refused_in_words(world):
     """No api.conf (the package as installed): the scenarios that name nothing on the host
-    (this machine's disks, upgrades, units) answer as when forked; -p / is refused, saying
-    where to allow it."""
+    (this machine's disks, upgrades, units) answer through Icinga as when forked; -p /,
+    asked of that daemon, is refused, saying where to allow it."""
     assert world["plain"], "no scenario with plain options only"
     number_of = {id(s): n for n, s in enumerate(world["scenarios"], 1)}
     for number, scenario in enumerate(world["plain"], 1):
@@ -208,10 +207,11 @@ def test_with_the_default_policy_plain_scenarios_answer_and_a_path_is_refused_in
         assert (api["exit_status"], masked(api["output"])) == (
             forked["exit_status"], masked(forked["output"])), (title, api["output"],
                                                                forked["output"])
-    refused = result(world, "default-path disk_partitions 1")
-    assert refused["exit_status"] == 3, refused["output"]
-    assert "allow it in api.conf [check_disk_partitions] paths" in refused["output"], \
-        refused["output"]
+    status, answer = world["default"].call("check_disk_partitions", {"--path": "/"},
+                                           server_name=NODE)
+    refused = answer["check_disk_partitions"]
+    assert (status, refused["exitcode"]) == (403, 3), (status, answer)
+    assert "allow it in api.conf [check_disk_partitions] paths" in refused["checkresult"]
 
 
 def test_an_ecdsa_certificate_on_both_sides_works(world):

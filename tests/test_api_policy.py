@@ -117,6 +117,13 @@ def test_a_missing_default_config_is_the_builtin_policy_a_missing_named_one_an_e
         policy.load(missing, explicit=True)
 
 
+def test_a_config_file_is_read_within_its_size_limit(tmp_path):
+    huge = tmp_path / "api.conf"
+    huge.write_text("#" * (policy.CONFIG_LIMIT + 1))
+    with pytest.raises(policy.PolicyError, match="cannot read the config file .*larger than"):
+        policy.load(str(huge))
+
+
 def test_hosts_are_names_domains_addresses_and_networks():
     rules = [policy._host_rule(w) for w in ("mail.example.org", "*.lan.example.org",
                                               "192.0.2.0/24", "2001:db8::7")]

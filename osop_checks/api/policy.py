@@ -31,9 +31,10 @@ import os
 import re
 from urllib.parse import urlsplit
 
-from osop_checks import address, cli, text
+from osop_checks import address, bounded, cli, text
 
 DEFAULT_CONFIG = "/etc/osop-checks/api.conf"
+CONFIG_LIMIT = 1024 * 1024  # bytes of api.conf read at most: a few hundred lines fill 64 KiB
 
 # The allowances of a check's section, and the kind of value each one admits.
 FIELDS = ("paths", "hosts", "ports", "urls", "files")
@@ -89,8 +90,7 @@ def load(path=DEFAULT_CONFIG, explicit=True, commands=None):
     PolicyError naming it. ``commands``: the check commands there are, to catch a misspelt
     section."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            content = handle.read()
+        content = bounded.read_text(path, CONFIG_LIMIT, errors="strict")
     except FileNotFoundError:
         if explicit:
             raise PolicyError("the config file %s does not exist" % path) from None

@@ -37,6 +37,13 @@ def scenarios(stack):
     several = ["check_tls_expiry", "--ca-file", started["valid"].ca.ca_path]
     for name, suffix in (("valid", ""), ("smtp", "/smtp"), ("imap", "/imap"), ("soon", "")):
         several += ["--endpoint", "localhost@127.0.0.1:%d%s" % (started[name].port, suffix)]
+    six = ["check_tls_expiry"] + started["sixday"].args
+    runs.append(("a 6-day certificate with 4 days left: OK by the default thresholds "
+                 "(min(21d, 33%), min(7d, 10%) of its lifetime)", six))
+    runs.append(("the same with -w 21d -c 7d: fixed days cry wolf on short lifetimes",
+                 six + ["-w", "21d", "-c", "7d"]))
+    runs.append(("the 90-day certificate with -w 95%: alert on a share of its lifetime",
+                 ["check_tls_expiry"] + started["valid"].args + ["-w", "95%"]))
     runs.append(("four endpoints in one run, checked concurrently", several))
     runs.append(("a local certificate bundle (leaf + intermediate)",
                  ["check_tls_expiry", "--file", started["intermediate_soon"].issued.chain_path,

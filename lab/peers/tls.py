@@ -455,6 +455,8 @@ def start_scenarios(stack, directory, only=None):
     leaves = {
         "valid": dict(days=90.3),
         "soon": dict(days=3.1),
+        # a 6-day certificate (Let's Encrypt's short-lived profile) with 4 days left
+        "sixday": dict(days=4, not_before=_now() - 2 * DAY),
         "expired": dict(days=-2),
         "notyet": dict(days=95, not_before=_now() + 5 * DAY),
         "wronghost": dict(names=("other.example.org",), ips=()),

@@ -28,6 +28,67 @@ EC_AS_RSA = ((521, 15360), (384, 7680), (256, 3072), (224, 2048), (160, 1024), (
 EDWARDS_AS_RSA = {"Ed25519": 3072, "Ed448": 7680}
 
 
+# -- thresholds by lifetime ----------------------------------------------------------------
+
+class Share:
+    """A -w/-c threshold as a share of the certificate's validity period (``-w 33%``):
+    alert when less than ``share`` of its lifetime is left; with ``cap`` (days), when less
+    than the lower of the two is left (the defaults). ``written``: as the help and usage
+    errors show it."""
+
+    def __init__(self, share, cap=None, written=None):
+        self.share = share
+        self.cap = cap
+        self.written = written or "%g%%" % (share * 100)
+
+    def __repr__(self):
+        return "Share(%r)" % self.written
+
+
+# Short lifetimes (Let's Encrypt's 6 days, the CA/B Forum's 47 from 2029) would be
+# CRITICAL all their life under fixed days; long ones keep the days admins know.
+DEFAULT_WARNING = Share(1 / 3, 21, "min(21d, 33%)")
+DEFAULT_CRITICAL = Share(1 / 10, 7, "min(7d, 10%)")
+
+
+def parse_threshold(text):
+    """``33%`` (a Share) or days left as cli.range_type(units.DAYS) reads them."""
+    value = str(text).strip()
+    if value.endswith("%"):
+        share = units.PERCENT.parse(value)
+        if not 0 < share <= 100:
+            raise ValueError("%r: a share of the lifetime is above 0%% and at most 100%%"
+                             % text)
+        return Share(share / 100, written=value)
+    return units.parse_range(value, units.DAYS, lower_bound=True)
+
+
+threshold_type = cli.value_type(parse_threshold, "duration in days or share of the lifetime")
+
+
+def never_fires(warning, critical):
+    """cli's check of a -w/-c pair, for days and shares: a warning share below the critical
+    one, like a warning in days below the critical, can never fire; a share beside days
+    depends on the certificate."""
+    if isinstance(warning, Share) or isinstance(critical, Share):
+        return (isinstance(warning, Share) and isinstance(critical, Share)
+                and warning.cap is None and critical.cap is None
+                and warning.share < critical.share)
+    return units.never_fires(warning, critical, units.DAYS)
+
+
+def limit_for(threshold, cert):
+    """The range in days that ``threshold`` sets for ``cert``: days as written, a share of
+    its lifetime turned into days (rounded like days_left), the lower of the two for a
+    capped share."""
+    if not isinstance(threshold, Share):
+        return threshold
+    below = round(days_between(cert.not_after, cert.not_before) * threshold.share, 2)
+    if threshold.cap is not None:
+        below = min(below, threshold.cap)
+    return units.range_of(start=below)
+
+
 def build_parser():
     parser = cli.Parser(
         NAME, "check_tls_expiry",
@@ -37,7 +98,9 @@ def build_parser():
         "A host name is checked on every address it has (A and AAAA), each with its own\n"
         "result NAME@ADDRESS:PORT; -4/-6 narrow that, --first-address checks one.",
         examples=[
-            "check_tls_expiry -H www.example.org -w 21d -c 7d   # every A and AAAA address",
+            "check_tls_expiry -H www.example.org            # every A and AAAA address",
+            "check_tls_expiry -H www.example.org -w 21d -c 7d   # fixed days for every lifetime",
+            "check_tls_expiry -H www.example.org -w 33% -c 10%  # shares of the lifetime",
             "check_tls_expiry -H www.example.org -6             # its IPv6 addresses only",
             "check_tls_expiry -H www.example.org --first-address",
             "check_tls_expiry -H [2001:db8::1] --sni www.example.org",
@@ -87,17 +150,24 @@ def build_parser():
                             "the connection only (default: every address, A and AAAA, each "
                             "with its own line and perfdata NAME@ADDRESS:PORT)")
     cli.add_family_options(where)
-    expiry = parser.add_argument_group("expiry (of every certificate in the chain; expired or "
-                                       "not yet valid is always CRITICAL)")
-    days_left = cli.range_type(units.DAYS, lower_bound=True)
-    expiry.add_argument("-w", "--warning", kind=cli.PLAIN, type=days_left, default=days_left("21d"),
-                        metavar="DAYS",
-                        help="warn when fewer days are left: 21, 21d, 36h, or a Nagios range "
-                             "in days (default: 21d)")
-    expiry.add_argument("-c", "--critical", kind=cli.PLAIN, type=days_left, default=days_left("7d"),
-                        metavar="DAYS",
-                        help="critical when fewer days are left (default: 7d)")
-    parser.add_threshold_pair("--warning", "--critical", units.DAYS)
+    expiry = parser.add_argument_group(
+        "expiry (of every certificate in the chain; expired or not yet valid is always "
+        "CRITICAL)",
+        "A threshold is days left (21d, 36h, a Nagios range in days) or a share of the\n"
+        "certificate's own validity period (33%: alert when less than a third of its\n"
+        "lifetime is left). The defaults take the lower of both, right for a 6-day\n"
+        "certificate and for a 398-day one; perfdata is in days, with the thresholds\n"
+        "each certificate was judged by.")
+    expiry.add_argument("-w", "--warning", kind=cli.PLAIN, type=threshold_type,
+                        default=DEFAULT_WARNING, metavar="DAYS|SHARE%",
+                        help="warn when less is left: 21, 21d, 36h, a Nagios range in days, "
+                             "or a share of the lifetime such as 33%% (default: "
+                             + DEFAULT_WARNING.written.replace("%", "%%") + ")")
+    expiry.add_argument("-c", "--critical", kind=cli.PLAIN, type=threshold_type,
+                        default=DEFAULT_CRITICAL, metavar="DAYS|SHARE%",
+                        help="critical when less is left, e.g. 7d or 10%% (default: "
+                             + DEFAULT_CRITICAL.written.replace("%", "%%") + ")")
+    parser.add_threshold_pair("--warning", "--critical", units.DAYS, never_fires=never_fires)
     trust = parser.add_argument_group("trust (each problem's state)")
     trust.add_argument("--ca-file", kind=cli.FILE_READ, metavar="PATH",
                        help="trust these CA certificates (PEM) instead of the system store")
@@ -385,7 +455,8 @@ def judge_subject(subject, settings, now):
                 who, in_words(days_between(cert.not_after, now)), day(cert.not_after),
                 tail)))
         else:
-            state = plugin.state_of(left, settings.warning, settings.critical)
+            state = plugin.state_of(left, limit_for(settings.warning, cert),
+                                    limit_for(settings.critical, cert))
             if state != Ok:
                 findings.append((state, "%s expires in %s (%s)%s" % (
                     who, in_words(days_between(cert.not_after, now)), day(cert.not_after),
@@ -468,8 +539,8 @@ def judge(subjects, settings, now):
             for suffix, cert in (("_days_leaf", subject.chain[0]),
                                  ("_days_chain", soonest(subject))):
                 perfdata.append(nagiosplugin.Performance(
-                    prefix + suffix, days_left(cert, now), "d", settings.warning,
-                    settings.critical))
+                    prefix + suffix, days_left(cert, now), "d",
+                    limit_for(settings.warning, cert), limit_for(settings.critical, cert)))
     return plugin.Verdict(findings, summary, perfdata, long,
                           state=plugin.most_significant(*(j[1] for j in judged)))
 

@@ -137,7 +137,24 @@ def test_thresholds_in_days_and_hours():
     args = tls_expiry.build_parser().parse_args(["-H", "x", "-w", "36h", "-c", "12h"])
     assert args.warning.start == 1.5 and args.critical.start == 0.5
     args = tls_expiry.build_parser().parse_args(["-H", "x"])
-    assert (args.warning.start, args.critical.start) == (21, 7)
+    assert (args.warning, args.critical) == (tls_expiry.DEFAULT_WARNING,
+                                             tls_expiry.DEFAULT_CRITICAL)
+    args = tls_expiry.build_parser().parse_args(["-H", "x", "-w", "33%", "-c", "10%"])
+    assert (args.warning.share, args.warning.cap, args.critical.share) == (0.33, None, 0.1)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["-w", "0%"], "above 0% and at most 100%"),
+    (["-c", "150%"], "above 0% and at most 100%"),
+    (["-w", "x%"], "not a percentage"),
+    (["-w", "5%", "-c", "10%"], "-w/--warning 5% can never fire"),
+    (["-w", "5d", "-c", "10d"], "-w/--warning 5d: can never fire"),
+])
+def test_threshold_usage_errors(argv, words):
+    from lab.peers import run_inprocess
+
+    outcome = run_inprocess(tls_expiry, ["-H", "x"] + argv)
+    assert outcome.exitcode == 3 and words in outcome.output, outcome.output
 
 
 def test_the_same_endpoint_twice_is_checked_once():
@@ -644,6 +661,44 @@ def test_judge_problems_worst_first_then_the_others_counted():
     # perfdata for the subjects with a chain only, in their order
     assert [p.label for p in verdict.perfdata] == [
         "a:443_days_leaf", "a:443_days_chain", "c:443_days_leaf", "c:443_days_chain"]
+
+
+def lifetime(days_left, lifetime_days):
+    """A file subject whose one certificate lives ``lifetime_days`` and has ``days_left``."""
+    return tls_expiry.Subject("x", "x", [certificate(
+        days_left, not_before_days=lifetime_days - days_left)], is_file=True)
+
+
+def judged(subject, *argv):
+    return tls_expiry.judge([subject], tls_expiry.Settings(tls_expiry.build_parser().parse_args(
+        ["--file", "x"] + list(argv))), MOMENT)
+
+
+def test_a_six_day_certificate_is_ok_by_default_until_its_last_tenth():
+    verdict = judged(lifetime(4, 6))
+    assert verdict.state == nagiosplugin.Ok, verdict
+    # the thresholds it was judged by, in days: a third and a tenth of 6 days
+    assert str(verdict.perfdata[0]) == "x_days_leaf=4.0d;2:;0.6:"
+    assert judged(lifetime(1.5, 6)).state == nagiosplugin.Warn
+    verdict = judged(lifetime(0.5, 6))
+    assert verdict.state == nagiosplugin.Critical
+    assert verdict.summary.startswith("x certificate expires in 12 hours")
+
+
+def test_default_thresholds_keep_the_days_for_long_lifetimes():
+    for left, state in ((25, nagiosplugin.Ok), (20, nagiosplugin.Warn),
+                        (6, nagiosplugin.Critical)):
+        assert judged(lifetime(left, 90)).state == state, left
+    assert str(judged(lifetime(25, 90)).perfdata[0]) == "x_days_leaf=25.0d;21:;7:"
+
+
+def test_a_share_of_the_lifetime_as_threshold():
+    verdict = judged(lifetime(25, 90), "-w", "33%")
+    assert verdict.state == nagiosplugin.Warn
+    assert str(verdict.perfdata[0]) == "x_days_leaf=25.0d;29.7:;7:"
+    assert judged(lifetime(25, 90), "-w", "33%", "-c", "30%").state == nagiosplugin.Critical
+    # explicit days keep their meaning whatever the lifetime: a 6-day certificate is critical
+    assert judged(lifetime(4, 6), "-w", "21d", "-c", "7d").state == nagiosplugin.Critical
 
 
 def test_judge_ranges_are_the_users_and_the_subject_unchanged():

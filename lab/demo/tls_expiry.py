@@ -15,8 +15,9 @@ TITLES = [
     ("selfsigned", "a self-signed certificate", []),
     ("nointermediate", "a server that does not send its intermediate", []),
     ("intermediate_soon", "an intermediate expiring before the leaf", []),
-    ("weak", "policy: RSA 1024, SHA-1, 800 days validity", [
-        "--min-key-size", "2048", "--max-validity", "398d"]),
+    ("rsa1024", "an RSA-1024 leaf: warns by default, not 'trusted' (see the long output)",
+     []),
+    ("weak", "policy: RSA 1024, SHA-1, 800 days validity", ["--max-validity", "398d"]),
     ("tls10", "policy: a server still accepting TLS 1.0/1.1", ["--min-tls-version", "1.2"]),
     ("smtp", "SMTP with STARTTLS", []),
     ("imap", "IMAP with STARTTLS", []),

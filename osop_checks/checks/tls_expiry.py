@@ -26,6 +26,8 @@ TRUST_WORDS = {"self-signed": "self-signed certificate, not trusted",
 # Key sizes of elliptic curves as the RSA size of the same strength (NIST SP 800-57).
 EC_AS_RSA = ((521, 15360), (384, 7680), (256, 3072), (224, 2048), (160, 1024), (0, 512))
 EDWARDS_AS_RSA = {"Ed25519": 3072, "Ed448": 7680}
+# OpenSSL's default security level on Debian (2): RSA/DSA keys of 2048 bits, EC of 224.
+DEFAULT_MIN_KEY_SIZE = 2048
 
 
 # -- thresholds by lifetime ----------------------------------------------------------------
@@ -113,12 +115,15 @@ def build_parser():
             "check_tls_expiry --file /etc/ssl/certs/backup-server.pem -w 36h -c 12h",
         ],
         behind_the_scenes=[
-            "one TCP connection per endpoint (a second one only when the chain is not trusted,",
-            "to read it without verification, and one more for --min-tls-version); STARTTLS",
+            "one TCP connection per endpoint (more only when the chain is not trusted: one at",
+            "OpenSSL security level 0 to tell why, one to read it without verification; and",
+            "one more for --min-tls-version); STARTTLS",
             "speaks the protocol's own upgrade (SMTP EHLO/STARTTLS, IMAP STARTTLS, POP3 STLS,",
             "FTP AUTH TLS, LDAP StartTLS extended operation, PostgreSQL SSLRequest, XMPP",
-            "<starttls/>). Trust is OpenSSL's verdict in the real handshake (python ssl) with",
-            "validity dates left to the check; certificates are read with cryptography.",
+            "<starttls/>). Trust is OpenSSL's verdict in the real handshake with Python's",
+            "default client context (OpenSSL's default security level, as Debian's curl and",
+            "python3 verify), validity dates left to the check; certificates are read with",
+            "cryptography.",
             "No HTTP request, no login, nothing written; --file reads the file only.",
         ])
     where = parser.add_argument_group("endpoints (at least one of -H, --endpoint, "
@@ -179,12 +184,19 @@ def build_parser():
             ("--mismatch", "critical", "the host name (or --sni) is not among the "
                                        "certificate's SANs")):
         cli.add_state_option(trust, flag, "state when " + what, default)
-    policy = parser.add_argument_group("policy (optional)")
+    policy = parser.add_argument_group(
+        "keys and signatures (below Debian's default OpenSSL security level: warning)")
     policy.add_argument("--min-key-size", kind=cli.PLAIN, type=cli.count_type(1), metavar="BITS",
-                        help="smallest RSA/DSA key in the chain, e.g. 2048; elliptic curves "
-                             "count as the RSA size of equal strength (P-256 = 3072)")
+                        default=DEFAULT_MIN_KEY_SIZE,
+                        help="smallest key in the chain, in RSA/DSA bits; elliptic curves "
+                             "count as the RSA size of equal strength (P-224 = 2048, P-256 = "
+                             "3072) (default: 2048, OpenSSL's default security level)")
+    cli.add_state_option(policy, "--weak-key", "state when a key in the chain is below "
+                         "--min-key-size, or OpenSSL at its default security level refuses "
+                         "the chain for another reason", "warning")
     cli.add_state_option(policy, "--weak-signature", "state when a certificate in the chain is "
                          "signed with SHA-1 or MD5", "warning")
+    policy = parser.add_argument_group("policy (optional)")
     policy.add_argument("--max-validity", kind=cli.PLAIN,
                         type=cli.quantity_type(units.DAYS, minimum=1),
                         metavar="DAYS",
@@ -192,8 +204,8 @@ def build_parser():
     policy.add_argument("--min-tls-version", kind=cli.PLAIN, choices=tls.TLS_VERSIONS,
                         help="lowest TLS version the server may accept (probed with one "
                              "more handshake)")
-    cli.add_state_option(policy, "--policy", "state of a --min-key-size, --max-validity or "
-                         "--min-tls-version violation", "warning", ("warning", "critical"))
+    cli.add_state_option(policy, "--policy", "state of a --max-validity or --min-tls-version "
+                         "violation", "warning", ("warning", "critical"))
     return parser
 
 
@@ -428,7 +440,8 @@ class Settings:
         self.critical = args.critical
         self.severity = {"untrusted": args.untrusted, "self-signed": args.self_signed,
                          "incomplete": args.incomplete, "mismatch": args.mismatch,
-                         "weak-signature": args.weak_signature, "policy": args.policy}
+                         "weak-signature": args.weak_signature, "weak-key": args.weak_key,
+                         "policy": args.policy}
         self.min_key_size = args.min_key_size
         self.max_validity = args.max_validity
         self.min_tls_version = args.min_tls_version
@@ -442,6 +455,7 @@ def judge_subject(subject, settings, now):
         return [(Critical, "no certificate presented")]
     findings = []
     leaf = subject.chain[0]
+    weak = False  # a weak key or signature found: it says why OpenSSL refuses the chain
     for index, cert in enumerate(subject.chain):
         who = role(subject, index, cert)
         left = days_left(cert, now)
@@ -463,10 +477,12 @@ def judge_subject(subject, settings, now):
                     tail)))
         if settings.min_key_size and (index == 0 or not cert.self_issued):
             if rsa_strength(cert) < settings.min_key_size:
-                findings.append((settings.severity["policy"], "%s has a weak key (%s %d bits, "
-                                 "minimum %d)" % (who, cert.key_type, cert.key_bits,
-                                                  settings.min_key_size)))
+                weak = True
+                findings.append((settings.severity["weak-key"], "%s has a weak key (%s %d "
+                                 "bits, minimum %d)" % (who, cert.key_type, cert.key_bits,
+                                                        settings.min_key_size)))
         if cert.signature_hash in ("sha1", "md5") and (index == 0 or not cert.self_issued):
+            weak = True
             findings.append((settings.severity["weak-signature"], "%s is signed with %s" % (
                 who, cert.signature_hash.upper().replace("SHA1", "SHA-1"))))
     if settings.max_validity:
@@ -480,6 +496,8 @@ def judge_subject(subject, settings, now):
         if problem:
             findings.append((settings.severity[problem],
                              TRUST_WORDS[problem].format(presented.trust.reason)))
+        elif presented.trust.refused and not weak:
+            findings.append((settings.severity["weak-key"], presented.trust.refused))
         if presented.name_matches is False:
             findings.append((settings.severity["mismatch"], "name mismatch: %r is not among "
                              "the certificate's names (%s)" % (
@@ -573,8 +591,14 @@ def headline(subject, findings):
             presented.address, presented.version, presented.cipher, len(presented.chain),
             " (+%d from the trust store)" % len(presented.from_store)
             if presented.from_store else ""))
-        parts.append("trusted" if not presented.trust.problem else "not trusted (%s)"
-                     % presented.trust.problem)
+        trust = presented.trust
+        if trust.problem:
+            parts.append("not trusted (%s)" % trust.problem)
+        elif trust.refused:
+            parts.append("not trusted (%s; it verifies at security level 0 only)"
+                         % trust.refused)
+        else:
+            parts.append("trusted")
         if presented.name_matches is not None:
             parts.append("name %r %s" % (presented.endpoint.name,
                                          "matches" if presented.name_matches else "does not "

@@ -40,6 +40,8 @@ _SELF_SIGNED = 18           # depth zero self-signed certificate
 _SELF_SIGNED_IN_CHAIN = 19  # a self-signed root that is not in the trust store
 _NO_ISSUER = (2, 20, 21)    # unable to get (local) issuer certificate / verify the first one
 _NO_CHECK_TIME = 0x200000   # X509_V_FLAG_NO_CHECK_TIME: validity dates are judged by the check
+# Verify codes that no security level changes: the chain is classified from them directly.
+_UNTRUSTED_AT_ANY_LEVEL = (_SELF_SIGNED, _SELF_SIGNED_IN_CHAIN) + _NO_ISSUER
 _MAX_REPLY = 65536
 # Worker threads import cryptography on first use; one at a time, so that no two threads can
 # deadlock on the module locks of a package that imports itself in a different order.
@@ -105,9 +107,14 @@ class Endpoint:
 @dataclasses.dataclass
 class Trust:
     """OpenSSL's verdict on the presented chain (validity dates left out: the check judges
-    those). ``problem`` is None, 'self-signed', 'untrusted' or 'incomplete'."""
+    those). ``problem`` is None, 'self-signed', 'untrusted' or 'incomplete'. ``refused``:
+    why OpenSSL at its default security level (Python's default context, what Debian's
+    clients use) refuses a chain that leads to a trusted CA at level 0 only (a weak key, a
+    SHA-1 signature, a server that needs legacy ciphers or versions); empty when it
+    accepts it."""
     problem: str | None = None
     reason: str = ""
+    refused: str = ""
 
 
 @dataclasses.dataclass
@@ -482,23 +489,28 @@ CAFILE_LIMIT = 16 * 1024 * 1024  # bytes of a certificate file (Debian's bundle:
 
 
 @functools.lru_cache(maxsize=None)
-def _context(verify, cafile=None, minimum=None, maximum=None):
-    """One SSLContext per kind, shared by all endpoints (the trust store is read once)."""
+def _context(verify, cafile=None, minimum=None, maximum=None, strict=False):
+    """One SSLContext per kind, shared by all endpoints (the trust store is read once).
+
+    ``strict``: Python's default client context as it is (OpenSSL's default security level,
+    Python's ciphers and lowest version), the verdict Debian's own clients would give;
+    otherwise security level 0, so that old servers are reached too."""
     import ssl
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
-    # Reach old servers too: their certificates expire as well. Weak keys, signatures and
-    # protocol versions are the check's policy options, not reasons to fail the handshake.
-    with warnings.catch_warnings():  # TLS 1.0/1.1 are deprecated: we only look at them
-        warnings.simplefilter("ignore", DeprecationWarning)
-        context.minimum_version = ssl.TLSVersion[_SSL_VERSIONS[minimum or "1.0"]]
-        if maximum:
-            context.maximum_version = ssl.TLSVersion[_SSL_VERSIONS[maximum]]
-    try:
-        context.set_ciphers("ALL:@SECLEVEL=0")
-    except ssl.SSLError:
-        pass
+    if not strict:
+        # Reach old servers too: their certificates expire as well. Weak keys, signatures
+        # and protocol versions are the check's policy options, not reasons to fail.
+        with warnings.catch_warnings():  # TLS 1.0/1.1 are deprecated: we only look at them
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.minimum_version = ssl.TLSVersion[_SSL_VERSIONS[minimum or "1.0"]]
+            if maximum:
+                context.maximum_version = ssl.TLSVersion[_SSL_VERSIONS[maximum]]
+        try:
+            context.set_ciphers("ALL:@SECLEVEL=0")
+        except ssl.SSLError:
+            pass
     if verify:
         context.verify_mode = ssl.CERT_REQUIRED
         context.verify_flags |= _NO_CHECK_TIME
@@ -619,16 +631,14 @@ def fetch(endpoint, cafile=None, min_version=None, attempt=None):
     attempt = attempt or Attempt(endpoint)
     trust = Trust()
     verified_ders = []
+    refused = ""
     try:
         try:
-            tls, address = _handshake(endpoint, attempt, _context(True, cafile))
-        except ssl.SSLCertVerificationError as exc:
-            log.info("%s: verification failed: %s (%s)", endpoint.label, exc.verify_message,
-                     exc.verify_code)
-            failure = (exc.verify_code, exc.verify_message or str(exc))
-            tls, address = _handshake(endpoint, attempt, _context(False))
-        else:
+            tls, address = _handshake(endpoint, attempt, _context(True, cafile, strict=True))
             failure = None
+        except (ssl.SSLError, ConnectionResetError) as exc:
+            tls, address, failure, refused = _at_level_zero(endpoint, attempt, cafile, exc)
+        if failure is None:
             verified_ders = _chain(tls, verified=True)
         with tls:
             ders = _chain(tls)
@@ -640,6 +650,7 @@ def fetch(endpoint, cafile=None, min_version=None, attempt=None):
     chain = [parse_certificate(der) for der in ders]
     if failure is not None:
         trust = _classify(failure[0], failure[1], chain)
+    trust.refused = refused
     from_store = []
     if failure is None and verified_ders:
         presented = set(ders)
@@ -667,6 +678,36 @@ def fetch(endpoint, cafile=None, min_version=None, attempt=None):
                 result.older_versions.append(old.version() or "below " + min_version)
     attempt.stage = "done"
     return result
+
+
+def _at_level_zero(endpoint, attempt, cafile, strict_error):
+    """After the handshake at OpenSSL's default security level failed with
+    ``strict_error``: the handshake that reads the chain anyway. Returns (tls, address,
+    failure, refused): ``failure`` (verify code, message) when the chain leads to no trusted
+    CA at any level (then read unverified), ``refused`` why the default level refused a
+    chain that verifies at level 0."""
+    import ssl
+
+    if isinstance(strict_error, ssl.SSLCertVerificationError):
+        message = strict_error.verify_message or str(strict_error)
+        log.info("%s: verification at the default security level failed: %s (%s)",
+                 endpoint.label, message, strict_error.verify_code)
+        if strict_error.verify_code in _UNTRUSTED_AT_ANY_LEVEL:
+            tls, address = _handshake(endpoint, attempt, _context(False))
+            return tls, address, (strict_error.verify_code, message), ""
+        refused = "OpenSSL at its default security level refuses the chain: %s" % message
+    else:
+        reason = _describe(attempt.stage, strict_error).reason
+        log.info("%s: no handshake at the default security level: %s", endpoint.label, reason)
+        refused = "no handshake at OpenSSL's default security level (%s)" % reason
+    try:
+        tls, address = _handshake(endpoint, attempt, _context(True, cafile))
+    except ssl.SSLCertVerificationError as exc:
+        log.info("%s: verification failed: %s (%s)", endpoint.label, exc.verify_message,
+                 exc.verify_code)
+        tls, address = _handshake(endpoint, attempt, _context(False))
+        return tls, address, (exc.verify_code, exc.verify_message or str(exc)), ""
+    return tls, address, None, refused
 
 
 def fetch_all(endpoints, fetch=fetch, **options):

@@ -303,17 +303,46 @@ def test_policy_checks(chains):
                   "negotiated TLSv1.1, below TLS 1.2", "accepts TLSv1, below TLS 1.2"):
         assert words in status(lines)
     check, _ = run(["-H", "h", "--mismatch", "ignore", "--min-key-size", "2048",
-                    "--policy", "crit", "--weak-signature", "ignore"], fetch)
+                    "--weak-key", "crit", "--weak-signature", "ignore"], fetch)
+    assert check.state == nagiosplugin.Critical
+    check, _ = run(["-H", "h", "--mismatch", "ignore", "--weak-key", "ok",
+                    "--max-validity", "398d", "--policy", "crit",
+                    "--weak-signature", "ignore"], fetch)
     assert check.state == nagiosplugin.Critical
 
 
-def test_policy_is_off_unless_asked_but_sha1_warns(chains):
+def test_weak_keys_and_sha1_warn_by_default_the_rest_of_the_policy_is_off(chains):
     check, lines = run(["-H", "h", "--mismatch", "ignore"], presenter({"h": chains["weak"]}))
     assert check.state == nagiosplugin.Warn
-    assert "weak key" not in status(lines) and "SHA-1" in status(lines)
-    check, _ = run(["-H", "h", "--mismatch", "ignore", "--weak-signature", "ignore"],
-                   presenter({"h": chains["weak"]}))
+    assert "certificate has a weak key (RSA 1024 bits, minimum 2048)" in status(lines)
+    assert "SHA-1" in status(lines) and "longer than" not in status(lines)
+    check, _ = run(["-H", "h", "--mismatch", "ignore", "--weak-signature", "ignore",
+                    "--weak-key", "ok"], presenter({"h": chains["weak"]}))
     assert check.state == nagiosplugin.Ok
+    check, _ = run(["-H", "h", "--mismatch", "ignore", "--weak-signature", "ignore",
+                    "--min-key-size", "1024"], presenter({"h": chains["weak"]}))
+    assert check.state == nagiosplugin.Ok
+
+
+def test_a_chain_the_default_security_level_refuses_is_not_called_trusted(chains):
+    refused = tls.Trust(refused="OpenSSL at its default security level refuses the chain: "
+                                "EE certificate key too weak")
+    check, lines = run(["-H", "localhost"], presenter({"localhost": chains["weak"]},
+                                                      trust={"localhost": refused}))
+    assert check.state == nagiosplugin.Warn
+    assert "trusted," not in lines[1].replace("not trusted", "")
+    assert "not trusted (OpenSSL at its default security level refuses the chain: EE " \
+           "certificate key too weak; it verifies at security level 0 only)" in lines[1]
+    # a refusal the weak key and signature findings do not explain is a finding itself
+    legacy = tls.Trust(refused="no handshake at OpenSSL's default security level (failed: "
+                               "no shared cipher)")
+    check, lines = run(["-H", "localhost"], presenter({"localhost": chains["valid"]},
+                                                      trust={"localhost": legacy}))
+    assert check.state == nagiosplugin.Warn
+    assert "no handshake at OpenSSL's default security level" in status(lines)
+    assert run(["-H", "localhost", "--weak-key", "ok"], presenter(
+        {"localhost": chains["valid"]}, trust={"localhost": legacy}))[0].state == \
+        nagiosplugin.Ok
 
 
 def test_elliptic_curves_count_as_their_rsa_strength(chains):

@@ -111,6 +111,21 @@ def test_policy_against_a_real_server(tls_scenarios):
     assert check(tls_scenarios["valid"], "--min-tls-version", "1.2").exitcode == 0
 
 
+def test_an_rsa_1024_leaf_warns_by_default_and_is_not_called_trusted(tls_scenarios):
+    """OpenSSL at Debian's default security level refuses the chain (Python's default
+    context, as curl): the long output says so, the weak key warns without any option."""
+    scenario = tls_scenarios["rsa1024"]
+    outcome = run_inprocess(tls_expiry, scenario.args)
+    assert outcome.exitcode == 1, outcome.output
+    assert outcome.status_line.startswith("TLS_EXPIRY WARNING - ")
+    assert "certificate has a weak key (RSA 1024 bits, minimum 2048)" in outcome.status_line
+    headline = outcome.output.splitlines()[1]
+    assert ", trusted," not in headline
+    assert "not trusted (OpenSSL at its default security level refuses the chain: EE " \
+           "certificate key too weak; it verifies at security level 0 only)" in headline
+    assert ", trusted," in run_inprocess(tls_expiry, tls_scenarios["valid"].args).output
+
+
 def test_many_endpoints_in_one_run(tls_scenarios):
     names = ["valid", "smtp", "imap", "pop3", "soon", "refused"]
     argv = THRESHOLDS + ["--ca-file", tls_scenarios["valid"].ca.ca_path]

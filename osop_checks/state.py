@@ -185,6 +185,21 @@ def default_cache_directory():
     return None
 
 
+def cache_directory(chosen=None, option="--cache-dir"):
+    """The directory a check keeps its cache files in: ``chosen`` (the admin's --cache-dir,
+    which must exist and be writable), else default_cache_directory() (None: no cache).
+    Either must belong to this user and not be writable by others, who could forge or
+    remove the answers kept there; ``option`` tells the admin how to choose another."""
+    directory = chosen or default_cache_directory()
+    if chosen and not (os.path.isdir(chosen) and os.access(chosen, os.W_OK | os.X_OK)):
+        raise nagiosplugin.CheckError("cannot write the cache directory %s (it must exist)"
+                                      % chosen)
+    if directory:
+        ensure_dir(os.path.join(directory, "cache"), create=True, option=option,
+                   what="cache")
+    return directory
+
+
 def _writable_dir(path):
     try:
         os.makedirs(path, mode=0o755, exist_ok=True)
@@ -222,15 +237,16 @@ class Cache:
     """One JSON file per question in ``directory`` (None: no cache), named
     ``<check>-<hash of question>.json``, holding the answer's fields, the key it was
     computed under and its time; a different key is a miss. ``asking``: who is asked on a
-    miss, for the -v lines ("the package manager")."""
+    miss, for the -v lines ("the package manager"); ``limit``: bytes of the file read."""
 
-    def __init__(self, directory, check, question, asking):
+    def __init__(self, directory, check, question, asking, limit=LIMIT):
         import hashlib
 
         digest = hashlib.sha256(json.dumps(question, sort_keys=True).encode()).hexdigest()[:16]
         self.path = os.path.join(directory, "%s-%s.json" % (check, digest)) if directory \
             else None
         self.asking = asking
+        self.limit = limit  # bytes of the file (a CRL kept as base64 is larger than LIMIT)
 
     def load(self, key, parse):
         """``parse(data)`` of the cached data under ``key``, or None (also when ``parse``
@@ -240,7 +256,7 @@ class Cache:
         if not self.path:
             return None
         try:
-            data = load(self.path, discard_corrupt=True, what="cache")
+            data = load(self.path, discard_corrupt=True, limit=self.limit, what="cache")
         except nagiosplugin.CheckError as exc:
             log.warning("%s; asking %s", exc, self.asking)
             return None

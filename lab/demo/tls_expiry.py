@@ -2,6 +2,7 @@
 lab/peers/tls.py (a test CA, TLS and STARTTLS servers, a black hole); as root also a
 dual-stack name whose IPv6 listener serves an expired certificate, in the IPv6 test network
 of lab/peers/ipv6.py."""
+import os
 import tempfile
 
 from lab.peers.tls import start_scenarios
@@ -43,20 +44,55 @@ def scenarios(stack):
                  "(min(21d, 33%), min(7d, 10%) of its lifetime)", six))
     runs.append(("the same with -w 21d -c 7d: fixed days cry wolf on short lifetimes",
                  six + ["-w", "21d", "-c", "7d"]))
-    runs.append(("the 90-day certificate with -w 95%: alert on a share of its lifetime",
-                 ["check_tls_expiry"] + started["valid"].args + ["-w", "95%"]))
+    runs.append(("the 90-day certificate with -w 99%: alert on a share of its lifetime",
+                 ["check_tls_expiry"] + started["valid"].args + ["-w", "99%"]))
+    demanding = ["check_tls_expiry"] + started["clientcert"].args
+    client = started["valid"].ca.issue("demo-client", names=("monitoring.example.org",),
+                                       ips=())
+    os.chmod(client.key_path, 0o600)
+    runs.append(("a server that demands a client certificate, asked without one",
+                 demanding))
+    runs.append(("the same with --client-cert/--client-key (the key file mode 0600)",
+                 demanding + ["--client-cert", client.chain_path,
+                              "--client-key", client.key_path]))
     runs.append(("four endpoints in one run, checked concurrently", several))
     runs.append(("a local certificate bundle (leaf + intermediate)",
                  ["check_tls_expiry", "--file", started["intermediate_soon"].issued.chain_path,
                   "-w", "21d", "-c", "7d"]))
-    return runs + dual_stack(stack, started["valid"].ca)
+    return runs + revocation(stack, directory) + dual_stack(stack, started["valid"].ca)
+
+
+def revocation(stack, directory):
+    """CRLs served over HTTP on loopback, a stapling openssl s_server, openssl ocsp."""
+    from lab.peers.tls import RevocationPKI
+
+    pki = RevocationPKI(stack, os.path.join(directory, "revocation"))
+
+    def run(name, cache="cache", *extra):
+        return ["check_tls_expiry"] + pki.args(name, cache) + list(extra)
+
+    return [
+        ("revocation: a good chain, each certificate's CRL fetched and checked", run("good")),
+        ("a revoked leaf, through its CRL", run("revoked")),
+        ("a leaf under a revoked intermediate, through the root's CRL",
+         run("under_revoked_ca")),
+        ("a server stapling a 'revoked' OCSP answer (its CRL server never answers: the "
+         "staple needs no network)", run("stapled")),
+        ("a must-staple certificate served without a staple", run("must_staple")),
+        ("a CRL server that never answers (-t 4): WARNING in time", run("black_hole", "cache",
+                                                                         "-t", "4")),
+        ("a CRL fetched and cached", run("cached", "kept")),
+        ("the same two hours later, its CRL server down: the cached CRL while valid",
+         run("cached", "kept"), pki.cached_http.stop, ["faketime", "-f", "+2h"]),
+        ("the same with an empty cache: WARNING", run("cached", "empty")),
+        ("--revocation ocsp: the OCSP responder (openssl ocsp) the certificate names",
+         run("ocsp_revoked", "cache", "--revocation", "ocsp")),
+    ]
 
 
 def dual_stack(stack, ca):
     """A name with an A and an AAAA record, the IPv6 listener's certificate expired: every
     address, then -4 and --first-address. Needs root (namespaces); else left out."""
-    import os
-
     if os.geteuid() != 0:
         return []
     from lab.peers.ipv6 import DUAL4, DUAL6, Ipv6Net

@@ -75,7 +75,7 @@ class TestCA:
 
     def _sign(self, subject, issuer, public_key, signing_key, not_before, not_after,
               ca=False, names=(), ips=(), hash_name="sha256", issuer_cert=None,
-              subject_key=None):
+              subject_key=None, crl_url=None, ocsp_url=None, must_staple=False):
         """A certificate signed with ``hash_name``. cryptography 43 and later refuse to sign
         with SHA-1 (the weak-signature scenario), though the check reads such certificates
         fine: that one is made self-signed with ``subject_key``, then signed with SHA-1 by the
@@ -102,6 +102,19 @@ class TestCA:
             x509.IPAddress(ipaddress.ip_address(a)) for a in ips]
         if sans:
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        if crl_url:
+            builder = builder.add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
+                [x509.UniformResourceIdentifier(crl_url)], None, None, None)]), critical=False)
+        if ocsp_url:
+            from cryptography.x509.oid import AuthorityInformationAccessOID
+
+            builder = builder.add_extension(x509.AuthorityInformationAccess([
+                x509.AccessDescription(AuthorityInformationAccessOID.OCSP,
+                                       x509.UniformResourceIdentifier(ocsp_url))]),
+                critical=False)
+        if must_staple:
+            builder = builder.add_extension(
+                x509.TLSFeature([x509.TLSFeatureType.status_request]), critical=False)
         if hash_name not in ("sha256", "sha1"):
             raise ValueError("hash_name: sha256 or sha1, not %r" % hash_name)
         cert = builder.sign(subject_key if sha1 else signing_key, hashes.SHA256())
@@ -134,7 +147,9 @@ class TestCA:
             with open(paths["out"], "rb") as handle:
                 return x509.load_pem_x509_certificate(handle.read())
 
-    def make_intermediate(self, common_name, days, not_before=None):
+    def make_intermediate(self, common_name, days, not_before=None, crl_url=None):
+        """(certificate, key) of an intermediate issued by the root; ``crl_url``: the
+        root's CRL it names."""
         from cryptography import x509
         from cryptography.x509.oid import NameOID
 
@@ -142,14 +157,17 @@ class TestCA:
         name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "osop tests"),
                           x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
         cert = self._sign(name, self.root.subject, key.public_key(), self.root_key,
-                          not_before or _now() - DAY, _now() + days * DAY, ca=True)
+                          not_before or _now() - DAY, _now() + days * DAY, ca=True,
+                          crl_url=crl_url)
         return cert, key
 
     def issue(self, label, names=("localhost",), ips=("127.0.0.1",), days=90.0,
               not_before=None, key_kind="ec", hash_name="sha256", self_signed=False,
-              issuer=None, send_intermediate=True):
+              issuer=None, send_intermediate=True, crl_url=None, ocsp_url=None,
+              must_staple=False):
         """A leaf valid until now + ``days`` (negative: expired), written as <label>.pem
-        (the chain the server sends) and <label>.key."""
+        (the chain the server sends) and <label>.key; ``crl_url``, ``ocsp_url``: where its
+        revocation is published; ``must_staple``: the TLS feature status_request."""
         from cryptography import x509
         from cryptography.x509.oid import NameOID
 
@@ -164,30 +182,56 @@ class TestCA:
         cert = self._sign(subject, subject if self_signed else issuer_cert.subject,
                           key.public_key(), issuer_key, start, _now() + days * DAY,
                           names=names, ips=ips, hash_name=hash_name,
-                          issuer_cert=None if self_signed else issuer_cert, subject_key=key)
+                          issuer_cert=None if self_signed else issuer_cert, subject_key=key,
+                          crl_url=crl_url, ocsp_url=ocsp_url, must_staple=must_staple)
         chain = [cert] + ([issuer_cert] if issuer_cert is not None and send_intermediate
                           else [])
         return Issued(cert, key, self.write(label + ".pem", chain),
                       self.write_key(label + ".key", key), chain)
 
-    def write_crl(self, filename, revoked=(), issuer=None):
+    def write_crl(self, filename, revoked=(), issuer=None, directory=None, next_days=30,
+                  der=False):
         """A CRL of ``issuer`` (cert, key; the intermediate, which issues the leaves, by
-        default) that revokes the Issued ``revoked``, written as PEM; its path."""
+        default) that revokes ``revoked`` (Issued or certificates; key compromise), valid
+        ``next_days``, written as PEM (DER with ``der``) into ``directory`` (default: the
+        CA's); its path."""
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.serialization import Encoding
 
         issuer_cert, issuer_key = issuer or (self.intermediate, self.intermediate_key)
         builder = (x509.CertificateRevocationListBuilder().issuer_name(issuer_cert.subject)
-                   .last_update(_now() - DAY).next_update(_now() + 30 * DAY))
-        for issued in revoked:
+                   .last_update(_now() - DAY).next_update(_now() + next_days * DAY))
+        for item in revoked:
+            cert = getattr(item, "cert", item)
             builder = builder.add_revoked_certificate(
-                x509.RevokedCertificateBuilder().serial_number(issued.cert.serial_number)
-                .revocation_date(_now() - DAY).build())
-        path = os.path.join(self.directory, filename)
+                x509.RevokedCertificateBuilder().serial_number(cert.serial_number)
+                .revocation_date(_now() - DAY)
+                .add_extension(x509.CRLReason(x509.ReasonFlags.key_compromise), critical=False)
+                .build())
+        path = os.path.join(directory or self.directory, filename)
         with open(path, "wb") as handle:
-            handle.write(builder.sign(issuer_key, hashes.SHA256()).public_bytes(Encoding.PEM))
+            handle.write(builder.sign(issuer_key, hashes.SHA256()).public_bytes(
+                Encoding.DER if der else Encoding.PEM))
         return path
+
+    def ocsp_response(self, issued, revoked=False, issuer=None, next_days=2):
+        """A DER OCSP answer for ``issued`` signed by its issuer (the intermediate by
+        default): good, or revoked a day ago for key compromise."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.serialization import Encoding
+        from cryptography.x509 import ocsp
+
+        issuer_cert, issuer_key = issuer or (self.intermediate, self.intermediate_key)
+        builder = ocsp.OCSPResponseBuilder().add_response(
+            cert=issued.cert, issuer=issuer_cert, algorithm=hashes.SHA1(),
+            cert_status=ocsp.OCSPCertStatus.REVOKED if revoked else ocsp.OCSPCertStatus.GOOD,
+            this_update=_now() - DAY / 24, next_update=_now() + next_days * DAY,
+            revocation_time=_now() - DAY if revoked else None,
+            revocation_reason=x509.ReasonFlags.key_compromise if revoked else None,
+        ).responder_id(ocsp.OCSPResponderEncoding.HASH, issuer_cert)
+        return builder.sign(issuer_key, hashes.SHA256()).public_bytes(Encoding.DER)
 
     def write(self, filename, certs, der=False):
         from cryptography.hazmat.primitives.serialization import Encoding
@@ -366,11 +410,12 @@ class TLSServer(_Listener):
     """Serves ``chain_path``/``key_path`` with ssl, after a STARTTLS dialogue if asked.
 
     ``min_version``/``max_version`` ('1.0' ... '1.3') bound the versions it accepts;
-    ``delay`` seconds pass before it answers (for the concurrency benchmark).
+    ``delay`` seconds pass before it answers (for the concurrency benchmark);
+    ``client_ca``: a CA file, and the server demands a client certificate it issued.
     """
 
     def __init__(self, chain_path, key_path, starttls=None, refuse=False, min_version="1.2",
-                 max_version=None, delay=0.0, host="127.0.0.1", port=0):
+                 max_version=None, delay=0.0, host="127.0.0.1", port=0, client_ca=None):
         super().__init__(host, port)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.set_ciphers("ALL:@SECLEVEL=0")
@@ -380,6 +425,9 @@ class TLSServer(_Listener):
             if max_version:
                 context.maximum_version = _VERSIONS[max_version]
         context.load_cert_chain(chain_path, key_path)
+        if client_ca:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(client_ca)
         self.context = context
         self.starttls = starttls
         self.refuse = refuse
@@ -393,6 +441,141 @@ class TLSServer(_Listener):
         with self.context.wrap_socket(conn, server_side=True) as tls:
             while tls.recv(4096):
                 pass
+
+
+class FilesOverHTTP:
+    """A directory served over plain HTTP on 127.0.0.1 (http.server in a thread): a CA's
+    CRLs. ``stop()`` takes it down (the "CRL server down" scenarios); ``url(name)``."""
+
+    def __init__(self, directory):
+        import functools
+        import http.server
+
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+        self.directory = directory
+        self.httpd = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Quiet, directory=directory))
+        self.port = self.httpd.server_address[1]
+        self.requests = 0
+        self._thread = None
+
+    def url(self, name):
+        return "http://127.0.0.1:%d/%s" % (self.port, name)
+
+    def __enter__(self):
+        import threading
+
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._thread is not None:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+            self._thread = None
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class StaplingServer:
+    """``openssl s_server`` serving ``issued`` with ``status_file`` (a DER OCSP answer)
+    stapled to every handshake, on 127.0.0.1 and a free port, until the context ends;
+    ``tls12``: TLS 1.2 at most (the staple in its own CertificateStatus message)."""
+
+    def __init__(self, issued, status_file, directory, tls12=False):
+        import subprocess
+
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        self.port = free_port()
+        extra = os.path.join(directory, "stapling-chain.pem")
+        with open(extra, "wb") as handle:
+            for cert in issued.chain[1:]:
+                handle.write(cert.public_bytes(Encoding.PEM))
+        self.process = subprocess.Popen(
+            ["openssl", "s_server", "-accept", "127.0.0.1:%d" % self.port, "-cert",
+             issued.chain_path, "-key", issued.key_path, "-cert_chain", extra,
+             "-status_file", status_file, "-www", "-quiet"]
+            + (["-no_tls1_3"] if tls12 else []),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_for_port(self.port, self.process, "openssl s_server")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.process.kill()
+        self.process.wait()
+
+
+class OCSPResponder:
+    """``openssl ocsp`` answering on ``port`` for the certificates the CA's intermediate
+    issued, from an index (openssl ca's index.txt) that lists ``good`` and ``revoked``
+    (Issued), signed by the intermediate; ``url`` for the certificates' AIA."""
+
+    def __init__(self, ca, directory, good=(), revoked=(), port=None):
+        import subprocess
+
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        os.makedirs(directory, exist_ok=True)
+        self.port = port or free_port()
+        self.url = "http://127.0.0.1:%d/" % self.port
+        index = os.path.join(directory, "index.txt")
+        with open(index, "w") as handle:
+            for issued, state in [(i, "V") for i in good] + [(i, "R") for i in revoked]:
+                serial = "%X" % issued.cert.serial_number
+                serial = "0" * (len(serial) % 2) + serial
+                when = _now().strftime("%y%m%d%H%M%SZ")
+                handle.write("%s\t%s\t%s\t%s\tunknown\t/CN=%s\n" % (
+                    state, issued.cert.not_valid_after.strftime("%y%m%d%H%M%SZ"),
+                    when + ",keyCompromise" if state == "R" else "", serial,
+                    issued.cert.subject.rfc4514_string()[3:]))
+        signer = os.path.join(directory, "signer.pem")
+        with open(signer, "wb") as handle:
+            handle.write(ca.intermediate.public_bytes(Encoding.PEM))
+        key = ca.write_key(os.path.join(directory, "signer.key"), ca.intermediate_key)
+        self.process = subprocess.Popen(
+            # OpenSSL 3's responder takes a port only (it listens on every address while
+            # the test runs; it answers for the test CA's throwaway certificates only)
+            ["openssl", "ocsp", "-index", index, "-port", str(self.port),
+             "-rsigner", signer, "-rkey", key, "-CA", signer, "-ndays", "1"],
+            # a standard input at its end makes it answer nothing: an open pipe it is
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        # It serves one connection at a time and waits without end on one that says
+        # nothing: no probe connection, its "ACCEPT [::]:PORT" line says it listens.
+        import select
+
+        ready, _, _ = select.select([self.process.stdout], [], [], 10)
+        if not ready or not self.process.stdout.readline().startswith(b"ACCEPT"):
+            self.process.kill()
+            raise RuntimeError("openssl ocsp did not start on port %d" % self.port)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.process.kill()
+        self.process.wait()
+        self.process.stdin.close()
+        self.process.stdout.close()
+
+
+def _wait_for_port(port, process, what):
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("%s did not start on port %d" % (what, port))
 
 
 def serve_in(net, ns, issued, host, port=0, starttls=None):
@@ -488,6 +671,7 @@ def start_scenarios(stack, directory, only=None):
         serve(protocol, "valid", starttls=protocol)
     serve("smtp_refused", "valid", starttls="smtp", refuse=True)
     serve("tls10", "valid", min_version="1.0")
+    serve("clientcert", "valid", client_ca=ca.ca_path)  # demands a client certificate
     if wanted is None or "blackhole" in wanted:
         hole = stack.enter_context(BlackHole())
         scenarios["blackhole"] = Scenario("blackhole", hole.port,
@@ -503,6 +687,80 @@ def start_scenarios(stack, directory, only=None):
     for scenario in scenarios.values():
         scenario.ca = ca
     return scenarios
+
+
+class RevocationPKI:
+    """The revocation scenarios, for the tests and ``make demo``: a TestCA whose CRLs are
+    served over HTTP (FilesOverHTTP; ``cached_http`` a second server that a test takes
+    down), a BlackHole as a CRL server that never answers, TLS servers for good, revoked
+    and under-a-revoked-intermediate leaves, a must-staple leaf served without a staple,
+    openssl s_server stapling a revoked answer (TLS 1.3, and 1.2 as ``stapled12``), and
+    leaves that name an openssl ocsp responder. ``args(name, cache)``: the check's
+    arguments for a scenario, with a cache directory of that name."""
+
+    def __init__(self, stack, directory):
+        self.directory = directory
+        self.ca = ca = TestCA(os.path.join(directory, "ca"))
+        crls = os.path.join(directory, "crls")
+        cached = os.path.join(directory, "crls-cached")
+        os.makedirs(crls)
+        os.makedirs(cached)
+        self.http = stack.enter_context(FilesOverHTTP(crls))
+        self.cached_http = stack.enter_context(FilesOverHTTP(cached))
+        self.hole = stack.enter_context(BlackHole())
+        # two intermediates that name the root's CRL; the second is revoked in it
+        issuing = ca.make_intermediate("osop Issuing CA", 1000, crl_url=self.http.url("root.crl"))
+        revoked_ca = ca.make_intermediate("osop Revoked CA", 1000,
+                                          crl_url=self.http.url("root.crl"))
+        leaves = {
+            "good": ca.issue("good", issuer=issuing, crl_url=self.http.url("issuing.crl")),
+            "revoked": ca.issue("revoked", issuer=issuing,
+                                crl_url=self.http.url("issuing.crl")),
+            "under_revoked_ca": ca.issue("under", issuer=revoked_ca,
+                                         crl_url=self.http.url("revoked-ca.crl")),
+            "cached": ca.issue("cached", crl_url=self.cached_http.url("intermediate.crl")),
+            "black_hole": ca.issue("hole", crl_url="http://127.0.0.1:%d/x.crl"
+                                   % self.hole.port),
+            "must_staple": ca.issue("must-staple", must_staple=True),
+        }
+        ca.write_crl("root.crl", [revoked_ca[0]], issuer=(ca.root, ca.root_key),
+                     directory=crls, der=True)
+        ca.write_crl("issuing.crl", [leaves["revoked"]], issuer=issuing, directory=crls)
+        ca.write_crl("revoked-ca.crl", [], issuer=revoked_ca, directory=crls)
+        ca.write_crl("intermediate.crl", [], directory=cached)
+        self.ports = {name: stack.enter_context(TLSServer(
+            issued.chain_path, issued.key_path)).port for name, issued in leaves.items()}
+        self.leaves = leaves
+        # a server stapling a "revoked" OCSP answer; its leaf's CRL is the black hole, so
+        # only an answer that needs no network can be on time
+        stapled = ca.issue("stapled", crl_url="http://127.0.0.1:%d/x.crl" % self.hole.port)
+        answer = os.path.join(directory, "stapled-revoked.der")
+        with open(answer, "wb") as handle:
+            handle.write(ca.ocsp_response(stapled, revoked=True))
+        self.leaves["stapled"] = stapled
+        self.ports["stapled"] = stack.enter_context(
+            StaplingServer(stapled, answer, directory)).port
+        self.leaves["stapled12"] = stapled
+        self.ports["stapled12"] = stack.enter_context(
+            StaplingServer(stapled, answer, directory, tls12=True)).port
+        # leaves that name an OCSP responder (openssl ocsp) and no CRL
+        responder_port = free_port()
+        url = "http://127.0.0.1:%d/" % responder_port
+        asked = {"ocsp_good": ca.issue("ocsp-good", ocsp_url=url),
+                 "ocsp_revoked": ca.issue("ocsp-revoked", ocsp_url=url)}
+        self.responder = stack.enter_context(OCSPResponder(
+            ca, os.path.join(directory, "ocsp"), good=[asked["ocsp_good"]],
+            revoked=[asked["ocsp_revoked"]], port=responder_port))
+        for name, issued in asked.items():
+            self.leaves[name] = issued
+            self.ports[name] = stack.enter_context(TLSServer(
+                issued.chain_path, issued.key_path)).port
+
+    def args(self, name, cache="cache"):
+        directory = os.path.join(self.directory, cache)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        return ["-H", "127.0.0.1", "-p", str(self.ports[name]), "--sni", "localhost",
+                "--ca-file", self.ca.ca_path, "--cache-dir", directory]
 
 
 @pytest.fixture(scope="session")

@@ -211,16 +211,7 @@ def ask(host, args):
     """The host's pending upgrades, from the cache while its key is unchanged."""
     if args.no_cache:
         return host.pending()
-    directory = args.cache_dir or state_files.default_cache_directory()
-    if args.cache_dir and not (os.path.isdir(args.cache_dir)
-                               and os.access(args.cache_dir, os.W_OK | os.X_OK)):
-        raise nagiosplugin.CheckError("cannot write the cache directory %s (it must exist)"
-                                      % args.cache_dir)
-    if directory:
-        # as a state directory: this user's, not writable by others (who could forge or
-        # remove the answer)
-        state_files.ensure_dir(os.path.join(directory, "cache"), create=True,
-                               option="--cache-dir or --no-cache", what="cache")
+    directory = state_files.cache_directory(args.cache_dir, "--cache-dir or --no-cache")
     cache = state_files.Cache(directory, "os_upgrades", host.identity(), "the package manager")
     # The key is taken before asking: a change while apt runs is seen by the next run.
     key = state_files.stat_key(host.cache_inputs())

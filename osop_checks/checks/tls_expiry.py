@@ -15,7 +15,7 @@ import nagiosplugin
 from nagiosplugin import Critical, Ok
 
 from osop_checks import address, bounded, cli, deadline, fanout, plugin, runtime, text, units
-from osop_checks.sources import tls
+from osop_checks.sources import revocation, tls
 
 NAME = "TLS_EXPIRY"
 log = logging.getLogger("nagiosplugin")
@@ -112,7 +112,13 @@ def build_parser():
             "--endpoint ldap.example.org:389/ldap",
             "check_tls_expiry --endpoint-file /etc/icinga2/tls-endpoints.txt -w 28d -c 10d",
             "check_tls_expiry -H intranet.lan --ca-file /etc/ssl/internal-ca.pem",
+            "check_tls_expiry -H api.lan -p 5668 --client-cert /etc/icinga2/pki/sat.crt "
+            "--client-key /etc/icinga2/pki/sat.key",
             "check_tls_expiry --file /etc/ssl/certs/backup-server.pem -w 36h -c 12h",
+            "check_tls_expiry --endpoint-file /etc/icinga2/tls-endpoints.txt "
+            "--revocation crl --revocation-unknown critical",
+            "check_tls_expiry -H www.example.org --revocation ocsp   # ask the responder too",
+            "check_tls_expiry -H www.example.org --revocation off",
         ],
         behind_the_scenes=[
             "one TCP connection per endpoint (more only when the chain is not trusted: one at",
@@ -124,7 +130,11 @@ def build_parser():
             "default client context (OpenSSL's default security level, as Debian's curl and",
             "python3 verify), validity dates left to the check; certificates are read with",
             "cryptography.",
-            "No HTTP request, no login, nothing written; --file reads the file only.",
+            "Revocation (--revocation auto): the stapled OCSP answer read from the handshake,",
+            "else one HTTP GET per CRL URL per run (none while the cached copy is younger",
+            "than an hour); with ocsp one HTTP POST per certificate to its OCSP responder.",
+            "No login; CRLs are written to the cache directory only; --file reads the file",
+            "only (no revocation: a file has no issuer to check a CRL against).",
         ])
     where = parser.add_argument_group("endpoints (at least one of -H, --endpoint, "
                                       "--endpoint-file, --file)")
@@ -176,6 +186,17 @@ def build_parser():
     trust = parser.add_argument_group("trust (each problem's state)")
     trust.add_argument("--ca-file", kind=cli.FILE_READ, metavar="PATH",
                        help="trust these CA certificates (PEM) instead of the system store")
+    client = parser.add_argument_group(
+        "client certificate (for servers that demand one)",
+        "The key file must not be readable or writable by others nor writable by its group\n"
+        "(UNKNOWN otherwise, before any connection: a key others can read is nobody's\n"
+        "secret); readable by its group is fine (Debian's ssl-cert group). Encrypted keys\n"
+        "are refused: a check has nobody to type the passphrase.")
+    client.add_argument("--client-cert", kind=cli.FILE_READ, metavar="PATH",
+                        help="present this certificate (PEM, with its intermediates) when the "
+                             "server asks for one")
+    client.add_argument("--client-key", kind=cli.FILE_READ, metavar="PATH",
+                        help="its private key (PEM, unencrypted; default: in --client-cert)")
     for flag, default, what in (
             ("--untrusted", "critical", "the chain does not lead to a trusted CA"),
             ("--self-signed", "critical", "the certificate is self-signed and not trusted"),
@@ -206,6 +227,25 @@ def build_parser():
                              "more handshake)")
     cli.add_state_option(policy, "--policy", "state of a --max-validity or --min-tls-version "
                          "violation", "warning", ("warning", "critical"))
+    revoked = parser.add_argument_group(
+        "revocation (of endpoints' chains; a revoked certificate is CRITICAL)",
+        "auto: the OCSP answer the server staples (no network), else the CRL every\n"
+        "certificate of the chain names (HTTP, signature checked against its issuer, each\n"
+        "URL fetched once per run and kept in the cache directory, asked again hourly and\n"
+        "used while its server is down until its nextUpdate); crl: CRLs only; ocsp: the\n"
+        "CA's OCSP responder too; off. A certificate that demands stapling (must-staple)\n"
+        "served without a staple is CRITICAL. Fetches share the --timeout.")
+    revoked.add_argument("--revocation", kind=cli.PLAIN, choices=revocation.MODES,
+                         default="auto", help="where revocation is looked up (default: auto)")
+    cli.add_state_option(revoked, "--revocation-unknown", "state when a certificate's "
+                         "revocation is published but no valid answer can be had (its CRL "
+                         "server down and no valid cached copy, a bad signature)", "warning")
+    revoked.add_argument("--cache-dir", kind=cli.FILE_WRITTEN, metavar="DIR",
+                         type=cli.absolute_path,
+                         help="keep fetched CRLs in this existing directory, which must "
+                              "belong to the running user and not be writable by others "
+                              "(default: /var/cache/osop-checks, or "
+                              "$XDG_CACHE_HOME/osop-checks where that is not writable)")
     return parser
 
 
@@ -301,13 +341,16 @@ class Subject:
     or error). Plain data: nothing changes it after build_check."""
 
     def __init__(self, label, perf_prefix, chain=(), presented=None, error=None,
-                 is_file=False):
+                 is_file=False, revocation=None):
         self.label = label
         self.perf_prefix = perf_prefix
         self.chain = list(chain)
         self.presented = presented
         self.error = error
         self.is_file = is_file
+        # One revocation.Status per chain element; None: not checked (off, a file), or a
+        # list holding None when the check ran out of time.
+        self.revocation = revocation
 
     @classmethod
     def from_attempt(cls, attempt):
@@ -441,10 +484,12 @@ class Settings:
         self.severity = {"untrusted": args.untrusted, "self-signed": args.self_signed,
                          "incomplete": args.incomplete, "mismatch": args.mismatch,
                          "weak-signature": args.weak_signature, "weak-key": args.weak_key,
-                         "policy": args.policy}
+                         "policy": args.policy,
+                         "revocation-unknown": args.revocation_unknown}
         self.min_key_size = args.min_key_size
         self.max_validity = args.max_validity
         self.min_tls_version = args.min_tls_version
+        self.client = bool(args.client_cert)
 
 
 def judge_subject(subject, settings, now):
@@ -490,6 +535,7 @@ def judge_subject(subject, settings, now):
         if validity > settings.max_validity + 1e-9:
             findings.append((settings.severity["policy"], "certificate is valid for %d days, "
                              "longer than %g" % (round(validity), settings.max_validity)))
+    findings.extend(judge_revocation(subject, settings))
     presented = subject.presented
     if presented is not None:
         problem = presented.trust.problem
@@ -514,6 +560,33 @@ def judge_subject(subject, settings, now):
                     old, settings.min_tls_version)))
     findings = plugin.worst_first(findings, state=lambda f: f[0])
     return [f for f in findings if f[0] != Ok]
+
+
+def judge_revocation(subject, settings):
+    """The revocation findings of one endpoint: revoked (CRITICAL with serial, date and
+    reason), unknown (--revocation-unknown), a must-staple leaf served without a staple."""
+    if subject.revocation is None:
+        return []
+    findings = []
+    leaf = subject.chain[0]
+    if leaf.must_staple and subject.presented is not None and \
+            subject.presented.staple is None:
+        findings.append((Critical, "certificate demands a stapled OCSP answer (must-staple) "
+                         "but the server sent none"))
+    for index, (cert, status) in enumerate(zip(subject.chain, subject.revocation)):
+        who = role(subject, index, cert)
+        if status is None:
+            findings.append((settings.severity["revocation-unknown"], "%s revocation not "
+                             "known: no answer within the --timeout" % who))
+        elif status.state == "revoked":
+            findings.append((Critical, "%s REVOKED %s%s, serial %s, per the %s" % (
+                who, stamp(status.revoked_at) if status.revoked_at else "(no date)",
+                " (%s)" % status.reason if status.reason else "", cert.serial,
+                status.source)))
+        elif status.state == "unknown":
+            findings.append((settings.severity["revocation-unknown"],
+                             "%s revocation not known: %s" % (who, status.why)))
+    return findings
 
 
 def judge(subjects, settings, now):
@@ -548,7 +621,8 @@ def judge(subjects, settings, now):
         summary = "%d endpoints ok, soonest: %s" % (len(judged), first[2])
     long = []
     for subject, state, _, found in judged:
-        long.append("%s: %s" % (str(state).upper(), headline(subject, found)))
+        long.append("%s: %s" % (str(state).upper(), headline(subject, found,
+                                                             settings.client)))
         long.extend(detail(subject, index, cert, now) for index, cert in enumerate(subject.chain))
     perfdata = []
     for subject in subjects:
@@ -581,7 +655,7 @@ def describe(subject, now):
     return words + ", issuer %s" % (cert.issuer_cn or cert.issuer)
 
 
-def headline(subject, findings):
+def headline(subject, findings, client=False):
     if subject.error:
         return "%s %s" % (subject.label, subject.error)
     parts = [subject.label]
@@ -599,6 +673,11 @@ def headline(subject, findings):
                          % trust.refused)
         else:
             parts.append("trusted")
+        if presented.client_asked:
+            parts.append("client certificate asked for, %s" % (
+                "ours accepted" if client else "none sent and none required"))
+        elif client:
+            parts.append("client certificate not asked for")
         if presented.name_matches is not None:
             parts.append("name %r %s" % (presented.endpoint.name,
                                          "matches" if presented.name_matches else "does not "
@@ -612,13 +691,27 @@ def headline(subject, findings):
 
 
 def detail(subject, index, cert, now):
-    return ("%s #%d: subject %s; SANs %s; issuer %s; serial %s; notBefore %s; notAfter %s "
+    line = ("%s #%d: subject %s; SANs %s; issuer %s; serial %s; notBefore %s; notAfter %s "
             "(%s days left); key %s %d bits; signature %s; sha256 %s" % (
                 subject.label, index + 1, cert.subject or "(empty)",
                 ", ".join(cert.sans) or "none",
                 cert.issuer, cert.serial, stamp(cert.not_before), stamp(cert.not_after),
                 days_left(cert, now), cert.key_type, cert.key_bits,
                 cert.signature_hash or "n/a", cert.fingerprint[:16]))
+    if subject.revocation is not None:
+        line += "; revocation: %s" % revocation_words(subject.revocation[index])
+    return line
+
+
+def revocation_words(status):
+    if status is None:
+        return "no answer within the --timeout"
+    if status.state == "unpublished":
+        return "not published (%s)" % status.why
+    if status.state == "unknown":
+        return "unknown, %s" % status.why
+    return "%s per the %s%s" % (status.state, status.source,
+                                " (%s)" % status.note if status.note else "")
 
 
 def utc_now():
@@ -638,9 +731,41 @@ def build_check(args, fetch=tls.fetch, load_file=tls.load_file, now=utc_now, res
                 args.ca_file, exc.strerror)) from None
         except ValueError as exc:
             raise cli.UsageError("the --ca-file %s %s" % (args.ca_file, exc)) from None
+    if args.client_key and not args.client_cert:
+        raise cli.UsageError("--client-key goes with --client-cert")
+    if args.client_cert:
+        try:
+            tls.load_client_identity(args.client_cert, args.client_key)
+        except OSError as exc:
+            raise cli.UsageError("cannot read the client certificate or key %s: %s" % (
+                exc.filename or args.client_cert, exc.strerror)) from None
+        except ValueError as exc:
+            raise cli.UsageError(str(exc)) from None
+        options["client"] = (args.client_cert, args.client_key)
     every = None if args.first_address else resolve or address.resolve
     subjects = gather(endpoints, args.file, fetch, load_file, options, every)
-    return judge(subjects, Settings(args), now() if callable(now) else now)
+    moment = now() if callable(now) else now
+    if args.revocation != "off":
+        look_up_revocation(subjects, args, moment)
+    return judge(subjects, Settings(args), moment)
+
+
+def look_up_revocation(subjects, args, moment):
+    """Every endpoint's chain's revocation, concurrently, CRLs shared (part of gathering:
+    each Subject gets its list of revocation.Status)."""
+    from osop_checks import state
+
+    served = [s for s in subjects if s.presented is not None and s.chain]
+    if not served:
+        return
+    directory = None
+    if any(cert.crl_urls for s in served for cert in s.chain):
+        directory = state.cache_directory(args.cache_dir, "--cache-dir or --revocation off")
+    asked = revocation.Revocation(args.revocation, directory, moment)
+    answers = asked.check_all([(s.chain, s.presented.staple) for s in served])
+    for subject, statuses in zip(served, answers):
+        subject.revocation = statuses if statuses is not None else [None] * len(
+            subject.chain)
 
 
 def main(argv=None):

@@ -67,6 +67,11 @@ class Certificate:
     signature_hash: str | None
     fingerprint: str
     der: bytes = dataclasses.field(repr=False, default=b"")
+    # Where its revocation is published: CRL distribution points and OCSP responders
+    # (HTTP URLs), and whether it demands a stapled OCSP answer (TLS feature must-staple).
+    crl_urls: list[str] = dataclasses.field(default_factory=list)
+    ocsp_urls: list[str] = dataclasses.field(default_factory=list)
+    must_staple: bool = False
 
     @property
     def self_issued(self):
@@ -131,6 +136,11 @@ class Presented:
     # Certificates of the verified path that came from the trust store (the root, an
     # intermediate the server left out): their dates count as much as the presented ones.
     from_store: list[Certificate] = dataclasses.field(default_factory=list)
+    # The server asked for a client certificate (CertificateRequest seen in the handshake);
+    # None when we could not tell.
+    client_asked: bool = False
+    # The OCSP answer the server stapled (DER), as it came: the revocation source reads it.
+    staple: bytes | None = dataclasses.field(default=None, repr=False)
 
 
 class ConnectionFailed(Exception):
@@ -200,6 +210,7 @@ def parse_certificate(der):
         key_type, bits = "Ed448", 456
     else:
         key_type, bits = type(key).__name__, 0
+    crl_urls, ocsp_urls, must_staple = _revocation_pointers(cert, x509)
     try:
         algorithm = cert.signature_hash_algorithm
         signature_hash = algorithm.name if algorithm is not None else None
@@ -212,7 +223,41 @@ def parse_certificate(der):
         not_before=_utc(cert, "not_valid_before"), not_after=_utc(cert, "not_valid_after"),
         dns_names=dns_names, ip_addresses=ips, key_type=key_type, key_bits=bits,
         signature_hash=signature_hash,
-        fingerprint=cert.fingerprint(hashes.SHA256()).hex(), der=der)
+        fingerprint=cert.fingerprint(hashes.SHA256()).hex(), der=der,
+        crl_urls=crl_urls, ocsp_urls=ocsp_urls, must_staple=must_staple)
+
+
+def _revocation_pointers(cert, x509):
+    """(CRL URLs, OCSP URLs, must-staple) of a cryptography certificate; HTTP URLs only."""
+    from cryptography.x509.oid import AuthorityInformationAccessOID
+
+    crl_urls, ocsp_urls, must_staple = [], [], False
+    try:
+        points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    except (x509.ExtensionNotFound, ValueError):
+        points = []
+    for point in points:
+        for name in point.full_name or ():
+            if isinstance(name, x509.UniformResourceIdentifier) and \
+                    name.value.lower().startswith("http://"):
+                crl_urls.append(name.value)
+    try:
+        access = cert.extensions.get_extension_for_class(
+            x509.AuthorityInformationAccess).value
+    except (x509.ExtensionNotFound, ValueError):
+        access = []
+    for description in access:
+        location = description.access_location
+        if (description.access_method == AuthorityInformationAccessOID.OCSP
+                and isinstance(location, x509.UniformResourceIdentifier)
+                and location.value.lower().startswith("http://")):
+            ocsp_urls.append(location.value)
+    try:
+        features = cert.extensions.get_extension_for_class(x509.TLSFeature).value
+        must_staple = x509.TLSFeatureType.status_request in features
+    except (x509.ExtensionNotFound, ValueError):
+        pass
+    return crl_urls, ocsp_urls, must_staple
 
 
 _PEM = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----", re.S)
@@ -489,16 +534,22 @@ CAFILE_LIMIT = 16 * 1024 * 1024  # bytes of a certificate file (Debian's bundle:
 
 
 @functools.lru_cache(maxsize=None)
-def _context(verify, cafile=None, minimum=None, maximum=None, strict=False):
+def _context(verify, cafile=None, minimum=None, maximum=None, strict=False, client=None):
     """One SSLContext per kind, shared by all endpoints (the trust store is read once).
 
     ``strict``: Python's default client context as it is (OpenSSL's default security level,
     Python's ciphers and lowest version), the verdict Debian's own clients would give;
-    otherwise security level 0, so that old servers are reached too."""
+    otherwise security level 0, so that old servers are reached too. ``client``: (cert
+    file, key file or None), the client certificate to present when the server asks."""
     import ssl
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
+    # Python offers no public way to learn that the server asked for a client certificate;
+    # the message callback sees its CertificateRequest (TLS 1.2 and 1.3 alike).
+    context._msg_callback = _note_handshake
+    if client:
+        context.load_cert_chain(client[0], client[1], password=_no_password)
     if not strict:
         # Reach old servers too: their certificates expire as well. Weak keys, signatures
         # and protocol versions are the check's policy options, not reasons to fail.
@@ -522,7 +573,135 @@ def _context(verify, cafile=None, minimum=None, maximum=None, strict=False):
             context.load_default_certs()
     else:
         context.verify_mode = ssl.CERT_NONE
+    _ask_for_staples(context)
     return context
+
+
+def _note_handshake(conn, direction, version, content_type, msg_type, data):
+    """The message callback: notes on the connection what Python does not tell, the
+    server's CertificateRequest and its stapled OCSP answer (TLS 1.2 CertificateStatus,
+    TLS 1.3 the status_request extension of the leaf's entry in Certificate)."""
+    import ssl
+
+    if direction != "read" or content_type != ssl._TLSContentType.HANDSHAKE:
+        return
+    if msg_type == ssl._TLSMessageType.CERTIFICATE_REQUEST:
+        conn.osop_client_asked = True
+    elif msg_type == ssl._TLSMessageType.CERTIFICATE_STATUS:
+        conn.osop_staple = _status_body(data, 4)
+    elif msg_type == ssl._TLSMessageType.CERTIFICATE and version == ssl.TLSVersion.TLSv1_3:
+        conn.osop_staple = _tls13_staple(data)
+
+
+def _status_body(data, pos):
+    """The OCSPResponse DER of a CertificateStatus structure at ``pos`` (status_type ocsp,
+    uint24 length), or None."""
+    if len(data) < pos + 4 or data[pos] != 1:
+        return None
+    length = int.from_bytes(data[pos + 1:pos + 4], "big")
+    body = data[pos + 4:pos + 4 + length]
+    return body if len(body) == length and length else None
+
+
+def _tls13_staple(data):
+    """The status_request extension of the first (leaf) entry of a TLS 1.3 Certificate
+    message (RFC 8446 4.4.2), or None; a message cut short gives None."""
+    try:
+        pos = 4 + 1 + data[4] + 3  # header, certificate_request_context, list length
+        pos += 3 + int.from_bytes(data[pos:pos + 3], "big")  # the leaf's cert_data
+        end = pos + 2 + int.from_bytes(data[pos:pos + 2], "big")
+        pos += 2
+        while pos + 4 <= end:
+            kind = int.from_bytes(data[pos:pos + 2], "big")
+            length = int.from_bytes(data[pos + 2:pos + 4], "big")
+            if kind == 5:  # status_request
+                return _status_body(data, pos + 4)
+            pos += 4 + length
+    except IndexError:
+        pass
+    return None
+
+
+def _ask_for_staples(context):
+    """Make ``context`` send the status_request extension, so that servers staple their
+    OCSP answer. Python's ssl has no call for it: OpenSSL's SSL_CTX_ctrl is called through
+    ctypes on the SSL_CTX the context wraps, found at the start of the context object
+    (CPython's PySSLContext: the object header, then SSL_CTX *ctx) and taken only when
+    OpenSSL confirms it is that context (its verify mode and security level agree).
+    Returns whether it was done; a build where it cannot be done checks without staples."""
+    import ctypes
+    import ssl
+
+    try:
+        lib = ctypes.CDLL(getattr(ssl._ssl, "__file__", None))
+        ctrl, level, mode = (lib.SSL_CTX_ctrl, lib.SSL_CTX_get_security_level,
+                             lib.SSL_CTX_get_verify_mode)
+    except (OSError, AttributeError) as exc:
+        log.info("no OCSP stapling requests: %s", exc)
+        return False
+    ctrl.restype, ctrl.argtypes = ctypes.c_long, [ctypes.c_void_p, ctypes.c_int,
+                                                  ctypes.c_long, ctypes.c_void_p]
+    level.restype = mode.restype = ctypes.c_int
+    level.argtypes = mode.argtypes = [ctypes.c_void_p]
+    pointer = ctypes.c_void_p.from_address(id(context) + object.__basicsize__).value
+    expected_mode = {ssl.CERT_NONE: 0, ssl.CERT_OPTIONAL: 1, ssl.CERT_REQUIRED: 3}
+    if not pointer or level(pointer) != context.security_level or \
+            mode(pointer) != expected_mode[context.verify_mode]:
+        log.info("no OCSP stapling requests: this Python's SSLContext layout is not known")
+        return False
+    # SSL_CTX_set_tlsext_status_type(ctx, TLSEXT_STATUSTYPE_ocsp)
+    return ctrl(pointer, _SET_TLSEXT_STATUS_REQ_TYPE, 1, None) == 1
+
+
+_SET_TLSEXT_STATUS_REQ_TYPE = 65  # SSL_CTRL_SET_TLSEXT_STATUS_REQ_TYPE
+
+
+def _no_password():
+    # An encrypted key: OpenSSL would prompt on the terminal and wait for an answer.
+    raise ValueError("the client key is encrypted (a check has nobody to type its "
+                     "passphrase: give an unencrypted key, readable by the check only)")
+
+
+KEY_LIMIT = 1024 * 1024  # bytes of a client certificate or key file
+
+
+def load_client_identity(certfile, keyfile=None):
+    """Check the client certificate and key before any endpoint is asked: the key file
+    (the certificate file when ``keyfile`` is None) not readable nor writable by others,
+    not writable by its group (Debian's ssl-cert group may read it), both files readable
+    and within KEY_LIMIT, the key unencrypted and matching the certificate. Returns the
+    client certificate (a Certificate); raises OSError or ValueError in words."""
+    import os
+    import ssl
+    import stat
+
+    from osop_checks import bounded
+
+    key_path = keyfile or certfile
+    info = os.stat(key_path)
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError("the key file %s is not a regular file" % key_path)
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o027:
+        raise ValueError(
+            "the key file %s is %s (mode %04o): refused, a private key that others can "
+            "read or change is nobody's secret; chmod o=,g-w it (readable by its group, as "
+            "Debian's ssl-cert, is fine)" % (key_path, "readable by others" if mode & 0o004
+                                             else "writable by its group" if mode & 0o020
+                                             else "open to others", mode))
+    try:
+        certs = parse_bundle(bounded.read_file(certfile, KEY_LIMIT))
+    except ValueError as exc:
+        raise ValueError("the client certificate %s: %s" % (certfile, exc)) from None
+    if keyfile:
+        bounded.read_file(keyfile, KEY_LIMIT)  # refuses a device or an endless file
+    try:
+        _context(False, client=(certfile, keyfile))
+    except ssl.SSLError as exc:
+        reason = (exc.reason or str(exc)).replace("_", " ").lower()
+        raise ValueError("the client certificate %s does not go with its key (OpenSSL: %s)"
+                         % (certfile, reason)) from None
+    return certs[0]
 
 
 def load_cafile(cafile):
@@ -531,7 +710,7 @@ def load_cafile(cafile):
     import ssl
 
     try:
-        _context(True, cafile)
+        _context(True, cafile, None, None, True, None)
     except ssl.SSLError as exc:
         reason = re.sub(r" \(_ssl\.c:\d+\)$", "", exc.reason or exc.strerror or str(exc))
         reason = reason.replace("_", " ").lower()
@@ -551,8 +730,12 @@ def _chain(tls, verified=False):
             for c in (getter() or [])]
 
 
-def _handshake(endpoint, attempt, context):
-    """Connect, run STARTTLS if asked, shake hands. Returns (tls socket, peer address)."""
+def _handshake(endpoint, attempt, context, client=None):
+    """Connect, run STARTTLS if asked, shake hands. Returns (tls socket, peer address).
+    A server that asked for a client certificate and refused ours (``client``), or our
+    having none, is a ConnectionFailed that says so."""
+    import ssl
+
     sock, address = _connect(endpoint, attempt)
     try:
         if endpoint.starttls:
@@ -566,11 +749,50 @@ def _handshake(endpoint, attempt, context):
         tls = context.wrap_socket(sock, server_hostname=server_name,
                                   do_handshake_on_connect=False)
         tls.settimeout(_timeout())
-        tls.do_handshake()
+        try:
+            tls.do_handshake()
+        except ssl.SSLError as exc:
+            # (a chain that fails verification is that, whatever the server asked of us)
+            if getattr(tls, "osop_client_asked", False) and not isinstance(
+                    exc, ssl.SSLCertVerificationError):
+                raise _refused_client(exc, client) from None
+            raise
+        if getattr(tls, "osop_client_asked", False) and tls.version() == "TLSv1.3":
+            _client_accepted(tls, client)
         return tls, address
     except BaseException:
         sock.close()
         raise
+
+
+# How long a TLS 1.3 server that asked for a client certificate is given to refuse ours
+# (its alert follows the handshake at once); only servers that ask pay for it.
+_REFUSAL_WAIT = 1.0
+
+
+def _refused_client(exc, client):
+    reason = (exc.reason or str(exc)).replace("_", " ").lower()
+    if client is None:
+        return ConnectionFailed("TLS handshake", "the server demands a client certificate "
+                                "(give --client-cert and --client-key; OpenSSL: %s)" % reason)
+    return ConnectionFailed("TLS handshake", "the server refused our client certificate "
+                            "(OpenSSL: %s)" % reason)
+
+
+def _client_accepted(tls, client):
+    """In TLS 1.3 the server judges the client certificate after the client's handshake
+    is done: wait a moment for its refusal (an alert), raised as ConnectionFailed."""
+    import ssl
+
+    tls.settimeout(min(_REFUSAL_WAIT, _timeout()))
+    try:
+        tls.recv(1)
+    except ssl.SSLError as exc:
+        raise _refused_client(exc, client) from None
+    except (socket.timeout, ssl.SSLWantReadError):
+        pass  # no refusal: accepted (or asked for but optional)
+    finally:
+        tls.settimeout(_timeout())
 
 
 def _describe(stage, exc):
@@ -619,27 +841,37 @@ def _classify(verify_code, message, chain):
     return Trust("untrusted", message)
 
 
-def fetch(endpoint, cafile=None, min_version=None, attempt=None):
+def fetch(endpoint, cafile=None, min_version=None, attempt=None, client=None):
     """The chain ``endpoint`` presents, with OpenSSL's trust verdict and the name match.
 
     Raises ConnectionFailed naming the stage (resolve, connect, STARTTLS, TLS handshake).
     With ``min_version``, a second handshake capped below it tells whether the server still
-    accepts older TLS versions.
+    accepts older TLS versions. ``client``: (cert file, key file or None) presented when the
+    server asks for a client certificate (load_client_identity checked them).
     """
     import ssl
 
     attempt = attempt or Attempt(endpoint)
+
+    def shake(verify, **kind):
+        context = _context(verify, kind.get("cafile"), None, kind.get("maximum"),
+                           kind.get("strict", False), client)
+        return _handshake(endpoint, attempt, context, client)
+
     trust = Trust()
     verified_ders = []
     refused = ""
     try:
         try:
-            tls, address = _handshake(endpoint, attempt, _context(True, cafile, strict=True))
+            tls, address = shake(True, cafile=cafile, strict=True)
             failure = None
         except (ssl.SSLError, ConnectionResetError) as exc:
-            tls, address, failure, refused = _at_level_zero(endpoint, attempt, cafile, exc)
+            tls, address, failure, refused = _at_level_zero(endpoint, attempt, cafile, exc,
+                                                            shake)
         if failure is None:
             verified_ders = _chain(tls, verified=True)
+        client_asked = getattr(tls, "osop_client_asked", False)
+        staple = getattr(tls, "osop_staple", None)
         with tls:
             ders = _chain(tls)
             version = tls.version() or ""
@@ -664,12 +896,12 @@ def fetch(endpoint, cafile=None, min_version=None, attempt=None):
                           "in the trust store)" % ", ".join(repr(c.name) for c in borrowed))
     result = Presented(endpoint, chain, address, version, cipher, trust,
                        name_matches(chain[0], endpoint.name) if chain else None,
-                       from_store=from_store)
+                       from_store=from_store, client_asked=client_asked, staple=staple)
     if min_version and min_version != TLS_VERSIONS[0]:
         attempt.stage = "probing TLS versions below %s" % min_version
         below = TLS_VERSIONS[TLS_VERSIONS.index(min_version) - 1]
         try:
-            old, _ = _handshake(endpoint, attempt, _context(False, maximum=below))
+            old, _ = shake(False, maximum=below)
         except Exception as exc:
             log.info("%s: nothing below TLS %s accepted (%s)", endpoint.label, min_version,
                      _describe(attempt.stage, exc).reason)
@@ -680,7 +912,7 @@ def fetch(endpoint, cafile=None, min_version=None, attempt=None):
     return result
 
 
-def _at_level_zero(endpoint, attempt, cafile, strict_error):
+def _at_level_zero(endpoint, attempt, cafile, strict_error, shake):
     """After the handshake at OpenSSL's default security level failed with
     ``strict_error``: the handshake that reads the chain anyway. Returns (tls, address,
     failure, refused): ``failure`` (verify code, message) when the chain leads to no trusted
@@ -693,7 +925,7 @@ def _at_level_zero(endpoint, attempt, cafile, strict_error):
         log.info("%s: verification at the default security level failed: %s (%s)",
                  endpoint.label, message, strict_error.verify_code)
         if strict_error.verify_code in _UNTRUSTED_AT_ANY_LEVEL:
-            tls, address = _handshake(endpoint, attempt, _context(False))
+            tls, address = shake(False)
             return tls, address, (strict_error.verify_code, message), ""
         refused = "OpenSSL at its default security level refuses the chain: %s" % message
     else:
@@ -701,11 +933,11 @@ def _at_level_zero(endpoint, attempt, cafile, strict_error):
         log.info("%s: no handshake at the default security level: %s", endpoint.label, reason)
         refused = "no handshake at OpenSSL's default security level (%s)" % reason
     try:
-        tls, address = _handshake(endpoint, attempt, _context(True, cafile))
+        tls, address = shake(True, cafile=cafile)
     except ssl.SSLCertVerificationError as exc:
         log.info("%s: verification failed: %s (%s)", endpoint.label, exc.verify_message,
                  exc.verify_code)
-        tls, address = _handshake(endpoint, attempt, _context(False))
+        tls, address = shake(False)
         return tls, address, (exc.verify_code, exc.verify_message or str(exc)), ""
     return tls, address, None, refused
 

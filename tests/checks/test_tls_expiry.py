@@ -740,3 +740,49 @@ def test_judge_ranges_are_the_users_and_the_subject_unchanged():
         verdict = tls_expiry.judge([subject], settings(warning, critical), MOMENT)
         assert verdict.state == state, (warning, critical)
     assert repr(vars(subject)) == before
+
+
+# -- revocation: the judgement on plain revocation.Status data ------------------------------
+
+def served(statuses, must_staple=False, staple=None):
+    from osop_checks.sources.revocation import Status  # noqa: F401 - the type judged
+
+    leaf = certificate(60)
+    leaf.must_staple = must_staple
+    chain = [leaf, certificate(900, name="ca", issuer="root")]
+    presented = tls.Presented(tls.Endpoint("h", 443), chain, staple=staple)
+    return tls_expiry.Subject("h:443", "h:443", chain, presented, revocation=statuses)
+
+
+def test_judge_revocation_revoked_unknown_and_must_staple():
+    from osop_checks.sources.revocation import Status
+
+    when = MOMENT - datetime.timedelta(days=2)
+    revoked = Status("revoked", "CRL http://crl.example.org/ca.crl", revoked_at=when,
+                     reason="keyCompromise")
+    verdict = tls_expiry.judge([served([revoked, Status("good", "CRL x")])], settings(),
+                               MOMENT)
+    assert verdict.state == nagiosplugin.Critical
+    assert verdict.summary == "h:443 certificate REVOKED 2026-02-27 12:00:00Z " \
+                              "(keyCompromise), serial 01, per the CRL " \
+                              "http://crl.example.org/ca.crl"
+    unknown = Status("unknown", "CRL x", "CRL x unreachable: cannot connect")
+    verdict = tls_expiry.judge([served([Status("good", "stapled OCSP"), unknown])],
+                               settings(), MOMENT)
+    assert verdict.state == nagiosplugin.Warn
+    assert "intermediate 'ca' revocation not known: CRL x unreachable" in verdict.summary
+    args = tls_expiry.build_parser().parse_args(["--file", "x", "--revocation-unknown",
+                                                 "critical"])
+    assert tls_expiry.judge([served([Status("good", "s"), unknown])],
+                            tls_expiry.Settings(args), MOMENT).state == nagiosplugin.Critical
+    verdict = tls_expiry.judge([served([None, None])], settings(), MOMENT)
+    assert verdict.state == nagiosplugin.Warn and "no answer within the --timeout" in \
+        verdict.summary
+    good = [Status("good", "CRL x"), Status("unpublished", why="the trust anchor")]
+    verdict = tls_expiry.judge([served(good, must_staple=True)], settings(), MOMENT)
+    assert verdict.state == nagiosplugin.Critical
+    assert "demands a stapled OCSP answer (must-staple) but the server sent none" in \
+        verdict.summary
+    assert tls_expiry.judge([served(good, must_staple=True, staple=b"0")], settings(),
+                            MOMENT).state == nagiosplugin.Ok
+    assert verdict.long[1].endswith("; revocation: good per the CRL x")

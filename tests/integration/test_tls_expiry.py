@@ -321,3 +321,94 @@ def test_starttls_refused_by_each_protocol(tls_scenarios, protocol, answer):
     assert outcome.exitcode == 2
     assert outcome.status_line == "TLS_EXPIRY CRITICAL - 127.0.0.1:%d (%s) STARTTLS failed: " \
         "%s" % (server.port, protocol, answer)
+
+
+# -- client certificates ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def demanding(tls_ca, tmp_path_factory):
+    """Servers (TLS 1.3 and 1.2) that demand a client certificate of the test CA, and a
+    client certificate with its key (mode 0600)."""
+    import contextlib
+    import os
+
+    from lab.peers.tls import TLSServer
+
+    served = tls_ca.issue("demanding")
+    client = tls_ca.issue("client", names=("monitoring.example.org",), ips=())
+    os.chmod(client.key_path, 0o600)
+    with contextlib.ExitStack() as stack:
+        servers = {version: stack.enter_context(TLSServer(
+            served.chain_path, served.key_path, client_ca=tls_ca.ca_path,
+            max_version=version)) for version in ("1.3", "1.2")}
+        yield servers, client
+
+
+@pytest.mark.parametrize("version", ["1.3", "1.2"])
+def test_a_server_demanding_a_client_certificate(tls_ca, demanding, version):
+    servers, client = demanding
+    argv = ["-H", "127.0.0.1", "-p", str(servers[version].port), "--sni", "localhost",
+            "--ca-file", tls_ca.ca_path]
+    outcome = run_inprocess(tls_expiry, argv + ["--client-cert", client.chain_path,
+                                                "--client-key", client.key_path])
+    assert outcome.exitcode == 0, outcome.output
+    assert "client certificate asked for, ours accepted" in outcome.output
+    assert "TLSv%s" % version in outcome.output
+    outcome = run_inprocess(tls_expiry, argv)
+    assert outcome.exitcode == 2, outcome.output
+    assert "TLS handshake failed: the server demands a client certificate (give " \
+           "--client-cert and --client-key; OpenSSL: " in outcome.status_line
+
+
+def test_a_client_certificate_the_server_refuses(tls_ca, demanding, tmp_path):
+    import os
+
+    from lab.peers.tls import TestCA
+
+    servers, _ = demanding
+    stranger = TestCA(str(tmp_path / "other-ca")).issue("stranger", names=("x",), ips=())
+    os.chmod(stranger.key_path, 0o600)
+    outcome = run_inprocess(tls_expiry, [
+        "-H", "127.0.0.1", "-p", str(servers["1.3"].port), "--ca-file", tls_ca.ca_path,
+        "--client-cert", stranger.chain_path, "--client-key", stranger.key_path])
+    assert outcome.exitcode == 2, outcome.output
+    assert "the server refused our client certificate (OpenSSL: " in outcome.status_line
+
+
+def test_client_key_files_are_checked_before_any_connection(tls_ca, tmp_path):
+    import os
+    import shutil
+
+    client = tls_ca.issue("client-perm", names=("x",), ips=())
+    key = str(tmp_path / "client.key")
+    shutil.copy(client.key_path, key)
+    argv = ["-H", "127.0.0.1", "-p", "1", "--client-cert", client.chain_path,
+            "--client-key", key]
+    for mode, words in ((0o644, "is readable by others (mode 0644)"),
+                        (0o660, "is writable by its group (mode 0660)")):
+        os.chmod(key, mode)
+        outcome = run_inprocess(tls_expiry, argv)
+        assert outcome.exitcode == 3 and words in outcome.output, outcome.output
+    os.chmod(key, 0o640)  # Debian's ssl-cert way: accepted (then port 1 refuses)
+    assert "connection refused" in run_inprocess(tls_expiry, argv).output
+    other = tls_ca.issue("client-other", names=("y",), ips=())
+    os.chmod(other.key_path, 0o600)
+    outcome = run_inprocess(tls_expiry, argv[:-1] + [other.key_path])
+    assert outcome.exitcode == 3 and "does not go with its key" in outcome.output
+    outcome = run_inprocess(tls_expiry, argv[:4] + ["--client-key", key])
+    assert outcome.exitcode == 3 and "--client-key goes with --client-cert" in outcome.output
+    encrypted = _encrypted_copy(client.key, tmp_path / "encrypted.key")
+    outcome = run_inprocess(tls_expiry, argv[:-1] + [encrypted])
+    assert outcome.exitcode == 3 and "the client key is encrypted" in outcome.output
+
+
+def _encrypted_copy(key, path):
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.BestAvailableEncryption(b"secret")))
+    os.chmod(path, 0o600)
+    return str(path)

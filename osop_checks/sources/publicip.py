@@ -120,11 +120,13 @@ class HttpError(ValueError):
 
 
 def http_request(url, started, limit, method="GET", headers=None, data=None,
-                 max_body=MAX_BODY, what="an IP address", redirects=True, trust_env=True):
+                 max_body=MAX_BODY, what="an IP address", redirects=True, trust_env=True,
+                 with_headers=False):
     """(status, reason, body) of one HTTP request, within ``limit`` seconds from ``started``
     in all and its body at most ``max_body`` bytes (``what`` names what the body should be,
     for the message when it is longer). ``redirects``: follow up to MAX_REDIRECTS;
-    ``trust_env``: proxies and .netrc from the environment apply. Raises HttpError."""
+    ``trust_env``: proxies and .netrc from the environment apply; ``with_headers``: the
+    response headers (case-insensitive) come fourth. Raises HttpError."""
     import requests
 
     left = max(0.05, limit - (time.monotonic() - started))
@@ -137,7 +139,9 @@ def http_request(url, started, limit, method="GET", headers=None, data=None,
                                  headers=dict({"User-Agent": USER_AGENT}, **(headers or {}))) \
                     as response:
                 body = _read_capped(response, started, limit, max_body, what)
-                return response.status_code, text.oneline(response.reason or "", limit=60), body
+                answer = (response.status_code, text.oneline(response.reason or "", limit=60),
+                          body)
+                return answer + (response.headers,) if with_headers else answer
     except requests.exceptions.ConnectTimeout:
         raise HttpError("no connection within %.1f s" % limit) from None
     except requests.exceptions.ReadTimeout:

@@ -118,3 +118,34 @@ class ValidatingResolver(Started):
 
     def stop(self):
         end_process(self.process)
+
+
+NAMES = ("mail.dane.test", "mail.unsigned.test")
+
+
+def start_dane_site(stack, directory):
+    """mail.dane.test after a certificate rollover from ``old`` to ``new``, for the tests and
+    ``make demo``: three STARTTLS SMTP servers (lab/peers/tls.py) on 127.0.0.1 serving
+    ``new``, published in the signed zone dane.test with the TLSA of the new key (3 1 1) on
+    ``current``, of the old key (the rollover forgotten) on ``stale``, of the intermediate
+    that issued both (2 0 1, unchanged by a rollover) on ``anchor``; the unsigned zone
+    unsigned.test publishes the TLSA of ``current`` too. Returns (TestCA, {name: port},
+    the started ValidatingResolver)."""
+    from lab.peers.tls import TestCA, TLSServer
+
+    ca = TestCA(os.path.join(directory, "ca"))
+    old = ca.issue("old", names=NAMES, ips=())
+    new = ca.issue("new", names=NAMES, ips=())
+    ports = {name: stack.enter_context(TLSServer(new.chain_path, new.key_path,
+                                                 starttls="smtp")).port
+             for name in ("current", "stale", "anchor")}
+    dane = ["mail IN A 127.0.0.1",
+            tlsa_record("_%d._tcp.mail" % ports["current"], new.cert),
+            tlsa_record("_%d._tcp.mail" % ports["stale"], old.cert),
+            tlsa_record("_%d._tcp.mail" % ports["anchor"], ca.intermediate,
+                        usage=2, selector=0)]
+    unsigned = [tlsa_record("_%d._tcp.mail" % ports["current"], new.cert)]
+    resolver = stack.enter_context(ValidatingResolver(
+        os.path.join(directory, "unbound"), {"dane.test.": dane, "unsigned.test.": unsigned},
+        signed={"dane.test."}))
+    return ca, ports, resolver

@@ -633,6 +633,8 @@ def gather_dane_ari(subjects, args, now):
                  for name, port in keys], limit=limit)):
             if error is not None:
                 raise error  # a bug, not an answer
+            if found is None:
+                found = DaneResult(error="no TLSA answer within the --timeout")
             for subject in dane_of[key]:
                 subject.dane = _compare_chain(found, subject)
     if args.ari:

@@ -1,48 +1,25 @@
-"""check_tls_expiry --dane against a STARTTLS SMTP server (lab/peers/tls.py) whose TLSA
-records a validating unbound on loopback serves from a zone signed by ldns-signzone
-(lab/peers/unbound.py), and from an unsigned zone.
-
-mail.dane.test rolled its certificate over from ``old`` to ``new``: the SMTP server on
-``current`` is published with the TLSA of the new key (3 1 1), the one on ``stale`` still
-with that of the old key (the rollover forgotten), the one on ``anchor`` with the
-intermediate that issued both (2 0 1, which a rollover does not change).
+"""check_tls_expiry --dane against STARTTLS SMTP servers (lab/peers/tls.py) whose TLSA
+records a validating unbound on loopback serves from a zone signed by ldns-signzone, and
+from an unsigned zone: lab/peers/unbound.start_dane_site, mail.dane.test after a
+certificate rollover (``current`` published with the new key, ``stale`` still with the old
+one, ``anchor`` with the issuing intermediate).
 """
 import contextlib
 import re
 
 import pytest
 
-from lab.peers import need, need_root, run_plugin
-from lab.peers.tls import TestCA, TLSServer
-from lab.peers.unbound import ValidatingResolver, tlsa_record
+from lab.peers import need, run_plugin
+from lab.peers.unbound import start_dane_site
 
 pytestmark = pytest.mark.peer
-
-NAMES = ("mail.dane.test", "mail.unsigned.test")
 
 
 @pytest.fixture(scope="module")
 def dane_site(tmp_path_factory):
     need("unbound", "ldns-signzone", "ldns-keygen")
-    need_root()  # unbound runs as the user that starts it; root in CI
-    directory = tmp_path_factory.mktemp("dane")
-    ca = TestCA(str(directory / "ca"))
-    old = ca.issue("old", names=NAMES, ips=())
-    new = ca.issue("new", names=NAMES, ips=())
     with contextlib.ExitStack() as stack:
-        ports = {name: stack.enter_context(TLSServer(new.chain_path, new.key_path,
-                                                     starttls="smtp")).port
-                 for name in ("current", "stale", "anchor")}
-        dane = ["mail IN A 127.0.0.1",
-                tlsa_record("_%d._tcp.mail" % ports["current"], new.cert),
-                tlsa_record("_%d._tcp.mail" % ports["stale"], old.cert),
-                tlsa_record("_%d._tcp.mail" % ports["anchor"], ca.intermediate,
-                            usage=2, selector=0)]
-        unsigned = [tlsa_record("_%d._tcp.mail" % ports["current"], new.cert)]
-        resolver = stack.enter_context(ValidatingResolver(
-            str(directory / "unbound"), {"dane.test.": dane, "unsigned.test.": unsigned},
-            signed={"dane.test."}))
-        yield ca, ports, resolver
+        yield start_dane_site(stack, str(tmp_path_factory.mktemp("dane")))
 
 
 def check(dane_site, port, name="mail.dane.test", *extra):

@@ -612,6 +612,11 @@ class DaneResult:
         self.error = error
 
 
+def check_dane_ari_usage(args):
+    if not args.dane and (args.dns_server or args.dns_trust_ad):
+        raise cli.UsageError("--dns-server and --dns-trust-ad go with --dane")
+
+
 def gather_dane_ari(subjects, args, now):
     """Set ``dane`` (--dane) and ``renewal`` (--ari) of every subject with a chain: one TLSA
     lookup per name and port, one renewalInfo per leaf, concurrently."""
@@ -779,6 +784,8 @@ def dane_ari_details(subject, now):
             record = comparison.record
             if not record.usable:
                 what = "not checked (usage %d)" % record.usage
+            elif comparison.unlinked:
+                what = "matches a certificate served, but %s" % comparison.unlinked
             elif comparison.position is None:
                 what = "matches nothing served"
             else:
@@ -806,6 +813,7 @@ def build_check(args, fetch=tls.fetch, load_file=tls.load_file, now=utc_now, res
     """``resolve`` (host, port, family, timeout) -> [(4|6, address)]: address.resolve by
     default; not asked with --first-address."""
     endpoints = endpoints_from(args)
+    check_dane_ari_usage(args)
     options = {"cafile": args.ca_file, "min_version": args.min_tls_version}
     if args.ca_file:
         try:

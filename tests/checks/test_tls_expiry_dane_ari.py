@@ -251,3 +251,21 @@ def test_cache_fresh_until_retry_after_then_the_ca_is_asked(tmp_path):
     assert stale.cached and stale.start == NOW and "cannot connect" in stale.error
     none = ari.renewal_info(directory, der, None, NOW.timestamp())
     assert none.start is None and "cannot connect" in none.error
+
+
+def test_a_trust_anchor_the_chain_does_not_lead_to_is_no_match(served, tls_ca):
+    """A server that sends the published intermediate above a leaf it did not sign (the
+    intermediate is public: anyone can send it) does not match its DANE-TA record."""
+    chain, _ = served
+    stranger = tls_ca.issue("dane-stranger", self_signed=True).cert.public_bytes(Encoding.DER)
+    record = dane.Record(2, 0, 1, hashlib.sha256(chain[1]).digest())
+    assert dane.compare([record], chain)[0].position == 1
+    [forged] = dane.compare([record], [stranger, chain[1]])
+    assert forged.position is None
+    assert forged.unlinked == "certificate #1 is not signed by #2"
+
+
+def test_dane_options_need_dane():
+    args = tls_expiry.build_parser().parse_args(["-H", "x.org", "--dns-server", "127.0.0.1"])
+    with pytest.raises(tls_expiry.cli.UsageError, match="go with --dane"):
+        tls_expiry.build_check(args, fetch=None)  # refused before any connection

@@ -106,7 +106,7 @@ def build_parser():
     src = parser.add_argument_group(
         "the public address (at least one source; all given must agree)")
     src.add_argument("--ip-url", kind=cli.URL,
-                     action="append", default=[], type=url_type, metavar="URL",
+                     action="append", default=[], type=cli.url_type, metavar="URL",
                      help="an HTTP(S) echo service answering with the caller's address as "
                           "plain text, e.g. https://api.ipify.org (repeatable; several must "
                           "agree)")
@@ -163,20 +163,9 @@ def parse_hostname(value):
     return name.lower()
 
 
-def parse_url(value):
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(str(value))
-    except ValueError:  # "Invalid IPv6 URL": argparse's own words, as before
-        raise ValueError("invalid URL value: %r" % (value,)) from None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("%r is not an http:// or https:// URL" % value)
-    return str(value)
-
-
 def parse_router_url(value):
-    return upnp.DISCOVER if str(value).strip().lower() == upnp.DISCOVER else parse_url(value)
+    return upnp.DISCOVER if str(value).strip().lower() == upnp.DISCOVER \
+        else cli.parse_url(value)
 
 
 def parse_address(value):
@@ -194,7 +183,6 @@ def parse_path(value):
 
 hostname_type = cli.value_type(parse_hostname, "DNS name")
 server_type = cli.value_type(dns.parse_server, "server")
-url_type = cli.value_type(parse_url, "URL")
 router_url_type = cli.value_type(parse_router_url, "URL")
 address_type = cli.value_type(parse_address, "IP address")
 path_type = cli.value_type(parse_path, "path")

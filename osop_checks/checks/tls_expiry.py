@@ -570,7 +570,7 @@ def add_dane_ari_options(parser):
     ari_group = parser.add_argument_group(
         "ARI (the renewal window the CA suggests for the leaf, RFC 9773)")
     ari_group.add_argument(
-        "--ari", kind=cli.URL, metavar="DIRECTORY_URL",
+        "--ari", kind=cli.URL, type=cli.url_type, metavar="DIRECTORY_URL",
         help="ask this ACME directory's renewalInfo for the leaf: WARNING inside the "
              "suggested renewal window, CRITICAL after its end; the answer is cached until "
              "the CA's Retry-After (1 minute to 1 day; 6 hours when none)")

@@ -163,7 +163,10 @@ def ask(directory_url, cert_id, now, timeout=None):
     from osop_checks import deadline
 
     started = time.monotonic()
-    limit = deadline.remaining(timeout if timeout is not None else DEFAULT_TIMEOUT)
+    try:
+        limit = deadline.remaining(timeout if timeout is not None else DEFAULT_TIMEOUT)
+    except deadline.Timeout as exc:
+        raise AriError("%s: %s" % (directory_url, exc)) from None
     body, _ = _get_json(directory_url, started, limit, "an ACME directory")
     try:
         base = json.loads(body)["renewalInfo"]

@@ -269,3 +269,15 @@ def test_dane_options_need_dane():
     args = tls_expiry.build_parser().parse_args(["-H", "x.org", "--dns-server", "127.0.0.1"])
     with pytest.raises(tls_expiry.cli.UsageError, match="go with --dane"):
         tls_expiry.build_check(args, fetch=None)  # refused before any connection
+
+
+def test_no_time_left_is_an_answer_not_a_crash(tls_ca):
+    """The handshakes used the whole --timeout: the CA is not asked, and says why."""
+    import time
+
+    from osop_checks import deadline
+
+    deadline.start(0.001)
+    time.sleep(0.01)
+    missing = ari.renewal_info("https://ca.example/dir", rfc_example(), None, NOW.timestamp())
+    assert missing.start is None and "no time left" in missing.error

@@ -6,6 +6,7 @@ one, ``anchor`` with the issuing intermediate).
 """
 import contextlib
 import re
+import time
 
 import pytest
 
@@ -70,3 +71,18 @@ def test_each_endpoint_its_own_verdict(dane_site):
     assert outcome.exitcode == 2, outcome.output  # the stale one; the current one is fine
     assert "1 other ok" in outcome.status_line
 
+
+
+def test_a_resolver_that_never_answers_is_unknown_within_the_timeout(dane_site,
+                                                                     blackhole_udp):
+    ca, ports, _ = dane_site
+    started = time.monotonic()
+    outcome = run_plugin("check_tls_expiry", [
+        "-H", "127.0.0.1", "-p", ports["current"], "--sni", "mail.dane.test", "--starttls",
+        "smtp", "--ca-file", ca.ca_path, "--dane", "--dns-server",
+        "127.0.0.1:%d" % blackhole_udp.port, "-t", "4"])
+    assert time.monotonic() - started < 6
+    assert outcome.exitcode == 3, outcome.output
+    assert re.search(r"UNKNOWN - \S+ \(smtp\) DANE: no TLSA answer for _\d+\._tcp\.mail\."
+                     r"dane\.test\.: no answer from DNS server 127\.0\.0\.1:\d+ within",
+                     outcome.status_line), outcome.output

@@ -23,6 +23,8 @@ import logging
 import re
 import time
 
+from osop_checks import text
+
 log = logging.getLogger("nagiosplugin")
 
 MIN_RETRY, MAX_RETRY, DEFAULT_RETRY = 60, 86400, 6 * 3600  # seconds (RFC 9773 4.3)
@@ -100,10 +102,10 @@ def parse_time(value):
     if not found:
         raise AriError("%r is not an RFC 3339 time" % (value,))
     day, clock, fraction, zone = found.groups()
-    text = "%sT%s%s%s" % (day, clock, (fraction or "")[:7],
-                          "+00:00" if zone in ("Z", "z") else zone)
+    iso = "%sT%s%s%s" % (day, clock, (fraction or "")[:7],
+                    "+00:00" if zone in ("Z", "z") else zone)
     try:
-        return datetime.datetime.fromisoformat(text).astimezone(datetime.timezone.utc)
+        return datetime.datetime.fromisoformat(iso).astimezone(datetime.timezone.utc)
     except ValueError as exc:
         raise AriError("%r is not a valid time: %s" % (value, exc)) from None
 
@@ -122,7 +124,8 @@ def parse_renewal_info(body):
         raise AriError("the suggested window ends (%s) before it starts (%s)" % (
             end.isoformat(), start.isoformat()))
     explanation = data.get("explanationURL")
-    return start, end, explanation if isinstance(explanation, str) else None
+    # the CA's text reaches the plugin output: one line, no '|'
+    return start, end, text.oneline(explanation, 300) if isinstance(explanation, str) else None
 
 
 def retry_after(value, now):

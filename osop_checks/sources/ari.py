@@ -103,7 +103,7 @@ def parse_time(value):
         raise AriError("%r is not an RFC 3339 time" % (value,))
     day, clock, fraction, zone = found.groups()
     iso = "%sT%s%s%s" % (day, clock, (fraction or "")[:7],
-                    "+00:00" if zone in ("Z", "z") else zone)
+                        "+00:00" if zone in ("Z", "z") else zone)
     try:
         return datetime.datetime.fromisoformat(iso).astimezone(datetime.timezone.utc)
     except ValueError as exc:

@@ -90,6 +90,20 @@ def is_loopback(server):
         return False
 
 
+def validation(ad, server, trust_ad=False):
+    """(validated, why in words) of an answer with or without the AD bit from ``server``:
+    the bit counts from a resolver on loopback, or where ``trust_ad`` states the path."""
+    where = dns_source.format_server(server)
+    if not ad:
+        return False, "no AD bit in the answer of %s" % where
+    if is_loopback(server):
+        return True, "DNSSEC-validated by %s (AD bit, resolver on loopback)" % where
+    if trust_ad:
+        return True, "DNSSEC-validated by %s (AD bit, trusted path stated)" % where
+    return False, ("%s set the AD bit, but the path to it is not trusted (not on loopback, "
+                   "and --dns-trust-ad not given)" % where)
+
+
 def lookup(name, servers, trust_ad=False):
     """The TLSA records of ``name`` from the first of ``servers`` ([(ip, port)]) that
     answers; never raises DnsError (a failure is a Lookup with its kind and words)."""
@@ -105,17 +119,8 @@ def lookup(name, servers, trust_ad=False):
         return Lookup(name, exc.kind, error=error)
     where = dns_source.format_server(server)
     found = Lookup(name, dns_source.OK, server=where)
-    ad = bool(response.flags & dns.flags.AD)
-    if not ad:
-        found.trust = "no AD bit in the answer of %s" % where
-    elif trust_ad or is_loopback(server):
-        found.validated = True
-        found.trust = "DNSSEC-validated by %s (AD bit, %s)" % (
-            where, "trusted path stated" if trust_ad and not is_loopback(server)
-            else "resolver on loopback")
-    else:
-        found.trust = ("%s set the AD bit, but the path to it is not trusted (not on "
-                       "loopback, and --dns-trust-ad not given)" % where)
+    found.validated, found.trust = validation(bool(response.flags & dns.flags.AD), server,
+                                              trust_ad)
     if response.rcode() == dns.rcode.NXDOMAIN:
         found.kind, found.error = dns_source.NXDOMAIN, "%s does not exist (NXDOMAIN)" % name
         return found

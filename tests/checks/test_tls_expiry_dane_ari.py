@@ -281,3 +281,15 @@ def test_no_time_left_is_an_answer_not_a_crash(tls_ca):
     time.sleep(0.01)
     missing = ari.renewal_info("https://ca.example/dir", rfc_example(), None, NOW.timestamp())
     assert missing.start is None and "no time left" in missing.error
+
+
+@pytest.mark.parametrize("ad, server, trust_ad, validated, words", [
+    (True, ("127.0.0.1", 53), False, True, "resolver on loopback"),
+    (True, ("::1", 5353), False, True, "resolver on loopback"),
+    (True, ("192.0.2.53", 53), False, False, "the path to it is not trusted"),
+    (True, ("192.0.2.53", 53), True, True, "trusted path stated"),
+    (False, ("127.0.0.1", 53), True, False, "no AD bit in the answer of 127.0.0.1"),
+])
+def test_the_ad_bit_counts_only_over_a_trusted_path(ad, server, trust_ad, validated, words):
+    found, why = dane.validation(ad, server, trust_ad)
+    assert found is validated and words in why

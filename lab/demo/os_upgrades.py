@@ -85,7 +85,7 @@ def scenarios(stack):
     if os.geteuid() == 0:
         found.append(("a process still running a copy of libz that was replaced since "
                       "(restart needed)", ["check_os_upgrades"],
-                      lambda: _restart_holder(stack)))
+                      lambda: _restart_holder(stack), ()))
     if os.geteuid() != 0 or not shutil.which("debootstrap"):
         return found
     from lab.peers.debian_root import updated_root

@@ -140,3 +140,45 @@ def test_service_on_a_deleted_library_is_named_by_its_unit(tmp_path):
         assert "restart needed: %s" % HOLDER not in check(tmp_path).status_line
     finally:
         context.__exit__(None, None, None)
+
+
+def test_as_another_user_only_its_own_processes_and_v_says_so(foreign_install, tmp_path):
+    """As nagios (Icinga's user), the maps of root's processes cannot be read: its own
+    process on a replaced library is named, and -v says how many others were not seen."""
+    from lab.peers.foreign_user import USER, shared_tempdir
+
+    need_root()
+    directory = "/usr/local/lib/osop-test-user-%d" % os.getpid()
+    os.makedirs(directory)
+    os.chmod(directory, 0o755)
+    copy = os.path.join(directory, "libosopz.so.1")
+    shutil.copy(LIBZ, copy)
+    os.chmod(copy, 0o644)
+    holder = subprocess.Popen(["/usr/bin/python3", "-c", "import ctypes, sys, time\n"
+                               "ctypes.CDLL(sys.argv[1]); time.sleep(600)", copy],
+                              user=USER, group=USER, extra_groups=[])
+    try:
+        wait_for_mapping(holder.pid, copy)
+        replace(copy)
+        with shared_tempdir("osop-restarts-") as shared:
+            empty = os.path.join(shared, "empty")
+            for part in ("etc/apt/sources.list.d", "etc/apt/preferences.d", "var/lib/dpkg",
+                         "var/lib/apt/lists/partial", "var/cache/apt"):
+                os.makedirs(os.path.join(empty, part))
+            for name in ("var/lib/dpkg/status", "etc/apt/sources.list"):
+                open(os.path.join(empty, name), "w").close()
+            apt_get = "apt-get -o Dir=%s -o Dir::State::status=%s/var/lib/dpkg/status" % (
+                empty, empty)
+            argv = ["--no-cache", "--apt-get", apt_get, "--max-list-age", "0",
+                    "--eol-state", "ok", "--lts-state", "ok", "--eol-warning", "0"]
+            outcome = foreign_install.run("check_os_upgrades", argv + ["-v"])
+            quiet = foreign_install.run("check_os_upgrades", argv)
+    finally:
+        end_process(holder)
+        shutil.rmtree(directory, ignore_errors=True)
+    assert outcome.exitcode == 1, outcome.output + outcome.stderr
+    assert "restart needed: python3 (pid %d)" % holder.pid in outcome.status_line
+    assert any(line.startswith("restarts: the maps of ") and line.endswith(
+        "could not be read (processes of other users: run as root to see them)")
+        for line in outcome.output.splitlines()), outcome.output
+    assert "could not be read" not in quiet.output

@@ -116,12 +116,14 @@ class _Router:
         self.url, self.user, self.pin = url, user, pin
         self.auth = HTTPDigestAuth(user, password)
         self.started, self.limit = started, limit
+        # one connection for every call: a FRITZ!Box's TLS handshake is slow
+        self.session = publicip.new_session(trust_env=False, fingerprint=pin)
 
     def request(self, url, what, method="GET", headers=None, data=None, max_body=upnp.MAX_SOAP):
         status, reason, body = publicip.http_request(
             url, self.started, self.limit, method=method, headers=headers, data=data,
-            max_body=max_body, what=what, redirects=False, trust_env=False, auth=self.auth,
-            fingerprint=self.pin)
+            max_body=max_body, what=what, redirects=False, auth=self.auth,
+            session=self.session)
         if status == 401:
             raise Tr064Error("the router refused the login of user %r (HTTP 401): wrong "
                              "--router-user or --router-password-file?" % self.user)
@@ -181,7 +183,10 @@ def _ask(source, url, user, password, fingerprint, remembered, started, limit, v
                 log.info("TR-064: trusting %s's certificate on first use: SHA-256 %s",
                          endpoint(url), text.colon_hex(seen))
         router = _Router(url, user, password, pin, started, limit)
-        _read(router, reading, v6_prefix)
+        try:
+            _read(router, reading, v6_prefix)
+        finally:
+            router.session.close()
     except (upnp.UpnpError, publicip.HttpError) as exc:
         reading.error = "%s: %s" % (source, exc)
     return reading

@@ -532,8 +532,10 @@ class OCSPResponder:
                 serial = "%X" % issued.cert.serial_number
                 serial = "0" * (len(serial) % 2) + serial
                 when = _now().strftime("%y%m%d%H%M%SZ")
+                expiry = getattr(issued.cert, "not_valid_after_utc", None) or \
+                    issued.cert.not_valid_after  # cryptography < 42
                 handle.write("%s\t%s\t%s\t%s\tunknown\t/CN=%s\n" % (
-                    state, issued.cert.not_valid_after.strftime("%y%m%d%H%M%SZ"),
+                    state, expiry.strftime("%y%m%d%H%M%SZ"),
                     when + ",keyCompromise" if state == "R" else "", serial,
                     issued.cert.subject.rfc4514_string()[3:]))
         signer = os.path.join(directory, "signer.pem")

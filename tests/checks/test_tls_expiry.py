@@ -786,3 +786,27 @@ def test_judge_revocation_revoked_unknown_and_must_staple():
     assert tls_expiry.judge([served(good, must_staple=True, staple=b"0")], settings(),
                             MOMENT).state == nagiosplugin.Ok
     assert verdict.long[1].endswith("; revocation: good per the CRL x")
+
+
+def test_stapled_answers_are_read_from_the_handshake_messages():
+    """TLS 1.2 CertificateStatus and the status_request extension of the leaf's entry in a
+    TLS 1.3 Certificate message (RFC 8446 4.4.2); anything cut short is no staple."""
+    answer = b"\x30\x03\x0a\x01\x00"  # the DER of an OCSPResponse does not matter here
+    status = b"\x01" + len(answer).to_bytes(3, "big") + answer
+    tls12 = b"\x16" + len(status).to_bytes(3, "big") + status
+    assert tls._status_body(tls12, 4) == answer
+    leaf = b"\x30\x00"
+    extension = b"\x00\x05" + len(status).to_bytes(2, "big") + status
+
+    def certificate_message(extension):
+        entry = (len(leaf).to_bytes(3, "big") + leaf + len(extension).to_bytes(2, "big")
+                 + extension)
+        body = b"\x00" + len(entry).to_bytes(3, "big") + entry
+        return b"\x0b" + len(body).to_bytes(3, "big") + body
+
+    tls13 = certificate_message(extension)
+    assert tls._tls13_staple(tls13) == answer
+    assert tls._tls13_staple(tls13[:-3]) is None
+    sct = b"\x00\x12" + extension[2:]  # another extension (signed_certificate_timestamp)
+    assert tls._tls13_staple(certificate_message(sct)) is None
+    assert tls._status_body(b"\x16\x00\x00\x01\x02", 4) is None  # not an OCSP status

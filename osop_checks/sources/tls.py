@@ -136,8 +136,7 @@ class Presented:
     # Certificates of the verified path that came from the trust store (the root, an
     # intermediate the server left out): their dates count as much as the presented ones.
     from_store: list[Certificate] = dataclasses.field(default_factory=list)
-    # The server asked for a client certificate (CertificateRequest seen in the handshake);
-    # None when we could not tell.
+    # The server asked for a client certificate (CertificateRequest seen in the handshake).
     client_asked: bool = False
     # The OCSP answer the server stapled (DER), as it came: the revocation source reads it.
     staple: bytes | None = dataclasses.field(default=None, repr=False)

@@ -630,7 +630,13 @@ def _ask_for_staples(context):
     Returns whether it was done; a build where it cannot be done checks without staples."""
     import ctypes
     import ssl
+    import sys
 
+    # Reading the pointer of another layout would hand OpenSSL garbage (a crash, not an
+    # exception): only the CPython releases whose PySSLContext starts with SSL_CTX *ctx.
+    if sys.implementation.name != "cpython" or not (3, 9) <= sys.version_info[:2] <= (3, 14):
+        log.info("no OCSP stapling requests: this Python's SSLContext layout is not known")
+        return False
     try:
         lib = ctypes.CDLL(getattr(ssl._ssl, "__file__", None))
         ctrl, level, mode = (lib.SSL_CTX_ctrl, lib.SSL_CTX_get_security_level,

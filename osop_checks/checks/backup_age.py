@@ -53,7 +53,9 @@ def build_parser():
     sel = parser.add_argument_group("what the backup is")
     sel.add_argument("-p", "--path", kind=cli.PATH, type=cli.absolute_path, metavar="PATH",
                      help="the backup: a directory tree (or a single file), or the directory "
-                          "holding the snapshots; a PATH that does not exist is UNKNOWN")
+                          "holding the snapshots; a PATH that does not exist is CRITICAL (the "
+                          "loss the check guards: an unmounted disk, a deleted mirror), "
+                          "naming its nearest existing parent and whether that is mounted")
     sel.add_argument("--mode", kind=cli.PLAIN, choices=("newest", "snapshot", "stamp"),
                      help="newest: the tree under --path is one backup, as old as its newest "
                           "entry (an rsync mirror; default); snapshot: each entry directly "
@@ -94,6 +96,9 @@ def build_parser():
     sel.add_argument("--skip-unreadable", kind=cli.PLAIN, action="store_true",
                      help="go on when some directories under --path cannot be read (default: "
                           "UNKNOWN, since the newest backup may be in there)")
+    sel.add_argument("--ignore-missing", kind=cli.PLAIN, action="store_true",
+                     help="a --path that does not exist is OK (a backup that may be absent, "
+                          "e.g. a disk that is only plugged in now and then)")
     sel.add_argument("--workers", kind=cli.PLAIN,
                      type=cli.count_type(minimum=1, maximum=64), metavar="N",
                      help="processes walking a tree (default: the CPUs usable, at most 4)")
@@ -147,7 +152,8 @@ class Backup:
     """What the check found, ready to judge."""
 
     def __init__(self, mode, entry=None, what="", files=None, bytes=None, single_file=False,
-                 snapshots=None, oldest=None, notes=None, verdict=None, log=None):
+                 snapshots=None, oldest=None, notes=None, verdict=None, log=None,
+                 missing=None):
         self.mode = mode
         self.entry = entry              # the newest backup (or the stamp), None: none found
         self.what = what                # what was looked for, in words
@@ -159,6 +165,7 @@ class Backup:
         self.notes = [] if notes is None else notes
         self.verdict = verdict          # the log's tree.Verdict, None: no --log
         self.log = log
+        self.missing = missing          # --path does not exist: a tree.Missing
 
     def __eq__(self, other):
         return isinstance(other, Backup) and vars(self) == vars(other)
@@ -251,10 +258,7 @@ def gather_snapshot(args, kind, snapshots, scan, tz):
     how many there are and the oldest."""
     backup = Backup("snapshot")
     fmt = args.name_format or "auto"
-    try:
-        found, seen = snapshots(args.path, fmt, args.glob, kind, args.time, tz)
-    except tree.NotFound:
-        raise nagiosplugin.CheckError("--path %s does not exist" % args.path) from None
+    found, seen = snapshots(args.path, fmt, args.glob, kind, args.time, tz)
     backup.what = "%s snapshot%s under %s (%d entr%s looked at)" % (
         "file" if kind == "file" else "directory",
         "" if fmt == "auto" else " named %s" % fmt, args.path, seen,
@@ -279,10 +283,7 @@ def gather_snapshot(args, kind, snapshots, scan, tz):
 def gather_newest(args, kind, scan):
     """Newest mode: the tree under --path is one backup, as old as its newest entry."""
     backup = Backup("newest")
-    try:
-        result = _walk(scan, args, args.path, kind, backup)
-    except tree.NotFound:
-        raise nagiosplugin.CheckError("--path %s does not exist" % args.path) from None
+    result = _walk(scan, args, args.path, kind, backup)
     backup.what = "%s%s under %s" % (
         "directory" if kind == "dir" else "file",
         " matching %s" % args.glob if args.glob else "", args.path)
@@ -319,16 +320,18 @@ def _scan(scan, args, root, kind, whole=False):
 # -- judgement -----------------------------------------------------------------------------
 
 class Limits(collections.namedtuple("Limits", "warning critical future_slack min_size "
-                                    "min_files min_snapshots oldest_snapshot",
-                                    defaults=(None, None, 300, None, None, None, None))):
+                                    "min_files min_snapshots oldest_snapshot ignore_missing",
+                                    defaults=(None, None, 300, None, None, None, None, False))):
     """What the backup is judged against: -w/-c (age ranges in seconds, nagiosplugin.Range or
-    None), the clock-skew slack, and the lower limits (None: none)."""
+    None), the clock-skew slack, the lower limits (None: none), and whether a missing --path
+    is fine."""
     __slots__ = ()
 
 
 def limits_of(args):
     return Limits(args.warning, args.critical, args.future_slack, args.min_size,
-                  args.min_files, args.min_snapshots, args.oldest_snapshot)
+                  args.min_files, args.min_snapshots, args.oldest_snapshot,
+                  args.ignore_missing)
 
 
 def _when(seconds):
@@ -434,12 +437,29 @@ def judge_log(backup):
                                               text.oneline(verdict.line, 160)))
 
 
+def judge_missing(missing, ignore):
+    """A --path that does not exist: CRITICAL (the backup is lost, or its disk is not
+    mounted), OK with --ignore-missing; where it would be, in words."""
+    if ignore:
+        return (Ok, "--path %s does not exist (--ignore-missing)" % missing.path)
+    if missing.unmounted:
+        where = "%s is in /etc/fstab but not mounted" % missing.unmounted
+    else:
+        where = "nearest existing parent %s, on the filesystem mounted at %s" % (
+            missing.parent, missing.mount)
+    return (Critical, "--path %s does not exist (%s)" % (missing.path, where))
+
+
 def judge(backup, limits, now):
     """The Verdict on ``backup`` (what gather found) against ``limits`` at time ``now``: the
     status line names every problem, worst first; when all is well, the age, the contents,
     the history and the log."""
     findings, perfdata, fine = [], [], []
-    if backup.entry is None:
+    if backup.missing is not None:
+        found = judge_missing(backup.missing, limits.ignore_missing)
+        findings.append(found)
+        fine.append(found[1])
+    elif backup.entry is None:
         findings.append((Critical, "no backup found: %s" % (
             "%s does not exist" % backup.what if backup.mode == "stamp"
             else "no %s" % backup.what)))
@@ -489,14 +509,17 @@ def details(backup):
 
 
 def build_check(args, scan=tree.scan_tree, snapshots=tree.list_snapshots,
-                stamp=tree.read_stamp, read_log=tree.read_log, now=time.time):
+                stamp=tree.read_stamp, read_log=tree.read_log, now=time.time,
+                missing_place=tree.missing_place):
     mode = check_options(args)
     tz = datetime.timezone.utc if args.utc else None
     try:
         backup = gather(args, mode, scan, snapshots, stamp, tz)
     except tree.NotFound as exc:
-        raise nagiosplugin.CheckError("%s does not exist" % (
-            "--path %s" % exc if exc.path == args.path else exc)) from None
+        if exc.path != args.path:
+            raise nagiosplugin.CheckError("%s does not exist" % exc) from None
+        backup = Backup(mode, what="--path %s" % args.path,
+                        missing=missing_place(args.path))
     if args.log:
         try:
             log_text = read_log(args.log)

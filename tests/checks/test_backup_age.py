@@ -679,8 +679,10 @@ def test_stamp_with_the_backup_tree(tmp_path):
 def test_stamp_with_a_missing_tree(tmp_path):
     trees.write_file(str(tmp_path / "stamp"), content="ok")
     out = run("--stamp", tmp_path / "stamp", "-p", tmp_path / "gone")
-    assert (out.exitcode, out.output) == (
-        3, "BACKUP_AGE UNKNOWN - --path %s does not exist\n" % (tmp_path / "gone"))
+    assert out.exitcode == 2
+    assert out.status_line.startswith(
+        "BACKUP_AGE CRITICAL - --path %s does not exist (nearest existing parent %s" % (
+            tmp_path / "gone", tmp_path))
 
 
 def test_log_verdicts(tmp_path):
@@ -738,12 +740,32 @@ def test_usage_errors_are_one_line_exit_3(argv, message):
     assert out.output.count("\n") == 1
 
 
-def test_missing_path_is_unknown(tmp_path):
-    out = run("-p", tmp_path / "nope")
-    assert (out.exitcode, out.output) == (
-        3, "BACKUP_AGE UNKNOWN - --path %s does not exist\n" % (tmp_path / "nope"))
-    out = run("-p", tmp_path / "nope", "--mode", "snapshot")
-    assert out.exitcode == 3 and "does not exist" in out.output
+def test_missing_path_is_critical_naming_where_it_would_be(tmp_path):
+    """A backup that is gone is lost, not unknown: the nearest existing parent and the
+    filesystem it is on are named; --ignore-missing makes absence fine."""
+    gone = tmp_path / "nope" / "mirror"
+    out = run("-p", gone)
+    assert (out.exitcode, out.status_line) == (2, (
+        "BACKUP_AGE CRITICAL - --path %s does not exist (nearest existing parent %s, on the "
+        "filesystem mounted at %s)" % (gone, tmp_path, tree.missing_place(str(gone)).mount)))
+    out = run("-p", gone, "--mode", "snapshot")
+    assert out.exitcode == 2 and "--path %s does not exist" % gone in out.status_line
+    out = run("-p", gone, "--ignore-missing")
+    assert (out.exitcode, out.status_line) == (
+        0, "BACKUP_AGE OK - --path %s does not exist (--ignore-missing)" % gone)
+
+
+def test_missing_path_under_an_unmounted_fstab_entry(tmp_path):
+    (tmp_path / "data2").mkdir()
+    fstab = tmp_path / "fstab"
+    fstab.write_text("# <file system> <mount point>\nUUID=1 / ext4 defaults 0 1\n"
+                     "LABEL=data2 %s ext4 defaults,nofail 0 2\n" % (tmp_path / "data2"))
+    missing = tree.missing_place(str(tmp_path / "data2" / "backup"), fstab=str(fstab))
+    assert missing.parent == str(tmp_path / "data2")
+    assert missing.unmounted == str(tmp_path / "data2")
+    assert backup_age.judge_missing(missing, False) == (
+        nagiosplugin.Critical, "--path %s does not exist (%s is in /etc/fstab but not "
+        "mounted)" % (tmp_path / "data2" / "backup", tmp_path / "data2"))
 
 
 def test_unreadable_subdirectory_via_injected_scan(tmp_path):

@@ -16,7 +16,7 @@ import nagiosplugin
 from nagiosplugin import Critical, Ok, Warn
 
 from osop_checks import cli, plugin, runtime, text, units
-from osop_checks.sources import tree
+from osop_checks.sources import repository, tree
 
 NAME = "BACKUP_AGE"
 
@@ -52,16 +52,21 @@ def build_parser():
         ])
     sel = parser.add_argument_group("what the backup is")
     sel.add_argument("-p", "--path", kind=cli.PATH, type=cli.absolute_path, metavar="PATH",
+                     action="append", default=[],
                      help="the backup: a directory tree (or a single file), or the directory "
-                          "holding the snapshots; a PATH that does not exist is CRITICAL (the "
+                          "holding the snapshots; with --mode restic: only snapshots of this "
+                          "path (repeatable: of all of them); a PATH that does not exist is "
+                          "CRITICAL (the "
                           "loss the check guards: an unmounted disk, a deleted mirror), "
                           "naming its nearest existing parent and whether that is mounted")
-    sel.add_argument("--mode", kind=cli.PLAIN, choices=("newest", "snapshot", "stamp"),
+    sel.add_argument("--mode", kind=cli.PLAIN,
+                     choices=("newest", "snapshot", "stamp", "restic", "borg"),
                      help="newest: the tree under --path is one backup, as old as its newest "
                           "entry (an rsync mirror; default); snapshot: each entry directly "
                           "under --path is a backup, the newest one is judged (rsnapshot "
                           "daily.0, 2024-05-01_0300, nightly dump files); stamp: the time "
-                          "in/of --stamp FILE (the default when --stamp is given)")
+                          "in/of --stamp FILE (the default when --stamp is given); restic, "
+                          "borg: the newest snapshot (archive) in --repo")
     sel.add_argument("--type", kind=cli.PLAIN, choices=("file", "dir"), default=None,
                      help="what counts as an entry: regular files or directories (default: "
                           "file in newest mode, dir in snapshot mode)")
@@ -102,6 +107,36 @@ def build_parser():
     sel.add_argument("--workers", kind=cli.PLAIN,
                      type=cli.count_type(minimum=1, maximum=64), metavar="N",
                      help="processes walking a tree (default: the CPUs usable, at most 4)")
+    repo = parser.add_argument_group("repositories (--mode restic, --mode borg)")
+    repo.add_argument("--repo", kind=cli.FILE_READ, metavar="REPOSITORY",
+                      help="the repository: a local path, sftp:user@host:/path (restic), "
+                           "ssh://user@host/path (borg) ... (default: $RESTIC_REPOSITORY, "
+                           "$BORG_REPO); given to the tool in its environment, never in argv")
+    repo.add_argument("--password-file", kind=cli.FILE_READ, type=cli.absolute_path,
+                      metavar="FILE",
+                      help="the repository's password (passphrase) in a file, handed to the "
+                           "tool as RESTIC_PASSWORD_FILE (restic) or read by it through "
+                           "BORG_PASSCOMMAND (borg); the check never reads it (default: what "
+                           "the environment has: RESTIC_PASSWORD_FILE, "
+                           "RESTIC_PASSWORD_COMMAND, BORG_PASSCOMMAND, or a keyfile "
+                           "repository without a passphrase)")
+    repo.add_argument("--host", kind=cli.PLAIN, action="append", default=[], metavar="HOST",
+                      help="restic: only snapshots of this host (repeatable: of any of them); "
+                           "the newest of another host does not hide an old one of this")
+    repo.add_argument("--tag", kind=cli.PLAIN, action="append", default=[], metavar="TAGS",
+                      help="restic: only snapshots with these tags (TAG[,TAG...]: all of "
+                           "them; repeatable: any of the lists)")
+    repo.add_argument("--prefix", kind=cli.PLAIN, metavar="PREFIX",
+                      help="borg: only archives whose name starts with this (borgmatic's "
+                           "'{hostname}-')")
+    repo.add_argument("--glob-archives", kind=cli.PLAIN, metavar="PATTERN",
+                      help="borg: only archives whose name matches this shell pattern")
+    repo.add_argument("--max-run", kind=cli.PLAIN, type=cli.duration_type(minimum=60),
+                      default=6 * 3600, metavar="DURATION",
+                      help="a backup still running (the repository locked by a live "
+                           "process) turns a too old newest snapshot into WARNING while it "
+                           "has run less than this; longer, or a lock whose process is gone, "
+                           "is CRITICAL (default: 6h)")
     log = parser.add_argument_group("log verdict (optional)")
     log.add_argument("--log", kind=cli.FILE_READ, type=cli.absolute_path, metavar="FILE",
                      help="the backup job's log: an error in its newest run is CRITICAL. "
@@ -153,7 +188,7 @@ class Backup:
 
     def __init__(self, mode, entry=None, what="", files=None, bytes=None, single_file=False,
                  snapshots=None, oldest=None, notes=None, verdict=None, log=None,
-                 missing=None):
+                 missing=None, where="", running=()):
         self.mode = mode
         self.entry = entry              # the newest backup (or the stamp), None: none found
         self.what = what                # what was looked for, in words
@@ -166,6 +201,8 @@ class Backup:
         self.verdict = verdict          # the log's tree.Verdict, None: no --log
         self.log = log
         self.missing = missing          # --path does not exist: a tree.Missing
+        self.where = where              # where the snapshots are, in words ("under /backup")
+        self.running = tuple(running)   # repository modes: the Runnings holding its locks
 
     def __eq__(self, other):
         return isinstance(other, Backup) and vars(self) == vars(other)
@@ -174,9 +211,26 @@ class Backup:
         return "Backup(%s)" % ", ".join("%s=%r" % kv for kv in vars(self).items())
 
 
+REPO_MODES = ("restic", "borg")
+REPO_ENV = {"restic": "RESTIC_REPOSITORY", "borg": "BORG_REPO"}
+
+
 def check_options(args):
-    """Option combinations that do not fit, as one usage line each."""
+    """Option combinations that do not fit, as one usage line each. Returns the mode, and
+    leaves ``args.paths`` (every --path) and ``args.path`` (the one --path of the file
+    modes, None in the repository modes)."""
     mode = args.mode or ("stamp" if args.stamp else "newest")
+    args.paths = list(args.path or ())
+    if mode in REPO_MODES:
+        return check_repo_options(args, mode)
+    for flag, value in (("--repo", args.repo), ("--password-file", args.password_file),
+                        ("--host", args.host), ("--tag", args.tag), ("--prefix", args.prefix),
+                        ("--glob-archives", args.glob_archives)):
+        if value:
+            raise cli.UsageError("%s is for --mode restic and borg" % flag)
+    if len(args.paths) > 1:
+        raise cli.UsageError("--path is given once in --mode %s" % mode)
+    args.path = args.paths[0] if args.paths else None
     if mode == "stamp" and not args.stamp:
         raise cli.UsageError("--mode stamp needs --stamp FILE")
     if args.stamp and mode != "stamp":
@@ -185,8 +239,9 @@ def check_options(args):
         raise cli.UsageError("--path is required (the backup to look at)")
     if args.name_format and mode != "snapshot":
         raise cli.UsageError("--name-format is for --mode snapshot")
-    if (args.min_snapshots or args.oldest_snapshot) and mode != "snapshot":
-        raise cli.UsageError("--min-snapshots and --oldest-snapshot are for --mode snapshot")
+    if (args.min_snapshots or args.oldest_snapshot) and mode not in ("snapshot",) + REPO_MODES:
+        raise cli.UsageError("--min-snapshots and --oldest-snapshot are for --mode snapshot, "
+                             "restic and borg")
     if args.max_depth and mode == "snapshot":
         raise cli.UsageError("--max-depth is for --mode newest (snapshots are the entries "
                              "directly under --path)")
@@ -205,6 +260,28 @@ def check_options(args):
     return mode
 
 
+def check_repo_options(args, mode):
+    args.path = None
+    for flag, value in (("--stamp", args.stamp), ("--type", args.type), ("--glob", args.glob),
+                        ("--max-depth", args.max_depth), ("--name-format", args.name_format),
+                        ("--log", args.log), ("--min-size", args.min_size),
+                        ("--min-files", args.min_files),
+                        ("--ignore-missing", args.ignore_missing)):
+        if value:
+            raise cli.UsageError("%s is not for --mode %s" % (flag, mode))
+    if mode == "borg":
+        for flag, value in (("--host", args.host), ("--tag", args.tag),
+                            ("--path", args.paths)):
+            if value:
+                raise cli.UsageError("%s is for --mode restic (borg: --prefix, "
+                                     "--glob-archives)" % flag)
+    elif args.prefix or args.glob_archives:
+        raise cli.UsageError("--prefix and --glob-archives are for --mode borg")
+    if not (args.repo or os.environ.get(REPO_ENV[mode])):
+        raise cli.UsageError("--mode %s needs --repo (or %s)" % (mode, REPO_ENV[mode]))
+    return mode
+
+
 def _too_unreadable(scan, root, args, backup):
     if not scan.error_count:
         return
@@ -215,6 +292,87 @@ def _too_unreadable(scan, root, args, backup):
             message + "; the newest backup may be in there (--skip-unreadable goes on "
                       "without them)")
     backup.notes.append("skipped: " + message)
+
+
+def repo_location(mode, args):
+    return args.repo or os.environ.get(REPO_ENV[mode], "")
+
+
+def local_path(mode, location):
+    """The directory of a repository on this host, or None for a remote one."""
+    if mode == "restic":
+        from osop_checks.sources import restic
+        return restic.local_path(location)
+    from osop_checks.sources import borg
+    return borg.local_path(location)
+
+
+def repo_words(mode, args):
+    """What is looked for in a repository, in words: 'restic snapshots of host web1 with
+    tags nightly'."""
+    words = ["%s %s" % (mode, "snapshots" if mode == "restic" else "archives")]
+    if args.host:
+        words.append("of host %s" % " or ".join(args.host))
+    if args.tag:
+        words.append("tagged %s" % " or ".join(args.tag))
+    if args.paths:
+        words.append("of %s" % " and ".join(args.paths))
+    if args.prefix:
+        words.append("named %s*" % args.prefix)
+    if args.glob_archives:
+        words.append("matching %s" % args.glob_archives)
+    return " ".join(words)
+
+
+def selected(mode, snapshots, args):
+    """The snapshots the filters let through; a Borg checkpoint archive (a backup cut off
+    and resumed later) is never a backup."""
+    if mode == "restic":
+        from osop_checks.sources import restic
+        return [s for s in snapshots if restic.matches(s, args.host, args.tag, args.paths)]
+    from osop_checks.sources import borg
+    return [s for s in snapshots if borg.matches(s, args.prefix, args.glob_archives)]
+
+
+def gather_repo(args, mode, read_repo, missing_place):
+    """Repository modes: the newest snapshot the filters let through, how many there are,
+    the oldest, and who holds the repository's locks (a backup running now)."""
+    location = repo_location(mode, args)
+    local = local_path(mode, location)
+    if local is not None and not os.path.exists(local):
+        return Backup(mode, what="--repo %s" % location, missing=missing_place(local))
+    listing = read_repo(mode, location, args.password_file)
+    found = selected(mode, listing.snapshots, args)
+    backup = Backup(mode, what="%s in %s (%d in all)" % (
+        repo_words(mode, args), location, len(listing.snapshots)),
+        where="in %s" % location, running=listing.running)
+    if not found:
+        return backup
+    newest = max(found, key=lambda snap: snap.time)
+    oldest = min(found, key=lambda snap: snap.time)
+    backup.entry = _snapshot_entry(newest)
+    backup.files, backup.bytes = newest.files, newest.bytes
+    backup.snapshots, backup.oldest = len(found), _snapshot_entry(oldest)
+    backup.notes.append("%d of %d snapshot%s in %s match, the oldest %s of %s" % (
+        len(found), len(listing.snapshots), plugin.plural(len(listing.snapshots)), location,
+        oldest.name, _when(oldest.time)))
+    return backup
+
+
+def _snapshot_entry(snap):
+    label = snap.name
+    if snap.host:
+        label += " (%s:%s)" % (snap.host, ",".join(snap.paths))
+    return tree.Entry(label, snap.time, snap.bytes or 0, False, None)
+
+
+def read_repository(mode, location, password_file):
+    """The Listing of a repository by its own tool."""
+    if mode == "restic":
+        from osop_checks.sources import restic
+        return restic.read(location, password_file)
+    from osop_checks.sources import borg
+    return borg.read(location, password_file)
 
 
 def gather(args, mode, scan, snapshots, stamp, tz):
@@ -256,7 +414,7 @@ def gather_stamp(args, stamp, scan, tz):
 def gather_snapshot(args, kind, snapshots, scan, tz):
     """Snapshot mode: the newest of the dated entries under --path, its contents counted,
     how many there are and the oldest."""
-    backup = Backup("snapshot")
+    backup = Backup("snapshot", where="under %s" % args.path)
     fmt = args.name_format or "auto"
     found, seen = snapshots(args.path, fmt, args.glob, kind, args.time, tz)
     backup.what = "%s snapshot%s under %s (%d entr%s looked at)" % (
@@ -320,8 +478,10 @@ def _scan(scan, args, root, kind, whole=False):
 # -- judgement -----------------------------------------------------------------------------
 
 class Limits(collections.namedtuple("Limits", "warning critical future_slack min_size "
-                                    "min_files min_snapshots oldest_snapshot ignore_missing",
-                                    defaults=(None, None, 300, None, None, None, None, False))):
+                                    "min_files min_snapshots oldest_snapshot ignore_missing "
+                                    "max_run",
+                                    defaults=(None, None, 300, None, None, None, None, False,
+                                              6 * 3600))):
     """What the backup is judged against: -w/-c (age ranges in seconds, nagiosplugin.Range or
     None), the clock-skew slack, the lower limits (None: none), and whether a missing --path
     is fine."""
@@ -331,7 +491,7 @@ class Limits(collections.namedtuple("Limits", "warning critical future_slack min
 def limits_of(args):
     return Limits(args.warning, args.critical, args.future_slack, args.min_size,
                   args.min_files, args.min_snapshots, args.oldest_snapshot,
-                  args.ignore_missing)
+                  args.ignore_missing, args.max_run)
 
 
 def _when(seconds):
@@ -346,6 +506,9 @@ def _limit(rng):
 
 def describe(backup):
     entry = backup.entry
+    if backup.mode in REPO_MODES:
+        return "newest %s %s" % ({"restic": "restic snapshot", "borg": "borg archive"}[
+            backup.mode], entry.path)
     if backup.mode == "stamp":
         return "stamp %s" % entry.path
     if backup.mode == "snapshot":
@@ -370,7 +533,8 @@ def judge_age(backup, limits, now):
         return (Warn, "%s is dated %s in the future (%s %s; clock skew?)" % (
             what, units.format_duration(-age), source, _when(backup.entry.time))), perfdata
     age = max(0.0, age)
-    shown = "%s is %s old (%s)" % (what, units.format_duration(age), source)
+    shown = "%s is %s old%s" % (what, units.format_duration(age),
+                                " (%s)" % source if source else "")
     state = plugin.state_of(age, limits.warning, limits.critical)
     if state == Ok:
         return (Ok, shown), perfdata
@@ -408,14 +572,16 @@ def judge_history(backup, limits, now):
     count, oldest = backup.snapshots, backup.oldest
     shown = "%d snapshot%s" % (count, plugin.plural(count))
     if limits.min_snapshots is not None and count < limits.min_snapshots:
-        kept = (Critical, "only %s under %s, at least %d wanted" % (
-            shown, os.path.dirname(backup.entry.path), limits.min_snapshots))
+        kept = (Critical, "only %s %s, at least %d wanted" % (
+            shown, backup.where or "under %s" % os.path.dirname(backup.entry.path),
+            limits.min_snapshots))
     else:
         kept = (Ok, shown)
     reach = max(0.0, now - oldest.time)
     if limits.oldest_snapshot is not None and reach < limits.oldest_snapshot:
-        back = (Critical, "oldest snapshot %s is only %s old (%s), at least %s wanted" % (
-            oldest.path, units.format_duration(reach), oldest.time_source,
+        back = (Critical, "oldest snapshot %s is only %s old%s, at least %s wanted" % (
+            oldest.path, units.format_duration(reach),
+            " (%s)" % oldest.time_source if oldest.time_source else "",
             units.format_duration(limits.oldest_snapshot)))
     else:
         back = (Ok, "the oldest %s old" % units.format_duration(reach))
@@ -437,17 +603,56 @@ def judge_log(backup):
                                               text.oneline(verdict.line, 160)))
 
 
-def judge_missing(missing, ignore):
-    """A --path that does not exist: CRITICAL (the backup is lost, or its disk is not
+def judge_missing(missing, ignore, flag="--path"):
+    """A --path (--repo) that does not exist: CRITICAL (the backup is lost, or its disk is not
     mounted), OK with --ignore-missing; where it would be, in words."""
     if ignore:
-        return (Ok, "--path %s does not exist (--ignore-missing)" % missing.path)
+        return (Ok, "%s %s does not exist (--ignore-missing)" % (flag, missing.path))
     if missing.unmounted:
         where = "%s is in /etc/fstab but not mounted" % missing.unmounted
     else:
         where = "nearest existing parent %s, on the filesystem mounted at %s" % (
             missing.parent, missing.mount)
-    return (Critical, "--path %s does not exist (%s)" % (missing.path, where))
+    return (Critical, "%s %s does not exist (%s)" % (flag, missing.path, where))
+
+
+STALE_REFRESH = 30 * 60  # restic refreshes its locks every 5 minutes, and calls 30 stale
+
+
+def _hhmm(epoch):
+    return units.format_time(epoch, "%H:%M")
+
+
+def _holder(run):
+    return "pid %d on %s" % (run.pid, "this host" if run.status != repository.ELSEWHERE
+                             else run.host)
+
+
+def judge_running(age, backup, limits, now):
+    """A newest snapshot too old while a backup holds the repository's lock: WARNING
+    "backup running since HH:MM" while it has run less than --max-run; longer, or a lock
+    whose process is gone (stale), CRITICAL saying so. ``age`` is the age finding."""
+    state, words = age
+    live = [run for run in backup.running if run.status == repository.RUNNING or (
+        run.status == repository.ELSEWHERE and not (
+            run.refreshed and now - run.lock_time > STALE_REFRESH))]
+    stale = [run for run in backup.running if run not in live]
+    if state == Ok or not backup.running:
+        return age
+    if live:
+        run = min(live, key=lambda r: r.since)
+        took = max(0.0, now - run.since)
+        if took > limits.max_run:
+            return (Critical, "%s; backup running since %s (%s, %s), longer than --max-run "
+                    "%s" % (words, _hhmm(run.since), units.format_duration(took),
+                            _holder(run), units.format_duration(limits.max_run)))
+        return (Warn, "%s; backup running since %s (%s)" % (words, _hhmm(run.since),
+                                                              _holder(run)))
+    run = stale[0]
+    why = ("its process is gone" if run.status == repository.GONE else
+           "not refreshed for %s" % units.format_duration(now - run.lock_time))
+    return (Critical, "%s; the repository is locked since %s by %s, but %s: a stale lock" % (
+        words, _hhmm(run.lock_time), _holder(run), why))
 
 
 def judge(backup, limits, now):
@@ -456,7 +661,8 @@ def judge(backup, limits, now):
     the history and the log."""
     findings, perfdata, fine = [], [], []
     if backup.missing is not None:
-        found = judge_missing(backup.missing, limits.ignore_missing)
+        found = judge_missing(backup.missing, limits.ignore_missing,
+                              "--repo" if backup.mode in REPO_MODES else "--path")
         findings.append(found)
         fine.append(found[1])
     elif backup.entry is None:
@@ -465,6 +671,7 @@ def judge(backup, limits, now):
             else "no %s" % backup.what)))
     else:
         age, performance = judge_age(backup, limits, now)
+        age = judge_running(age, backup, limits, now)
         findings.append(age)
         perfdata.append(performance)
         fine.append(age[1])
@@ -492,7 +699,8 @@ def details(backup):
     lines = []
     if backup.entry is not None:
         entry = backup.entry
-        lines.append("%s: %s %s" % (entry.path, entry.time_source, _when(entry.time)))
+        lines.append("%s: %s %s" % (entry.path, entry.time_source or "time",
+                                    _when(entry.time)))
         if backup.files is not None:
             lines.append("backup holds %d regular file%s, %s (%d bytes)" % (
                 backup.files, plugin.plural(backup.files),
@@ -504,14 +712,20 @@ def details(backup):
                 backup.log, verdict.state, verdict.lineno, verdict.line))
         if verdict.note:
             lines.append("log %s: %s" % (backup.log, verdict.note))
+    for run in backup.running:
+        lines.append("lock held by %s (%s)%s: %s, lock time %s" % (
+            _holder(run), run.status, " " + run.command if run.command else "",
+            "since %s" % _when(run.since), _when(run.lock_time)))
     lines.extend(backup.notes)
     return lines
 
 
 def build_check(args, scan=tree.scan_tree, snapshots=tree.list_snapshots,
                 stamp=tree.read_stamp, read_log=tree.read_log, now=time.time,
-                missing_place=tree.missing_place):
+                missing_place=tree.missing_place, read_repo=read_repository):
     mode = check_options(args)
+    if mode in REPO_MODES:
+        return judge(gather_repo(args, mode, read_repo, missing_place), limits_of(args), now())
     tz = datetime.timezone.utc if args.utc else None
     try:
         backup = gather(args, mode, scan, snapshots, stamp, tz)

@@ -12,10 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from osop_checks import units
+from osop_checks import proc, units
 from osop_checks.checks import backup_age
-from osop_checks.sources import tree
+from osop_checks.sources import borg, repository, restic, tree
 from lab.peers import run_inprocess, trees
+from tests.helpers import fixture
 
 UTC = datetime.timezone.utc
 NOW = time.time()
@@ -818,3 +819,174 @@ def test_timeout_during_a_forked_walk_leaves_no_process(tmp_path, monkeypatch):
     assert time.monotonic() - started < 3
     assert out.exitcode == 3 and "no result within the --timeout of 1 s" in out.output
     assert {p.pid for p in psutil.Process().children()} - before == set()
+
+
+# -- repositories: restic and Borg, on their recorded JSON ----------------------------------
+
+
+WEB2_FRESH = ts("2026-12-06 11:00:00")  # the fixture's web2 snapshot is 30m old then
+
+
+def _repo_check(argv, listing, now=WEB2_FRESH, mode="restic"):
+    """The check's judgement on a repository listing handed in: no tool, no clock."""
+    args = backup_age.build_parser().parse_args(
+        ["--mode", mode, "--repo", "sftp:backup@box:/srv/restic"] + argv)
+    seen = []
+
+    def read_repo(mode, location, password_file):
+        seen.append((mode, location, password_file))
+        return listing
+    verdict = backup_age.build_check(args, read_repo=read_repo, now=lambda: now)
+    assert seen == [(mode, "sftp:backup@box:/srv/restic", args.password_file)]
+    return verdict
+
+
+def test_restic_snapshots_parse_from_the_real_json():
+    found = restic.parse_snapshots(fixture("restic", "snapshots-0.14-web1-old-web2-fresh.json"))
+    assert [(s.name, s.host, s.time, s.tags, s.files) for s in found] == [
+        ("d3c672ff", "web1", ts("2026-12-04 05:00:00"), ("nightly",), None),
+        (found[1].name, "web1", ts("2026-12-05 05:00:00"), ("nightly",), None),
+        (found[2].name, "web2", ts("2026-12-06 10:30:00"), ("nightly",), None)]
+    assert restic.parse_time("2026-12-06T11:09:55.532656222+01:00") == \
+        ts("2026-12-06 10:09:55.532656")
+
+
+@pytest.mark.parametrize("raw", ["", "{}", "[{\"time\": \"yesterday\"}]", "[1]", "null"])
+def test_restic_json_of_another_layout_is_said(raw):
+    with pytest.raises(proc.LayoutError, match="restic snapshots gave JSON of an unknown"):
+        restic.parse_snapshots(raw)
+
+
+def test_restic_host_filter_another_hosts_fresh_snapshot_does_not_hide_an_old_one():
+    listing = repository.Listing(restic.parse_snapshots(
+        fixture("restic", "snapshots-0.14-web1-old-web2-fresh.json")))
+    old = _repo_check(["--host", "web1", "-w", "26h"], listing)
+    assert old.state == nagiosplugin.Warn
+    assert old.summary.startswith("newest restic snapshot ")
+    assert old.summary.endswith(" (web1:/tmp/rx/src) is 1d 6h old, limit 26h")
+    assert "snapshots=2;;;0" in perfdata(old)
+    every = _repo_check(["-w", "26h"], listing)
+    assert every.state == nagiosplugin.Ok and "(web2:/tmp/rx/src) is 30m old" in every.summary
+    none = _repo_check(["--host", "web3"], listing)
+    assert none.state == nagiosplugin.Critical
+    assert none.summary == ("no backup found: no restic snapshots of host web3 in "
+                            "sftp:backup@box:/srv/restic (3 in all)")
+
+
+def test_restic_tag_and_path_filters_are_restics():
+    snap = repository.Snapshot("1", "1", 0, "web1", ("/srv", "/etc"), ("nightly", "db"))
+    assert restic.matches(snap, tags=["nightly,db"]) and restic.matches(snap, tags=["x", "db"])
+    assert not restic.matches(snap, tags=["nightly,x"])
+    assert restic.matches(snap, paths=["/srv", "/etc"]) and not restic.matches(
+        snap, paths=["/srv", "/home"])
+    assert restic.matches(snap, hosts=["web2", "web1"]) and not restic.matches(snap, ["web2"])
+
+
+def test_restic_summary_gives_size_and_files_when_recorded():
+    raw = ('[{"time": "2026-12-06T10:30:00Z", "hostname": "web1", "paths": ["/srv"], '
+           '"id": "ab", "short_id": "ab", "summary": {"total_files_processed": 12, '
+           '"total_bytes_processed": 4096}}]')  # constructed: the layout of restic 0.17+
+    listing = repository.Listing(restic.parse_snapshots(raw))
+    check = _repo_check(["--min-snapshots", "2"], listing)
+    assert check.state == nagiosplugin.Critical
+    assert "files=12;;;0" in perfdata(check) and "size=4096B;;;0" in perfdata(check)
+    assert check.summary == ("only 1 snapshot in sftp:backup@box:/srv/restic, at least 2 "
+                             "wanted")
+
+
+def test_borg_checkpoint_newer_than_the_last_full_archive_is_not_the_backup():
+    archives = borg.parse_list(fixture("borg", "list-1.2-checkpoint.json"))
+    assert [a.name for a in archives] == ["web1-2026-12-04", "web1-now", "web1-running",
+                                          "web1-cut.checkpoint"]
+    cut = archives[-1].time
+    listing = repository.Listing(archives[:1] + archives[-1:])  # a full one, then cut off
+    check = _repo_check(["-w", "26h"], listing, now=cut + 60, mode="borg")
+    assert check.state == nagiosplugin.Critical
+    assert check.summary.startswith("newest borg archive web1-2026-12-04 is 2d 6h old, "
+                                    "limit 50h")
+    assert "snapshots=1;;;0" in perfdata(check)
+    assert borg.is_checkpoint("a.checkpoint.3") and not borg.is_checkpoint("checkpoint-a")
+
+
+def test_borg_prefix_and_glob_select_by_name():
+    listing = repository.Listing(borg.parse_list(fixture("borg", "list-1.2-checkpoint.json")))
+    check = _repo_check(["--prefix", "web1-2026", "--glob-archives", "*-12-04"], listing,
+                        mode="borg")
+    assert "newest borg archive web1-2026-12-04 " in check.summary
+
+
+def test_borg_roster_of_a_cut_off_backup():
+    locks = borg.parse_roster(fixture("borg", "lock.roster-1.2-stale"), 1000.0)
+    assert locks == [repository.Lock("vm@3281355014145.30256-0", 1000.0, "vm@3281355014145",
+                                     30256, True)]
+    (gone,) = repository.holders(locks, "borg", hostname="vm")
+    assert gone.status in (repository.GONE, repository.RUNNING)  # pid 30256 here, now: any
+    (far,) = repository.holders(locks, "borg", hostname="other")
+    assert far.status == repository.ELSEWHERE
+
+
+def test_restic_lock_from_the_real_json():
+    lock = restic.parse_lock("daafbad9", fixture("restic", "cat-lock-0.14-backup-running.json"))
+    assert (lock.host, lock.pid, lock.exclusive) == ("vm", 12922, False)
+
+
+def _running(status, since, lock_time=None, refreshed=True):
+    return repository.Running("web1", 4711, status, since,
+                              since if lock_time is None else lock_time, refreshed)
+
+
+def _old_listing(running):
+    snap = repository.Snapshot("ab", "ab", WEB2_FRESH - 60 * HOUR, "web1", ("/srv",))
+    return repository.Listing([snap], running)
+
+
+def test_a_running_backup_downgrades_an_old_snapshot_to_warning():
+    since = WEB2_FRESH - 2 * HOUR
+    check = _repo_check([], _old_listing([_running(repository.RUNNING, since)]))
+    assert check.state == nagiosplugin.Warn
+    assert check.summary == ("newest restic snapshot ab (web1:/srv) is 2d 12h old, limit 50h; "
+                             "backup running since %s (pid 4711 on this host)"
+                             % units.format_time(since, "%H:%M"))
+    long = _repo_check(["--max-run", "1h"], _old_listing([_running(repository.RUNNING, since)]))
+    assert long.state == nagiosplugin.Critical
+    assert "(2h, pid 4711 on this host), longer than --max-run 1h" in long.summary
+
+
+def test_a_stale_lock_does_not_downgrade():
+    since = WEB2_FRESH - 2 * HOUR
+    gone = _repo_check([], _old_listing([_running(repository.GONE, since)]))
+    assert gone.state == nagiosplugin.Critical
+    assert gone.summary.endswith("; the repository is locked since %s by pid 4711 on this "
+                                 "host, but its process is gone: a stale lock"
+                                 % units.format_time(since, "%H:%M"))
+    quiet = _repo_check([], _old_listing([_running(repository.ELSEWHERE, since)]))
+    assert quiet.state == nagiosplugin.Critical and "not refreshed for 2h" in quiet.summary
+    fresh = _repo_check([], _old_listing([_running(repository.ELSEWHERE, since,
+                                                   WEB2_FRESH - 300)]))
+    assert fresh.state == nagiosplugin.Warn and "pid 4711 on web1" in fresh.summary
+    young = repository.Listing([repository.Snapshot("ab", "ab", WEB2_FRESH - HOUR)],
+                               [_running(repository.GONE, since)])
+    ok = _repo_check([], young)
+    assert ok.state == nagiosplugin.Ok  # a stale lock beside a fresh backup: long output
+    assert any("(gone)" in line for line in ok.long)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--mode", "restic"], "--mode restic needs --repo (or RESTIC_REPOSITORY)"),
+    (["--mode", "borg", "--repo", "/r", "--host", "a"], "--host is for --mode restic"),
+    (["--mode", "restic", "--repo", "/r", "--prefix", "a"], "--prefix and --glob-archives"),
+    (["--mode", "restic", "--repo", "/r", "--glob", "*"], "--glob is not for --mode restic"),
+    (["-p", "/x", "--repo", "/r"], "--repo is for --mode restic and borg"),
+    (["-p", "/x", "-p", "/y"], "--path is given once in --mode newest"),
+])
+def test_repository_usage_errors(argv, message, monkeypatch):
+    monkeypatch.delenv("RESTIC_REPOSITORY", raising=False)
+    out = run(*argv)
+    assert out.exitcode == 3 and message in out.output, out.output
+
+
+def test_a_missing_local_repository_is_critical(tmp_path):
+    out = run("--mode", "borg", "--repo", tmp_path / "gone")
+    assert out.exitcode == 2
+    assert out.status_line.startswith("BACKUP_AGE CRITICAL - --repo %s does not exist (nearest "
+                                      "existing parent %s" % (tmp_path / "gone", tmp_path))

@@ -1,0 +1,132 @@
+"""Borg repositories: the archives, the lock of a local repository.
+
+The repository reaches borg as BORG_REPO and the passphrase file through BORG_PASSCOMMAND
+(``cat FILE``: borg reads it, the check never does), or what the caller's environment holds
+(BORG_PASSCOMMAND, BORG_PASSPHRASE, a keyfile repository without a passphrase); nothing secret
+is in argv. The listing bypasses the repository's lock (a backup may hold it) and uses a
+cache directory of the check's own, so a running ``borg create`` holding its cache lock does
+not block it, and nothing of the backup user's cache is touched.
+
+``parse_list`` and ``parse_roster`` are pure functions of borg's output, tested on recorded
+output (tests/fixtures/borg/).
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import shlex
+
+from osop_checks import bounded, proc
+from osop_checks.sources.repository import Listing, Lock, Snapshot, holders
+
+LISTING_LIMIT = 64 * bounded.LIMIT
+# A checkpoint archive: what a backup that was cut off left, to be resumed (name.checkpoint,
+# name.checkpoint.1 ...). Never a backup of its own.
+CHECKPOINT = re.compile(r"\.checkpoint(\.\d+)?$")
+
+
+def _layout(what, raw):
+    return proc.LayoutError("borg %s gave output of an unknown layout" % what, raw)
+
+
+def parse_time(text):
+    """borg's archive time: local time without a zone ('2026-12-06T11:12:58.000000'), or
+    with one (borg 2); epoch seconds."""
+    import datetime
+
+    return datetime.datetime.fromisoformat(text.strip()).timestamp()
+
+
+def parse_list(raw):
+    """The Snapshots of ``borg list --json`` (archives, checkpoints included when listed)."""
+    try:
+        items = json.loads(raw)["archives"]
+        return [Snapshot(id=str(item["id"]), name=str(item["name"]),
+                         time=parse_time(item.get("start") or item["time"]))
+                for item in items]
+    except (KeyError, TypeError, ValueError):
+        raise _layout("list --json", raw) from None
+
+
+def is_checkpoint(name):
+    return CHECKPOINT.search(name) is not None
+
+
+def matches(snapshot, prefix=None, glob=None):
+    """Whether an archive counts: no checkpoint, and its name starts with ``prefix`` and
+    matches the shell pattern ``glob`` where given."""
+    if is_checkpoint(snapshot.name):
+        return False
+    if prefix and not snapshot.name.startswith(prefix):
+        return False
+    return not glob or fnmatch.fnmatchcase(snapshot.name, glob)
+
+
+def parse_roster(raw, time):
+    """The Locks of a repository's lock.roster (``{"exclusive": [[host@node, pid, thread]],
+    "shared": [...]}``); ``time`` is the lock's time (its directory's mtime)."""
+    try:
+        roster = json.loads(raw)
+        return [Lock(id="%s.%d-%d" % (host, pid, thread), time=time, host=str(host),
+                     pid=int(pid), exclusive=(kind == "exclusive"))
+                for kind in ("exclusive", "shared")
+                for host, pid, thread in roster.get(kind) or ()]
+    except (AttributeError, TypeError, ValueError):
+        raise _layout("lock.roster", raw) from None
+
+
+def read_locks(path):
+    """The Locks of the local repository at ``path`` (none when it is not locked)."""
+    lock_dir = os.path.join(path, "lock.exclusive")
+    try:
+        since = os.stat(lock_dir).st_mtime
+        raw = bounded.read_text(os.path.join(path, "lock.roster"), 256 * 1024)
+    except FileNotFoundError:
+        return []
+    return parse_roster(raw, since)
+
+
+def cache_directory():
+    from osop_checks import state as state_files
+
+    return os.path.join(state_files.default_cache_directory(), "borg")
+
+
+def environment(location, password_file=None):
+    env = {"BORG_REPO": location,
+           # read only: a repository first seen by the user the check runs as is fine
+           "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "yes",
+           "BORG_RELOCATED_REPO_ACCESS_IS_OK": "yes",
+           "BORG_CACHE_DIR": cache_directory()}
+    if password_file:
+        env["BORG_PASSCOMMAND"] = "cat -- %s" % shlex.quote(password_file)
+    return env
+
+
+def run(location, password_file, args, limit=bounded.LIMIT, program="borg", ok_codes=(0,)):
+    return proc.run([program, *args], env=environment(location, password_file), limit=limit,
+                    ok_codes=ok_codes)
+
+
+def list_archives(location, password_file=None, program="borg"):
+    out = run(location, password_file, ["list", "--json", "--bypass-lock",
+                                        "--consider-checkpoints"],
+              limit=LISTING_LIMIT, program=program)
+    return parse_list(out.stdout)
+
+
+def local_path(location):
+    if location.startswith("file://"):
+        return location[len("file://"):]
+    return location if location.startswith("/") else None
+
+
+def read(location, password_file=None, program="borg"):
+    """The Listing of a Borg repository: its archives, and for a local one who holds its
+    lock."""
+    archives = list_archives(location, password_file, program)
+    local = local_path(location)
+    locks = read_locks(local) if local else []
+    return Listing(archives, holders(locks, "borg"))

@@ -1,0 +1,209 @@
+"""check_backup_age --mode restic / borg against real repositories made here with Debian's
+restic and borgbackup: snapshots of two hosts, a backup held running (a lock of a live
+process), a backup cut off (a stale lock, a Borg checkpoint archive), and the password kept out
+of argv, output and logs."""
+import os
+import re
+import signal
+import stat
+import subprocess
+import time
+
+import pytest
+
+from lab.peers import need, run_plugin
+
+pytestmark = pytest.mark.peer
+
+PASSWORD = "correct horse battery staple 4711"
+HOUR = 3600
+
+
+def local(epoch):
+    """A moment as restic backup --time and borg create --timestamp read it (local time)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+class Repos:
+    """The repositories of this module: restic and Borg, with a password file, a tree to back
+    up, and a PATH whose restic and borg record their argv before they exec the real ones."""
+
+    def __init__(self, base):
+        self.base = base
+        self.password = os.path.join(base, "password")
+        with open(self.password, "w") as handle:
+            handle.write(PASSWORD + "\n")
+        os.chmod(self.password, 0o600)
+        self.src = os.path.join(base, "src")
+        os.makedirs(self.src)
+        for i in range(5):
+            with open(os.path.join(self.src, "f%d" % i), "w") as handle:
+                handle.write("data %d\n" % i * 100)
+        self.bin = os.path.join(base, "bin")
+        self.argv_log = os.path.join(base, "argv.log")
+        os.makedirs(self.bin)
+        for tool in ("restic", "borg"):
+            path = os.path.join(self.bin, tool)
+            with open(path, "w") as handle:
+                handle.write('#!/bin/sh\nprintf "%%s\\n" "$0 $*" >> %s\nexec /usr/bin/%s "$@"\n'
+                             % (self.argv_log, tool))
+            os.chmod(path, 0o755)
+        self.tool_env = {"RESTIC_PASSWORD_FILE": self.password,
+                         "BORG_PASSCOMMAND": "cat " + self.password,
+                         "BORG_CACHE_DIR": os.path.join(base, "borg-cache-of-the-backup")}
+
+    def tool(self, *argv, stdin=None, **env):
+        env = dict(os.environ, **dict(self.tool_env, **env))
+        return subprocess.run(list(argv), check=True, capture_output=True, env=env,
+                              input=stdin, timeout=60)
+
+    def popen(self, *argv):
+        env = dict(os.environ, **self.tool_env)
+        return subprocess.Popen(list(argv), env=env, stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def restic_repo(self, name, *snapshots):
+        """A restic repository with a snapshot of --path src per (host, epoch)."""
+        repo = os.path.join(self.base, name)
+        self.tool("restic", "-r", repo, "init")
+        for host, when in snapshots:
+            self.tool("restic", "-r", repo, "backup", "--host", host, "--time", local(when),
+                      self.src)
+        return repo
+
+    def check(self, *argv, wrap=()):
+        env = {"PATH": self.bin + ":" + os.environ["PATH"]}
+        for name in ("RESTIC_PASSWORD_FILE", "BORG_PASSCOMMAND", "RESTIC_REPOSITORY",
+                     "BORG_REPO"):
+            env[name] = ""
+        out = run_plugin("check_backup_age", [str(a) for a in argv] + ["-vv"], env=env,
+                         wrap=wrap)
+        assert out.output.startswith("BACKUP_AGE "), out.output + out.stderr
+        for text in (out.output, out.stderr):
+            assert PASSWORD not in text and "Traceback" not in text
+        return out
+
+
+@pytest.fixture(scope="module")
+def repos(tmp_path_factory):
+    need("restic", "borg")
+    return Repos(str(tmp_path_factory.mktemp("repos")))
+
+
+def wait_for(predicate, what, seconds=30):
+    end = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError("not within %ds: %s" % (seconds, what))
+        time.sleep(0.2)
+
+
+def restic_locks(repos, repo):
+    out = repos.tool("restic", "-r", repo, "list", "locks", "--no-lock")
+    return out.stdout.split()
+
+
+def test_restic_host_filter_and_no_password_anywhere(repos):
+    now = time.time()
+    repo = repos.restic_repo("two-hosts", ("web1", now - 30 * HOUR), ("web2", now - 600))
+    open(repos.argv_log, "w").close()
+    old = repos.check("--mode", "restic", "--repo", repo, "--password-file", repos.password,
+                      "--host", "web1", "-w", "26h")
+    assert old.exitcode == 1, old.output
+    assert " (web1:%s) is 1d 6h old, limit 26h" % repos.src in old.status_line
+    fresh = repos.check("--mode", "restic", "--repo", repo, "--password-file", repos.password,
+                        "-w", "26h")
+    assert fresh.exitcode == 0 and "(web2:%s) is 10m " % repos.src in fresh.status_line
+    with open(repos.argv_log) as handle:
+        argv = handle.read()
+    assert "snapshots --json --no-lock" in argv and PASSWORD not in argv
+    assert "running: restic snapshots --json --no-lock" in fresh.output  # the -vv log
+
+
+def test_restic_running_backup_warns_and_its_stale_lock_does_not(repos):
+    now = time.time()
+    repo = repos.restic_repo("running", ("web1", now - 30 * HOUR))
+    argv = ("--mode", "restic", "--repo", repo, "--password-file", repos.password,
+            "-w", "20h", "-c", "26h")
+    assert repos.check(*argv).exitcode == 2
+    backup = repos.popen("restic", "-r", repo, "backup", "--host", "web1", "--stdin",
+                         "--stdin-filename", "db.sql")
+    try:
+        wait_for(lambda: restic_locks(repos, repo), "restic backup takes its lock")
+        running = repos.check(*argv)
+        assert running.exitcode == 1, running.output
+        assert re.search(r"is 1d 6h old, limit 26h; backup running since \d\d:\d\d \(pid %d "
+                         r"on this host\) \|" % backup.pid, running.status_line)
+        longer = repos.check(*argv, "--max-run", "1m", wrap=["faketime", "-f", "+2h"])
+        assert longer.exitcode == 2 and "longer than --max-run 1m" in longer.status_line
+    finally:
+        backup.kill()
+        backup.wait()
+    assert restic_locks(repos, repo)  # killed: its lock stays behind
+    stale = repos.check(*argv)
+    assert stale.exitcode == 2, stale.output
+    assert "by pid %d on this host, but its process is gone: a stale lock" % backup.pid \
+        in stale.status_line
+
+
+def borg_archives(repos, repo):
+    # a cache of its own: the backup holds the lock of its cache
+    out = repos.tool("borg", "list", "--bypass-lock", "--consider-checkpoints", "--short",
+                     repo, BORG_CACHE_DIR=os.path.join(repos.base, "listing-cache"))
+    return out.stdout.decode().split()
+
+
+def test_borg_checkpoint_stale_lock_and_running_backup(repos):
+    now = time.time()
+    repo = os.path.join(repos.base, "borg")
+    repos.tool("borg", "init", "-e", "repokey", repo)
+    repos.tool("borg", "create", "--timestamp", local(now - 30 * HOUR).replace(" ", "T"),
+               repo + "::web1-full", repos.src)
+    # a backup cut off: borg writes a checkpoint archive every second, then is killed
+    cut = repos.popen("borg", "create", "--checkpoint-interval", "1", repo + "::web1-cut", "-")
+    try:
+        chunk = os.urandom(1024 * 1024)
+        end = time.monotonic() + 40
+        while not any(a.endswith(".checkpoint") for a in borg_archives(repos, repo)):
+            assert time.monotonic() < end, "no checkpoint archive within 40 s"
+            for _ in range(8):
+                cut.stdin.write(chunk)
+            cut.stdin.flush()
+            time.sleep(0.5)
+    finally:
+        cut.send_signal(signal.SIGKILL)
+        cut.wait()
+    argv = ("--mode", "borg", "--repo", repo, "--password-file", repos.password, "-w", "26h")
+    stale = repos.check(*argv)
+    assert stale.exitcode == 2, stale.output
+    assert stale.status_line.startswith("BACKUP_AGE CRITICAL - newest borg archive web1-full "
+                                        "is 1d 6h old, limit 26h; the repository is locked")
+    assert "pid %d on this host, but its process is gone: a stale lock" % cut.pid \
+        in stale.status_line
+    repos.tool("borg", "break-lock", repo)
+    full = repos.check(*argv)
+    assert full.exitcode == 1, full.output  # judged by the full archive, not the checkpoint
+    assert "newest borg archive web1-full is 1d 6h old, limit 26h |" in full.status_line
+    assert "snapshots=1;;;0" in full.status_line
+    running = repos.popen("borg", "create", repo + "::web1-now", "-")
+    try:
+        wait_for(lambda: os.path.isdir(os.path.join(repo, "lock.exclusive")), "borg's lock")
+        out = repos.check(*argv, "-c", "26h")
+        assert out.exitcode == 1, out.output
+        assert "; backup running since " in out.status_line
+        assert "(pid %d on this host)" % running.pid in out.status_line
+    finally:
+        running.kill()
+        running.wait()
+    assert stat.S_IMODE(os.stat(repos.password).st_mode) == 0o600
+
+
+def test_missing_repository_and_path_are_critical(repos):
+    out = repos.check("--mode", "restic", "--repo", os.path.join(repos.base, "nope", "repo"),
+                      "--password-file", repos.password)
+    assert out.exitcode == 2 and "--repo %s/nope/repo does not exist" % repos.base \
+        in out.status_line
+    out = repos.check("-p", os.path.join(repos.base, "gone"))
+    assert out.exitcode == 2, out.output
+    assert "(nearest existing parent %s, on the filesystem mounted at " % repos.base \
+        in out.status_line

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import collections
 import datetime
+import functools
 import os
 import time
 
 import nagiosplugin
 from nagiosplugin import Critical, Ok, Warn
 
-from osop_checks import cli, plugin, runtime, text, units
+from osop_checks import cli, plugin, proc, runtime, text, units
 from osop_checks.sources import repository, tree
 
 NAME = "BACKUP_AGE"
@@ -137,6 +138,21 @@ def build_parser():
                            "process) turns a too old newest snapshot into WARNING while it "
                            "has run less than this; longer, or a lock whose process is gone, "
                            "is CRITICAL (default: 6h)")
+    repo.add_argument("--verify", kind=cli.PLAIN, type=cli.value_type(parse_share, "share"),
+                      metavar="SHARE",
+                      help="also check the repository's integrity with its own tool, at most "
+                           "once per --verify-every: restic check --read-data-subset=SHARE "
+                           "(5%%, 1/10; 0: the structure only), borg check (with "
+                           "--verify-data when SHARE is 100%%); a failed check is CRITICAL "
+                           "until a check passes")
+    repo.add_argument("--verify-every", kind=cli.PLAIN, type=cli.duration_type(minimum=60),
+                      default=86400, metavar="DURATION",
+                      help="how often --verify runs the check (default: 1d); between checks "
+                           "the last result, from the state file, is judged")
+    repo.add_argument("--state-file", kind=cli.FILE_WRITTEN, type=cli.absolute_path,
+                      metavar="PATH",
+                      help="where the last --verify result is kept (default: a file per "
+                           "repository in the state directory)")
     log = parser.add_argument_group("log verdict (optional)")
     log.add_argument("--log", kind=cli.FILE_READ, type=cli.absolute_path, metavar="FILE",
                      help="the backup job's log: an error in its newest run is CRITICAL. "
@@ -203,6 +219,8 @@ class Backup:
         self.missing = missing          # --path does not exist: a tree.Missing
         self.where = where              # where the snapshots are, in words ("under /backup")
         self.running = tuple(running)   # repository modes: the Runnings holding its locks
+        self.verified = None            # --verify: the newest repository.Verification
+        self.verify_note = ""           # why no check ran this run although one was due
 
     def __eq__(self, other):
         return isinstance(other, Backup) and vars(self) == vars(other)
@@ -212,6 +230,19 @@ class Backup:
 
 
 REPO_MODES = ("restic", "borg")
+
+
+def parse_share(text):
+    """A share of a repository's data to read: '5%', '1/10', or '0' (none: the structure
+    only); kept as written, for the tool."""
+    import re
+
+    text = text.strip()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)%|(\d+)/(\d+)|0", text)
+    if not match or (match.group(1) and not 0 < float(match.group(1)) <= 100) or (
+            match.group(2) and not 0 < int(match.group(2)) <= int(match.group(3))):
+        raise ValueError("%r is not a share of the data: 5%%, 1/10 or 0" % text)
+    return "" if text == "0" else text
 REPO_ENV = {"restic": "RESTIC_REPOSITORY", "borg": "BORG_REPO"}
 
 
@@ -228,6 +259,8 @@ def check_options(args):
                         ("--glob-archives", args.glob_archives)):
         if value:
             raise cli.UsageError("%s is for --mode restic and borg" % flag)
+    if args.verify is not None or args.state_file:
+        raise cli.UsageError("--verify and --state-file are for --mode restic and borg")
     if len(args.paths) > 1:
         raise cli.UsageError("--path is given once in --mode %s" % mode)
     args.path = args.paths[0] if args.paths else None
@@ -269,6 +302,9 @@ def check_repo_options(args, mode):
                         ("--ignore-missing", args.ignore_missing)):
         if value:
             raise cli.UsageError("%s is not for --mode %s" % (flag, mode))
+    if args.verify is not None and args.verify and mode == "borg" and args.verify not in (
+            "100%", "1/1"):
+        raise cli.UsageError("borg check reads all of the data or none: --verify 100%% or 0")
     if mode == "borg":
         for flag, value in (("--host", args.host), ("--tag", args.tag),
                             ("--path", args.paths)):
@@ -332,6 +368,52 @@ def selected(mode, snapshots, args):
         return [s for s in snapshots if restic.matches(s, args.host, args.tag, args.paths)]
     from osop_checks.sources import borg
     return [s for s in snapshots if borg.matches(s, args.prefix, args.glob_archives)]
+
+
+def default_state_file(mode, location, environ=None, uid=None):
+    from osop_checks import state as state_files
+
+    return state_files.default_path("backup_age", identity=[mode, location], environ=environ,
+                                    uid=uid)
+
+
+def read_verification(record):
+    """The Verification a state file remembers (None: none, or not one of ours)."""
+    try:
+        return repository.Verification(float(record["time"]), bool(record["ok"]),
+                                       str(record["result"]), str(record.get("share", "")))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def gather_verify(args, mode, location, backup, verify, previous, now):
+    """--verify: the tool's check when the last is older than --verify-every (or checked
+    another share), else the remembered one; never while a backup holds the lock."""
+    last = read_verification((previous or {}).get("verify"))
+    due = last is None or now - last.time >= args.verify_every or last.share != args.verify
+    backup.verified = last
+    if not due:
+        return
+    if any(run.status == repository.RUNNING for run in backup.running):
+        backup.verify_note = "check due, not run: a backup holds the lock"
+        return
+    try:
+        backup.verified = verify(mode, location, args.password_file, args.verify)
+    except repository.Locked as exc:
+        backup.verify_note = "check due, not run: %s" % text.oneline(str(exc), 200)
+    except proc.CommandError as exc:
+        if exc.reason != proc.TIMEOUT:
+            raise
+        backup.verify_note = ("check due, not finished within the --timeout (give it "
+                              "longer: -t)")
+
+
+def verify_repository(mode, location, password_file, share):
+    if mode == "restic":
+        from osop_checks.sources import restic
+        return restic.verify(location, password_file, share)
+    from osop_checks.sources import borg
+    return borg.verify(location, password_file, share)
 
 
 def gather_repo(args, mode, read_repo, missing_place):
@@ -655,10 +737,24 @@ def judge_running(age, backup, limits, now):
         words, _hhmm(run.lock_time), _holder(run), why))
 
 
-def judge(backup, limits, now):
+def judge_verified(backup, now, limit=120):
+    """--verify: the last check of the repository, CRITICAL while it failed (until one
+    passes); none yet (due, but a backup held the lock) is only said."""
+    verified, tool = backup.verified, backup.mode
+    if verified is None:
+        return (Ok, "not checked yet (%s)" % backup.verify_note if backup.verify_note
+                else "not checked yet")
+    when = "%s check of %s (%s ago)" % (tool, units.format_time(verified.time, "%Y-%m-%d %H:%M"),
+                                        units.format_duration(max(0.0, now - verified.time)))
+    if verified.ok:
+        return (Ok, "%s passed" % when)
+    return (Critical, "%s failed: %s" % (when, text.oneline(verified.result, limit)))
+
+
+def judge(backup, limits, now, save=None):
     """The Verdict on ``backup`` (what gather found) against ``limits`` at time ``now``: the
     status line names every problem, worst first; when all is well, the age, the contents,
-    the history and the log."""
+    the history and the log. ``save``: a callable taking the next state (--verify)."""
     findings, perfdata, fine = [], [], []
     if backup.missing is not None:
         found = judge_missing(backup.missing, limits.ignore_missing,
@@ -689,9 +785,22 @@ def judge(backup, limits, now):
     if backup.verdict is not None:
         findings.append(judge_log(backup))
         fine.append("log ok")
+    remember = None
+    if backup.verified is not None or backup.verify_note:
+        found = judge_verified(backup, now)
+        findings.append(found)
+        if backup.verified is not None:
+            fine.append("last check passed")
+            remember = {"verify": backup.verified.record()}
     problems = [words for state, words in plugin.worst_first(
         findings, state=lambda finding: finding[0]) if state != Ok]
-    return plugin.Verdict(findings, "; ".join(problems or fine), perfdata, details(backup))
+    long = details(backup)
+    if backup.verified is not None or backup.verify_note:
+        long.insert(0, "integrity: %s" % judge_verified(backup, now, 400)[1] + (
+            "; %s" % backup.verify_note if backup.verify_note and backup.verified else ""))
+    return plugin.Verdict(findings, "; ".join(problems or fine), perfdata, long,
+                          save=None if save is None or remember is None
+                          else functools.partial(save, remember))
 
 
 def details(backup):
@@ -722,10 +831,14 @@ def details(backup):
 
 def build_check(args, scan=tree.scan_tree, snapshots=tree.list_snapshots,
                 stamp=tree.read_stamp, read_log=tree.read_log, now=time.time,
-                missing_place=tree.missing_place, read_repo=read_repository):
+                missing_place=tree.missing_place, read_repo=read_repository,
+                verify=verify_repository, store=None):
     mode = check_options(args)
     if mode in REPO_MODES:
-        return judge(gather_repo(args, mode, read_repo, missing_place), limits_of(args), now())
+        at = now()
+        backup, save = gather_repository(args, mode, read_repo, missing_place, verify, store,
+                                         at)
+        return judge(backup, limits_of(args), at, save)
     tz = datetime.timezone.utc if args.utc else None
     try:
         backup = gather(args, mode, scan, snapshots, stamp, tz)
@@ -746,6 +859,25 @@ def build_check(args, scan=tree.scan_tree, snapshots=tree.list_snapshots,
         backup.verdict = tree.log_verdict(log_text, args.log_ok, args.log_error,
                                           args.log_start)
     return judge(backup, limits_of(args), now())
+
+
+def gather_repository(args, mode, read_repo, missing_place, verify, store, now):
+    """The repository modes' gathering: the listing, and with --verify the last check (run
+    now when due); returns the Backup and the callable that saves the next state (None:
+    no state)."""
+    backup = gather_repo(args, mode, read_repo, missing_place)
+    if args.verify is None or backup.missing is not None:
+        return backup, None
+    if store is None:
+        from osop_checks import state as state_files
+
+        store = state_files
+    location = repo_location(mode, args)
+    path = args.state_file or default_state_file(mode, location)
+    store.ensure_dir(path, create=not args.state_file)
+    previous = store.load(path, reset="remove it", discard_corrupt=True)
+    gather_verify(args, mode, location, backup, verify, previous, now)
+    return backup, functools.partial(store.save, path)
 
 
 def main(argv=None):

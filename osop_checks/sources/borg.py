@@ -130,3 +130,18 @@ def read(location, password_file=None, program="borg"):
     local = local_path(location)
     locks = read_locks(local) if local else []
     return Listing(archives, holders(locks, "borg"))
+
+
+def verify(location, password_file=None, share="", program="borg"):
+    """``borg check`` as a Verification (--verify-data, every chunk decrypted and
+    authenticated, when SHARE is 100%: borg reads all or nothing); repository.Locked when a
+    backup holds the lock."""
+    import time
+
+    from osop_checks.sources.repository import Verification, check_result
+
+    args = ["check"] + (["--verify-data"] if share.strip() in ("100%", "1/1", "all") else [])
+    out = run(location, password_file, args, limit=LISTING_LIMIT, program=program,
+              ok_codes=None)
+    ok, result = check_result(out.returncode, out.stdout + "\n" + out.stderr)
+    return Verification(time.time(), ok, result, share, ran=True)

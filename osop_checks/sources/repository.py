@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,3 +91,61 @@ def holders(locks, tool, refreshed=False, hostname=None):
         found.append(Running(host, lock.pid, RUNNING if alive else GONE,
                              since if alive else lock.time, lock.time, refreshed, name))
     return found
+
+
+@dataclasses.dataclass(frozen=True)
+class Verification:
+    """A check of a repository's integrity by its own tool: when (epoch seconds), whether
+    it passed, its result in one line, the share of the data read, and whether it ran in
+    this run (False: remembered from an earlier run)."""
+    time: float
+    ok: bool
+    result: str
+    share: str = ""
+    ran: bool = False
+
+    def record(self):
+        return {"time": self.time, "ok": self.ok, "result": self.result, "share": self.share}
+
+
+class Locked(Exception):
+    """The tool could not take the repository's lock for a check (a backup holds it):
+    nothing was checked."""
+
+
+# Lines of restic check and borg check that tell progress, never a finding.
+_PROGRESS = re.compile(
+    r"^(using temporary cache|create exclusive lock|load indexes|check all packs|"
+    r"check snapshots|read (all|[\d.]+%) .*data packs|\[[\d:]+\]|no errors were found|"
+    r"Starting (repository|archive) |Finished full repository check|Completed repository|"
+    r"Analyzing archive|Archive consistency check complete|Remote: Starting|"
+    r"Archive authentication|Checking segments|Starting cryptographic|Finished cryptographic|"
+    r"Enter passphrase|\d+ orphaned objects found|\s*$)")
+_LOCK = re.compile(r"already locked|Failed to create/acquire the lock|unable to create lock",
+                   re.I)
+
+
+def check_result(returncode, output):
+    """(ok, one line) of a tool's check from its exit code and output; Locked when it could
+    not lock the repository."""
+    lines = [line.strip() for line in output.splitlines()]
+    if returncode != 0 and any(_LOCK.search(line) for line in lines):
+        raise Locked(next(line for line in lines if _LOCK.search(line)))
+    findings = []
+    for line in lines:
+        if _PROGRESS.match(line):
+            continue
+        if findings and findings[-1].endswith(":"):  # "error for tree 1e2547cb:" and its why
+            findings[-1] += " " + line
+        else:
+            findings.append(line)
+    if returncode == 0:
+        return True, "no errors found"
+    if not findings:
+        return False, "exit code %d" % returncode
+    first = findings[0]
+    last = findings[-1]
+    more = len(findings) - 1
+    if more and last != first:
+        first += " ... (%d more line%s, the last: %s)" % (more, "" if more == 1 else "s", last)
+    return False, first

@@ -147,3 +147,17 @@ def read(location, password_file=None, program="restic", options=()):
     repo = Repository(location, password_file, program, tuple(options))
     snapshots = list_snapshots(repo)
     return Listing(snapshots, holders(list_locks(repo), "restic", refreshed=True))
+
+
+def verify(location, password_file=None, share="", program="restic", options=()):
+    """``restic check`` (with --read-data-subset SHARE when given) as a Verification;
+    repository.Locked when a backup holds the lock."""
+    import time
+
+    from osop_checks.sources.repository import Verification, check_result
+
+    repo = Repository(location, password_file, program, tuple(options))
+    args = ["check"] + (["--read-data-subset=%s" % share] if share else [])
+    out = repo.run(args, limit=LISTING_LIMIT, ok_codes=None)
+    ok, result = check_result(out.returncode, out.stdout + "\n" + out.stderr)
+    return Verification(time.time(), ok, result, share, ran=True)

@@ -990,3 +990,69 @@ def test_a_missing_local_repository_is_critical(tmp_path):
     assert out.exitcode == 2
     assert out.status_line.startswith("BACKUP_AGE CRITICAL - --repo %s does not exist (nearest "
                                       "existing parent %s" % (tmp_path / "gone", tmp_path))
+
+
+def _verify_check(argv, tmp_path, now, result, listing=None):
+    """The check with --verify on a listing handed in; ``result`` (ok, fixture) is what the
+    tool's check says when it runs. Returns (verdict, whether the check ran)."""
+    args = backup_age.build_parser().parse_args(
+        ["--mode", "restic", "--repo", "sftp:box:/srv/restic", "--state-file",
+         str(tmp_path / "state.json")] + argv)
+    ran = []
+
+    def verify(mode, location, password_file, share):
+        ran.append(share)
+        ok, words = repository.check_result(result[0], fixture("restic", result[1]))
+        return repository.Verification(now, ok, words, share, ran=True)
+    listing = listing or repository.Listing([repository.Snapshot("ab", "ab", now - HOUR)])
+    verdict = backup_age.build_check(args, read_repo=lambda *a: listing, verify=verify,
+                                     now=lambda: now)
+    if verdict.save:
+        verdict.save()
+    return verdict, ran
+
+
+BAD = (1, "check-0.14-damaged-pack.txt")
+GOOD = (0, "check-0.14-ok.txt")
+
+
+def test_verify_a_damaged_pack_is_critical_on_every_run_until_a_check_passes(tmp_path):
+    first, ran = _verify_check(["--verify", "5%"], tmp_path, NOW, BAD)
+    assert ran == ["5%"] and first.state == nagiosplugin.Critical
+    assert first.summary.startswith("restic check of %s (0s ago) failed: error for tree "
+                                    "1e2547cb: decrypting blob" % units.format_time(
+                                        NOW, "%Y-%m-%d %H:%M"))
+    assert first.long[0].endswith("(2 more lines, the last: Fatal: repository contains errors)")
+    later, ran = _verify_check(["--verify", "5%"], tmp_path, NOW + 6 * HOUR, GOOD)
+    assert ran == [] and later.state == nagiosplugin.Critical  # not due: remembered
+    assert "(6h ago) failed" in later.summary
+    passed, ran = _verify_check(["--verify", "5%"], tmp_path, NOW + 25 * HOUR, GOOD)
+    assert ran == ["5%"] and passed.state == nagiosplugin.Ok
+    assert passed.summary.endswith("; last check passed")
+    assert passed.long[0] == "integrity: restic check of %s (0s ago) passed" % (
+        units.format_time(NOW + 25 * HOUR, "%Y-%m-%d %H:%M"))
+    again, ran = _verify_check(["--verify", "5%", "--verify-every", "1h"], tmp_path,
+                               NOW + 27 * HOUR, BAD)
+    assert ran == ["5%"] and again.state == nagiosplugin.Critical
+
+
+def test_verify_waits_for_a_running_backup(tmp_path):
+    running = repository.Running("web1", 1, repository.RUNNING, NOW - 60, NOW - 60)
+    listing = repository.Listing([repository.Snapshot("ab", "ab", NOW - HOUR)], [running])
+    verdict, ran = _verify_check(["--verify", "1/10"], tmp_path, NOW, BAD, listing)
+    assert ran == [] and verdict.state == nagiosplugin.Ok
+    assert "integrity: not checked yet (check due, not run: a backup holds the lock)" in \
+        verdict.long
+
+
+def test_a_check_that_found_the_lock_taken_is_not_a_finding():
+    with pytest.raises(repository.Locked):
+        repository.check_result(1, "Fatal: unable to create lock in backend: repository is "
+                                   "already locked by PID 55 on vm by root")  # constructed
+
+
+@pytest.mark.parametrize("share, ok", [("5%", True), ("1/10", True), ("0", True),
+                                       ("0%", False), ("11/10", False), ("half", False)])
+def test_verify_shares(share, ok):
+    out = run("--mode", "restic", "--repo", "/nonexistent/r", "--verify", share)
+    assert (out.exitcode != 3) == ok, out.output

@@ -207,3 +207,44 @@ def test_missing_repository_and_path_are_critical(repos):
     assert out.exitcode == 2, out.output
     assert "(nearest existing parent %s, on the filesystem mounted at " % repos.base \
         in out.status_line
+
+
+def damage(path):
+    """Overwrite 8 bytes in the middle of ``path``; the original bytes back."""
+    os.chmod(path, 0o600)
+    with open(path, "r+b") as handle:
+        handle.seek(os.path.getsize(path) // 2)
+        where = handle.tell()
+        before = handle.read(8)
+        handle.seek(where)
+        handle.write(b"XXXXXXXX")
+    return lambda: _restore(path, where, before)
+
+
+def _restore(path, where, before):
+    with open(path, "r+b") as handle:
+        handle.seek(where)
+        handle.write(before)
+
+
+def test_restic_damaged_pack_is_critical_until_a_check_passes(repos):
+    now = time.time()
+    repo = repos.restic_repo("damaged", ("web1", now - HOUR))
+    state = os.path.join(repos.base, "damaged.state.json")
+    packs = sorted(os.path.join(d, f) for d, _, files in os.walk(os.path.join(repo, "data"))
+                   for f in files)
+    repair = [damage(p) for p in packs]
+    argv = ("--mode", "restic", "--repo", repo, "--password-file", repos.password,
+            "--verify", "100%", "--state-file", state, "-w", "3d", "-c", "4d")
+    found = repos.check(*argv)
+    assert found.exitcode == 2, found.output
+    assert re.search(r"CRITICAL - restic check of [-\d: ]+ \(0s ago\) failed: ",
+                     found.status_line)
+    for fix in repair:
+        fix()
+    remembered = repos.check(*argv, wrap=["faketime", "-f", "+6h"])  # not due: no check run
+    assert remembered.exitcode == 2 and "(6h ago) failed" in remembered.status_line
+    assert "running: restic check" not in remembered.output
+    passed = repos.check(*argv, wrap=["faketime", "-f", "+25h"])
+    assert passed.exitcode == 0, passed.output
+    assert "integrity: restic check of " in passed.output and ") passed" in passed.output

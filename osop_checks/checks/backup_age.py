@@ -153,6 +153,18 @@ def build_parser():
                       metavar="PATH",
                       help="where the last --verify result is kept (default: a file per "
                            "repository in the state directory)")
+    repo.add_argument("--restore-sample", kind=cli.PLAIN, type=cli.count_type(1, 1000),
+                      metavar="N",
+                      help="restore N random files of the newest snapshot into a private "
+                           "temporary directory (removed afterwards) and compare each with "
+                           "its live file where that is unchanged since the snapshot, else "
+                           "with the size the snapshot recorded; a mismatch or a failed "
+                           "restore is CRITICAL, naming the file")
+    repo.add_argument("--restore-max-size", kind=cli.PLAIN,
+                      type=cli.quantity_type(units.SIZE, minimum=1), default=64 * 1024 * 1024,
+                      metavar="SIZE",
+                      help="--restore-sample restores at most this much (files larger are "
+                           "never drawn; default: 64MiB)")
     log = parser.add_argument_group("log verdict (optional)")
     log.add_argument("--log", kind=cli.FILE_READ, type=cli.absolute_path, metavar="FILE",
                      help="the backup job's log: an error in its newest run is CRITICAL. "
@@ -221,6 +233,8 @@ class Backup:
         self.running = tuple(running)   # repository modes: the Runnings holding its locks
         self.verified = None            # --verify: the newest repository.Verification
         self.verify_note = ""           # why no check ran this run although one was due
+        self.newest = None              # repository modes: the newest repository.Snapshot
+        self.restored = None            # --restore-sample: a repository.RestoreSample
 
     def __eq__(self, other):
         return isinstance(other, Backup) and vars(self) == vars(other)
@@ -259,8 +273,9 @@ def check_options(args):
                         ("--glob-archives", args.glob_archives)):
         if value:
             raise cli.UsageError("%s is for --mode restic and borg" % flag)
-    if args.verify is not None or args.state_file:
-        raise cli.UsageError("--verify and --state-file are for --mode restic and borg")
+    if args.verify is not None or args.state_file or args.restore_sample:
+        raise cli.UsageError("--verify, --state-file and --restore-sample are for --mode "
+                             "restic and borg")
     if len(args.paths) > 1:
         raise cli.UsageError("--path is given once in --mode %s" % mode)
     args.path = args.paths[0] if args.paths else None
@@ -432,6 +447,7 @@ def gather_repo(args, mode, read_repo, missing_place):
         return backup
     newest = max(found, key=lambda snap: snap.time)
     oldest = min(found, key=lambda snap: snap.time)
+    backup.newest = newest
     backup.entry = _snapshot_entry(newest)
     backup.files, backup.bytes = newest.files, newest.bytes
     backup.snapshots, backup.oldest = len(found), _snapshot_entry(oldest)
@@ -751,6 +767,28 @@ def judge_verified(backup, now, limit=120):
     return (Critical, "%s failed: %s" % (when, text.oneline(verified.result, limit)))
 
 
+def judge_restore(restored):
+    """--restore-sample: each file whose restored copy differs from its unchanged live file,
+    has another size than recorded, or was not restored is CRITICAL, named; the restore's
+    own failure too. The last finding tells what was tried."""
+    findings = []
+    if restored.error:
+        findings.append((Critical, "restore failed: %s" % text.oneline(restored.error, 160)))
+    bad = [s for s in restored.samples if s.outcome in (
+        repository.DIFFERS, repository.WRONG_SIZE, repository.NOT_RESTORED)]
+    for sample in bad:
+        findings.append((Critical, "restored %s %s" % (sample.node.live or sample.node.path,
+                                                        sample.outcome)))
+    same = sum(1 for s in restored.samples if s.outcome == repository.SAME)
+    tried = len(restored.samples)
+    if not tried:
+        findings.append((Ok, "no file to restore (%d seen)" % restored.files_seen))
+    else:
+        findings.append((Ok, "%d of %d file%s restored fine (%d compared with the live "
+                         "file)" % (tried - len(bad), tried, plugin.plural(tried), same)))
+    return findings
+
+
 def judge(backup, limits, now, save=None):
     """The Verdict on ``backup`` (what gather found) against ``limits`` at time ``now``: the
     status line names every problem, worst first; when all is well, the age, the contents,
@@ -785,6 +823,10 @@ def judge(backup, limits, now, save=None):
     if backup.verdict is not None:
         findings.append(judge_log(backup))
         fine.append("log ok")
+    if backup.restored is not None:
+        found = judge_restore(backup.restored)
+        findings += found
+        fine.append(found[-1][1])
     remember = None
     if backup.verified is not None or backup.verify_note:
         found = judge_verified(backup, now)
@@ -821,6 +863,12 @@ def details(backup):
                 backup.log, verdict.state, verdict.lineno, verdict.line))
         if verdict.note:
             lines.append("log %s: %s" % (backup.log, verdict.note))
+    if backup.restored is not None:
+        for sample in backup.restored.samples:
+            lines.append("restore sample %s (%d bytes recorded, %s restored): %s" % (
+                sample.node.live or sample.node.path, sample.node.size,
+                "not" if sample.restored_size is None else "%d bytes" % sample.restored_size,
+                sample.outcome))
     for run in backup.running:
         lines.append("lock held by %s (%s)%s: %s, lock time %s" % (
             _holder(run), run.status, " " + run.command if run.command else "",
@@ -829,15 +877,46 @@ def details(backup):
     return lines
 
 
+def restore_repository(mode, location, password_file, snapshot, n, cap):
+    if mode == "restic":
+        from osop_checks.sources import restic
+        return restic.restore_sample(location, password_file, snapshot, n, cap,
+                                     live=snapshot.host == repository.this_host())
+    from osop_checks.sources import borg
+    return borg.restore_sample(location, password_file, snapshot, n, cap)
+
+
+def gather_repository(args, mode, read_repo, missing_place, verify, store, now, restore):
+    """The repository modes' gathering: the listing, a restore tried (--restore-sample),
+    and with --verify the last check (run now when due); returns the Backup and the callable
+    that saves the next state (None: no state)."""
+    backup = gather_repo(args, mode, read_repo, missing_place)
+    if args.restore_sample and backup.newest is not None:
+        backup.restored = restore(mode, repo_location(mode, args), args.password_file,
+                                  backup.newest, args.restore_sample, args.restore_max_size)
+    if args.verify is None or backup.missing is not None:
+        return backup, None
+    if store is None:
+        from osop_checks import state as state_files
+
+        store = state_files
+    location = repo_location(mode, args)
+    path = args.state_file or default_state_file(mode, location)
+    store.ensure_dir(path, create=not args.state_file)
+    previous = store.load(path, reset="remove it", discard_corrupt=True)
+    gather_verify(args, mode, location, backup, verify, previous, now)
+    return backup, functools.partial(store.save, path)
+
+
 def build_check(args, scan=tree.scan_tree, snapshots=tree.list_snapshots,
                 stamp=tree.read_stamp, read_log=tree.read_log, now=time.time,
                 missing_place=tree.missing_place, read_repo=read_repository,
-                verify=verify_repository, store=None):
+                verify=verify_repository, store=None, restore=restore_repository):
     mode = check_options(args)
     if mode in REPO_MODES:
         at = now()
         backup, save = gather_repository(args, mode, read_repo, missing_place, verify, store,
-                                         at)
+                                         at, restore)
         return judge(backup, limits_of(args), at, save)
     tz = datetime.timezone.utc if args.utc else None
     try:
@@ -859,25 +938,6 @@ def build_check(args, scan=tree.scan_tree, snapshots=tree.list_snapshots,
         backup.verdict = tree.log_verdict(log_text, args.log_ok, args.log_error,
                                           args.log_start)
     return judge(backup, limits_of(args), now())
-
-
-def gather_repository(args, mode, read_repo, missing_place, verify, store, now):
-    """The repository modes' gathering: the listing, and with --verify the last check (run
-    now when due); returns the Backup and the callable that saves the next state (None:
-    no state)."""
-    backup = gather_repo(args, mode, read_repo, missing_place)
-    if args.verify is None or backup.missing is not None:
-        return backup, None
-    if store is None:
-        from osop_checks import state as state_files
-
-        store = state_files
-    location = repo_location(mode, args)
-    path = args.state_file or default_state_file(mode, location)
-    store.ensure_dir(path, create=not args.state_file)
-    previous = store.load(path, reset="remove it", discard_corrupt=True)
-    gather_verify(args, mode, location, backup, verify, previous, now)
-    return backup, functools.partial(store.save, path)
 
 
 def main(argv=None):

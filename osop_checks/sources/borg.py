@@ -145,3 +145,42 @@ def verify(location, password_file=None, share="", program="borg"):
               ok_codes=None)
     ok, result = check_result(out.returncode, out.stdout + "\n" + out.stderr)
     return Verification(time.time(), ok, result, share, ran=True)
+
+
+def restore_sample(location, password_file, archive, n, cap, program="borg"):
+    """``n`` random regular files of ``archive`` extracted into a private directory and
+    compared (repository.compare) with the live files (borg keeps paths without the leading
+    /); the directory is removed afterwards."""
+    from osop_checks.sources import repository
+
+    env = environment(location, password_file)
+    pool = repository.Reservoir(n, cap)
+    with proc.stream([program, "list", "--json-lines", "--bypass-lock", "::" + archive.name],
+                     env=env) as lines:
+        for line in lines:
+            try:
+                item = json.loads(line)
+                if item.get("type") != "-":
+                    continue
+                path = str(item["path"])
+                pool.offer(repository.FileNode(path, int(item.get("size", 0)),
+                                               parse_time(item["mtime"]), "/" + path))
+            except (AttributeError, KeyError, TypeError, ValueError):
+                raise _layout("list --json-lines", line) from None
+    nodes = pool.drawn()
+    if not nodes:
+        return repository.RestoreSample([], pool.seen)
+    target = repository.private_directory()
+    try:
+        error = ""
+        try:
+            proc.run([program, "extract", "--bypass-lock", "::" + archive.name] +
+                     ["pp:" + node.path for node in nodes], env=env, cwd=target)
+        except proc.CommandError as exc:
+            if exc.reason == proc.TIMEOUT:
+                raise
+            error = str(exc)
+        samples = repository.compare(nodes, lambda node: os.path.join(target, node.path))
+    finally:
+        repository.remove(target)
+    return repository.RestoreSample(samples, pool.seen, error)

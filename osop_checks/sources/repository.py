@@ -149,3 +149,129 @@ def check_result(returncode, output):
     if more and last != first:
         first += " ... (%d more line%s, the last: %s)" % (more, "" if more == 1 else "s", last)
     return False, first
+
+
+# -- a restore tried: a few files of the newest snapshot, compared --------------------------
+
+@dataclasses.dataclass(frozen=True)
+class FileNode:
+    """A regular file in a snapshot: its path there, its recorded size and mtime (epoch
+    seconds), and the live file it was backed up from on this host ('' when not here)."""
+    path: str
+    size: int
+    mtime: float
+    live: str = ""
+
+
+# How a restored file compares (Sampled.outcome)
+SAME = "same as the live file"
+DIFFERS = "differs from the live file, which is unchanged since the snapshot"
+AS_RECORDED = "as recorded (the live file changed since, or is not here)"
+WRONG_SIZE = "of another size than recorded"
+NOT_RESTORED = "not restored"
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampled:
+    """One sampled file after the restore: the FileNode, the restored copy's size (None: not
+    restored), and the outcome (SAME, DIFFERS, AS_RECORDED, WRONG_SIZE, NOT_RESTORED)."""
+    node: FileNode
+    restored_size: int | None
+    outcome: str
+
+
+@dataclasses.dataclass
+class RestoreSample:
+    """The restore tried: the files sampled and compared, the snapshot's regular files seen,
+    and the restore's error in words ('' when it worked)."""
+    samples: list
+    files_seen: int = 0
+    error: str = ""
+
+
+class Reservoir:
+    """``n`` files drawn at random, alike, from a listing read once (reservoir sampling: the
+    listing of a million files is never held), each at most ``cap`` bytes."""
+
+    def __init__(self, n, cap):
+        import random
+
+        self.n, self.cap = n, cap
+        self.random = random.SystemRandom()
+        self.kept, self.seen = [], 0
+
+    def offer(self, node):
+        if node.size > self.cap or any(c in node.path for c in "*?[\\\n"):
+            return  # too large to restore here; a name restic would read as a pattern
+        self.seen += 1
+        if len(self.kept) < self.n:
+            self.kept.append(node)
+        else:
+            slot = self.random.randrange(self.seen)
+            if slot < self.n:
+                self.kept[slot] = node
+
+    def drawn(self):
+        """The files drawn, the largest dropped while together they exceed the cap."""
+        kept = sorted(self.kept, key=lambda node: node.size)
+        while kept and sum(node.size for node in kept) > self.cap:
+            kept.pop()
+        return kept
+
+
+def _hashes(paths):
+    from osop_checks import proc
+    from osop_checks.sources.manifest import parse_hashes
+
+    if not paths:
+        return {}
+    out = proc.run(["sha256sum", "-z", "--", *paths], ok_codes=(0, 1),
+                   limit=256 * len(paths) + 4096)
+    return parse_hashes(out.stdout)
+
+
+def compare(nodes, restored_path):
+    """The Sampled of each node, its copy restored at ``restored_path(node)``: compared by
+    sha256 with the live file where that is unchanged since the snapshot (same size and
+    mtime), else by size with what the snapshot recorded."""
+    import os
+
+    restored, live = {}, {}
+    for node in nodes:
+        try:
+            info = os.stat(restored_path(node), follow_symlinks=False)
+            restored[node.path] = info.st_size
+        except OSError:
+            continue
+        if node.live:
+            try:
+                now = os.stat(node.live)
+            except OSError:
+                continue
+            if now.st_size == node.size and abs(now.st_mtime - node.mtime) < 0.001:
+                live[node.path] = node.live
+    hashes = _hashes([restored_path(n) for n in nodes if n.path in live] + list(live.values()))
+    found = []
+    for node in nodes:
+        size = restored.get(node.path)
+        if size is None:
+            outcome = NOT_RESTORED
+        elif node.path in live and restored_path(node) in hashes and node.live in hashes:
+            outcome = SAME if hashes[restored_path(node)] == hashes[node.live] else DIFFERS
+        else:
+            outcome = AS_RECORDED if size == node.size else WRONG_SIZE
+        found.append(Sampled(node, size, outcome))
+    return found
+
+
+def private_directory():
+    """A directory of this process alone (0700) for restored files."""
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="osop-restore-")
+
+
+def remove(directory):
+    import shutil
+
+    shutil.rmtree(directory, ignore_errors=True)

@@ -161,3 +161,59 @@ def verify(location, password_file=None, share="", program="restic", options=())
     out = repo.run(args, limit=LISTING_LIMIT, ok_codes=None)
     ok, result = check_result(out.returncode, out.stdout + "\n" + out.stderr)
     return Verification(time.time(), ok, result, share, ran=True)
+
+
+def _live_path(path, snapshot_paths):
+    """The live file of ``path`` in a snapshot's tree: the path itself when restic was
+    given absolute paths, else it stored each backed-up path under its last component
+    (``restic backup www`` in /srv: /www/...)."""
+    import os
+
+    if any(path.startswith(p.rstrip("/") + "/") for p in snapshot_paths):
+        return path
+    top = path.lstrip("/").split("/", 1)[0]
+    owners = [p for p in snapshot_paths if os.path.basename(p.rstrip("/")) == top]
+    if len(owners) != 1:
+        return ""
+    return os.path.dirname(owners[0].rstrip("/")) + path
+
+
+def restore_sample(location, password_file, snapshot, n, cap, live=True, program="restic"):
+    """``n`` random regular files of ``snapshot`` restored into a private directory and
+    compared (repository.compare); the directory is removed afterwards."""
+    from osop_checks.sources import repository
+
+    repo = Repository(location, password_file, program)
+    pool = repository.Reservoir(n, cap)
+    with proc.stream([program, "ls", "--json", "--no-lock", snapshot.id],
+                     env=repo.environment()) as lines:
+        for line in lines:
+            try:
+                item = json.loads(line)
+                if item.get("struct_type") != "node" or item.get("type") != "file":
+                    continue
+                path = str(item["path"])
+                pool.offer(repository.FileNode(
+                    path, int(item.get("size", 0)), parse_time(item["mtime"]),
+                    _live_path(path, snapshot.paths) if live else ""))
+            except (AttributeError, KeyError, TypeError, ValueError):
+                raise _layout("ls", line) from None
+    nodes = pool.drawn()
+    if not nodes:
+        return repository.RestoreSample([], pool.seen)
+    target = repository.private_directory()
+    try:
+        args = ["restore", snapshot.id, "--no-lock", "--verify", "--target", target]
+        for node in nodes:
+            args += ["--include", node.path]
+        error = ""
+        try:
+            repo.run(args, limit=LISTING_LIMIT)
+        except proc.CommandError as exc:
+            if exc.reason == proc.TIMEOUT:
+                raise
+            error = str(exc)
+        samples = repository.compare(nodes, lambda node: target + node.path)
+    finally:
+        repository.remove(target)
+    return repository.RestoreSample(samples, pool.seen, error)

@@ -1056,3 +1056,48 @@ def test_a_check_that_found_the_lock_taken_is_not_a_finding():
 def test_verify_shares(share, ok):
     out = run("--mode", "restic", "--repo", "/nonexistent/r", "--verify", share)
     assert (out.exitcode != 3) == ok, out.output
+
+
+def _sampled(path, outcome, size=10, restored=10):
+    return repository.Sampled(repository.FileNode(path.lstrip("/"), size, NOW - DAY, path),
+                              restored, outcome)
+
+
+def test_restore_sample_names_each_file_that_is_not_what_was_backed_up():
+    restored = repository.RestoreSample([
+        _sampled("/srv/a", repository.SAME), _sampled("/srv/b", repository.DIFFERS),
+        _sampled("/srv/c", repository.AS_RECORDED),
+        _sampled("/srv/d", repository.WRONG_SIZE, restored=3),
+        _sampled("/srv/e", repository.NOT_RESTORED, restored=None)], files_seen=40)
+    listing = repository.Listing([repository.Snapshot("ab", "ab", WEB2_FRESH - HOUR)])
+    args = backup_age.build_parser().parse_args(
+        ["--mode", "restic", "--repo", "sftp:box:/r", "--restore-sample", "5"])
+    asked = []
+
+    def restore(mode, location, password_file, snapshot, n, cap):
+        asked.append((snapshot.id, n, cap))
+        return restored
+    verdict = backup_age.build_check(args, read_repo=lambda *a: listing, restore=restore,
+                                     now=lambda: WEB2_FRESH)
+    assert asked == [("ab", 5, 64 * 1024 * 1024)]
+    assert verdict.state == nagiosplugin.Critical
+    assert verdict.summary == (
+        "restored /srv/b differs from the live file, which is unchanged since the snapshot; "
+        "restored /srv/d of another size than recorded; restored /srv/e not restored")
+    assert "restore sample /srv/d (10 bytes recorded, 3 bytes restored): of another size " \
+        "than recorded" in verdict.long
+    fine = backup_age.judge_restore(repository.RestoreSample(restored.samples[:1] +
+                                                             restored.samples[2:3]))
+    assert fine == [(nagiosplugin.Ok, "2 of 2 files restored fine (1 compared with the live "
+                                      "file)")]
+    failed = backup_age.judge_restore(repository.RestoreSample([], 3, "restic failed (exit 1)"))
+    assert failed[0] == (nagiosplugin.Critical, "restore failed: restic failed (exit 1)")
+
+
+def test_reservoir_draws_alike_within_the_cap():
+    pool = repository.Reservoir(3, 100)
+    for i in range(50):
+        pool.offer(repository.FileNode("/f%d" % i, 40 if i % 2 else 200, 0))
+    pool.offer(repository.FileNode("/a*b", 1, 0))  # a name restic would read as a pattern
+    drawn = pool.drawn()
+    assert pool.seen == 25 and len(drawn) == 2 and all(n.size == 40 for n in drawn)

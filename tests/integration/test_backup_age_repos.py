@@ -248,3 +248,37 @@ def test_restic_damaged_pack_is_critical_until_a_check_passes(repos):
     passed = repos.check(*argv, wrap=["faketime", "-f", "+25h"])
     assert passed.exitcode == 0, passed.output
     assert "integrity: restic check of " in passed.output and ") passed" in passed.output
+
+
+def test_restore_sample_finds_a_file_whose_backed_up_copy_differs(repos):
+    """A live file rewritten with its size and mtime kept (bit rot, a tool that resets the
+    mtime): the check cannot tell it changed, so the restored copy must equal it, and does
+    not."""
+    tree = os.path.join(repos.base, "restore-src")
+    os.makedirs(tree)
+    for i in range(4):
+        with open(os.path.join(tree, "f%d" % i), "w") as handle:
+            handle.write("contents %d\n" % i * 50)
+    repo = os.path.join(repos.base, "restore-restic")
+    repos.tool("restic", "-r", repo, "init")
+    repos.tool("restic", "-r", repo, "backup", tree)  # this host: live files compared
+    borg_repo = os.path.join(repos.base, "restore-borg")
+    repos.tool("borg", "init", "-e", "repokey", borg_repo)
+    repos.tool("borg", "create", borg_repo + "::now", tree)
+    fine = repos.check("--mode", "restic", "--repo", repo, "--password-file", repos.password,
+                       "--restore-sample", "4")
+    assert fine.exitcode == 0, fine.output
+    assert "4 of 4 files restored fine (4 compared with the live file)" in fine.status_line
+    changed = os.path.join(tree, "f2")
+    before = os.stat(changed)
+    with open(changed, "r+") as handle:
+        handle.write("X")
+    os.utime(changed, ns=(before.st_atime_ns, before.st_mtime_ns))
+    for mode, where in (("restic", repo), ("borg", borg_repo)):
+        out = repos.check("--mode", mode, "--repo", where, "--password-file", repos.password,
+                          "--restore-sample", "4")
+        assert out.exitcode == 2, out.output
+        assert "CRITICAL - restored %s differs from the live file, which is unchanged since " \
+            "the snapshot" % changed \
+            in out.status_line, out.output
+    assert not [name for name in os.listdir("/tmp") if name.startswith("osop-restore-")]

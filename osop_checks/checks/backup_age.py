@@ -8,6 +8,7 @@ snapshots kept, the log -> a plugin.Verdict, rendered by runtime.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime
 import functools
 import os
@@ -165,6 +166,19 @@ def build_parser():
                       metavar="SIZE",
                       help="--restore-sample restores at most this much (files larger are "
                            "never drawn; default: 64MiB)")
+    ssh_file_type = cli.value_type(check_ssh_file, "ssh file")
+    repo.add_argument("--ssh-identity", kind=cli.FILE_READ, metavar="FILE", type=ssh_file_type,
+                      help="sftp:/ssh:// repositories: the private key to log in with (only "
+                           "this key is offered; ssh always runs in batch mode, never asks)")
+    repo.add_argument("--ssh-known-hosts", kind=cli.FILE_READ, metavar="FILE",
+                      type=ssh_file_type,
+                      help="sftp:/ssh:// repositories: the known_hosts file the host key is "
+                           "checked against, strictly (default: ssh's own)")
+    repo.add_argument("--sleeping", kind=cli.PLAIN, action="store_true",
+                      help="the repository's host is off outside its backup window: while "
+                           "it cannot be reached (connection refused, timeout, unreachable) "
+                           "the last good listing (state file) is judged, its newest "
+                           "snapshot aging as usual against -w/-c")
     log = parser.add_argument_group("log verdict (optional)")
     log.add_argument("--log", kind=cli.FILE_READ, type=cli.absolute_path, metavar="FILE",
                      help="the backup job's log: an error in its newest run is CRITICAL. "
@@ -235,6 +249,8 @@ class Backup:
         self.verify_note = ""           # why no check ran this run although one was due
         self.newest = None              # repository modes: the newest repository.Snapshot
         self.restored = None            # --restore-sample: a repository.RestoreSample
+        self.listing = None             # the repository's Listing; --sleeping: its record
+        self.asleep = None              # --sleeping, host unreachable: (how, listed at|None)
 
     def __eq__(self, other):
         return isinstance(other, Backup) and vars(self) == vars(other)
@@ -244,6 +260,12 @@ class Backup:
 
 
 REPO_MODES = ("restic", "borg")
+
+
+def check_ssh_file(path):
+    from osop_checks.sources import ssh
+
+    return ssh.check_file_option(path)
 
 
 def parse_share(text):
@@ -273,9 +295,10 @@ def check_options(args):
                         ("--glob-archives", args.glob_archives)):
         if value:
             raise cli.UsageError("%s is for --mode restic and borg" % flag)
-    if args.verify is not None or args.state_file or args.restore_sample:
-        raise cli.UsageError("--verify, --state-file and --restore-sample are for --mode "
-                             "restic and borg")
+    if args.verify is not None or args.state_file or args.restore_sample or args.sleeping \
+            or args.ssh_identity or args.ssh_known_hosts:
+        raise cli.UsageError("--verify, --state-file, --restore-sample, --sleeping and the "
+                             "--ssh options are for --mode restic and borg")
     if len(args.paths) > 1:
         raise cli.UsageError("--path is given once in --mode %s" % mode)
     args.path = args.paths[0] if args.paths else None
@@ -349,6 +372,19 @@ def repo_location(mode, args):
     return args.repo or os.environ.get(REPO_ENV[mode], "")
 
 
+class Access(collections.namedtuple("Access", "mode location password_file ssh")):
+    """How the repository is reached: the tool (restic, borg), the location, the password
+    file (None: the environment's) and the ssh.Options of an sftp/ssh repository."""
+    __slots__ = ()
+
+
+def access_of(mode, args):
+    from osop_checks.sources import ssh
+
+    return Access(mode, repo_location(mode, args), args.password_file,
+                  ssh.Options(identity=args.ssh_identity, known_hosts=args.ssh_known_hosts))
+
+
 def local_path(mode, location):
     """The directory of a repository on this host, or None for a remote one."""
     if mode == "restic":
@@ -401,7 +437,7 @@ def read_verification(record):
         return None
 
 
-def gather_verify(args, mode, location, backup, verify, previous, now):
+def gather_verify(args, access, backup, verify, previous, now):
     """--verify: the tool's check when the last is older than --verify-every (or checked
     another share), else the remembered one; never while a backup holds the lock."""
     last = read_verification((previous or {}).get("verify"))
@@ -413,7 +449,9 @@ def gather_verify(args, mode, location, backup, verify, previous, now):
         backup.verify_note = "check due, not run: a backup holds the lock"
         return
     try:
-        backup.verified = verify(mode, location, args.password_file, args.verify)
+        backup.verified = verify(access, args.verify)
+    except repository.Unreachable as exc:
+        backup.verify_note = "check due, not run: %s" % text.oneline(str(exc), 200)
     except repository.Locked as exc:
         backup.verify_note = "check due, not run: %s" % text.oneline(str(exc), 200)
     except proc.CommandError as exc:
@@ -423,26 +461,34 @@ def gather_verify(args, mode, location, backup, verify, previous, now):
                               "longer: -t)")
 
 
-def verify_repository(mode, location, password_file, share):
-    if mode == "restic":
+def verify_repository(access, share):
+    if access.mode == "restic":
         from osop_checks.sources import restic
-        return restic.verify(location, password_file, share)
+        return restic.verify(access.location, access.password_file, share,
+                             options=restic.sftp_options(access.location, access.ssh))
     from osop_checks.sources import borg
-    return borg.verify(location, password_file, share)
+    return borg.verify(access.location, access.password_file, share, ssh_options=access.ssh)
 
 
-def gather_repo(args, mode, read_repo, missing_place):
+def gather_repo(args, access, read_repo, missing_place):
     """Repository modes: the newest snapshot the filters let through, how many there are,
-    the oldest, and who holds the repository's locks (a backup running now)."""
-    location = repo_location(mode, args)
+    the oldest, and who holds the repository's locks (a backup running now). A host that
+    cannot be reached raises repository.Unreachable."""
+    mode, location = access.mode, access.location
     local = local_path(mode, location)
     if local is not None and not os.path.exists(local):
         return Backup(mode, what="--repo %s" % location, missing=missing_place(local))
-    listing = read_repo(mode, location, args.password_file)
+    listing = read_repo(access)
+    return listed(args, mode, location, listing)
+
+
+def listed(args, mode, location, listing):
+    """The Backup of a repository's Listing (read now, or remembered by --sleeping)."""
     found = selected(mode, listing.snapshots, args)
     backup = Backup(mode, what="%s in %s (%d in all)" % (
         repo_words(mode, args), location, len(listing.snapshots)),
         where="in %s" % location, running=listing.running)
+    backup.listing = listing
     if not found:
         return backup
     newest = max(found, key=lambda snap: snap.time)
@@ -464,13 +510,32 @@ def _snapshot_entry(snap):
     return tree.Entry(label, snap.time, snap.bytes or 0, False, None)
 
 
-def read_repository(mode, location, password_file):
+def read_repository(access):
     """The Listing of a repository by its own tool."""
-    if mode == "restic":
+    if access.mode == "restic":
         from osop_checks.sources import restic
-        return restic.read(location, password_file)
+        return restic.read(access.location, access.password_file,
+                           options=restic.sftp_options(access.location, access.ssh))
     from osop_checks.sources import borg
-    return borg.read(location, password_file)
+    return borg.read(access.location, access.password_file, ssh_options=access.ssh)
+
+
+def listing_record(listing, now):
+    """A Listing as the state file keeps it for --sleeping: its time and its snapshots
+    (without locks: a lock tells about the moment it was seen)."""
+    return {"time": now, "snapshots": [dataclasses.asdict(s) for s in listing.snapshots]}
+
+
+def read_listing(record):
+    """(time, Listing) of a remembered listing; None when there is none (or it is not one
+    of ours)."""
+    try:
+        snapshots = [repository.Snapshot(**dict(item, paths=tuple(item["paths"]),
+                                                tags=tuple(item["tags"])))
+                     for item in record["snapshots"]]
+        return float(record["time"]), repository.Listing(snapshots)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def gather(args, mode, scan, snapshots, stamp, tz):
@@ -726,6 +791,18 @@ def _holder(run):
                              else run.host)
 
 
+def judge_asleep(age, backup, now):
+    """--sleeping, the host not reached: the age finding of the remembered newest snapshot,
+    with when it was listed; too old, the box may not have woken up."""
+    if backup.asleep is None:
+        return age
+    state, words = age
+    how, listed_at = backup.asleep
+    said = "%s; repository host asleep (%s), last listed %s ago" % (
+        words, how, units.format_duration(max(0.0, now - listed_at)))
+    return (state, said + (": did the box wake up?" if state != Ok else ""))
+
+
 def judge_running(age, backup, limits, now):
     """A newest snapshot too old while a backup holds the repository's lock: WARNING
     "backup running since HH:MM" while it has run less than --max-run; longer, or a lock
@@ -799,6 +876,9 @@ def judge(backup, limits, now, save=None):
                               "--repo" if backup.mode in REPO_MODES else "--path")
         findings.append(found)
         fine.append(found[1])
+    elif backup.asleep is not None and backup.entry is None:
+        findings.append((Critical, "%s asleep (%s) and never listed: nothing to judge" % (
+            backup.what, backup.asleep[0])))
     elif backup.entry is None:
         findings.append((Critical, "no backup found: %s" % (
             "%s does not exist" % backup.what if backup.mode == "stamp"
@@ -806,6 +886,7 @@ def judge(backup, limits, now, save=None):
     else:
         age, performance = judge_age(backup, limits, now)
         age = judge_running(age, backup, limits, now)
+        age = judge_asleep(age, backup, now)
         findings.append(age)
         perfdata.append(performance)
         fine.append(age[1])
@@ -827,13 +908,15 @@ def judge(backup, limits, now, save=None):
         found = judge_restore(backup.restored)
         findings += found
         fine.append(found[-1][1])
-    remember = None
+    remember = {}
     if backup.verified is not None or backup.verify_note:
         found = judge_verified(backup, now)
         findings.append(found)
         if backup.verified is not None:
             fine.append("last check passed")
-            remember = {"verify": backup.verified.record()}
+            remember["verify"] = backup.verified.record()
+    if backup.listing is not None:
+        remember["listing"] = backup.listing
     problems = [words for state, words in plugin.worst_first(
         findings, state=lambda finding: finding[0]) if state != Ok]
     long = details(backup)
@@ -841,7 +924,7 @@ def judge(backup, limits, now, save=None):
         long.insert(0, "integrity: %s" % judge_verified(backup, now, 400)[1] + (
             "; %s" % backup.verify_note if backup.verify_note and backup.verified else ""))
     return plugin.Verdict(findings, "; ".join(problems or fine), perfdata, long,
-                          save=None if save is None or remember is None
+                          save=None if save is None or not remember
                           else functools.partial(save, remember))
 
 
@@ -877,35 +960,70 @@ def details(backup):
     return lines
 
 
-def restore_repository(mode, location, password_file, snapshot, n, cap):
-    if mode == "restic":
+def restore_repository(access, snapshot, n, cap):
+    if access.mode == "restic":
         from osop_checks.sources import restic
-        return restic.restore_sample(location, password_file, snapshot, n, cap,
-                                     live=snapshot.host == repository.this_host())
+        return restic.restore_sample(access.location, access.password_file, snapshot, n, cap,
+                                     live=snapshot.host == repository.this_host(),
+                                     options=restic.sftp_options(access.location, access.ssh))
     from osop_checks.sources import borg
-    return borg.restore_sample(location, password_file, snapshot, n, cap)
+    return borg.restore_sample(access.location, access.password_file, snapshot, n, cap,
+                               ssh_options=access.ssh)
 
 
 def gather_repository(args, mode, read_repo, missing_place, verify, store, now, restore):
-    """The repository modes' gathering: the listing, a restore tried (--restore-sample),
-    and with --verify the last check (run now when due); returns the Backup and the callable
+    """The repository modes' gathering: the listing (with --sleeping, the last one
+    remembered while the host cannot be reached), a restore tried (--restore-sample), and
+    with --verify the last check (run now when due); returns the Backup and the callable
     that saves the next state (None: no state)."""
-    backup = gather_repo(args, mode, read_repo, missing_place)
-    if args.restore_sample and backup.newest is not None:
-        backup.restored = restore(mode, repo_location(mode, args), args.password_file,
-                                  backup.newest, args.restore_sample, args.restore_max_size)
-    if args.verify is None or backup.missing is not None:
-        return backup, None
-    if store is None:
-        from osop_checks import state as state_files
+    access = access_of(mode, args)
+    keeps_state = args.verify is not None or args.sleeping
+    previous, save = None, None
+    if keeps_state:
+        if store is None:
+            from osop_checks import state as state_files
 
-        store = state_files
-    location = repo_location(mode, args)
-    path = args.state_file or default_state_file(mode, location)
-    store.ensure_dir(path, create=not args.state_file)
-    previous = store.load(path, reset="remove it", discard_corrupt=True)
-    gather_verify(args, mode, location, backup, verify, previous, now)
-    return backup, functools.partial(store.save, path)
+            store = state_files
+        path = args.state_file or default_state_file(mode, access.location)
+        store.ensure_dir(path, create=not args.state_file)
+        previous = store.load(path, reset="remove it", discard_corrupt=True) or {}
+        save = functools.partial(store.save, path)
+    try:
+        backup = gather_repo(args, access, read_repo, missing_place)
+    except repository.Unreachable as exc:
+        if not args.sleeping or exc.kind not in ASLEEP_KINDS:
+            raise nagiosplugin.CheckError(str(exc)) from None
+        return asleep(args, mode, access.location, exc, previous), save
+    if backup.missing is not None:
+        return backup, None
+    backup.listing = listing_record(backup.listing, now) if args.sleeping and \
+        backup.listing is not None else None
+    if args.restore_sample and backup.newest is not None:
+        backup.restored = restore(access, backup.newest, args.restore_sample,
+                                  args.restore_max_size)
+    if args.verify is not None:
+        gather_verify(args, access, backup, verify, previous, now)
+    return backup, save
+
+
+# ssh failures that mean "the host is off" (not a wrong key, a refused login ...)
+ASLEEP_KINDS = ("timeout", "connection refused", "unreachable")
+
+
+def asleep(args, mode, location, exc, previous):
+    """--sleeping and the host cannot be reached: the Backup of the last good listing
+    (its snapshots judged as they age), or none when there never was one."""
+    remembered = read_listing((previous or {}).get("listing"))
+    if remembered is None:
+        backup = Backup(mode, what="%s in %s" % (repo_words(mode, args), location))
+    else:
+        backup = listed(args, mode, location, remembered[1])
+        backup.listing = previous["listing"]
+        backup.notes.append("listing of %s remembered from %s" % (location,
+                                                                  _when(remembered[0])))
+    backup.asleep = (exc.kind, None if remembered is None else remembered[0])
+    backup.verified = read_verification((previous or {}).get("verify"))
+    return backup
 
 
 def build_check(args, scan=tree.scan_tree, snapshots=tree.list_snapshots,

@@ -94,7 +94,7 @@ def cache_directory():
     return os.path.join(state_files.default_cache_directory(), "borg")
 
 
-def environment(location, password_file=None):
+def environment(location, password_file=None, rsh=None):
     env = {"BORG_REPO": location,
            # read only: a repository first seen by the user the check runs as is fine
            "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "yes",
@@ -102,18 +102,47 @@ def environment(location, password_file=None):
            "BORG_CACHE_DIR": cache_directory()}
     if password_file:
         env["BORG_PASSCOMMAND"] = "cat -- %s" % shlex.quote(password_file)
+    if rsh:
+        env["BORG_RSH"] = rsh
     return env
 
 
-def run(location, password_file, args, limit=bounded.LIMIT, program="borg", ok_codes=(0,)):
-    return proc.run([program, *args], env=environment(location, password_file), limit=limit,
-                    ok_codes=ok_codes)
+def rsh(ssh_options):
+    """BORG_RSH: ssh in batch mode with the check's ssh options (borg adds the user, port
+    and host of the repository's ssh:// location)."""
+    import dataclasses as dc
+
+    from osop_checks.sources import repository
+
+    options = dc.replace(ssh_options, port=None, user=None)
+    return " ".join(shlex.quote(a) for a in repository.ssh_command(None, options))
 
 
-def list_archives(location, password_file=None, program="borg"):
+def run(location, password_file, args, limit=bounded.LIMIT, program="borg", ok_codes=(0,),
+        ssh_options=None, cwd=None):
+    """borg ``args`` as a proc.Completed; a code outside ``ok_codes`` (None: any) raises
+    proc.CommandError, or repository.Unreachable when ssh could not reach the host of an
+    ssh:// repository."""
+    from osop_checks.sources import repository
+
+    remote = local_path(location) is None
+    env = environment(location, password_file,
+                      rsh(ssh_options) if remote and ssh_options else None)
+    try:
+        result = proc.run([program, *args], env=env, limit=limit, ok_codes=None, cwd=cwd)
+    except proc.CommandError as exc:
+        if exc.reason == proc.TIMEOUT and remote:
+            raise repository.Unreachable("timeout", str(exc)) from None
+        raise
+    if ok_codes is None:
+        return result
+    return repository.outcome(result, "borg", ok_codes, remote)
+
+
+def list_archives(location, password_file=None, program="borg", ssh_options=None):
     out = run(location, password_file, ["list", "--json", "--bypass-lock",
                                         "--consider-checkpoints"],
-              limit=LISTING_LIMIT, program=program)
+              limit=LISTING_LIMIT, program=program, ssh_options=ssh_options)
     return parse_list(out.stdout)
 
 
@@ -123,37 +152,41 @@ def local_path(location):
     return location if location.startswith("/") else None
 
 
-def read(location, password_file=None, program="borg"):
+def read(location, password_file=None, program="borg", ssh_options=None):
     """The Listing of a Borg repository: its archives, and for a local one who holds its
     lock."""
-    archives = list_archives(location, password_file, program)
+    archives = list_archives(location, password_file, program, ssh_options)
     local = local_path(location)
     locks = read_locks(local) if local else []
     return Listing(archives, holders(locks, "borg"))
 
 
-def verify(location, password_file=None, share="", program="borg"):
+def verify(location, password_file=None, share="", program="borg", ssh_options=None):
     """``borg check`` as a Verification (--verify-data, every chunk decrypted and
     authenticated, when SHARE is 100%: borg reads all or nothing); repository.Locked when a
     backup holds the lock."""
     import time
 
-    from osop_checks.sources.repository import Verification, check_result
+    from osop_checks.sources.repository import Verification, check_result, reached
 
     args = ["check"] + (["--verify-data"] if share.strip() in ("100%", "1/1", "all") else [])
     out = run(location, password_file, args, limit=LISTING_LIMIT, program=program,
-              ok_codes=None)
+              ok_codes=None, ssh_options=ssh_options)
+    reached(out, "borg", local_path(location) is None)
     ok, result = check_result(out.returncode, out.stdout + "\n" + out.stderr)
     return Verification(time.time(), ok, result, share, ran=True)
 
 
-def restore_sample(location, password_file, archive, n, cap, program="borg"):
+def restore_sample(location, password_file, archive, n, cap, program="borg",
+                   ssh_options=None):
     """``n`` random regular files of ``archive`` extracted into a private directory and
     compared (repository.compare) with the live files (borg keeps paths without the leading
     /); the directory is removed afterwards."""
     from osop_checks.sources import repository
 
-    env = environment(location, password_file)
+    remote = local_path(location) is None
+    env = environment(location, password_file,
+                      rsh(ssh_options) if remote and ssh_options else None)
     pool = repository.Reservoir(n, cap)
     with proc.stream([program, "list", "--json-lines", "--bypass-lock", "::" + archive.name],
                      env=env) as lines:
@@ -174,8 +207,9 @@ def restore_sample(location, password_file, archive, n, cap, program="borg"):
     try:
         error = ""
         try:
-            proc.run([program, "extract", "--bypass-lock", "::" + archive.name] +
-                     ["pp:" + node.path for node in nodes], env=env, cwd=target)
+            run(location, password_file, ["extract", "--bypass-lock", "::" + archive.name] +
+                ["pp:" + node.path for node in nodes], program=program,
+                ssh_options=ssh_options, cwd=target)
         except proc.CommandError as exc:
             if exc.reason == proc.TIMEOUT:
                 raise

@@ -275,3 +275,51 @@ def remove(directory):
     import shutil
 
     shutil.rmtree(directory, ignore_errors=True)
+
+
+class Unreachable(Exception):
+    """The repository's host could not be reached over ssh; ``kind`` says how, in ssh's
+    words ('connection refused', 'timeout', 'unreachable' ...), ``message`` in full."""
+
+    def __init__(self, kind, message):
+        super().__init__(message)
+        self.kind = kind
+
+
+def outcome(result, tool, ok_codes=(0,), remote=False):
+    """``result`` (a proc.Completed run with any exit code) when its code is in ``ok_codes``;
+    else Unreachable when ssh (for a remote repository) failed to reach the host, else
+    proc.CommandError with the tool's last line of stderr."""
+    from osop_checks import proc
+
+    if result.returncode in ok_codes:
+        return result
+    reached(result, tool, remote)
+    lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    raise proc.CommandError("%s failed (exit %d): %s" % (tool, result.returncode, last[:1000]),
+                            tool, proc.FAILED, result.returncode, last[:1000])
+
+
+def reached(result, tool, remote):
+    """Unreachable when ``result`` failed because ssh could not reach a remote repository's
+    host (its words on the tool's stderr)."""
+    from osop_checks.sources import ssh
+
+    kind = ssh.classify(result.stderr) if remote and result.returncode else None
+    if kind:
+        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+        raise Unreachable(kind, "%s could not reach the repository's host: %s (%s)" % (
+            tool, kind, (lines[-1] if lines else "")[:300]))
+
+
+def ssh_command(host, options, subsystem=None):
+    """The ssh argv (batch mode, the check's own options) that reaches ``host``: for
+    ``subsystem`` the whole command (restic's sftp.command), else the part before the host
+    that BORG_RSH takes (borg adds the host and its command)."""
+    from osop_checks.sources import ssh
+
+    base = ssh.argv(host or "localhost", ["true"], options)[:-3]
+    if subsystem:
+        return base + ["-s", "--", host, subsystem]
+    return base

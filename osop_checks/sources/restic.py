@@ -107,10 +107,27 @@ class Repository:
             env["RESTIC_PASSWORD_FILE"] = self.password_file
         return env
 
+    @property
+    def remote(self):
+        return local_path(self.location) is None
+
     def run(self, args, limit=bounded.LIMIT, timeout=None, ok_codes=(0,)):
+        """restic ``args`` as a proc.Completed; a code outside ``ok_codes`` (None: any)
+        raises proc.CommandError, or repository.Unreachable when ssh could not reach the
+        host of an sftp repository."""
+        from osop_checks.sources import repository
+
         argv = [self.program, *self.options, *args]
-        return proc.run(argv, env=self.environment(), limit=limit, timeout=timeout,
-                        ok_codes=ok_codes)
+        try:
+            result = proc.run(argv, env=self.environment(), limit=limit, timeout=timeout,
+                              ok_codes=None)
+        except proc.CommandError as exc:
+            if exc.reason == proc.TIMEOUT and self.remote:
+                raise repository.Unreachable("timeout", str(exc)) from None
+            raise
+        if ok_codes is None:
+            return result
+        return repository.outcome(result, "restic", ok_codes, self.remote)
 
 
 def local_path(location):
@@ -142,6 +159,29 @@ def list_locks(repo):
     return locks
 
 
+_SFTP = re.compile(r"^sftp:(?://(?:(?P<user>[^@/]+)@)?(?P<host>\[[^\]]+\]|[^:/]+)"
+                   r"(?::(?P<port>\d+))?/|(?:(?P<user2>[^@:/]+)@)?(?P<host2>\[[^\]]+\]|[^:/]+):)")
+
+
+def sftp_options(location, ssh_options):
+    """restic's -o sftp.command for an sftp: repository: ssh in batch mode with the check's
+    ssh options (key, known_hosts), the user and port of the location; () otherwise."""
+    import dataclasses as dc
+    import shlex
+
+    from osop_checks.sources import repository
+
+    match = _SFTP.match(location)
+    if not match:
+        return ()
+    user = match.group("user") or match.group("user2")
+    host = match.group("host") or match.group("host2")
+    port = int(match.group("port")) if match.group("port") else ssh_options.port
+    options = dc.replace(ssh_options, port=port, user=user or ssh_options.user)
+    command = repository.ssh_command(host, options, "sftp")
+    return ("-o", "sftp.command=" + " ".join(shlex.quote(a) for a in command))
+
+
 def read(location, password_file=None, program="restic", options=()):
     """The Listing of a restic repository: its snapshots and who holds its locks."""
     repo = Repository(location, password_file, program, tuple(options))
@@ -154,11 +194,12 @@ def verify(location, password_file=None, share="", program="restic", options=())
     repository.Locked when a backup holds the lock."""
     import time
 
-    from osop_checks.sources.repository import Verification, check_result
+    from osop_checks.sources.repository import Verification, check_result, reached
 
     repo = Repository(location, password_file, program, tuple(options))
     args = ["check"] + (["--read-data-subset=%s" % share] if share else [])
     out = repo.run(args, limit=LISTING_LIMIT, ok_codes=None)
+    reached(out, "restic", repo.remote)
     ok, result = check_result(out.returncode, out.stdout + "\n" + out.stderr)
     return Verification(time.time(), ok, result, share, ran=True)
 
@@ -178,14 +219,15 @@ def _live_path(path, snapshot_paths):
     return os.path.dirname(owners[0].rstrip("/")) + path
 
 
-def restore_sample(location, password_file, snapshot, n, cap, live=True, program="restic"):
+def restore_sample(location, password_file, snapshot, n, cap, live=True, program="restic",
+                   options=()):
     """``n`` random regular files of ``snapshot`` restored into a private directory and
     compared (repository.compare); the directory is removed afterwards."""
     from osop_checks.sources import repository
 
-    repo = Repository(location, password_file, program)
+    repo = Repository(location, password_file, program, tuple(options))
     pool = repository.Reservoir(n, cap)
-    with proc.stream([program, "ls", "--json", "--no-lock", snapshot.id],
+    with proc.stream([program, *repo.options, "ls", "--json", "--no-lock", snapshot.id],
                      env=repo.environment()) as lines:
         for line in lines:
             try:

@@ -833,8 +833,8 @@ def _repo_check(argv, listing, now=WEB2_FRESH, mode="restic"):
         ["--mode", mode, "--repo", "sftp:backup@box:/srv/restic"] + argv)
     seen = []
 
-    def read_repo(mode, location, password_file):
-        seen.append((mode, location, password_file))
+    def read_repo(access):
+        seen.append((access.mode, access.location, access.password_file))
         return listing
     verdict = backup_age.build_check(args, read_repo=read_repo, now=lambda: now)
     assert seen == [(mode, "sftp:backup@box:/srv/restic", args.password_file)]
@@ -1000,7 +1000,7 @@ def _verify_check(argv, tmp_path, now, result, listing=None):
          str(tmp_path / "state.json")] + argv)
     ran = []
 
-    def verify(mode, location, password_file, share):
+    def verify(access, share):
         ran.append(share)
         ok, words = repository.check_result(result[0], fixture("restic", result[1]))
         return repository.Verification(now, ok, words, share, ran=True)
@@ -1074,7 +1074,7 @@ def test_restore_sample_names_each_file_that_is_not_what_was_backed_up():
         ["--mode", "restic", "--repo", "sftp:box:/r", "--restore-sample", "5"])
     asked = []
 
-    def restore(mode, location, password_file, snapshot, n, cap):
+    def restore(access, snapshot, n, cap):
         asked.append((snapshot.id, n, cap))
         return restored
     verdict = backup_age.build_check(args, read_repo=lambda *a: listing, restore=restore,
@@ -1101,3 +1101,49 @@ def test_reservoir_draws_alike_within_the_cap():
     pool.offer(repository.FileNode("/a*b", 1, 0))  # a name restic would read as a pattern
     drawn = pool.drawn()
     assert pool.seen == 25 and len(drawn) == 2 and all(n.size == 40 for n in drawn)
+
+
+def _sleeping_check(tmp_path, now, listing=None, kind="connection refused", extra=()):
+    """--sleeping on sftp:box: ``listing`` when the box is awake, else ssh fails as ``kind``."""
+    args = backup_age.build_parser().parse_args(
+        ["--mode", "restic", "--repo", "sftp:backup@box:/srv/restic", "--sleeping",
+         "--state-file", str(tmp_path / "state.json")] + list(extra))
+
+    def read_repo(access):
+        if listing is None:
+            raise repository.Unreachable(kind, "restic could not reach the repository's host: "
+                                               "%s (Fatal: unable to open repository)" % kind)
+        return listing
+    verdict = backup_age.build_check(args, read_repo=read_repo, now=lambda: now)
+    if verdict.save:
+        verdict.save()
+    return verdict
+
+
+def test_a_sleeping_repository_is_judged_by_its_last_good_listing(tmp_path):
+    never = _sleeping_check(tmp_path, NOW)
+    assert never.state == nagiosplugin.Critical
+    assert never.summary == ("restic snapshots in sftp:backup@box:/srv/restic asleep "
+                             "(connection refused) and never listed: nothing to judge")
+    listing = repository.Listing([repository.Snapshot("ab", "ab", NOW - HOUR, "web1",
+                                                      ("/srv",), ("nightly",))])
+    awake = _sleeping_check(tmp_path, NOW, listing)
+    assert awake.state == nagiosplugin.Ok and "is 1h old" in awake.summary
+    asleep = _sleeping_check(tmp_path, NOW + 14 * HOUR)
+    assert asleep.state == nagiosplugin.Ok
+    assert asleep.summary.startswith("newest restic snapshot ab (web1:/srv) is 15h old; "
+                                     "repository host asleep (connection refused), last "
+                                     "listed 14h ago; 1 snapshot")
+    late = _sleeping_check(tmp_path, NOW + 30 * HOUR, extra=["--tag", "nightly"])
+    assert late.state == nagiosplugin.Warn
+    assert late.summary == ("newest restic snapshot ab (web1:/srv) is 1d 7h old, limit 26h; "
+                            "repository host asleep (connection refused), last listed 1d 6h "
+                            "ago: did the box wake up?")
+    gone = _sleeping_check(tmp_path, NOW + 55 * HOUR, kind="timeout")
+    assert gone.state == nagiosplugin.Critical and "limit 50h; repository host asleep " \
+        "(timeout)" in gone.summary
+
+
+def test_a_refused_login_is_not_sleep(tmp_path):
+    with pytest.raises(nagiosplugin.CheckError, match=r"host: permission denied \(publickey"):
+        _sleeping_check(tmp_path, NOW, kind="permission denied (publickey)")

@@ -282,3 +282,44 @@ def test_restore_sample_finds_a_file_whose_backed_up_copy_differs(repos):
             "the snapshot" % changed \
             in out.status_line, out.output
     assert not [name for name in os.listdir("/tmp") if name.startswith("osop-restore-")]
+
+
+def test_sleeping_sftp_repository_ok_after_a_good_listing_and_aging(repos, sshd):
+    """restic over sftp to a real sshd (ssh in batch mode, the check's key and known_hosts);
+    the box asleep (nothing listens on its port any more) is judged by its last listing."""
+    from lab.peers.sshd import free_port
+
+    now = time.time()
+    repo = repos.restic_repo("sleepy", ("web1", now - HOUR))
+    state = os.path.join(repos.base, "sleepy.state.json")
+    ssh_options = ["--ssh-identity", sshd.client_key, "--ssh-known-hosts", sshd.known_hosts,
+                   "--sleeping", "--state-file", state, "--password-file", repos.password]
+    awake = repos.check("--mode", "restic", "--repo",
+                        "sftp://root@127.0.0.1:%d/%s" % (sshd.port, repo), *ssh_options)
+    assert awake.exitcode == 0, awake.output
+    assert "is 1h old" in awake.status_line
+    assert "BatchMode=yes" in awake.output  # -vv shows the sftp.command given to restic
+    # the box went to sleep: nothing listens where it was (the same location, another port
+    # stands in for it, the state file is the same)
+    down = "sftp://root@127.0.0.1:%d/%s" % (free_port(), repo)
+    for shift, code, words in (("+13h", 0, "is 14h old; repository host asleep (connection "
+                                           "refused), last listed 13h ago"),
+                               ("+29h", 1, "limit 26h; repository host asleep (connection "
+                                           "refused), last listed 1d 5h ago: did the box "
+                                           "wake up?"),
+                               ("+3d", 2, "limit 50h; repository host asleep")):
+        out = repos.check("--mode", "restic", "--repo", down, *ssh_options,
+                          wrap=["faketime", "-f", shift])
+        assert out.exitcode == code, out.output
+        assert words in out.status_line, out.output
+
+
+def test_borg_over_ssh_in_batch_mode(repos, sshd):
+    repo = os.path.join(repos.base, "borg-ssh")
+    repos.tool("borg", "init", "-e", "repokey", repo)
+    repos.tool("borg", "create", repo + "::now", repos.src)
+    out = repos.check("--mode", "borg", "--repo", "ssh://root@127.0.0.1:%d%s" % (
+        sshd.port, repo), "--password-file", repos.password, "--ssh-identity",
+        sshd.client_key, "--ssh-known-hosts", sshd.known_hosts)
+    assert out.exitcode == 0, out.output
+    assert "newest borg archive now is " in out.status_line

@@ -27,8 +27,10 @@ def build_parser():
     parser = cli.Parser(
         NAME, "check_backup_age",
         "Age of the newest backup: the newest file (or directory) under a tree, the newest "
-        "dated snapshot directory, or a stamp file a backup job writes; with its size and "
-        "file count (an empty backup is CRITICAL) and, optionally, the verdict of its log.",
+        "dated snapshot directory, a stamp file a backup job writes, or the newest snapshot "
+        "of a restic or Borg repository; with its size and file count (an empty backup is "
+        "CRITICAL) and, optionally, the verdict of its log, a backup still running, the "
+        "repository's integrity and a restore tried.",
         examples=[
             "check_backup_age -p /data2/backup/fileserver --time ctime -w 26h -c 50h",
             "check_backup_age -p /var/backups/db --mode snapshot --type file --glob '*.sql.gz' "
@@ -41,6 +43,11 @@ def build_parser():
             "'host-%Y-%m-%d_%H%M' -w 2d -c 3d",
             "check_backup_age --stamp /var/lib/backup/last-success -p /data2/backup "
             "--log /var/log/backup.log --log-start '^=== backup started'",
+            "check_backup_age --mode restic --repo sftp:backup@nas:/srv/restic "
+            "--password-file /etc/osop-checks/restic.pw --host web1 -w 26h -c 50h "
+            "--verify 5% --restore-sample 3",
+            "check_backup_age --mode borg --repo /backup/borg --password-file "
+            "/etc/borgmatic/passphrase --prefix web1- --min-snapshots 7",
         ],
         behind_the_scenes=[
             "newest: one walk of --path like find -P (symlinks not followed): getdents and",
@@ -51,6 +58,12 @@ def build_parser():
             "oldest come from the same listing.",
             "stamp: the stamp file's first line (ISO 8601 or epoch seconds), else its mtime.",
             "--log: the last 4 MiB of the log, read once; nothing is ever written.",
+            "restic: restic snapshots --json --no-lock, restic list locks --no-lock (and",
+            "restic cat lock per lock); borg: borg list --json --bypass-lock with a cache of",
+            "the check's own, lock.roster of a local repository. The repository and password",
+            "go to the tool in its environment, never argv. --verify: the tool's check, once",
+            "per --verify-every; --restore-sample: one listing, one restore into a private",
+            "temporary directory, one sha256sum; ssh always in batch mode.",
         ])
     sel = parser.add_argument_group("what the backup is")
     sel.add_argument("-p", "--path", kind=cli.PATH, type=cli.absolute_path, metavar="PATH",

@@ -366,6 +366,10 @@ def check_repo_options(args, mode):
         raise cli.UsageError("--prefix and --glob-archives are for --mode borg")
     if not (args.repo or os.environ.get(REPO_ENV[mode])):
         raise cli.UsageError("--mode %s needs --repo (or %s)" % (mode, REPO_ENV[mode]))
+    if mode == "restic" and not args.password_file and not any(os.environ.get(name) for name in (
+            "RESTIC_PASSWORD_FILE", "RESTIC_PASSWORD_COMMAND", "RESTIC_PASSWORD")):
+        raise cli.UsageError("--mode restic needs --password-file (or RESTIC_PASSWORD_FILE, "
+                             "RESTIC_PASSWORD_COMMAND in the environment)")
     return mode
 
 

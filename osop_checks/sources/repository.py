@@ -296,7 +296,9 @@ def outcome(result, tool, ok_codes=(0,), remote=False):
         return result
     reached(result, tool, remote)
     lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
-    last = lines[-1] if lines else ""
+    # restic passes on what its ssh said ("subprocess ssh: ...") before its own last line
+    said = [line for line in lines[:-1] if line.startswith(("subprocess ssh:", "Remote:"))]
+    last = " / ".join(said[-2:] + lines[-1:])
     raise proc.CommandError("%s failed (exit %d): %s" % (tool, result.returncode, last[:1000]),
                             tool, proc.FAILED, result.returncode, last[:1000])
 

@@ -825,12 +825,13 @@ def test_timeout_during_a_forked_walk_leaves_no_process(tmp_path, monkeypatch):
 
 
 WEB2_FRESH = ts("2026-12-06 11:00:00")  # the fixture's web2 snapshot is 30m old then
+PW = ["--password-file", "/etc/osop-checks/restic.pw"]  # handed to restic, never read here
 
 
 def _repo_check(argv, listing, now=WEB2_FRESH, mode="restic"):
     """The check's judgement on a repository listing handed in: no tool, no clock."""
     args = backup_age.build_parser().parse_args(
-        ["--mode", mode, "--repo", "sftp:backup@box:/srv/restic"] + argv)
+        ["--mode", mode, "--repo", "sftp:backup@box:/srv/restic"] + PW + argv)
     seen = []
 
     def read_repo(access):
@@ -973,6 +974,8 @@ def test_a_stale_lock_does_not_downgrade():
 
 @pytest.mark.parametrize("argv, message", [
     (["--mode", "restic"], "--mode restic needs --repo (or RESTIC_REPOSITORY)"),
+    (["--mode", "restic", "--repo", "/r"], "--mode restic needs --password-file (or "
+                                           "RESTIC_PASSWORD_FILE, RESTIC_PASSWORD_COMMAND"),
     (["--mode", "borg", "--repo", "/r", "--host", "a"], "--host is for --mode restic"),
     (["--mode", "restic", "--repo", "/r", "--prefix", "a"], "--prefix and --glob-archives"),
     (["--mode", "restic", "--repo", "/r", "--glob", "*"], "--glob is not for --mode restic"),
@@ -980,7 +983,9 @@ def test_a_stale_lock_does_not_downgrade():
     (["-p", "/x", "-p", "/y"], "--path is given once in --mode newest"),
 ])
 def test_repository_usage_errors(argv, message, monkeypatch):
-    monkeypatch.delenv("RESTIC_REPOSITORY", raising=False)
+    for name in ("RESTIC_REPOSITORY", "RESTIC_PASSWORD_FILE", "RESTIC_PASSWORD_COMMAND",
+                 "RESTIC_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
     out = run(*argv)
     assert out.exitcode == 3 and message in out.output, out.output
 
@@ -996,7 +1001,7 @@ def _verify_check(argv, tmp_path, now, result, listing=None):
     """The check with --verify on a listing handed in; ``result`` (ok, fixture) is what the
     tool's check says when it runs. Returns (verdict, whether the check ran)."""
     args = backup_age.build_parser().parse_args(
-        ["--mode", "restic", "--repo", "sftp:box:/srv/restic", "--state-file",
+        PW + ["--mode", "restic", "--repo", "sftp:box:/srv/restic", "--state-file",
          str(tmp_path / "state.json")] + argv)
     ran = []
 
@@ -1054,7 +1059,7 @@ def test_a_check_that_found_the_lock_taken_is_not_a_finding():
 @pytest.mark.parametrize("share, ok", [("5%", True), ("1/10", True), ("0", True),
                                        ("0%", False), ("11/10", False), ("half", False)])
 def test_verify_shares(share, ok):
-    out = run("--mode", "restic", "--repo", "/nonexistent/r", "--verify", share)
+    out = run("--mode", "restic", "--repo", "/nonexistent/r", "--verify", share, *PW)
     assert (out.exitcode != 3) == ok, out.output
 
 
@@ -1071,7 +1076,7 @@ def test_restore_sample_names_each_file_that_is_not_what_was_backed_up():
         _sampled("/srv/e", repository.NOT_RESTORED, restored=None)], files_seen=40)
     listing = repository.Listing([repository.Snapshot("ab", "ab", WEB2_FRESH - HOUR)])
     args = backup_age.build_parser().parse_args(
-        ["--mode", "restic", "--repo", "sftp:box:/r", "--restore-sample", "5"])
+        PW + ["--mode", "restic", "--repo", "sftp:box:/r", "--restore-sample", "5"])
     asked = []
 
     def restore(access, snapshot, n, cap):
@@ -1106,7 +1111,7 @@ def test_reservoir_draws_alike_within_the_cap():
 def _sleeping_check(tmp_path, now, listing=None, kind="connection refused", extra=()):
     """--sleeping on sftp:box: ``listing`` when the box is awake, else ssh fails as ``kind``."""
     args = backup_age.build_parser().parse_args(
-        ["--mode", "restic", "--repo", "sftp:backup@box:/srv/restic", "--sleeping",
+        PW + ["--mode", "restic", "--repo", "sftp:backup@box:/srv/restic", "--sleeping",
          "--state-file", str(tmp_path / "state.json")] + list(extra))
 
     def read_repo(access):
@@ -1147,3 +1152,26 @@ def test_a_sleeping_repository_is_judged_by_its_last_good_listing(tmp_path):
 def test_a_refused_login_is_not_sleep(tmp_path):
     with pytest.raises(nagiosplugin.CheckError, match=r"host: permission denied \(publickey"):
         _sleeping_check(tmp_path, NOW, kind="permission denied (publickey)")
+
+
+def test_restic_018_summary_gives_the_newest_snapshots_size_and_files():
+    listing = repository.Listing(restic.parse_snapshots(
+        fixture("restic", "snapshots-0.18-web1-old-web2-fresh.json")))
+    old = _repo_check(["--host", "web1", "-w", "26h"], listing)
+    assert old.state == nagiosplugin.Warn
+    assert old.summary == "newest restic snapshot bd74e984 (web1:/tmp/r18/src) is 1d 6h old, " \
+                          "limit 26h"
+    assert "files=2;;;0" in perfdata(old) and "size=13B;;;0" in perfdata(old)
+    lock = restic.parse_lock("1", fixture("restic", "cat-lock-0.18-backup-running.json"))
+    assert (lock.host, lock.exclusive) == ("vm", False)
+    ok, words = repository.check_result(1, fixture("restic", "check-0.18-damaged-pack.txt"))
+    assert not ok and words.startswith("error for tree ac08ce34: decrypting blob <tree/ac08ce34>"
+                                       " from 12ea2a03 failed: ciphertext verification failed")
+
+
+def test_borg_14_listing_and_its_checkpoint():
+    archives = borg.parse_list(fixture("borg", "list-1.4-named-checkpoint.json"))
+    assert [a.name for a in archives if borg.matches(a)] == ["web1-2026-12-04",
+                                                             "web1-2026-12-05"]
+    check = _repo_check([], repository.Listing(archives), now=archives[-1].time, mode="borg")
+    assert check.summary.startswith("newest borg archive web1-2026-12-05 is ")

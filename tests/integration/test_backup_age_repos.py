@@ -323,3 +323,33 @@ def test_borg_over_ssh_in_batch_mode(repos, sshd):
         sshd.client_key, "--ssh-known-hosts", sshd.known_hosts)
     assert out.exitcode == 0, out.output
     assert "newest borg archive now is " in out.status_line
+
+
+def test_restic_018_of_debian_13(repos, tmp_path):
+    """Debian 13's restic 0.18 (its binary, from the trixie root the suite builds, runs here
+    as it is): the same judgement, and the newest snapshot's size and files from its
+    summary."""
+    from lab.peers import debian_root
+
+    root = debian_root.apt_root("trixie", ["restic", "borgbackup"])
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    os.symlink(os.path.join(root, "usr/bin/restic"), bin_dir / "restic")
+    now = time.time()
+    repo = str(tmp_path / "repo")
+    env = dict(os.environ, RESTIC_PASSWORD_FILE=repos.password)
+    restic18 = [str(bin_dir / "restic"), "-r", repo]
+    assert b"restic 0.18" in subprocess.run(restic18[:1] + ["version"], check=True,
+                                            capture_output=True).stdout
+    subprocess.run(restic18 + ["init"], check=True, capture_output=True, env=env)
+    for host, when in (("web1", now - 30 * HOUR), ("web2", now - 600)):
+        subprocess.run(restic18 + ["backup", "--host", host, "--time", local(when), repos.src],
+                       check=True, capture_output=True, env=env)
+    out = run_plugin("check_backup_age", ["--mode", "restic", "--repo", repo, "--password-file",
+                                          repos.password, "--host", "web1", "-w", "26h"],
+                     env={"PATH": "%s:%s" % (bin_dir, os.environ["PATH"])})
+    assert out.exitcode == 1, out.output
+    assert " (web1:%s) is 1d 6h old, limit 26h" % repos.src in out.status_line
+    assert "files=5;;;0" in out.status_line and "size=%dB;;;0" % sum(
+        os.path.getsize(os.path.join(repos.src, f)) for f in os.listdir(repos.src)) \
+        in out.status_line

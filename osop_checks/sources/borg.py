@@ -89,17 +89,22 @@ def read_locks(path):
 
 
 def cache_directory():
+    """The check's own Borg cache (None: no cache directory can be written; borg's
+    default then)."""
     from osop_checks import state as state_files
 
-    return os.path.join(state_files.default_cache_directory(), "borg")
+    base = state_files.default_cache_directory()
+    return os.path.join(base, "borg") if base else None
 
 
 def environment(location, password_file=None, rsh=None):
     env = {"BORG_REPO": location,
            # read only: a repository first seen by the user the check runs as is fine
            "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "yes",
-           "BORG_RELOCATED_REPO_ACCESS_IS_OK": "yes",
-           "BORG_CACHE_DIR": cache_directory()}
+           "BORG_RELOCATED_REPO_ACCESS_IS_OK": "yes"}
+    cache = cache_directory()
+    if cache:
+        env["BORG_CACHE_DIR"] = cache
     if password_file:
         env["BORG_PASSCOMMAND"] = "cat -- %s" % shlex.quote(password_file)
     if rsh:

@@ -1175,3 +1175,10 @@ def test_borg_14_listing_and_its_checkpoint():
                                                              "web1-2026-12-05"]
     check = _repo_check([], repository.Listing(archives), now=archives[-1].time, mode="borg")
     assert check.summary.startswith("newest borg archive web1-2026-12-05 is ")
+
+
+def test_borg_check_of_a_damaged_segment():
+    ok, words = repository.check_result(1, fixture("borg", "check-1.2-damaged-segment.txt"))
+    assert not ok
+    assert words.startswith("Data integrity error: Segment entry checksum mismatch [segment 2, "
+                            "offset 98] ... (")

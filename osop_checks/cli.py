@@ -346,6 +346,20 @@ def _parse_remote_path(text):
     return address.parse_remote_path(text)
 
 
+def parse_url(value):
+    """An http:// or https:// URL with a host, as given; ValueError in words otherwise."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(str(value))
+    except ValueError:  # "Invalid IPv6 URL": argparse's own words, as before
+        raise ValueError("invalid URL value: %r" % (value,)) from None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("%r is not an http:// or https:// URL" % value)
+    return str(value)
+
+
+url_type = value_type(parse_url, "URL")
 host_type = value_type(_parse_host, "host")
 remote_path_type = value_type(_parse_remote_path, "location")
 

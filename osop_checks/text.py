@@ -69,3 +69,9 @@ def _code(char):
     if 0xdc80 <= ord(char) <= 0xdcff:  # a byte that was not UTF-8 (surrogateescape)
         return "\\x%02x" % (ord(char) - 0xdc00)
     return "".join("\\x%02x" % byte for byte in char.encode("utf-8"))
+
+
+def colon_hex(digits):
+    """'AB:CD:...': hex digits (a certificate's fingerprint) as openssl and browsers show
+    them."""
+    return ":".join(digits[i:i + 2] for i in range(0, len(digits), 2)).upper()

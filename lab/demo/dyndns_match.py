@@ -75,7 +75,37 @@ def scenarios(stack):
         ("a DNS server that never answers, -t 3",
          run("office.dyn.test", "--server", silent.server, "--both", "--expect", PUBLIC4,
              "--expect", "2001:db8:1::5", "-t", "3")),
-    ] + _snmp_scenarios(stack, site, run) + _upnp_scenarios(stack, run)
+    ] + _snmp_scenarios(stack, site, run) + _upnp_scenarios(stack, run) + _tr064_scenarios(
+        stack, site, run)
+
+
+def _tr064_scenarios(stack, site, run):
+    """The practice's FRITZ!Box as it ships: TR-064 with a login, TLS with its self-signed
+    certificate (a peer built from AVM's published descriptions, lab/peers/fritzbox_tr064.py:
+    no real box here)."""
+    from lab.peers import fritzbox_tr064
+
+    box = stack.enter_context(fritzbox_tr064.running())
+    site.set_records(dict(site.records, **{"fritz.dyn.test": [box.external]}))
+    secrets = tempfile.mkdtemp(prefix="osop-demo-fritzbox-")
+    stack.callback(shutil.rmtree, secrets, True)
+    right, wrong = os.path.join(secrets, "right"), os.path.join(secrets, "wrong")
+    with open(right, "w") as handle:
+        handle.write(box.password + "\n")
+    with open(wrong, "w") as handle:
+        handle.write("not the password\n")
+    login = ["--server", site.auth.server, "--router-tr064", box.url, "--router-user", box.user]
+
+    def reconnected():
+        box.reconnect(time.time() - 400)
+    return [
+        ("the FRITZ!Box's WAN address over TR-064 with a login, its certificate trusted on "
+         "first use", run("fritz.dyn.test", *login, "--router-password-file", right)),
+        ("the same box, a wrong password", run("fritz.dyn.test", *login,
+                                               "--router-password-file", wrong)),
+        ("the box reconnected 400 s ago (one reconnect: not flagged)",
+         run("fritz.dyn.test", *login, "--router-password-file", right), reconnected, ()),
+    ]
 
 
 def _snmp_scenarios(stack, site, run):

@@ -25,6 +25,53 @@ def _situation_root(stack, source):
     return tmp, root
 
 
+_EOL_QUIET = ["--no-cache", "--max-list-age", "0", "--security-critical", "1000", "-w", "1000"]
+
+
+def _eol_root(stack):
+    """A temporary root that is Debian 11 (its own os-release) with Debian 13's
+    distro-info-data and no package lists; None without faketime."""
+    if not shutil.which("faketime"):
+        return None
+    from lab.peers.debian_root import apt_root, cached_root
+
+    source = apt_root("trixie", ["distro-info-data"])
+    tmp = tempfile.mkdtemp(prefix="osop-demo-eol-")
+    stack.callback(shutil.rmtree, tmp, True)
+    root = os.path.join(tmp, "root")
+    shutil.copytree(os.path.join(source, "usr/share/distro-info"),
+                    os.path.join(root, "usr/share/distro-info"))
+    for part in ("etc/apt/sources.list.d", "var/lib/dpkg", "var/lib/apt/lists/partial",
+                 "var/cache/apt"):
+        os.makedirs(os.path.join(root, part), exist_ok=True)
+    open(os.path.join(root, "var/lib/dpkg/status"), "w").close()
+    shutil.copy(os.path.join(cached_root("bullseye"), "usr/lib/os-release"),
+                os.path.join(root, "etc/os-release"))
+    return root
+
+
+def _restart_holder(stack):
+    """A process that has a copy of libz loaded, then the copy replaced as dpkg does (the
+    copy goes to /usr/local/lib: root only)."""
+    import ctypes.util
+    import subprocess
+    import sys
+
+    directory = tempfile.mkdtemp(prefix="osop-demo-", dir="/usr/local/lib")
+    stack.callback(shutil.rmtree, directory, True)
+    copy = os.path.join(directory, "libosopz.so.1")
+    shutil.copy("/usr/lib/x86_64-linux-gnu/libz.so.1" if os.path.exists(
+        "/usr/lib/x86_64-linux-gnu/libz.so.1") else ctypes.util.find_library("z"), copy)
+    holder = subprocess.Popen([sys.executable, "-c", "import ctypes, sys, time\n"
+                               "ctypes.CDLL(sys.argv[1]); print(flush=True); time.sleep(3600)",
+                               copy], stdout=subprocess.PIPE)
+    stack.callback(holder.kill)
+    holder.stdout.readline()  # loaded
+    shutil.copy(copy, copy + ".dpkg-new")
+    os.replace(copy + ".dpkg-new", copy)
+    return holder.pid
+
+
 def scenarios(stack):
     found = [
         ("this machine's pending upgrades (apt-get -s dist-upgrade, cached afterwards)",
@@ -35,10 +82,21 @@ def scenarios(stack):
          ["check_os_upgrades", "--upgrade-mode", "upgrade", "--include", "^lib",
           "--security-warning", "0", "--security-critical", "50", "-w", "100"]),
     ]
+    if os.geteuid() == 0:
+        found.append(("a process still running a copy of libz that was replaced since "
+                      "(restart needed)", ["check_os_upgrades"],
+                      lambda: _restart_holder(stack), ()))
     if os.geteuid() != 0 or not shutil.which("debootstrap"):
         return found
     from lab.peers.debian_root import updated_root
 
+    eol = _eol_root(stack)
+    if eol:
+        found.append(("Debian 11 in its LTS years (the clock at 2025-06-01): WARNING, the "
+                      "dates in the long output", ["check_os_upgrades", "--root", eol]
+                      + _EOL_QUIET, None, ["faketime", "2025-06-01 12:00:00"]))
+        found.append(("Debian 11 today, its LTS over too (distro-info-data of Debian 13): "
+                      "CRITICAL", ["check_os_upgrades", "--root", eol] + _EOL_QUIET))
     for release in ("bullseye", "trixie"):
         root = updated_root(release)
         found.append(("a %s root, asked through its own apt (chroot)" % release,

@@ -1,7 +1,8 @@
 """`make demo` for check_tls_expiry: the issue's scenarios, served on loopback by
 lab/peers/tls.py (a test CA, TLS and STARTTLS servers, a black hole); as root also a
 dual-stack name whose IPv6 listener serves an expired certificate, in the IPv6 test network
-of lab/peers/ipv6.py."""
+of lab/peers/ipv6.py. --dane against a validating unbound with a signed zone (when unbound
+and ldnsutils are installed), --ari against pebble 2.6 from Debian 13 (as root)."""
 import tempfile
 
 from lab.peers.tls import start_scenarios
@@ -41,7 +42,7 @@ def scenarios(stack):
     runs.append(("a local certificate bundle (leaf + intermediate)",
                  ["check_tls_expiry", "--file", started["intermediate_soon"].issued.chain_path,
                   "-w", "21d", "-c", "7d"]))
-    return runs + dual_stack(stack, started["valid"].ca)
+    return runs + dual_stack(stack, started["valid"].ca) + dane_and_ari(stack, directory)
 
 
 def dual_stack(stack, ca):
@@ -64,3 +65,62 @@ def dual_stack(stack, ca):
             ("the same name over IPv4 only (-4)", base + ["-4"], None, wrap),
             ("the same name, first address only (--first-address)",
              base + ["--first-address"], None, wrap)]
+
+
+def dane_and_ari(stack, directory):
+    """--dane: mail.dane.test after a certificate rollover (lab/peers/unbound.py), its TLSA
+    record updated, forgotten, and served from an unsigned zone. --ari: a certificate from
+    pebble (lab/peers/pebble.py), before and after its revocation."""
+    import os
+    import shutil
+
+    runs = []
+    if shutil.which("unbound", path="/usr/sbin:/usr/bin") and shutil.which("ldns-signzone"):
+        from lab.peers.unbound import start_dane_site
+
+        ca, ports, resolver = start_dane_site(stack, os.path.join(directory, "dane"))
+
+        def dane(port, name="mail.dane.test"):
+            return ["check_tls_expiry", "-H", "127.0.0.1", "-p", str(ports[port]), "--sni",
+                    name, "--starttls", "smtp", "--ca-file", ca.ca_path, "--dane",
+                    "--dns-server", resolver.server]
+
+        runs += [("DANE: the TLSA record of the new certificate (3 1 1)", dane("current")),
+                 ("DANE: the TLSA record still of the certificate before the rollover",
+                  dane("stale")),
+                 ("DANE: a TLSA record of the issuing intermediate (2 0 1)", dane("anchor")),
+                 ("DANE: a matching TLSA record from an unsigned zone (not validated)",
+                  dane("current", "mail.unsigned.test"))]
+    if os.geteuid() == 0:
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        from lab.peers.pebble import AcmeClient, Pebble
+        from lab.peers.tls import TestCA
+
+        ca = TestCA(os.path.join(directory, "ari-ca"))
+        pebble = stack.enter_context(Pebble(os.path.join(directory, "pebble"), ca.issue(
+            "pebble", names=("localhost",), ips=("127.0.0.1",))))
+        client = AcmeClient(pebble.directory_url, ca.ca_path)
+        chain, _ = client.issue(["www.ari.test"])
+        path = os.path.join(directory, "ari.pem")
+        with open(path, "w") as handle:
+            handle.write(chain)
+        wrap = ("env", "REQUESTS_CA_BUNDLE=" + ca.ca_path)
+
+        def ari(cache):
+            os.makedirs(os.path.join(directory, cache), mode=0o700, exist_ok=True)
+            return ["check_tls_expiry", "--file", path, "--ari", pebble.directory_url,
+                    "--cache-dir", os.path.join(directory, cache)]
+
+        def revoke():
+            client.revoke(x509.load_pem_x509_certificate(chain.encode()).public_bytes(
+                Encoding.DER))
+
+        runs += [("ARI: a certificate from pebble, asked on the day it was issued",
+                  ari("ari-1"), None, wrap),
+                 ("ARI: the same, 59.5 days into its 90 (inside the suggested window)",
+                  ari("ari-1"), None, wrap + ("faketime", "-f", "+1428h")),
+                 ("ARI: the same certificate after pebble revoked it",
+                  ari("ari-2"), revoke, wrap)]
+    return runs

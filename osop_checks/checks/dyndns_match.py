@@ -20,9 +20,10 @@ import time
 import nagiosplugin
 from nagiosplugin import Critical, Ok, Unknown, Warn
 
-from osop_checks import address, cli, deadline, fanout, plugin, runtime, snmp_options, units
+from osop_checks import (address, cli, deadline, fanout, plugin, runtime, snmp_options, text,
+                         units)
 from osop_checks import state as state_files
-from osop_checks.sources import dns, publicip, upnp
+from osop_checks.sources import dns, publicip, tr064, upnp
 
 NAME = "DYNDNS_MATCH"
 log = logging.getLogger("nagiosplugin")
@@ -32,6 +33,13 @@ FAMILIES = {4: "A", 6: "AAAA"}
 # use this share: the rest is kept for the DNS lookups, so a dead echo service is still
 # reported as such.
 PUBLIC_SHARE = 0.5
+# A router's reconnects (TR-064 uptime) are flagged when this many fall within RECONNECT_WINDOW:
+# a nightly forced reconnect is normal, one every few minutes is not.
+RECONNECTS_FLAGGED = 3
+RECONNECT_WINDOW = 30 * 60
+RECONNECT_SAME = 120      # seconds: reconnect times this close are the same reconnect
+RECONNECTS_KEPT = 20
+ROUTER_KEY = "router"     # the grace state's entry of what a router's runs remember
 
 
 def build_parser():
@@ -58,6 +66,12 @@ def build_parser():
             "--router-upnp http://192.168.178.1:49000/igddesc.xml",
             "check_dyndns_match -H practice.dyndns.example --both --v6-prefix 56 "
             "--router-upnp",
+            "check_dyndns_match -H practice.dyndns.example --router-tr064 "
+            "--router-user monitoring --router-password-file /etc/icinga2/fritzbox.password",
+            "check_dyndns_match -H practice.dyndns.example --both --v6-prefix 56 "
+            "--router-tr064 https://192.168.178.1:49443/tr64desc.xml --router-user monitoring "
+            "--router-password-file /etc/icinga2/fritzbox.password --router-fingerprint "
+            "3F:0A:...:9C",
         ],
         behind_the_scenes=[
             "DNS (dnspython): A/AAAA queries over UDP (TCP when truncated) to the name servers",
@@ -75,6 +89,10 @@ def build_parser():
             "GetExternalIPAddress to its WANIPConnection/WANPPPConnection control URL (no",
             "proxy, no redirects; XML with a DTD or entities is refused); for IPv6 one more",
             "POST of AVM's X_AVM_DE_GetIPv6Prefix to its WANIPConnection:1.",
+            "--router-tr064: the FRITZ!Box's TLS certificate's SHA-256 compared with the pin,",
+            "an HTTP GET of tr64desc.xml, SOAP POSTs (HTTP digest authentication) of",
+            "GetStatusInfo to its urn:dslforum-org WANIPConnection/WANPPPConnection services,",
+            "GetExternalIPAddress to the connected one, for IPv6 X_AVM-DE_GetIPv6Prefix.",
             "Grace state: a JSON file per name (private to the running user, never followed",
             "through a symlink, written atomically), by default in",
             "$XDG_STATE_HOME/osop-checks/ or else /var/tmp/osop-checks-<uid>/.",
@@ -106,7 +124,7 @@ def build_parser():
     src = parser.add_argument_group(
         "the public address (at least one source; all given must agree)")
     src.add_argument("--ip-url", kind=cli.URL,
-                     action="append", default=[], type=url_type, metavar="URL",
+                     action="append", default=[], type=cli.url_type, metavar="URL",
                      help="an HTTP(S) echo service answering with the caller's address as "
                           "plain text, e.g. https://api.ipify.org (repeatable; several must "
                           "agree)")
@@ -133,6 +151,31 @@ def build_parser():
                           "--both also the IPv6 prefix a FRITZ!Box was delegated "
                           "(X_AVM_DE_GetIPv6Prefix), compared over --v6-prefix bits, at "
                           "most its length")
+    src.add_argument("--router-tr064", kind=cli.URL,
+                     nargs="?", const=tr064.DEFAULT_URL, type=cli.url_type, metavar="URL",
+                     help="the router's WAN address from a FRITZ!Box's TR-064 interface "
+                          "('Zugriff für Anwendungen zulassen', on by default): URL of its "
+                          "description (default: %s; http://...:49000/tr64desc.xml "
+                          "works too, unencrypted), with --router-user and "
+                          "--router-password-file; GetExternalIPAddress of the connected "
+                          "WANIPConnection (cable, fibre) or WANPPPConnection (DSL), with -6 "
+                          "or --both the delegated IPv6 prefix (X_AVM-DE_GetIPv6Prefix); the "
+                          "connection's uptime and last reconnect in the long output"
+                          % tr064.DEFAULT_URL)
+    src.add_argument("--router-user", kind=cli.PLAIN, default="", metavar="NAME",
+                     help="with --router-tr064: the FRITZ!Box user (one with the right "
+                          "'FRITZ!Box Settings'; default: none, for a box that asks for a "
+                          "password only)")
+    src.add_argument("--router-password-file", kind=cli.FILE_READ, metavar="FILE",
+                     help="with --router-tr064: a file whose first line is that user's "
+                          "password (never on the command line)")
+    src.add_argument("--router-fingerprint", kind=cli.PLAIN, type=fingerprint_type,
+                     metavar="SHA256",
+                     help="with an https --router-tr064: the SHA-256 fingerprint of the box's "
+                          "self-signed certificate (openssl x509 -fingerprint -sha256); "
+                          "default: trust the certificate of the first run and keep its "
+                          "fingerprint in the state file (a later other certificate is "
+                          "UNKNOWN)")
     # The shared options without their -H/--host: here -H is the DNS name and the agent
     # is named by --snmp HOST.
     snmp_options.add_arguments(parser, host=False, enable_switch=False)
@@ -163,20 +206,9 @@ def parse_hostname(value):
     return name.lower()
 
 
-def parse_url(value):
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(str(value))
-    except ValueError:  # "Invalid IPv6 URL": argparse's own words, as before
-        raise ValueError("invalid URL value: %r" % (value,)) from None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("%r is not an http:// or https:// URL" % value)
-    return str(value)
-
-
 def parse_router_url(value):
-    return upnp.DISCOVER if str(value).strip().lower() == upnp.DISCOVER else parse_url(value)
+    return upnp.DISCOVER if str(value).strip().lower() == upnp.DISCOVER \
+        else cli.parse_url(value)
 
 
 def parse_address(value):
@@ -194,10 +226,10 @@ def parse_path(value):
 
 hostname_type = cli.value_type(parse_hostname, "DNS name")
 server_type = cli.value_type(dns.parse_server, "server")
-url_type = cli.value_type(parse_url, "URL")
 router_url_type = cli.value_type(parse_router_url, "URL")
 address_type = cli.value_type(parse_address, "IP address")
 path_type = cli.value_type(parse_path, "path")
+fingerprint_type = cli.value_type(tr064.normalize_fingerprint, "fingerprint")
 
 
 # -- comparison -------------------------------------------------------------------------------
@@ -378,19 +410,76 @@ def judge(gathered, limits, previous=None, now=0.0):
         # Sources that failed while others answered: the verdict stands, with a warning.
         findings.append((Warn, "%d of %d address sources failed: %s" % (
             len(failed), len(gathered.readings), "; ".join(r.error for r in failed))))
+    router_findings, router_lines, router_state = judge_router(
+        gathered.readings, remembered.get(ROUTER_KEY), now)
+    findings += router_findings
     verdict = plugin.Verdict(findings, perfdata=_perfdata(gathered, comparisons, limits),
-                             long=_long(gathered, comparisons, judged))
+                             long=_long(gathered, comparisons, judged) + router_lines)
     if verdict.state == Ok:
         verdict.summary = "; ".join(words for _, words in judged)
     else:  # the problems and every comparison, worst first
         verdict.summary = "; ".join(words for _, words in plugin.worst_first(
             findings, lambda found: found[0]) if words)
-    if previous is not None and comparisons:
+    if previous is not None and (comparisons or router_state):
+        kept = next_mismatches(comparisons, remembered, now)
+        if router_state:
+            kept[ROUTER_KEY] = router_state
         verdict.save = functools.partial(
-            save_mismatches, previous.path, previous.create_dir,
-            next_mismatches(comparisons, remembered, now),
-            any(c.verdict == MISMATCH for c in comparisons))
+            save_mismatches, previous.path, previous.create_dir, kept,
+            any(c.verdict == MISMATCH for c in comparisons) or bool(router_state))
     return verdict
+
+
+def _remembered_list(value):
+    return [t for t in value if isinstance(t, (int, float)) and not isinstance(t, bool)] \
+        if isinstance(value, list) else []
+
+
+def judge_router(readings, remembered, now):
+    """What TR-064 routers said of their WAN connection (a reading's ``facts``): the long
+    output's lines (connection, uptime, last reconnect, IPv6 prefix, a certificate trusted
+    on first use), a WARNING when the router reconnected RECONNECTS_FLAGGED times within
+    RECONNECT_WINDOW (a nightly reconnect is normal: a reconnect's time is remembered from
+    run to run), and the router's next state ({"fingerprints": {endpoint: sha256},
+    "reconnects": [times]}, None when no router was asked)."""
+    remembered = remembered if isinstance(remembered, dict) else {}
+    fingerprints = remembered.get("fingerprints")
+    fingerprints = dict(fingerprints) if isinstance(fingerprints, dict) else {}
+    reconnects = _remembered_list(remembered.get("reconnects"))
+    findings, lines, asked = [], [], False
+    for reading in readings:
+        facts = reading.facts
+        for where, fingerprint in facts.get("trusted", {}).items():
+            asked = True
+            fingerprints[where] = fingerprint
+            lines.append("trusted the certificate of %s on first use: SHA-256 %s (kept in "
+                         "the state file; --router-fingerprint pins it instead)" % (
+                             where, text.colon_hex(fingerprint)))
+        if "service" not in facts:
+            continue
+        asked = True
+        uptime = facts.get("uptime")
+        words = "router connection (TR-064 %s): %s" % (facts["service"], facts["status"])
+        if uptime is not None:
+            since = now - uptime
+            words += " for %s, last reconnect %s" % (units.format_duration(int(uptime)),
+                                                    units.format_time(since))
+            if not any(abs(since - t) < RECONNECT_SAME for t in reconnects):
+                reconnects.append(since)
+        if facts.get("last_error") and facts["last_error"] != "ERROR_NONE":
+            words += ", last connection error %s" % text.oneline(str(facts["last_error"]), limit=60)
+        lines.append(words)
+        if facts.get("ipv6_prefix"):
+            lines.append("router's delegated IPv6 prefix: %s" % facts["ipv6_prefix"])
+    if not asked:
+        return [], lines, None
+    reconnects = sorted(t for t in reconnects if now - t <= 86400)[-RECONNECTS_KEPT:]
+    recent = [t for t in reconnects if now - t <= RECONNECT_WINDOW]
+    if len(recent) >= RECONNECTS_FLAGGED:
+        findings.append((Warn, "the router reconnected %d times within %s (last %s)" % (
+            len(recent), units.format_duration(RECONNECT_WINDOW),
+            units.format_time(recent[-1]))))
+    return findings, lines, {"fingerprints": fingerprints, "reconnects": reconnects}
 
 
 def judge_comparison(comp, grace):
@@ -489,7 +578,7 @@ def describe_mismatch(comp, grace, late):
 
 def gather_public(args, fetch_echo=publicip.fetch_echo,
                   interface_addresses=publicip.interface_addresses, snmp_address=None,
-                  router_address=upnp.fetch):
+                  router_address=upnp.fetch, router_tr064=None):
     """Every public-address source the arguments name, in order, as readings.
 
     The sources that ask a peer (SNMP agents, echo services) are asked at the same time,
@@ -504,6 +593,11 @@ def gather_public(args, fetch_echo=publicip.fetch_echo,
         remote.append((lambda where, timeout: router_address(where, timeout=timeout,
                                                              v6_prefix=v6_prefix),
                        args.router_upnp, "UPnP router"))
+    if args.router_tr064:
+        v6_prefix = args.v6_prefix if 6 in args.families else None
+        remote.append((lambda where, timeout: router_tr064(where, timeout=timeout,
+                                                           v6_prefix=v6_prefix),
+                       args.router_tr064, "TR-064 router"))
     return readings + _in_parallel(remote, _share())
 
 
@@ -550,12 +644,34 @@ def _snmp_reader(args):
     return read
 
 
+def _tr064_reader(args, remembered, fetch=tr064.fetch):
+    """--router-tr064 URL -> a callable reading the router over TR-064 with the login and
+    the pinned (or remembered) certificate; the password file is read here, before anything
+    is asked, so an unreadable one is a usage error."""
+    if args.router_fingerprint and not args.router_tr064.startswith("https:"):
+        raise cli.UsageError("--router-fingerprint needs an https:// --router-tr064 URL")
+    password = cli.read_secret(path=args.router_password_file, what="router password") \
+        if args.router_password_file else ""
+    router = remembered.get(ROUTER_KEY)
+    pins = router.get("fingerprints") if isinstance(router, dict) else None
+
+    def read(where, timeout, v6_prefix=None):
+        return fetch(where, args.router_user, password, args.router_fingerprint,
+                     pins if isinstance(pins, dict) else {}, timeout=timeout,
+                     v6_prefix=v6_prefix)
+    return read
+
+
 def build_check(args, resolve=None, fetch_echo=publicip.fetch_echo,
                 interface_addresses=publicip.interface_addresses, snmp_address=None,
-                router_address=upnp.fetch, clock=time.time):
-    if not (args.ip_url or args.interface or args.expect or args.snmp or args.router_upnp):
+                router_address=upnp.fetch, clock=time.time, router_tr064=tr064.fetch):
+    if not (args.ip_url or args.interface or args.expect or args.snmp or args.router_upnp
+            or args.router_tr064):
         raise cli.UsageError("give at least one source of the public address: --ip-url, "
-                             "--interface, --expect, --snmp or --router-upnp")
+                             "--interface, --expect, --snmp, --router-upnp or --router-tr064")
+    for flag in ("router_user", "router_password_file", "router_fingerprint"):
+        if getattr(args, flag) and not args.router_tr064:
+            raise cli.UsageError("--%s is for --router-tr064" % flag.replace("_", "-"))
     if args.snmp and snmp_address is None:
         snmp_address = _snmp_reader(args)
     if resolve is None:
@@ -564,13 +680,16 @@ def build_check(args, resolve=None, fetch_echo=publicip.fetch_echo,
                                authoritative=args.authoritative, auth_port=args.auth_port)
     state_file = args.state_file or default_state_file(args.hostname)
     previous = Memory(state_file, not args.state_file, read_mismatches(state_file))
+    tr064_reader = _tr064_reader(args, previous.mismatches, router_tr064) \
+        if args.router_tr064 else None
     started = time.monotonic()
     readings = gather_public(args, fetch_echo, interface_addresses, snmp_address,
-                             router_address)
+                             router_address, tr064_reader)
     public_seconds = time.monotonic() - started
     resolution = resolve(args.hostname, tuple(FAMILIES[f] for f in args.families))
     gathered = Gathered(readings, resolution, public_seconds,
-                        bool(args.ip_url or args.snmp or args.interface or args.router_upnp))
+                        bool(args.ip_url or args.snmp or args.interface or args.router_upnp
+                             or args.router_tr064))
     return judge(gathered, Limits(args.grace, args.v6_prefix), previous, clock())
 
 

@@ -1,10 +1,13 @@
-"""check_os_upgrades: pending OS upgrades (security apart), held packages, reboot, stale lists.
+"""check_os_upgrades: pending OS upgrades (security apart), held packages, reboot, stale lists,
+services running replaced code, the release's end of security support.
 
 arguments -> gather: the host's package manager (apt or dnf, detected), its pending upgrades
 (from the result cache while the dpkg status / rpm database and the package lists are
-unchanged, else from a simulation) after include/exclude, the reboot, the lists' age, as Facts
--> judge (pure): security and other upgrades against their ranges, held packages, reboot and
-list age with their own states -> a plugin.Verdict with the counts, rendered by runtime.
+unchanged, else from a simulation) after include/exclude, the reboot, the lists' age, the
+processes on deleted code (/proc), the release's support dates (distro-info-data), as Facts
+-> judge (pure): security and other upgrades against their ranges, held packages, reboot,
+list age, restarts and end of life with their own states -> a plugin.Verdict with the
+counts, rendered by runtime.
 """
 import os
 import shlex
@@ -12,11 +15,11 @@ import shutil
 import time
 
 import nagiosplugin
-from nagiosplugin import Ok, Warn
+from nagiosplugin import Critical, Ok, Warn
 
 from osop_checks import cli, plugin, proc, runtime, units
 from osop_checks import state as state_files
-from osop_checks.sources import apt, kernel, packages
+from osop_checks.sources import apt, kernel, packages, processes, release
 
 NAME = "OS_UPGRADES"
 
@@ -45,6 +48,8 @@ def build_parser():
             "check_os_upgrades --upgrade-mode upgrade --exclude '^linux-(image|headers)-'",
             "check_os_upgrades --max-list-age 2d --list-age-state critical",
             "check_os_upgrades --root /srv/container --apt-get 'chroot /srv/container apt-get'",
+            "check_os_upgrades --eol-warning 180d --lts-state ok",
+            "check_os_upgrades --restart-state critical",
         ],
         behind_the_scenes=[
             "apt: apt-get -s -o Debug::NoLocking=1 dist-upgrade (a simulation: no lock taken,",
@@ -56,7 +61,11 @@ def build_parser():
             "metadata age from /var/cache/dnf. Both: running kernel (uname -r) against the newest",
             "/boot/vmlinuz-*. The answer is cached in --cache-dir, keyed on the dpkg status (rpm",
             "database), the package lists (dnf metadata) and the apt sources/pinning; any change",
-            "of those recomputes it.",
+            "of those recomputes it. Restarts: executable mappings of deleted files under /usr,",
+            "/lib*, /bin, /sbin, /opt in /proc/*/maps and /proc/*/exe (as needrestart), named by",
+            "the systemd unit of /proc/PID/cgroup; as another user than root only that user's",
+            "processes can be read. End of life: the release from /etc/os-release, its dates",
+            "from /usr/share/distro-info/{debian,ubuntu}.csv (distro-info-data, offline).",
         ])
     pm = parser.add_argument_group("package manager")
     pm.add_argument("--package-manager", kind=cli.PLAIN,
@@ -68,8 +77,9 @@ def build_parser():
                          "packages such as a new kernel ABI; upgrade keeps those back)")
     pm.add_argument("--root", kind=cli.FILE_READ, metavar="DIR",
                     help="check the system below DIR (a container root): its dpkg status, "
-                         "lists, /run/reboot-required; apt-get runs with -o Dir=DIR unless "
-                         "--apt-get is given; the running kernel is not compared")
+                         "lists, /run/reboot-required, os-release and distro-info-data; "
+                         "apt-get runs with -o Dir=DIR unless --apt-get is given; the running "
+                         "kernel and processes are not looked at")
     pm.add_argument("--apt-get", kind=cli.PROGRAM, type=command_type, metavar="COMMAND",
                     help="the apt-get command, split like a shell would (default: apt-get), "
                          "e.g. 'chroot /srv/c apt-get' to use a container's own apt (give "
@@ -106,6 +116,20 @@ def build_parser():
     cli.add_state_option(thr, "--held-state", "state when packages are held back", "ok",
                          shown_default="ok, they are listed")
     cli.add_state_option(thr, "--reboot-state", "state when a reboot is required", "warning")
+    cli.add_state_option(thr, "--restart-state",
+                         "state when services run code of upgraded (deleted) libraries or "
+                         "programs and need a restart", "warning")
+    thr.add_argument("--eol-warning", kind=cli.PLAIN, type=cli.duration_type(minimum=0),
+                     default=90 * 86400, metavar="DURATION",
+                     help="warn this long before the release's regular security support ends "
+                          "(and, with --lts-state ok, before its LTS ends), from "
+                          "distro-info-data (default: 90d)")
+    cli.add_state_option(thr, "--lts-state",
+                         "state in the release's LTS years, after its regular security "
+                         "support (fewer packages are fixed)", "warning")
+    cli.add_state_option(thr, "--eol-state",
+                         "state once LTS has ended too: no security support at all (Debian's "
+                         "paid ELTS is not counted)", "critical")
     thr.add_argument("--max-list-age", kind=cli.PLAIN, type=cli.duration_type(minimum=0),
                      default=7 * 86400, metavar="DURATION",
                      help="package lists / metadata older than this are stale (e.g. 36h, "
@@ -243,8 +267,9 @@ def selected(name, args):
             and (args.exclude is None or not args.exclude.search(name)))
 
 
-def gather(args, detect, uname, boot):
-    """What the host's package manager says, after include/exclude: the Facts."""
+def gather(args, detect, uname, boot, scan=processes.scan, support=release.support):
+    """What the host's package manager says, after include/exclude, the processes on
+    replaced code and the release's support: the Facts."""
     host = detect(args)
     pending = ask(host, args)
     pending.upgrades = [u for u in pending.upgrades if selected(u.package, args)]
@@ -256,19 +281,23 @@ def gather(args, detect, uname, boot):
         reason = kernel.kernel_reason(uname().release, kernel.installed_kernels(boot))
         if reason:
             reboot.reasons.append(reason)
-    return Facts(host.name, pending, reboot, host.list_age())
+    return Facts(host.name, pending, reboot, host.list_age(),
+                 None if args.root else scan(), support(args.root))
 
 
 class Facts:
     """What gather found: the package manager's name, the pending upgrades (packages.Pending),
-    whether a reboot is required (packages.Reboot) and the package lists' age
-    (packages.ListAge)."""
+    whether a reboot is required (packages.Reboot), the package lists' age
+    (packages.ListAge), the processes on replaced code (processes.Scan, None: not looked at)
+    and the release's support (release.Support, None: not looked at)."""
 
-    def __init__(self, manager, pending, reboot, lists):
+    def __init__(self, manager, pending, reboot, lists, scan=None, support=None):
         self.manager = manager
         self.pending = pending
         self.reboot = reboot
         self.lists = lists
+        self.scan = scan
+        self.support = support
 
 
 # -- judgement ----------------------------------------------------------------------------
@@ -280,16 +309,22 @@ class Limits:
 
     def __init__(self, security_warning=None, security_critical=None, warning=None,
                  critical=None, held_state=Ok, reboot_state=Warn, max_list_age=7 * 86400,
-                 list_age_state=Warn):
+                 list_age_state=Warn, restart_state=Warn, eol_warning=90 * 86400,
+                 lts_state=Warn, eol_state=Critical, verbose=0):
         self.security_warning, self.security_critical = security_warning, security_critical
         self.warning, self.critical = warning, critical
         self.held_state, self.reboot_state = held_state, reboot_state
         self.max_list_age, self.list_age_state = max_list_age, list_age_state
+        self.restart_state = restart_state
+        self.eol_warning, self.lts_state, self.eol_state = eol_warning, lts_state, eol_state
+        self.verbose = verbose
 
 
 def limits_of(args):
     return Limits(args.security_warning, args.security_critical, args.warning, args.critical,
-                  args.held_state, args.reboot_state, args.max_list_age, args.list_age_state)
+                  args.held_state, args.reboot_state, args.max_list_age, args.list_age_state,
+                  args.restart_state, args.eol_warning, args.lts_state, args.eol_state,
+                  args.verbose)
 
 
 def describe_upgrade(u):
@@ -318,6 +353,86 @@ def judge_lists(age, limits):
     return (Ok, "package lists %s old" % units.format_duration(age)), performance
 
 
+EPOCH_DAY = 719163  # datetime.date(1970, 1, 1).toordinal()
+
+
+def _day_end(day):
+    """The end of a table's last day of support (00:00 UTC of the day after), in seconds."""
+    return (day.toordinal() - EPOCH_DAY + 1) * 86400
+
+
+def judge_support(support, limits, now):
+    """The release's support (release.Support, None: not looked at) at ``now``: a finding
+    (None where nothing is said on the status line) and the long-output lines. WARNING from
+    --eol-warning before regular security support ends, --lts-state in the LTS years after
+    (and with that OK, WARNING from --eol-warning before LTS ends), --eol-state once no
+    support is left."""
+    if support is None:
+        return None, []
+    if support.label is None:
+        return None, ["end of life: not known, %s" % support.note]
+    label, eol, lts = support.label, support.eol, support.lts
+    dates = "regular security support until %s" % (eol or "a date not yet announced")
+    if support.source == "debian":
+        dates += ", LTS until %s" % (lts or "a date not yet announced")
+    elif support.source == "ubuntu":
+        dates += " (ESM needs Ubuntu Pro and is not counted)"
+    lines = ["%s: %s" % (label, dates)]
+    if eol is None:
+        return None, lines
+    end = _day_end(eol)
+    if now < end - limits.eol_warning:
+        return None, lines
+    if now < end:
+        return (Warn, "%s security support ends %s (in %s)" % (
+            label, eol, units.format_duration(end - now))), lines
+    if lts is not None and now < _day_end(lts):
+        lts_end = _day_end(lts)
+        words = "%s in LTS since %s (fewer packages fixed), until %s" % (label, eol, lts)
+        if limits.lts_state == Ok and now >= lts_end - limits.eol_warning:
+            return (Warn, "%s (in %s)" % (words, units.format_duration(lts_end - now))), lines
+        return (limits.lts_state, words), lines
+    return (limits.eol_state, "%s has no security support since %s (%s ended)" % (
+        label, lts or eol, "LTS" if lts else "security support")), lines
+
+
+def restarts(scan):
+    """The stale processes of ``scan`` by what a restart acts on: {unit or 'NAME (pid N)':
+    [Stale]}."""
+    found = {}
+    for stale in scan.stale:
+        found.setdefault(stale.unit or "%s (pid %d)" % (stale.name, stale.pid), []).append(stale)
+    return found
+
+
+def judge_restarts(scan, limits):
+    """Processes on replaced code (processes.Scan, None: not looked at): a finding (None
+    when there are none), the perfdata and the long-output lines."""
+    if scan is None:
+        return None, [], []
+    found = restarts(scan)
+    lines = []
+    for name in sorted(found):
+        files = sorted({f for stale in found[name] for f in stale.files})
+        pids = ", ".join("%d %s" % (stale.pid, stale.name) for stale in found[name][:5])
+        lines.append("restart needed: %s%s: %s%s" % (
+            name, " (%s%s)" % (pids, ", ..." if len(found[name]) > 5 else "")
+            if found[name][0].unit else "", ", ".join(files[:5]),
+            " and %d more" % (len(files) - 5) if len(files) > 5 else ""))
+    if scan.truncated:
+        lines.append("restarts: only the first %d processes were read (the byte limit of "
+                     "their maps)" % scan.scanned)
+    if scan.unreadable and limits.verbose:
+        lines.append("restarts: the maps of %d process%s could not be read%s" % (
+            scan.unreadable, plugin.plural(scan.unreadable, "", "es"),
+            "" if scan.root else " (processes of other users: run as root to see them)"))
+    performance = [nagiosplugin.Performance("restarts_needed", len(found), "", None, None, 0)]
+    if not found:
+        return None, performance, lines
+    return (limits.restart_state, "restart needed: %s" % ", ".join(sorted(found))), \
+        performance, lines
+
+
 def judge(facts, limits, now):
     """The Verdict on ``facts`` (what gather found) against ``limits`` at time ``now``: one
     finding per count and fact, a status line with the counts, the upgrades in the long
@@ -338,7 +453,11 @@ def judge(facts, limits, now):
         (limits.reboot_state if reboot.required else Ok,
          "reboot required" if reboot.required else "no reboot required"),
         listed]
-    perfdata = [
+    restart, restart_performance, restart_lines = judge_restarts(facts.scan, limits)
+    support, support_lines = judge_support(facts.support, limits, now)
+    extra = [finding for finding in (restart, support) if finding is not None]
+    findings += extra
+    perfdata = restart_performance + [
         nagiosplugin.Performance("security_upgrades", len(security), "",
                                  limits.security_warning, limits.security_critical, 0),
         nagiosplugin.Performance("other_upgrades", len(other), "", limits.warning,
@@ -349,9 +468,13 @@ def judge(facts, limits, now):
                                  1)]
     if list_performance is not None:
         perfdata.append(list_performance)
-    return plugin.Verdict(findings, summary(security, other, held, kept_back, reboot, age,
-                                            limits.max_list_age),
-                          perfdata, details(facts, security, other, kept_back, age))
+    words = summary(security, other, held, kept_back, reboot, age, limits.max_list_age)
+    for state, text in plugin.worst_first(extra, state=lambda finding: finding[0]):
+        if state != Ok:
+            words += ", " + text
+    return plugin.Verdict(findings, words, perfdata,
+                          details(facts, security, other, kept_back, age) + restart_lines
+                          + support_lines)
 
 
 def summary(security, other, held, kept_back, reboot, age, max_age):
@@ -408,8 +531,9 @@ def details(facts, security, other, kept_back, age):
     return lines
 
 
-def build_check(args, detect=detect_host, uname=os.uname, boot="/boot", now=time.time):
-    return judge(gather(args, detect, uname, boot), limits_of(args), now())
+def build_check(args, detect=detect_host, uname=os.uname, boot="/boot", now=time.time,
+                scan=processes.scan, support=release.support):
+    return judge(gather(args, detect, uname, boot, scan, support), limits_of(args), now())
 
 
 def main(argv=None):

@@ -48,6 +48,13 @@ def build_parser():
             "check_tls_expiry --endpoint-file /etc/icinga2/tls-endpoints.txt -w 28d -c 10d",
             "check_tls_expiry -H intranet.lan --ca-file /etc/ssl/internal-ca.pem",
             "check_tls_expiry --file /etc/ssl/certs/backup-server.pem -w 36h -c 12h",
+            "check_tls_expiry -H mx.example.org -p 25 --dane   # TLSA via the local "
+            "validating resolver",
+            "check_tls_expiry -H mx.example.org -p 25 --dane --dns-server 127.0.0.53",
+            "check_tls_expiry -H www.example.org --ari "
+            "https://acme-v02.api.letsencrypt.org/directory",
+            "check_tls_expiry --file /etc/letsencrypt/live/www/cert.pem --ari "
+            "https://acme-v02.api.letsencrypt.org/directory",
         ],
         behind_the_scenes=[
             "one TCP connection per endpoint (a second one only when the chain is not trusted,",
@@ -56,7 +63,11 @@ def build_parser():
             "FTP AUTH TLS, LDAP StartTLS extended operation, PostgreSQL SSLRequest, XMPP",
             "<starttls/>). Trust is OpenSSL's verdict in the real handshake (python ssl) with",
             "validity dates left to the check; certificates are read with cryptography.",
-            "No HTTP request, no login, nothing written; --file reads the file only.",
+            "No login; without --ari no HTTP request and nothing written; --file reads the",
+            "file only.",
+            "--dane: one TLSA query (DO and AD bits set) per name and port to the resolver;",
+            "--ari: a GET of the ACME directory and of renewalInfo/<id> per leaf, unless",
+            "the answer in the cache directory is still fresh (Retry-After).",
         ])
     where = parser.add_argument_group("endpoints (at least one of -H, --endpoint, "
                                       "--endpoint-file, --file)")
@@ -124,6 +135,7 @@ def build_parser():
                              "more handshake)")
     cli.add_state_option(policy, "--policy", "state of a --min-key-size, --max-validity or "
                          "--min-tls-version violation", "warning", ("warning", "critical"))
+    add_dane_ari_options(parser)
     return parser
 
 
@@ -226,6 +238,8 @@ class Subject:
         self.presented = presented
         self.error = error
         self.is_file = is_file
+        self.dane = None     # DANE: a DaneResult (--dane), set by gather_dane_ari
+        self.renewal = None  # ARI: an ari.Renewal of the leaf (--ari), set by gather_dane_ari
 
     @classmethod
     def from_attempt(cls, attempt):
@@ -362,6 +376,7 @@ class Settings:
         self.min_key_size = args.min_key_size
         self.max_validity = args.max_validity
         self.min_tls_version = args.min_tls_version
+        self.dane_ari = DaneAriSettings(args)
 
 
 def judge_subject(subject, settings, now):
@@ -423,6 +438,7 @@ def judge_subject(subject, settings, now):
             for old in presented.older_versions:
                 findings.append((settings.severity["policy"], "accepts %s, below TLS %s" % (
                     old, settings.min_tls_version)))
+    findings.extend(dane_ari_findings(subject, settings.dane_ari, now))
     findings = plugin.worst_first(findings, state=lambda f: f[0])
     return [f for f in findings if f[0] != Ok]
 
@@ -461,6 +477,7 @@ def judge(subjects, settings, now):
     for subject, state, _, found in judged:
         long.append("%s: %s" % (str(state).upper(), headline(subject, found)))
         long.extend(detail(subject, index, cert, now) for index, cert in enumerate(subject.chain))
+        long.extend(dane_ari_details(subject, now))
     perfdata = []
     for subject in subjects:
         if subject.chain:
@@ -526,6 +543,275 @@ def detail(subject, index, cert, now):
                 cert.signature_hash or "n/a", cert.fingerprint[:16]))
 
 
+# -- DANE (RFC 7671/7672) and ACME Renewal Information (RFC 9773) -------------------------
+
+def add_dane_ari_options(parser):
+    dane_group = parser.add_argument_group(
+        "DANE (the chain against the DNSSEC-validated TLSA records of _PORT._tcp.NAME)")
+    dane_group.add_argument(
+        "--dane", kind=cli.PLAIN, action="store_true",
+        help="compare the served chain with the TLSA records of _PORT._tcp.NAME (NAME: "
+             "--sni or the -H name): usages 2 (DANE-TA) and 3 (DANE-EE), selectors 0 and 1, "
+             "matching types 0, 1 and 2; no record matching is CRITICAL. Only an answer "
+             "the resolver validated (AD bit) counts, and only from a resolver on loopback "
+             "or with --dns-trust-ad")
+    dane_group.add_argument(
+        "--dns-server", kind=cli.HOST, type=dns_server_type, metavar="IP[:PORT]",
+        help="the validating resolver to ask for TLSA (default: the name servers of "
+             "/etc/resolv.conf)")
+    dane_group.add_argument(
+        "--dns-trust-ad", kind=cli.PLAIN, action="store_true",
+        help="trust the AD bit of a resolver that is not on loopback (only when the path "
+             "to it cannot be tampered with)")
+    cli.add_state_option(dane_group, "--dane-unknown", "state when there is no validated "
+                         "TLSA answer (unsigned, not validated, no record, no usable "
+                         "record, DNS failure); never ok", "unknown",
+                         ("warning", "critical", "unknown"))
+    ari_group = parser.add_argument_group(
+        "ARI (the renewal window the CA suggests for the leaf, RFC 9773)")
+    ari_group.add_argument(
+        "--ari", kind=cli.URL, type=cli.url_type, metavar="DIRECTORY_URL",
+        help="ask this ACME directory's renewalInfo for the leaf: WARNING inside the "
+             "suggested renewal window, CRITICAL after its end; the answer is cached until "
+             "the CA's Retry-After (1 minute to 1 day; 6 hours when none)")
+    cli.add_state_option(ari_group, "--ari-unknown", "state when the CA gives no renewal "
+                         "information and none is cached", "unknown",
+                         ("ok", "warning", "critical", "unknown"))
+    ari_group.add_argument(
+        "--cache-dir", kind=cli.FILE_WRITTEN, metavar="DIR", type=cli.absolute_path,
+        help="keep the CA's answers in this existing directory, which must belong to the "
+             "running user and not be writable by others (default: /var/cache/osop-checks, "
+             "or $XDG_CACHE_HOME/osop-checks where that is not writable)")
+
+
+def _dns_server(text):
+    from osop_checks.sources import dns
+
+    return dns.parse_server(text)
+
+
+dns_server_type = cli.value_type(_dns_server, "server")
+
+
+class DaneAriSettings:
+    """The states --dane and --ari findings take."""
+
+    def __init__(self, args):
+        self.dane_unknown = args.dane_unknown
+        self.ari_unknown = args.ari_unknown
+
+
+class DaneResult:
+    """The TLSA lookup of one endpoint (a dane.Lookup) and, when it has usable records, how
+    each compares with the served chain ([dane.Comparison]); ``error``: why DANE could not
+    be asked at all (an address without a name)."""
+
+    def __init__(self, lookup=None, comparisons=(), error=None):
+        self.lookup = lookup
+        self.comparisons = list(comparisons)
+        self.error = error
+
+
+def check_dane_ari_usage(args):
+    if not args.dane and (args.dns_server or args.dns_trust_ad):
+        raise cli.UsageError("--dns-server and --dns-trust-ad go with --dane")
+
+
+def gather_dane_ari(subjects, args, now):
+    """Set ``dane`` (--dane) and ``renewal`` (--ari) of every subject with a chain: one TLSA
+    lookup per name and port, one renewalInfo per leaf, concurrently."""
+    if not (args.dane or args.ari):
+        return
+    import cryptography.x509  # noqa: F401  (once, before the threads: see sources.tls)
+
+    try:
+        # The lookups bound themselves by deadline.remaining(); waiting for them a part of
+        # the deadline's margin longer lets their own words ("no answer from DNS server
+        # ... within 3.2 s") arrive, still within --timeout.
+        limit = deadline.remaining(None)
+        limit = None if limit is None else limit + deadline.MARGIN / 2
+    except deadline.Timeout:
+        limit = 0  # the handshakes took it all: each lookup says so, their verdicts stand
+    if args.dane:
+        dane_of = {}
+        for subject in subjects:
+            if subject.presented is not None:
+                endpoint = subject.presented.endpoint
+                dane_of.setdefault((endpoint.name, endpoint.port), []).append(subject)
+        servers = _dane_servers(args)
+        keys = list(dane_of)
+        for key, (found, error) in zip(keys, fanout.run_all(
+                [functools.partial(_tlsa, name, port, servers, args.dns_trust_ad)
+                 for name, port in keys], limit=limit)):
+            if error is not None:
+                raise error  # a bug, not an answer
+            if found is None:
+                found = DaneResult(error="no TLSA answer within the --timeout")
+            for subject in dane_of[key]:
+                subject.dane = _compare_chain(found, subject)
+    if args.ari:
+        from osop_checks.sources import ari
+
+        cache_for = _ari_cache(args)
+        leaves = {}
+        for subject in subjects:
+            if subject.chain:
+                leaves.setdefault(subject.chain[0].der, []).append(subject)
+        ders = list(leaves)
+        stamp_now = now.timestamp()
+        for der, (renewal, error) in zip(ders, fanout.run_all(
+                [functools.partial(ari.renewal_info, args.ari, der, cache_for, stamp_now)
+                 for der in ders], limit=limit)):
+            if error is not None:
+                raise error
+            if renewal is None:
+                renewal = ari.Renewal(args.ari, error="no answer within the --timeout")
+            for subject in leaves[der]:
+                subject.renewal = renewal
+
+
+def _dane_servers(args):
+    from osop_checks.sources import dns
+
+    if args.dns_server:
+        return [args.dns_server]
+    try:
+        return dns.system_servers()
+    except dns.DnsError:
+        return []
+
+
+def _tlsa(name, port, servers, trust_ad):
+    from osop_checks.sources import dane
+
+    if address.family_of(name) is not None:
+        return DaneResult(error="no host name for TLSA records (%s is an address: give "
+                                "--sni or a name)" % name)
+    if not servers:
+        return DaneResult(error="no name server configured in /etc/resolv.conf (give "
+                                "--dns-server)")
+    return DaneResult(dane.lookup(dane.tlsa_name(name, port), servers, trust_ad))
+
+
+def _compare_chain(found, subject):
+    from osop_checks.sources import dane
+
+    if found.lookup is None or not found.lookup.validated:
+        return found
+    return DaneResult(found.lookup, dane.compare(
+        found.lookup.records, [cert.der for cert in subject.presented.chain]))
+
+
+def _ari_cache(args):
+    """cache_for(cert_id): the state.Cache of one certificate's renewalInfo (None: no cache
+    directory can be written)."""
+    import os
+
+    import nagiosplugin
+
+    from osop_checks import state as state_files
+
+    directory = args.cache_dir or state_files.default_cache_directory()
+    if args.cache_dir and not (os.path.isdir(args.cache_dir)
+                               and os.access(args.cache_dir, os.W_OK | os.X_OK)):
+        raise nagiosplugin.CheckError("cannot write the cache directory %s (it must exist)"
+                                      % args.cache_dir)
+    if directory:
+        # this user's, not writable by others (who could forge a window far in the future)
+        state_files.ensure_dir(os.path.join(directory, "cache"), create=True,
+                               option="--cache-dir", what="cache")
+
+    def cache_for(cert_id):
+        return state_files.Cache(directory, "tls_expiry_ari", [args.ari, cert_id],
+                                 "the CA's renewalInfo")
+
+    return cache_for
+
+
+def dane_ari_findings(subject, settings, now):
+    """The DANE and ARI findings of one subject as [(state, words)]. Pure."""
+    return dane_findings(subject.dane, settings) + ari_findings(subject.renewal, settings, now)
+
+
+def dane_findings(result, settings):
+    """No validated TLSA: --dane-unknown; records, none of which matches: CRITICAL naming
+    them; one matching: nothing to say (the long output says which)."""
+    if result is None:
+        return []
+    unknown = settings.dane_unknown
+    if result.error:
+        return [(unknown, "DANE: %s" % result.error)]
+    lookup = result.lookup
+    if lookup.kind not in ("ok", "nxdomain", "nodata"):
+        return [(unknown, "DANE: no TLSA answer for %s: %s" % (lookup.name, lookup.error))]
+    if not lookup.validated:
+        return [(unknown, "DANE: TLSA of %s not DNSSEC-validated: %s" % (
+            lookup.name, lookup.trust))]
+    if not lookup.records:
+        return [(unknown, "DANE: %s (DNSSEC-validated)" % lookup.error)]
+    usable = [c for c in result.comparisons if c.record.usable]
+    if not usable:
+        return [(unknown, "DANE: no usable TLSA record at %s (%s; only usages 2 and 3 are "
+                          "checked)" % (lookup.name, ", ".join(
+                              c.record.text() for c in result.comparisons)))]
+    if any(c.position is not None for c in usable):
+        return []
+    return [(Critical, "DANE: TLSA mismatch, no record of %s matches the served chain (%s)"
+             % (lookup.name, "; ".join(c.record.text() for c in usable)))]
+
+
+def ari_findings(renewal, settings, now):
+    """Inside the CA's suggested window WARNING, after its end CRITICAL; no answer (and none
+    cached): --ari-unknown."""
+    if renewal is None:
+        return []
+    if renewal.start is None:
+        return [(settings.ari_unknown, "ARI: no renewal information: %s" % renewal.error)]
+    if now >= renewal.end:
+        return [(Critical, "ARI: the CA's suggested renewal window ended %s ago (%s): "
+                           "renew now" % (in_words(days_between(now, renewal.end)),
+                                          stamp(renewal.end)))]
+    if now >= renewal.start:
+        return [(nagiosplugin.Warn, "ARI: the CA suggests renewing since %s (window until "
+                                    "%s)" % (stamp(renewal.start), stamp(renewal.end)))]
+    return []
+
+
+def dane_ari_details(subject, now):
+    """Long-output lines: the TLSA records and what each matched; the CA's window, where
+    its answer came from and the explanation URL."""
+    lines = []
+    result = subject.dane
+    if result is not None and result.lookup is not None:
+        lookup = result.lookup
+        lines.append("%s DANE: %s from %s; %s" % (
+            subject.label, lookup.name, lookup.server or "no server",
+            lookup.trust or lookup.error))
+        for comparison in result.comparisons:
+            record = comparison.record
+            if not record.usable:
+                what = "not checked (usage %d)" % record.usage
+            elif comparison.unlinked:
+                what = "matches a certificate served, but %s" % comparison.unlinked
+            elif comparison.position is None:
+                what = "matches nothing served"
+            else:
+                what = "matches %s" % role(subject, comparison.position,
+                                           subject.presented.chain[comparison.position])
+            lines.append("%s DANE: TLSA %s %s" % (subject.label, record.text(64), what))
+    renewal = subject.renewal
+    if renewal is not None and renewal.start is not None:
+        source = "cached answer of %s" % stamp(datetime.datetime.fromtimestamp(
+            renewal.asked_at, datetime.timezone.utc)) if renewal.cached else "asked now"
+        if renewal.error:
+            source += ", the CA did not answer now: %s" % renewal.error
+        lines.append("%s ARI: the CA suggests renewing between %s and %s (%s, %s)" % (
+            subject.label, stamp(renewal.start), stamp(renewal.end), renewal.url, source))
+        if renewal.explanation:
+            lines.append("%s ARI: explanation %s" % (subject.label, renewal.explanation))
+    return lines
+
+
 def utc_now():
     return datetime.datetime.now(datetime.timezone.utc)
 
@@ -534,6 +820,7 @@ def build_check(args, fetch=tls.fetch, load_file=tls.load_file, now=utc_now, res
     """``resolve`` (host, port, family, timeout) -> [(4|6, address)]: address.resolve by
     default; not asked with --first-address."""
     endpoints = endpoints_from(args)
+    check_dane_ari_usage(args)
     options = {"cafile": args.ca_file, "min_version": args.min_tls_version}
     if args.ca_file:
         try:
@@ -545,7 +832,9 @@ def build_check(args, fetch=tls.fetch, load_file=tls.load_file, now=utc_now, res
             raise cli.UsageError("the --ca-file %s %s" % (args.ca_file, exc)) from None
     every = None if args.first_address else resolve or address.resolve
     subjects = gather(endpoints, args.file, fetch, load_file, options, every)
-    return judge(subjects, Settings(args), now() if callable(now) else now)
+    moment = now() if callable(now) else now
+    gather_dane_ari(subjects, args, moment)
+    return judge(subjects, Settings(args), moment)
 
 
 def main(argv=None):

@@ -189,9 +189,11 @@ def _read(sock, count, left):
     return data
 
 
-def query(name, rdtype, server: Server, recursion=True, timeout=None):
+def query(name, rdtype, server: Server, recursion=True, timeout=None, dnssec=False):
     """One DNS query to one server; returns the dns.message.Message with rcode NOERROR or
-    NXDOMAIN, raises DnsError for everything else."""
+    NXDOMAIN, raises DnsError for everything else. ``dnssec``: the DO bit and the AD bit are
+    set (RFC 6840 5.7), so a validating resolver says in its answer's AD bit whether it
+    validated it."""
     import dns.exception
     import dns.flags
     import dns.message
@@ -201,10 +203,13 @@ def query(name, rdtype, server: Server, recursion=True, timeout=None):
     timeout = _budget() if timeout is None else timeout
     if timeout < 0.05:
         raise DnsError(TIMEOUT, "no time left to ask DNS server %s" % where)
-    request = dns.message.make_query(name, rdtype)
+    request = dns.message.make_query(name, rdtype, want_dnssec=dnssec)
+    if dnssec:
+        request.flags |= dns.flags.AD
     if not recursion:
         request.flags &= ~dns.flags.RD
-    log.info("asking %s for %s %s%s", where, name, rdtype, "" if recursion else " (RD unset)")
+    log.info("asking %s for %s %s%s%s", where, name, rdtype, "" if recursion else " (RD unset)",
+             " (DNSSEC)" if dnssec else "")
     started = time.monotonic()
     try:
         response = _exchange(request, server, timeout)
@@ -246,9 +251,9 @@ def _exc_text(exc):
     return "%s: %s" % (type(exc).__name__, text) if text else type(exc).__name__
 
 
-def _ask_servers(name, rdtype, servers, recursion=True, limit=None):
+def ask_servers(name, rdtype, servers, recursion=True, limit=None, dnssec=False):
     """Ask the servers in turn until one gives a NOERROR/NXDOMAIN answer, all within
-    ``limit`` seconds (None: whatever the check has left).
+    ``limit`` seconds (None: whatever the check has left); ``dnssec`` as for ``query``.
 
     Returns (response, server); when none does, raises a DnsError of the last failure's kind
     whose message tells every server's failure."""
@@ -257,7 +262,7 @@ def _ask_servers(name, rdtype, servers, recursion=True, limit=None):
     for index, server in enumerate(servers):
         try:
             return query(name, rdtype, server, recursion,
-                         timeout=_budget(len(servers) - index, expiry)), server
+                         timeout=_budget(len(servers) - index, expiry), dnssec=dnssec), server
         except DnsError as exc:
             log.warning("%s", exc)
             failures.append(exc)
@@ -300,7 +305,7 @@ def lookup(name, rdtype, servers: list[Server], recursion=True, require_aa=False
     started = time.monotonic()
     answer = Answer(name, rdtype, OK)
     try:
-        response, server = _ask_servers(name, rdtype, servers, recursion, limit)
+        response, server = ask_servers(name, rdtype, servers, recursion, limit)
         answer.server = format_server(server)
         answer.authoritative = bool(response.flags & dns.flags.AA)
         if require_aa and not answer.authoritative:
@@ -336,7 +341,7 @@ def find_zone(name, servers: list[Server]):
 
     current = dns.name.from_text(name)
     while True:
-        response, _ = _ask_servers(current.to_text(), "SOA", servers)
+        response, _ = ask_servers(current.to_text(), "SOA", servers)
         for rrset in response.answer:
             if rrset.rdtype == dns.rdatatype.SOA and rrset.name == current:
                 return current.to_text()
@@ -353,7 +358,7 @@ def authoritative_servers(zone, servers: list[Server], port=53):
     ``servers``; an NS whose addresses cannot be found is left out (and logged)."""
     import dns.rdatatype
 
-    response, via = _ask_servers(zone, "NS", servers)
+    response, via = ask_servers(zone, "NS", servers)
     names = sorted({rd.target.to_text() for rrset in response.answer
                     if rrset.rdtype == dns.rdatatype.NS for rd in rrset})
     if not names:

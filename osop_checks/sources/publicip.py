@@ -40,6 +40,9 @@ class Reading:
     error: str | None = None
     # why a source that gave an address of one family has none of the other: {6: words}
     family_errors: dict = dataclasses.field(default_factory=dict)
+    # what a source says beside the address, as plain data for the judgement (a router's
+    # connection: its service, status, uptime; the certificate it was trusted with)
+    facts: dict = dataclasses.field(default_factory=dict)
 
 
 def parse_echo(body) -> str:
@@ -120,24 +123,34 @@ class HttpError(ValueError):
 
 
 def http_request(url, started, limit, method="GET", headers=None, data=None,
-                 max_body=MAX_BODY, what="an IP address", redirects=True, trust_env=True):
+                 max_body=MAX_BODY, what="an IP address", redirects=True, trust_env=True,
+                 auth=None, fingerprint=None, session=None, with_headers=False):
     """(status, reason, body) of one HTTP request, within ``limit`` seconds from ``started``
     in all and its body at most ``max_body`` bytes (``what`` names what the body should be,
     for the message when it is longer). ``redirects``: follow up to MAX_REDIRECTS;
-    ``trust_env``: proxies and .netrc from the environment apply. Raises HttpError."""
+    ``trust_env``: proxies and .netrc from the environment apply; ``auth``: a requests auth
+    (HTTPDigestAuth); ``fingerprint``: the SHA-256 of the one certificate an https server
+    may show (hex), instead of a chain to a trusted CA (a router's self-signed one);
+    ``session``: one of ``new_session`` that several requests share (one connection, kept
+    alive), which then brings ``trust_env`` and ``fingerprint``; ``with_headers``: the
+    response headers (case-insensitive) come fourth. Raises HttpError."""
+    import contextlib
+
     import requests
 
     left = max(0.05, limit - (time.monotonic() - started))
     try:
-        with requests.Session() as session:
-            session.max_redirects = MAX_REDIRECTS
-            session.trust_env = trust_env
+        with contextlib.ExitStack() as stack:
+            if session is None:
+                session = stack.enter_context(new_session(trust_env, fingerprint))
             with session.request(method, url, timeout=(left, left), stream=True,
-                                 allow_redirects=redirects, data=data,
+                                 allow_redirects=redirects, data=data, auth=auth,
                                  headers=dict({"User-Agent": USER_AGENT}, **(headers or {}))) \
                     as response:
                 body = _read_capped(response, started, limit, max_body, what)
-                return response.status_code, text.oneline(response.reason or "", limit=60), body
+                answer = (response.status_code, text.oneline(response.reason or "", limit=60),
+                          body)
+                return answer + (response.headers,) if with_headers else answer
     except requests.exceptions.ConnectTimeout:
         raise HttpError("no connection within %.1f s" % limit) from None
     except requests.exceptions.ReadTimeout:
@@ -150,6 +163,34 @@ def http_request(url, started, limit, method="GET", headers=None, data=None,
         raise HttpError("cannot connect: %s" % _reason(exc)) from None
     except requests.exceptions.RequestException as exc:
         raise HttpError(_reason(exc)) from None
+
+
+def new_session(trust_env=True, fingerprint=None):
+    """A requests Session as http_request uses it: at most MAX_REDIRECTS, proxies from the
+    environment with ``trust_env``, https pinned to the certificate of SHA-256
+    ``fingerprint`` where one is given."""
+    import requests
+
+    session = requests.Session()
+    session.max_redirects = MAX_REDIRECTS
+    session.trust_env = trust_env
+    if fingerprint:
+        session.mount("https://", _pinned_adapter(fingerprint))
+        session.verify = False  # the pin is the verification
+    return session
+
+
+def _pinned_adapter(fingerprint):
+    """A requests adapter whose connections accept exactly the certificate of SHA-256
+    ``fingerprint`` (urllib3's assert_fingerprint, checked on every TLS handshake)."""
+    from requests.adapters import HTTPAdapter
+
+    class Pinned(HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            kwargs["assert_fingerprint"] = fingerprint
+            super().init_poolmanager(*args, **kwargs)
+
+    return Pinned()
 
 
 def _read_capped(response, started, limit, max_body=MAX_BODY, what="an IP address"):

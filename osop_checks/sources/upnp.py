@@ -190,8 +190,9 @@ def _text(element, tag):
     return (found.text or "").strip() if found is not None else ""
 
 
-def parse_description(body, location) -> list[Service]:
-    """The WANIPConnection/WANPPPConnection services of the device description ``body``
+def parse_description(body, location, wanted=CONNECTION_SERVICES) -> list[Service]:
+    """The WANIPConnection/WANPPPConnection services (those of the types starting with
+    ``wanted``; TR-064's are urn:dslforum-org:...) of the device description ``body``
     fetched from ``location``, their control URLs made absolute (against URLBase when the
     description has one). Control URLs on another host than ``location`` are left out.
     Raises UpnpError when there is no such service."""
@@ -211,7 +212,7 @@ def parse_description(body, location) -> list[Service]:
             service_type
         if short and short not in offered:
             offered.append(short)
-        if not service_type.startswith(CONNECTION_SERVICES):
+        if not service_type.startswith(wanted):
             continue
         control = _text(element, "controlURL")
         try:
@@ -259,7 +260,7 @@ def parse_soap(body, action):
     return root
 
 
-def _value(root, tag):
+def value_of(root, tag):
     found = next(root.iter(tag), None)
     if found is None:
         raise UpnpError("the SOAP answer holds no %s" % tag)
@@ -270,7 +271,7 @@ def parse_external_address(body) -> str:
     """The public address in a GetExternalIPAddress answer. A SOAP fault, a missing or
     malformed NewExternalIPAddress raise UpnpError; an empty one or one that is not public
     (private, shared 100.64/10, reserved) NoPublicAddress."""
-    value = _value(parse_soap(body, ADDRESS_ACTION), "NewExternalIPAddress")
+    value = value_of(parse_soap(body, ADDRESS_ACTION), "NewExternalIPAddress")
     if not value:
         raise NoPublicAddress(CGNAT)
     try:
@@ -284,13 +285,13 @@ def parse_external_address(body) -> str:
     return str(address)
 
 
-def parse_ipv6_prefix(body) -> ipaddress.IPv6Network:
+def parse_ipv6_prefix(body, action=PREFIX_ACTION) -> ipaddress.IPv6Network:
     """The IPv6 prefix the provider delegated to the router, from a FRITZ!Box's
-    X_AVM_DE_GetIPv6Prefix answer (NewIPv6Prefix, NewPrefixLength). None delegated (both
-    empty or 0, as without IPv6) is NoPublicAddress; a malformed or non-public prefix
-    UpnpError."""
-    root = parse_soap(body, PREFIX_ACTION)
-    value, length = _value(root, "NewIPv6Prefix"), _value(root, "NewPrefixLength")
+    X_AVM_DE_GetIPv6Prefix answer (NewIPv6Prefix, NewPrefixLength; TR-064's
+    X_AVM-DE_GetIPv6Prefix says the same). None delegated (both empty or 0, as without
+    IPv6) is NoPublicAddress; a malformed or non-public prefix UpnpError."""
+    root = parse_soap(body, action)
+    value, length = value_of(root, "NewIPv6Prefix"), value_of(root, "NewPrefixLength")
     value = value.split("/", 1)[0]  # some firmware writes it as 2003:a:b:c00::/56
     if not value or length in ("", "0"):
         raise NoPublicAddress("the router has no IPv6 prefix (none delegated by the "

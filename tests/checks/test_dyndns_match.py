@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, strategies as st
 from nagiosplugin import Critical, Ok, Unknown, Warn
 
-from osop_checks import runtime
+from osop_checks import runtime, units
 from osop_checks.checks import dyndns_match as check
 from osop_checks.sources import dns, publicip
-from lab.peers import run_plugin
+from lab.peers import fixture, run_plugin
 
 NAME = "office.dyn.test"
 
@@ -349,6 +349,12 @@ def test_default_state_file():
     (["--expect", "1.2.3.4", "--v6-prefix", "129"], "outside 1..128"),
     (["--expect", "1.2.3.4", "--grace", "soon"], "is not a duration"),
     (["--expect", "1.2.3.4", "--state-file", ""], "argument --state-file: the path is empty"),
+    (["--expect", "1.2.3.4", "--router-user", "x"], "--router-user is for --router-tr064"),
+    (["--router-tr064", "--router-fingerprint", "ab:cd"], "is not a SHA-256 fingerprint"),
+    (["--router-tr064", "http://192.0.2.1:49000/tr64desc.xml", "--router-fingerprint",
+      "ab" * 32], "--router-fingerprint needs an https:// --router-tr064 URL"),
+    (["--router-tr064", "--router-password-file", "/nonexistent/pw"],
+     "cannot read the router password file /nonexistent/pw"),
 ])
 def test_usage_errors(tmp_path, argv, message):
     out = run(argv, tmp_path, resolution(answer("A", "198.51.100.23")))
@@ -621,3 +627,91 @@ def test_upnp_text_that_is_not_xml_is_its_own_error():
     with pytest.raises(upnp.UpnpError) as refused:
         upnp.parse_xml(b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>', "the description")
     assert not isinstance(refused.value, upnp.NotXml)
+
+
+# -- TR-064 (a FRITZ!Box) ------------------------------------------------------------------
+
+def test_tr064_description_constructed_from_avm_docs():
+    from osop_checks.sources import tr064, upnp
+
+    services = upnp.parse_description(
+        fixture("tr064/fritzbox_tr64desc_constructed-from-avm-docs.xml").encode(),
+        "https://192.168.178.1:49443/tr64desc.xml", tr064.SERVICES)
+    assert [(s.service_type, s.control_url) for s in services] == [
+        ("urn:dslforum-org:service:WANPPPConnection:1",
+         "https://192.168.178.1:49443/upnp/control/wanpppconn1"),
+        ("urn:dslforum-org:service:WANIPConnection:1",
+         "https://192.168.178.1:49443/upnp/control/wanipconnection1")]
+
+
+STATUS = ('<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">'
+          '<s:Body><u:GetStatusInfoResponse xmlns:u="urn:dslforum-org:service:WANPPPConnection:1">'
+          '<NewConnectionStatus>%s</NewConnectionStatus><NewLastConnectionError>%s'
+          '</NewLastConnectionError><NewUptime>%s</NewUptime></u:GetStatusInfoResponse>'
+          '</s:Body></s:Envelope>')
+
+
+def test_tr064_status_and_fingerprints():
+    from osop_checks.sources import tr064, upnp
+
+    assert tr064.parse_status((STATUS % ("Connected", "ERROR_NONE", "7201")).encode()) == (
+        "Connected", 7201, "ERROR_NONE")
+    with pytest.raises(upnp.UpnpError, match="NewUptime is not a number"):
+        tr064.parse_status((STATUS % ("Connected", "", "soon")).encode())
+    assert tr064.normalize_fingerprint("AB:" * 31 + "CD") == "ab" * 31 + "cd"
+    for wrong in ("ab" * 31, "zz" * 32, ""):
+        with pytest.raises(ValueError, match="SHA-256 fingerprint"):
+            tr064.normalize_fingerprint(wrong)
+    assert tr064.endpoint("https://fritz.box:49443/tr64desc.xml") == "fritz.box:49443"
+
+
+def router_reading(uptime, trusted=None, last_error="ERROR_NONE"):
+    reading = publicip.Reading("TR-064 router https://fritz.box:49443/tr64desc.xml "
+                               "(WANPPPConnection)", ["198.51.100.23"])
+    reading.facts = {"service": "WANPPPConnection", "status": "Connected", "uptime": uptime,
+                     "last_error": last_error}
+    if trusted:
+        reading.facts["trusted"] = trusted
+    return reading
+
+
+def test_judge_router_connection_in_the_long_output_and_first_use_kept():
+    previous = check.Memory("/nonexistent/s.json")
+    verdict = check.judge(gathered(answer("A", "198.51.100.23"), readings=[router_reading(
+        3 * 3600 + 60, trusted={"fritz.box:49443": "ab" * 32},
+        last_error="ERROR_IDLE_DISCONNECT")]), check.Limits(), previous, NOW)
+    assert verdict.state == Ok
+    assert verdict.long[-2:] == [
+        "trusted the certificate of fritz.box:49443 on first use: SHA-256 " + ":".join(
+            ["AB"] * 32) + " (kept in the state file; --router-fingerprint pins it instead)",
+        "router connection (TR-064 WANPPPConnection): Connected for 3h 1m, last reconnect "
+        "%s, last connection error ERROR_IDLE_DISCONNECT" % units.format_time(
+            NOW - 3 * 3600 - 60)]
+    kept = verdict.save.args[2]["router"]
+    assert kept == {"fingerprints": {"fritz.box:49443": "ab" * 32},
+                    "reconnects": [NOW - 3 * 3600 - 60]}
+
+
+def test_judge_router_reconnects_flagged_only_when_repeated_within_minutes():
+    def run_at(now, uptime, remembered):
+        previous = check.Memory("/nonexistent/s.json", mismatches=remembered)
+        verdict = check.judge(gathered(answer("A", "198.51.100.23"),
+                                       readings=[router_reading(uptime)]),
+                              check.Limits(), previous, now)
+        return verdict, {"router": verdict.save.args[2]["router"]}
+
+    # a nightly forced reconnect, seen by a check every 5 minutes for two days
+    remembered = {}
+    for step in range(0, 2 * 86400, 300):
+        now = NOW + step
+        verdict, remembered = run_at(now, (now - NOW) % 86400 + 10, remembered)
+        assert verdict.state == Ok, (step, verdict.summary)
+    assert len(remembered["router"]["reconnects"]) <= 2
+    # one every few minutes
+    remembered, states = {}, []
+    for step in range(0, 1800, 300):
+        verdict, remembered = run_at(NOW + step, 30, remembered)
+        states.append(verdict.state)
+    assert states[:2] == [Ok, Ok] and states[2:] == [Warn] * 4
+    assert verdict.summary.startswith("the router reconnected 6 times within 30m (last %s)"
+                                    % units.format_time(NOW + 1500 - 30))

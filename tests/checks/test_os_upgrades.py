@@ -3,6 +3,7 @@
 The apt fixtures were captured with `apt-get -s -o Debug::NoLocking=1 ...` on this Debian 12
 machine and in debootstrap roots of bullseye and trixie (lab/peers/debian_root.py).
 """
+import datetime
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from nagiosplugin import Critical, Ok, Warn
 
 from osop_checks import proc
 from osop_checks.checks import os_upgrades
-from osop_checks.sources import apt, dnf, kernel, packages
+from osop_checks.sources import apt, dnf, kernel, packages, processes, release
 from tests.helpers import FIXTURES, fixture, perf
 from lab.peers import run_inprocess
 
@@ -164,8 +165,8 @@ def test_split_nevra():
 # -- kernels ------------------------------------------------------------------------------
 
 def test_kernel_comparison(tmp_path):
-    for release in ("5.10.0-9-amd64", "5.10.0-32-amd64", "5.10.0-28-amd64"):
-        (tmp_path / ("vmlinuz-" + release)).write_text("")
+    for kernel_release in ("5.10.0-9-amd64", "5.10.0-32-amd64", "5.10.0-28-amd64"):
+        (tmp_path / ("vmlinuz-" + kernel_release)).write_text("")
     (tmp_path / "config-5.10.0-99-amd64").write_text("")
     installed = kernel.installed_kernels(str(tmp_path))
     assert installed == ["5.10.0-9-amd64", "5.10.0-28-amd64", "5.10.0-32-amd64"]
@@ -227,7 +228,8 @@ class _Module:
 
     def __init__(self, host):
         self.build_check = lambda args: os_upgrades.build_check(
-            args, detect=lambda a: host, boot="/nonexistent", now=lambda: NOW)
+            args, detect=lambda a: host, boot="/nonexistent", now=lambda: NOW,
+            scan=processes.Scan, support=lambda root: None)
 
 
 def test_security_upgrades_are_critical_by_default():
@@ -645,3 +647,219 @@ def test_a_cache_dir_is_never_created_from_an_option(tmp_path, monkeypatch):
                                          "--max-list-age", "0"])
     assert absent.exitcode == 3 and "(it must exist)" in absent.status_line
     assert os.listdir(tmp_path) == []
+
+
+# -- the release's end of life (distro-info-data) -------------------------------------------
+
+def at(day):
+    """Noon UTC of an ISO date, in seconds."""
+    import datetime
+    return datetime.datetime.fromisoformat(day + "T12:00:00+00:00").timestamp()
+
+
+DEBIAN_CSV = """version,codename,series,created,release,eol,eol-lts,eol-elts
+10,Buster,buster,2017-06-17,2019-07-06,2022-09-10,2024-06-30,2029-06-30
+11,Bullseye,bullseye,2019-07-06,2021-08-14,2024-08-14,2026-08-31,2031-06-30
+12,Bookworm,bookworm,2021-08-14,2023-06-10,2026-07-11,2028-06-30,2033-06-30
+13,Trixie,trixie,2023-06-10,2025-08-09,2028-08-09,2030-06-30,2035-06-30
+14,Forky,forky,2025-08-09
+15,Duke,duke,2027-08-01
+16,Sid,sid,1993-08-16
+"""  # the rows of distro-info-data 0.66+deb13u2's debian.csv (Debian 13)
+
+
+def support_of(codename, version="", table=DEBIAN_CSV, distro="debian"):
+    return release.parse_table(table, distro,
+                               release.Release(distro, version, codename, codename))
+
+
+def eol_facts(support):
+    base = facts()
+    return os_upgrades.Facts("apt", base.pending, base.reboot, base.lists, None, support)
+
+
+def test_release_from_os_release():
+    found = release.parse_os_release(fixture("os-release/bullseye.txt"))
+    assert (found.distro, found.version, found.codename) == ("debian", "11", "bullseye")
+    mint = release.parse_os_release('ID=linuxmint\nID_LIKE="ubuntu debian"\n'
+                                    'VERSION_CODENAME=virginia\nUBUNTU_CODENAME=jammy\n')
+    assert release.table_of(mint) == "ubuntu" and mint.codename == "jammy"
+    assert release.table_of(release.parse_os_release("ID=rocky\nVERSION_ID=9\n")) is None
+
+
+def test_support_dates_from_the_table():
+    assert support_of("bullseye") == release.Support(
+        "Debian 11 (bullseye)", datetime.date(2024, 8, 14), datetime.date(2026, 8, 31),
+        source="debian")
+    assert support_of("", version="10").lts == datetime.date(2024, 6, 30)
+    assert support_of("forky").eol is None  # testing: no end announced
+    missing = support_of("duke", table=DEBIAN_CSV.replace("15,Duke", "15,Dukx")
+                         .replace(",duke,", ",dukx,"))
+    assert missing.label is None and "does not list duke" in missing.note
+    assert "columns" in release.parse_table("garbage\n", "debian", None).note
+    ubuntu = release.parse_table(
+        "version,codename,series,created,release,eol,eol-server,eol-esm,eol-legacy\n"
+        "22.04 LTS,Jammy Jellyfish,jammy,2021-10-14,2022-04-21,2027-06-01,2027-06-01,"
+        "2032-04-21,2034-04-25\n", "ubuntu", release.Release("ubuntu", "22.04", "jammy", "x"))
+    assert (ubuntu.label, ubuntu.eol, ubuntu.lts) == (
+        "Ubuntu 22.04 LTS (jammy)", datetime.date(2027, 6, 1), None)
+
+
+@pytest.mark.parametrize("codename, day, state, words", [
+    # in Debian 11's LTS years, Debian 10's are over
+    ("bullseye", "2025-06-01", Warn,
+     "Debian 11 (bullseye) in LTS since 2024-08-14 (fewer packages fixed), until 2026-08-31"),
+    ("buster", "2025-06-01", Critical,
+     "Debian 10 (buster) has no security support since 2024-06-30 (LTS ended)"),
+    # today: Debian 11's LTS ended on 2026-08-31 as well (ELTS is not counted)
+    ("bullseye", "2026-12-06", Critical,
+     "Debian 11 (bullseye) has no security support since 2026-08-31 (LTS ended)"),
+    ("bookworm", "2026-12-06", Warn,
+     "Debian 12 (bookworm) in LTS since 2026-07-11 (fewer packages fixed), until 2028-06-30"),
+    ("bookworm", "2026-05-01", Warn, "Debian 12 (bookworm) security support ends 2026-07-11 "
+     "(in 10w 1d)"),
+    ("bookworm", "2026-04-01", Ok, None),
+    ("trixie", "2026-12-06", Ok, None),
+    ("forky", "2026-12-06", Ok, None),
+])
+def test_judge_end_of_life(codename, day, state, words):
+    verdict = os_upgrades.judge(eol_facts(support_of(codename)), limits(), at(day))
+    assert verdict.state == state
+    if words:
+        assert verdict.findings[-1] == (state, words)
+        assert verdict.summary.endswith(", " + words)
+    else:
+        assert len(verdict.findings) == 5
+    assert any(line.startswith(support_of(codename).label + ": regular security support "
+                               "until ") for line in verdict.long)
+
+
+def test_judge_lts_accepted_and_its_end_warned():
+    accepted = limits("--lts-state", "ok")
+    assert os_upgrades.judge(eol_facts(support_of("bullseye")), accepted,
+                             at("2025-06-01")).state == Ok
+    ending = os_upgrades.judge(eol_facts(support_of("bullseye")), accepted, at("2026-07-01"))
+    assert ending.state == Warn and "until 2026-08-31 (in " in ending.summary
+    assert os_upgrades.judge(eol_facts(support_of("bullseye")), limits("--eol-state", "warn"),
+                             at("2026-12-06")).state == Warn
+    # --eol-warning 0: only the end itself
+    assert os_upgrades.judge(eol_facts(support_of("bookworm")), limits("--eol-warning", "0"),
+                             at("2026-07-11")).state == Ok
+    assert os_upgrades.judge(eol_facts(support_of("bookworm")), limits("--eol-warning", "0"),
+                             at("2026-07-12")).state == Warn
+
+
+def test_judge_end_of_life_not_known_is_said_not_judged():
+    verdict = os_upgrades.judge(eol_facts(release.Support(
+        note="no /usr/share/distro-info/debian.csv: install distro-info-data")), limits(), NOW)
+    assert verdict.state == Ok
+    assert verdict.long[-1] == ("end of life: not known, no /usr/share/distro-info/debian.csv: "
+                                "install distro-info-data")
+
+
+def test_support_read_below_a_root(tmp_path):
+    (tmp_path / "usr/lib").mkdir(parents=True)
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "usr/lib/os-release").write_text('ID=debian\nVERSION_ID="10"\n'
+                                                 'VERSION_CODENAME=buster\n')
+    (tmp_path / "etc/os-release").symlink_to("../usr/lib/os-release")
+    assert "install distro-info-data" in release.support(str(tmp_path)).note
+    (tmp_path / "usr/share/distro-info").mkdir(parents=True)
+    (tmp_path / "usr/share/distro-info/debian.csv").write_text(DEBIAN_CSV)
+    assert release.support(str(tmp_path)).label == "Debian 10 (buster)"
+
+
+# -- services on replaced code (/proc) ------------------------------------------------------
+
+def test_deleted_code_from_real_maps():
+    maps = fixture("proc/maps_sleep-preloaded-libz-replaced_bookworm.txt")
+    assert processes.deleted_code(maps) == {"/usr/local/lib/libosopz.so.1"}
+    # not code: a deleted data file, memfd, a JIT's file in /tmp, a deleted file not mapped
+    # executable
+    assert processes.deleted_code(
+        "7f0-7f1 r--p 00000000 fe:00 12 /usr/lib/locale/locale-archive (deleted)\n"
+        "7f1-7f2 r-xp 00000000 00:01 13 /memfd:libffi (deleted)\n"
+        "7f2-7f3 r-xs 00000000 fe:00 14 /tmp/ffiXXXX (deleted)\n"
+        "7f3-7f4 r-xp 00000000 fe:00 15 /usr/sbin/nginx\n") == set()
+
+
+@pytest.mark.parametrize("name, unit", [
+    ("proc/cgroup_unit-in-nspawn-container_bookworm.txt", "osop-heldlib.service"),
+    ("proc/cgroup_nspawn-container-pid1_bookworm.txt", "init.scope"),
+    ("proc/cgroup_no-systemd-host.txt", None),
+])
+def test_unit_of_real_cgroups(name, unit):
+    assert processes.unit_of(fixture(name)) == unit
+
+
+def test_unit_of_user_services_and_sessions():
+    assert processes.unit_of("0::/user.slice/user-1000.slice/user@1000.service/app.slice/"
+                             "pipewire.service\n") == "pipewire.service"
+    assert processes.unit_of("0::/user.slice/user-1000.slice/session-3.scope\n") == \
+        "session-3.scope"
+
+
+def fake_proc(tmp_path, pid, maps, exe="/usr/sbin/nginx", comm="nginx",
+              cgroup="0::/system.slice/nginx.service\n"):
+    base = tmp_path / str(pid)
+    base.mkdir()
+    (base / "maps").write_text(maps)
+    (base / "comm").write_text(comm + "\n")
+    (base / "cgroup").write_text(cgroup)
+    os.symlink(exe, base / "exe")
+
+
+def test_scan_finds_deleted_libraries_and_programs(tmp_path):
+    fake_proc(tmp_path, 10, fixture("proc/maps_sleep-preloaded-libz-replaced_bookworm.txt"))
+    fake_proc(tmp_path, 11, "7f-8f r-xp 0 fe:00 1 /usr/sbin/postfix\n", comm="master",
+              exe="/usr/lib/postfix/sbin/master (deleted)",
+              cgroup="0::/system.slice/postfix@-.service\n")
+    fake_proc(tmp_path, 12, "7f-8f r-xp 0 fe:00 1 /usr/bin/bash\n")
+    fake_proc(tmp_path, 13, "")  # a kernel thread
+    found = processes.scan(str(tmp_path), own=1)
+    assert found.stale == [
+        processes.Stale(10, "nginx", "nginx.service", ["/usr/local/lib/libosopz.so.1"]),
+        processes.Stale(11, "master", "postfix@-.service", ["/usr/lib/postfix/sbin/master"])]
+    assert (found.scanned, found.truncated) == (3, False)
+    capped = processes.scan(str(tmp_path), own=1, total_limit=10)
+    assert capped.truncated and capped.scanned == 1
+
+
+def scan_of(*stale, unreadable=0, root=True):
+    return processes.Scan(list(stale), scanned=100, unreadable=unreadable, root=root)
+
+
+def test_judge_restarts_by_unit():
+    base = facts()
+    scan = scan_of(processes.Stale(5, "nginx", "nginx.service", ["/usr/lib/libssl.so.3"]),
+                   processes.Stale(6, "nginx", "nginx.service", ["/usr/lib/libssl.so.3"]),
+                   processes.Stale(7, "master", "postfix.service", ["/usr/sbin/postfix"]),
+                   processes.Stale(9, "java", None, ["/opt/jdk/lib/libjvm.so"]))
+    verdict = os_upgrades.judge(os_upgrades.Facts("apt", base.pending, base.reboot,
+                                                  base.lists, scan), limits(), NOW)
+    assert verdict.state == Warn
+    assert verdict.summary == ("no upgrades pending, lists 1h old, restart needed: "
+                               "java (pid 9), nginx.service, postfix.service")
+    assert verdict.long[-3:] == [
+        "restart needed: java (pid 9): /opt/jdk/lib/libjvm.so",
+        "restart needed: nginx.service (5 nginx, 6 nginx): /usr/lib/libssl.so.3",
+        "restart needed: postfix.service (7 master): /usr/sbin/postfix"]
+    assert "restarts_needed=3;;;0" in rendered(verdict)
+    strict = os_upgrades.judge(os_upgrades.Facts("apt", base.pending, base.reboot, base.lists,
+                                                 scan), limits("--restart-state", "crit"), NOW)
+    assert strict.state == Critical
+    clean = os_upgrades.judge(os_upgrades.Facts("apt", base.pending, base.reboot, base.lists,
+                                                scan_of()), limits(), NOW)
+    assert clean.state == Ok and "restarts_needed=0;;;0" in rendered(clean)
+
+
+def test_judge_restarts_says_with_v_what_a_user_could_not_read():
+    base = facts()
+    scan = scan_of(unreadable=42, root=False)
+    quiet = os_upgrades.judge(os_upgrades.Facts("apt", base.pending, base.reboot, base.lists,
+                                                scan), limits(), NOW)
+    assert not any("could not be read" in line for line in quiet.long)
+    verbose = os_upgrades.judge(os_upgrades.Facts("apt", base.pending, base.reboot,
+                                                  base.lists, scan), limits("-v"), NOW)
+    assert verbose.long[-1] == ("restarts: the maps of 42 processes could not be read "
+                                "(processes of other users: run as root to see them)")

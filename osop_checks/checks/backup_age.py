@@ -149,9 +149,10 @@ def build_parser():
     repo.add_argument("--max-run", kind=cli.PLAIN, type=cli.duration_type(minimum=60),
                       default=6 * 3600, metavar="DURATION",
                       help="a backup still running (the repository locked by a live "
-                           "process) turns a too old newest snapshot into WARNING while it "
-                           "has run less than this; longer, or a lock whose process is gone, "
-                           "is CRITICAL (default: 6h)")
+                           "process; in the file modes an rsync at work on --path) turns a "
+                           "too old backup into WARNING while it has run less than this; "
+                           "longer, or a lock whose process is gone, is CRITICAL (default: "
+                           "6h)")
     repo.add_argument("--verify", kind=cli.PLAIN, type=cli.value_type(parse_share, "share"),
                       metavar="SHARE",
                       help="also check the repository's integrity with its own tool, at most "
@@ -1046,7 +1047,8 @@ def asleep(args, mode, location, exc, previous):
 def build_check(args, scan=tree.scan_tree, snapshots=tree.list_snapshots,
                 stamp=tree.read_stamp, read_log=tree.read_log, now=time.time,
                 missing_place=tree.missing_place, read_repo=read_repository,
-                verify=verify_repository, store=None, restore=restore_repository):
+                verify=verify_repository, store=None, restore=restore_repository,
+                copies=tree.running_copies):
     mode = check_options(args)
     if mode in REPO_MODES:
         at = now()
@@ -1061,6 +1063,12 @@ def build_check(args, scan=tree.scan_tree, snapshots=tree.list_snapshots,
             raise nagiosplugin.CheckError("%s does not exist" % exc) from None
         backup = Backup(mode, what="--path %s" % args.path,
                         missing=missing_place(args.path))
+    at = now()
+    if args.path and backup.missing is None and backup.entry is not None and \
+            plugin.state_of(at - backup.entry.time, args.warning, args.critical) != Ok:
+        # too old: an rsync at work on it now makes it a backup in progress (looked for
+        # only then, since listing the processes costs every run a little)
+        backup.running = tuple(copies(args.path))
     if args.log:
         try:
             log_text = read_log(args.log)
@@ -1072,7 +1080,7 @@ def build_check(args, scan=tree.scan_tree, snapshots=tree.list_snapshots,
         backup.log = args.log
         backup.verdict = tree.log_verdict(log_text, args.log_ok, args.log_error,
                                           args.log_start)
-    return judge(backup, limits_of(args), now())
+    return judge(backup, limits_of(args), at)
 
 
 def main(argv=None):

@@ -698,3 +698,29 @@ def missing_place(path, fstab="/etc/fstab"):
         if inside and point != "/" and not os.path.ismount(point) and len(point) > len(unmounted):
             unmounted = point
     return Missing(path, parent, mount, unmounted)
+
+
+def running_copies(path, programs=("rsync",)):
+    """The Runnings of copy programs at work on ``path`` now: a process of this host named
+    one of ``programs`` with ``path`` (or a path inside it, or one it is inside of) among its
+    arguments, e.g. the nightly ``rsync -a /data1/ /data2/mirror``. Its start is the copy's
+    start."""
+    import psutil
+
+    from osop_checks.sources.repository import RUNNING, Running, this_host
+
+    root = path.rstrip("/") or "/"
+    found = []
+    for process in psutil.process_iter(["pid", "name", "cmdline", "create_time"]):
+        info = process.info
+        if info.get("name") not in programs or not info.get("cmdline"):
+            continue
+        for arg in info["cmdline"][1:]:
+            arg = arg.rstrip("/") or "/"
+            if arg.startswith("/") and (arg == root or arg.startswith(root + "/")
+                                        or root.startswith(arg + "/")):
+                found.append(Running(this_host(), info["pid"], RUNNING, info["create_time"],
+                                     info["create_time"],
+                                     command=" ".join(info["cmdline"][:3])))
+                break
+    return found

@@ -1182,3 +1182,22 @@ def test_borg_check_of_a_damaged_segment():
     assert not ok
     assert words.startswith("Data integrity error: Segment entry checksum mismatch [segment 2, "
                             "offset 98] ... (")
+
+
+def test_an_rsync_at_work_on_an_old_mirror_makes_it_a_backup_in_progress(tmp_path):
+    trees.make_tree(str(tmp_path / "mirror"), {"a": (10, NOW - 30 * HOUR)})
+    args = backup_age.build_parser().parse_args(["-p", str(tmp_path / "mirror"), "-c", "26h"])
+    asked = []
+
+    def copies(path):
+        asked.append(path)
+        return [repository.Running("vm", 4711, repository.RUNNING, NOW - HOUR, NOW - HOUR,
+                                   command="rsync -a /data1/")]
+    verdict = backup_age.build_check(args, copies=copies, now=lambda: NOW)
+    assert asked == [str(tmp_path / "mirror")] and verdict.state == nagiosplugin.Warn
+    assert verdict.summary.endswith("limit 26h; backup running since %s (pid 4711 on this "
+                                    "host)" % units.format_time(NOW - HOUR, "%H:%M"))
+    fresh = backup_age.build_check(backup_age.build_parser().parse_args(
+        ["-p", str(tmp_path / "mirror"), "-w", "2d", "-c", "3d"]), copies=copies,
+        now=lambda: NOW)
+    assert fresh.state == nagiosplugin.Ok and len(asked) == 1  # not looked for: not too old

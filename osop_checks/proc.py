@@ -107,7 +107,7 @@ def _kill_group(process):
         pass
 
 
-def _spawn(argv, stdin, env):
+def _spawn(argv, stdin, env, cwd=None):
     import subprocess
 
     argv = [str(a) for a in argv]
@@ -115,7 +115,7 @@ def _spawn(argv, stdin, env):
     try:
         return subprocess.Popen(
             argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=environment(env), start_new_session=True)
+            env=environment(env), start_new_session=True, cwd=cwd)
     except FileNotFoundError:
         raise not_found(argv[0]) from None
     except PermissionError:
@@ -193,13 +193,14 @@ def _too_large(name, capture):
         bounded.size_words(capture.limit), bounded.size_words(capture.size)))
 
 
-def run(argv, timeout=None, env=None, ok_codes=(0,), limit=bounded.LIMIT):
+def run(argv, timeout=None, env=None, ok_codes=(0,), limit=bounded.LIMIT, cwd=None):
     """Run ``argv`` and return a Completed; raise CommandError on failure or timeout.
 
     ``timeout`` is capped by what is left of the check's ``--timeout``. An exit code outside
     ``ok_codes`` (None: any code) raises CommandError with the command's last stderr line.
     At most ``limit`` bytes of stdout are kept: more is drained, counted and refused
-    (CommandError INVALID); of stderr the start and the end are kept.
+    (CommandError INVALID); of stderr the start and the end are kept. ``cwd``: the directory
+    it runs in (borg extract writes there).
     """
     # subprocess is imported by the first command, not with this module: a run answered from
     # a cache (check_os_upgrades' repeat run) starts no command and skips its import.
@@ -208,7 +209,7 @@ def run(argv, timeout=None, env=None, ok_codes=(0,), limit=bounded.LIMIT):
 
     limit_s = deadline.remaining(timeout)
     started = time.monotonic()
-    process = _spawn(argv, subprocess.DEVNULL, env)
+    process = _spawn(argv, subprocess.DEVNULL, env, cwd)
     name = os.path.basename(str(argv[0]))
     out, err = bounded.Capture(limit), bounded.Capture(STDERR_KEPT, STDERR_KEPT)
     try:

@@ -1,9 +1,13 @@
 """check_backup_age for `make demo`: a backup layout made under /tmp (an rsync mirror made by
-the real rsync, dated snapshots, rsnapshot, nightly dumps, a stamp file and a log), then a real
-path of this machine."""
+the real rsync, dated snapshots, rsnapshot, nightly dumps, a stamp file and a log), restic and
+Borg repositories made by the real tools (a fresh one, an old one, a backup held running, a
+damaged pack, a file whose backed-up copy differs), then a real path of this machine."""
 import datetime
 import os
 import shutil
+import signal
+import socket
+import subprocess
 import tempfile
 import time
 
@@ -60,13 +64,108 @@ def _layout(root):
             "stamp": stamp, "log": log, "data": os.path.join(root, "data2")}
 
 
+def _tool(env, *argv):
+    subprocess.run(list(argv), check=True, capture_output=True, env=env, timeout=120)
+
+
+def _repositories(root, stack):
+    """restic and Borg repositories of a small tree, by the real tools; None without them."""
+    if not (shutil.which("restic") and shutil.which("borg")):
+        return None
+    now = time.time()
+    password = os.path.join(root, "repo-password")
+    trees.write_file(password, content="demo only, not a secret\n")
+    os.chmod(password, 0o644)  # Icinga runs the demo's services as its own user
+    env = dict(os.environ, RESTIC_PASSWORD_FILE=password, BORG_PASSCOMMAND="cat " + password,
+               BORG_CACHE_DIR=os.path.join(root, "borg-cache"))
+    src = os.path.join(root, "www")
+    trees.make_tree(src, {"index.html": (2000, now - DAY), "app.py": (5000, now - 2 * DAY),
+                          "data.db": (40000, now - HOUR)})
+
+    def local(epoch):
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+    def restic_repo(name, *snapshots):
+        repo = os.path.join(root, name)
+        _tool(env, "restic", "-r", repo, "init")
+        for host, when in snapshots:
+            _tool(env, "restic", "-r", repo, "backup", "--host", host, "--time", local(when),
+                  src)
+        return repo
+
+    this = socket.gethostname()
+    repos = {"password": password, "src": src}
+    repos["fresh"] = restic_repo("restic-fresh", (this, now - 2 * HOUR))
+    repos["hosts"] = restic_repo("restic-hosts", ("web1", now - 30 * HOUR),
+                                 ("web2", now - HOUR))
+    repos["running"] = restic_repo("restic-running", ("web1", now - 30 * HOUR))
+    backup = subprocess.Popen(["restic", "-r", repos["running"], "backup", "--host", "web1",
+                               "--stdin", "--stdin-filename", "db.sql"], env=env,
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    stack.callback(backup.wait)
+    stack.callback(backup.send_signal, signal.SIGKILL)
+    repos["damaged"] = restic_repo("restic-damaged", (this, now - HOUR))
+    for directory, _, files in os.walk(os.path.join(repos["damaged"], "data")):
+        for name in files:
+            path = os.path.join(directory, name)
+            os.chmod(path, 0o644)
+            with open(path, "r+b") as handle:
+                handle.seek(os.path.getsize(path) // 2)
+                handle.write(b"XXXXXXXX")
+    _tool(env, "restic", "-r", repos["fresh"], "backup", src)  # this host, the live tree
+    changed = os.path.join(src, "app.py")
+    before = os.stat(changed)
+    with open(changed, "r+b") as handle:
+        handle.write(b"#")  # same size, same mtime: only a restore can tell
+    os.utime(changed, ns=(before.st_atime_ns, before.st_mtime_ns))
+    borg = os.path.join(root, "borg")
+    _tool(env, "borg", "init", "-e", "repokey", borg)
+    for days in (3, 2, 1):
+        _tool(env, "borg", "create", "--timestamp",
+              local(now - days * DAY).replace(" ", "T"),
+              "%s::%s-%s" % (borg, this, local(now - days * DAY)[:10]), src)
+    _tool(env, "borg", "create", "%s::%s-today.checkpoint" % (borg, this), src)
+    repos["borg"], repos["prefix"] = borg, this + "-"
+    subprocess.run(["chmod", "-R", "a+rX", root], check=False)
+    wait = time.monotonic() + 20
+    while not os.listdir(os.path.join(repos["running"], "locks")) and time.monotonic() < wait:
+        time.sleep(0.2)
+    return repos
+
+
+def _repo_scenarios(r, root):
+    if r is None:  # restic and borgbackup not installed: the file modes only
+        return []
+    check, pw = "check_backup_age", ["--password-file", r["password"]]
+    return [
+        ("restic: a fresh repository of this host",
+         [check, "--mode", "restic", "--repo", r["fresh"], *pw]),
+        ("restic: web1's newest snapshot is 30h old; web2's fresh one does not hide it",
+         [check, "--mode", "restic", "--repo", r["hosts"], *pw, "--host", "web1", "-w", "26h"]),
+        ("restic: a backup running now (the repository locked by a live restic) and the "
+         "newest snapshot too old: WARNING, not CRITICAL",
+         [check, "--mode", "restic", "--repo", r["running"], *pw, "-w", "20h", "-c", "26h"]),
+        ("restic: a damaged pack found by --verify",
+         [check, "--mode", "restic", "--repo", r["damaged"], *pw, "--verify", "100%",
+          "--state-file", os.path.join(root, "verify-state.json")]),
+        ("restic: --restore-sample finds a file whose backed-up copy differs from the live "
+         "file (same size and mtime)",
+         [check, "--mode", "restic", "--repo", r["fresh"], *pw, "--restore-sample", "3"]),
+        ("borg (as borgmatic makes them): {hostname}- archives, a checkpoint never counts",
+         [check, "--mode", "borg", "--repo", r["borg"], *pw, "--prefix", r["prefix"],
+          "--min-snapshots", "3"]),
+    ]
+
+
 def scenarios(stack):
     root = tempfile.mkdtemp(prefix="osop-demo-backup-age-")
     os.chmod(root, 0o755)  # Icinga runs the demo's services as its own user
     stack.callback(shutil.rmtree, root, True)
     p = _layout(root)
+    repos = _repositories(root, stack)
     check = "check_backup_age"
-    return [
+    return _repo_scenarios(repos, root) + [
         ("an rsync -a mirror by mtime: rsync kept the source's old mtimes",
          [check, "-p", p["mirror"], "-w", "26h", "-c", "50h"]),
         ("the same mirror by ctime: the time of the last sync",
@@ -90,6 +189,8 @@ def scenarios(stack):
          "run)",
          [check, "--stamp", p["stamp"], "-p", p["data"], "--log", p["log"], "--log-start",
           "^=== backup started"]),
+        ("a backup that is gone: --path does not exist",
+         [check, "-p", os.path.join(p["data"], "gone")]),
         ("no backup matching the pattern",
          [check, "-p", p["mirror"], "--glob", "*.tar.gz"]),
         ("bad input: a relative path", [check, "-p", "backup/data"]),

@@ -145,6 +145,8 @@ class Sshd(Started):
             "MaxStartups 100",
             "MaxSessions 100",
             "LogLevel ERROR",
+            # restic's sftp: repositories (tests/integration/test_backup_age_repos.py)
+            "Subsystem sftp internal-sftp",
         ]
         if self.netns:  # a host of lab/peers/netns.py, logged in to many times a test
             lines += [

@@ -8,15 +8,17 @@ snapshots kept, the log -> a plugin.Verdict, rendered by runtime.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime
+import functools
 import os
 import time
 
 import nagiosplugin
 from nagiosplugin import Critical, Ok, Warn
 
-from osop_checks import cli, plugin, runtime, text, units
-from osop_checks.sources import tree
+from osop_checks import cli, plugin, proc, runtime, text, units
+from osop_checks.sources import repository, tree
 
 NAME = "BACKUP_AGE"
 
@@ -25,8 +27,10 @@ def build_parser():
     parser = cli.Parser(
         NAME, "check_backup_age",
         "Age of the newest backup: the newest file (or directory) under a tree, the newest "
-        "dated snapshot directory, or a stamp file a backup job writes; with its size and "
-        "file count (an empty backup is CRITICAL) and, optionally, the verdict of its log.",
+        "dated snapshot directory, a stamp file a backup job writes, or the newest snapshot "
+        "of a restic or Borg repository; with its size and file count (an empty backup is "
+        "CRITICAL) and, optionally, the verdict of its log, a backup still running, the "
+        "repository's integrity and a restore tried.",
         examples=[
             "check_backup_age -p /data2/backup/fileserver --time ctime -w 26h -c 50h",
             "check_backup_age -p /var/backups/db --mode snapshot --type file --glob '*.sql.gz' "
@@ -39,6 +43,11 @@ def build_parser():
             "'host-%Y-%m-%d_%H%M' -w 2d -c 3d",
             "check_backup_age --stamp /var/lib/backup/last-success -p /data2/backup "
             "--log /var/log/backup.log --log-start '^=== backup started'",
+            "check_backup_age --mode restic --repo sftp:backup@nas:/srv/restic "
+            "--password-file /etc/osop-checks/restic.pw --host web1 -w 26h -c 50h "
+            "--verify 5% --restore-sample 3",
+            "check_backup_age --mode borg --repo /backup/borg --password-file "
+            "/etc/borgmatic/passphrase --prefix web1- --min-snapshots 7",
         ],
         behind_the_scenes=[
             "newest: one walk of --path like find -P (symlinks not followed): getdents and",
@@ -49,17 +58,30 @@ def build_parser():
             "oldest come from the same listing.",
             "stamp: the stamp file's first line (ISO 8601 or epoch seconds), else its mtime.",
             "--log: the last 4 MiB of the log, read once; nothing is ever written.",
+            "restic: restic snapshots --json --no-lock, restic list locks --no-lock (and",
+            "restic cat lock per lock); borg: borg list --json --bypass-lock with a cache of",
+            "the check's own, lock.roster of a local repository. The repository and password",
+            "go to the tool in its environment, never argv. --verify: the tool's check, once",
+            "per --verify-every; --restore-sample: one listing, one restore into a private",
+            "temporary directory, one sha256sum; ssh always in batch mode.",
         ])
     sel = parser.add_argument_group("what the backup is")
     sel.add_argument("-p", "--path", kind=cli.PATH, type=cli.absolute_path, metavar="PATH",
+                     action="append", default=[],
                      help="the backup: a directory tree (or a single file), or the directory "
-                          "holding the snapshots; a PATH that does not exist is UNKNOWN")
-    sel.add_argument("--mode", kind=cli.PLAIN, choices=("newest", "snapshot", "stamp"),
+                          "holding the snapshots; with --mode restic: only snapshots of this "
+                          "path (repeatable: of all of them); a PATH that does not exist is "
+                          "CRITICAL (the "
+                          "loss the check guards: an unmounted disk, a deleted mirror), "
+                          "naming its nearest existing parent and whether that is mounted")
+    sel.add_argument("--mode", kind=cli.PLAIN,
+                     choices=("newest", "snapshot", "stamp", "restic", "borg"),
                      help="newest: the tree under --path is one backup, as old as its newest "
                           "entry (an rsync mirror; default); snapshot: each entry directly "
                           "under --path is a backup, the newest one is judged (rsnapshot "
                           "daily.0, 2024-05-01_0300, nightly dump files); stamp: the time "
-                          "in/of --stamp FILE (the default when --stamp is given)")
+                          "in/of --stamp FILE (the default when --stamp is given); restic, "
+                          "borg: the newest snapshot (archive) in --repo")
     sel.add_argument("--type", kind=cli.PLAIN, choices=("file", "dir"), default=None,
                      help="what counts as an entry: regular files or directories (default: "
                           "file in newest mode, dir in snapshot mode)")
@@ -94,9 +116,83 @@ def build_parser():
     sel.add_argument("--skip-unreadable", kind=cli.PLAIN, action="store_true",
                      help="go on when some directories under --path cannot be read (default: "
                           "UNKNOWN, since the newest backup may be in there)")
+    sel.add_argument("--ignore-missing", kind=cli.PLAIN, action="store_true",
+                     help="a --path that does not exist is OK (a backup that may be absent, "
+                          "e.g. a disk that is only plugged in now and then)")
     sel.add_argument("--workers", kind=cli.PLAIN,
                      type=cli.count_type(minimum=1, maximum=64), metavar="N",
                      help="processes walking a tree (default: the CPUs usable, at most 4)")
+    repo = parser.add_argument_group("repositories (--mode restic, --mode borg)")
+    repo.add_argument("--repo", kind=cli.FILE_READ, metavar="REPOSITORY",
+                      help="the repository: a local path, sftp:user@host:/path (restic), "
+                           "ssh://user@host/path (borg) ... (default: $RESTIC_REPOSITORY, "
+                           "$BORG_REPO); given to the tool in its environment, never in argv")
+    repo.add_argument("--password-file", kind=cli.FILE_READ, type=cli.absolute_path,
+                      metavar="FILE",
+                      help="the repository's password (passphrase) in a file, handed to the "
+                           "tool as RESTIC_PASSWORD_FILE (restic) or read by it through "
+                           "BORG_PASSCOMMAND (borg); the check never reads it (default: what "
+                           "the environment has: RESTIC_PASSWORD_FILE, "
+                           "RESTIC_PASSWORD_COMMAND, BORG_PASSCOMMAND, or a keyfile "
+                           "repository without a passphrase)")
+    repo.add_argument("--host", kind=cli.PLAIN, action="append", default=[], metavar="HOST",
+                      help="restic: only snapshots of this host (repeatable: of any of them); "
+                           "the newest of another host does not hide an old one of this")
+    repo.add_argument("--tag", kind=cli.PLAIN, action="append", default=[], metavar="TAGS",
+                      help="restic: only snapshots with these tags (TAG[,TAG...]: all of "
+                           "them; repeatable: any of the lists)")
+    repo.add_argument("--prefix", kind=cli.PLAIN, metavar="PREFIX",
+                      help="borg: only archives whose name starts with this (borgmatic's "
+                           "'{hostname}-')")
+    repo.add_argument("--glob-archives", kind=cli.PLAIN, metavar="PATTERN",
+                      help="borg: only archives whose name matches this shell pattern")
+    repo.add_argument("--max-run", kind=cli.PLAIN, type=cli.duration_type(minimum=60),
+                      default=6 * 3600, metavar="DURATION",
+                      help="a backup still running (the repository locked by a live "
+                           "process; in the file modes an rsync at work on --path) turns a "
+                           "too old backup into WARNING while it has run less than this; "
+                           "longer, or a lock whose process is gone, is CRITICAL (default: "
+                           "6h)")
+    repo.add_argument("--verify", kind=cli.PLAIN, type=cli.value_type(parse_share, "share"),
+                      metavar="SHARE",
+                      help="also check the repository's integrity with its own tool, at most "
+                           "once per --verify-every: restic check --read-data-subset=SHARE "
+                           "(5%%, 1/10; 0: the structure only), borg check (with "
+                           "--verify-data when SHARE is 100%%); a failed check is CRITICAL "
+                           "until a check passes")
+    repo.add_argument("--verify-every", kind=cli.PLAIN, type=cli.duration_type(minimum=60),
+                      default=86400, metavar="DURATION",
+                      help="how often --verify runs the check (default: 1d); between checks "
+                           "the last result, from the state file, is judged")
+    repo.add_argument("--state-file", kind=cli.FILE_WRITTEN, type=cli.absolute_path,
+                      metavar="PATH",
+                      help="where the last --verify result is kept (default: a file per "
+                           "repository in the state directory)")
+    repo.add_argument("--restore-sample", kind=cli.PLAIN, type=cli.count_type(1, 1000),
+                      metavar="N",
+                      help="restore N random files of the newest snapshot into a private "
+                           "temporary directory (removed afterwards) and compare each with "
+                           "its live file where that is unchanged since the snapshot, else "
+                           "with the size the snapshot recorded; a mismatch or a failed "
+                           "restore is CRITICAL, naming the file")
+    repo.add_argument("--restore-max-size", kind=cli.PLAIN,
+                      type=cli.quantity_type(units.SIZE, minimum=1), default=64 * 1024 * 1024,
+                      metavar="SIZE",
+                      help="--restore-sample restores at most this much (files larger are "
+                           "never drawn; default: 64MiB)")
+    ssh_file_type = cli.value_type(check_ssh_file, "ssh file")
+    repo.add_argument("--ssh-identity", kind=cli.FILE_READ, metavar="FILE", type=ssh_file_type,
+                      help="sftp:/ssh:// repositories: the private key to log in with (only "
+                           "this key is offered; ssh always runs in batch mode, never asks)")
+    repo.add_argument("--ssh-known-hosts", kind=cli.FILE_READ, metavar="FILE",
+                      type=ssh_file_type,
+                      help="sftp:/ssh:// repositories: the known_hosts file the host key is "
+                           "checked against, strictly (default: ssh's own)")
+    repo.add_argument("--sleeping", kind=cli.PLAIN, action="store_true",
+                      help="the repository's host is off outside its backup window: while "
+                           "it cannot be reached (connection refused, timeout, unreachable) "
+                           "the last good listing (state file) is judged, its newest "
+                           "snapshot aging as usual against -w/-c")
     log = parser.add_argument_group("log verdict (optional)")
     log.add_argument("--log", kind=cli.FILE_READ, type=cli.absolute_path, metavar="FILE",
                      help="the backup job's log: an error in its newest run is CRITICAL. "
@@ -147,7 +243,8 @@ class Backup:
     """What the check found, ready to judge."""
 
     def __init__(self, mode, entry=None, what="", files=None, bytes=None, single_file=False,
-                 snapshots=None, oldest=None, notes=None, verdict=None, log=None):
+                 snapshots=None, oldest=None, notes=None, verdict=None, log=None,
+                 missing=None, where="", running=()):
         self.mode = mode
         self.entry = entry              # the newest backup (or the stamp), None: none found
         self.what = what                # what was looked for, in words
@@ -159,6 +256,15 @@ class Backup:
         self.notes = [] if notes is None else notes
         self.verdict = verdict          # the log's tree.Verdict, None: no --log
         self.log = log
+        self.missing = missing          # --path does not exist: a tree.Missing
+        self.where = where              # where the snapshots are, in words ("under /backup")
+        self.running = tuple(running)   # repository modes: the Runnings holding its locks
+        self.verified = None            # --verify: the newest repository.Verification
+        self.verify_note = ""           # why no check ran this run although one was due
+        self.newest = None              # repository modes: the newest repository.Snapshot
+        self.restored = None            # --restore-sample: a repository.RestoreSample
+        self.listing = None             # the repository's Listing; --sleeping: its record
+        self.asleep = None              # --sleeping, host unreachable: (how, listed at|None)
 
     def __eq__(self, other):
         return isinstance(other, Backup) and vars(self) == vars(other)
@@ -167,9 +273,49 @@ class Backup:
         return "Backup(%s)" % ", ".join("%s=%r" % kv for kv in vars(self).items())
 
 
+REPO_MODES = ("restic", "borg")
+
+
+def check_ssh_file(path):
+    from osop_checks.sources import ssh
+
+    return ssh.check_file_option(path)
+
+
+def parse_share(text):
+    """A share of a repository's data to read: '5%', '1/10', or '0' (none: the structure
+    only); kept as written, for the tool."""
+    import re
+
+    text = text.strip()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)%|(\d+)/(\d+)|0", text)
+    if not match or (match.group(1) and not 0 < float(match.group(1)) <= 100) or (
+            match.group(2) and not 0 < int(match.group(2)) <= int(match.group(3))):
+        raise ValueError("%r is not a share of the data: 5%%, 1/10 or 0" % text)
+    return "" if text == "0" else text
+REPO_ENV = {"restic": "RESTIC_REPOSITORY", "borg": "BORG_REPO"}
+
+
 def check_options(args):
-    """Option combinations that do not fit, as one usage line each."""
+    """Option combinations that do not fit, as one usage line each. Returns the mode, and
+    leaves ``args.paths`` (every --path) and ``args.path`` (the one --path of the file
+    modes, None in the repository modes)."""
     mode = args.mode or ("stamp" if args.stamp else "newest")
+    args.paths = list(args.path or ())
+    if mode in REPO_MODES:
+        return check_repo_options(args, mode)
+    for flag, value in (("--repo", args.repo), ("--password-file", args.password_file),
+                        ("--host", args.host), ("--tag", args.tag), ("--prefix", args.prefix),
+                        ("--glob-archives", args.glob_archives)):
+        if value:
+            raise cli.UsageError("%s is for --mode restic and borg" % flag)
+    if args.verify is not None or args.state_file or args.restore_sample or args.sleeping \
+            or args.ssh_identity or args.ssh_known_hosts:
+        raise cli.UsageError("--verify, --state-file, --restore-sample, --sleeping and the "
+                             "--ssh options are for --mode restic and borg")
+    if len(args.paths) > 1:
+        raise cli.UsageError("--path is given once in --mode %s" % mode)
+    args.path = args.paths[0] if args.paths else None
     if mode == "stamp" and not args.stamp:
         raise cli.UsageError("--mode stamp needs --stamp FILE")
     if args.stamp and mode != "stamp":
@@ -178,8 +324,9 @@ def check_options(args):
         raise cli.UsageError("--path is required (the backup to look at)")
     if args.name_format and mode != "snapshot":
         raise cli.UsageError("--name-format is for --mode snapshot")
-    if (args.min_snapshots or args.oldest_snapshot) and mode != "snapshot":
-        raise cli.UsageError("--min-snapshots and --oldest-snapshot are for --mode snapshot")
+    if (args.min_snapshots or args.oldest_snapshot) and mode not in ("snapshot",) + REPO_MODES:
+        raise cli.UsageError("--min-snapshots and --oldest-snapshot are for --mode snapshot, "
+                             "restic and borg")
     if args.max_depth and mode == "snapshot":
         raise cli.UsageError("--max-depth is for --mode newest (snapshots are the entries "
                              "directly under --path)")
@@ -198,6 +345,35 @@ def check_options(args):
     return mode
 
 
+def check_repo_options(args, mode):
+    args.path = None
+    for flag, value in (("--stamp", args.stamp), ("--type", args.type), ("--glob", args.glob),
+                        ("--max-depth", args.max_depth), ("--name-format", args.name_format),
+                        ("--log", args.log), ("--min-size", args.min_size),
+                        ("--min-files", args.min_files),
+                        ("--ignore-missing", args.ignore_missing)):
+        if value:
+            raise cli.UsageError("%s is not for --mode %s" % (flag, mode))
+    if args.verify is not None and args.verify and mode == "borg" and args.verify not in (
+            "100%", "1/1"):
+        raise cli.UsageError("borg check reads all of the data or none: --verify 100%% or 0")
+    if mode == "borg":
+        for flag, value in (("--host", args.host), ("--tag", args.tag),
+                            ("--path", args.paths)):
+            if value:
+                raise cli.UsageError("%s is for --mode restic (borg: --prefix, "
+                                     "--glob-archives)" % flag)
+    elif args.prefix or args.glob_archives:
+        raise cli.UsageError("--prefix and --glob-archives are for --mode borg")
+    if not (args.repo or os.environ.get(REPO_ENV[mode])):
+        raise cli.UsageError("--mode %s needs --repo (or %s)" % (mode, REPO_ENV[mode]))
+    if mode == "restic" and not args.password_file and not any(os.environ.get(name) for name in (
+            "RESTIC_PASSWORD_FILE", "RESTIC_PASSWORD_COMMAND", "RESTIC_PASSWORD")):
+        raise cli.UsageError("--mode restic needs --password-file (or RESTIC_PASSWORD_FILE, "
+                             "RESTIC_PASSWORD_COMMAND in the environment)")
+    return mode
+
+
 def _too_unreadable(scan, root, args, backup):
     if not scan.error_count:
         return
@@ -208,6 +384,176 @@ def _too_unreadable(scan, root, args, backup):
             message + "; the newest backup may be in there (--skip-unreadable goes on "
                       "without them)")
     backup.notes.append("skipped: " + message)
+
+
+def repo_location(mode, args):
+    return args.repo or os.environ.get(REPO_ENV[mode], "")
+
+
+class Access(collections.namedtuple("Access", "mode location password_file ssh")):
+    """How the repository is reached: the tool (restic, borg), the location, the password
+    file (None: the environment's) and the ssh.Options of an sftp/ssh repository."""
+    __slots__ = ()
+
+
+def access_of(mode, args):
+    from osop_checks.sources import ssh
+
+    return Access(mode, repo_location(mode, args), args.password_file,
+                  ssh.Options(identity=args.ssh_identity, known_hosts=args.ssh_known_hosts))
+
+
+def local_path(mode, location):
+    """The directory of a repository on this host, or None for a remote one."""
+    if mode == "restic":
+        from osop_checks.sources import restic
+        return restic.local_path(location)
+    from osop_checks.sources import borg
+    return borg.local_path(location)
+
+
+def repo_words(mode, args):
+    """What is looked for in a repository, in words: 'restic snapshots of host web1 with
+    tags nightly'."""
+    words = ["%s %s" % (mode, "snapshots" if mode == "restic" else "archives")]
+    if args.host:
+        words.append("of host %s" % " or ".join(args.host))
+    if args.tag:
+        words.append("tagged %s" % " or ".join(args.tag))
+    if args.paths:
+        words.append("of %s" % " and ".join(args.paths))
+    if args.prefix:
+        words.append("named %s*" % args.prefix)
+    if args.glob_archives:
+        words.append("matching %s" % args.glob_archives)
+    return " ".join(words)
+
+
+def selected(mode, snapshots, args):
+    """The snapshots the filters let through; a Borg checkpoint archive (a backup cut off
+    and resumed later) is never a backup."""
+    if mode == "restic":
+        from osop_checks.sources import restic
+        return [s for s in snapshots if restic.matches(s, args.host, args.tag, args.paths)]
+    from osop_checks.sources import borg
+    return [s for s in snapshots if borg.matches(s, args.prefix, args.glob_archives)]
+
+
+def default_state_file(mode, location, environ=None, uid=None):
+    from osop_checks import state as state_files
+
+    return state_files.default_path("backup_age", identity=[mode, location], environ=environ,
+                                    uid=uid)
+
+
+def read_verification(record):
+    """The Verification a state file remembers (None: none, or not one of ours)."""
+    try:
+        return repository.Verification(float(record["time"]), bool(record["ok"]),
+                                       str(record["result"]), str(record.get("share", "")))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def gather_verify(args, access, backup, verify, previous, now):
+    """--verify: the tool's check when the last is older than --verify-every (or checked
+    another share), else the remembered one; never while a backup holds the lock."""
+    last = read_verification((previous or {}).get("verify"))
+    due = last is None or now - last.time >= args.verify_every or last.share != args.verify
+    backup.verified = last
+    if not due:
+        return
+    if any(run.status == repository.RUNNING for run in backup.running):
+        backup.verify_note = "check due, not run: a backup holds the lock"
+        return
+    try:
+        backup.verified = verify(access, args.verify)
+    except repository.Unreachable as exc:
+        backup.verify_note = "check due, not run: %s" % text.oneline(str(exc), 200)
+    except repository.Locked as exc:
+        backup.verify_note = "check due, not run: %s" % text.oneline(str(exc), 200)
+    except proc.CommandError as exc:
+        if exc.reason != proc.TIMEOUT:
+            raise
+        backup.verify_note = ("check due, not finished within the --timeout (give it "
+                              "longer: -t)")
+
+
+def verify_repository(access, share):
+    if access.mode == "restic":
+        from osop_checks.sources import restic
+        return restic.verify(access.location, access.password_file, share,
+                             options=restic.sftp_options(access.location, access.ssh))
+    from osop_checks.sources import borg
+    return borg.verify(access.location, access.password_file, share, ssh_options=access.ssh)
+
+
+def gather_repo(args, access, read_repo, missing_place):
+    """Repository modes: the newest snapshot the filters let through, how many there are,
+    the oldest, and who holds the repository's locks (a backup running now). A host that
+    cannot be reached raises repository.Unreachable."""
+    mode, location = access.mode, access.location
+    local = local_path(mode, location)
+    if local is not None and not os.path.exists(local):
+        return Backup(mode, what="--repo %s" % location, missing=missing_place(local))
+    listing = read_repo(access)
+    return listed(args, mode, location, listing)
+
+
+def listed(args, mode, location, listing):
+    """The Backup of a repository's Listing (read now, or remembered by --sleeping)."""
+    found = selected(mode, listing.snapshots, args)
+    backup = Backup(mode, what="%s in %s (%d in all)" % (
+        repo_words(mode, args), location, len(listing.snapshots)),
+        where="in %s" % location, running=listing.running)
+    backup.listing = listing
+    if not found:
+        return backup
+    newest = max(found, key=lambda snap: snap.time)
+    oldest = min(found, key=lambda snap: snap.time)
+    backup.newest = newest
+    backup.entry = _snapshot_entry(newest)
+    backup.files, backup.bytes = newest.files, newest.bytes
+    backup.snapshots, backup.oldest = len(found), _snapshot_entry(oldest)
+    backup.notes.append("%d of %d snapshot%s in %s match, the oldest %s of %s" % (
+        len(found), len(listing.snapshots), plugin.plural(len(listing.snapshots)), location,
+        oldest.name, _when(oldest.time)))
+    return backup
+
+
+def _snapshot_entry(snap):
+    label = snap.name
+    if snap.host:
+        label += " (%s:%s)" % (snap.host, ",".join(snap.paths))
+    return tree.Entry(label, snap.time, snap.bytes or 0, False, None)
+
+
+def read_repository(access):
+    """The Listing of a repository by its own tool."""
+    if access.mode == "restic":
+        from osop_checks.sources import restic
+        return restic.read(access.location, access.password_file,
+                           options=restic.sftp_options(access.location, access.ssh))
+    from osop_checks.sources import borg
+    return borg.read(access.location, access.password_file, ssh_options=access.ssh)
+
+
+def listing_record(listing, now):
+    """A Listing as the state file keeps it for --sleeping: its time and its snapshots
+    (without locks: a lock tells about the moment it was seen)."""
+    return {"time": now, "snapshots": [dataclasses.asdict(s) for s in listing.snapshots]}
+
+
+def read_listing(record):
+    """(time, Listing) of a remembered listing; None when there is none (or it is not one
+    of ours)."""
+    try:
+        snapshots = [repository.Snapshot(**dict(item, paths=tuple(item["paths"]),
+                                                tags=tuple(item["tags"])))
+                     for item in record["snapshots"]]
+        return float(record["time"]), repository.Listing(snapshots)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def gather(args, mode, scan, snapshots, stamp, tz):
@@ -249,12 +595,9 @@ def gather_stamp(args, stamp, scan, tz):
 def gather_snapshot(args, kind, snapshots, scan, tz):
     """Snapshot mode: the newest of the dated entries under --path, its contents counted,
     how many there are and the oldest."""
-    backup = Backup("snapshot")
+    backup = Backup("snapshot", where="under %s" % args.path)
     fmt = args.name_format or "auto"
-    try:
-        found, seen = snapshots(args.path, fmt, args.glob, kind, args.time, tz)
-    except tree.NotFound:
-        raise nagiosplugin.CheckError("--path %s does not exist" % args.path) from None
+    found, seen = snapshots(args.path, fmt, args.glob, kind, args.time, tz)
     backup.what = "%s snapshot%s under %s (%d entr%s looked at)" % (
         "file" if kind == "file" else "directory",
         "" if fmt == "auto" else " named %s" % fmt, args.path, seen,
@@ -279,10 +622,7 @@ def gather_snapshot(args, kind, snapshots, scan, tz):
 def gather_newest(args, kind, scan):
     """Newest mode: the tree under --path is one backup, as old as its newest entry."""
     backup = Backup("newest")
-    try:
-        result = _walk(scan, args, args.path, kind, backup)
-    except tree.NotFound:
-        raise nagiosplugin.CheckError("--path %s does not exist" % args.path) from None
+    result = _walk(scan, args, args.path, kind, backup)
     backup.what = "%s%s under %s" % (
         "directory" if kind == "dir" else "file",
         " matching %s" % args.glob if args.glob else "", args.path)
@@ -319,16 +659,20 @@ def _scan(scan, args, root, kind, whole=False):
 # -- judgement -----------------------------------------------------------------------------
 
 class Limits(collections.namedtuple("Limits", "warning critical future_slack min_size "
-                                    "min_files min_snapshots oldest_snapshot",
-                                    defaults=(None, None, 300, None, None, None, None))):
+                                    "min_files min_snapshots oldest_snapshot ignore_missing "
+                                    "max_run",
+                                    defaults=(None, None, 300, None, None, None, None, False,
+                                              6 * 3600))):
     """What the backup is judged against: -w/-c (age ranges in seconds, nagiosplugin.Range or
-    None), the clock-skew slack, and the lower limits (None: none)."""
+    None), the clock-skew slack, the lower limits (None: none), and whether a missing --path
+    is fine."""
     __slots__ = ()
 
 
 def limits_of(args):
     return Limits(args.warning, args.critical, args.future_slack, args.min_size,
-                  args.min_files, args.min_snapshots, args.oldest_snapshot)
+                  args.min_files, args.min_snapshots, args.oldest_snapshot,
+                  args.ignore_missing, args.max_run)
 
 
 def _when(seconds):
@@ -343,6 +687,9 @@ def _limit(rng):
 
 def describe(backup):
     entry = backup.entry
+    if backup.mode in REPO_MODES:
+        return "newest %s %s" % ({"restic": "restic snapshot", "borg": "borg archive"}[
+            backup.mode], entry.path)
     if backup.mode == "stamp":
         return "stamp %s" % entry.path
     if backup.mode == "snapshot":
@@ -367,7 +714,8 @@ def judge_age(backup, limits, now):
         return (Warn, "%s is dated %s in the future (%s %s; clock skew?)" % (
             what, units.format_duration(-age), source, _when(backup.entry.time))), perfdata
     age = max(0.0, age)
-    shown = "%s is %s old (%s)" % (what, units.format_duration(age), source)
+    shown = "%s is %s old%s" % (what, units.format_duration(age),
+                                " (%s)" % source if source else "")
     state = plugin.state_of(age, limits.warning, limits.critical)
     if state == Ok:
         return (Ok, shown), perfdata
@@ -405,14 +753,16 @@ def judge_history(backup, limits, now):
     count, oldest = backup.snapshots, backup.oldest
     shown = "%d snapshot%s" % (count, plugin.plural(count))
     if limits.min_snapshots is not None and count < limits.min_snapshots:
-        kept = (Critical, "only %s under %s, at least %d wanted" % (
-            shown, os.path.dirname(backup.entry.path), limits.min_snapshots))
+        kept = (Critical, "only %s %s, at least %d wanted" % (
+            shown, backup.where or "under %s" % os.path.dirname(backup.entry.path),
+            limits.min_snapshots))
     else:
         kept = (Ok, shown)
     reach = max(0.0, now - oldest.time)
     if limits.oldest_snapshot is not None and reach < limits.oldest_snapshot:
-        back = (Critical, "oldest snapshot %s is only %s old (%s), at least %s wanted" % (
-            oldest.path, units.format_duration(reach), oldest.time_source,
+        back = (Critical, "oldest snapshot %s is only %s old%s, at least %s wanted" % (
+            oldest.path, units.format_duration(reach),
+            " (%s)" % oldest.time_source if oldest.time_source else "",
             units.format_duration(limits.oldest_snapshot)))
     else:
         back = (Ok, "the oldest %s old" % units.format_duration(reach))
@@ -434,17 +784,127 @@ def judge_log(backup):
                                               text.oneline(verdict.line, 160)))
 
 
-def judge(backup, limits, now):
+def judge_missing(missing, ignore, flag="--path"):
+    """A --path (--repo) that does not exist: CRITICAL (the backup is lost, or its disk is not
+    mounted), OK with --ignore-missing; where it would be, in words."""
+    if ignore:
+        return (Ok, "%s %s does not exist (--ignore-missing)" % (flag, missing.path))
+    if missing.unmounted:
+        where = "%s is in /etc/fstab but not mounted" % missing.unmounted
+    else:
+        where = "nearest existing parent %s, on the filesystem mounted at %s" % (
+            missing.parent, missing.mount)
+    return (Critical, "%s %s does not exist (%s)" % (flag, missing.path, where))
+
+
+STALE_REFRESH = 30 * 60  # restic refreshes its locks every 5 minutes, and calls 30 stale
+
+
+def _hhmm(epoch):
+    return units.format_time(epoch, "%H:%M")
+
+
+def _holder(run):
+    return "pid %d on %s" % (run.pid, "this host" if run.status != repository.ELSEWHERE
+                             else run.host)
+
+
+def judge_asleep(age, backup, now):
+    """--sleeping, the host not reached: the age finding of the remembered newest snapshot,
+    with when it was listed; too old, the box may not have woken up."""
+    if backup.asleep is None:
+        return age
+    state, words = age
+    how, listed_at = backup.asleep
+    said = "%s; repository host asleep (%s), last listed %s ago" % (
+        words, how, units.format_duration(max(0.0, now - listed_at)))
+    return (state, said + (": did the box wake up?" if state != Ok else ""))
+
+
+def judge_running(age, backup, limits, now):
+    """A newest snapshot too old while a backup holds the repository's lock: WARNING
+    "backup running since HH:MM" while it has run less than --max-run; longer, or a lock
+    whose process is gone (stale), CRITICAL saying so. ``age`` is the age finding."""
+    state, words = age
+    live = [run for run in backup.running if run.status == repository.RUNNING or (
+        run.status == repository.ELSEWHERE and not (
+            run.refreshed and now - run.lock_time > STALE_REFRESH))]
+    stale = [run for run in backup.running if run not in live]
+    if state == Ok or not backup.running:
+        return age
+    if live:
+        run = min(live, key=lambda r: r.since)
+        took = max(0.0, now - run.since)
+        if took > limits.max_run:
+            return (Critical, "%s; backup running since %s (%s, %s), longer than --max-run "
+                    "%s" % (words, _hhmm(run.since), units.format_duration(took),
+                            _holder(run), units.format_duration(limits.max_run)))
+        return (Warn, "%s; backup running since %s (%s)" % (words, _hhmm(run.since),
+                                                              _holder(run)))
+    run = stale[0]
+    why = ("its process is gone" if run.status == repository.GONE else
+           "not refreshed for %s" % units.format_duration(now - run.lock_time))
+    return (Critical, "%s; the repository is locked since %s by %s, but %s: a stale lock" % (
+        words, _hhmm(run.lock_time), _holder(run), why))
+
+
+def judge_verified(backup, now, limit=120):
+    """--verify: the last check of the repository, CRITICAL while it failed (until one
+    passes); none yet (due, but a backup held the lock) is only said."""
+    verified, tool = backup.verified, backup.mode
+    if verified is None:
+        return (Ok, "not checked yet (%s)" % backup.verify_note if backup.verify_note
+                else "not checked yet")
+    when = "%s check of %s (%s ago)" % (tool, units.format_time(verified.time, "%Y-%m-%d %H:%M"),
+                                        units.format_duration(max(0.0, now - verified.time)))
+    if verified.ok:
+        return (Ok, "%s passed" % when)
+    return (Critical, "%s failed: %s" % (when, text.oneline(verified.result, limit)))
+
+
+def judge_restore(restored):
+    """--restore-sample: each file whose restored copy differs from its unchanged live file,
+    has another size than recorded, or was not restored is CRITICAL, named; the restore's
+    own failure too. The last finding tells what was tried."""
+    findings = []
+    if restored.error:
+        findings.append((Critical, "restore failed: %s" % text.oneline(restored.error, 160)))
+    bad = [s for s in restored.samples if s.outcome in (
+        repository.DIFFERS, repository.WRONG_SIZE, repository.NOT_RESTORED)]
+    for sample in bad:
+        findings.append((Critical, "restored %s %s" % (sample.node.live or sample.node.path,
+                                                        sample.outcome)))
+    same = sum(1 for s in restored.samples if s.outcome == repository.SAME)
+    tried = len(restored.samples)
+    if not tried:
+        findings.append((Ok, "no file to restore (%d seen)" % restored.files_seen))
+    else:
+        findings.append((Ok, "%d of %d file%s restored fine (%d compared with the live "
+                         "file)" % (tried - len(bad), tried, plugin.plural(tried), same)))
+    return findings
+
+
+def judge(backup, limits, now, save=None):
     """The Verdict on ``backup`` (what gather found) against ``limits`` at time ``now``: the
     status line names every problem, worst first; when all is well, the age, the contents,
-    the history and the log."""
+    the history and the log. ``save``: a callable taking the next state (--verify)."""
     findings, perfdata, fine = [], [], []
-    if backup.entry is None:
+    if backup.missing is not None:
+        found = judge_missing(backup.missing, limits.ignore_missing,
+                              "--repo" if backup.mode in REPO_MODES else "--path")
+        findings.append(found)
+        fine.append(found[1])
+    elif backup.asleep is not None and backup.entry is None:
+        findings.append((Critical, "%s asleep (%s) and never listed: nothing to judge" % (
+            backup.what, backup.asleep[0])))
+    elif backup.entry is None:
         findings.append((Critical, "no backup found: %s" % (
             "%s does not exist" % backup.what if backup.mode == "stamp"
             else "no %s" % backup.what)))
     else:
         age, performance = judge_age(backup, limits, now)
+        age = judge_running(age, backup, limits, now)
+        age = judge_asleep(age, backup, now)
         findings.append(age)
         perfdata.append(performance)
         fine.append(age[1])
@@ -462,9 +922,28 @@ def judge(backup, limits, now):
     if backup.verdict is not None:
         findings.append(judge_log(backup))
         fine.append("log ok")
+    if backup.restored is not None:
+        found = judge_restore(backup.restored)
+        findings += found
+        fine.append(found[-1][1])
+    remember = {}
+    if backup.verified is not None or backup.verify_note:
+        found = judge_verified(backup, now)
+        findings.append(found)
+        if backup.verified is not None:
+            fine.append("last check passed")
+            remember["verify"] = backup.verified.record()
+    if backup.listing is not None:
+        remember["listing"] = backup.listing
     problems = [words for state, words in plugin.worst_first(
         findings, state=lambda finding: finding[0]) if state != Ok]
-    return plugin.Verdict(findings, "; ".join(problems or fine), perfdata, details(backup))
+    long = details(backup)
+    if backup.verified is not None or backup.verify_note:
+        long.insert(0, "integrity: %s" % judge_verified(backup, now, 400)[1] + (
+            "; %s" % backup.verify_note if backup.verify_note and backup.verified else ""))
+    return plugin.Verdict(findings, "; ".join(problems or fine), perfdata, long,
+                          save=None if save is None or not remember
+                          else functools.partial(save, remember))
 
 
 def details(backup):
@@ -472,7 +951,8 @@ def details(backup):
     lines = []
     if backup.entry is not None:
         entry = backup.entry
-        lines.append("%s: %s %s" % (entry.path, entry.time_source, _when(entry.time)))
+        lines.append("%s: %s %s" % (entry.path, entry.time_source or "time",
+                                    _when(entry.time)))
         if backup.files is not None:
             lines.append("backup holds %d regular file%s, %s (%d bytes)" % (
                 backup.files, plugin.plural(backup.files),
@@ -484,19 +964,111 @@ def details(backup):
                 backup.log, verdict.state, verdict.lineno, verdict.line))
         if verdict.note:
             lines.append("log %s: %s" % (backup.log, verdict.note))
+    if backup.restored is not None:
+        for sample in backup.restored.samples:
+            lines.append("restore sample %s (%d bytes recorded, %s restored): %s" % (
+                sample.node.live or sample.node.path, sample.node.size,
+                "not" if sample.restored_size is None else "%d bytes" % sample.restored_size,
+                sample.outcome))
+    for run in backup.running:
+        lines.append("lock held by %s (%s)%s: %s, lock time %s" % (
+            _holder(run), run.status, " " + run.command if run.command else "",
+            "since %s" % _when(run.since), _when(run.lock_time)))
     lines.extend(backup.notes)
     return lines
 
 
+def restore_repository(access, snapshot, n, cap):
+    if access.mode == "restic":
+        from osop_checks.sources import restic
+        return restic.restore_sample(access.location, access.password_file, snapshot, n, cap,
+                                     live=snapshot.host == repository.this_host(),
+                                     options=restic.sftp_options(access.location, access.ssh))
+    from osop_checks.sources import borg
+    return borg.restore_sample(access.location, access.password_file, snapshot, n, cap,
+                               ssh_options=access.ssh)
+
+
+def gather_repository(args, mode, read_repo, missing_place, verify, store, now, restore):
+    """The repository modes' gathering: the listing (with --sleeping, the last one
+    remembered while the host cannot be reached), a restore tried (--restore-sample), and
+    with --verify the last check (run now when due); returns the Backup and the callable
+    that saves the next state (None: no state)."""
+    access = access_of(mode, args)
+    keeps_state = args.verify is not None or args.sleeping
+    previous, save = None, None
+    if keeps_state:
+        if store is None:
+            from osop_checks import state as state_files
+
+            store = state_files
+        path = args.state_file or default_state_file(mode, access.location)
+        store.ensure_dir(path, create=not args.state_file)
+        previous = store.load(path, reset="remove it", discard_corrupt=True) or {}
+        save = functools.partial(store.save, path)
+    try:
+        backup = gather_repo(args, access, read_repo, missing_place)
+    except repository.Unreachable as exc:
+        if not args.sleeping or exc.kind not in ASLEEP_KINDS:
+            raise nagiosplugin.CheckError(str(exc)) from None
+        return asleep(args, mode, access.location, exc, previous), save
+    if backup.missing is not None:
+        return backup, None
+    backup.listing = listing_record(backup.listing, now) if args.sleeping and \
+        backup.listing is not None else None
+    if args.restore_sample and backup.newest is not None:
+        backup.restored = restore(access, backup.newest, args.restore_sample,
+                                  args.restore_max_size)
+    if args.verify is not None:
+        gather_verify(args, access, backup, verify, previous, now)
+    return backup, save
+
+
+# ssh failures that mean "the host is off" (not a wrong key, a refused login ...)
+ASLEEP_KINDS = ("timeout", "connection refused", "unreachable")
+
+
+def asleep(args, mode, location, exc, previous):
+    """--sleeping and the host cannot be reached: the Backup of the last good listing
+    (its snapshots judged as they age), or none when there never was one."""
+    remembered = read_listing((previous or {}).get("listing"))
+    if remembered is None:
+        backup = Backup(mode, what="%s in %s" % (repo_words(mode, args), location))
+    else:
+        backup = listed(args, mode, location, remembered[1])
+        backup.listing = previous["listing"]
+        backup.notes.append("listing of %s remembered from %s" % (location,
+                                                                  _when(remembered[0])))
+    backup.asleep = (exc.kind, None if remembered is None else remembered[0])
+    backup.verified = read_verification((previous or {}).get("verify"))
+    return backup
+
+
 def build_check(args, scan=tree.scan_tree, snapshots=tree.list_snapshots,
-                stamp=tree.read_stamp, read_log=tree.read_log, now=time.time):
+                stamp=tree.read_stamp, read_log=tree.read_log, now=time.time,
+                missing_place=tree.missing_place, read_repo=read_repository,
+                verify=verify_repository, store=None, restore=restore_repository,
+                copies=tree.running_copies):
     mode = check_options(args)
+    if mode in REPO_MODES:
+        at = now()
+        backup, save = gather_repository(args, mode, read_repo, missing_place, verify, store,
+                                         at, restore)
+        return judge(backup, limits_of(args), at, save)
     tz = datetime.timezone.utc if args.utc else None
     try:
         backup = gather(args, mode, scan, snapshots, stamp, tz)
     except tree.NotFound as exc:
-        raise nagiosplugin.CheckError("%s does not exist" % (
-            "--path %s" % exc if exc.path == args.path else exc)) from None
+        if exc.path != args.path:
+            raise nagiosplugin.CheckError("%s does not exist" % exc) from None
+        backup = Backup(mode, what="--path %s" % args.path,
+                        missing=missing_place(args.path))
+    at = now()
+    if args.path and backup.missing is None and backup.entry is not None and \
+            plugin.state_of(at - backup.entry.time, args.warning, args.critical) != Ok:
+        # too old: an rsync at work on it now makes it a backup in progress (looked for
+        # only then, since listing the processes costs every run a little)
+        backup.running = tuple(copies(args.path))
     if args.log:
         try:
             log_text = read_log(args.log)
@@ -508,7 +1080,7 @@ def build_check(args, scan=tree.scan_tree, snapshots=tree.list_snapshots,
         backup.log = args.log
         backup.verdict = tree.log_verdict(log_text, args.log_ok, args.log_error,
                                           args.log_start)
-    return judge(backup, limits_of(args), now())
+    return judge(backup, limits_of(args), at)
 
 
 def main(argv=None):

@@ -660,3 +660,67 @@ def read_log(path, limit=LOG_TAIL):
     if len(data) == limit:  # cut from a longer file: start at a line
         data = data[data.find(b"\n") + 1:]
     return data.decode("utf-8", "replace")
+
+
+class Missing(collections.namedtuple("Missing", "path parent mount unmounted")):
+    """Where a backup that does not exist would be: ``parent`` its nearest existing parent,
+    ``mount`` the mount point of the filesystem that parent is on, ``unmounted`` the mount
+    point on its way that /etc/fstab lists but that is not mounted now ('' if none)."""
+    __slots__ = ()
+
+
+def _fstab_mount_points(text):
+    points = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and not fields[0].startswith("#") and fields[1].startswith("/"):
+            points.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[1]))
+    return points
+
+
+def missing_place(path, fstab="/etc/fstab"):
+    """A Missing for ``path``, which does not exist: the loss the check guards, said with
+    where it would have been (an unmounted /data2, a deleted mirror)."""
+    parent = os.path.dirname(path.rstrip("/")) or "/"
+    while parent != "/" and not os.path.isdir(parent):
+        parent = os.path.dirname(parent)
+    mount = parent
+    while mount != "/" and not os.path.ismount(mount):
+        mount = os.path.dirname(mount)
+    try:
+        listed = _fstab_mount_points(bounded.read_text(fstab, 256 * 1024, keep="start"))
+    except OSError:
+        listed = []
+    unmounted = ""
+    for point in listed:
+        point = point.rstrip("/") or "/"
+        inside = path == point or path.startswith(point + "/")
+        if inside and point != "/" and not os.path.ismount(point) and len(point) > len(unmounted):
+            unmounted = point
+    return Missing(path, parent, mount, unmounted)
+
+
+def running_copies(path, programs=("rsync",)):
+    """The Runnings of copy programs at work on ``path`` now: a process of this host named
+    one of ``programs`` with ``path`` (or a path inside it, or one it is inside of) among its
+    arguments, e.g. the nightly ``rsync -a /data1/ /data2/mirror``. Its start is the copy's
+    start."""
+    import psutil
+
+    from osop_checks.sources.repository import RUNNING, Running, this_host
+
+    root = path.rstrip("/") or "/"
+    found = []
+    for process in psutil.process_iter(["pid", "name", "cmdline", "create_time"]):
+        info = process.info
+        if info.get("name") not in programs or not info.get("cmdline"):
+            continue
+        for arg in info["cmdline"][1:]:
+            arg = arg.rstrip("/") or "/"
+            if arg.startswith("/") and (arg == root or arg.startswith(root + "/")
+                                        or root.startswith(arg + "/")):
+                found.append(Running(this_host(), info["pid"], RUNNING, info["create_time"],
+                                     info["create_time"],
+                                     command=" ".join(info["cmdline"][:3])))
+                break
+    return found

@@ -12,10 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from osop_checks import units
+from osop_checks import proc, units
 from osop_checks.checks import backup_age
-from osop_checks.sources import tree
+from osop_checks.sources import borg, repository, restic, tree
 from lab.peers import run_inprocess, trees
+from tests.helpers import fixture
 
 UTC = datetime.timezone.utc
 NOW = time.time()
@@ -679,8 +680,10 @@ def test_stamp_with_the_backup_tree(tmp_path):
 def test_stamp_with_a_missing_tree(tmp_path):
     trees.write_file(str(tmp_path / "stamp"), content="ok")
     out = run("--stamp", tmp_path / "stamp", "-p", tmp_path / "gone")
-    assert (out.exitcode, out.output) == (
-        3, "BACKUP_AGE UNKNOWN - --path %s does not exist\n" % (tmp_path / "gone"))
+    assert out.exitcode == 2
+    assert out.status_line.startswith(
+        "BACKUP_AGE CRITICAL - --path %s does not exist (nearest existing parent %s" % (
+            tmp_path / "gone", tmp_path))
 
 
 def test_log_verdicts(tmp_path):
@@ -738,12 +741,32 @@ def test_usage_errors_are_one_line_exit_3(argv, message):
     assert out.output.count("\n") == 1
 
 
-def test_missing_path_is_unknown(tmp_path):
-    out = run("-p", tmp_path / "nope")
-    assert (out.exitcode, out.output) == (
-        3, "BACKUP_AGE UNKNOWN - --path %s does not exist\n" % (tmp_path / "nope"))
-    out = run("-p", tmp_path / "nope", "--mode", "snapshot")
-    assert out.exitcode == 3 and "does not exist" in out.output
+def test_missing_path_is_critical_naming_where_it_would_be(tmp_path):
+    """A backup that is gone is lost, not unknown: the nearest existing parent and the
+    filesystem it is on are named; --ignore-missing makes absence fine."""
+    gone = tmp_path / "nope" / "mirror"
+    out = run("-p", gone)
+    assert (out.exitcode, out.status_line) == (2, (
+        "BACKUP_AGE CRITICAL - --path %s does not exist (nearest existing parent %s, on the "
+        "filesystem mounted at %s)" % (gone, tmp_path, tree.missing_place(str(gone)).mount)))
+    out = run("-p", gone, "--mode", "snapshot")
+    assert out.exitcode == 2 and "--path %s does not exist" % gone in out.status_line
+    out = run("-p", gone, "--ignore-missing")
+    assert (out.exitcode, out.status_line) == (
+        0, "BACKUP_AGE OK - --path %s does not exist (--ignore-missing)" % gone)
+
+
+def test_missing_path_under_an_unmounted_fstab_entry(tmp_path):
+    (tmp_path / "data2").mkdir()
+    fstab = tmp_path / "fstab"
+    fstab.write_text("# <file system> <mount point>\nUUID=1 / ext4 defaults 0 1\n"
+                     "LABEL=data2 %s ext4 defaults,nofail 0 2\n" % (tmp_path / "data2"))
+    missing = tree.missing_place(str(tmp_path / "data2" / "backup"), fstab=str(fstab))
+    assert missing.parent == str(tmp_path / "data2")
+    assert missing.unmounted == str(tmp_path / "data2")
+    assert backup_age.judge_missing(missing, False) == (
+        nagiosplugin.Critical, "--path %s does not exist (%s is in /etc/fstab but not "
+        "mounted)" % (tmp_path / "data2" / "backup", tmp_path / "data2"))
 
 
 def test_unreadable_subdirectory_via_injected_scan(tmp_path):
@@ -796,3 +819,385 @@ def test_timeout_during_a_forked_walk_leaves_no_process(tmp_path, monkeypatch):
     assert time.monotonic() - started < 3
     assert out.exitcode == 3 and "no result within the --timeout of 1 s" in out.output
     assert {p.pid for p in psutil.Process().children()} - before == set()
+
+
+# -- repositories: restic and Borg, on their recorded JSON ----------------------------------
+
+
+WEB2_FRESH = ts("2026-12-06 11:00:00")  # the fixture's web2 snapshot is 30m old then
+PW = ["--password-file", "/etc/osop-checks/restic.pw"]  # handed to restic, never read here
+
+
+def _repo_check(argv, listing, now=WEB2_FRESH, mode="restic"):
+    """The check's judgement on a repository listing handed in: no tool, no clock."""
+    args = backup_age.build_parser().parse_args(
+        ["--mode", mode, "--repo", "sftp:backup@box:/srv/restic"] + PW + argv)
+    seen = []
+
+    def read_repo(access):
+        seen.append((access.mode, access.location, access.password_file))
+        return listing
+    verdict = backup_age.build_check(args, read_repo=read_repo, now=lambda: now)
+    assert seen == [(mode, "sftp:backup@box:/srv/restic", args.password_file)]
+    return verdict
+
+
+def test_restic_snapshots_parse_from_the_real_json():
+    found = restic.parse_snapshots(fixture("restic", "snapshots-0.14-web1-old-web2-fresh.json"))
+    assert [(s.name, s.host, s.time, s.tags, s.files) for s in found] == [
+        ("d3c672ff", "web1", ts("2026-12-04 05:00:00"), ("nightly",), None),
+        (found[1].name, "web1", ts("2026-12-05 05:00:00"), ("nightly",), None),
+        (found[2].name, "web2", ts("2026-12-06 10:30:00"), ("nightly",), None)]
+    assert restic.parse_time("2026-12-06T11:09:55.532656222+01:00") == \
+        ts("2026-12-06 10:09:55.532656")
+
+
+@pytest.mark.parametrize("raw", ["", "{}", "[{\"time\": \"yesterday\"}]", "[1]", "null"])
+def test_restic_json_of_another_layout_is_said(raw):
+    with pytest.raises(proc.LayoutError, match="restic snapshots gave JSON of an unknown"):
+        restic.parse_snapshots(raw)
+
+
+def test_restic_host_filter_another_hosts_fresh_snapshot_does_not_hide_an_old_one():
+    listing = repository.Listing(restic.parse_snapshots(
+        fixture("restic", "snapshots-0.14-web1-old-web2-fresh.json")))
+    old = _repo_check(["--host", "web1", "-w", "26h"], listing)
+    assert old.state == nagiosplugin.Warn
+    assert old.summary.startswith("newest restic snapshot ")
+    assert old.summary.endswith(" (web1:/tmp/rx/src) is 1d 6h old, limit 26h")
+    assert "snapshots=2;;;0" in perfdata(old)
+    every = _repo_check(["-w", "26h"], listing)
+    assert every.state == nagiosplugin.Ok and "(web2:/tmp/rx/src) is 30m old" in every.summary
+    none = _repo_check(["--host", "web3"], listing)
+    assert none.state == nagiosplugin.Critical
+    assert none.summary == ("no backup found: no restic snapshots of host web3 in "
+                            "sftp:backup@box:/srv/restic (3 in all)")
+
+
+def test_restic_tag_and_path_filters_are_restics():
+    snap = repository.Snapshot("1", "1", 0, "web1", ("/srv", "/etc"), ("nightly", "db"))
+    assert restic.matches(snap, tags=["nightly,db"]) and restic.matches(snap, tags=["x", "db"])
+    assert not restic.matches(snap, tags=["nightly,x"])
+    assert restic.matches(snap, paths=["/srv", "/etc"]) and not restic.matches(
+        snap, paths=["/srv", "/home"])
+    assert restic.matches(snap, hosts=["web2", "web1"]) and not restic.matches(snap, ["web2"])
+
+
+def test_restic_summary_gives_size_and_files_when_recorded():
+    raw = ('[{"time": "2026-12-06T10:30:00Z", "hostname": "web1", "paths": ["/srv"], '
+           '"id": "ab", "short_id": "ab", "summary": {"total_files_processed": 12, '
+           '"total_bytes_processed": 4096}}]')  # constructed: the layout of restic 0.17+
+    listing = repository.Listing(restic.parse_snapshots(raw))
+    check = _repo_check(["--min-snapshots", "2"], listing)
+    assert check.state == nagiosplugin.Critical
+    assert "files=12;;;0" in perfdata(check) and "size=4096B;;;0" in perfdata(check)
+    assert check.summary == ("only 1 snapshot in sftp:backup@box:/srv/restic, at least 2 "
+                             "wanted")
+
+
+def test_borg_checkpoint_newer_than_the_last_full_archive_is_not_the_backup():
+    archives = borg.parse_list(fixture("borg", "list-1.2-checkpoint.json"))
+    assert [a.name for a in archives] == ["web1-2026-12-04", "web1-now", "web1-running",
+                                          "web1-cut.checkpoint"]
+    cut = archives[-1].time
+    listing = repository.Listing(archives[:1] + archives[-1:])  # a full one, then cut off
+    check = _repo_check(["-w", "26h"], listing, now=cut + 60, mode="borg")
+    assert check.state == nagiosplugin.Critical
+    assert check.summary.startswith("newest borg archive web1-2026-12-04 is 2d 6h old, "
+                                    "limit 50h")
+    assert "snapshots=1;;;0" in perfdata(check)
+    assert borg.is_checkpoint("a.checkpoint.3") and not borg.is_checkpoint("checkpoint-a")
+
+
+def test_borg_prefix_and_glob_select_by_name():
+    listing = repository.Listing(borg.parse_list(fixture("borg", "list-1.2-checkpoint.json")))
+    check = _repo_check(["--prefix", "web1-2026", "--glob-archives", "*-12-04"], listing,
+                        mode="borg")
+    assert "newest borg archive web1-2026-12-04 " in check.summary
+
+
+def test_borg_roster_of_a_cut_off_backup():
+    locks = borg.parse_roster(fixture("borg", "lock.roster-1.2-stale"), 1000.0)
+    assert locks == [repository.Lock("vm@3281355014145.30256-0", 1000.0, "vm@3281355014145",
+                                     30256, True)]
+    (gone,) = repository.holders(locks, "borg", hostname="vm")
+    assert gone.status in (repository.GONE, repository.RUNNING)  # pid 30256 here, now: any
+    (far,) = repository.holders(locks, "borg", hostname="other")
+    assert far.status == repository.ELSEWHERE
+
+
+def test_restic_lock_from_the_real_json():
+    lock = restic.parse_lock("daafbad9", fixture("restic", "cat-lock-0.14-backup-running.json"))
+    assert (lock.host, lock.pid, lock.exclusive) == ("vm", 12922, False)
+
+
+def _running(status, since, lock_time=None, refreshed=True):
+    return repository.Running("web1", 4711, status, since,
+                              since if lock_time is None else lock_time, refreshed)
+
+
+def _old_listing(running):
+    snap = repository.Snapshot("ab", "ab", WEB2_FRESH - 60 * HOUR, "web1", ("/srv",))
+    return repository.Listing([snap], running)
+
+
+def test_a_running_backup_downgrades_an_old_snapshot_to_warning():
+    since = WEB2_FRESH - 2 * HOUR
+    check = _repo_check([], _old_listing([_running(repository.RUNNING, since)]))
+    assert check.state == nagiosplugin.Warn
+    assert check.summary == ("newest restic snapshot ab (web1:/srv) is 2d 12h old, limit 50h; "
+                             "backup running since %s (pid 4711 on this host)"
+                             % units.format_time(since, "%H:%M"))
+    long = _repo_check(["--max-run", "1h"], _old_listing([_running(repository.RUNNING, since)]))
+    assert long.state == nagiosplugin.Critical
+    assert "(2h, pid 4711 on this host), longer than --max-run 1h" in long.summary
+
+
+def test_a_stale_lock_does_not_downgrade():
+    since = WEB2_FRESH - 2 * HOUR
+    gone = _repo_check([], _old_listing([_running(repository.GONE, since)]))
+    assert gone.state == nagiosplugin.Critical
+    assert gone.summary.endswith("; the repository is locked since %s by pid 4711 on this "
+                                 "host, but its process is gone: a stale lock"
+                                 % units.format_time(since, "%H:%M"))
+    quiet = _repo_check([], _old_listing([_running(repository.ELSEWHERE, since)]))
+    assert quiet.state == nagiosplugin.Critical and "not refreshed for 2h" in quiet.summary
+    fresh = _repo_check([], _old_listing([_running(repository.ELSEWHERE, since,
+                                                   WEB2_FRESH - 300)]))
+    assert fresh.state == nagiosplugin.Warn and "pid 4711 on web1" in fresh.summary
+    young = repository.Listing([repository.Snapshot("ab", "ab", WEB2_FRESH - HOUR)],
+                               [_running(repository.GONE, since)])
+    ok = _repo_check([], young)
+    assert ok.state == nagiosplugin.Ok  # a stale lock beside a fresh backup: long output
+    assert any("(gone)" in line for line in ok.long)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--mode", "restic"], "--mode restic needs --repo (or RESTIC_REPOSITORY)"),
+    (["--mode", "restic", "--repo", "/r"], "--mode restic needs --password-file (or "
+                                           "RESTIC_PASSWORD_FILE, RESTIC_PASSWORD_COMMAND"),
+    (["--mode", "borg", "--repo", "/r", "--host", "a"], "--host is for --mode restic"),
+    (["--mode", "restic", "--repo", "/r", "--prefix", "a"], "--prefix and --glob-archives"),
+    (["--mode", "restic", "--repo", "/r", "--glob", "*"], "--glob is not for --mode restic"),
+    (["-p", "/x", "--repo", "/r"], "--repo is for --mode restic and borg"),
+    (["-p", "/x", "-p", "/y"], "--path is given once in --mode newest"),
+])
+def test_repository_usage_errors(argv, message, monkeypatch):
+    for name in ("RESTIC_REPOSITORY", "RESTIC_PASSWORD_FILE", "RESTIC_PASSWORD_COMMAND",
+                 "RESTIC_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    out = run(*argv)
+    assert out.exitcode == 3 and message in out.output, out.output
+
+
+def test_a_missing_local_repository_is_critical(tmp_path):
+    out = run("--mode", "borg", "--repo", tmp_path / "gone")
+    assert out.exitcode == 2
+    assert out.status_line.startswith("BACKUP_AGE CRITICAL - --repo %s does not exist (nearest "
+                                      "existing parent %s" % (tmp_path / "gone", tmp_path))
+
+
+def _verify_check(argv, tmp_path, now, result, listing=None):
+    """The check with --verify on a listing handed in; ``result`` (ok, fixture) is what the
+    tool's check says when it runs. Returns (verdict, whether the check ran)."""
+    args = backup_age.build_parser().parse_args(
+        PW + ["--mode", "restic", "--repo", "sftp:box:/srv/restic", "--state-file",
+         str(tmp_path / "state.json")] + argv)
+    ran = []
+
+    def verify(access, share):
+        ran.append(share)
+        ok, words = repository.check_result(result[0], fixture("restic", result[1]))
+        return repository.Verification(now, ok, words, share, ran=True)
+    listing = listing or repository.Listing([repository.Snapshot("ab", "ab", now - HOUR)])
+    verdict = backup_age.build_check(args, read_repo=lambda *a: listing, verify=verify,
+                                     now=lambda: now)
+    if verdict.save:
+        verdict.save()
+    return verdict, ran
+
+
+BAD = (1, "check-0.14-damaged-pack.txt")
+GOOD = (0, "check-0.14-ok.txt")
+
+
+def test_verify_a_damaged_pack_is_critical_on_every_run_until_a_check_passes(tmp_path):
+    first, ran = _verify_check(["--verify", "5%"], tmp_path, NOW, BAD)
+    assert ran == ["5%"] and first.state == nagiosplugin.Critical
+    assert first.summary.startswith("restic check of %s (0s ago) failed: error for tree "
+                                    "1e2547cb: decrypting blob" % units.format_time(
+                                        NOW, "%Y-%m-%d %H:%M"))
+    assert first.long[0].endswith("(2 more lines, the last: Fatal: repository contains errors)")
+    later, ran = _verify_check(["--verify", "5%"], tmp_path, NOW + 6 * HOUR, GOOD)
+    assert ran == [] and later.state == nagiosplugin.Critical  # not due: remembered
+    assert "(6h ago) failed" in later.summary
+    passed, ran = _verify_check(["--verify", "5%"], tmp_path, NOW + 25 * HOUR, GOOD)
+    assert ran == ["5%"] and passed.state == nagiosplugin.Ok
+    assert passed.summary.endswith("; last check passed")
+    assert passed.long[0] == "integrity: restic check of %s (0s ago) passed" % (
+        units.format_time(NOW + 25 * HOUR, "%Y-%m-%d %H:%M"))
+    again, ran = _verify_check(["--verify", "5%", "--verify-every", "1h"], tmp_path,
+                               NOW + 27 * HOUR, BAD)
+    assert ran == ["5%"] and again.state == nagiosplugin.Critical
+
+
+def test_verify_waits_for_a_running_backup(tmp_path):
+    running = repository.Running("web1", 1, repository.RUNNING, NOW - 60, NOW - 60)
+    listing = repository.Listing([repository.Snapshot("ab", "ab", NOW - HOUR)], [running])
+    verdict, ran = _verify_check(["--verify", "1/10"], tmp_path, NOW, BAD, listing)
+    assert ran == [] and verdict.state == nagiosplugin.Ok
+    assert "integrity: not checked yet (check due, not run: a backup holds the lock)" in \
+        verdict.long
+
+
+def test_a_check_that_found_the_lock_taken_is_not_a_finding():
+    with pytest.raises(repository.Locked):
+        repository.check_result(1, "Fatal: unable to create lock in backend: repository is "
+                                   "already locked by PID 55 on vm by root")  # constructed
+
+
+@pytest.mark.parametrize("share, ok", [("5%", True), ("1/10", True), ("0", True),
+                                       ("0%", False), ("11/10", False), ("half", False)])
+def test_verify_shares(share, ok):
+    out = run("--mode", "restic", "--repo", "/nonexistent/r", "--verify", share, *PW)
+    assert (out.exitcode != 3) == ok, out.output
+
+
+def _sampled(path, outcome, size=10, restored=10):
+    return repository.Sampled(repository.FileNode(path.lstrip("/"), size, NOW - DAY, path),
+                              restored, outcome)
+
+
+def test_restore_sample_names_each_file_that_is_not_what_was_backed_up():
+    restored = repository.RestoreSample([
+        _sampled("/srv/a", repository.SAME), _sampled("/srv/b", repository.DIFFERS),
+        _sampled("/srv/c", repository.AS_RECORDED),
+        _sampled("/srv/d", repository.WRONG_SIZE, restored=3),
+        _sampled("/srv/e", repository.NOT_RESTORED, restored=None)], files_seen=40)
+    listing = repository.Listing([repository.Snapshot("ab", "ab", WEB2_FRESH - HOUR)])
+    args = backup_age.build_parser().parse_args(
+        PW + ["--mode", "restic", "--repo", "sftp:box:/r", "--restore-sample", "5"])
+    asked = []
+
+    def restore(access, snapshot, n, cap):
+        asked.append((snapshot.id, n, cap))
+        return restored
+    verdict = backup_age.build_check(args, read_repo=lambda *a: listing, restore=restore,
+                                     now=lambda: WEB2_FRESH)
+    assert asked == [("ab", 5, 64 * 1024 * 1024)]
+    assert verdict.state == nagiosplugin.Critical
+    assert verdict.summary == (
+        "restored /srv/b differs from the live file, which is unchanged since the snapshot; "
+        "restored /srv/d of another size than recorded; restored /srv/e not restored")
+    assert "restore sample /srv/d (10 bytes recorded, 3 bytes restored): of another size " \
+        "than recorded" in verdict.long
+    fine = backup_age.judge_restore(repository.RestoreSample(restored.samples[:1] +
+                                                             restored.samples[2:3]))
+    assert fine == [(nagiosplugin.Ok, "2 of 2 files restored fine (1 compared with the live "
+                                      "file)")]
+    failed = backup_age.judge_restore(repository.RestoreSample([], 3, "restic failed (exit 1)"))
+    assert failed[0] == (nagiosplugin.Critical, "restore failed: restic failed (exit 1)")
+
+
+def test_reservoir_draws_alike_within_the_cap():
+    pool = repository.Reservoir(3, 100)
+    for i in range(50):
+        pool.offer(repository.FileNode("/f%d" % i, 40 if i % 2 else 200, 0))
+    pool.offer(repository.FileNode("/a*b", 1, 0))  # a name restic would read as a pattern
+    drawn = pool.drawn()
+    assert pool.seen == 25 and len(drawn) == 2 and all(n.size == 40 for n in drawn)
+
+
+def _sleeping_check(tmp_path, now, listing=None, kind="connection refused", extra=()):
+    """--sleeping on sftp:box: ``listing`` when the box is awake, else ssh fails as ``kind``."""
+    args = backup_age.build_parser().parse_args(
+        PW + ["--mode", "restic", "--repo", "sftp:backup@box:/srv/restic", "--sleeping",
+         "--state-file", str(tmp_path / "state.json")] + list(extra))
+
+    def read_repo(access):
+        if listing is None:
+            raise repository.Unreachable(kind, "restic could not reach the repository's host: "
+                                               "%s (Fatal: unable to open repository)" % kind)
+        return listing
+    verdict = backup_age.build_check(args, read_repo=read_repo, now=lambda: now)
+    if verdict.save:
+        verdict.save()
+    return verdict
+
+
+def test_a_sleeping_repository_is_judged_by_its_last_good_listing(tmp_path):
+    never = _sleeping_check(tmp_path, NOW)
+    assert never.state == nagiosplugin.Critical
+    assert never.summary == ("restic snapshots in sftp:backup@box:/srv/restic asleep "
+                             "(connection refused) and never listed: nothing to judge")
+    listing = repository.Listing([repository.Snapshot("ab", "ab", NOW - HOUR, "web1",
+                                                      ("/srv",), ("nightly",))])
+    awake = _sleeping_check(tmp_path, NOW, listing)
+    assert awake.state == nagiosplugin.Ok and "is 1h old" in awake.summary
+    asleep = _sleeping_check(tmp_path, NOW + 14 * HOUR)
+    assert asleep.state == nagiosplugin.Ok
+    assert asleep.summary.startswith("newest restic snapshot ab (web1:/srv) is 15h old; "
+                                     "repository host asleep (connection refused), last "
+                                     "listed 14h ago; 1 snapshot")
+    late = _sleeping_check(tmp_path, NOW + 30 * HOUR, extra=["--tag", "nightly"])
+    assert late.state == nagiosplugin.Warn
+    assert late.summary == ("newest restic snapshot ab (web1:/srv) is 1d 7h old, limit 26h; "
+                            "repository host asleep (connection refused), last listed 1d 6h "
+                            "ago: did the box wake up?")
+    gone = _sleeping_check(tmp_path, NOW + 55 * HOUR, kind="timeout")
+    assert gone.state == nagiosplugin.Critical and "limit 50h; repository host asleep " \
+        "(timeout)" in gone.summary
+
+
+def test_a_refused_login_is_not_sleep(tmp_path):
+    with pytest.raises(nagiosplugin.CheckError, match=r"host: permission denied \(publickey"):
+        _sleeping_check(tmp_path, NOW, kind="permission denied (publickey)")
+
+
+def test_restic_018_summary_gives_the_newest_snapshots_size_and_files():
+    listing = repository.Listing(restic.parse_snapshots(
+        fixture("restic", "snapshots-0.18-web1-old-web2-fresh.json")))
+    old = _repo_check(["--host", "web1", "-w", "26h"], listing)
+    assert old.state == nagiosplugin.Warn
+    assert old.summary == "newest restic snapshot bd74e984 (web1:/tmp/r18/src) is 1d 6h old, " \
+                          "limit 26h"
+    assert "files=2;;;0" in perfdata(old) and "size=13B;;;0" in perfdata(old)
+    lock = restic.parse_lock("1", fixture("restic", "cat-lock-0.18-backup-running.json"))
+    assert (lock.host, lock.exclusive) == ("vm", False)
+    ok, words = repository.check_result(1, fixture("restic", "check-0.18-damaged-pack.txt"))
+    assert not ok and words.startswith("error for tree ac08ce34: decrypting blob <tree/ac08ce34>"
+                                       " from 12ea2a03 failed: ciphertext verification failed")
+
+
+def test_borg_14_listing_and_its_checkpoint():
+    archives = borg.parse_list(fixture("borg", "list-1.4-named-checkpoint.json"))
+    assert [a.name for a in archives if borg.matches(a)] == ["web1-2026-12-04",
+                                                             "web1-2026-12-05"]
+    check = _repo_check([], repository.Listing(archives), now=archives[-1].time, mode="borg")
+    assert check.summary.startswith("newest borg archive web1-2026-12-05 is ")
+
+
+def test_borg_check_of_a_damaged_segment():
+    ok, words = repository.check_result(1, fixture("borg", "check-1.2-damaged-segment.txt"))
+    assert not ok
+    assert words.startswith("Data integrity error: Segment entry checksum mismatch [segment 2, "
+                            "offset 98] ... (")
+
+
+def test_an_rsync_at_work_on_an_old_mirror_makes_it_a_backup_in_progress(tmp_path):
+    trees.make_tree(str(tmp_path / "mirror"), {"a": (10, NOW - 30 * HOUR)})
+    args = backup_age.build_parser().parse_args(["-p", str(tmp_path / "mirror"), "-c", "26h"])
+    asked = []
+
+    def copies(path):
+        asked.append(path)
+        return [repository.Running("vm", 4711, repository.RUNNING, NOW - HOUR, NOW - HOUR,
+                                   command="rsync -a /data1/")]
+    verdict = backup_age.build_check(args, copies=copies, now=lambda: NOW)
+    assert asked == [str(tmp_path / "mirror")] and verdict.state == nagiosplugin.Warn
+    assert verdict.summary.endswith("limit 26h; backup running since %s (pid 4711 on this "
+                                    "host)" % units.format_time(NOW - HOUR, "%H:%M"))
+    fresh = backup_age.build_check(backup_age.build_parser().parse_args(
+        ["-p", str(tmp_path / "mirror"), "-w", "2d", "-c", "3d"]), copies=copies,
+        now=lambda: NOW)
+    assert fresh.state == nagiosplugin.Ok and len(asked) == 1  # not looked for: not too old

@@ -2,6 +2,7 @@
 made by the tests (real rsync -a copies), as root and as an unprivileged user."""
 import datetime
 import os
+import subprocess
 import time
 
 import pytest
@@ -136,3 +137,30 @@ def test_help_and_usage_errors_as_a_process():
         in out.output
     out = run_plugin("check_backup_age", ["-p", "relative/dir"])
     assert out.exitcode == 3 and out.output.count("\n") == 1 and out.stderr == ""
+
+
+def test_a_real_rsync_at_work_makes_an_old_mirror_a_backup_in_progress(tmp_path):
+    need("rsync")
+    mirror = str(tmp_path / "mirror")
+    trees.make_tree(mirror, {"old.dat": (100, NOW - 30 * HOUR)})
+    trees.make_tree(str(tmp_path / "src"), {"big.dat": (400000, NOW)})
+    argv = ["-p", mirror, "-w", "20h", "-c", "26h"]
+    assert run_plugin("check_backup_age", argv).exitcode == 2
+    os.mkdir(tmp_path / "partial")  # the file being copied is not yet in the mirror
+    rsync = subprocess.Popen(["rsync", "-a", "--bwlimit=1", "--temp-dir",
+                              str(tmp_path / "partial"), str(tmp_path / "src") + "/",
+                              mirror + "/"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):  # until the child has become rsync (its argv names the mirror)
+            with open("/proc/%d/cmdline" % rsync.pid, "rb") as handle:
+                if handle.read().startswith(b"rsync\0"):
+                    break
+            time.sleep(0.05)
+        out = run_plugin("check_backup_age", argv)
+        assert out.exitcode == 1, out.output
+        assert "limit 26h; backup running since " in out.status_line
+        assert "(pid %d on this host)" % rsync.pid in out.status_line
+    finally:
+        rsync.kill()
+        rsync.wait()

@@ -54,9 +54,9 @@ def build_parser():
     sel = parser.add_argument_group("selection")
     sel.add_argument("-p", "--path", kind=cli.PATH, action="append", default=[], metavar="PATH",
                      help="check the filesystem holding PATH (repeatable); selected whatever "
-                          "its type; a PATH that does not exist, or an fstab mount point that "
-                          "is not mounted, is CRITICAL (SNMP mode: PATH is a mount point as "
-                          "the agent lists it)")
+                          "its type, --match, --ignore and --exclude-type; a PATH that does not "
+                          "exist, or an fstab mount point that is not mounted, is CRITICAL (SNMP "
+                          "mode: PATH is a mount point as the agent lists it)")
     sel.add_argument("--ignore-missing", kind=cli.PLAIN, action="store_true",
                      help="a missing or unmounted -p PATH is OK instead of CRITICAL")
     sel.add_argument("--include-type", kind=cli.PLAIN,
@@ -273,8 +273,10 @@ def _select(mounts, args, fstab=frozenset(), exists=os.path.exists):
         if not chosen and args.include_type:
             return chosen, missing, "no filesystem of %s is mounted" % cli.as_given(
                 "--include-type", args.include_type)
-    chosen, why = narrow(chosen, args)
-    return chosen, missing, why
+        # a -p PATH is named by the admin: never swallowed by a filter
+        chosen, why = narrow(chosen, args)
+        return chosen, missing, why
+    return chosen, missing, None
 
 
 def _select_remote(partitions, args, host):
@@ -305,8 +307,9 @@ def _select_remote(partitions, args, host):
         if not chosen:
             return chosen, missing, "no storage of %s matches the selection (types: %s)" % (
                 host, ", ".join(types))
-    chosen, why = narrow(chosen, args, "storage of %s" % host)
-    return chosen, missing, why
+        chosen, why = narrow(chosen, args, "storage of %s" % host)
+        return chosen, missing, why
+    return chosen, missing, None
 
 
 # -- evaluation ---------------------------------------------------------------------------

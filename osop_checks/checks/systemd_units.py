@@ -78,7 +78,9 @@ def build_parser():
                      metavar="UNIT",
                      help="this unit must be active, CRITICAL otherwise (repeatable); a "
                           "oneshot service that exited successfully and a unit whose start "
-                          "condition failed count as fine; not subject to the selection")
+                          "condition failed count as fine; not subject to the selection: a UNIT "
+                          "stopped and not loaded, masked or missing is CRITICAL even when "
+                          "the selection leaves no other unit")
     tim = parser.add_argument_group("timers")
     tim.add_argument("--timer-max-age", kind=cli.PLAIN,
                      action="append", default=[], type=timer_max_age,
@@ -87,7 +89,8 @@ def build_parser():
                           "that never triggered is late once it has been active this long "
                           "(repeatable; TIMER=DURATION for one timer, e.g. backup.timer=26h; "
                           "units: %s; default: timers are not judged); a TIMER named here "
-                          "that is missing or not active is late too" % units.DURATION.examples)
+                          "that is missing or not active is late too, and is judged whatever the "
+                          "selection" % units.DURATION.examples)
     sev = parser.add_argument_group("severities")
     alarms = ("warning", "critical")
     cli.add_state_option(sev, "--failed-severity", "state for a failed unit", "critical", alarms)
@@ -316,9 +319,10 @@ def judge(snapshot, limits, now):
     selection, ages = limits.selection, limits.ages
     names = [u.name for u in snapshot.units]
     nothing = selection.nothing_left(names)
-    if nothing and names:
+    named = bool(limits.required or ages.per_timer)
+    if nothing and names and not named:
         # a typo in -i, or an -e that takes everything, must not read as "none failed"
-        words = "%s (of %d units listed)" % (nothing, len(names))
+        words = "%s (of %d unit%s listed)" % (nothing, len(names), plugin.plural(len(names)))
         return plugin.Verdict([(Unknown, words)], words)
     chosen = [u for u in snapshot.units if selection(u.name)]
     failed = [u for u in chosen if u.active == "failed"]
@@ -331,12 +335,13 @@ def judge(snapshot, limits, now):
         state, words = judge_required(name, snapshot.properties.get(name))
         found.append(("required", state, words, words))
     active_units = {u.name for u in snapshot.units if u.active == "active"}
-    timers = [t for t in snapshot.timers or () if selection(t.name) and t.name in active_units]
+    # a timer named in --timer-max-age TIMER=... is judged whatever the selection says
+    timers = [t for t in snapshot.timers or ()
+              if (selection(t.name) or t.name in ages.per_timer) and t.name in active_units]
     judged = [(t.name, t) for t in timers if ages(t.name) is not None]
     # a timer named in --timer-max-age that is not an active timer never triggers: late
     active_timers = {t.name for t in timers}
-    judged += [(name, None) for name in ages.per_timer
-               if name not in active_timers and selection(name)]
+    judged += [(name, None) for name in ages.per_timer if name not in active_timers]
     late = 0
     for name, timer in judged:
         props = snapshot.properties.get(name)
@@ -363,6 +368,11 @@ def judge(snapshot, limits, now):
               for kind, state, _, detail in plugin.worst_first(found, lambda f: f[1])
               if not (state == Ok and (kind == "system" or
                                        (kind == "timer" and not limits.verbose)))])
+    if nothing and names:
+        # one service per check (-u UNIT -i '^UNIT$'): the named units are what is judged, a
+        # unit that is stopped and not loaded is in no list-units at all
+        verdict.long.append("the selection leaves no listed unit (%s): only the units named "
+                            "with -u and --timer-max-age TIMER= are judged" % nothing)
     if verdict.state == Ok:
         verdict.summary = _all_well(found, dict(counts))
     else:
@@ -371,8 +381,8 @@ def judge(snapshot, limits, now):
 
 
 def _all_well(found, counts):
-    words = "%d units (%d active), none failed" % (counts["units_total"],
-                                                  counts["units_active"])
+    words = "%d unit%s (%d active), none failed" % (
+        counts["units_total"], plugin.plural(counts["units_total"]), counts["units_active"])
     required = sum(1 for kind, *_ in found if kind == "required")
     if required:
         words += ", %d required active" % required
@@ -418,7 +428,7 @@ def build_check(args, gather=systemd.gather, now=time.time):
         if ages:
             names += [t.name for t in timers if selection(t.name)
                       and ages(t.name) is not None]
-            names += [name for name in ages.per_timer if selection(name)]
+            names += list(ages.per_timer)
         return names
 
     snapshot = gather(command, args.format, wanted, timers=bool(ages))

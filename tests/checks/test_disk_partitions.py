@@ -72,12 +72,22 @@ def test_selection_options():
      "--exclude-type vfat"),
     (["--include-type", "zfs"], "no filesystem of --include-type zfs is mounted"),
     (["--match", "^/data", "--ignore", "2$"], "every filesystem is excluded by --ignore '2$'"),
-    (["-p", "/data2", "--ignore", "^/data"], "every filesystem is excluded by --ignore '^/data'"),
 ])
 def test_a_selection_that_leaves_nothing_is_unknown_naming_the_filter(argv, words):
     outcome = run(argv)
     assert outcome.exitcode == 3, outcome.output
     assert outcome.output == "DISK_PARTITIONS UNKNOWN - %s\n" % words
+
+
+@pytest.mark.parametrize("filters", [["--ignore", "^/data"], ["--exclude-type", "xfs"],
+                                     ["--match", "^/srv"], ["--ignore", ".*"]])
+def test_a_named_path_is_judged_whatever_the_filters(filters):
+    """Was UNKNOWN 'every filesystem is excluded': a -p PATH is named, never filtered away."""
+    outcome = run(["-p", "/data2", "-p", "/"] + filters, free={"/data2": (100 * GiB, GiB)})
+    assert outcome.exitcode == 2, outcome.output
+    assert outcome.status_line.startswith("DISK_PARTITIONS CRITICAL - /data2 1.0% free"), \
+        outcome.output
+    assert "'/'=" in outcome.status_line
 
 
 def test_a_missing_path_stays_critical_whatever_the_filters():

@@ -291,6 +291,37 @@ def test_a_required_unit_that_does_not_exist_stays_critical():
     assert outcome.exitcode == 2 and "nginx.servce.service not found" in outcome.status_line
 
 
+MASKED = ("Id=osop-masked.service\nDescription=osop-masked.service\nLoadState=masked\n"
+          "ActiveState=inactive\nSubState=dead\nResult=success\nConditionResult=no\n")
+
+
+@pytest.mark.parametrize("unit, words", [
+    ("osop-stopped", "osop-stopped.service is inactive (dead), must be active"),
+    ("osop-masked", "osop-masked.service is masked"),
+    ("osop-gone", "osop-gone.service not found"),
+])
+@pytest.mark.parametrize("selection", [["-i", r"^{}\.service$"], ["-e", ".*"],
+                                       ["--type", "swap"]])
+def test_a_named_unit_is_judged_whatever_the_selection_leaves(unit, words, selection):
+    """Was UNKNOWN 'no unit matches': a unit stopped and not loaded, masked or missing is in
+    no list-units, and the empty selection was judged before the unit named with -u."""
+    argv = ["-u", unit] + [a.format(unit) for a in selection]
+    outcome = run(argv, Recorded(show={"osop-masked.service": MASKED}))
+    assert outcome.exitcode == 2, outcome.output
+    assert outcome.status_line.startswith("SYSTEMD_UNITS CRITICAL - %s |" % words), \
+        outcome.output
+    assert "only the units named with -u and --timer-max-age TIMER= are judged" in outcome.output
+    assert perf(outcome, "required_not_active") == 1
+
+
+def test_a_named_unit_alone_that_is_active_is_ok():
+    outcome = run(["-u", "osop-running", "-i", r"^osop-running\.service$"])
+    assert outcome.exitcode == 0, outcome.output
+    assert outcome.status_line.startswith(
+        "SYSTEMD_UNITS OK - 1 unit (1 active), none failed, 1 required active, system "), \
+        outcome.output
+
+
 def test_type_selection_counts():
     outcome = run(["--type", "timer"])
     assert perf(outcome, "units_total") == 9
@@ -353,6 +384,17 @@ def test_per_timer_age_overrides_the_default_and_exclusion_applies_to_timers():
     assert excluded.exitcode == 0, excluded.output
     critical = run(["-e", "fail", "--timer-max-age", "2d", "--late-severity", "critical"])
     assert critical.exitcode == 2
+
+
+def test_a_timer_named_with_its_own_age_is_judged_whatever_the_selection():
+    """Was OK without a word of it: -e osop-old left out the timer named in
+    --timer-max-age osop-old=2h."""
+    outcome = run(["-e", "fail", "-e", "osop-old", "--timer-max-age", "osop-old=2h"])
+    assert outcome.exitcode == 1, outcome.output
+    assert "osop-old.timer last triggered 3d" in outcome.status_line
+    alone = run(["-e", ".*", "--timer-max-age", "osop-old=2h"])
+    assert alone.exitcode == 1, alone.output
+    assert "osop-old.timer last triggered 3d" in alone.status_line
 
 
 def test_severities():
@@ -554,7 +596,7 @@ def test_judge_degraded_only_by_units_left_out_is_ok():
     verdict = check.judge(snapshot(units, "degraded"),
                           limits(selection=check.Selection(excluded=["x.service"])), NOW)
     assert verdict.state == Ok
-    assert verdict.summary == ("1 units (1 active), none failed, system degraded only by 1 "
+    assert verdict.summary == ("1 unit (1 active), none failed, system degraded only by 1 "
                                "unit left out by the selection")
     assert verdict.long == []
 
@@ -565,7 +607,7 @@ def test_judge_a_selection_that_leaves_nothing_is_unknown_without_perfdata():
     verdict = check.judge(snapshot([unit("a.service")]),
                           limits(selection=check.Selection(include=[re.compile("nginx")])), NOW)
     assert verdict.state == Unknown
-    assert verdict.summary == "no unit matches -i nginx (of 1 units listed)"
+    assert verdict.summary == "no unit matches -i nginx (of 1 unit listed)"
     assert verdict.perfdata == [] and verdict.long == []
 
 
@@ -595,7 +637,7 @@ def test_judge_timers_late_on_time_and_missing():
     on_time = check.judge(snapshot(units[1:2], timers=timers[1:2]),
                           limits(ages=check.TimerAges([(None, 2 * day)]), late=Critical), NOW)
     assert on_time.state == Ok
-    assert on_time.summary == "1 units (1 active), none failed, 1 timer on time, system running"
+    assert on_time.summary == "1 unit (1 active), none failed, 1 timer on time, system running"
 
 
 def test_judge_required_units():

@@ -145,6 +145,8 @@ class Sshd(Started):
             "MaxStartups 100",
             "MaxSessions 100",
             "LogLevel ERROR",
+            # sftp for an sshfs mount of a host's files (test_disk_partitions: a hung mount)
+            "Subsystem sftp internal-sftp",
         ]
         if self.netns:  # a host of lab/peers/netns.py, logged in to many times a test
             lines += [

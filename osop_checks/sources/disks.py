@@ -1,4 +1,4 @@
-"""Local filesystems: the mount table (psutil) and each mount's usage (statvfs).
+"""Local filesystems: the mount table (/proc/self/mounts) and each mount's usage (statvfs).
 
 Returns plain data only. The SNMP source (sources/snmp_storage) returns the same Partition
 type, so a check judges local and remote disks alike.
@@ -7,6 +7,7 @@ type, so a check judges local and remote disks alike.
 from __future__ import annotations
 
 import os
+import re
 import threading
 
 from osop_checks import bounded, deadline
@@ -40,15 +41,22 @@ class _Record:
     __hash__ = None  # type: ignore[assignment]
 
 
-class Mount(_Record):
-    """One mount-table entry. ``listed`` False: no mount-table entry holds it (``unlisted``)."""
-    _fields = __match_args__ = ("mountpoint", "device", "fstype", "listed")
+# Filesystems that are read-only by nature: never "went read-only".
+READ_ONLY_TYPES = frozenset("squashfs iso9660 udf cramfs erofs romfs".split())
 
-    def __init__(self, mountpoint: str, device: str, fstype: str, listed: bool = True):
+
+class Mount(_Record):
+    """One mount-table entry. ``listed`` False: no mount-table entry holds it (``unlisted``).
+    ``options``: its mount options as the kernel lists them ('rw', 'relatime' ...)."""
+    _fields = __match_args__ = ("mountpoint", "device", "fstype", "listed", "options")
+
+    def __init__(self, mountpoint: str, device: str, fstype: str, listed: bool = True,
+                 options: tuple = ()):
         self.mountpoint = mountpoint
         self.device = device
         self.fstype = fstype
         self.listed = listed
+        self.options = tuple(options)
 
 
 def unlisted(path):
@@ -65,12 +73,15 @@ class Partition(_Record):
     ``used`` is size minus all free blocks, so used + free < size where blocks are reserved.
     """
     _fields = __match_args__ = ("mountpoint", "device", "fstype", "size", "used", "free",
-                                "inodes_total", "inodes_free", "error", "listed")
+                                "inodes_total", "inodes_free", "error", "listed", "options",
+                                "free_source")
 
     def __init__(self, mountpoint: str, device: str, fstype: str, size: int = 0,
                  used: int = 0, free: int = 0, inodes_total: int | None = None,
                  inodes_free: int | None = None, error: str | None = None,
-                 listed: bool = True):  # listed: as Mount.listed
+                 listed: bool = True, options: tuple = (), free_source: str = "statvfs"):
+        # listed, options: as Mount's; free_source: where ``free`` comes from ("statvfs",
+        # or "btrfs filesystem usage" for btrfs read as root)
         self.mountpoint = mountpoint
         self.device = device
         self.fstype = fstype
@@ -81,6 +92,13 @@ class Partition(_Record):
         self.inodes_free = inodes_free
         self.error = error
         self.listed = listed
+        self.options = tuple(options)
+        self.free_source = free_source
+
+    @property
+    def readonly(self):
+        """Mounted read-only (the kernel's option 'ro')."""
+        return "ro" in self.options
 
     @property
     def free_percent(self):
@@ -94,25 +112,59 @@ class Partition(_Record):
         return 100.0 * self.inodes_free / self.inodes_total
 
 
-def list_mounts() -> list[Mount]:
-    """Every mounted filesystem, virtual ones included, in mount-table order."""
-    import psutil
-
-    return [Mount(p.mountpoint, p.device, p.fstype) for p in psutil.disk_partitions(all=True)]
+# psutil.disk_partitions is not used: psutil 5.9 (Debian 12) calls pathconf() on every mount
+# point it lists, so one hung NFS or FUSE mount hangs the check even when it is left out.
+MOUNTS_LIMIT = 16 * 1024 * 1024  # bytes of /proc/self/mounts (hosts with thousands of mounts)
 
 
-def read_fstab(path="/etc/fstab"):
-    """Mount points listed in fstab without noauto: the ones that should be mounted."""
-    points = set()
+def _unescape(field):
+    """A mount-table field: the kernel writes space, tab, newline and backslash as \\ooo."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def parse_mounts(text) -> list[Mount]:
+    """/proc/self/mounts (or /etc/mtab): device, mount point, type, options per line."""
+    mounts = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        device, point, fstype, options = fields[:4]
+        mounts.append(Mount(_unescape(point), "" if device == "none" else _unescape(device),
+                            fstype, options=tuple(options.split(","))))
+    return mounts
+
+
+def list_mounts(path="/proc/self/mounts") -> list[Mount]:
+    """Every mounted filesystem, virtual ones included, in mount-table order. Reads the table
+    only: no mount point is touched."""
+    return parse_mounts(bounded.read_text(path, MOUNTS_LIMIT))
+
+
+def parse_fstab(text) -> dict:
+    """{mount point: options} of the fstab entries that are filesystems (not swap)."""
+    entries = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and not fields[0].startswith("#") and fields[1] != "none" \
+                and fields[2] != "swap":
+            point = _unescape(fields[1])
+            entries[point.rstrip("/") or "/"] = tuple(fields[3].split(","))
+    return entries
+
+
+def read_fstab(path="/etc/fstab") -> dict:
+    """parse_fstab of ``path``; {} when it cannot be read (a container has none)."""
     try:
-        for line in bounded.read_text(path).splitlines():
-            fields = line.split()
-            if len(fields) >= 4 and not fields[0].startswith("#"):
-                if "noauto" not in fields[3].split(",") and fields[1] != "none":
-                    points.add(fields[1].replace("\\040", " "))
+        return parse_fstab(bounded.read_text(path))
     except OSError:
-        pass
-    return points
+        return {}
+
+
+def should_be_mounted(fstab, point):
+    """fstab lists ``point`` without noauto."""
+    options = fstab.get(point.rstrip("/") or "/")
+    return options is not None and "noauto" not in options
 
 
 def statvfs_usage(mount: Mount) -> Partition:
@@ -123,7 +175,8 @@ def statvfs_usage(mount: Mount) -> Partition:
         used=(st.f_blocks - st.f_bfree) * st.f_frsize,
         free=st.f_bavail * st.f_frsize,
         inodes_total=st.f_files or None,
-        inodes_free=st.f_favail if st.f_files else None, listed=mount.listed)
+        inodes_free=st.f_favail if st.f_files else None, listed=mount.listed,
+        options=mount.options)
 
 
 def usage(mounts: list[Mount], timeout=None) -> list[Partition]:

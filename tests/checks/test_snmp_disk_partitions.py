@@ -48,6 +48,12 @@ def run(argv, **kw):
     return run_inprocess(Module(**kw), argv)
 
 
+@pytest.fixture(autouse=True)
+def _private_state(monkeypatch, tmp_path):
+    """The full-in history of each test in a directory of its own."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+
+
 def test_default_selects_fixed_disks_of_the_agent():
     outcome = run(SNMP + ["-w", "1%", "-c", "0%"])
     assert outcome.exitcode == 0, outcome.output

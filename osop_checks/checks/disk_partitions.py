@@ -60,6 +60,8 @@ def build_parser():
             "free = f_bavail * f_frsize, exactly df -B1's Avail; /etc/fstab tells whether a",
             "-p path should be a mount point of its own and which mounts should be read-write;",
             "a -p path that no mount entry holds (a chroot) gets statvfs(2) on the path itself.",
+            "btrfs, as root: free as 'btrfs filesystem usage -b -- MOUNT' estimates it for the",
+            "data profile (statvfs's otherwise, said at -v).",
             "The used bytes of each run go to the state file (--state-file) for 'full in'.",
             "SNMP mode: GETBULK walks of HOST-RESOURCES-MIB hrStorageTable (1.3.6.1.2.1.25.2.3.1:",
             "type, descr, allocation units, size, used) and UCD-SNMP-MIB dskTable",

@@ -419,3 +419,38 @@ def test_full_in_options_that_cannot_work_are_usage_errors():
     outcome = run(["--full-in-warning", "1d", "--full-in-critical", "2d"])
     assert outcome.exitcode == 3 and "--full-in-warning 1d can never fire" in outcome.output
     assert run(["--state-file", "relative.json"]).exitcode == 3
+
+
+# -- btrfs: the free space of the data profile ------------------------------------------
+
+def test_btrfs_free_space_as_btrfs_filesystem_usage_estimates_it():
+    from osop_checks import proc
+    from osop_checks.sources import disks
+    from tests.helpers import fixture
+
+    usage = fixture("disks", "btrfs-filesystem-usage-b_btrfs-progs-6.2.txt")
+    assert disks.parse_btrfs_usage(usage) == 348127232  # df -B1 said 347078656
+    asked = []
+
+    def run(argv, timeout=None):
+        asked.append(argv)
+        return proc.Completed(argv, 0, usage, "")
+
+    def statvfs_part():
+        return Partition("/srv", "/dev/loop0", "btrfs", size=536870912, used=111181824,
+                         free=347078656)
+
+    part = disks.btrfs_free(statvfs_part(), run=run, euid=0)
+    assert (part.free, part.free_source) == (348127232, "btrfs filesystem usage")
+    assert asked == [["btrfs", "filesystem", "usage", "-b", "--", "/srv"]]
+    assert dp.long_line(nagiosplugin.Ok, "", part, "space").endswith(
+        ", free as btrfs filesystem usage gives it")
+    # not root, no btrfs-progs, a layout not known: statvfs's figure stays
+    assert disks.btrfs_free(statvfs_part(), run=run, euid=1000).free == 347078656
+
+    def missing(argv, timeout=None):
+        raise proc.CommandError("btrfs: command not found", "btrfs", proc.NOT_FOUND)
+
+    assert disks.btrfs_free(statvfs_part(), run=missing, euid=0).free == 347078656
+    garbage = lambda argv, timeout=None: proc.Completed(argv, 0, "Overall:\n", "")  # noqa: E731
+    assert disks.btrfs_free(statvfs_part(), run=garbage, euid=0).free == 347078656

@@ -288,3 +288,39 @@ def test_an_excluded_hung_network_mount_is_never_touched(practice, tmp_path):
         assert excluded.startswith("DISK_PARTITIONS OK - "), lines
         assert "/nfs" not in excluded, lines
     assert max(took) < 5000, took  # well under the --timeout of 20 s
+
+
+@pytest.mark.peer
+def test_btrfs_free_space_equals_btrfs_filesystem_usage(tmp_path):
+    """A real btrfs (mkfs.btrfs defaults: data single, metadata DUP) in a loop device with
+    100 MiB written: the check's free space is what 'btrfs filesystem usage' estimates for
+    the data profile (was: statvfs's, df's, which differs from it)."""
+    need("mkfs.btrfs", "btrfs")
+    script = r'''
+        d="$1"; check="$2"
+        truncate -s 512M "$d/b.img"; mkfs.btrfs -q -f "$d/b.img" >/dev/null 2>&1
+        mkdir "$d/b"; mount -o loop "$d/b.img" "$d/b"
+        dd if=/dev/urandom of="$d/b/x" bs=1M count=100 status=none; sync
+        "$check" -p "$d/b" -w 0B -c 0B || echo "exit=$?"
+        btrfs filesystem usage -b "$d/b" | grep 'Free (estimated)'
+        echo "df=$(df -B1 --output=avail "$d/b" | tail -1)"
+        PATH=/nonexistent "$check" -p "$d/b" -w 0B -c 0B -v || echo "exit=$?"
+    '''
+    result = in_namespace(script, tmp_path, CHECK)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    estimated = int(re.search(r"Free \(estimated\):\s+(\d+)", result.stdout).group(1))
+    df_free = int(re.search(r"^df=\s*(\d+)", result.stdout, re.M).group(1))
+    assert estimated != df_free  # the two figures differ, or the test would show nothing
+
+    def free_of(status):
+        # -w 0B: the warning limit in used bytes is the usable space, used + free
+        used, usable = re.search(r"'%s/b'=(\d+)B;(\d+);" % tmp_path, status).groups()
+        return int(usable) - int(used)
+
+    assert free_of(lines[0]) == estimated, lines
+    assert ", free as btrfs filesystem usage gives it" in lines[1], lines
+    without_tool = [line for line in lines if line.startswith("DISK_PARTITIONS")][1]
+    assert free_of(without_tool) == df_free
+    assert "btrfs free space from statvfs (df's figure): command not found: btrfs" in \
+        result.stdout, lines

@@ -482,7 +482,7 @@ class Trend:
         per_day = self.rate * 86400
         return "%s%s a day over %d runs in %s" % (
             "+" if per_day >= 0 else "-", units.format_size(abs(per_day)), self.runs,
-            units.format_duration(self.span))
+            units.format_duration(round(self.span / 60) * 60))  # runs a day apart: "2d"
 
     def words(self):
         if self.rate is None:

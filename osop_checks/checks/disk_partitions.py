@@ -55,8 +55,8 @@ def build_parser():
         ],
         behind_the_scenes=[
             "the mount table from /proc/self/mounts (read, nothing mounted is touched), then",
-            "statvfs(2) on each selected mount only, in a worker thread (a hung NFS mount",
-            "cannot hang the check; one left out by the selection is never touched);",
+            "statvfs(2) on each selected mount only, in a child process (a hung NFS or FUSE",
+            "mount cannot hang the check; one left out by the selection is never touched);",
             "free = f_bavail * f_frsize, exactly df -B1's Avail; /etc/fstab tells whether a",
             "-p path should be a mount point of its own and which mounts should be read-write;",
             "a -p path that no mount entry holds (a chroot) gets statvfs(2) on the path itself.",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-import threading
+import time
 
 from osop_checks import bounded, deadline
 
@@ -167,16 +167,25 @@ def should_be_mounted(fstab, point):
     return options is not None and "noauto" not in options
 
 
-def statvfs_usage(mount: Mount) -> Partition:
-    st = os.statvfs(mount.mountpoint)
+def statvfs_usage(mount: Mount, fields=None) -> Partition:
+    """The Partition of ``mount`` from statvfs (or from its ``fields``: f_blocks, f_bfree,
+    f_bavail, f_frsize, f_files, f_favail, as measure() writes them)."""
+    if fields is None:
+        fields = _statvfs_fields(mount.mountpoint)
+    blocks, bfree, bavail, frsize, files, favail = fields
     return Partition(
         mount.mountpoint, mount.device, mount.fstype,
-        size=st.f_blocks * st.f_frsize,
-        used=(st.f_blocks - st.f_bfree) * st.f_frsize,
-        free=st.f_bavail * st.f_frsize,
-        inodes_total=st.f_files or None,
-        inodes_free=st.f_favail if st.f_files else None, listed=mount.listed,
+        size=blocks * frsize,
+        used=(blocks - bfree) * frsize,
+        free=bavail * frsize,
+        inodes_total=files or None,
+        inodes_free=favail if files else None, listed=mount.listed,
         options=mount.options)
+
+
+def _statvfs_fields(path):
+    st = os.statvfs(path)
+    return st.f_blocks, st.f_bfree, st.f_bavail, st.f_frsize, st.f_files, st.f_favail
 
 
 # btrfs: statvfs's f_bavail is a rough guess across the profiles; "btrfs filesystem usage"
@@ -224,24 +233,74 @@ def btrfs_free(part: Partition, run=None, euid=None) -> Partition:
 
 
 def usage(mounts: list[Mount], timeout=None, btrfs=btrfs_free) -> list[Partition]:
-    """statvfs for each mount, in a worker thread: a hung NFS mount cannot hang the check,
-    it comes back as a Partition with an error instead. A btrfs gets its free space from
-    ``btrfs`` (btrfs_free)."""
-    results = {}
-
-    def work():
-        for mount in mounts:
-            try:
-                results[mount.mountpoint] = statvfs_usage(mount)
-            except OSError as exc:
-                results[mount.mountpoint] = Partition(
-                    mount.mountpoint, mount.device, mount.fstype,
-                    error="cannot read usage: %s" % (exc.strerror or exc))
-
-    worker = threading.Thread(target=work, daemon=True)
-    worker.start()
-    worker.join(deadline.remaining(timeout))
-    measured = [results.get(m.mountpoint) or Partition(
-        m.mountpoint, m.device, m.fstype, error="statvfs did not answer in time (hung mount?)")
-        for m in mounts]
+    """statvfs for each mount, in a child process: a hung NFS or FUSE mount cannot hang the
+    check, it comes back as a Partition with an error instead (the mounts measured before it
+    keep their figures). A btrfs gets its free space from ``btrfs`` (btrfs_free)."""
+    answers = measure([m.mountpoint for m in mounts], deadline.remaining(timeout))
+    measured = []
+    for index, mount in enumerate(mounts):
+        answer = answers.get(index)
+        if answer is None:
+            measured.append(Partition(mount.mountpoint, mount.device, mount.fstype,
+                                      error="statvfs did not answer in time (hung mount?)"))
+        elif isinstance(answer, str):
+            measured.append(Partition(mount.mountpoint, mount.device, mount.fstype,
+                                      error="cannot read usage: %s" % answer))
+        else:
+            measured.append(statvfs_usage(mount, answer))
     return [btrfs(p) if p.fstype == "btrfs" and not p.error else p for p in measured]
+
+
+def measure(paths, limit=None):
+    """{index: statvfs fields, or the OS's words for a failure} of ``paths``, asked by a
+    forked child within ``limit`` seconds (None: no limit). Not a thread: a thread stuck in
+    a FUSE request (a dead sshfs, a hard NFS mount) cannot be killed, and the check could
+    not exit after its answer; a stuck child is killed and left behind instead."""
+    import select
+    import signal
+
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: one line per path, then out without any cleanup
+        try:
+            # nothing inherited stays open: a child stuck for hours must not hold Icinga's
+            # pipe (stdout) or a daemon's client socket
+            os.closerange(0, writer)
+            os.closerange(writer + 1, max(writer + 2, os.sysconf("SC_OPEN_MAX")))
+            for index, path in enumerate(paths):
+                try:
+                    line = "%d ok %s" % (index, " ".join(map(str, _statvfs_fields(path))))
+                except OSError as exc:
+                    line = "%d error %s" % (index, exc.strerror or exc)
+                os.write(writer, line.replace("\n", " ").encode("utf-8", "replace") + b"\n")
+        finally:
+            os._exit(0)
+    os.close(writer)
+    answers, pending = {}, b""
+    end = None if limit is None else time.monotonic() + limit
+    try:
+        while len(answers) < len(paths):
+            wait = None if end is None else max(0.0, end - time.monotonic())
+            if not select.select([reader], [], [], wait)[0]:
+                break
+            chunk = os.read(reader, 65536)
+            if not chunk:
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                index, kind, rest = line.decode("utf-8", "replace").split(" ", 2)
+                answers[int(index)] = tuple(int(v) for v in rest.split()) if kind == "ok" \
+                    else rest
+    finally:
+        os.close(reader)
+        done = len(answers) == len(paths)
+        if not done:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        try:  # a child stuck in the kernel cannot die yet: not waited for
+            os.waitpid(pid, 0 if done else os.WNOHANG)
+        except ChildProcessError:
+            pass
+    return answers

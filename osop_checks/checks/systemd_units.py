@@ -52,8 +52,10 @@ def build_parser():
             "  journalctl --no-pager -b -o json -r -n 20 _PID=1",
             "      MESSAGE_ID=d9b373ed55a64feb8242e02dbe79a49c   (only when no unit failed",
             "      now: this boot's last unit failure; the journalctl beside --systemctl's",
-            "      systemctl; not with --user)",
-            "--user USER adds '--user -M USER@' to every systemctl.",
+            "      systemctl)",
+            "--user USER adds '--user -M USER@' to every systemctl, asks 'show -p",
+            "ControlGroup' for the user manager's unit and matches the journal on it",
+            "(_SYSTEMD_UNIT=user@UID.service) instead of _PID=1.",
             "--systemctl replaces 'systemctl' by a command prefix (split like a shell would,",
             "never run by one). No D-Bus library is needed.",
         ])
@@ -505,10 +507,8 @@ def build_check(args, gather=systemd.gather, now=time.time):
         return names
 
     def journal(unit_list):
-        # the journal is asked only when no selected unit failed now (and not for a user
-        # manager: the journal's user entries would need the user's uid)
-        return args.user is None and not any(
-            u.active == "failed" and selection(u.name) for u in unit_list)
+        # the journal is asked only when no selected unit failed now
+        return not any(u.active == "failed" and selection(u.name) for u in unit_list)
 
     snapshot = gather(command, args.format, wanted, timers=bool(ages), user=args.user,
                       journal=journal)

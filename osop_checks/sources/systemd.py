@@ -443,13 +443,23 @@ def journal_command(command):
     return argv[:-1] + [(head + "/" if head else "") + "journalctl"]
 
 
-def failures_of_this_boot(command, run=proc.run) -> list[Failure]:
-    """The newest failures of system units in the current boot's journal (the system
-    manager's, PID 1's, entries; at most FAILURES_KEPT), newest first. ``command``: the
-    journalctl argv prefix."""
+def failures_of_this_boot(command, run=proc.run, manager="_PID=1") -> list[Failure]:
+    """The newest unit failures in the current boot's journal that the manager ``manager``
+    (a journal match: '_PID=1', the system's; '_SYSTEMD_UNIT=user@1000.service', a user's)
+    logged; at most FAILURES_KEPT, newest first. ``command``: the journalctl argv prefix."""
     done = run(command + ["--no-pager", "-b", "-o", "json", "-r", "-n", str(FAILURES_KEPT),
-                          "MESSAGE_ID=" + UNIT_FAILED, "_PID=1"], env=ENVIRONMENT)
+                          "MESSAGE_ID=" + UNIT_FAILED, manager], env=ENVIRONMENT)
     return parse_failures(done.stdout)
+
+
+def user_manager_match(systemctl) -> str:
+    """The journal match of the user manager ``systemctl`` (in user scope) asks: its own
+    unit, from its ControlGroup (/user.slice/user-1000.slice/user@1000.service)."""
+    out = systemctl("show", "-p", "ControlGroup")
+    unit = out.strip().rpartition("/")[2]
+    if not out.startswith("ControlGroup=") or not re.match(r"^user@\d+\.service$", unit):
+        raise layout_error("the user manager's ControlGroup is not .../user@UID.service", out)
+    return "_SYSTEMD_UNIT=" + unit
 
 
 def gather(command="systemctl", layout="auto", wanted=lambda units, timers: (),
@@ -471,7 +481,8 @@ def gather(command="systemctl", layout="auto", wanted=lambda units, timers: (),
         try:
             if journalctl is None:
                 raise nagiosplugin.CheckError("no journalctl beside --systemctl %s" % command)
-            failures = failures_of_this_boot(journalctl, run)
+            manager = user_manager_match(systemctl) if user else "_PID=1"
+            failures = failures_of_this_boot(journalctl, run, manager)
         except nagiosplugin.CheckError as exc:
             import logging
 

@@ -60,6 +60,9 @@ class Recorded:
         elif sub == "is-system-running":
             out = fixture(self.state)
             return proc.Completed(argv, 0 if out.strip() == "running" else 1, out, "")
+        elif sub == "show" and "ControlGroup" in args:  # a user manager's own unit
+            return proc.Completed(argv, 0, "ControlGroup=/user.slice/user-1000.slice/"
+                                           "user@1000.service\n", "")
         elif sub == "show":
             names = args[args.index("--") + 1:]
             blocks = [self.show.get(n, "Id=%s\nLoadState=not-found\nActiveState=inactive\n"
@@ -735,6 +738,13 @@ def test_when_nothing_failed_now_the_last_failure_of_this_boot_is_named():
     journal = [c for c in outcome.calls if c[0].endswith("journalctl")][0]
     assert journal[1:] == ["--no-pager", "-b", "-o", "json", "-r", "-n", "20",
                            "MESSAGE_ID=d9b373ed55a64feb8242e02dbe79a49c", "_PID=1"]
+    # a user manager's failures: matched on its own unit
+    user = run(["--user", "vet"], Recorded(units="list-units_running_v252",
+                                           state="is-system-running_running_v252.txt",
+                                           journal=JOURNAL))
+    assert [c for c in user.calls if c[0].endswith("journalctl")][0][-1] == \
+        "_SYSTEMD_UNIT=user@1000.service"
+    assert "last unit failure of this boot: osop-flap.service" in user.output
     # an excluded unit's failure is left out like the unit; a failure now: not asked
     excluded = run(["-e", "flap"], Recorded(units="list-units_running_v252",
                                             state="is-system-running_running_v252.txt",

@@ -79,3 +79,10 @@ def test_this_boots_last_failure_is_named_when_nothing_failed_now(systemd_host_c
     lines = outcome.output.splitlines()
     assert lines[1].startswith("last unit failure of this boot: osop-flap.service at ") and \
         lines[1].endswith(" UTC (result exit-code)"), lines
+    # the same for the lingering user's manager, its failure reset by hand
+    systemd_host_container.run("--user", "-M", "vet@", "reset-failed",
+                               "osop-user-fail.service", check=True)
+    user = check(systemd_host_container, "--user", "vet")
+    assert user.exitcode == 0, user.output
+    assert user.output.splitlines()[1].startswith(
+        "last unit failure of this boot: osop-user-fail.service at "), user.output

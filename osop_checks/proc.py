@@ -36,6 +36,7 @@ PROVIDERS = {
     "sha256sum": "coreutils",
     "systemctl": "systemd",
     "apt-get": "apt",
+    "btrfs": "btrfs-progs",
 }
 
 

@@ -37,4 +37,31 @@ def scenarios(stack):
         ("only timers, late ones critical",
          prefix + ["--type", "timer", "--timer-max-age", "2d", "--late-severity",
                    "critical"]),
+    ] + host_scenarios(stack)
+
+
+def host_scenarios(stack):
+    """The host-health cases: units list-units does not show, --enabled, --user, this
+    boot's last failure (a container of their own, with a lingering user)."""
+    from lab.peers import systemd_container
+
+    try:
+        host = stack.enter_context(systemd_container.host_container())
+    except Exception as exc:
+        print("== systemd_units: host-health container not booted here: %s\n" % exc)
+        return []
+    prefix = ["check_systemd_units", "--systemctl", host.systemctl_option]
+    return [
+        ("one service per check: a stopped unit that is not loaded (list-units does not "
+         "show it) is CRITICAL, not 'no unit matches'",
+         prefix + ["-u", "osop-stopped", "-i", r"^osop-stopped\.service$"]),
+        ("a masked unit named with -u, everything else excluded",
+         prefix + ["-u", "osop-masked", "-e", ".*"]),
+        ("a service running now that will not come back after a reboot (--enabled)",
+         prefix + ["-e", "osop-flap", "-u", "osop-disabled", "--enabled", "osop-disabled",
+                   "--enabled", "osop-running"], lambda: host.run("start", "osop-disabled"), ()),
+        ("the lingering user vet's own units (--user): one failed",
+         prefix + ["--user", "vet", "-u", "osop-user-sync"]),
+        ("nothing failed now (reset by hand), but the journal remembers this boot's failure",
+         prefix, lambda: host.run("reset-failed", "osop-flap.service"), ()),
     ]

@@ -145,7 +145,8 @@ class Sshd(Started):
             "MaxStartups 100",
             "MaxSessions 100",
             "LogLevel ERROR",
-            # restic's sftp: repositories (tests/integration/test_backup_age_repos.py)
+            # sftp: restic's sftp: repositories (test_backup_age_repos) and an sshfs mount of a
+            # host's files (test_disk_partitions: a hung mount)
             "Subsystem sftp internal-sftp",
         ]
         if self.netns:  # a host of lab/peers/netns.py, logged in to many times a test

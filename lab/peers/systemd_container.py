@@ -143,6 +143,88 @@ ExecStart=/bin/true
 # Persistent timers' last trigger, in seconds before the boot.
 STAMPS = {"osop-old.timer": 3 * 86400, "osop-recent.timer": 3600}
 
+# The host-health cases (tests/integration/test_systemd_units_hosts.py), in a container of
+# their own: a unit running and enabled, one installed but neither enabled nor loaded, one
+# masked, one that fails in this boot (the test resets it: nothing failed now, the journal
+# remembers), and a lingering user whose user manager runs a failing and a running unit.
+HOST_INCLUDE = INCLUDE + ("dbus-user-session", "libpam-systemd")
+HOST_UNITS = {
+    "osop-running.service": UNITS["osop-running.service"],
+    "osop-stopped.service": UNITS["osop-stopped.service"],
+    "osop-flap.service": """\
+[Unit]
+Description=osop test: a service that fails once in this boot
+[Service]
+Type=oneshot
+ExecStart=/bin/false
+[Install]
+WantedBy=multi-user.target
+""",
+}
+MASKED = ("osop-masked.service",)
+# installed with an [Install] section but not enabled: the test starts it, so it runs now
+# and would not come back after a reboot
+DISABLED_UNITS = {
+    "osop-disabled.service": """\
+[Unit]
+Description=osop test: a service that runs but is not enabled
+[Service]
+ExecStart=/bin/sleep infinity
+[Install]
+WantedBy=multi-user.target
+""",
+}
+LINGERING_USER = "vet"
+USER_UNITS = {
+    "osop-user-fail.service": """\
+[Unit]
+Description=osop test: a user unit that fails
+[Service]
+Type=oneshot
+ExecStart=/bin/false
+[Install]
+WantedBy=default.target
+""",
+    "osop-user-sync.service": """\
+[Unit]
+Description=osop test: a user unit that runs
+[Service]
+ExecStart=/bin/sleep infinity
+[Install]
+WantedBy=default.target
+""",
+}
+
+
+def add_host_cases(root, user=LINGERING_USER, user_units=USER_UNITS, masked=MASKED,
+                   disabled=DISABLED_UNITS):
+    """Mask ``masked`` (a link to /dev/null, as systemctl mask makes), install ``disabled``
+    without enabling them, and add ``user`` (uid 1000, lingering: its user manager starts
+    at boot) with ``user_units`` enabled."""
+    system = os.path.join(root, "etc/systemd/system")
+    for name, text in disabled.items():
+        with open(os.path.join(system, name), "w") as handle:
+            handle.write(text)
+    for name in masked:
+        os.symlink("/dev/null", os.path.join(system, name))
+    added = debian_root.chroot(root, "useradd", "-m", "-u", "1000", "-s", "/bin/sh", user)
+    if added.returncode:
+        raise RuntimeError("useradd %s in the container's root: %s" % (user, added.stderr))
+    home = os.path.join(root, "home", user)
+    units = os.path.join(home, ".config/systemd/user")
+    wants = os.path.join(units, "default.target.wants")
+    os.makedirs(wants)
+    for name, text in user_units.items():
+        with open(os.path.join(units, name), "w") as handle:
+            handle.write(text)
+        os.symlink(os.path.join("..", name), os.path.join(wants, name))
+    for top, dirs, files in os.walk(os.path.join(home, ".config")):
+        for entry in [top] + [os.path.join(top, n) for n in dirs + files]:
+            os.lchown(entry, 1000, 1000)
+    linger = os.path.join(root, "var/lib/systemd/linger")
+    os.makedirs(linger, exist_ok=True)
+    open(os.path.join(linger, user), "w").close()
+
 NSENTER = "nsenter"
 
 
@@ -218,11 +300,13 @@ class Container:
 
 
 @contextlib.contextmanager
-def booted(units=UNITS, stamps=STAMPS, boot_timeout=90, settle=True, pristine=None):
+def booted(units=UNITS, stamps=STAMPS, boot_timeout=90, settle=True, pristine=None,
+           prepare=None):
     """Boot a fresh copy of the cached bookworm root (or of the root ``pristine``, e.g. a
-    debian_root.apt_root with more packages) with ``units`` installed; yield a
-    Container once ``is-system-running --wait`` has settled (``settle=False``: as soon as
-    systemctl answers, still starting); power it off afterwards."""
+    debian_root.apt_root with more packages) with ``units`` installed (and ``prepare(root)``
+    called on it); yield a Container once ``is-system-running --wait`` has settled
+    (``settle=False``: as soon as systemctl answers, still starting); power it off
+    afterwards."""
     if os.geteuid() != 0:
         raise RuntimeError("booting a systemd container needs root")
     if not ensure_tools():
@@ -231,6 +315,8 @@ def booted(units=UNITS, stamps=STAMPS, boot_timeout=90, settle=True, pristine=No
     workdir = tempfile.mkdtemp(prefix="osop-systemd-")
     root = debian_root.fresh_copy(pristine, os.path.join(workdir, "root"))
     install_units(root, units, stamps)
+    if prepare is not None:
+        prepare(root)
     console = open(os.path.join(workdir, "console.log"), "wb")
     process = subprocess.Popen(
         ["systemd-nspawn", "-q", "-D", root, "--register=no", "--keep-unit", "-b"],
@@ -315,6 +401,37 @@ if pytest is not None:
             need("debootstrap", "systemd-nspawn", NSENTER)
         try:
             context = booted()
+            container = context.__enter__()
+        except (RuntimeError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            if IN_CI:
+                pytest.fail("cannot boot the systemd container: %s" % exc)
+            pytest.skip("cannot boot the systemd container here: %s" % exc)
+        try:
+            yield container
+        finally:
+            context.__exit__(None, None, None)
+
+
+def host_container():
+    """The host-health cases' container (HOST_UNITS, a lingering user), booted: a context
+    manager yielding a Container."""
+    return booted(HOST_UNITS, {}, pristine=debian_root.cached_root(RELEASE,
+                                                                   include=HOST_INCLUDE),
+                  prepare=add_host_cases)
+
+
+if pytest is not None:
+    @pytest.fixture(scope="module")
+    def systemd_host_container():
+        """The host-health cases' container, for one test module."""
+        from lab.peers import IN_CI, need_root
+
+        need_root()
+        if not ensure_tools():
+            from lab.peers import need
+            need("debootstrap", "systemd-nspawn", NSENTER)
+        try:
+            context = host_container()
             container = context.__enter__()
         except (RuntimeError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
             if IN_CI:

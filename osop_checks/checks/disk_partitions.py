@@ -11,7 +11,10 @@ hrStorageTable, and dskTable where present) as the same disks.Partition, so the 
 -p/--match/--ignore, the thresholds, the output and the perfdata are the same as local ones.
 pysnmp is imported only in that mode.
 """
+import functools
+import logging
 import os
+import time
 
 import nagiosplugin
 from nagiosplugin import Critical, Ok, Unknown, Warn
@@ -20,6 +23,16 @@ from osop_checks import cli, plugin, runtime, snmp_options, text, units
 from osop_checks.sources import disks
 
 NAME = "DISK_PARTITIONS"
+
+# "full in": the used bytes of the last runs, one kept per HISTORY_SPACING, for at most
+# HISTORY_WINDOW; a trend (least squares) needs MIN_RUNS of them, the current run included.
+# A week evens out a nightly backup's jump; an hour apart keeps the file small (168 a mount).
+HISTORY_WINDOW = 7 * 86400
+HISTORY_SPACING = 3600
+MIN_RUNS = 3
+FAR_FUTURE = 10 * 365 * 86400  # a trend that fills the disk later than this is flat
+
+log = logging.getLogger("nagiosplugin")
 
 
 def build_parser():
@@ -32,6 +45,8 @@ def build_parser():
             "check_disk_partitions -p / -p /data2 -w 20%,50GiB -c 10%,10GiB",
             "check_disk_partitions --exclude-type vfat --ignore '^/boot' -W 10% -K 5%",
             "check_disk_partitions --path-threshold /data2=10%/5% -w 20% -c 10%",
+            "check_disk_partitions -p /data2 --full-in-warning 7d --full-in-critical 2d",
+            "check_disk_partitions --readonly-state warning",
             "check_disk_partitions -H nas --snmp --community-file /etc/icinga2/nas.community",
             "OSOP_SNMP_AUTH_KEY=... OSOP_SNMP_PRIV_KEY=... check_disk_partitions -H nas --snmp "
             "--snmp-version 3 --snmp-user monitor -p /volume1",
@@ -39,11 +54,15 @@ def build_parser():
             "check_disk_partitions -H nas.example.org -6 --snmp --community-file FILE",
         ],
         behind_the_scenes=[
-            "the mount table from /proc/self/mounts (psutil.disk_partitions), then statvfs(2) on",
-            "each selected mount in a worker thread (a hung NFS mount cannot hang the check);",
+            "the mount table from /proc/self/mounts (read, nothing mounted is touched), then",
+            "statvfs(2) on each selected mount only, in a child process (a hung NFS or FUSE",
+            "mount cannot hang the check; one left out by the selection is never touched);",
             "free = f_bavail * f_frsize, exactly df -B1's Avail; /etc/fstab tells whether a",
-            "-p path should be a mount point of its own; a -p path that no mount entry holds",
-            "(a chroot) gets statvfs(2) on the path itself.",
+            "-p path should be a mount point of its own and which mounts should be read-write;",
+            "a -p path that no mount entry holds (a chroot) gets statvfs(2) on the path itself.",
+            "btrfs, as root: free as 'btrfs filesystem usage -b -- MOUNT' estimates it for the",
+            "data profile (statvfs's otherwise, said at -v).",
+            "The used bytes of each run go to the state file (--state-file) for 'full in'.",
             "SNMP mode: GETBULK walks of HOST-RESOURCES-MIB hrStorageTable (1.3.6.1.2.1.25.2.3.1:",
             "type, descr, allocation units, size, used) and UCD-SNMP-MIB dskTable",
             "(1.3.6.1.4.1.2021.9.1: dskAvail for free space, dskPercentNode for inodes) with",
@@ -54,9 +73,9 @@ def build_parser():
     sel = parser.add_argument_group("selection")
     sel.add_argument("-p", "--path", kind=cli.PATH, action="append", default=[], metavar="PATH",
                      help="check the filesystem holding PATH (repeatable); selected whatever "
-                          "its type; a PATH that does not exist, or an fstab mount point that "
-                          "is not mounted, is CRITICAL (SNMP mode: PATH is a mount point as "
-                          "the agent lists it)")
+                          "its type, --match, --ignore and --exclude-type; a PATH that does not "
+                          "exist, or an fstab mount point that is not mounted, is CRITICAL (SNMP "
+                          "mode: PATH is a mount point as the agent lists it)")
     sel.add_argument("--ignore-missing", kind=cli.PLAIN, action="store_true",
                      help="a missing or unmounted -p PATH is OK instead of CRITICAL")
     sel.add_argument("--include-type", kind=cli.PLAIN,
@@ -96,6 +115,32 @@ def build_parser():
                      metavar="MOUNT=WARN/CRIT",
                      help="other space thresholds for one mount point, e.g. /data2=10%%/5%% "
                           "or /srv=20%%,50GiB/10%%,10GiB (repeatable)")
+    ro = parser.add_argument_group("read-only filesystems (local mode)")
+    cli.add_state_option(
+        ro, "--readonly-state", "state for a filesystem mounted read-only that /etc/fstab "
+        "mounts read-write (the kernel remounted it after an error)", "critical",
+        more="; squashfs, iso9660 and mounts fstab marks 'ro' are never flagged")
+    full = parser.add_argument_group(
+        "filling up (the used bytes of the last runs, kept in a state file)")
+    full.add_argument("--full-in-warning", kind=cli.PLAIN, type=cli.duration_type(minimum=1),
+                      metavar="DURATION",
+                      help="warn when a filesystem will be full within DURATION at the rate "
+                           "it grew over the last runs (up to %s of runs, one kept per %s; an "
+                           "estimate needs %d); a shrinking or flat filesystem is never "
+                           "full in (default: not judged; the estimate is in the long output "
+                           "and perfdata anyway)" % (
+                               units.format_duration(HISTORY_WINDOW),
+                               units.format_duration(HISTORY_SPACING), MIN_RUNS))
+    full.add_argument("--full-in-critical", kind=cli.PLAIN, type=cli.duration_type(minimum=1),
+                      metavar="DURATION",
+                      help="critical when a filesystem will be full within DURATION "
+                           "(default: not judged)")
+    full.add_argument("--state-file", kind=cli.FILE_WRITTEN, type=cli.absolute_path,
+                      metavar="PATH",
+                      help="where the used bytes of the last runs are kept; its directory "
+                           "must exist (default: disk_partitions_<hash of the selection>.json "
+                           "in $XDG_STATE_HOME/osop-checks/ or /var/tmp/osop-checks-<uid>/, "
+                           "created when missing)")
     parser.add_threshold_pair("--warning", "--critical", never_fires=FreeLimit.never_fires)
     parser.add_threshold_pair("--inode-warning", "--inode-critical", units.PERCENT)
     snmp_options.add_arguments(parser)
@@ -234,14 +279,15 @@ def narrow(chosen, args, what="filesystem"):
     return chosen, None
 
 
-def select(mounts, args, fstab=frozenset(), exists=os.path.exists):
+def select(mounts, args, fstab=None, exists=os.path.exists):
     """Choose the mounts to check. Returns (selected mounts, missing paths with reasons)."""
     return _select(mounts, args, fstab, exists)[:2]
 
 
-def _select(mounts, args, fstab=frozenset(), exists=os.path.exists):
-    """select(), and the words naming the filter that left nothing (or None)."""
-    chosen, missing = [], []
+def _select(mounts, args, fstab=None, exists=os.path.exists):
+    """select(), and the words naming the filter that left nothing (or None). ``fstab``:
+    {mount point: options} (disks.read_fstab)."""
+    chosen, missing, fstab = [], [], fstab or {}
     if args.path:
         for path in args.path:
             present = exists(path)
@@ -252,7 +298,8 @@ def _select(mounts, args, fstab=frozenset(), exists=os.path.exists):
                 raise nagiosplugin.CheckError("cannot reach %s: permission denied" % path)
             if mount is None:
                 missing.append((path, "does not exist"))
-            elif path.rstrip("/") in fstab and mount.mountpoint != os.path.realpath(path):
+            elif disks.should_be_mounted(fstab, path) and \
+                    mount.mountpoint != os.path.realpath(path):
                 missing.append((path, "is not mounted (listed in /etc/fstab; its directory "
                                       "lies on %s)" % mount.mountpoint))
             elif mount not in chosen:
@@ -273,8 +320,10 @@ def _select(mounts, args, fstab=frozenset(), exists=os.path.exists):
         if not chosen and args.include_type:
             return chosen, missing, "no filesystem of %s is mounted" % cli.as_given(
                 "--include-type", args.include_type)
-    chosen, why = narrow(chosen, args)
-    return chosen, missing, why
+        # a -p PATH is named by the admin: never swallowed by a filter
+        chosen, why = narrow(chosen, args)
+        return chosen, missing, why
+    return chosen, missing, None
 
 
 def _select_remote(partitions, args, host):
@@ -305,8 +354,9 @@ def _select_remote(partitions, args, host):
         if not chosen:
             return chosen, missing, "no storage of %s matches the selection (types: %s)" % (
                 host, ", ".join(types))
-    chosen, why = narrow(chosen, args, "storage of %s" % host)
-    return chosen, missing, why
+        chosen, why = narrow(chosen, args, "storage of %s" % host)
+        return chosen, missing, why
+    return chosen, missing, None
 
 
 # -- evaluation ---------------------------------------------------------------------------
@@ -317,38 +367,62 @@ class Limits:
     state of a missing -p path."""
 
     def __init__(self, warning, critical, inode_warning, inode_critical, overrides=(),
-                 missing=Critical):
+                 missing=Critical, readonly=Critical, full_in_warning=None,
+                 full_in_critical=None):
         self.default = (warning, critical)
         self.overrides = {mount.rstrip("/") or "/": (w, c) for mount, w, c in overrides}
         self.inode_warning = inode_warning
         self.inode_critical = inode_critical
         self.missing = missing
+        self.readonly = readonly
+        # seconds until full below which a filesystem is WARNING / CRITICAL; None: not judged
+        self.full_in = (full_in_warning, full_in_critical)
 
     @classmethod
     def from_args(cls, args):
         return cls(args.warning, args.critical, args.inode_warning, args.inode_critical,
-                   args.path_threshold, Ok if args.ignore_missing else Critical)
+                   args.path_threshold, Ok if args.ignore_missing else Critical,
+                   getattr(args, "readonly_state", Critical),
+                   getattr(args, "full_in_warning", None), getattr(args, "full_in_critical", None))
+
+    def full_in_range(self, seconds):
+        """A full-in limit as a Nagios range (alert below it), for perfdata; None: none."""
+        return None if seconds is None else units.range_of(start=seconds)
 
     def space(self, part):
         """(warning, critical) FreeLimits of ``part``: its mount point's override, else -w/-c."""
         return self.overrides.get(part.mountpoint, self.default)
 
 
-def judge(partitions, missing, limits):
+def judge(partitions, missing, limits, fstab=None, history=None, now=None, save=None):
     """The verdict on the measured ``partitions`` and the ``missing`` (path, reason) pairs.
     Pure.
 
-    Per partition its free space (UNKNOWN when it could not be measured) and, where it has
-    inodes, its free inodes; per missing path CRITICAL (OK with --ignore-missing). Status
-    line: the problems worst first, else how many are ok and the least free. Perfdata: used
-    bytes and used inodes, the thresholds converted to the same terms."""
+    Per partition its free space (UNKNOWN when it could not be measured), where it has
+    inodes its free inodes, whether it went read-only against ``fstab`` ({mount point:
+    options}; None in SNMP mode: nothing is judged read-only) and, from ``history`` (the
+    state file's {mount point: {...}}; None: none kept) and the time ``now``, the trend of its
+    used bytes and when it is full; per missing path CRITICAL (OK with --ignore-missing).
+    Status line: the problems worst first, else how many are ok and the least free. Perfdata:
+    used bytes and used inodes, the thresholds converted to the same terms, and the seconds
+    until full where there is an estimate. ``save(next_history)`` writes the state (runtime
+    calls it once the answer is rendered)."""
     judged, perfdata = [], []  # judged: (state, words, partition or None, kind)
+    remembered, trends = {}, {}
     for part in partitions:
         if part.error:
             judged.append((Unknown, "%s: %s" % (part.mountpoint, part.error), part, "space"))
             continue
+        if went_readonly(part, fstab):
+            judged.append((limits.readonly, "%s went read-only (mounted ro, /etc/fstab says "
+                           "rw)" % part.mountpoint, part, "readonly"))
         warning, critical = limits.space(part)
         state = Critical if critical.breached(part) else Warn if warning.breached(part) else Ok
+        if now is not None:
+            entry = (history or {}).get(part.mountpoint)
+            samples = samples_of(entry, part, now)
+            trends[part.mountpoint] = trend(samples + [(now, part.used)], part)
+            remembered[part.mountpoint] = next_entry(samples, part, now)
         judged.append((state, describe(part), part, "space"))
         # The label passes text.label: over SNMP the mount point is the agent's text.
         perfdata.append(nagiosplugin.Performance(
@@ -362,6 +436,16 @@ def judge(partitions, missing, limits):
                 "" if getattr(part, "inodes_exact", True) else "%",
                 used_inodes(limits.inode_warning, part), used_inodes(limits.inode_critical, part),
                 0, part.inodes_total))
+        found = trends.get(part.mountpoint)
+        if found is not None and found.full_in is not None:
+            judged.append((plugin.state_of(found.full_in, *map(limits.full_in_range,
+                                                               limits.full_in)),
+                           "%s full in %s (%s)" % (part.mountpoint,
+                                                   units.format_duration(found.full_in),
+                                                   found.rate_words()), part, "full in"))
+            perfdata.append(nagiosplugin.Performance(
+                text.label(part.mountpoint + " full in"), int(found.full_in), "s",
+                *map(limits.full_in_range, limits.full_in), 0, None))
     for path, reason in missing:
         judged.append((limits.missing, "%s %s" % (path, reason), None, "missing"))
     findings = [(state, words) for state, words, _, _ in judged]
@@ -371,8 +455,83 @@ def judge(partitions, missing, limits):
     else:
         summary = all_ok(judged)
     return plugin.Verdict(findings, summary, perfdata, [
-        line for line in (long_line(*j) for j in plugin.by_significance(judged, lambda j: j[0]))
-        if line])
+        line for line in (long_line(*j, trends) for j in plugin.by_significance(
+            judged, lambda j: j[0])) if line],
+        save=None if save is None or now is None else functools.partial(save, remembered))
+
+
+def went_readonly(part, fstab):
+    """Mounted read-only while /etc/fstab mounts it read-write (neither 'ro' there nor a
+    filesystem that is read-only by nature). ``fstab`` None: not known (SNMP mode)."""
+    if fstab is None or not part.readonly or part.fstype in disks.READ_ONLY_TYPES:
+        return False
+    options = fstab.get(part.mountpoint.rstrip("/") or "/")
+    return options is not None and "ro" not in options
+
+
+# -- time until full ----------------------------------------------------------------------
+
+class Trend:
+    """The used bytes of ``runs`` runs over ``span`` seconds: ``rate`` bytes a second (least
+    squares) and ``full_in`` seconds at that rate (None: not filling up, or not yet known)."""
+
+    def __init__(self, runs, span=0.0, rate=None, full_in=None):
+        self.runs, self.span, self.rate, self.full_in = runs, span, rate, full_in
+
+    def rate_words(self):
+        per_day = self.rate * 86400
+        return "%s%s a day over %d runs in %s" % (
+            "+" if per_day >= 0 else "-", units.format_size(abs(per_day)), self.runs,
+            units.format_duration(round(self.span / 60) * 60))  # runs a day apart: "2d"
+
+    def words(self):
+        if self.rate is None:
+            return "full in: not known yet (%d of %d runs)" % (self.runs, MIN_RUNS)
+        if self.full_in is not None:
+            return "full in %s (%s)" % (units.format_duration(self.full_in), self.rate_words())
+        return "not filling up (%s)" % self.rate_words()
+
+
+def samples_of(entry, part, now):
+    """The [(time, used)] remembered of ``part`` within HISTORY_WINDOW before ``now``; none
+    when the entry is of another filesystem (device or size changed) or damaged."""
+    if not isinstance(entry, dict) or entry.get("device") != part.device \
+            or entry.get("size") != part.size or not isinstance(entry.get("used"), list):
+        return []
+    samples = []
+    for sample in entry["used"]:
+        if isinstance(sample, list) and len(sample) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in sample) \
+                and now - HISTORY_WINDOW <= sample[0] < now:
+            samples.append((float(sample[0]), int(sample[1])))
+    return sorted(samples)
+
+
+def next_entry(samples, part, now):
+    """What the state file keeps of ``part``: the samples and this run's, unless the newest
+    kept one is less than HISTORY_SPACING old."""
+    if not samples or now - samples[-1][0] >= HISTORY_SPACING:
+        samples = samples + [(now, part.used)]
+    return {"device": part.device, "size": part.size,
+            "used": [[round(t, 3), used] for t, used in samples]}
+
+
+def trend(samples, part):
+    """The Trend of ``samples`` [(time, used)] of ``part``."""
+    if len(samples) < MIN_RUNS:
+        return Trend(len(samples))
+    times = [t for t, _ in samples]
+    mean_t = sum(times) / len(times)
+    mean_u = sum(u for _, u in samples) / len(samples)
+    spread = sum((t - mean_t) ** 2 for t in times)
+    if spread <= 0:
+        return Trend(len(samples))
+    rate = sum((t - mean_t) * (u - mean_u) for t, u in samples) / spread
+    span = times[-1] - times[0]
+    if rate <= 0:
+        return Trend(len(samples), span, rate)
+    full_in = max(0.0, part.free / rate)
+    return Trend(len(samples), span, rate, full_in if full_in <= FAR_FUTURE else None)
 
 
 def judge_inodes(part, limits):
@@ -414,22 +573,25 @@ def all_ok(judged):
         len(parts), plugin.plural(len(parts)), describe(least))] + ignored)
 
 
-def long_line(state, words, part, kind):
-    """A partition's line of the long output (with type, device, used space and inodes), a
-    problem's words, or None for an inode count or a missing path that is OK."""
+def long_line(state, words, part, kind, trends=None):
+    """A partition's line of the long output (with type, device, used space, inodes and its
+    trend), a problem's words, or None for an inode count, a full-in estimate or a missing
+    path that is OK."""
     if kind == "space" and not part.error:
         inodes = part.inodes_free_percent
         where = "%s on %s" % (part.fstype, part.device) if part.listed else \
             "no entry of the mount table holds it (as in a chroot), measured with " \
             "statvfs on the path itself"
-        return "%s: %s, %s, used %s, inodes %s" % (
+        line = "%s: %s, %s, used %s, inodes %s" % (
             str(state).upper(), describe(part), where, units.format_size(part.used),
             "n/a" if inodes is None else "%.1f%% free" % inodes)
+        if part.free_source != "statvfs":
+            line += ", free as %s gives it" % part.free_source
+        found = (trends or {}).get(part.mountpoint)
+        return line + (", " + found.words() if found is not None else "")
     if kind != "space" and state == Ok:
         return None
     return "%s: %s" % (str(state).upper(), words)
-
-
 
 
 SNMP_ONLY = ("storage_type", "community", "community_file", "snmp_user", "auth_key",
@@ -456,9 +618,66 @@ def check_mode(args):
     return False
 
 
+def default_state_file(args, environ=None, uid=None):
+    """The state file of this service: one per host (local or SNMP) and selection, so two
+    services of one host never share one."""
+    from osop_checks import state as state_files
+
+    identity = ["snmp %s" % args.host if args.snmp else "local"] + ["%s=%s" % (name, value) for
+                name, value in (("path", args.path), ("include-type", args.include_type),
+                                ("exclude-type", args.exclude_type),
+                                ("match", args.match and args.match.pattern),
+                                ("ignore", args.ignore and args.ignore.pattern),
+                                ("storage-type", args.storage_type))]
+    return state_files.default_path("disk_partitions", identity=identity, environ=environ,
+                                    uid=uid)
+
+
+class History:
+    """The state file of 'full in': where it is, whether its directory may be created, and
+    whether a failure to use it is the check's failure (a full-in threshold was asked for)
+    or only said at -v (the estimate is lost, the disk's verdict stands: a full /var/tmp
+    must not hide a full disk)."""
+
+    def __init__(self, path, create, required):
+        self.path, self.create, self.required = path, create, required
+
+    def _failed(self, exc):
+        if self.required:
+            raise exc
+        log.warning("%s; no full-in estimate", exc)
+
+    def load(self):
+        from osop_checks import state as state_files
+
+        try:
+            data = state_files.load(self.path, discard_corrupt=True)
+        except nagiosplugin.CheckError as exc:
+            self._failed(exc)
+            return None
+        mounts = (data or {}).get("mounts")
+        return mounts if isinstance(mounts, dict) else {}
+
+    def save(self, mounts):
+        from osop_checks import state as state_files
+
+        try:
+            state_files.ensure_dir(self.path, self.create)
+            state_files.save(self.path, {"mounts": mounts})
+        except nagiosplugin.CheckError as exc:
+            self._failed(exc)
+
+
 def build_check(args, list_mounts=disks.list_mounts, usage=disks.usage,
                 fstab=disks.read_fstab, exists=os.path.exists,
-                fetch_remote=None):
+                fetch_remote=None, now=time.time):
+    full_in = (args.full_in_warning, args.full_in_critical)
+    if None not in full_in and full_in[0] < full_in[1]:
+        raise cli.UsageError("--full-in-warning %s can never fire: every filesystem it warns "
+                             "about is critical by --full-in-critical %s already" % tuple(
+                                 units.format_duration(v) for v in full_in))
+    history = History(args.state_file or default_state_file(args), not args.state_file,
+                      required=full_in != (None, None))
     if check_mode(args):
         from osop_checks.sources import snmp_storage
 
@@ -467,13 +686,15 @@ def build_check(args, list_mounts=disks.list_mounts, usage=disks.usage,
         partitions, missing, why = _select_remote(fetch_remote(target), args, args.host)
         if not partitions and not missing:
             raise nagiosplugin.CheckError(why or "no storage of %s to check" % args.host)
+        table = None  # nothing is known of the remote fstab: nothing is judged read-only
     else:
-        mounts, missing, why = _select(list_mounts(), args,
-                                       fstab() if args.path else frozenset(), exists)
+        table = fstab()
+        mounts, missing, why = _select(list_mounts(), args, table, exists)
         if not mounts and not missing:
             raise nagiosplugin.CheckError(why or "no filesystem to check in the mount table")
         partitions = usage(mounts)
-    return judge(partitions, missing, Limits.from_args(args))
+    return judge(partitions, missing, Limits.from_args(args), table, history.load(), now(),
+                 history.save)
 
 
 def main(argv=None):

@@ -6,6 +6,7 @@ every unit type), a finding per failed unit, per --unit, per judged timer and on
 system state, the counts as perfdata; the status line names the failed units first
 -> runtime renders the verdict.
 """
+import re
 import time
 
 import nagiosplugin
@@ -34,6 +35,8 @@ def build_parser():
             "check_systemd_units -u nginx -u postgresql.service --type service",
             "check_systemd_units --timer-max-age 2d --timer-max-age backup.timer=26h",
             "check_systemd_units --systemctl 'nsenter -t 4242 -a systemctl'",
+            "check_systemd_units --enabled nginx --enabled postgresql -u nginx",
+            "check_systemd_units --user vet -u syncthing",
         ],
         behind_the_scenes=[
             "runs (LC_ALL=C TZ=UTC, no shell, each bounded by --timeout):",
@@ -43,8 +46,16 @@ def build_parser():
             "      layout of systemctl output has changed)",
             "  systemctl --no-pager list-timers --all [--output=json]   (with --timer-max-age)",
             "  systemctl --no-pager is-system-running",
-            "  systemctl --no-pager show -p Id,LoadState,ActiveState,... -- UNIT...",
-            "      (only for failed units, --unit units and, with --timer-max-age, timers)",
+            "  systemctl --no-pager show -p Id,LoadState,ActiveState,...,UnitFileState -- UNIT...",
+            "      (only for failed units, --unit and --enabled units and, with",
+            "      --timer-max-age, timers)",
+            "  journalctl --no-pager -b -o json -r -n 20 _PID=1",
+            "      MESSAGE_ID=d9b373ed55a64feb8242e02dbe79a49c   (only when no unit failed",
+            "      now: this boot's last unit failure; the journalctl beside --systemctl's",
+            "      systemctl)",
+            "--user USER adds '--user -M USER@' to every systemctl, asks 'show -p",
+            "ControlGroup' for the user manager's unit and matches the journal on it",
+            "(_SYSTEMD_UNIT=user@UID.service) instead of _PID=1.",
             "--systemctl replaces 'systemctl' by a command prefix (split like a shell would,",
             "never run by one). No D-Bus library is needed.",
         ])
@@ -53,6 +64,11 @@ def build_parser():
                      help="the systemctl command, with a prefix if needed, e.g. "
                           "'nsenter -t PID -a systemctl' for a container "
                           "(default: systemctl)")
+    src.add_argument("--user", kind=cli.PLAIN, type=user_name, metavar="USER",
+                     help="the user units of USER instead of the system's: its user manager, "
+                          "which runs without a login when USER lingers (loginctl "
+                          "enable-linger USER); asked with 'systemctl --user -M USER@' "
+                          "(needs root and dbus-user-session); the same rules and options")
     src.add_argument("--format", kind=cli.PLAIN, choices=("auto", "json", "table"), default="auto",
                      help="read systemctl's JSON or its plain table; auto: JSON where "
                           "systemctl writes it (default: auto)")
@@ -78,7 +94,16 @@ def build_parser():
                      metavar="UNIT",
                      help="this unit must be active, CRITICAL otherwise (repeatable); a "
                           "oneshot service that exited successfully and a unit whose start "
-                          "condition failed count as fine; not subject to the selection")
+                          "condition failed count as fine; not subject to the selection: a UNIT "
+                          "stopped and not loaded, masked or missing is CRITICAL even when "
+                          "the selection leaves no other unit")
+    req.add_argument("--enabled", kind=cli.PLAIN, action="append", default=[], type=unit_name,
+                     metavar="UNIT",
+                     help="this unit must be enabled to start at boot: disabled, masked, "
+                          "enabled only until the next reboot (enabled-runtime) or missing is "
+                          "CRITICAL (repeatable; a service that runs now but will not come "
+                          "back after the next reboot); static and indirect units are fine; "
+                          "not subject to the selection")
     tim = parser.add_argument_group("timers")
     tim.add_argument("--timer-max-age", kind=cli.PLAIN,
                      action="append", default=[], type=timer_max_age,
@@ -87,7 +112,8 @@ def build_parser():
                           "that never triggered is late once it has been active this long "
                           "(repeatable; TIMER=DURATION for one timer, e.g. backup.timer=26h; "
                           "units: %s; default: timers are not judged); a TIMER named here "
-                          "that is missing or not active is late too" % units.DURATION.examples)
+                          "that is missing or not active is late too, and is judged whatever the "
+                          "selection" % units.DURATION.examples)
     sev = parser.add_argument_group("severities")
     alarms = ("warning", "critical")
     cli.add_state_option(sev, "--failed-severity", "state for a failed unit", "critical", alarms)
@@ -132,7 +158,16 @@ def parse_timer_max_age(value):
     return (name if sep else None), seconds
 
 
+def parse_user_name(value):
+    """A user name as useradd allows it (no '@', no spaces: it goes into -M USER@)."""
+    value = str(value).strip()
+    if not re.match(r"^[a-z_][a-z0-9_.-]*\$?$", value) or len(value) > 32:
+        raise ValueError("%r is not a user name" % value)
+    return value
+
+
 unit_types = cli.value_type(parse_unit_types, "unit type")
+user_name = cli.value_type(parse_user_name, "user name")
 unit_name = cli.value_type(parse_unit_name, "unit name")
 timer_max_age = cli.value_type(parse_timer_max_age, "timer age")
 
@@ -204,9 +239,10 @@ class Limits:
     timers on time are listed (-v)."""
 
     def __init__(self, selection, required=(), ages=None, failed=Critical, late=Warn,
-                 system=Warn, verbose=0):
+                 system=Warn, verbose=0, enabled=()):
         self.selection = selection
         self.required = list(required)
+        self.enabled = list(enabled)
         self.ages = ages if ages is not None else TimerAges(())
         self.failed = failed
         self.late = late
@@ -271,6 +307,30 @@ def judge_required(name, props):
         name, props.active_state or "unknown", props.sub_state or "?")
 
 
+# UnitFileState values of a unit that starts at the next boot (or is started by another).
+ENABLED_FINE = ("enabled", "static", "indirect", "generated", "alias", "transient")
+
+
+def judge_enabled(name, props):
+    """The state and words of a unit that must be enabled to start at boot."""
+    name = text.oneline(name)
+    if props is None:
+        return Unknown, "%s: systemctl said nothing about it" % name
+    if props.load_state == "not-found":
+        return Critical, "%s not found, so it does not start at boot" % name
+    state = props.unit_file_state or "unknown"
+    if state in ENABLED_FINE:
+        return Ok, "%s is %s" % (name, state)
+    if state == "enabled-runtime":
+        return Critical, "%s is enabled only until the next reboot (enabled-runtime)" % name
+    return Critical, "%s is %s, so it does not start at boot" % (name, text.oneline(state))
+
+
+def enabled_fine(props):
+    return props is not None and props.load_state != "not-found" and \
+        props.unit_file_state in ENABLED_FINE
+
+
 def judge_timer(name, timer, props, max_age, now, severity):
     """The state and words of a timer judged by --timer-max-age (``timer`` None: it is not an
     active timer)."""
@@ -307,7 +367,7 @@ def judge_system(state, failed_all, failed_selected, severity):
 
 
 # The order of the kinds of finding in the status line after the failed units.
-KINDS = ("required", "timer", "system")
+KINDS = ("required", "enabled", "timer", "system")
 
 
 def judge(snapshot, limits, now):
@@ -316,9 +376,10 @@ def judge(snapshot, limits, now):
     selection, ages = limits.selection, limits.ages
     names = [u.name for u in snapshot.units]
     nothing = selection.nothing_left(names)
-    if nothing and names:
+    named = bool(limits.required or limits.enabled or ages.per_timer)
+    if nothing and names and not named:
         # a typo in -i, or an -e that takes everything, must not read as "none failed"
-        words = "%s (of %d units listed)" % (nothing, len(names))
+        words = "%s (of %d unit%s listed)" % (nothing, len(names), plugin.plural(len(names)))
         return plugin.Verdict([(Unknown, words)], words)
     chosen = [u for u in snapshot.units if selection(u.name)]
     failed = [u for u in chosen if u.active == "failed"]
@@ -330,13 +391,17 @@ def judge(snapshot, limits, now):
     for name in limits.required:
         state, words = judge_required(name, snapshot.properties.get(name))
         found.append(("required", state, words, words))
+    for name in limits.enabled:
+        state, words = judge_enabled(name, snapshot.properties.get(name))
+        found.append(("enabled", state, words, words))
     active_units = {u.name for u in snapshot.units if u.active == "active"}
-    timers = [t for t in snapshot.timers or () if selection(t.name) and t.name in active_units]
+    # a timer named in --timer-max-age TIMER=... is judged whatever the selection says
+    timers = [t for t in snapshot.timers or ()
+              if (selection(t.name) or t.name in ages.per_timer) and t.name in active_units]
     judged = [(t.name, t) for t in timers if ages(t.name) is not None]
     # a timer named in --timer-max-age that is not an active timer never triggers: late
     active_timers = {t.name for t in timers}
-    judged += [(name, None) for name in ages.per_timer
-               if name not in active_timers and selection(name)]
+    judged += [(name, None) for name in ages.per_timer if name not in active_timers]
     late = 0
     for name, timer in judged:
         props = snapshot.properties.get(name)
@@ -354,7 +419,9 @@ def judge(snapshot, limits, now):
               ("timers_late", late),
               ("timers_total", sum(1 for u in chosen
                                    if u.kind == "timer" and u.active == "active")),
-              ("required_not_active", required_down))
+              ("required_not_active", required_down),
+              ("enabled_not_enabled", sum(1 for name in limits.enabled
+                                          if not enabled_fine(snapshot.properties.get(name)))))
     verdict = plugin.Verdict(
         [(state, words) for _, state, words, _ in found],
         perfdata=[nagiosplugin.Performance(label, value, None, None, None, 0, None)
@@ -363,6 +430,20 @@ def judge(snapshot, limits, now):
               for kind, state, _, detail in plugin.worst_first(found, lambda f: f[1])
               if not (state == Ok and (kind == "system" or
                                        (kind == "timer" and not limits.verbose)))])
+    if nothing and names:
+        # one service per check (-u UNIT -i '^UNIT$'): the named units are what is judged, a
+        # unit that is stopped and not loaded is in no list-units at all
+        verdict.long.append("the selection leaves no listed unit (%s): only the units named "
+                            "with -u, --enabled and --timer-max-age TIMER= are judged" % nothing)
+    if not failed and snapshot.failures:
+        # nothing failed now: a unit that failed earlier in this boot (a flapping unit, one
+        # restarted by hand) is named, so it is seen
+        earlier = [f for f in snapshot.failures if selection(f.unit)]
+        if earlier:
+            last = earlier[0]
+            verdict.long.append("last unit failure of this boot: %s at %s%s" % (
+                text.oneline(last.unit), _when(last.time),
+                " (result %s)" % text.oneline(last.result) if last.result else ""))
     if verdict.state == Ok:
         verdict.summary = _all_well(found, dict(counts))
     else:
@@ -371,11 +452,14 @@ def judge(snapshot, limits, now):
 
 
 def _all_well(found, counts):
-    words = "%d units (%d active), none failed" % (counts["units_total"],
-                                                  counts["units_active"])
+    words = "%d unit%s (%d active), none failed" % (
+        counts["units_total"], plugin.plural(counts["units_total"]), counts["units_active"])
     required = sum(1 for kind, *_ in found if kind == "required")
     if required:
         words += ", %d required active" % required
+    enabled = sum(1 for kind, *_ in found if kind == "enabled")
+    if enabled:
+        words += ", %d enabled" % enabled
     timers = sum(1 for kind, *_ in found if kind == "timer")
     if timers:
         words += ", %d timer%s on time" % (timers, plugin.plural(timers))
@@ -410,18 +494,24 @@ def build_check(args, gather=systemd.gather, now=time.time):
         raise cli.UsageError("--timer-max-age judges timers, but --type leaves them out")
     limits = Limits(selection, dict.fromkeys(args.unit), ages,
                     failed=args.failed_severity, late=args.late_severity,
-                    system=args.state_severity, verbose=args.verbose)
+                    system=args.state_severity, verbose=args.verbose,
+                    enabled=dict.fromkeys(args.enabled))
 
     def wanted(unit_list, timers):
         names = [u.name for u in unit_list if u.active == "failed" and selection(u.name)]
-        names += limits.required
+        names += limits.required + limits.enabled
         if ages:
             names += [t.name for t in timers if selection(t.name)
                       and ages(t.name) is not None]
-            names += [name for name in ages.per_timer if selection(name)]
+            names += list(ages.per_timer)
         return names
 
-    snapshot = gather(command, args.format, wanted, timers=bool(ages))
+    def journal(unit_list):
+        # the journal is asked only when no selected unit failed now
+        return not any(u.active == "failed" and selection(u.name) for u in unit_list)
+
+    snapshot = gather(command, args.format, wanted, timers=bool(ages), user=args.user,
+                      journal=journal)
     return judge(snapshot, limits, now())
 
 

@@ -31,7 +31,7 @@ SYSTEM_STATES = frozenset(("initializing", "starting", "running", "degraded", "m
                            "stopping", "offline", "unknown"))
 PROPERTIES = ("Id", "Description", "LoadState", "ActiveState", "SubState", "Type", "Result",
               "ConditionResult", "ConditionTimestamp", "ActiveEnterTimestamp",
-              "ExecMainExitTimestamp", "ExecMainStatus")
+              "ExecMainExitTimestamp", "ExecMainStatus", "UnitFileState")
 # What every systemctl run gets: UTC timestamps, no pager, no colours, no ask-password agent.
 ENVIRONMENT = {"TZ": "UTC", "SYSTEMD_PAGER": "", "PAGER": "cat", "SYSTEMD_COLORS": "0"}
 # A unit name as systemd allows it (templates and escapes included).
@@ -62,8 +62,8 @@ class Timer(collections.namedtuple("Timer", "name activates last next",
 
 class Properties(collections.namedtuple(
         "Properties", "name load_state active_state sub_state type result condition_result "
-        "condition_time active_enter exit_time exit_status description",
-        defaults=("", "", "", "", "", "", None, None, None, None, ""))):
+        "condition_time active_enter exit_time exit_status description unit_file_state",
+        defaults=("", "", "", "", "", "", None, None, None, None, "", ""))):
     """What ``systemctl show -p ...`` says about one unit; times are Unix seconds or None."""
     __slots__ = ()
 
@@ -79,10 +79,24 @@ class Properties(collections.namedtuple(
                 and self.exit_time is not None and self.exit_status == 0)
 
 
-class Snapshot(collections.namedtuple("Snapshot", "state units timers properties")):
+class Snapshot(collections.namedtuple("Snapshot", "state units timers properties failures",
+                                      defaults=(None,))):
     """Everything one check run learned from systemctl: the system state, [Unit], [Timer] or
-    None (not asked), {unit name: Properties}."""
+    None (not asked), {unit name: Properties}, and the unit failures of this boot the
+    journal holds, [Failure] newest first (None: not asked)."""
     __slots__ = ()
+
+
+class Failure(collections.namedtuple("Failure", "unit time result message")):
+    """One "unit failed" entry of the journal: the unit, Unix seconds, its result word
+    ('exit-code', 'timeout' ...) and the message."""
+    __slots__ = ()
+
+
+# The journal's MESSAGE_ID of "a unit entered the failed state" (SD_MESSAGE_UNIT_FAILED,
+# systemd 246 and later: "UNIT: Failed with result 'exit-code'.").
+UNIT_FAILED = "d9b373ed55a64feb8242e02dbe79a49c"
+FAILURES_KEPT = 20  # journal entries asked for: the newest failures, bounded
 
 
 # -- parsing --------------------------------------------------------------------------------
@@ -279,8 +293,34 @@ def parse_show(text) -> list[Properties]:
             active_enter=parse_timestamp(block.get("ActiveEnterTimestamp", "")),
             exit_time=parse_timestamp(block.get("ExecMainExitTimestamp", "")),
             exit_status=int(status) if status.lstrip("-").isdigit() else None,
-            description=block.get("Description", "")))
+            description=block.get("Description", ""),
+            unit_file_state=block.get("UnitFileState", "")))
     return result
+
+
+def parse_failures(text) -> list[Failure]:
+    """``journalctl -o json`` lines of UNIT_FAILED entries, newest first as ``-r`` writes
+    them; an entry without a unit or a time is skipped, a line that is not JSON is a
+    LayoutError."""
+    failures = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            raise proc.LayoutError("journalctl -o json wrote a line that is not JSON",
+                                   line[:200]) from None
+        if not isinstance(entry, dict):
+            continue
+        unit = entry.get("UNIT") or entry.get("USER_UNIT")
+        stamp = entry.get("__REALTIME_TIMESTAMP")
+        if not isinstance(unit, str) or not isinstance(stamp, str) or not stamp.isdigit():
+            continue
+        message = entry.get("MESSAGE")
+        failures.append(Failure(unit, int(stamp) / 1e6, str(entry.get("UNIT_RESULT") or ""),
+                                message if isinstance(message, str) else ""))
+    return failures
 
 
 def parse_state(text) -> str:
@@ -313,15 +353,17 @@ def split_command(command) -> list[str]:
 class Systemctl:
     """Runs ``prefix + [subcommand ...]`` through proc.run and explains failures in words."""
 
-    def __init__(self, command="systemctl", run=proc.run):
+    def __init__(self, command="systemctl", run=proc.run, scope=()):
+        """``scope``: options that choose the manager, e.g. ('--user', '-M', 'vet@')."""
         self.prefix = split_command(command)
+        self.scope = list(scope)
         self._run = run
 
     def __call__(self, *args, ok_codes=(0,)):
         return self.completed(*args, ok_codes=ok_codes).stdout
 
     def completed(self, *args, ok_codes=(0,)):
-        argv = self.prefix + ["--no-pager"] + list(args)
+        argv = self.prefix + ["--no-pager"] + self.scope + list(args)
         done = self._run(argv, env=ENVIRONMENT, ok_codes=None)
         if ok_codes is not None and done.returncode not in ok_codes:
             raise nagiosplugin.CheckError(explain(argv, done))
@@ -385,14 +427,65 @@ def show(systemctl, names: list[str]) -> dict[str, Properties]:
     return dict(zip(names, blocks))
 
 
+def user_scope(user):
+    """The systemctl options that ask the user manager of ``user`` (a lingering user's:
+    ``systemctl --user -M USER@``)."""
+    return ("--user", "-M", "%s@" % user) if user else ()
+
+
+def journal_command(command):
+    """The journalctl beside the --systemctl ``command`` (its last word 'systemctl' read as
+    'journalctl', same directory and prefix); None for a command not ending in systemctl."""
+    argv = split_command(command)
+    head, _, name = argv[-1].rpartition("/")
+    if name != "systemctl":
+        return None
+    return argv[:-1] + [(head + "/" if head else "") + "journalctl"]
+
+
+def failures_of_this_boot(command, run=proc.run, manager="_PID=1") -> list[Failure]:
+    """The newest unit failures in the current boot's journal that the manager ``manager``
+    (a journal match: '_PID=1', the system's; '_SYSTEMD_UNIT=user@1000.service', a user's)
+    logged; at most FAILURES_KEPT, newest first. ``command``: the journalctl argv prefix."""
+    done = run(command + ["--no-pager", "-b", "-o", "json", "-r", "-n", str(FAILURES_KEPT),
+                          "MESSAGE_ID=" + UNIT_FAILED, manager], env=ENVIRONMENT)
+    return parse_failures(done.stdout)
+
+
+def user_manager_match(systemctl) -> str:
+    """The journal match of the user manager ``systemctl`` (in user scope) asks: its own
+    unit, from its ControlGroup (/user.slice/user-1000.slice/user@1000.service)."""
+    out = systemctl("show", "-p", "ControlGroup")
+    unit = out.strip().rpartition("/")[2]
+    if not out.startswith("ControlGroup=") or not re.match(r"^user@\d+\.service$", unit):
+        raise layout_error("the user manager's ControlGroup is not .../user@UID.service", out)
+    return "_SYSTEMD_UNIT=" + unit
+
+
 def gather(command="systemctl", layout="auto", wanted=lambda units, timers: (),
-           run=proc.run, timers=True) -> Snapshot:
+           run=proc.run, timers=True, user=None, journal=lambda units: False) -> Snapshot:
     """Ask systemctl everything a check needs. ``wanted(units, timers)`` names the units whose
     properties are needed (known only once the lists are in); ``timers=False`` skips
-    list-timers (Snapshot.timers is then None)."""
-    systemctl = Systemctl(command, run)
+    list-timers (Snapshot.timers is then None); ``user``: the user manager of that user
+    instead of the system's; ``journal(units)`` True: the journal is asked for this boot's
+    unit failures too (through the journalctl beside ``command``; a journal that cannot be
+    read leaves Snapshot.failures None, said at -v)."""
+    systemctl = Systemctl(command, run, user_scope(user))
     units, layout = list_units(systemctl, layout)
     timer_list = list_timers(systemctl, layout) if timers else None
     state = system_state(systemctl)
     properties = show(systemctl, wanted(units, timer_list or []))
-    return Snapshot(state, units, timer_list, properties)
+    failures = None
+    if journal(units):
+        journalctl = journal_command(command)
+        try:
+            if journalctl is None:
+                raise nagiosplugin.CheckError("no journalctl beside --systemctl %s" % command)
+            manager = user_manager_match(systemctl) if user else "_PID=1"
+            failures = failures_of_this_boot(journalctl, run, manager)
+        except nagiosplugin.CheckError as exc:
+            import logging
+
+            logging.getLogger("nagiosplugin").warning(
+                "the journal's unit failures of this boot are not known: %s", exc)
+    return Snapshot(state, units, timer_list, properties, failures)

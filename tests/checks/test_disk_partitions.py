@@ -26,7 +26,7 @@ def usage_table(free):
             size, avail = free.get(m.mountpoint, (100 * GiB, 50 * GiB))
             parts.append(Partition(m.mountpoint, m.device, m.fstype, size=size,
                                    used=size - avail, free=avail,
-                                   inodes_total=1000, inodes_free=900))
+                                   inodes_total=1000, inodes_free=900, options=m.options))
         return parts
     return usage
 
@@ -37,7 +37,9 @@ class Module:
     build_parser = staticmethod(dp.build_parser)
 
     def __init__(self, free=None, mounts=MOUNTS, fstab=(), unreadable=()):
-        self.free, self.mounts, self.fstab = free or {}, mounts, set(fstab)
+        # fstab: mount points (mounted with defaults) or {mount point: options}
+        self.free, self.mounts = free or {}, mounts
+        self.fstab = fstab if isinstance(fstab, dict) else {m: ("defaults",) for m in fstab}
 
     def build_check(self, args):
         return dp.build_check(args, list_mounts=lambda: self.mounts,
@@ -47,6 +49,12 @@ class Module:
 
 def run(argv, **kw):
     return run_inprocess(Module(**kw), argv)
+
+
+@pytest.fixture(autouse=True)
+def _private_state(monkeypatch, tmp_path):
+    """The full-in history of each test in a directory of its own."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
 
 
 def test_default_selects_physical_filesystems_once():
@@ -72,12 +80,22 @@ def test_selection_options():
      "--exclude-type vfat"),
     (["--include-type", "zfs"], "no filesystem of --include-type zfs is mounted"),
     (["--match", "^/data", "--ignore", "2$"], "every filesystem is excluded by --ignore '2$'"),
-    (["-p", "/data2", "--ignore", "^/data"], "every filesystem is excluded by --ignore '^/data'"),
 ])
 def test_a_selection_that_leaves_nothing_is_unknown_naming_the_filter(argv, words):
     outcome = run(argv)
     assert outcome.exitcode == 3, outcome.output
     assert outcome.output == "DISK_PARTITIONS UNKNOWN - %s\n" % words
+
+
+@pytest.mark.parametrize("filters", [["--ignore", "^/data"], ["--exclude-type", "xfs"],
+                                     ["--match", "^/srv"], ["--ignore", ".*"]])
+def test_a_named_path_is_judged_whatever_the_filters(filters):
+    """Was UNKNOWN 'every filesystem is excluded': a -p PATH is named, never filtered away."""
+    outcome = run(["-p", "/data2", "-p", "/"] + filters, free={"/data2": (100 * GiB, GiB)})
+    assert outcome.exitcode == 2, outcome.output
+    assert outcome.status_line.startswith("DISK_PARTITIONS CRITICAL - /data2 1.0% free"), \
+        outcome.output
+    assert "'/'=" in outcome.status_line
 
 
 def test_a_missing_path_stays_critical_whatever_the_filters():
@@ -112,7 +130,7 @@ class Unlisted(Module):
         from osop_checks.sources import disks
 
         return dp.build_check(args, list_mounts=lambda: [Mount("/proc", "proc", "proc")],
-                              usage=disks.usage, fstab=lambda: set(), exists=os.path.exists)
+                              usage=disks.usage, fstab=dict, exists=os.path.exists)
 
 
 def test_a_path_no_mount_entry_holds_is_measured_on_the_path_itself(tmp_path):
@@ -245,3 +263,194 @@ def test_judge_path_threshold_and_both_limits_of_a_mount():
     assert verdict.findings[2] == (nagiosplugin.Ok,
                                    "/data2 15.0% free (15.0 GiB of 100.0 GiB)")
     assert verdict.summary == "/ 15.0% free (15.0 GiB of 100.0 GiB)"
+
+
+# -- the mount table and fstab as the kernel and admins write them ------------------------
+
+def test_mount_table_and_fstab_are_read_with_their_options_and_escapes():
+    from osop_checks.sources import disks
+
+    mounts = disks.parse_mounts(
+        "/dev/sda1 / ext4 rw,relatime,errors=remount-ro 0 0\n"
+        "/dev/loop3 /data\\0402 ext4 ro,relatime 0 0\n"
+        "none /sys/fs/bpf bpf rw 0 0\n")
+    assert mounts == [Mount("/", "/dev/sda1", "ext4", options=("rw", "relatime",
+                                                               "errors=remount-ro")),
+                      Mount("/data 2", "/dev/loop3", "ext4", options=("ro", "relatime")),
+                      Mount("/sys/fs/bpf", "", "bpf", options=("rw",))]
+    fstab = disks.parse_fstab(
+        "# <file system> <mount point> <type> <options> <dump> <pass>\n"
+        "UUID=1 / ext4 errors=remount-ro 0 1\n"
+        "UUID=2 /data\\0402/ ext4 defaults,noauto 0 2\n"
+        "/dev/sr0 /media/cdrom0 udf,iso9660 user,noauto,ro 0 0\n"
+        "UUID=3 none swap sw 0 0\n")
+    assert fstab == {"/": ("errors=remount-ro",), "/data 2": ("defaults", "noauto"),
+                     "/media/cdrom0": ("user", "noauto", "ro")}
+    assert disks.should_be_mounted(fstab, "/") and not disks.should_be_mounted(fstab, "/data 2")
+
+
+# -- read-only --------------------------------------------------------------------------
+
+FSTAB = {"/": ("errors=remount-ro",), "/data2": ("defaults",), "/srv/ro": ("ro",),
+         "/snap/core": ("defaults",)}
+
+
+def test_judge_a_filesystem_that_went_read_only_is_critical():
+    parts = [partition("/", 100 * GiB, 60 * GiB, options=("rw", "relatime")),
+             partition("/data2", 100 * GiB, 60 * GiB, options=("ro", "relatime")),
+             partition("/srv/ro", 100 * GiB, 60 * GiB, options=("ro",)),
+             partition("/mnt/usb", 100 * GiB, 60 * GiB, options=("ro",)),  # not in fstab
+             Partition("/snap/core", "/dev/loop0", "squashfs", size=GiB, used=GiB,
+                       options=("ro",))]
+    nothing_full = ["-w", "0%", "-c", "0%"]  # squashfs is always 0% free
+    verdict = dp.judge(parts, [], limits(nothing_full), FSTAB)
+    assert verdict.state == nagiosplugin.Critical
+    assert verdict.summary == "/data2 went read-only (mounted ro, /etc/fstab says rw)"
+    assert verdict.long[0] == "CRITICAL: /data2 went read-only (mounted ro, /etc/fstab says rw)"
+    relaxed = dp.judge(parts, [], limits(["--readonly-state", "warning"] + nothing_full),
+                       FSTAB)
+    assert relaxed.state == nagiosplugin.Warn
+    # over SNMP nothing is known of fstab: nothing is judged read-only
+    assert dp.judge(parts, [], limits(nothing_full), None).summary.startswith(
+        "5 partitions ok")
+
+
+def test_a_remounted_read_only_mount_through_the_check():
+    mounts = [Mount("/", "/dev/sda1", "ext4", options=("rw",)),
+              Mount("/data2", "/dev/sdb1", "ext4", options=("ro", "relatime"))]
+    outcome = run([], mounts=mounts, fstab={"/": ("defaults",), "/data2": ("defaults",)})
+    assert outcome.exitcode == 2, outcome.output
+    assert outcome.status_line.startswith(
+        "DISK_PARTITIONS CRITICAL - /data2 went read-only (mounted ro, /etc/fstab says rw) |")
+
+
+# -- full in ----------------------------------------------------------------------------
+
+DAY = 86400
+T0 = 1_800_000_000.0
+
+
+def runs(used_by_day, size=100 * GiB, argv=(), save=None):
+    """The verdicts of one run a day with /data2 at the given used bytes, each run handed
+    the history the one before saved."""
+    history, verdicts = {}, []
+    for day, used in enumerate(used_by_day):
+        kept = {}
+        part = Partition("/data2", "/dev/sdb1", "ext4", size=size, used=used, free=size - used)
+        verdict = dp.judge([part], [], limits(argv), {}, history, T0 + day * DAY,
+                           kept.update)
+        verdict.save()
+        history = kept
+        verdicts.append(verdict)
+    return verdicts
+
+
+def test_judge_full_in_from_three_runs_of_a_filling_filesystem():
+    first, second, third = runs([40 * GiB, 50 * GiB, 60 * GiB],
+                                argv=["--full-in-warning", "7d", "--full-in-critical", "2d"])
+    assert first.long[0].endswith("full in: not known yet (1 of 3 runs)")
+    assert second.long[0].endswith("full in: not known yet (2 of 3 runs)")
+    assert third.state == nagiosplugin.Warn
+    assert third.summary == "/data2 full in 4d (+10.0 GiB a day over 3 runs in 2d)"
+    assert third.long[0] == "WARNING: /data2 full in 4d (+10.0 GiB a day over 3 runs in 2d)"
+    assert third.long[1].endswith(", full in 4d (+10.0 GiB a day over 3 runs in 2d)")
+    assert "'/data2 full in'=345600s;604800:;172800:;0" in [str(p) for p in third.perfdata]
+    faster = runs([40 * GiB, 60 * GiB, 80 * GiB], argv=["--full-in-critical", "2d"])[-1]
+    assert faster.state == nagiosplugin.Critical and "full in 1d" in faster.summary
+
+
+@pytest.mark.parametrize("used", [[60 * GiB, 50 * GiB, 40 * GiB], [50 * GiB] * 4,
+                                  [50 * GiB, 50 * GiB + 4096, 50 * GiB]])
+def test_judge_a_shrinking_or_flat_filesystem_is_never_full_in(used):
+    last = runs(used, argv=["--full-in-warning", "10000d", "--full-in-critical", "5000d"])[-1]
+    assert last.state == nagiosplugin.Ok, last.summary
+    assert "full in" not in last.summary
+    assert not any("full in" in p.label for p in last.perfdata)
+    assert ", not filling up (" in last.long[0]
+
+
+def test_judge_history_of_another_filesystem_or_outside_the_window_is_not_used():
+    history = {"/data2": {"device": "/dev/sdb1", "size": 100 * GiB,
+                          "used": [[T0 - 9 * DAY, 0], [T0 - 8 * DAY, GiB], [T0 - DAY, 40 * GiB]]}}
+    part = Partition("/data2", "/dev/sdb1", "ext4", size=100 * GiB, used=50 * GiB,
+                     free=50 * GiB)
+    kept = {}
+    verdict = dp.judge([part], [], limits(), {}, history, T0, kept.update)
+    verdict.save()
+    assert verdict.long[0].endswith("full in: not known yet (2 of 3 runs)")
+    assert kept["/data2"]["used"] == [[T0 - DAY, 40 * GiB], [T0, 50 * GiB]]
+    replaced = Partition("/data2", "/dev/sdc1", "ext4", size=100 * GiB, used=50 * GiB,
+                         free=50 * GiB)
+    assert dp.judge([replaced], [], limits(), {}, history, T0).long[0].endswith(
+        "(1 of 3 runs)")
+    # a run within the hour of the last kept one is used but not kept
+    soon = {}
+    dp.judge([part], [], limits(), {}, kept, T0 + 600, soon.update).save()
+    assert soon["/data2"]["used"] == kept["/data2"]["used"]
+
+
+def test_full_in_through_the_check_and_its_state_file(tmp_path):
+    path = tmp_path / "history.json"
+    used = iter([40, 50, 60])
+
+    class Filling(Module):
+        def __init__(self):
+            super().__init__()
+            self.day = 0
+
+        def build_check(self, args):
+            gib = next(used)
+            day, self.day = self.day, self.day + 1
+            return dp.build_check(
+                args, list_mounts=lambda: [Mount("/data2", "/dev/sdb1", "ext4")],
+                usage=usage_table({"/data2": (100 * GiB, (100 - gib) * GiB)}),
+                fstab=dict, now=lambda: T0 + day * DAY)
+
+    check = Filling()
+    argv = ["--state-file", str(path), "--full-in-warning", "7d"]
+    outcomes = [run_inprocess(check, argv) for _ in range(3)]
+    assert [o.exitcode for o in outcomes] == [0, 0, 1], [o.output for o in outcomes]
+    assert outcomes[2].status_line.startswith(
+        "DISK_PARTITIONS WARNING - /data2 full in 4d (+10.0 GiB a day over 3 runs in 2d) |")
+    assert len(__import__("json").loads(path.read_text())["mounts"]["/data2"]["used"]) == 3
+
+
+def test_full_in_options_that_cannot_work_are_usage_errors():
+    outcome = run(["--full-in-warning", "1d", "--full-in-critical", "2d"])
+    assert outcome.exitcode == 3 and "--full-in-warning 1d can never fire" in outcome.output
+    assert run(["--state-file", "relative.json"]).exitcode == 3
+
+
+# -- btrfs: the free space of the data profile ------------------------------------------
+
+def test_btrfs_free_space_as_btrfs_filesystem_usage_estimates_it():
+    from osop_checks import proc
+    from osop_checks.sources import disks
+    from tests.helpers import fixture
+
+    usage = fixture("disks", "btrfs-filesystem-usage-b_btrfs-progs-6.2.txt")
+    assert disks.parse_btrfs_usage(usage) == 348127232  # df -B1 said 347078656
+    asked = []
+
+    def run(argv, timeout=None):
+        asked.append(argv)
+        return proc.Completed(argv, 0, usage, "")
+
+    def statvfs_part():
+        return Partition("/srv", "/dev/loop0", "btrfs", size=536870912, used=111181824,
+                         free=347078656)
+
+    part = disks.btrfs_free(statvfs_part(), run=run, euid=0)
+    assert (part.free, part.free_source) == (348127232, "btrfs filesystem usage")
+    assert asked == [["btrfs", "filesystem", "usage", "-b", "--", "/srv"]]
+    assert dp.long_line(nagiosplugin.Ok, "", part, "space").endswith(
+        ", free as btrfs filesystem usage gives it")
+    # not root, no btrfs-progs, a layout not known: statvfs's figure stays
+    assert disks.btrfs_free(statvfs_part(), run=run, euid=1000).free == 347078656
+
+    def missing(argv, timeout=None):
+        raise proc.CommandError("btrfs: command not found", "btrfs", proc.NOT_FOUND)
+
+    assert disks.btrfs_free(statvfs_part(), run=missing, euid=0).free == 347078656
+    garbage = lambda argv, timeout=None: proc.Completed(argv, 0, "Overall:\n", "")  # noqa: E731
+    assert disks.btrfs_free(statvfs_part(), run=garbage, euid=0).free == 347078656

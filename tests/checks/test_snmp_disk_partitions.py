@@ -48,6 +48,12 @@ def run(argv, **kw):
     return run_inprocess(Module(**kw), argv)
 
 
+@pytest.fixture(autouse=True)
+def _private_state(monkeypatch, tmp_path):
+    """The full-in history of each test in a directory of its own."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+
+
 def test_default_selects_fixed_disks_of_the_agent():
     outcome = run(SNMP + ["-w", "1%", "-c", "0%"])
     assert outcome.exitcode == 0, outcome.output
@@ -213,3 +219,11 @@ def test_agent_text_is_made_safe_for_labels_and_the_status_line():
     assert outcome.exitcode == 0, outcome.output
     assert "'/srv/it_s_/odd name'=" in outcome.status_line
     assert outcome.status_line.count("|") == 1
+
+
+def test_a_named_path_is_judged_whatever_the_filters_over_snmp():
+    """Was UNKNOWN 'every storage of nas is excluded': a -p PATH is never filtered away."""
+    outcome = run(SNMP + ["-p", "/", "--ignore", ".*", "--exclude-type", "fixedDisk",
+                          "-w", "1%", "-c", "0%"])
+    assert outcome.exitcode == 0, outcome.output
+    assert outcome.status_line.startswith("DISK_PARTITIONS OK - 1 partition ok"), outcome.output

@@ -28,19 +28,25 @@ class Recorded:
 
     def __init__(self, units="list-units_degraded_v252", timers="list-timers_v252",
                  state="is-system-running_degraded_v252.txt", units_json_ignored=None,
-                 show=None, fail=None):
+                 show=None, fail=None, journal=""):
         self.units = units
         self.timers = timers
         self.state = state
         self.units_json_ignored = units_json_ignored
         self.show = dict(SHOW, **(show or {}))
         self.fail = fail
+        self.journal = journal  # what journalctl -o json writes (recorded, or nothing)
         self.calls = []
 
     def __call__(self, argv, timeout=None, env=None, ok_codes=(0,)):
         assert env and env.get("TZ") == "UTC"
+        if argv[0].endswith("journalctl"):
+            self.calls.append(argv)
+            return proc.Completed(argv, 0, self.journal, "")
         args = argv[argv.index("--no-pager") + 1:]
         self.calls.append(args)
+        if args[:2] == ["--user", "-M"]:  # a user manager answers as the system's would
+            args = args[3:]
         if self.fail:
             return proc.Completed(argv, 1, "", self.fail)
         sub = args[0]
@@ -54,6 +60,9 @@ class Recorded:
         elif sub == "is-system-running":
             out = fixture(self.state)
             return proc.Completed(argv, 0 if out.strip() == "running" else 1, out, "")
+        elif sub == "show" and "ControlGroup" in args:  # a user manager's own unit
+            return proc.Completed(argv, 0, "ControlGroup=/user.slice/user-1000.slice/"
+                                           "user@1000.service\n", "")
         elif sub == "show":
             names = args[args.index("--") + 1:]
             blocks = [self.show.get(n, "Id=%s\nLoadState=not-found\nActiveState=inactive\n"
@@ -291,6 +300,38 @@ def test_a_required_unit_that_does_not_exist_stays_critical():
     assert outcome.exitcode == 2 and "nginx.servce.service not found" in outcome.status_line
 
 
+MASKED = ("Id=osop-masked.service\nDescription=osop-masked.service\nLoadState=masked\n"
+          "ActiveState=inactive\nSubState=dead\nResult=success\nConditionResult=no\n")
+
+
+@pytest.mark.parametrize("unit, words", [
+    ("osop-stopped", "osop-stopped.service is inactive (dead), must be active"),
+    ("osop-masked", "osop-masked.service is masked"),
+    ("osop-gone", "osop-gone.service not found"),
+])
+@pytest.mark.parametrize("selection", [["-i", r"^{}\.service$"], ["-e", ".*"],
+                                       ["--type", "swap"]])
+def test_a_named_unit_is_judged_whatever_the_selection_leaves(unit, words, selection):
+    """Was UNKNOWN 'no unit matches': a unit stopped and not loaded, masked or missing is in
+    no list-units, and the empty selection was judged before the unit named with -u."""
+    argv = ["-u", unit] + [a.format(unit) for a in selection]
+    outcome = run(argv, Recorded(show={"osop-masked.service": MASKED}))
+    assert outcome.exitcode == 2, outcome.output
+    assert outcome.status_line.startswith("SYSTEMD_UNITS CRITICAL - %s |" % words), \
+        outcome.output
+    assert "only the units named with -u, --enabled and --timer-max-age TIMER= are judged" \
+        in outcome.output
+    assert perf(outcome, "required_not_active") == 1
+
+
+def test_a_named_unit_alone_that_is_active_is_ok():
+    outcome = run(["-u", "osop-running", "-i", r"^osop-running\.service$"])
+    assert outcome.exitcode == 0, outcome.output
+    assert outcome.status_line.startswith(
+        "SYSTEMD_UNITS OK - 1 unit (1 active), none failed, 1 required active, system "), \
+        outcome.output
+
+
 def test_type_selection_counts():
     outcome = run(["--type", "timer"])
     assert perf(outcome, "units_total") == 9
@@ -353,6 +394,17 @@ def test_per_timer_age_overrides_the_default_and_exclusion_applies_to_timers():
     assert excluded.exitcode == 0, excluded.output
     critical = run(["-e", "fail", "--timer-max-age", "2d", "--late-severity", "critical"])
     assert critical.exitcode == 2
+
+
+def test_a_timer_named_with_its_own_age_is_judged_whatever_the_selection():
+    """Was OK without a word of it: -e osop-old left out the timer named in
+    --timer-max-age osop-old=2h."""
+    outcome = run(["-e", "fail", "-e", "osop-old", "--timer-max-age", "osop-old=2h"])
+    assert outcome.exitcode == 1, outcome.output
+    assert "osop-old.timer last triggered 3d" in outcome.status_line
+    alone = run(["-e", ".*", "--timer-max-age", "osop-old=2h"])
+    assert alone.exitcode == 1, alone.output
+    assert "osop-old.timer last triggered 3d" in alone.status_line
 
 
 def test_severities():
@@ -513,7 +565,8 @@ def test_judge_all_well():
     assert verdict.state == Ok
     assert verdict.findings == [(Ok, "system running")]
     assert verdict.summary == "2 units (1 active), none failed, system running"
-    assert perfdata(verdict) == ["required_not_active=0;;;0", "timers_late=0;;;0",
+    assert perfdata(verdict) == ["enabled_not_enabled=0;;;0", "required_not_active=0;;;0",
+                                 "timers_late=0;;;0",
                                  "timers_total=0;;;0", "units_active=1;;;0",
                                  "units_failed=0;;;0", "units_total=2;;;0"]
     assert verdict.long == []
@@ -554,7 +607,7 @@ def test_judge_degraded_only_by_units_left_out_is_ok():
     verdict = check.judge(snapshot(units, "degraded"),
                           limits(selection=check.Selection(excluded=["x.service"])), NOW)
     assert verdict.state == Ok
-    assert verdict.summary == ("1 units (1 active), none failed, system degraded only by 1 "
+    assert verdict.summary == ("1 unit (1 active), none failed, system degraded only by 1 "
                                "unit left out by the selection")
     assert verdict.long == []
 
@@ -565,7 +618,7 @@ def test_judge_a_selection_that_leaves_nothing_is_unknown_without_perfdata():
     verdict = check.judge(snapshot([unit("a.service")]),
                           limits(selection=check.Selection(include=[re.compile("nginx")])), NOW)
     assert verdict.state == Unknown
-    assert verdict.summary == "no unit matches -i nginx (of 1 units listed)"
+    assert verdict.summary == "no unit matches -i nginx (of 1 unit listed)"
     assert verdict.perfdata == [] and verdict.long == []
 
 
@@ -595,7 +648,7 @@ def test_judge_timers_late_on_time_and_missing():
     on_time = check.judge(snapshot(units[1:2], timers=timers[1:2]),
                           limits(ages=check.TimerAges([(None, 2 * day)]), late=Critical), NOW)
     assert on_time.state == Ok
-    assert on_time.summary == "1 units (1 active), none failed, 1 timer on time, system running"
+    assert on_time.summary == "1 unit (1 active), none failed, 1 timer on time, system running"
 
 
 def test_judge_required_units():
@@ -609,3 +662,105 @@ def test_judge_required_units():
     assert verdict.long == ["CRITICAL: masked.service is masked",
                             "OK: up.service is active (running)"]
     assert "required_not_active=1;;;0" in perfdata(verdict)
+
+
+# -- --enabled, --user, this boot's last failure ------------------------------------------
+
+def show_block(name, load="loaded", active="active", sub="running", file_state="enabled"):
+    return ("Id=%s\nDescription=%s\nLoadState=%s\nActiveState=%s\nSubState=%s\n"
+            "Result=success\nUnitFileState=%s\n" % (name, name, load, active, sub, file_state))
+
+
+ENABLED_CASES = {
+    "osop-running.service": show_block("osop-running.service"),
+    "osop-static.service": show_block("osop-static.service", file_state="static"),
+    "osop-disabled.service": show_block("osop-disabled.service", file_state="disabled"),
+    "osop-masked.service": show_block("osop-masked.service", "masked", "inactive", "dead",
+                                      "masked"),
+    "osop-runtime.service": show_block("osop-runtime.service", file_state="enabled-runtime"),
+}
+
+
+def test_enabled_units_disabled_masked_runtime_or_missing_are_critical():
+    """A service that runs now but will not come back after the next reboot."""
+    argv = ["-e", "fail"] + [a for name in ("osop-running", "osop-static", "osop-disabled",
+                                            "osop-masked", "osop-runtime", "osop-gone")
+                             for a in ("--enabled", name)]
+    outcome = run(argv, Recorded(show=ENABLED_CASES))
+    assert outcome.exitcode == 2, outcome.output
+    assert outcome.status_line.startswith(
+        "SYSTEMD_UNITS CRITICAL - osop-disabled.service is disabled, so it does not start at "
+        "boot; osop-masked.service is masked, so it does not start at boot; "
+        "osop-runtime.service is enabled only until the next reboot (enabled-runtime); "
+        "osop-gone.service not found, so it does not start at boot |"), \
+        outcome.output
+    assert "OK: osop-static.service is static" in outcome.output
+    assert perf(outcome, "enabled_not_enabled") == 4
+    fine = run(["-e", "fail", "--enabled", "osop-running"], Recorded(show=ENABLED_CASES))
+    assert "1 enabled" in fine.status_line and perf(fine, "enabled_not_enabled") == 0
+    asked = [c for c in fine.calls if c[0] == "show"][0]
+    assert "UnitFileState" in asked[2] and asked[-1] == "osop-running.service"
+
+
+def test_an_enabled_unit_is_judged_whatever_the_selection():
+    outcome = run(["-e", ".*", "--enabled", "osop-disabled"], Recorded(show=ENABLED_CASES))
+    assert outcome.exitcode == 2
+    assert outcome.status_line.startswith("SYSTEMD_UNITS CRITICAL - osop-disabled.service is "
+                                          "disabled, so it does not start at boot")
+
+
+def test_user_units_are_asked_of_the_user_manager():
+    outcome = run(["--user", "vet"])
+    assert outcome.exitcode == 2
+    assert all(call[:3] == ["--user", "-M", "vet@"] for call in outcome.calls), outcome.calls
+    for bad in ("vet@host", "-x", "a b", "Vet"):
+        refused = run(["--user", bad])
+        assert refused.exitcode == 3 and "--user" in refused.output, refused.output
+
+
+JOURNAL = "\n".join([
+    '{"__REALTIME_TIMESTAMP":"1795953829000000","_PID":"1","UNIT":"osop-flap.service",'
+    '"UNIT_RESULT":"exit-code","MESSAGE_ID":"d9b373ed55a64feb8242e02dbe79a49c",'
+    '"MESSAGE":"osop-flap.service: Failed with result \'exit-code\'."}',
+    '{"__REALTIME_TIMESTAMP":"1795950000000000","_PID":"1","UNIT":"osop-fail.service",'
+    '"UNIT_RESULT":"exit-code","MESSAGE":"osop-fail.service: Failed with result \'exit-code\'."}',
+    ""])
+
+
+def test_when_nothing_failed_now_the_last_failure_of_this_boot_is_named():
+    recorded = Recorded(units="list-units_running_v252",
+                        state="is-system-running_running_v252.txt", journal=JOURNAL)
+    outcome = run([], recorded)
+    assert outcome.exitcode == 0, outcome.output
+    assert outcome.output.splitlines()[1] == (
+        "last unit failure of this boot: osop-flap.service at 2026-11-29 12:03:49 UTC "
+        "(result exit-code)")
+    journal = [c for c in outcome.calls if c[0].endswith("journalctl")][0]
+    assert journal[1:] == ["--no-pager", "-b", "-o", "json", "-r", "-n", "20",
+                           "MESSAGE_ID=d9b373ed55a64feb8242e02dbe79a49c", "_PID=1"]
+    # a user manager's failures: matched on its own unit
+    user = run(["--user", "vet"], Recorded(units="list-units_running_v252",
+                                           state="is-system-running_running_v252.txt",
+                                           journal=JOURNAL))
+    assert [c for c in user.calls if c[0].endswith("journalctl")][0][-1] == \
+        "_SYSTEMD_UNIT=user@1000.service"
+    assert "last unit failure of this boot: osop-flap.service" in user.output
+    # an excluded unit's failure is left out like the unit; a failure now: not asked
+    excluded = run(["-e", "flap"], Recorded(units="list-units_running_v252",
+                                            state="is-system-running_running_v252.txt",
+                                            journal=JOURNAL))
+    assert "last unit failure of this boot: osop-fail.service" in excluded.output
+    failing = run([], Recorded(journal=JOURNAL))
+    assert not any(c[0].endswith("journalctl") for c in failing.calls)
+    assert "last unit failure" not in failing.output
+
+
+def test_a_journal_that_cannot_be_read_leaves_the_verdict_alone():
+    recorded = Recorded(units="list-units_running_v252",
+                        state="is-system-running_running_v252.txt", journal="not json\n")
+    outcome = run(["-v"], recorded)
+    assert outcome.exitcode == 0, outcome.output
+    assert "the journal's unit failures of this boot are not known" in outcome.output
+    assert systemd.journal_command("nsenter -t 7 -a /bin/systemctl") == [
+        "nsenter", "-t", "7", "-a", "/bin/journalctl"]
+    assert systemd.journal_command("/usr/local/bin/my-wrapper") is None

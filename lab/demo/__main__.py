@@ -27,7 +27,7 @@ def main(only=()):
                 print("== %s: skipped, %s\n" % (name, exc))
                 continue
             for scenario in scenarios:
-                title, argv, prepare, wrap = (tuple(scenario) + (None, ()))[:4]
+                title, argv, prepare, wrap = (tuple(scenario) + (None, ())[len(scenario) - 2:])[:4]
                 if prepare:
                     prepare()
                 print("== %s\n$ %s" % (title, " ".join([shlex.quote(w) for w in wrap] + argv)))

@@ -113,6 +113,8 @@ API_HEADER = """\
  * against NodeName. To call another host's daemon directly from a satellite, with no agent:
  *     vars.ifw_api_host = host.address          (and ifw_api_expected_san = host.name)
  * Other ITL variables: ifw_api_port, ifw_api_cert, ifw_api_key, ifw_api_ca, ifw_api_crl.
+ * Every optional macro of the ITL's own "ifw-api" is null here as there (2.14.6 logs "Macro
+ * ... is not defined" on each check for one left out): ifw_api_username, ifw_api_password.
  */
 
 template CheckCommand "osop-api" {
@@ -125,6 +127,8 @@ template CheckCommand "osop-api" {
 	vars.ifw_api_key = null
 	vars.ifw_api_ca = null
 	vars.ifw_api_crl = null
+	vars.ifw_api_username = null
+	vars.ifw_api_password = null
 }
 """
 

@@ -173,16 +173,30 @@ def save(path, data, what="state"):
 log = logging.getLogger("nagiosplugin")
 
 
-def default_cache_directory():
-    """/var/cache/osop-checks where it can be written (root), else $XDG_CACHE_HOME/osop-checks
-    (~/.cache/osop-checks); None when neither can be written."""
+def default_cache_directory(asking="the source"):
+    """/var/cache/osop-checks where it can be written (root, or the Icinga user the Debian
+    package makes it for), else $XDG_CACHE_HOME/osop-checks (~/.cache/osop-checks); None when
+    neither can be written, said once at -v (a cache that is silently off costs every run
+    the full question to ``asking``)."""
     candidates = ["/var/cache/osop-checks"]
     xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     candidates.append(os.path.join(xdg, "osop-checks"))
     for path in candidates:
         if _writable_dir(path):
             return path
+    log.warning("no cache: this user (%s) can write neither %s; asking %s on every run "
+                "(create the first for this user, or give --cache-dir)",
+                _user_name(), " nor ".join(candidates), asking)
     return None
+
+
+def _user_name():
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return "uid %d" % os.geteuid()
 
 
 def _writable_dir(path):

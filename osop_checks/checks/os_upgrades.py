@@ -211,7 +211,7 @@ def ask(host, args):
     """The host's pending upgrades, from the cache while its key is unchanged."""
     if args.no_cache:
         return host.pending()
-    directory = args.cache_dir or state_files.default_cache_directory()
+    directory = args.cache_dir or state_files.default_cache_directory("the package manager")
     if args.cache_dir and not (os.path.isdir(args.cache_dir)
                                and os.access(args.cache_dir, os.W_OK | os.X_OK)):
         raise nagiosplugin.CheckError("cannot write the cache directory %s (it must exist)"

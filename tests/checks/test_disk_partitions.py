@@ -245,3 +245,11 @@ def test_judge_path_threshold_and_both_limits_of_a_mount():
     assert verdict.findings[2] == (nagiosplugin.Ok,
                                    "/data2 15.0% free (15.0 GiB of 100.0 GiB)")
     assert verdict.summary == "/ 15.0% free (15.0 GiB of 100.0 GiB)"
+
+
+def test_a_mount_table_with_no_filesystem_names_p():
+    # a chroot or a container: only virtual filesystems are listed, and no -p was given
+    outcome = run_inprocess(Unlisted(), [])
+    assert outcome.exitcode == 3, outcome.output
+    assert "no filesystem to check in the mount table" in outcome.status_line
+    assert "-p, e.g. -p /" in outcome.status_line

@@ -200,11 +200,16 @@ def _user_name():
 
 
 def _writable_dir(path):
+    """``path`` is (or now is) a directory of this user that it can write: the package makes
+    /var/cache/osop-checks for nagios, so root running a check by hand uses its own ~/.cache
+    instead of refusing nagios' directory as not private."""
     try:
         os.makedirs(path, mode=0o755, exist_ok=True)
+        info = os.lstat(path)
     except OSError:
         return False
-    return os.access(path, os.W_OK | os.X_OK)
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and \
+        os.access(path, os.W_OK | os.X_OK)
 
 
 def stat_key(paths):

@@ -262,3 +262,46 @@ def test_a_request_that_waits_on_the_busy_daemon_is_served_not_cut_off(tmp_path)
         assert conn.state == daemon.Connection.QUEUED
         assert conn.argv == ["--path=/"]
         server.shutdown()
+
+
+def test_each_tls_start_up_error_names_the_one_file_and_the_user(tmp_path):
+    """OpenSSL says "[Errno 2]", "[SSL] PEM lib" or "key values mismatch" for two files at
+    once; the daemon's line names the file at fault and the user it runs as."""
+    from lab.peers.tls import TestCA
+    from osop_checks.api import daemon
+
+    ca = TestCA(str(tmp_path / "ca"))
+    mine, other = ca.issue("mine"), ca.issue("other")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a PEM file\n")
+
+    def trouble(cert, key, ca_file=ca.ca_path):
+        args = daemon.build_parser().parse_args(["--cert", cert, "--key", key, "--ca", ca_file])
+        with pytest.raises(daemon.TLSFileError) as caught:
+            daemon.tls_context(args)
+        return str(caught.value)
+
+    missing = str(tmp_path / "api.key")
+    assert trouble(mine.chain_path, missing) == \
+        "cannot read the key %s: No such file or directory (as user %s)" % (
+            missing, daemon.running_as())
+    assert trouble(str(garbage), mine.key_path).startswith(
+        "the certificate %s is not a PEM certificate: " % garbage)
+    assert trouble(mine.chain_path, str(garbage)).startswith(
+        "the key %s is not a PEM private key without a passphrase: " % garbage)
+    assert trouble(mine.chain_path, other.key_path).startswith(
+        "the key %s does not belong to the certificate %s: " % (other.key_path,
+                                                                 mine.chain_path))
+    assert trouble(mine.chain_path, mine.key_path, str(garbage)).startswith(
+        "cannot load the CA %s: " % garbage)
+
+
+def test_a_start_up_error_says_the_user_once(capsys):
+    from osop_checks.api import daemon
+
+    assert daemon.start_failed("cannot read the config file /x: Permission denied", 2) == 2
+    assert daemon.start_failed("cannot read the key /k: No (as user someone)", 1) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "osop-checks-api: cannot read the config file /x: Permission denied (as user %s)"
+        % daemon.running_as(),
+        "osop-checks-api: cannot read the key /k: No (as user someone)"]

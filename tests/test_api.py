@@ -305,3 +305,48 @@ def test_a_start_up_error_says_the_user_once(capsys):
         "osop-checks-api: cannot read the config file /x: Permission denied (as user %s)"
         % daemon.running_as(),
         "osop-checks-api: cannot read the key /k: No (as user someone)"]
+
+
+def test_health_tells_the_daemon_is_there_or_what_is_missing(api):
+    """The osop_api_health service's command line: as the node's own client it is OK; with
+    nothing on the port, or the socket accepting and closing (systemd when the daemon cannot
+    start), it is CRITICAL saying which; a client not admitted is a WARNING."""
+    import subprocess
+    import sys
+
+    from lab.peers.tls import free_port
+
+    def health(port, who="client"):
+        issued = getattr(api.pki, who)
+        ran = subprocess.run([sys.executable, "-m", "osop_checks.api.daemon", "--health",
+                              "--listen", "127.0.0.1:%d" % port, "--node", api.node,
+                              "--cert", issued.chain_path, "--key", issued.key_path,
+                              "--ca", api.pki.ca_path], capture_output=True, text=True,
+                             timeout=30)
+        assert ran.stderr == "", ran.stderr
+        return ran.returncode, ran.stdout.strip()
+
+    code, line = health(api.port)
+    assert code == 0 and line.startswith(
+        "OSOP_CHECKS_API OK - osop-checks-api answers on 127.0.0.1:%d in " % api.port), line
+    nobody = free_port()
+    assert health(nobody) == (2, "OSOP_CHECKS_API CRITICAL - nothing listens on 127.0.0.1:%d: "
+                              "osop-checks-api.socket is not enabled (systemctl enable --now "
+                              "osop-checks-api.socket, docs/api-security.md)" % nobody)
+    with socket.socket() as closer:  # accepts, then closes: a unit that fails to start
+        closer.bind(("127.0.0.1", 0))
+        closer.listen(4)
+        port = closer.getsockname()[1]
+        import threading
+
+        def close_each():
+            for _ in range(2):
+                conn, _ = closer.accept()
+                conn.close()
+
+        threading.Thread(target=close_each, daemon=True).start()
+        code, line = health(port)
+    assert code == 2 and "accepted the connection but osop-checks-api never answered: the " \
+        "daemon does not start (journalctl -u osop-checks-api.service" in line, line
+    code, line = health(api.port, who="other")
+    assert code == 1 and "refuses this client" in line, line

@@ -130,6 +130,12 @@ def build_parser():
                             "CACHE_DIRECTORY", "/var/cache/osop-checks-api"),
                         help="the checks' caches (XDG_CACHE_HOME of the workers; default: "
                              "$CACHE_DIRECTORY, else %(default)s)")
+    parser.add_argument("--health", action="store_true",
+                        help="instead of serving: call the daemon at the first --listen "
+                             "address (default 127.0.0.1:%d) as a client with --cert, --key "
+                             "and --ca (Icinga's own node certificate), its certificate "
+                             "checked for --node, and answer as a monitoring plugin whether it "
+                             "is there (the osop_api_health CheckCommand)" % PORT)
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="one line per request on stderr, with where its time went")
     parser.add_argument("-V", "--version", action="version",
@@ -907,6 +913,10 @@ def preload():
 def main(argv=None):
     import ssl  # the daemon's alone: the checks never import this module
     args = build_parser().parse_args(argv)
+    if args.health:  # a client that runs no check: root or nagios may ask
+        from osop_checks.api import health
+
+        return health.main(args)
     if os.geteuid() == 0:
         sys.stderr.write("osop-checks-api: refusing to run as root: every check a caller asks "
                          "for would run as root; run it as a system user of its own (the "

@@ -14,6 +14,7 @@ that connection alone.
 """
 import argparse
 import collections
+import contextlib
 import errno
 import os
 import re
@@ -589,6 +590,12 @@ class Server:
             return self.close(conn)
         conn.state = Connection.READ
         conn.deadline = conn.times["accept"] + self.args.request_timeout
+        # The client's request follows its last handshake flight, which it has not seen
+        # acknowledged: with Nagle's algorithm on its side (Icinga's ifw-api client) the
+        # request waits for our ACK, which Linux delays ~40 ms while we have nothing to send.
+        # ACK at once: the request comes in the next round trip (-v: "request" ~40 ms less).
+        with contextlib.suppress(OSError, AttributeError):
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
         self.watch(conn, selectors.EVENT_READ)
         self.read(conn)
 

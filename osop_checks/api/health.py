@@ -24,7 +24,10 @@ def probe(address, node, cert, key, ca, timeout=10.0):
     family, host, port = address
     where = ("[%s]:%d" if family == socket.AF_INET6 else "%s:%d") % (host, port)
     try:
-        context = ssl.create_default_context(cafile=ca)
+        # as Icinga checks the daemon: the CA and the name; not Python 3.13's X.509 strict
+        # mode, which refuses Icinga's own certificates (no Authority Key Identifier)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.load_verify_locations(ca)
         context.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
         return 3, "cannot load this client's certificate %s, key %s or CA %s: %s" % (

@@ -924,6 +924,10 @@ def main(argv=None):
         from osop_checks.api import health
 
         return health.main(args)
+    # A reload asked while it starts (systemctl reload right after enable) would otherwise
+    # end it (SIGHUP's default); it is kept and done once the server runs.
+    early_reloads = []
+    signal.signal(signal.SIGHUP, lambda signum, frame: early_reloads.append("SIGHUP"))
     if os.geteuid() == 0:
         sys.stderr.write("osop-checks-api: refusing to run as root: every check a caller asks "
                          "for would run as root; run it as a system user of its own (the "
@@ -960,6 +964,9 @@ def main(argv=None):
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     # SIGHUP: the files again, for the connections from now on; listeners and calls stay
     server.hear_sighup()
+    if early_reloads:
+        server.reloads_asked.extend(early_reloads)
+        server.wake_write.send(b"\0")  # done before the first call, not after it
     sys.stderr.write("osop-checks-api: listening on %s with %d workers; checks: %s\n" % (
         ", ".join("[%s]:%d" % s.getsockname()[:2] if s.family == socket.AF_INET6
                   else "%s:%d" % s.getsockname()[:2] for s in listeners),

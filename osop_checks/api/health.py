@@ -7,7 +7,6 @@ activation systemd accepts the connection even when the daemon cannot start, and
 when the start fails: that is told apart from nothing listening.
 """
 import socket
-import ssl
 import time
 
 NAME = "OSOP_CHECKS_API"
@@ -21,6 +20,8 @@ REQUEST = ("POST /v1/checker?command=osop_api_health HTTP/1.1\r\nHost: %s\r\n"
 def probe(address, node, cert, key, ca, timeout=10.0):
     """(state, text) of one call to the daemon at ``address`` (family, host, port) whose
     certificate must name ``node``, as the client ``cert``/``key`` of the CA ``ca``."""
+    import ssl  # the daemon's and this probe's alone: the checks never import this module
+
     family, host, port = address
     where = ("[%s]:%d" if family == socket.AF_INET6 else "%s:%d") % (host, port)
     try:

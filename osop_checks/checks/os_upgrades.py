@@ -116,8 +116,10 @@ def build_parser():
     cache.add_argument("--cache-dir", kind=cli.FILE_WRITTEN, metavar="DIR", type=cli.absolute_path,
                        help="keep the last answer in this existing directory, which must "
                             "belong to the running user and not be writable by others "
-                            "(default: /var/cache/osop-checks, or $XDG_CACHE_HOME/osop-checks "
-                            "where that is not writable; only a default directory is created)")
+                            "(default: /var/cache/osop-checks where it is the running user's, "
+                            "as the Debian package makes it for nagios, else "
+                            "$XDG_CACHE_HOME/osop-checks; only a default directory is created; "
+                            "-v says when neither can be written)")
     cache.add_argument("--no-cache", kind=cli.PLAIN, action="store_true",
                        help="always ask the package manager, keep nothing")
     return parser

@@ -113,6 +113,8 @@ API_HEADER = """\
  * against NodeName. To call another host's daemon directly from a satellite, with no agent:
  *     vars.ifw_api_host = host.address          (and ifw_api_expected_san = host.name)
  * Other ITL variables: ifw_api_port, ifw_api_cert, ifw_api_key, ifw_api_ca, ifw_api_crl.
+ * Every optional macro of the ITL's own "ifw-api" is null here as there (2.14.6 logs "Macro
+ * ... is not defined" on each check for one left out): ifw_api_username, ifw_api_password.
  */
 
 template CheckCommand "osop-api" {
@@ -125,6 +127,66 @@ template CheckCommand "osop-api" {
 	vars.ifw_api_key = null
 	vars.ifw_api_ca = null
 	vars.ifw_api_crl = null
+	vars.ifw_api_username = null
+	vars.ifw_api_password = null
+}
+
+/* The suffix services.conf adds to a command on a host with vars.osop_api. */
+globals.OsopApiSuffix = "_api"
+
+/*
+ * Whether osop-checks-api is there to answer, asked as the ifw-api commands ask it (their
+ * ifw_api_* vars, the node's certificate by default): forked, one TLS call that runs no check.
+ * OsopApiProgram: where the daemon is (the package's /usr/bin/osop-checks-api by default;
+ * `const OsopApiProgram = "/opt/osop-checks/bin/osop-checks-api"` in constants.conf for a venv).
+ * Every host with vars.osop_api gets the service "osop-checks-api", which says why (nothing
+ * listens, the daemon does not start, this client is refused) where the API services would be
+ * bare UNKNOWNs, and those services depend on it (no notification while it is down).
+ */
+if (!globals.contains("OsopApiProgram")) {
+	globals.OsopApiProgram = "/usr/bin/osop-checks-api"
+}
+
+object CheckCommand "osop_api_health" {
+	command = [ OsopApiProgram, "--health" ]
+	arguments = {
+		"--listen" = {{
+			var host = macro("$ifw_api_host$") || "127.0.0.1"
+			if (host.contains(":")) { host = "[" + host + "]" }
+			return host + ":" + macro("$ifw_api_port$")
+		}}
+		"--node" = {{ macro("$ifw_api_expected_san$") || NodeName }}
+		"--cert" = {{ macro("$ifw_api_cert$") || DataDir + "/certs/" + NodeName + ".crt" }}
+		"--key" = {{ macro("$ifw_api_key$") || DataDir + "/certs/" + NodeName + ".key" }}
+		"--ca" = {{ macro("$ifw_api_ca$") || DataDir + "/certs/ca.crt" }}
+	}
+	vars.ifw_api_host = null
+	vars.ifw_api_port = 5668
+	vars.ifw_api_expected_san = "$ifw_api_host$"
+	vars.ifw_api_cert = null
+	vars.ifw_api_key = null
+	vars.ifw_api_ca = null
+}
+
+apply Service "osop-checks-api" {
+	import "osop-service"
+	check_command = "osop_api_health"
+	check_interval = 1m
+
+	if (host.vars.client == "agent") {
+		command_endpoint = host.vars.agent_endpoint || host.name
+	}
+
+	assign where host.vars.osop_api && host.vars.client in OsopLocalClients
+}
+
+apply Dependency "osop-checks-api" to Service {
+	parent_service_name = "osop-checks-api"
+	disable_checks = false
+	disable_notifications = true
+
+	assign where host.vars.osop_api && host.vars.client in OsopLocalClients && service.vars.osop
+	ignore where service.name == "osop-checks-api"
 }
 """
 

@@ -173,24 +173,30 @@ def save(path, data, what="state"):
 log = logging.getLogger("nagiosplugin")
 
 
-def default_cache_directory():
-    """/var/cache/osop-checks where it can be written (root), else $XDG_CACHE_HOME/osop-checks
-    (~/.cache/osop-checks); None when neither can be written."""
+def default_cache_directory(asking="the source"):
+    """/var/cache/osop-checks where it can be written (root, or the Icinga user the Debian
+    package makes it for), else $XDG_CACHE_HOME/osop-checks (~/.cache/osop-checks); None when
+    neither can be written, said once at -v (a cache that is silently off costs every run
+    the full question to ``asking``)."""
     candidates = ["/var/cache/osop-checks"]
     xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     candidates.append(os.path.join(xdg, "osop-checks"))
     for path in candidates:
         if _writable_dir(path):
             return path
+    log.warning("no cache: this user (%s) can write neither %s; asking %s on every run "
+                "(create the first for this user, or give --cache-dir)",
+                _user_name(), " nor ".join(candidates), asking)
     return None
 
 
-def cache_directory(chosen=None, option="--cache-dir"):
+def cache_directory(chosen=None, option="--cache-dir", asking="the source"):
     """The directory a check keeps its cache files in: ``chosen`` (the admin's --cache-dir,
     which must exist and be writable), else default_cache_directory() (None: no cache).
     Either must belong to this user and not be writable by others, who could forge or
-    remove the answers kept there; ``option`` tells the admin how to choose another."""
-    directory = chosen or default_cache_directory()
+    remove the answers kept there; ``option`` tells the admin how to choose another;
+    ``asking``: whom a check without a cache asks on every run."""
+    directory = chosen or default_cache_directory(asking)
     if chosen and not (os.path.isdir(chosen) and os.access(chosen, os.W_OK | os.X_OK)):
         raise nagiosplugin.CheckError("cannot write the cache directory %s (it must exist)"
                                       % chosen)
@@ -200,12 +206,26 @@ def cache_directory(chosen=None, option="--cache-dir"):
     return directory
 
 
+def _user_name():
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return "uid %d" % os.geteuid()
+
+
 def _writable_dir(path):
+    """``path`` is (or now is) a directory of this user that it can write: the package makes
+    /var/cache/osop-checks for nagios, so root running a check by hand uses its own ~/.cache
+    instead of refusing nagios' directory as not private."""
     try:
         os.makedirs(path, mode=0o755, exist_ok=True)
+        info = os.lstat(path)
     except OSError:
         return False
-    return os.access(path, os.W_OK | os.X_OK)
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and \
+        os.access(path, os.W_OK | os.X_OK)
 
 
 def stat_key(paths):

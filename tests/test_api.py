@@ -2,6 +2,7 @@
 isolation between requests, and memory. The Icinga 2.14 side: tests/integration/test_ifw_api.py.
 """
 import os
+import re
 import signal
 import socket
 import ssl
@@ -262,3 +263,111 @@ def test_a_request_that_waits_on_the_busy_daemon_is_served_not_cut_off(tmp_path)
         assert conn.state == daemon.Connection.QUEUED
         assert conn.argv == ["--path=/"]
         server.shutdown()
+
+
+def test_each_tls_start_up_error_names_the_one_file_and_the_user(tmp_path):
+    """OpenSSL says "[Errno 2]", "[SSL] PEM lib" or "key values mismatch" for two files at
+    once; the daemon's line names the file at fault and the user it runs as."""
+    from lab.peers.tls import TestCA
+    from osop_checks.api import daemon
+
+    ca = TestCA(str(tmp_path / "ca"))
+    mine, other = ca.issue("mine"), ca.issue("other")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a PEM file\n")
+
+    def trouble(cert, key, ca_file=ca.ca_path):
+        args = daemon.build_parser().parse_args(["--cert", cert, "--key", key, "--ca", ca_file])
+        with pytest.raises(daemon.TLSFileError) as caught:
+            daemon.tls_context(args)
+        return str(caught.value)
+
+    missing = str(tmp_path / "api.key")
+    assert trouble(mine.chain_path, missing) == \
+        "cannot read the key %s: No such file or directory (as user %s)" % (
+            missing, daemon.running_as())
+    assert trouble(str(garbage), mine.key_path).startswith(
+        "the certificate %s is not a PEM certificate: " % garbage)
+    assert trouble(mine.chain_path, str(garbage)).startswith(
+        "the key %s is not a PEM private key without a passphrase: " % garbage)
+    assert trouble(mine.chain_path, other.key_path).startswith(
+        "the key %s does not belong to the certificate %s: " % (other.key_path,
+                                                                 mine.chain_path))
+    assert trouble(mine.chain_path, mine.key_path, str(garbage)).startswith(
+        "cannot load the CA %s: " % garbage)
+
+
+def test_a_start_up_error_says_the_user_once(capsys):
+    from osop_checks.api import daemon
+
+    assert daemon.start_failed("cannot read the config file /x: Permission denied", 2) == 2
+    assert daemon.start_failed("cannot read the key /k: No (as user someone)", 1) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "osop-checks-api: cannot read the config file /x: Permission denied (as user %s)"
+        % daemon.running_as(),
+        "osop-checks-api: cannot read the key /k: No (as user someone)"]
+
+
+def test_health_tells_the_daemon_is_there_or_what_is_missing(api):
+    """The osop_api_health service's command line: as the node's own client it is OK; with
+    nothing on the port, or the socket accepting and closing (systemd when the daemon cannot
+    start), it is CRITICAL saying which; a client not admitted is a WARNING."""
+    import subprocess
+    import sys
+
+    from lab.peers.tls import free_port
+
+    def health(port, who="client"):
+        issued = getattr(api.pki, who)
+        ran = subprocess.run([sys.executable, "-m", "osop_checks.api.daemon", "--health",
+                              "--listen", "127.0.0.1:%d" % port, "--node", api.node,
+                              "--cert", issued.chain_path, "--key", issued.key_path,
+                              "--ca", api.pki.ca_path], capture_output=True, text=True,
+                             timeout=30)
+        assert ran.stderr == "", ran.stderr
+        return ran.returncode, ran.stdout.strip()
+
+    code, line = health(api.port)
+    assert code == 0 and line.startswith(
+        "OSOP_CHECKS_API OK - osop-checks-api answers on 127.0.0.1:%d in " % api.port), line
+    nobody = free_port()
+    assert health(nobody) == (2, "OSOP_CHECKS_API CRITICAL - nothing listens on 127.0.0.1:%d: "
+                              "osop-checks-api.socket is not enabled (systemctl enable --now "
+                              "osop-checks-api.socket, docs/api-security.md)" % nobody)
+    with socket.socket() as closer:  # accepts, then closes: a unit that fails to start
+        closer.bind(("127.0.0.1", 0))
+        closer.listen(4)
+        port = closer.getsockname()[1]
+        import threading
+
+        def close_each():
+            for _ in range(2):
+                conn, _ = closer.accept()
+                conn.close()
+
+        threading.Thread(target=close_each, daemon=True).start()
+        code, line = health(port)
+    assert code == 2 and "accepted the connection but osop-checks-api never answered: the " \
+        "daemon does not start (journalctl -u osop-checks-api.service" in line, line
+    code, line = health(api.port, who="other")
+    assert code == 1 and "refuses this client" in line, line
+
+
+def test_the_request_after_the_handshake_is_not_held_by_a_delayed_ack(api):
+    """A client with Nagle's algorithm on (Icinga's ifw-api client, and this one) sends its
+    request after its last handshake flight only once that is acknowledged; Linux delays
+    that ACK by at least 40 ms while the daemon has nothing to send, which was most of each
+    call's time (-v: "request" ~40 ms after "handshake"). The daemon ACKs at once."""
+    import statistics
+
+    gaps = []
+    for _ in range(9):
+        status, _answer = api.call("check_disk_partitions", {"-p": "/"})
+        assert status == 200
+    time.sleep(0.2)
+    for line in api.stderr().splitlines()[-30:]:
+        found = re.search(r"handshake ([\d.]+) ms, request ([\d.]+) ms", line)
+        if found:
+            gaps.append(float(found.group(2)) - float(found.group(1)))
+    assert len(gaps) >= 9, gaps
+    assert statistics.median(gaps[-9:]) < 30, gaps

@@ -181,3 +181,16 @@ def test_stat_key_changes_with_a_file_or_a_directory_entry(tmp_path):
     assert before[-1] == [str(tmp_path / "absent"), None]
     (tmp_path / "lists" / "x_Packages").write_text("b")
     assert state.stat_key(paths) != before
+
+
+def test_a_cache_that_cannot_be_written_anywhere_is_said_once_at_v(tmp_path, monkeypatch,
+                                                                     caplog):
+    # the Icinga user before the package made /var/cache/osop-checks, its home not writable
+    monkeypatch.setattr(state, "_writable_dir", lambda path: False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "nowhere"))
+    with caplog.at_level("WARNING", logger="nagiosplugin"):
+        assert state.default_cache_directory("the package manager") is None
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1, lines
+    assert "/var/cache/osop-checks nor %s" % (tmp_path / "nowhere" / "osop-checks") in lines[0]
+    assert "asking the package manager on every run" in lines[0] and "--cache-dir" in lines[0]

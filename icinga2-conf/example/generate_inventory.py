@@ -84,6 +84,9 @@ def office():
     monitor = Host(MASTER, "10.0.0.5", "local",
                    "the Icinga master in the office: its own checks run right here")
     monitor.var('tls_endpoints["icingaweb"]', {"port": 443, "sni": "monitor.office.example"})
+    # Icinga 2.14 on the master: its own checks through osop-checks-api (commands-api.conf;
+    # forked where that file is not included)
+    monitor.var("osop_api", True)
     hosts.append(monitor)
 
     server = Host("office-server.office.example", "10.0.0.10", "agent",

@@ -691,7 +691,9 @@ def build_check(args, list_mounts=disks.list_mounts, usage=disks.usage,
         table = fstab()
         mounts, missing, why = _select(list_mounts(), args, table, exists)
         if not mounts and not missing:
-            raise nagiosplugin.CheckError(why or "no filesystem to check in the mount table")
+            raise nagiosplugin.CheckError(why or (
+                "no filesystem to check in the mount table (as in a chroot or a container): "
+                "name the paths to measure with -p, e.g. -p /"))
         partitions = usage(mounts)
     return judge(partitions, missing, Limits.from_args(args), table, history.load(), now(),
                  history.save)

@@ -140,8 +140,10 @@ def build_parser():
     cache.add_argument("--cache-dir", kind=cli.FILE_WRITTEN, metavar="DIR", type=cli.absolute_path,
                        help="keep the last answer in this existing directory, which must "
                             "belong to the running user and not be writable by others "
-                            "(default: /var/cache/osop-checks, or $XDG_CACHE_HOME/osop-checks "
-                            "where that is not writable; only a default directory is created)")
+                            "(default: /var/cache/osop-checks where it is the running user's, "
+                            "as the Debian package makes it for nagios, else "
+                            "$XDG_CACHE_HOME/osop-checks; only a default directory is created; "
+                            "-v says when neither can be written)")
     cache.add_argument("--no-cache", kind=cli.PLAIN, action="store_true",
                        help="always ask the package manager, keep nothing")
     return parser
@@ -235,7 +237,8 @@ def ask(host, args):
     """The host's pending upgrades, from the cache while its key is unchanged."""
     if args.no_cache:
         return host.pending()
-    directory = state_files.cache_directory(args.cache_dir, "--cache-dir or --no-cache")
+    directory = state_files.cache_directory(args.cache_dir, "--cache-dir or --no-cache",
+                                            "the package manager")
     cache = state_files.Cache(directory, "os_upgrades", host.identity(), "the package manager")
     # The key is taken before asking: a change while apt runs is seen by the next run.
     key = state_files.stat_key(host.cache_inputs())

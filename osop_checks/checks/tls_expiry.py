@@ -1025,14 +1025,14 @@ def build_check(args, fetch=tls.fetch, load_file=tls.load_file, now=utc_now, res
 def look_up_revocation(subjects, args, moment):
     """Every endpoint's chain's revocation, concurrently, CRLs shared (part of gathering:
     each Subject gets its list of revocation.Status)."""
-    from osop_checks import state
+    from osop_checks import state as state_files
 
     served = [s for s in subjects if s.presented is not None and s.chain]
     if not served:
         return
     directory = None
     if any(cert.crl_urls for s in served for cert in s.chain):
-        directory = state.cache_directory(args.cache_dir, "--cache-dir or --revocation off")
+        directory = state_files.cache_directory(args.cache_dir, "--cache-dir or --revocation off")
     asked = revocation.Revocation(args.revocation, directory, moment)
     answers = asked.check_all([(s.chain, s.presented.staple) for s in served])
     for subject, statuses in zip(served, answers):

@@ -454,3 +454,9 @@ def test_btrfs_free_space_as_btrfs_filesystem_usage_estimates_it():
     assert disks.btrfs_free(statvfs_part(), run=missing, euid=0).free == 347078656
     garbage = lambda argv, timeout=None: proc.Completed(argv, 0, "Overall:\n", "")  # noqa: E731
     assert disks.btrfs_free(statvfs_part(), run=garbage, euid=0).free == 347078656
+def test_a_mount_table_with_no_filesystem_names_p():
+    # a chroot or a container: only virtual filesystems are listed, and no -p was given
+    outcome = run_inprocess(Unlisted(), [])
+    assert outcome.exitcode == 3, outcome.output
+    assert "no filesystem to check in the mount table" in outcome.status_line
+    assert "-p, e.g. -p /" in outcome.status_line

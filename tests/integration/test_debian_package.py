@@ -51,9 +51,10 @@ const TicketSalt = ""
 include <itl>
 include <plugins>
 include <plugins-contrib>
+include "/usr/share/osop-checks/icinga2/osop-checks.conf"
+include "/usr/share/osop-checks/icinga2/nrpe-services.conf"
 """ + "".join('include "%s/%s"\n' % (EXAMPLES, f) for f in (
-    "templates.conf", "services.conf", "nrpe/services.conf", "example/zones.conf",
-    "example/hosts.conf"))
+    "example/zones.conf", "example/hosts.conf"))
 
 
 @pytest.fixture(scope="session")

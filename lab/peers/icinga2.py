@@ -486,6 +486,11 @@ def generator():
     return load(os.path.join(CONF, "generate.py"), "osop_icinga2_generate")
 
 
+def graphs():
+    """icinga2-conf/graphs.py as a module (graph templates and dashboards)."""
+    return load(os.path.join(CONF, "graphs.py"), "osop_icinga2_graphs")
+
+
 def inventory():
     """icinga2-conf/example/generate_inventory.py as a module."""
     return load(os.path.join(CONF, "example", "generate_inventory.py"),

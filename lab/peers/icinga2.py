@@ -196,8 +196,10 @@ class Icinga2:
 
     # -- configuration ------------------------------------------------------------------------
 
-    def write_config(self, includes=(), text="", api=False, checker=False, zones=None):
-        """The instance's main config: constants, the ITL, the given files, and ``text``."""
+    def write_config(self, includes=(), text="", api=False, checker=False, zones=None,
+                     perfdata=False):
+        """The instance's main config: constants, the ITL, the given files, and ``text``;
+        ``perfdata``: perfdata writers in ``text`` get the check results."""
         lines = [
             "/* written by lab/peers/icinga2.py */",
             "const PluginDir = %s" % quote(self.inside(SYSTEM_PLUGIN_DIR)),
@@ -207,7 +209,8 @@ class Icinga2:
             'const TicketSalt = ""',
             "include <itl>",
             "include <plugins>",
-            'object IcingaApplication "app" { enable_perfdata = false }',
+            'object IcingaApplication "app" { enable_perfdata = %s }'
+            % ("true" if perfdata else "false"),
         ]
         if checker:
             lines.append('object CheckerComponent "checker" { }')
@@ -652,13 +655,14 @@ def shipped_includes():
 
 
 @contextlib.contextmanager
-def running(base, text, node="master.osop.test", includes=None, root=None, plugin_dir=BIN):
+def running(base, text, node="master.osop.test", includes=None, root=None, plugin_dir=BIN,
+            perfdata=False):
     """A started icinga2 with the shipped commands/templates/apply rules and ``text``
-    (``root``: that Debian root's icinga2, see Icinga2)."""
+    (``root``: that Debian root's icinga2, see Icinga2; ``perfdata``: perfdata writers on)."""
     instance = Icinga2(base, node=node, root=root, plugin_dir=plugin_dir)
     instance.install_pki()
     includes = list(shipped_includes() if includes is None else includes)
-    instance.write_config(includes, text, api=True, checker=True)
+    instance.write_config(includes, text, api=True, checker=True, perfdata=perfdata)
     instance.start()
     try:
         yield instance

@@ -104,7 +104,8 @@ def display(graph):
 
 
 def title(graph):
-    return "check_%s: %s" % (graph.check, graph.name.replace("_", " "))
+    # no ':' (the module would read "a: b $x$" as a macro with a wildcard)
+    return "check_%s - %s" % (graph.check, graph.name.replace("_", " "))
 
 
 def graphite_escape(text):

@@ -65,13 +65,12 @@ HOST_AT_MNT = 'mount --rbind / "$0/mnt" && '  # this machine's / at /mnt, for ho
 HOST_PLUGIN_DIR = "/usr/lib/osop-host-plugins"
 
 
-def director_root(graphs=False):
-    """The pristine cached root with every package installed (a few minutes, once);
-    ``graphs``: with Graphite and icingaweb2-module-graphite too."""
+def director_root():
+    """The pristine cached root with every package installed (a few minutes, once), the
+    graph stack's among them: one root for every Stack, with or without graphs."""
     from lab.peers import debian_root
 
-    return debian_root.apt_root(RELEASE, PACKAGES + (GRAPH_PACKAGES if graphs else ()),
-                                PRESEED)
+    return debian_root.apt_root(RELEASE, PACKAGES + GRAPH_PACKAGES, PRESEED)
 
 
 class Stack(Started):
@@ -171,7 +170,7 @@ class Stack(Started):
     def start(self):
         from lab.peers import debian_root
 
-        debian_root.fresh_copy(director_root(self.graphs), self.root)
+        debian_root.fresh_copy(director_root(), self.root)
         # Icinga Web 2 (and so the Director's daemon) resolves this machine's name
         self.write("/etc/hosts", "127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost\n"
                    % socket.gethostname())
@@ -352,7 +351,10 @@ class Stack(Started):
                    'object GraphiteWriter "graphite" {\n\thost = "127.0.0.1"\n'
                    '\tport = %d\n\tenable_send_thresholds = true\n}\n' % self.carbon_port)
         self.write("/etc/icingaweb2/modules/graphite/config.ini",
-                   '[graphite]\nurl = "http://127.0.0.1:%d"\n' % self.graphite_port,
+                   '[graphite]\nurl = "http://127.0.0.1:%d"\n'
+                   # the last quarter of an hour: a fresh stack's points fill the plot
+                   '[ui]\ndefault_time_range = "15"\ndefault_time_range_unit = "minutes"\n'
+                   % self.graphite_port,
                    mode=0o660)
         templates = self.path("/etc/icingaweb2/modules/graphite/templates/osop-checks")
         os.makedirs(templates, exist_ok=True)
@@ -529,7 +531,8 @@ def deploy_scenarios(director, scenarios, host=DEMO_HOST):
 
 def demo_web(args):
     """`make demo-web`: the Director stack watching the `make demo` scenarios, until
-    interrupted."""
+    interrupted; with Graphite behind it, so each service's page shows our graphs (filled
+    as icinga2 checks them every minute)."""
     import signal
 
     from lab.peers.icinga2 import print_table, scenario_services
@@ -543,7 +546,7 @@ def demo_web(args):
         print("starting the demo peers, then Icinga Director and Icinga Web 2 in a bookworm "
               "root (the first run builds it: a few minutes)", flush=True)
         scenarios = scenario_services(stack)
-        director = stack.enter_context(Stack(host_plugins=True))
+        director = stack.enter_context(Stack(host_plugins=True, graphs=not args.no_graphs))
         director.restore_basket()
         services = deploy_scenarios(director, scenarios)
         print_table(services)
@@ -553,7 +556,8 @@ def demo_web(args):
         print("\nIcinga Web 2:  %s   login: %s   password: %s\n"
               "(on loopback only; from another machine: ssh -L %d:127.0.0.1:%d this-host)\n"
               "The services are the Director's (Icinga Director > Services); icinga2 checks "
-              "them every minute. Ctrl-C stops everything and removes it."
+              "them every minute; a service's page shows its graphs (icingaweb2-module-graphite "
+              "with our templates). Ctrl-C stops everything and removes it."
               % (director.url(), WEB_USER, director.web_password, director.web_port,
                  director.web_port), flush=True)
         if args.once:
@@ -580,6 +584,8 @@ def main(argv=None):
     web.add_argument("--screenshot", metavar="PNG", help="also take a screenshot of the "
                      "service list (headless chromium), e.g. docs/director-service-list.png")
     web.add_argument("--once", action="store_true", help="stop after the first check round")
+    web.add_argument("--no-graphs", action="store_true", help="without Graphite and the "
+                     "graphite module")
     args = parser.parse_args(argv)
     if args.command == "build":
         print(director_root())

@@ -46,7 +46,8 @@ icinga2-validate: deps venv
 
 # Everything written from the parsers, in one step (tests/regen.py): the docs' --help blocks
 # (README.md, docs/), icinga2-conf/commands.conf, commands-api.conf, the Director basket
-# icinga2-conf/director/osop-checks.json and the example inventory (icinga2-conf/example/).
+# icinga2-conf/director/osop-checks.json, the graph templates and dashboards (icinga2-conf/graphite/,
+# grafana/, from tests/perfdata-labels.txt) and the example inventory (icinga2-conf/example/).
 # On a clean tree it leaves no diff; tests/test_regen.py fails while a file is out of date.
 regen: venv
 	$(PY) -m tests.regen

@@ -378,6 +378,7 @@ def render_api():
 
 DATATYPES = {kind: "Icinga\\Module\\Director\\DataType\\DataType" + kind.capitalize()
              for kind in ("string", "number", "boolean", "array")}
+DATALIST_TYPE = "Icinga\\Module\\Director\\DataType\\DataTypeDatalist"
 # No uuid on the objects: Director 1.10 finds them again by name (commands, templates) and by
 # var name and content (data fields), which is what makes a second import change nothing.
 
@@ -433,9 +434,23 @@ def director_argument(name, parser, action, var):
     return key, plain
 
 
+def choices_of(action):
+    """The fixed choices of an option (argparse choices, or a state option's states), as
+    strings; None for an option that takes any value."""
+    found = action.choices or getattr(action.type, "allowed", None)
+    return [str(c) for c in found] if found else None
+
+
+def datalist_name(choices):
+    """The Director Data List of one set of choices (options with the same ones share it)."""
+    return "osop-checks: %s" % ", ".join(choices)
+
+
 def director_field(name, parser, action, var, number):
-    """The Director data field of one custom var, keyed by its number in the basket."""
-    return {
+    """The Director data field of one custom var, keyed by its number in the basket; an
+    option with fixed choices picks from a Data List (datalists())."""
+    choices = choices_of(action)
+    field = {
         "varname": var,
         "caption": "check_%s %s" % (name, key_of(action) or action.dest),
         "description": help_text(parser, action),
@@ -445,6 +460,11 @@ def director_field(name, parser, action, var, number):
         "category": None,
         "originalId": str(number),
     }
+    if choices and datatype(action) == "string":
+        field["datatype"] = DATALIST_TYPE
+        field["settings"] = {"datalist": datalist_name(choices), "behavior": "strict",
+                             "data_type": "string"}
+    return field
 
 
 def director_command(name, parser, fields):
@@ -527,13 +547,123 @@ def director_templates(commands):
     return out
 
 
+# Where notes_url of each check's service template points: its page of docs/checks/. The one
+# place to change when the docs are published elsewhere.
+DOCS_URL = "https://osop-checks.example/docs/checks/%s.md"
+# The host custom var whose value assigns a Service Set, and the roles of the example
+# inventory (icinga2-conf/example): (role, Service Set, what it watches, [(service,
+# template, {var: value})]). A service's per-host values (a backup's path, the copies, the
+# DynDNS name) are the command's custom vars set on the host: Icinga looks for
+# $backup_age_path$ on the service, then on its host (docs/icinga2.md).
+ROLE_VAR = "osop_role"
+ROLES = (
+    ("practice-server", "osop practice server",
+     "the practice's server: disks, the nightly backup, the three copies, its DynDNS name, "
+     "upgrades and units", (
+         ("disks", "osop-disk-partitions", {}), ("backup", "osop-backup-age", {}),
+         ("copies", "osop-three-copies", {}), ("dyndns", "osop-dyndns-match", {}),
+         ("upgrades", "osop-os-upgrades", {}), ("systemd", "osop-systemd-units", {}))),
+    ("fleet-vm", "osop fleet VM", "a VM of the fleet: disks, upgrades and units", (
+        ("disks", "osop-disk-partitions", {}), ("upgrades", "osop-os-upgrades", {}),
+        ("systemd", "osop-systemd-units", {}))),
+    ("backup-box", "osop backup box", "a box that keeps backups: disks and the backup's age", (
+        ("disks", "osop-disk-partitions", {}), ("backup", "osop-backup-age", {}))),
+    ("tls-frontend", "osop TLS front-end",
+     "a TLS front-end (reverse proxy, mail): its certificate on the host's address, port 443 "
+     "unless tls_expiry_port is set on the host", (
+         ("tls", "osop-tls-expiry", {"tls_expiry_host": "$address$"}),)),
+    ("snmp-box", "osop SNMP box",
+     "a router or NAS read over SNMP from the master (credentials stay there): its disks", (
+         ("disks", "osop-disk-partitions-snmp", {}),)),
+)
+# The zone of the service templates whose command reads credentials (an option of kind
+# SECRET: an SNMP community or key): they run in this zone, never on an agent, which would
+# need the secret files too.
+CREDENTIALS_ZONE = "master"
+
+
+def credentialed(parser):
+    """Whether a check takes a credential (an option of kind SECRET, from a file)."""
+    return any(getattr(a, "kind", None) == "secret" for a in options(parser))
+
+
+def snmp_templates(parsers_by_name):
+    """The SNMP variants of the checks that read credentials: the check's template, the host's
+    address as the SNMP agent, pinned to CREDENTIALS_ZONE."""
+    out = {}
+    for name, parser in parsers_by_name.items():
+        names = set(var_names(name, parser).values())
+        if credentialed(parser) and "%s_snmp" % name in names:
+            base = "osop-" + name.replace("_", "-")
+            out[base + "-snmp"] = {
+                "object_name": base + "-snmp", "object_type": "template", "fields": [],
+                "imports": [base], "zone": CREDENTIALS_ZONE,
+                "notes_url": DOCS_URL % name,
+                "vars": {"%s_snmp" % name: "$address$"}}
+    return out
+
+
+def datalists(fields):
+    """The Data Lists the data fields pick from, with their entries (by name, as the
+    Director's own basket dump has them)."""
+    out = {}
+    for field in fields.values():
+        listed = field["settings"].get("datalist")
+        if listed and listed not in out:
+            entries = listed[len("osop-checks: "):].split(", ")
+            out[listed] = {"list_name": listed, "owner": "osop-checks", "entries": [
+                {"entry_name": e, "entry_value": e, "format": "string", "allowed_roles": None}
+                for e in sorted(entries)]}  # the Director keeps them by name
+    roles = "osop-checks: roles"
+    out[roles] = {"list_name": roles, "owner": "osop-checks", "entries": [
+        {"entry_name": role, "entry_value": title, "format": "string", "allowed_roles": None}
+        for role, title, _, _ in sorted(ROLES)]}
+    return out
+
+
+def service_sets():
+    """A Service Set per role, assigned to hosts whose ROLE_VAR names it."""
+    out = {}
+    for role, title, description, services in ROLES:
+        out[title] = {
+            "object_name": title, "object_type": "template",
+            "assign_filter": 'host.vars.%s="%s"' % (ROLE_VAR, role),
+            "description": "%s (hosts with vars.%s = \"%s\")" % (description, ROLE_VAR, role),
+            "services": {name: dict({"object_name": name, "object_type": "object",
+                                     "fields": [], "imports": [template]},
+                                    **({"vars": variables} if variables else {}))
+                         for name, template, variables in services}}
+    return out
+
+
 def basket():
-    """The Director basket: {"Command": ..., "Datafield": ..., "ServiceTemplate": ...}."""
+    """The Director basket: commands with their data fields and the Data Lists of options
+    with fixed choices, the service templates (notes_url to the check's docs), a Service Set
+    per role and a host template whose field picks the role."""
     fields = {}
+    named = dict(parsers())
     commands = {PREFIX + name: director_command(name, parser, fields)
-                for name, parser in parsers()}
-    return {"Command": commands, "Datafield": fields,
-            "ServiceTemplate": director_templates(commands)}
+                for name, parser in named.items()}
+    templates = director_templates(commands)
+    for name in named:
+        template = templates.get("osop-" + name.replace("_", "-"))
+        if template is not None:
+            template["notes_url"] = DOCS_URL % name
+    templates.update(snmp_templates(named))
+    number = len(fields) + 1
+    fields[str(number)] = {
+        "varname": ROLE_VAR, "caption": "osop-checks role",
+        "description": "what the host is: assigns the Service Set of that role",
+        "datatype": DATALIST_TYPE, "format": None, "category": None,
+        "settings": {"datalist": "osop-checks: roles", "behavior": "strict",
+                     "data_type": "string"},
+        "originalId": str(number)}
+    return {"Command": commands, "Datafield": fields, "DataList": datalists(fields),
+            "ServiceTemplate": templates, "ServiceSet": service_sets(),
+            "HostTemplate": {"osop-host": {
+                "object_name": "osop-host", "object_type": "template",
+                "check_command": "hostalive",
+                "fields": [{"datafield_id": number, "is_required": "n", "var_filter": None}]}}}
 
 
 def render_basket():

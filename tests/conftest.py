@@ -29,6 +29,46 @@ def _no_leftover_deadline():
     deadline.start(None)
 
 
+# Labels a check emitted that tests/perfdata-labels.txt does not list, since the test began.
+UNLISTED_LABELS = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _perfdata_labels_recorded():
+    """Every Verdict a check module builds in any test is held to tests/perfdata-labels.txt:
+    its caller's module (osop_checks.checks.<name>) names the check."""
+    import sys
+
+    from osop_checks import plugin
+    from tests import perfdata_labels
+
+    labels = perfdata_labels.load()
+    built = plugin.Verdict.__init__
+
+    def recording(self, *args, **kwargs):
+        built(self, *args, **kwargs)
+        module = sys._getframe(1).f_globals.get("__name__", "")
+        if module.startswith("osop_checks.checks."):
+            check = module.rpartition(".")[2]
+            UNLISTED_LABELS.extend("check_%s: %s" % (check, found) for found in
+                                   perfdata_labels.unlisted(check, self.perfdata, labels))
+
+    plugin.Verdict.__init__ = recording
+    yield
+    plugin.Verdict.__init__ = built
+
+
+@pytest.fixture(autouse=True)
+def _no_unlisted_perfdata_label():
+    """A test during which a check emitted an unlisted perfdata label fails (at teardown)."""
+    del UNLISTED_LABELS[:]
+    yield
+    if UNLISTED_LABELS:
+        found = sorted(set(UNLISTED_LABELS))
+        del UNLISTED_LABELS[:]
+        pytest.fail("perfdata labels not in tests/perfdata-labels.txt: %s" % ", ".join(found))
+
+
 def pytest_collection_modifyitems(items):
     """A test that runs a check as another user (it uses foreign_install) is marked as_nagios:
     test_any_folder.py runs exactly those from a clone in a private folder."""

@@ -3,6 +3,8 @@
 - the --help blocks of README.md and docs/**/*.md (tests/readme.py);
 - icinga2-conf/commands.conf, commands-api.conf and the Director basket
   icinga2-conf/director/osop-checks.json (icinga2-conf/generate.py);
+- the graphs: icingaweb2-module-graphite templates icinga2-conf/graphite/ and Grafana
+  dashboards icinga2-conf/grafana/ (icinga2-conf/graphs.py, from tests/perfdata-labels.txt);
 - the example inventory, icinga2-conf/example/hosts.conf and zones.conf
   (icinga2-conf/example/generate_inventory.py).
 
@@ -36,6 +38,11 @@ def commands():
             generate.DIRECTOR_OUTPUT: generate.render_basket()}
 
 
+def graph_files():
+    """{path: text} of the graph templates and dashboards."""
+    return icinga2.graphs().outputs()
+
+
 def example():
     """{path: text} of the example inventory."""
     inventory = icinga2.inventory()
@@ -43,7 +50,7 @@ def example():
             for name, text in inventory.render().items()}
 
 
-PARTS = {"docs": docs, "commands": commands, "example": example}
+PARTS = {"docs": docs, "commands": commands, "graphs": graph_files, "example": example}
 
 
 def outputs(parts=tuple(PARTS)):

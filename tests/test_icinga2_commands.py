@@ -122,6 +122,11 @@ def test_the_basket_has_a_data_field_for_every_custom_var(check):
             assert kind == "array"
         elif generate.is_threshold(action):
             assert kind == "string"  # a range: 10:20, @5, ~:3
+        elif generate.choices_of(action):  # picked from the Data List of its choices
+            assert kind == "datalist", (var, kind)
+            listed = basket()["DataList"][field["settings"]["datalist"]]
+            assert sorted(e["entry_name"] for e in listed["entries"]) == sorted(
+                generate.choices_of(action))
         else:
             assert kind in ("string", "number"), (var, kind)
             if kind == "number":  # a whole number: no unit, no range
@@ -138,7 +143,7 @@ def test_the_basket_has_the_service_templates_of_templates_conf():
     expected = [name for name, body in shipped
                 if re.search(r'check_command = "osop_(%s)"' % "|".join(CHECKS), body)]
     assert len(expected) >= len(CHECKS)
-    assert sorted(templates) == sorted(["osop-service"] + [
+    assert sorted(t for t in templates if not t.endswith("-snmp")) == sorted(["osop-service"] + [
         n for n in expected if n not in ("osop-backup-age-sudo",)])
     for name, body in shipped:
         if name not in templates:
@@ -378,3 +383,30 @@ def test_nrpe_arguments_parse(check):
     parser.error = lambda message: pytest.fail("nrpe/osop_checks.cfg check_osop_%s: %s" % (
         check, message))
     parser.parse_args(argv)
+
+
+def test_the_basket_gives_a_fleet_service_sets_by_role_docs_and_pinned_credentials():
+    """A Service Set per role of the example inventory, assigned by the host's osop_role
+    (picked from a Data List by the osop-host template's field); every check's template
+    links its docs; the SNMP variants, whose secrets stay on the master, are pinned there."""
+    data = basket()
+    roles = {e["entry_name"] for e in data["DataList"]["osop-checks: roles"]["entries"]}
+    assert roles == {"practice-server", "fleet-vm", "backup-box", "tls-frontend", "snmp-box"}
+    for title, service_set in data["ServiceSet"].items():
+        role = re.match(r'^host\.vars\.osop_role="([a-z-]+)"$', service_set["assign_filter"])
+        assert role and role.group(1) in roles, title
+        for service in service_set["services"].values():
+            assert service["imports"][0] in data["ServiceTemplate"], (title, service)
+    sets = {s["assign_filter"].split('"')[1]: set(s["services"]) for s in
+            data["ServiceSet"].values()}
+    assert sets["fleet-vm"] == {"disks", "upgrades", "systemd"}
+    assert sets["practice-server"] >= {"disks", "backup", "copies", "dyndns"}
+    for check in CHECKS:
+        template = data["ServiceTemplate"]["osop-" + check.replace("_", "-")]
+        assert template["notes_url"] == generate.DOCS_URL % check
+        assert os.path.exists(os.path.join(ROOT, "docs", "checks", check + ".md"))
+    pinned = {n: t for n, t in data["ServiceTemplate"].items() if "zone" in t}
+    assert sorted(pinned) == ["osop-disk-partitions-snmp", "osop-dyndns-match-snmp"]
+    assert all(t["zone"] == "master" for t in pinned.values())
+    field = [f for f in data["Datafield"].values() if f["varname"] == "osop_role"][0]
+    assert field["settings"]["datalist"] == "osop-checks: roles"

@@ -45,6 +45,12 @@ PACKAGES = (
 # icinga2-ido-mysql would ask for (and create) its database during the install
 PRESEED = ("icinga2-ido-mysql icinga2-ido-mysql/dbconfig-install boolean false",
            "icinga2-ido-mysql icinga2-ido-mysql/enable boolean false")
+# The graph stack (Stack(graphs=True)): Graphite fed by icinga2's GraphiteWriter, shown by
+# icingaweb2-module-graphite 1.2 with our templates.
+GRAPH_PACKAGES = ("graphite-carbon", "graphite-web", "icingaweb2-module-graphite")
+GRAPH_TEMPLATES = os.path.join(ROOT, "icinga2-conf", "graphite")
+# Ten-second points, so a few forced check rounds a few seconds apart draw a line.
+STORAGE_SCHEMAS = "[osop]\npattern = .*\nretentions = 10s:1d\n"
 BASKET = os.path.join(ROOT, "icinga2-conf", "director", "osop-checks.json")
 PLUGIN_DIR = "/usr/lib/nagios/plugins"
 NODE = "director.osop.test"
@@ -60,21 +66,23 @@ HOST_PLUGIN_DIR = "/usr/lib/osop-host-plugins"
 
 
 def director_root():
-    """The pristine cached root with every package installed (a few minutes, once)."""
+    """The pristine cached root with every package installed (a few minutes, once), the
+    graph stack's among them: one root for every Stack, with or without graphs."""
     from lab.peers import debian_root
 
-    return debian_root.apt_root(RELEASE, PACKAGES, PRESEED)
+    return debian_root.apt_root(RELEASE, PACKAGES + GRAPH_PACKAGES, PRESEED)
 
 
 class Stack(Started):
     """One running Director stack in a fresh copy of ``director_root()`` under ``base``."""
 
-    def __init__(self, base=None, host_plugins=False):
+    def __init__(self, base=None, host_plugins=False, graphs=False):
         """``host_plugins``: icinga2 runs this machine's check_* (those of the venv, through
         wrappers that chroot into this machine's / mounted at /mnt), as root, so they see
         the files and peers `make demo` sets up here; else the copy installed in the root,
         run as nagios, as on a real Debian host."""
         self.host_plugins = host_plugins
+        self.graphs = graphs
         self.base = base or tempfile.mkdtemp(prefix="osop-director-")
         os.makedirs(self.base, exist_ok=True)
         self.root = os.path.join(self.base, "root")
@@ -168,6 +176,8 @@ class Stack(Started):
                    % socket.gethostname())
         self.install_plugins()
         self.start_database()
+        if self.graphs:
+            self.start_graphite()
         self.start_icinga2()
         self.configure_web()
         self.daemon("apache2", "apache2ctl", "-DFOREGROUND")
@@ -253,7 +263,8 @@ class Stack(Started):
                    '\tuser = "icinga"\n\tpassword = "%s"\n\tdatabase = "icinga"\n}\n'
                    % self.db_password, mode=0o640)
         self.run("chgrp", "nagios", "/etc/icinga2/features-available/ido-mysql.conf")
-        self.run("icinga2", "feature", "enable", "ido-mysql", "api")
+        self.run("icinga2", "feature", "enable", "ido-mysql", "api",
+                 *(["graphite"] if self.graphs else []))
         self.run("/usr/lib/icinga2/prepare-dirs", "/etc/default/icinga2", env=run_as)
         self.daemon("icinga2", "icinga2", "daemon", host_at_mnt=self.host_plugins, env=run_as)
         self.wait_for("icinga2's API", lambda: self.api("GET", "/v1/status/IcingaApplication")
@@ -293,7 +304,7 @@ class Stack(Started):
         for name, text in files.items():
             self.write("/etc/icingaweb2/" + name, text, mode=0o660)
         os.makedirs(self.path("/etc/icingaweb2/enabledModules"), exist_ok=True)
-        for module in MODULES:
+        for module in MODULES + (("graphite",) if self.graphs else ()):
             if not os.path.lexists(self.path("/etc/icingaweb2/enabledModules", module)):
                 os.symlink("/usr/share/icingaweb2/modules/" + module,
                            self.path("/etc/icingaweb2/enabledModules", module))
@@ -305,6 +316,50 @@ class Stack(Started):
                    "<VirtualHost 127.0.0.1:%d>\n\tDocumentRoot /var/www/html\n"
                    '\tSetEnvIf User-Agent "^%s$" REMOTE_USER=%s\n</VirtualHost>\n' % (
                        self.web_port, self.browser_agent, BROWSER_USER))
+
+    def start_graphite(self):
+        """carbon-cache (10 s points) and graphite-web on loopback ports; icinga2's
+        GraphiteWriter feature pointed at carbon (enabled by start_icinga2); the graphite
+        module of Icinga Web 2 pointed at graphite-web, with our templates where the .deb
+        installs them."""
+        self.carbon_port, self.carbon_pickle, self.carbon_query, self.graphite_port = (
+            free_port(), free_port(), free_port(), free_port())
+        self.write("/etc/carbon/carbon.conf", (
+            "[cache]\nSTORAGE_DIR = /var/lib/graphite/\n"
+            "LOCAL_DATA_DIR = /var/lib/graphite/whisper/\n"
+            "WHITELISTS_DIR = /var/lib/graphite/lists/\nCONF_DIR = /etc/carbon/\n"
+            "LOG_DIR = /var/log/carbon/\nPID_DIR = /var/run/\nENABLE_LOGROTATION = False\n"
+            "MAX_CACHE_SIZE = inf\nMAX_UPDATES_PER_SECOND = 500\n"
+            "MAX_CREATES_PER_MINUTE = inf\nENABLE_UDP_LISTENER = False\n"
+            "LINE_RECEIVER_INTERFACE = 127.0.0.1\nLINE_RECEIVER_PORT = %d\n"
+            "PICKLE_RECEIVER_INTERFACE = 127.0.0.1\nPICKLE_RECEIVER_PORT = %d\n"
+            "CACHE_QUERY_INTERFACE = 127.0.0.1\nCACHE_QUERY_PORT = %d\n") % (
+                self.carbon_port, self.carbon_pickle, self.carbon_query))
+        self.write("/etc/carbon/storage-schemas.conf", STORAGE_SCHEMAS)
+        for path in ("/var/lib/graphite/whisper", "/var/log/carbon", "/var/log/graphite"):
+            os.makedirs(self.path(path), exist_ok=True)
+        self.daemon("carbon", "carbon-cache", "--config=/etc/carbon/carbon.conf", "--debug",
+                    "--nodaemon", "start")
+        with open(self.path("/etc/graphite/local_settings.py"), "a") as handle:
+            handle.write("\nSECRET_KEY = %r\nCARBONLINK_HOSTS = ['127.0.0.1:%d:a']\n"
+                         "ALLOWED_HOSTS = ['*']\nLOG_DIR = '/var/log/graphite'\n"
+                         % (secrets.token_hex(16), self.carbon_query))
+        self.run("graphite-manage", "migrate", "--run-syncdb", timeout=300)
+        self.daemon("graphite-web", "graphite-manage", "runserver", "--noreload",
+                    "127.0.0.1:%d" % self.graphite_port)
+        self.write("/etc/icinga2/features-available/graphite.conf",
+                   'object GraphiteWriter "graphite" {\n\thost = "127.0.0.1"\n'
+                   '\tport = %d\n\tenable_send_thresholds = true\n}\n' % self.carbon_port)
+        self.write("/etc/icingaweb2/modules/graphite/config.ini",
+                   '[graphite]\nurl = "http://127.0.0.1:%d"\n'
+                   # the last quarter of an hour: a fresh stack's points fill the plot
+                   '[ui]\ndefault_time_range = "15"\ndefault_time_range_unit = "minutes"\n'
+                   % self.graphite_port,
+                   mode=0o660)
+        templates = self.path("/etc/icingaweb2/modules/graphite/templates/osop-checks")
+        os.makedirs(templates, exist_ok=True)
+        for name in os.listdir(GRAPH_TEMPLATES):
+            shutil.copy(os.path.join(GRAPH_TEMPLATES, name), templates)
 
     def director_setup(self):
         self.icingacli("director", "migration", "run", timeout=300)
@@ -374,11 +429,12 @@ class Stack(Started):
                 return services, pending
             time.sleep(0.5)
 
-    def screenshot(self, path, page=SERVICE_LIST, timeout=60, size=(1400, 900)):
+    def screenshot(self, path, page=SERVICE_LIST, timeout=60, size=(1400, 900), expect=None):
         """A PNG of ``page`` of Icinga Web 2 at ``path``, taken by a headless Chromium (logged
-        in by apache, see the module text) once the page shows every service icinga2 has;
-        returns the page's text (its DOM after the scripts ran)."""
-        names = [a["display_name"] for a in self.services().values()]
+        in by apache, see the module text) once the page shows every service icinga2 has (or
+        the texts ``expect``); returns the page's text (its DOM after the scripts ran)."""
+        names = expect if expect is not None else [
+            a["display_name"] for a in self.services().values()]
         profile = tempfile.mkdtemp(prefix="osop-chromium-")
         chromium = ["chromium", "--headless", "--no-sandbox", "--disable-gpu",
                     "--hide-scrollbars", "--user-data-dir=" + profile,
@@ -398,6 +454,15 @@ class Stack(Started):
         finally:
             shutil.rmtree(profile, ignore_errors=True)
         return dom
+
+    def graphite_metrics(self, query):
+        """The metric paths graphite-web finds for ``query`` (a glob of the metric tree)."""
+        import requests
+
+        reply = requests.get("http://127.0.0.1:%d/metrics/expand" % self.graphite_port,
+                             params={"query": query, "leavesOnly": 1}, timeout=30)
+        reply.raise_for_status()
+        return reply.json()["results"]
 
     def icinga2_log(self):
         with open(self.path("/var/log/icinga2/icinga2.log"), errors="replace") as handle:
@@ -466,7 +531,8 @@ def deploy_scenarios(director, scenarios, host=DEMO_HOST):
 
 def demo_web(args):
     """`make demo-web`: the Director stack watching the `make demo` scenarios, until
-    interrupted."""
+    interrupted; with Graphite behind it, so each service's page shows our graphs (filled
+    as icinga2 checks them every minute)."""
     import signal
 
     from lab.peers.icinga2 import print_table, scenario_services
@@ -480,7 +546,7 @@ def demo_web(args):
         print("starting the demo peers, then Icinga Director and Icinga Web 2 in a bookworm "
               "root (the first run builds it: a few minutes)", flush=True)
         scenarios = scenario_services(stack)
-        director = stack.enter_context(Stack(host_plugins=True))
+        director = stack.enter_context(Stack(host_plugins=True, graphs=not args.no_graphs))
         director.restore_basket()
         services = deploy_scenarios(director, scenarios)
         print_table(services)
@@ -490,7 +556,8 @@ def demo_web(args):
         print("\nIcinga Web 2:  %s   login: %s   password: %s\n"
               "(on loopback only; from another machine: ssh -L %d:127.0.0.1:%d this-host)\n"
               "The services are the Director's (Icinga Director > Services); icinga2 checks "
-              "them every minute. Ctrl-C stops everything and removes it."
+              "them every minute; a service's page shows its graphs (icingaweb2-module-graphite "
+              "with our templates). Ctrl-C stops everything and removes it."
               % (director.url(), WEB_USER, director.web_password, director.web_port,
                  director.web_port), flush=True)
         if args.once:
@@ -517,6 +584,8 @@ def main(argv=None):
     web.add_argument("--screenshot", metavar="PNG", help="also take a screenshot of the "
                      "service list (headless chromium), e.g. docs/director-service-list.png")
     web.add_argument("--once", action="store_true", help="stop after the first check round")
+    web.add_argument("--no-graphs", action="store_true", help="without Graphite and the "
+                     "graphite module")
     args = parser.parse_args(argv)
     if args.command == "build":
         print(director_root())

@@ -196,8 +196,10 @@ class Icinga2:
 
     # -- configuration ------------------------------------------------------------------------
 
-    def write_config(self, includes=(), text="", api=False, checker=False, zones=None):
-        """The instance's main config: constants, the ITL, the given files, and ``text``."""
+    def write_config(self, includes=(), text="", api=False, checker=False, zones=None,
+                     perfdata=False):
+        """The instance's main config: constants, the ITL, the given files, and ``text``;
+        ``perfdata``: perfdata writers in ``text`` get the check results."""
         lines = [
             "/* written by lab/peers/icinga2.py */",
             "const PluginDir = %s" % quote(self.inside(SYSTEM_PLUGIN_DIR)),
@@ -207,7 +209,8 @@ class Icinga2:
             'const TicketSalt = ""',
             "include <itl>",
             "include <plugins>",
-            'object IcingaApplication "app" { enable_perfdata = false }',
+            'object IcingaApplication "app" { enable_perfdata = %s }'
+            % ("true" if perfdata else "false"),
         ]
         if checker:
             lines.append('object CheckerComponent "checker" { }')
@@ -486,6 +489,11 @@ def generator():
     return load(os.path.join(CONF, "generate.py"), "osop_icinga2_generate")
 
 
+def graphs():
+    """icinga2-conf/graphs.py as a module (graph templates and dashboards)."""
+    return load(os.path.join(CONF, "graphs.py"), "osop_icinga2_graphs")
+
+
 def inventory():
     """icinga2-conf/example/generate_inventory.py as a module."""
     return load(os.path.join(CONF, "example", "generate_inventory.py"),
@@ -556,9 +564,11 @@ def vars_to_argv(name, parser, variables):
     return argv
 
 
-def scenario_services(stack, names=None, problems=None):
+def scenario_services(stack, names=None, problems=None, started=None):
     """[(check, title, argv)]: the scenarios of every demo module (lab/demo/*.py, except
-    this one's) whose command is a check, starting their peers on ``stack``.
+    this one's) whose command is a check, starting their peers on ``stack``. ``started``:
+    {module name: its scenarios, or the exception its start raised} of the modules `make demo`
+    already ran on ``stack`` (their peers still up): taken as they are, not started twice.
     A demo module whose peers cannot start here is left out; ``problems`` collects why."""
     import importlib
     import pkgutil
@@ -569,9 +579,13 @@ def scenario_services(stack, names=None, problems=None):
     for info in sorted(pkgutil.iter_modules(demo.__path__), key=lambda i: i.name):
         if info.name.startswith("_") or info.name in demo.LAST:
             continue
-        module = importlib.import_module("lab.demo." + info.name)
         try:
-            scenarios = module.scenarios(stack)
+            if started is not None and info.name in started:
+                scenarios = started[info.name]
+                if isinstance(scenarios, Exception):
+                    raise scenarios
+            else:
+                scenarios = importlib.import_module("lab.demo." + info.name).scenarios(stack)
         except Exception as exc:  # a peer that cannot start here
             if problems is not None:
                 problems[info.name] = "%s: %s" % (type(exc).__name__, exc)
@@ -579,7 +593,7 @@ def scenario_services(stack, names=None, problems=None):
             continue
         for title, argv, *setup in scenarios:
             if setup:
-                continue  # a scenario that prepares its world before each run (the practice)
+                continue  # a scenario that prepares its world or runs wrapped (the practice)
             check = argv[0][len("check_"):] if argv and argv[0].startswith("check_") else None
             if title.startswith("bad input"):
                 continue  # shows the plugin's own argument checks; no service would be built so
@@ -641,13 +655,14 @@ def shipped_includes():
 
 
 @contextlib.contextmanager
-def running(base, text, node="master.osop.test", includes=None, root=None, plugin_dir=BIN):
+def running(base, text, node="master.osop.test", includes=None, root=None, plugin_dir=BIN,
+            perfdata=False):
     """A started icinga2 with the shipped commands/templates/apply rules and ``text``
-    (``root``: that Debian root's icinga2, see Icinga2)."""
+    (``root``: that Debian root's icinga2, see Icinga2; ``perfdata``: perfdata writers on)."""
     instance = Icinga2(base, node=node, root=root, plugin_dir=plugin_dir)
     instance.install_pki()
     includes = list(shipped_includes() if includes is None else includes)
-    instance.write_config(includes, text, api=True, checker=True)
+    instance.write_config(includes, text, api=True, checker=True, perfdata=perfdata)
     instance.start()
     try:
         yield instance
@@ -655,11 +670,16 @@ def running(base, text, node="master.osop.test", includes=None, root=None, plugi
         instance.stop()
 
 
-def watch(stack, rounds=2, out=sys.stdout):
+def watch(stack, rounds=2, out=None, started=None):
     """Run icinga2 watching this machine (shipped apply rules) and every check's demo
-    scenarios on their loopback peers for a few forced rounds; print a table of services."""
+    scenarios on their loopback peers for a few forced rounds; print a table of services.
+    ``started``: the demo modules `make demo` already ran (see scenario_services). Raises
+    MissingServices, after the table, when a demo group did not start or a check has no
+    service with a result: the table a user reads shows every check, or the demo fails."""
+    out = out or sys.stdout  # the one in force now, as the demo's own prints use
     base = stack.enter_context(tempfile.TemporaryDirectory(prefix="osop-icinga2-demo-"))
-    scenarios = scenario_services(stack)
+    problems = {}
+    scenarios = scenario_services(stack, problems=problems, started=started)
     host = "this-machine"
     text = local_inventory(host) + service_objects(host, scenarios)
     instance = stack.enter_context(running(base, text))
@@ -672,14 +692,43 @@ def watch(stack, rounds=2, out=sys.stdout):
             number, rounds, len(services) - len(pending),
             ", %d still pending" % len(pending) if pending else ""), file=out)
     print_table(services, out)
+    missing = missing_checks(services)
+    if problems or missing:
+        raise MissingServices(problems, missing)
     return services
+
+
+class MissingServices(RuntimeError):
+    """The Icinga table lacks a demo group (its peers did not start) or a check."""
+
+    def __init__(self, problems, missing):
+        self.problems, self.missing = problems, missing
+        words = ["demo %s did not start (%s)" % item for item in sorted(problems.items())]
+        words += ["no service of osop_%s has a result" % check for check in missing]
+        super().__init__("the Icinga table is incomplete: " + "; ".join(words))
+
+
+def services_per_check(services):
+    """{check: number of its services that have a check result} (every check, 0 included)."""
+    counts = dict.fromkeys(all_check_names(), 0)
+    for attrs in services.values():
+        check = check_of(attrs)
+        if check in counts and attrs.get("last_check_result"):
+            counts[check] += 1
+    return counts
+
+
+def missing_checks(services):
+    """The checks without a service that has a result."""
+    return [check for check, count in services_per_check(services).items() if not count]
 
 
 STATES = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
 
 
-def print_table(services, out=sys.stdout):
+def print_table(services, out=None):
     """host, service, command, state and the status line of each service; then a count."""
+    out = out or sys.stdout
     rows = []
     for name, attrs in sorted(services.items()):
         result = attrs.get("last_check_result") or {}
@@ -704,8 +753,12 @@ def print_table(services, out=sys.stdout):
 
 
 def cmd_demo(args):
-    with contextlib.ExitStack() as stack:
-        services = watch(stack, rounds=args.rounds)
+    try:
+        with contextlib.ExitStack() as stack:
+            services = watch(stack, rounds=args.rounds)
+    except MissingServices as exc:
+        print("FAILED: %s" % exc, file=sys.stderr)
+        return 1
     bad = [n for n, a in services.items() if not a.get("last_check_result")]
     return 1 if bad else 0
 

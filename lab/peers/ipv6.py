@@ -5,7 +5,7 @@
         net.popen(net.v6only, ["openssl", "s_server", ...])          # a server on that host
         run_plugin("check_...", [...], wrap=net.wrap(net.client))
 
-``Ipv6Net()`` makes, as root, three namespaces ``osop-v6-PID-client|v6only|dual``:
+``Ipv6Net()`` makes, as root, three namespaces ``osop-v6-PID-N-client|v6only|dual``:
 
 - ``client``: where the checks run. Its /etc/netns/<client>/resolv.conf names the DNS server
   on the IPv6-only host, so the host names below resolve through real DNS (glibc, as a check
@@ -38,7 +38,7 @@ import time
 import pytest
 
 from lab.peers import Started
-from lab.peers.netns import ETC_NETNS, ip, remove_namespace, remove_stale
+from lab.peers.netns import ETC_NETNS, ip, remove_namespace, remove_stale, unique_base
 
 PREFIX = "osop-v6-"
 DOMAIN = "osop.test"
@@ -59,7 +59,7 @@ class Ipv6Net(Started):
     dns_server = V6ONLY
 
     def __init__(self):
-        base = "%s%d-" % (PREFIX, os.getpid())
+        base = unique_base(PREFIX)
         self.client, self.v6only, self.dual = base + "client", base + "v6only", base + "dual"
         self.dir = tempfile.mkdtemp(prefix=PREFIX + "run-")
         self.processes = []

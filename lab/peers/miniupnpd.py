@@ -6,7 +6,7 @@
         router.set_wan("100.64.7.2")       # the provider moved it behind carrier-grade NAT
         router.set_records({NAME: ["80.81.82.83"]})
 
-``UpnpRouter()`` makes, as root, three namespaces ``osop-upnp-PID-router|client|isp``:
+``UpnpRouter()`` makes, as root, three namespaces ``osop-upnp-PID-N-router|client|isp``:
 
 - ``router``: a veth "LAN" ``lan0`` (LAN_ROUTER = 192.168.178.1/24, as a FRITZ!Box) to the
   client and a veth "WAN" ``wan0`` to the isp namespace, holding the WAN address the test
@@ -40,7 +40,7 @@ import pytest
 
 from lab.peers import fixture
 from lab.peers import Started, end_process
-from lab.peers.netns import in_namespace, ip, remove_namespace, remove_stale
+from lab.peers.netns import in_namespace, ip, remove_namespace, remove_stale, unique_base
 
 PREFIX = "osop-upnp-"
 LAN_ROUTER, LAN_CLIENT = "192.168.178.1", "192.168.178.20"
@@ -71,7 +71,7 @@ class UpnpRouter(Started):
     description_url = "http://%s:%d/rootDesc.xml" % (LAN_ROUTER, HTTP_PORT)
 
     def __init__(self, wan="80.81.82.83", records=None):
-        base = "%s%d-" % (PREFIX, os.getpid())
+        base = unique_base(PREFIX)
         self.router, self.client, self.isp = base + "router", base + "client", base + "isp"
         self.wan = wan
         self.records = dict(records or {})

@@ -14,9 +14,12 @@ A host ``sleep()``s with its link down (the off-site box outside its backup wind
 PC switched off) and ``wake()``s with it up. Commands run "on the server" through
 ``practice.on_server(argv)``: the check, the sync job, ssh.
 
-The namespaces are named ``osop-prac-PID-ROLE``; ``Practice`` removes its own on exit, even
-after a failure, and removes at start those left by a run whose process is gone.
+The namespaces are named ``osop-prac-PID-N-ROLE`` (``unique_base``: N counts the networks this
+process made, so two in one process, as `make demo` and its Icinga part may start, never share a
+name); ``Practice`` removes its own on exit, even after a failure, and removes at start those
+left by a run whose process is gone.
 """
+import itertools
 import os
 import shutil
 import signal
@@ -84,6 +87,15 @@ def in_namespace(name, call):
     return outcome.get("value")
 
 
+_made = itertools.count(1)
+
+
+def unique_base(prefix):
+    """``prefix``PID-N-: the start of the names of one network's namespaces, unique on this
+    machine while this process lives (``remove_stale`` reads the PID back)."""
+    return "%s%d-%d-" % (prefix, os.getpid(), next(_made))
+
+
 def remove_stale(prefix=PREFIX):
     """Remove the namespaces ``prefix``PID-... left by an earlier run that crashed (its
     process is gone)."""
@@ -102,7 +114,7 @@ class Host:
         self.practice = practice
         self.role = role
         self.hostname = hostname
-        self.ns = "%s%d-%s" % (PREFIX, os.getpid(), role)
+        self.ns = practice.base + role
         self.ipv4, self.ipv6 = ipv4, ipv6
         # the office PC is found by its IPv4 on the LAN, the box by its DynDNS name's AAAA
         self.address = ipv6 if hostname.endswith(".org") else ipv4
@@ -174,7 +186,8 @@ class Practice(Started):
     )
 
     def __init__(self):
-        self.server_ns = "%s%d-server" % (PREFIX, os.getpid())
+        self.base = unique_base(PREFIX)
+        self.server_ns = self.base + "server"
         self.dir = tempfile.mkdtemp(prefix=PREFIX + "keys-")
         self.client_key = os.path.join(self.dir, "id_ed25519")
         self.known_hosts = os.path.join(self.dir, "known_hosts")

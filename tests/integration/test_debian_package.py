@@ -174,3 +174,23 @@ def test_lintian_reports_no_errors_nor_warnings(deb_package):
     deb, output = deb_package
     tags = [line for line in output.splitlines() if re.match(r"[EW]: ", line)]
     assert tags == [], tags
+
+
+def test_the_package_ships_the_graphs_where_the_graphite_module_reads_them(deb_package):
+    """Every generated graph template (icingaweb2-module-graphite reads the subfolders of
+    /etc/icingaweb2/modules/graphite/templates) and Grafana dashboard is in the package."""
+    from lab.peers import icinga2
+
+    deb, _ = deb_package
+    listed = subprocess.run(["dpkg-deb", "-c", deb], capture_output=True, text=True,
+                            check=True).stdout
+    shipped = {line.split()[-1].lstrip(".") for line in listed.splitlines()}
+    wanted = set()
+    for path in icinga2.graphs().outputs():
+        kind, name = os.path.basename(os.path.dirname(path)), os.path.basename(path)
+        if name.endswith(".ini"):
+            wanted.add("/etc/icingaweb2/modules/graphite/templates/osop-checks/" + name)
+        else:
+            wanted.add("/usr/share/osop-checks/grafana/%s/%s" % (kind, name))
+    assert len(wanted) == 3 * len(CHECKS) + 2
+    assert wanted <= shipped, sorted(wanted - shipped)

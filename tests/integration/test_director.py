@@ -25,6 +25,9 @@ SERVER = "office-server.office.example"
 MONITOR = "monitor.office.example"
 DYNDNS = "office.dyn.test"
 PUBLIC_ADDRESS = "192.0.2.10"  # the practice's public address, as its DynDNS name has it
+# Hosts of the fleet given a role (the osop-host template's field): the basket's Service Set of
+# that role gives them their services, nothing else is made for them.
+ROLE_HOSTS = {"vm01.dc.example": "fleet-vm", "proxy01.dc.example": "tls-frontend"}
 
 
 def practice_services(dns_server):
@@ -113,13 +116,21 @@ def practice(tmp_path_factory):
         for host, address in ((SERVER, "127.0.0.1"), (MONITOR, "127.0.0.1")):
             stack.create("host", host, {"object_type": "object", "address": address,
                                         "check_command": "dummy"})
+        for host, role in ROLE_HOSTS.items():
+            stack.create("host", host, {"object_type": "object", "imports": ["osop-host"],
+                                        "address": "127.0.0.1", "vars": {"osop_role": role}})
+        with open(director_peer.BASKET) as handle:
+            by_role = {s["assign_filter"].split('"')[1]: s["services"]
+                       for s in json.load(handle)["ServiceSet"].values()}
+        stack.role_services = {host: set(by_role[role]) for host, role in ROLE_HOSTS.items()}
+        total = len(services) + sum(len(v) for v in stack.role_services.values())
         for host, name, check, options in services:
             stack.create("service", name, {
                 "object_type": "object", "host": host,
                 "imports": ["osop-" + check.replace("_", "-")],
                 "vars": director_vars(check, options)})
         stack.deploy()
-        stack.wait_for("the deployed services", lambda: len(stack.services()) == len(services))
+        stack.wait_for("the deployed services", lambda: len(stack.services()) == total)
         since = time.time()
         stack.force_checks()
         checked, pending = stack.wait_for_results(since, timeout=180)
@@ -131,7 +142,8 @@ def test_restoring_the_basket_twice_changes_nothing(practice):
     stack, _, _ = practice
     assert stack.restored_twice == stack.restored_once
     activity, fields, commands, arguments, links, services = stack.restored_once
-    assert commands >= 7 and arguments >= fields >= 150 and links == fields
+    # every field is a command's but osop_role, the host template's
+    assert commands >= 7 and arguments >= fields >= 150 and links == fields - 1
 
 
 def test_the_director_exports_the_basket_we_ship(practice):
@@ -140,7 +152,8 @@ def test_the_director_exports_the_basket_we_ship(practice):
     stack, _, _ = practice
     stack.sql("INSERT INTO director_basket (uuid, basket_name, owner_type, owner_value, "
               "objects) VALUES (UNHEX(REPLACE(UUID(), '-', '')), 'osop-export', 'user', "
-              "'admin', '{\"Command\": true, \"Datafield\": true, \"ServiceTemplate\": true}');"
+              "'admin', '{\"Command\": true, \"Datafield\": true, \"ServiceTemplate\": true, "
+              "\"DataList\": true, \"ServiceSet\": true, \"HostTemplate\": true}');"
               "\n", "director")
     dumped = json.loads(stack.icingacli("director", "basket", "dump", "--name",
                                         "osop-export").stdout)
@@ -148,7 +161,10 @@ def test_the_director_exports_the_basket_we_ship(practice):
         shipped = json.load(handle)
     ours = {n for n in shipped["Command"]}
     dumped["Command"] = {n: c for n, c in dumped["Command"].items() if n in ours}
-    assert by_varname(dumped) == by_varname(shipped)
+    theirs, mine = by_varname(dumped), by_varname(shipped)
+    for kind in mine:  # one kind at a time: a difference is readable
+        assert theirs[kind] == mine[kind], kind
+    assert dumped["HostTemplate"]["osop-host"]["fields"]
 
 
 def by_varname(basket):
@@ -162,8 +178,28 @@ def by_varname(basket):
                        for f in command["fields"])
         commands[name] = dict(command, fields=links)
     used = {v for c in commands.values() for v, _, _ in c["fields"]}
+    used |= {f["varname"] for f in fields.values() if f["varname"] == "osop_role"}
     return {"Command": commands, "Datafield": {v: f for v, f in fields.items() if v in used},
-            "ServiceTemplate": basket["ServiceTemplate"]}
+            "ServiceTemplate": basket["ServiceTemplate"], "DataList": basket["DataList"],
+            "ServiceSet": basket["ServiceSet"]}
+
+
+def test_a_host_given_a_role_gets_the_service_set_of_that_role(practice):
+    """The basket's Service Sets, restored and deployed by the real Director: a host whose
+    osop_role is fleet-vm gets disks, upgrades and systemd; a TLS front-end its certificate
+    on its own address; each run by Icinga through our command."""
+    stack, checked, _ = practice
+    for host in ROLE_HOSTS:
+        mine = {name.split("!", 1)[1]: attrs for name, attrs in checked.items()
+                if name.startswith(host + "!")}
+        assert set(mine) == stack.role_services[host], (host, sorted(mine))
+        for name, attrs in mine.items():
+            assert attrs["check_command"].startswith("osop_"), (host, name, attrs)
+            assert attrs["last_check_result"]["output"].startswith(
+                attrs["check_command"][len("osop_"):].upper() + " "), (host, name, attrs)
+    assert stack.role_services["vm01.dc.example"] == {"disks", "upgrades", "systemd"}
+    tls = checked["proxy01.dc.example!tls"]["last_check_result"]["command"]
+    assert tls[tls.index("--host") + 1] == "127.0.0.1", tls
 
 
 def words(output):

@@ -167,3 +167,20 @@ def test_every_check_runs_through_its_command(watched, check):
             label, res["output"])
         for item in res["performance_data"]:
             assert re.match(r"^('[^']*'|[^ =']+)=-?[\d.]+", item), (label, item)
+
+
+def test_every_label_icinga_recorded_is_listed(watched):
+    """The perfdata Icinga got from every demo scenario: each label is in
+    tests/perfdata-labels.txt with the unit the check printed."""
+    from tests import perfdata_labels
+
+    found = []
+    for name, attrs in sorted(watched["services"].items()):
+        check = icinga2.check_of(attrs)
+        result = attrs.get("last_check_result") or {}
+        if check is None or not result:
+            continue
+        perf = icinga2.parse_perfdata(" ".join(result.get("performance_data") or []))
+        found += ["%s: %s" % (name, x) for x in perfdata_labels.unlisted(
+            check, [(label, unit) for label, (_, unit) in perf.items()])]
+    assert not found, found

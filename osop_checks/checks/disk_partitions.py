@@ -39,7 +39,7 @@ def build_parser():
             "check_disk_partitions -H nas.example.org -6 --snmp --community-file FILE",
         ],
         behind_the_scenes=[
-            "the mount table from /proc/self/mounts (psutil.disk_partitions), then statvfs(2) on",
+            "the mount table from /proc/self/mounts (as df reads it), then statvfs(2) on",
             "each selected mount in a worker thread (a hung NFS mount cannot hang the check);",
             "free = f_bavail * f_frsize, exactly df -B1's Avail; /etc/fstab tells whether a",
             "-p path should be a mount point of its own; a -p path that no mount entry holds",

@@ -214,7 +214,7 @@ _PEM = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----", re.S)
 def parse_bundle(data):
     """Every certificate in PEM (one or many, PKCS#7 too) or DER (X.509 or PKCS#7) bytes."""
     from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
+    from cryptography.hazmat.primitives.serialization import Encoding
 
     ders = []
     blocks = list(_PEM.finditer(data))
@@ -225,12 +225,18 @@ def parse_bundle(data):
                 pem = block.group(0).replace(b"TRUSTED CERTIFICATE", b"CERTIFICATE")
                 ders.append(x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER))
             elif kind == b"PKCS7":
+                # a dear import of its own (S/MIME; the OpenSSL backend before cryptography
+                # 40): only PKCS#7 input pays it
+                from cryptography.hazmat.primitives.serialization import pkcs7
+
                 ders.extend(c.public_bytes(Encoding.DER)
                             for c in pkcs7.load_pem_pkcs7_certificates(block.group(0)))
     else:
         try:
             ders.append(x509.load_der_x509_certificate(data).public_bytes(Encoding.DER))
         except ValueError:
+            from cryptography.hazmat.primitives.serialization import pkcs7  # see above
+
             try:
                 ders.extend(c.public_bytes(Encoding.DER)
                             for c in pkcs7.load_der_pkcs7_certificates(data))

@@ -81,7 +81,7 @@ def _local_runs(tmp_path):
         "backup_age": (["-p", str(tree / "source")], NOT_AT_START),
         "three_copies": (["--source", str(tree / "source"), "--copy", "a=%s" % (tree / "a"),
                           "--copy", "b=%s" % (tree / "b"), "--min-copies", "2"],
-                         NOT_AT_START - {"dataclasses"}),
+                         NOT_AT_START),
         "os_upgrades": (["--no-cache", "--apt-get", apt_get], NOT_AT_START),
         "systemd_units": (["--systemctl", str(systemctl)], NOT_AT_START),
         # cryptography parses the certificate; its x509 package brings socket and ipaddress

@@ -245,3 +245,36 @@ def test_judge_path_threshold_and_both_limits_of_a_mount():
     assert verdict.findings[2] == (nagiosplugin.Ok,
                                    "/data2 15.0% free (15.0 GiB of 100.0 GiB)")
     assert verdict.summary == "/ 15.0% free (15.0 GiB of 100.0 GiB)"
+
+
+# -- the mount table, read without psutil (issue 29) --------------------------------------------
+
+def test_the_mount_table_is_read_as_getmntent_reads_it(tmp_path):
+    """Octal escapes in device and mount point decoded (a space, a backslash), 'none' as ''
+    (as psutil gave it), every entry in the table's order, virtual ones included."""
+    from osop_checks.sources import disks
+
+    table = tmp_path / "mounts"
+    table.write_text("/dev/sda1 / ext4 rw,relatime 0 0\n"
+                     "none /mnt/with\\040space tmpfs rw 0 0\n"
+                     "//nas/back\\134up /mnt/nas cifs rw 0 0\n"
+                     "proc /proc proc rw 0 0\n")
+    assert disks.list_mounts(str(table)) == [
+        Mount("/", "/dev/sda1", "ext4"), Mount("/mnt/with space", "", "tmpfs"),
+        Mount("/mnt/nas", "//nas/back\\up", "cifs"), Mount("/proc", "proc", "proc")]
+
+
+def test_the_mount_table_is_psutils_on_this_host():
+    """What psutil.disk_partitions(all=True) lists, read directly: the same entries, but for
+    the root device the kernel calls /dev/root (psutil looks the real one up; df does not)."""
+    import psutil
+
+    from osop_checks.sources import disks
+
+    ours = disks.list_mounts()
+    theirs = [Mount(p.mountpoint, p.device, p.fstype) for p in psutil.disk_partitions(all=True)]
+    assert len(ours) == len(theirs)
+    for mine, its in zip(ours, theirs):
+        if mine.device == "/dev/root":
+            mine = Mount(mine.mountpoint, its.device, mine.fstype)
+        assert mine == its

@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import re
-import shlex
 
 from osop_checks import address, deadline, proc
 
@@ -84,6 +83,8 @@ def check_file_option(path):
 
 def remote_command(args):
     """One string for the remote shell: every argument quoted, none interpreted."""
+    import shlex  # here: a run over local trees only does not need it at start
+
     return " ".join(shlex.quote(str(a)) for a in args)
 
 

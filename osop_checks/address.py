@@ -19,11 +19,12 @@ Errors are ValueError with one line that names the text given (``cli.host_type``
 turn them into usage errors); ``resolve`` raises ResolveError, an UNKNOWN of nagiosplugin.
 """
 import collections
-import ipaddress
 import re
-import socket
 
 import nagiosplugin
+
+# ipaddress and socket are imported in the functions that use them: a check that reads only
+# local paths (three_copies) or a certificate file (tls_expiry --file) starts without them.
 
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 RULE = "a host name, an IPv4 address or an IPv6 address in brackets"
@@ -34,7 +35,6 @@ REMOTE_FORMS = "an absolute path, [user@]host:/path or ssh://[user@]host[:port]/
 # The one encoding of an address family here: the IP version, 4 or 6 (None: either), as -4/-6
 # give it and family_of tells it. socket's AF_INET/AF_INET6 appear only at a socket call:
 # socket_family() on the way there, version_of() on the way back.
-_SOCKET_FAMILIES = {None: socket.AF_UNSPEC, 4: socket.AF_INET, 6: socket.AF_INET6}
 
 
 class Endpoint(collections.namedtuple("Endpoint", "host port")):
@@ -85,6 +85,8 @@ def _ipv6(text):
     """``text`` if it is an IPv6 address (zone index allowed), else None."""
     if not re.match(r"^[0-9A-Za-z:.%_-]+$", text) or ":" not in text:
         return None
+    import ipaddress  # see the imports
+
     try:
         ipaddress.IPv6Address(text.split("%")[0])
     except ValueError:
@@ -96,6 +98,8 @@ def _ipv6(text):
 
 
 def _ipv4(text):
+    import ipaddress  # see the imports
+
     try:
         ipaddress.IPv4Address(text)
         return text
@@ -269,12 +273,16 @@ def family_of(host):
 def socket_family(version):
     """The socket module's family of IP ``version``: AF_INET for 4, AF_INET6 for 6, AF_UNSPEC
     for None (either)."""
-    return _SOCKET_FAMILIES[version]
+    import socket  # see the imports
+
+    return {None: socket.AF_UNSPEC, 4: socket.AF_INET, 6: socket.AF_INET6}[version]
 
 
 def version_of(family):
     """The IP version of the socket module's ``family``: 4 for AF_INET, 6 for AF_INET6, None
     for any other (AF_PACKET, AF_UNIX ...)."""
+    import socket  # see the imports
+
     return {socket.AF_INET: 4, socket.AF_INET6: 6}.get(family)
 
 
@@ -295,6 +303,8 @@ def resolve(host, port=None, family=None, timeout=None, what=None):
     not answer cannot hold the check. ResolveError in words when nothing resolves, the
     family asked has no address, or the time is up; ``what`` names the host in it ("SNMP
     host": "cannot resolve the SNMP host nas: ...")."""
+    import socket  # see the imports
+
     from osop_checks import deadline, fanout
 
     name = "the %s %s" % (what, host) if what else host

@@ -1,5 +1,7 @@
 """Cheap start: importing a check module loads no heavy library (they load on use)."""
 import json
+import os
+import pathlib
 import pkgutil
 import subprocess
 import sys
@@ -46,3 +48,68 @@ def test_disk_partitions_local_start_loads_nothing_only_snmp_needs():
     snmp_only = {"dataclasses", "socket", "ipaddress", "osop_checks.sources.snmp",
                  "osop_checks.address"}
     assert sorted((loaded - before) & snmp_only) == []
+
+
+# -- what a local check's ordinary run loads (issue 29) ---------------------------------------
+# A check's start-up is what an admin pays at every run; bench/bench_startup_debian.py times it
+# in clean Debian roots. This guard only names modules: a run that loads one of them has
+# picked up a cost that its work does not need (no timing here, the tests never time).
+
+NETWORK = {"requests", "urllib3", "ssl", "dns", "pysnmp", "pyasn1", "socket", "ipaddress"}
+# dataclasses brings inspect, ast, dis and tokenize: the checks below start without it.
+NOT_AT_START = NETWORK | {"psutil", "cryptography", "dataclasses"}
+
+
+def _local_runs(tmp_path):
+    """check -> (argv of an ordinary local run, modules it must not load)."""
+    from lab.peers.tls import TestCA
+
+    fixtures = pathlib.Path(__file__).parent / "fixtures"
+    tree = tmp_path / "tree"
+    for name in ("source", "a", "b"):
+        (tree / name / "d").mkdir(parents=True)
+        (tree / name / "d" / "f").write_text("x")
+    systemctl = tmp_path / "systemctl"
+    systemctl.write_text("#!/bin/sh\ncase \"$*\" in\n  *list-units*) exec cat %s ;;\n"
+                         "  *is-system-running*) echo running ;;\n  *) exit 1 ;;\nesac\n"
+                         % (fixtures / "systemd" / "list-units_running_v252.json"))
+    systemctl.chmod(0o755)
+    apt_get = "sh -c 'cat %s' apt-get" % (fixtures / "apt" / "dist-upgrade_bookworm.txt")
+    cert = TestCA(str(tmp_path / "ca")).issue("leaf", days=90).chain_path
+    return {
+        "disk_partitions": (["-p", "/"], NOT_AT_START),
+        "backup_age": (["-p", str(tree / "source")], NOT_AT_START),
+        "three_copies": (["--source", str(tree / "source"), "--copy", "a=%s" % (tree / "a"),
+                          "--copy", "b=%s" % (tree / "b"), "--min-copies", "2"],
+                         NOT_AT_START),
+        "os_upgrades": (["--no-cache", "--apt-get", apt_get], NOT_AT_START),
+        "systemd_units": (["--systemctl", str(systemctl)], NOT_AT_START),
+        # cryptography parses the certificate; its x509 package brings socket and ipaddress
+        "tls_expiry": (["--file", cert], NOT_AT_START - {"cryptography", "socket",
+                                                         "ipaddress"}),
+    }
+
+
+LOCAL = ["disk_partitions", "backup_age", "three_copies", "os_upgrades", "systemd_units",
+         "tls_expiry"]
+
+
+@pytest.mark.parametrize("check", LOCAL)
+def test_a_local_run_loads_nothing_its_work_does_not_need(check, tmp_path):
+    argv, forbidden = _local_runs(tmp_path)[check]
+    code = ("import json, sys; from osop_checks import runtime; "
+            "from osop_checks.checks import %s as check; "
+            "outcome = runtime.execute(check.NAME, check.build_parser, check.build_check, "
+            "sys.argv[1:]); "
+            "print(json.dumps([outcome.exitcode, outcome.output, sorted(sys.modules)]))" % check)
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"))
+    proc = subprocess.run([sys.executable, "-c", code] + argv, capture_output=True,
+                          text=True, check=True, env=env)
+    exitcode, output, loaded = json.loads(proc.stdout)
+    assert exitcode in (0, 1, 2) and "UNKNOWN" not in output.split("\n")[0], output
+    # what this interpreter's own start-up loads (a site hook) is not the check's
+    before = json.loads(subprocess.run(
+        [sys.executable, "-c", "import sys, json; print(json.dumps(sorted(sys.modules)))"],
+        capture_output=True, text=True, check=True, env=env).stdout)
+    extra = sorted(m for m in set(loaded) - set(before) if m.split(".")[0] in forbidden)
+    assert extra == [], "check_%s %s loads %s" % (check, " ".join(argv), extra)

@@ -8,7 +8,6 @@ snapshots kept, the log -> a plugin.Verdict, rendered by runtime.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import datetime
 import functools
 import os
@@ -541,7 +540,7 @@ def read_repository(access):
 def listing_record(listing, now):
     """A Listing as the state file keeps it for --sleeping: its time and its snapshots
     (without locks: a lock tells about the moment it was seen)."""
-    return {"time": now, "snapshots": [dataclasses.asdict(s) for s in listing.snapshots]}
+    return {"time": now, "snapshots": [s._asdict() for s in listing.snapshots]}
 
 
 def read_listing(record):

@@ -10,8 +10,8 @@ state file written once the output is rendered.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
-import dataclasses
 import functools
 import os
 import re
@@ -21,6 +21,7 @@ import nagiosplugin
 from nagiosplugin import Critical, Ok, Unknown, Warn
 
 from osop_checks import address, cli, fanout, plugin, proc, runtime, text, units
+from osop_checks.record import Record
 from osop_checks.sources import manifest, ssh
 
 NAME = "THREE_COPIES"
@@ -222,28 +223,33 @@ canary_type = cli.value_type(parse_canary, "path inside the source")
 
 # -- gathering ----------------------------------------------------------------------------
 
-@dataclasses.dataclass
-class CopyState:
-    """What the survey found for one copy (before judgement)."""
-    name: str
-    location: manifest.Location
-    probe: manifest.Probe | None = None
-    unreachable: str | None = None  # ssh's failure, in words
-    tally: manifest.Tally | None = None
+# Records: osop_checks.record (no dataclasses, a cost at every start).
+class CopyState(Record):
+    """What the survey found for one copy (before judgement): its manifest.Location, its
+    manifest.Probe, ssh's failure in words (``unreachable``), its manifest.Tally."""
+
+    def __init__(self, name, location, probe=None, unreachable=None, tally=None):
+        self.name = name
+        self.location = location
+        self.probe = probe
+        self.unreachable = unreachable
+        self.tally = tally
 
 
-@dataclasses.dataclass
-class Survey:
+class Survey(Record):
     """What was found: the trees' probes and tallies, the source's counters (``tree``), and
     the canaries' sha256: {path: {"source": digest or None, copy name: digest or None}}
     (None: missing or unreadable there; only copies that were reached)."""
-    source: manifest.Location
-    source_probe: manifest.Probe
-    copies: list[CopyState]
-    now: float
-    sampled: int = 0
-    tree: manifest.Tree | None = None
-    canaries: dict = dataclasses.field(default_factory=dict)
+
+    def __init__(self, source, source_probe, copies, now, sampled=0, tree=None,
+                 canaries=None):
+        self.source = source  # manifest.Location
+        self.source_probe = source_probe  # manifest.Probe
+        self.copies = copies  # [CopyState]
+        self.now = now
+        self.sampled = sampled
+        self.tree = tree  # manifest.Tree
+        self.canaries = canaries if canaries is not None else {}
 
 
 @contextlib.contextmanager
@@ -406,42 +412,37 @@ def _verify(result, paths, canaries, options):
 
 # -- judging: one copy, then the whole run (pure: plain data in, a plugin.Verdict out) ------
 
-@dataclasses.dataclass
-class Limits:
-    """What a survey is judged against. Per copy: the age (-w/-c), the missing, differing
-    and extra counts, the stamp file, which copies are off-site and which sleep. The run:
-    --min-copies, and a loss that spreads (compared with the last run): the shrink and churn
-    shares in percent, how long an alarm is held, --accept-changes, and the start of the
-    churn window (``churn_since``, None on a first run)."""
-    age: tuple = (None, None)  # (warning, critical) ranges in seconds
-    missing: tuple = (None, None)
-    differing: tuple = (None, None)
-    extra: tuple = (None, None)
-    stamp: str | None = None
-    offsite: frozenset = frozenset()
-    sleeping: frozenset = frozenset()
-    min_copies: int = 3
-    shrink: tuple = (10, 25)  # (warning, critical) shares in percent
-    churn: tuple = (30, 60)
-    hold: float = 86400  # seconds an alarm is held after it was last seen
-    accept: bool = False  # --accept-changes: a new baseline, no held alarms
-    churn_since: float | None = None  # churn counts the files changed after this
+class Limits(collections.namedtuple(
+        "Limits", "age missing differing extra stamp offsite sleeping min_copies shrink churn "
+        "hold accept churn_since",
+        defaults=((None, None), (None, None), (None, None), (None, None), None, frozenset(),
+                  frozenset(), 3, (10, 25), (30, 60), 86400, False, None))):
+    """What a survey is judged against. Per copy: the age (-w/-c: (warning, critical) ranges
+    in seconds), the missing, differing and extra counts (the same), the stamp file, which
+    copies are off-site and which sleep. The run: --min-copies, and a loss that spreads
+    (compared with the last run): the shrink and churn shares ((warning, critical) in
+    percent), how long an alarm is held after it was last seen (seconds), --accept-changes
+    (a new baseline, no held alarms), and the start of the churn window (``churn_since``:
+    churn counts the files changed after it; None on a first run)."""
+    __slots__ = ()
 
 
-@dataclasses.dataclass
-class Judged:
+class Judged(Record):
     """One copy judged (judge_copy): its state, why (short phrases), its age and how long ago
     it was last verified (perfdata), and, for a sleeping copy judged by its last
     verification, that in words."""
-    copy: CopyState
-    offsite: bool
-    state: nagiosplugin.state.ServiceState = Ok
-    reasons: list[str] = dataclasses.field(default_factory=list)
-    age: float | None = None
-    age_from: str = ""  # "stamp" or "manifest"
-    on_source: bool = False  # on the source's own filesystem: no copy at all
-    verified_age: float | None = None  # since the copy was last reached and compared
-    asleep: str = ""
+
+    def __init__(self, copy, offsite, state=Ok, reasons=None, age=None, age_from="",
+                 on_source=False, verified_age=None, asleep=""):
+        self.copy = copy  # CopyState
+        self.offsite = offsite
+        self.state = state
+        self.reasons = reasons if reasons is not None else []
+        self.age = age
+        self.age_from = age_from  # "stamp" or "manifest"
+        self.on_source = on_source  # on the source's own filesystem: no copy at all
+        self.verified_age = verified_age  # since the copy was last reached and compared
+        self.asleep = asleep
 
     @property
     def name(self):
@@ -688,15 +689,11 @@ def _and(names):
 STATE_VERSION = 1
 
 
-@dataclasses.dataclass
-class Alarm:
-    """A shrink, churn or canary alarm; ``held``: raised by an earlier run, not this one."""
-    key: str
-    state: nagiosplugin.state.ServiceState
-    text: str
-    since: float
-    seen: float
-    held: bool = False
+class Alarm(collections.namedtuple("Alarm", "key state text since seen held",
+                                   defaults=(False,))):
+    """A shrink, churn or canary alarm (its nagiosplugin state, since and last seen as Unix
+    times); ``held``: raised by an earlier run, not this one."""
+    __slots__ = ()
 
     def to_json(self):
         return {"key": self.key, "state": self.state.code, "text": self.text,
@@ -856,9 +853,9 @@ def loss_alarms(survey, previous, limits):
             continue
         old = held.get(alarm.key)
         if old is not None and old.state.code > alarm.state.code:
-            held[alarm.key] = dataclasses.replace(old, seen=alarm.seen)
+            held[alarm.key] = old._replace(seen=alarm.seen)
         elif old is not None:
-            held[alarm.key] = dataclasses.replace(alarm, since=min(old.since, alarm.since))
+            held[alarm.key] = alarm._replace(since=min(old.since, alarm.since))
         else:
             held[alarm.key] = alarm
     return sorted(held.values(), key=lambda a: (-a.state.code, a.since, a.key))

@@ -115,11 +115,9 @@ def environment(location, password_file=None, rsh=None):
 def rsh(ssh_options):
     """BORG_RSH: ssh in batch mode with the check's ssh options (borg adds the user, port
     and host of the repository's ssh:// location)."""
-    import dataclasses as dc
-
     from osop_checks.sources import repository
 
-    options = dc.replace(ssh_options, port=None, user=None)
+    options = ssh_options._replace(port=None, user=None)
     return " ".join(shlex.quote(a) for a in repository.ssh_command(None, options))
 
 

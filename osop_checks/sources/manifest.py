@@ -14,12 +14,13 @@ A record of the source adds its ctime in front: CTIME \\t TYPE \\t SIZE \\t MTIM
 """
 from __future__ import annotations
 
-import dataclasses
+import collections
 import os
 import random
 import time
 
 from osop_checks import address, proc
+from osop_checks.record import Record
 from osop_checks.sources import ssh
 
 # How much memory sort may take before it spills to temporary files (in $TMPDIR, never the
@@ -62,13 +63,11 @@ class LocationError(ValueError):
     """A location that cannot be a tree: relative path, empty host ..."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Location:
+# Records: named tuples and osop_checks.record (no dataclasses, a cost at every start).
+class Location(collections.namedtuple("Location", "path host user port",
+                                      defaults=(None, None, None))):
     """A directory tree: a local ``path``, or ``path`` on ``host`` over ssh."""
-    path: str
-    host: str | None = None
-    user: str | None = None
-    port: int | None = None
+    __slots__ = ()
 
     @property
     def remote(self):
@@ -90,19 +89,17 @@ def parse_location(text):
 
 def _options(location, options):
     if location.port:
-        return dataclasses.replace(options, port=location.port)
+        return options._replace(port=location.port)
     return options
 
 
 # -- probing ------------------------------------------------------------------------------
 
-@dataclasses.dataclass
-class Probe:
+class Probe(collections.namedtuple("Probe", "state device stamp_mtime",
+                                   defaults=(None, None))):
     """What a first look at a tree found: ``state`` ok | missing | notdir | unreadable;
     the filesystem (device number) it is on, and the stamp file's mtime if asked for."""
-    state: str
-    device: int | None = None
-    stamp_mtime: float | None = None
+    __slots__ = ()
 
 
 def parse_probe(line):
@@ -166,14 +163,20 @@ def listing(location, source=False, options=DEFAULT_SSH, timeout=None):
     return proc.stream(args, timeout=timeout)
 
 
-@dataclasses.dataclass
 class Entry:
-    """One parsed record."""
-    path: str
-    kind: str
-    size: int
-    mtime: float
-    ctime: float | None = None
+    """One parsed record (``ctime``: the source's only); slots: one is made per line."""
+    __slots__ = ("path", "kind", "size", "mtime", "ctime")
+
+    def __init__(self, path, kind, size, mtime, ctime=None):
+        self.path = path
+        self.kind = kind
+        self.size = size
+        self.mtime = mtime
+        self.ctime = ctime
+
+    def __repr__(self):
+        return "Entry(%r, %r, %r, %r, %r)" % (self.path, self.kind, self.size, self.mtime,
+                                              self.ctime)
 
     @property
     def key(self):
@@ -199,8 +202,7 @@ def _key(line):
 
 # -- comparing ----------------------------------------------------------------------------
 
-@dataclasses.dataclass
-class Tally:
+class Tally(Record):
     """What one copy lacks or has different, compared with the source.
 
     ``pending`` counts entries the copy lacks or holds differently that changed in the
@@ -208,19 +210,23 @@ class Tally:
     ``oldest_change`` is the ctime of the oldest change in the source that the copy does
     not have yet, pending or not; None when it has them all. ``tree`` counts the copy's own
     entries and bytes."""
-    equal: int = 0
-    missing: int = 0
-    extra: int = 0
-    differing: int = 0
-    pending: int = 0
-    oldest_change: float | None = None
-    oldest_path: str | None = None  # the entry of that change (a directory: entries added)
-    examples: dict = dataclasses.field(default_factory=lambda: {
-        "missing": [], "extra": [], "differing": []})
-    sampled_bad: set = dataclasses.field(default_factory=set)
-    verified: int = 0
-    content: int = 0  # sampled files whose sha256 differs (counted in differing too)
-    tree: Tree = dataclasses.field(default_factory=lambda: Tree())
+
+    def __init__(self, equal=0, missing=0, extra=0, differing=0, pending=0,
+                 oldest_change=None, oldest_path=None, examples=None, sampled_bad=None,
+                 verified=0, content=0, tree=None):
+        self.equal = equal
+        self.missing = missing
+        self.extra = extra
+        self.differing = differing
+        self.pending = pending
+        self.oldest_change = oldest_change
+        self.oldest_path = oldest_path  # the entry of that change (a directory: entries added)
+        self.examples = examples if examples is not None else {
+            "missing": [], "extra": [], "differing": []}
+        self.sampled_bad = sampled_bad if sampled_bad is not None else set()
+        self.verified = verified
+        self.content = content  # sampled files whose sha256 differs (counted in differing)
+        self.tree = tree if tree is not None else Tree()
 
     def note(self, what, path, when=None, detail=""):
         setattr(self, what, getattr(self, what) + 1)

@@ -11,23 +11,13 @@ import collections
 import os
 import time
 
+from osop_checks.record import Record
+
 # Bytes of a package manager's answer kept (apt-get -s writes two lines per package).
 OUTPUT_LIMIT = 16 * 1024 * 1024
 
 
-class _Record:
-    """Plain data compared and written by its attributes (no dataclasses: their import chain,
-    inspect and ast, would cost every start of check_os_upgrades more than its repeat run)."""
-
-    def __eq__(self, other):
-        return type(other) is type(self) and vars(other) == vars(self)
-
-    def __repr__(self):
-        return "%s(%s)" % (type(self).__name__,
-                           ", ".join("%s=%r" % kv for kv in vars(self).items()))
-
-
-class Upgrade(_Record):
+class Upgrade(Record):
     """One package that an upgrade would install: ``current`` is None for a new package."""
 
     def __init__(self, package, current, candidate, origins=None, arch="", security=False):
@@ -49,7 +39,7 @@ class Upgrade(_Record):
         return suites[0] if suites else ""
 
 
-class Pending(_Record):
+class Pending(Record):
     """A package manager's answer: the upgrades and the packages held back from upgrading
     (``deferred``: Ubuntu's phased updates); ``cached_at`` the time of a cached answer."""
 
@@ -76,7 +66,7 @@ class Pending(_Record):
         return cls(**data)
 
 
-class Reboot(_Record):
+class Reboot(Record):
     """Why a reboot is needed (empty ``reasons``: it is not); ``note``: why it could not be
     told, where it could not."""
 

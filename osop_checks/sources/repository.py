@@ -2,35 +2,25 @@
 (Lock) and the processes holding them (Running), as plain data for check_backup_age."""
 from __future__ import annotations
 
-import dataclasses
+import collections
 import re
 
+from osop_checks.record import Record
 
-@dataclasses.dataclass(frozen=True)
-class Snapshot:
+
+class Snapshot(collections.namedtuple(
+        "Snapshot", "id name time host paths tags files bytes", defaults=("", (), (), None, None))):
     """One backup in a repository (restic snapshot or Borg archive): its id, its name (short
     id, archive name), time (epoch seconds), host, paths, tags, and, where the tool records
     them cheaply, its file count and bytes (None: not recorded)."""
-    id: str
-    name: str
-    time: float
-    host: str = ""
-    paths: tuple = ()
-    tags: tuple = ()
-    files: int | None = None
-    bytes: int | None = None
+    __slots__ = ()
 
 
-@dataclasses.dataclass(frozen=True)
-class Lock:
+class Lock(collections.namedtuple(
+        "Lock", "id time host pid exclusive username", defaults=(False, ""))):
     """A lock on a repository: who holds it (host, pid), since when (epoch seconds), and
     whether it is exclusive."""
-    id: str
-    time: float
-    host: str
-    pid: int
-    exclusive: bool = False
-    username: str = ""
+    __slots__ = ()
 
 
 # What a lock's holder is: a live process of the tool on this host, a process that is gone
@@ -38,26 +28,18 @@ class Lock:
 RUNNING, GONE, ELSEWHERE = "running", "gone", "elsewhere"
 
 
-@dataclasses.dataclass(frozen=True)
-class Running:
+class Running(collections.namedtuple(
+        "Running", "host pid status since lock_time refreshed command", defaults=(False, ""))):
     """The holder of a lock: its host and pid, what it is (RUNNING, GONE, ELSEWHERE), since
     when it runs (the process's start where it can be seen, else the lock's time), the lock's
     own time, and whether the tool refreshes that time while it runs (restic: every 5
     minutes, so a lock of another host not refreshed for 30 minutes is stale)."""
-    host: str
-    pid: int
-    status: str
-    since: float
-    lock_time: float
-    refreshed: bool = False
-    command: str = ""
+    __slots__ = ()
 
 
-@dataclasses.dataclass(frozen=True)
-class Listing:
+class Listing(collections.namedtuple("Listing", "snapshots running", defaults=((),))):
     """A repository as one listing found it: its snapshots and the holders of its locks."""
-    snapshots: list
-    running: list = dataclasses.field(default_factory=list)
+    __slots__ = ()
 
 
 def this_host():
@@ -93,16 +75,12 @@ def holders(locks, tool, refreshed=False, hostname=None):
     return found
 
 
-@dataclasses.dataclass(frozen=True)
-class Verification:
+class Verification(collections.namedtuple(
+        "Verification", "time ok result share ran", defaults=("", False))):
     """A check of a repository's integrity by its own tool: when (epoch seconds), whether
     it passed, its result in one line, the share of the data read, and whether it ran in
     this run (False: remembered from an earlier run)."""
-    time: float
-    ok: bool
-    result: str
-    share: str = ""
-    ran: bool = False
+    __slots__ = ()
 
     def record(self):
         return {"time": self.time, "ok": self.ok, "result": self.result, "share": self.share}
@@ -153,14 +131,10 @@ def check_result(returncode, output):
 
 # -- a restore tried: a few files of the newest snapshot, compared --------------------------
 
-@dataclasses.dataclass(frozen=True)
-class FileNode:
+class FileNode(collections.namedtuple("FileNode", "path size mtime live", defaults=("",))):
     """A regular file in a snapshot: its path there, its recorded size and mtime (epoch
     seconds), and the live file it was backed up from on this host ('' when not here)."""
-    path: str
-    size: int
-    mtime: float
-    live: str = ""
+    __slots__ = ()
 
 
 # How a restored file compares (Sampled.outcome)
@@ -171,22 +145,20 @@ WRONG_SIZE = "of another size than recorded"
 NOT_RESTORED = "not restored"
 
 
-@dataclasses.dataclass(frozen=True)
-class Sampled:
+class Sampled(collections.namedtuple("Sampled", "node restored_size outcome")):
     """One sampled file after the restore: the FileNode, the restored copy's size (None: not
     restored), and the outcome (SAME, DIFFERS, AS_RECORDED, WRONG_SIZE, NOT_RESTORED)."""
-    node: FileNode
-    restored_size: int | None
-    outcome: str
+    __slots__ = ()
 
 
-@dataclasses.dataclass
-class RestoreSample:
+class RestoreSample(Record):
     """The restore tried: the files sampled and compared, the snapshot's regular files seen,
     and the restore's error in words ('' when it worked)."""
-    samples: list
-    files_seen: int = 0
-    error: str = ""
+
+    def __init__(self, samples, files_seen=0, error=""):
+        self.samples = samples
+        self.files_seen = files_seen
+        self.error = error
 
 
 class Reservoir:

@@ -10,7 +10,7 @@ output (tests/fixtures/restic/); the rest runs restic through ``proc``.
 """
 from __future__ import annotations
 
-import dataclasses
+import collections
 import json
 import re
 
@@ -91,15 +91,12 @@ def matches(snapshot, hosts=(), tags=(), paths=()):
     return all(path in snapshot.paths for path in paths)
 
 
-@dataclasses.dataclass(frozen=True)
-class Repository:
+class Repository(collections.namedtuple(
+        "Repository", "location password_file program options", defaults=(None, "restic", ()))):
     """How to reach a restic repository: its location, the password file (None: the
     environment's RESTIC_PASSWORD_FILE, RESTIC_PASSWORD_COMMAND or RESTIC_PASSWORD), the
     program, and extra options for restic (-o sftp.command=...)."""
-    location: str
-    password_file: str | None = None
-    program: str = "restic"
-    options: tuple = ()
+    __slots__ = ()
 
     def environment(self):
         env = {"RESTIC_REPOSITORY": self.location}
@@ -166,7 +163,6 @@ _SFTP = re.compile(r"^sftp:(?://(?:(?P<user>[^@/]+)@)?(?P<host>\[[^\]]+\]|[^:/]+
 def sftp_options(location, ssh_options):
     """restic's -o sftp.command for an sftp: repository: ssh in batch mode with the check's
     ssh options (key, known_hosts), the user and port of the location; () otherwise."""
-    import dataclasses as dc
     import shlex
 
     from osop_checks.sources import repository
@@ -177,7 +173,7 @@ def sftp_options(location, ssh_options):
     user = match.group("user") or match.group("user2")
     host = match.group("host") or match.group("host2")
     port = int(match.group("port")) if match.group("port") else ssh_options.port
-    options = dc.replace(ssh_options, port=port, user=user or ssh_options.user)
+    options = ssh_options._replace(port=port, user=user or ssh_options.user)
     command = repository.ssh_command(host, options, "sftp")
     return ("-o", "sftp.command=" + " ".join(shlex.quote(a) for a in command))
 

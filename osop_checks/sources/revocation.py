@@ -17,7 +17,7 @@ the functions, like in sources.tls.
 from __future__ import annotations
 
 import base64
-import dataclasses
+import collections
 import datetime
 import functools
 import logging
@@ -44,19 +44,14 @@ def _fetch_limit():
     return 30.0 if left is None else max(0.05, left - RESERVE)
 
 
-@dataclasses.dataclass
-class Status:
+class Status(collections.namedtuple(
+        "Status", "state source why note revoked_at reason", defaults=("", "", "", None, None))):
     """What is known of one certificate's revocation. ``state``: 'good', 'revoked',
     'unknown' (published, but no valid answer could be had: ``why``) or 'unpublished' (it
     names no CRL or responder, or it is the trust anchor). ``source``: where the answer
     came from ('stapled OCSP', 'CRL http://...', 'OCSP http://...'); ``note``: how fresh
-    it is (from the cache, valid until ...)."""
-    state: str
-    source: str = ""
-    why: str = ""
-    note: str = ""
-    revoked_at: datetime.datetime | None = None
-    reason: str | None = None
+    it is (from the cache, valid until ...); ``revoked_at`` (datetime) and ``reason``."""
+    __slots__ = ()
 
 
 def _utc(value):

@@ -11,10 +11,9 @@ known, permission denied (publickey), connection refused, timeout, unknown host,
 """
 from __future__ import annotations
 
+import collections
 import contextlib
-import dataclasses
 import re
-import shlex
 
 from osop_checks import address, deadline, proc
 
@@ -22,16 +21,17 @@ from osop_checks import address, deadline, proc
 SSH_FAILED = 255
 
 
-@dataclasses.dataclass(frozen=True)
-class Options:
+# A named tuple, not a dataclass: see osop_checks.record.
+class Options(collections.namedtuple(
+        "Options", "port identity known_hosts user connect_timeout family",
+        defaults=(None, None, None, None, 10.0, None))):
     """How to reach hosts: port, identity (private key), known_hosts file, default user,
-    address family (4 or 6: ssh -4/-6, as -4/-6 of the check)."""
-    port: int | None = None
-    identity: str | None = None
-    known_hosts: str | None = None
-    user: str | None = None
-    connect_timeout: float = 10.0
-    family: int | None = None
+    the seconds ssh may take to connect, address family (4 or 6: ssh -4/-6, as -4/-6 of the
+    check). Immutable; ``options._replace(port=2222)`` is a changed copy."""
+    __slots__ = ()
+
+
+DEFAULT = Options()  # ssh's own port, key, known_hosts and user
 
 
 class SshError(proc.CommandError):
@@ -83,10 +83,12 @@ def check_file_option(path):
 
 def remote_command(args):
     """One string for the remote shell: every argument quoted, none interpreted."""
+    import shlex  # here: a run over local trees only does not need it at start
+
     return " ".join(shlex.quote(str(a)) for a in args)
 
 
-def argv(host, args, options=Options(), user=None):
+def argv(host, args, options=DEFAULT, user=None):
     """The ssh argv that runs ``args`` (a list, quoted here) on ``host`` in batch mode.
 
     ConnectTimeout (TCP connect and key exchange) and the keep-alive interval are bounded by
@@ -146,7 +148,7 @@ def _not_run(host, exc, options):
     return exc
 
 
-def run(host, args, options=Options(), user=None, timeout=None, ok_codes=(0,)):
+def run(host, args, options=DEFAULT, user=None, timeout=None, ok_codes=(0,)):
     """Run ``args`` on ``host``; return proc.Completed. ssh's own failure raises SshError;
     a remote exit code outside ``ok_codes`` (None: any) raises proc.CommandError."""
     cmd = argv(host, args, options, user)
@@ -168,7 +170,7 @@ def _remote_failed(host, args, code, detail):
 
 
 @contextlib.contextmanager
-def stream(host, args, options=Options(), user=None, timeout=None):
+def stream(host, args, options=DEFAULT, user=None, timeout=None):
     """Run ``args`` on ``host`` and yield its output lines (proc.stream); a failure of ssh
     or of the remote command raises SshError / proc.CommandError in words."""
     cmd = argv(host, args, options, user)

@@ -8,7 +8,6 @@ it so that loading this module stays cheap.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import functools
 import ipaddress
@@ -20,6 +19,7 @@ import threading
 import warnings
 
 from osop_checks import deadline, text
+from osop_checks.record import Record
 from osop_checks.address import family_of, socket_family  # "address" names the peer here
 
 log = logging.getLogger("nagiosplugin")
@@ -48,30 +48,33 @@ _MAX_REPLY = 65536
 _IMPORTING = threading.Lock()
 
 
-# -- data ---------------------------------------------------------------------------------
+# -- data (records: osop_checks.record, no dataclasses, a cost at every start) -------------
 
-@dataclasses.dataclass
-class Certificate:
+class Certificate(Record):
     """One X.509 certificate, as plain data (times are timezone-aware UTC)."""
-    subject: str
-    issuer: str
-    subject_cn: str
-    issuer_cn: str
-    serial: str
-    not_before: datetime.datetime
-    not_after: datetime.datetime
-    dns_names: list[str]
-    ip_addresses: list[str]
-    key_type: str
-    key_bits: int
-    signature_hash: str | None
-    fingerprint: str
-    der: bytes = dataclasses.field(repr=False, default=b"")
-    # Where its revocation is published: CRL distribution points and OCSP responders
-    # (HTTP URLs), and whether it demands a stapled OCSP answer (TLS feature must-staple).
-    crl_urls: list[str] = dataclasses.field(default_factory=list)
-    ocsp_urls: list[str] = dataclasses.field(default_factory=list)
-    must_staple: bool = False
+
+    def __init__(self, subject, issuer, subject_cn, issuer_cn, serial, not_before, not_after,
+                 dns_names, ip_addresses, key_type, key_bits, signature_hash, fingerprint,
+                 der=b"", crl_urls=None, ocsp_urls=None, must_staple=False):
+        self.subject = subject
+        self.issuer = issuer
+        self.subject_cn = subject_cn
+        self.issuer_cn = issuer_cn
+        self.serial = serial  # hex
+        self.not_before = not_before
+        self.not_after = not_after
+        self.dns_names = dns_names
+        self.ip_addresses = ip_addresses
+        self.key_type = key_type  # "RSA", "EC secp256r1", "Ed25519" ...
+        self.key_bits = key_bits
+        self.signature_hash = signature_hash  # None: no hash (Ed25519)
+        self.fingerprint = fingerprint  # sha256, hex
+        self.der = der
+        # Where its revocation is published: CRL distribution points and OCSP responders
+        # (HTTP URLs), and whether it demands a stapled OCSP answer (TLS feature must-staple).
+        self.crl_urls = crl_urls if crl_urls is not None else []
+        self.ocsp_urls = ocsp_urls if ocsp_urls is not None else []
+        self.must_staple = must_staple
 
     @property
     def self_issued(self):
@@ -87,14 +90,15 @@ class Certificate:
         return self.subject_cn or self.subject or "(empty subject)"
 
 
-@dataclasses.dataclass
-class Endpoint:
+class Endpoint(Record):
     """Where to connect: ``sni`` is the name sent and matched (defaults to ``host``)."""
-    host: str
-    port: int
-    starttls: str | None = None
-    sni: str | None = None
-    family: int | None = None  # 4 or 6: only that IP version's addresses (-4/-6)
+
+    def __init__(self, host, port, starttls=None, sni=None, family=None):
+        self.host = host
+        self.port = port
+        self.starttls = starttls
+        self.sni = sni
+        self.family = family  # 4 or 6: only that IP version's addresses (-4/-6)
 
     @property
     def name(self):
@@ -109,37 +113,43 @@ class Endpoint:
         return where + (" (%s)" % self.starttls if self.starttls else "")
 
 
-@dataclasses.dataclass
-class Trust:
+class Trust(Record):
     """OpenSSL's verdict on the presented chain (validity dates left out: the check judges
     those). ``problem`` is None, 'self-signed', 'untrusted' or 'incomplete'. ``refused``:
     why OpenSSL at its default security level (Python's default context, what Debian's
     clients use) refuses a chain that leads to a trusted CA at level 0 only (a weak key, a
     SHA-1 signature, a server that needs legacy ciphers or versions); empty when it
     accepts it."""
-    problem: str | None = None
-    reason: str = ""
-    refused: str = ""
+
+    def __init__(self, problem=None, reason="", refused=""):
+        self.problem = problem
+        self.reason = reason
+        self.refused = refused
 
 
-@dataclasses.dataclass
-class Presented:
-    """What one endpoint presented."""
-    endpoint: Endpoint
-    chain: list[Certificate]
-    address: str = ""
-    version: str = ""
-    cipher: str = ""
-    trust: Trust = dataclasses.field(default_factory=Trust)
-    name_matches: bool | None = None
-    older_versions: list[str] = dataclasses.field(default_factory=list)
-    # Certificates of the verified path that came from the trust store (the root, an
-    # intermediate the server left out): their dates count as much as the presented ones.
-    from_store: list[Certificate] = dataclasses.field(default_factory=list)
-    # The server asked for a client certificate (CertificateRequest seen in the handshake).
-    client_asked: bool = False
-    # The OCSP answer the server stapled (DER), as it came: the revocation source reads it.
-    staple: bytes | None = dataclasses.field(default=None, repr=False)
+class Presented(Record):
+    """What one endpoint presented: its Endpoint, the chain (Certificates), the address
+    reached, the TLS version and cipher, OpenSSL's Trust, whether the leaf matches the name,
+    the older TLS versions it still accepts."""
+
+    def __init__(self, endpoint, chain, address="", version="", cipher="", trust=None,
+                 name_matches=None, older_versions=None, from_store=None, client_asked=False,
+                 staple=None):
+        self.endpoint = endpoint
+        self.chain = chain
+        self.address = address
+        self.version = version
+        self.cipher = cipher
+        self.trust = trust if trust is not None else Trust()
+        self.name_matches = name_matches
+        self.older_versions = older_versions if older_versions is not None else []
+        # Certificates of the verified path that came from the trust store (the root, an
+        # intermediate the server left out): their dates count as much as the presented ones.
+        self.from_store = from_store if from_store is not None else []
+        # The server asked for a client certificate (CertificateRequest seen in the handshake).
+        self.client_asked = client_asked
+        # The OCSP answer the server stapled (DER), as it came: the revocation source reads it.
+        self.staple = staple
 
 
 class ConnectionFailed(Exception):
@@ -157,14 +167,16 @@ class ConnectionFailed(Exception):
         return cls(stage, "no answer within the --timeout", timed_out=True)
 
 
-@dataclasses.dataclass
-class Attempt:
-    """One endpoint's run: the stage it is in while running, then a result or an error."""
-    endpoint: Endpoint
-    stage: str = "starting"
-    presented: Presented | None = None
-    error: ConnectionFailed | None = None
-    crash: BaseException | None = None
+class Attempt(Record):
+    """One endpoint's run: the stage it is in while running, then a result (Presented) or an
+    error (ConnectionFailed, or ``crash``: any other exception)."""
+
+    def __init__(self, endpoint, stage="starting", presented=None, error=None, crash=None):
+        self.endpoint = endpoint
+        self.stage = stage
+        self.presented = presented
+        self.error = error
+        self.crash = crash
 
 
 # -- certificates -------------------------------------------------------------------------
@@ -265,7 +277,7 @@ _PEM = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----", re.S)
 def parse_bundle(data):
     """Every certificate in PEM (one or many, PKCS#7 too) or DER (X.509 or PKCS#7) bytes."""
     from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
+    from cryptography.hazmat.primitives.serialization import Encoding
 
     ders = []
     blocks = list(_PEM.finditer(data))
@@ -276,12 +288,18 @@ def parse_bundle(data):
                 pem = block.group(0).replace(b"TRUSTED CERTIFICATE", b"CERTIFICATE")
                 ders.append(x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER))
             elif kind == b"PKCS7":
+                # a dear import of its own (S/MIME; the OpenSSL backend before cryptography
+                # 40): only PKCS#7 input pays it
+                from cryptography.hazmat.primitives.serialization import pkcs7
+
                 ders.extend(c.public_bytes(Encoding.DER)
                             for c in pkcs7.load_pem_pkcs7_certificates(block.group(0)))
     else:
         try:
             ders.append(x509.load_der_x509_certificate(data).public_bytes(Encoding.DER))
         except ValueError:
+            from cryptography.hazmat.primitives.serialization import pkcs7  # see above
+
             try:
                 ders.extend(c.public_bytes(Encoding.DER)
                             for c in pkcs7.load_der_pkcs7_certificates(data))

@@ -97,6 +97,11 @@ def cache_directory():
     return os.path.join(base, "borg") if base else None
 
 
+def _home_writable():
+    home = os.path.expanduser("~")
+    return os.path.isdir(home) and os.access(home, os.W_OK | os.X_OK)
+
+
 def environment(location, password_file=None, rsh=None):
     env = {"BORG_REPO": location,
            # read only: a repository first seen by the user the check runs as is fine
@@ -105,6 +110,13 @@ def environment(location, password_file=None, rsh=None):
     cache = cache_directory()
     if cache:
         env["BORG_CACHE_DIR"] = cache
+        if not _home_writable() and not any(
+                os.environ.get(name) for name in ("BORG_BASE_DIR", "BORG_CONFIG_DIR",
+                                                  "BORG_SECURITY_DIR", "BORG_KEYS_DIR")):
+            # borg creates ~/.config/borg (keys, security) at every start: a user without
+            # a home of its own (osop-checks-api's, HOME=/nonexistent) keeps them beside
+            # its cache instead of failing with "Permission denied: '/nonexistent'"
+            env["BORG_BASE_DIR"] = os.path.join(cache, "base")
     if password_file:
         env["BORG_PASSCOMMAND"] = "cat -- %s" % shlex.quote(password_file)
     if rsh:

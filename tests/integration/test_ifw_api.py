@@ -158,6 +158,25 @@ def result(world, name):
     return world["services"]["%s!%s" % (HOST, name)]["last_check_result"]
 
 
+# Icinga's own words when the connection broke under it. Seen under the full suite's load
+# (a load of 15 on 2 cores): the daemon's handshake deadline passed before it read the
+# client's last flight, which Icinga had already sent its request after (TLS 1.3).
+CONNECTION_LOST = re.compile(r"^Can't (send HTTP request to|read HTTP response from) IfW API")
+
+
+def settled_result(world, name):
+    """The service's result, asked once more when its first round lost the connection: the
+    next round of a real Icinga would, too."""
+    res = result(world, name)
+    if not CONNECTION_LOST.match(res["output"] or ""):
+        return res
+    since = time.time()
+    world["instance"].force_checks('service.name == "%s"' % name)
+    services, pending = world["instance"].wait_for_results(since, ["%s!%s" % (HOST, name)], 60)
+    assert not pending, (name, res["output"])
+    return services["%s!%s" % (HOST, name)]["last_check_result"]
+
+
 def test_it_is_icinga_2_14_from_debian_13(world):
     version = world["instance"].run("--version").stdout
     assert "r2.14." in version, version
@@ -203,7 +222,7 @@ def test_with_the_default_policy_plain_scenarios_answer_and_a_path_is_refused_in
     for number, scenario in enumerate(world["plain"], 1):
         check, title, _argv = scenario
         forked = result(world, "fork %s %d" % (check, number_of[id(scenario)]))
-        api = result(world, "default %s %d" % (check, number))
+        api = settled_result(world, "default %s %d" % (check, number))
         assert (api["exit_status"], masked(api["output"])) == (
             forked["exit_status"], masked(forked["output"])), (title, api["output"],
                                                                forked["output"])

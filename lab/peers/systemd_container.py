@@ -389,27 +389,33 @@ try:
 except ImportError:  # used by `make demo`/bench without pytest
     pytest = None
 
+def _booted_for_a_test(boot):
+    """Yield the Container that ``boot()`` (a context manager) boots, for a fixture: skipped
+    where a container cannot boot, failed in CI."""
+    from lab.peers import IN_CI, need_root
+
+    need_root()
+    if not ensure_tools():
+        from lab.peers import need
+        need("debootstrap", "systemd-nspawn", NSENTER)
+    try:
+        context = boot()
+        container = context.__enter__()
+    except (RuntimeError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        if IN_CI:
+            pytest.fail("cannot boot the systemd container: %s" % exc)
+        pytest.skip("cannot boot the systemd container here: %s" % exc)
+    try:
+        yield container
+    finally:
+        context.__exit__(None, None, None)
+
+
 if pytest is not None:
     @pytest.fixture(scope="session")
     def systemd_container():
         """One booted container with every case unit, shared by the session."""
-        from lab.peers import IN_CI, need_root
-
-        need_root()
-        if not ensure_tools():
-            from lab.peers import need
-            need("debootstrap", "systemd-nspawn", NSENTER)
-        try:
-            context = booted()
-            container = context.__enter__()
-        except (RuntimeError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-            if IN_CI:
-                pytest.fail("cannot boot the systemd container: %s" % exc)
-            pytest.skip("cannot boot the systemd container here: %s" % exc)
-        try:
-            yield container
-        finally:
-            context.__exit__(None, None, None)
+        yield from _booted_for_a_test(booted)
 
 
 def host_container():
@@ -424,23 +430,7 @@ if pytest is not None:
     @pytest.fixture(scope="module")
     def systemd_host_container():
         """The host-health cases' container, for one test module."""
-        from lab.peers import IN_CI, need_root
-
-        need_root()
-        if not ensure_tools():
-            from lab.peers import need
-            need("debootstrap", "systemd-nspawn", NSENTER)
-        try:
-            context = host_container()
-            container = context.__enter__()
-        except (RuntimeError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-            if IN_CI:
-                pytest.fail("cannot boot the systemd container: %s" % exc)
-            pytest.skip("cannot boot the systemd container here: %s" % exc)
-        try:
-            yield container
-        finally:
-            context.__exit__(None, None, None)
+        yield from _booted_for_a_test(host_container)
 
 
 def recorded_systemctl(path, recorded, python=sys.executable):

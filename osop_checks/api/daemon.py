@@ -40,9 +40,11 @@ ICINGA_CIPHERS = ("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
                   "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
                   "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
                   "DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256")
-# A caller that has not shown its certificate yet gets a few seconds and a few slots per
-# address: idle or stalled handshakes from one place cannot hold every slot.
-HANDSHAKE_TIMEOUT = 3.0
+# A caller that has not shown its certificate yet gets a few slots per address (idle or
+# stalled handshakes from one place cannot hold every slot) and 10 s, as Icinga's own API
+# gives a handshake (ApiListener's tls_handshake_timeout): 3 s cut off a round of Icinga's
+# calls whose last flights were late because Icinga itself was busy forking that round.
+HANDSHAKE_TIMEOUT = 10.0
 HANDSHAKES_PER_SOURCE = 16
 WAITING_PER_SOURCE = 240  # accepted connections of one source waiting for their handshake
 GROWTH = 2         # workers grow up to this many times --workers while calls wait

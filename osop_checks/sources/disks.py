@@ -11,6 +11,7 @@ import re
 import time
 
 from osop_checks import bounded, deadline
+from osop_checks.record import Record
 
 # Filesystems that hold no data of their own: left out unless asked for by type or by path.
 VIRTUAL_TYPES = frozenset("""
@@ -20,35 +21,13 @@ VIRTUAL_TYPES = frozenset("""
 """.split())
 
 
-class _Record:
-    """What the dataclasses these were gave, without importing dataclasses at start (~4 ms):
-    a repr of every field in order, equality of the same class with equal fields (and so no
-    hash). Attributes stay plain and assignable (the check sets ``part.error``)."""
-    _fields: tuple = ()
-
-    def _values(self):
-        return tuple(getattr(self, name) for name in self._fields)
-
-    def __repr__(self):
-        return "%s(%s)" % (type(self).__qualname__, ", ".join(
-            "%s=%r" % (name, getattr(self, name)) for name in self._fields))
-
-    def __eq__(self, other):
-        if other.__class__ is self.__class__:
-            return self._values() == other._values()
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-
 # Filesystems that are read-only by nature: never "went read-only".
 READ_ONLY_TYPES = frozenset("squashfs iso9660 udf cramfs erofs romfs".split())
 
 
-class Mount(_Record):
+class Mount(Record):
     """One mount-table entry. ``listed`` False: no mount-table entry holds it (``unlisted``).
     ``options``: its mount options as the kernel lists them ('rw', 'relatime' ...)."""
-    _fields = __match_args__ = ("mountpoint", "device", "fstype", "listed", "options")
 
     def __init__(self, mountpoint: str, device: str, fstype: str, listed: bool = True,
                  options: tuple = ()):
@@ -66,16 +45,12 @@ def unlisted(path):
     return Mount(os.path.realpath(path), "", "", listed=False)
 
 
-class Partition(_Record):
+class Partition(Record):
     """One filesystem's usage in bytes, as df -B1 reports it.
 
     ``free`` is what df calls Avail (f_bavail: space an unprivileged user can still write);
     ``used`` is size minus all free blocks, so used + free < size where blocks are reserved.
     """
-    _fields = __match_args__ = ("mountpoint", "device", "fstype", "size", "used", "free",
-                                "inodes_total", "inodes_free", "error", "listed", "options",
-                                "free_source")
-
     def __init__(self, mountpoint: str, device: str, fstype: str, size: int = 0,
                  used: int = 0, free: int = 0, inodes_total: int | None = None,
                  inodes_free: int | None = None, error: str | None = None,

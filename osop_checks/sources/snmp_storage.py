@@ -76,8 +76,6 @@ class Dsk:
 
 class RemotePartition(disks.Partition):
     """A disks.Partition read over SNMP. Inodes are percentages (total 100) unless exact."""
-    _fields = __match_args__ = disks.Partition._fields + ("storage_index", "inodes_exact")
-
     def __init__(self, mountpoint: str, device: str, fstype: str, size: int = 0,
                  used: int = 0, free: int = 0, inodes_total: int | None = None,
                  inodes_free: int | None = None, error: str | None = None,

@@ -467,9 +467,7 @@ def gather_verify(args, access, backup, verify, previous, now):
         return
     try:
         backup.verified = verify(access, args.verify)
-    except repository.Unreachable as exc:
-        backup.verify_note = "check due, not run: %s" % text.oneline(str(exc), 200)
-    except repository.Locked as exc:
+    except (repository.Unreachable, repository.Locked) as exc:
         backup.verify_note = "check due, not run: %s" % text.oneline(str(exc), 200)
     except proc.CommandError as exc:
         if exc.reason != proc.TIMEOUT:

@@ -124,7 +124,30 @@ class Repository(collections.namedtuple(
             raise
         if ok_codes is None:
             return result
+        if result.returncode not in ok_codes:
+            self.ask_ssh_again(result)
         return repository.outcome(result, "restic", ok_codes, self.remote)
+
+    def ask_ssh_again(self, result):
+        """restic may exit on "unable to start the sftp session" before it has passed on
+        what its ssh said ("Connection refused"): then the same ssh command is run once more,
+        stdin closed, for its own words, so a sleeping host is told apart from a failure."""
+        import shlex
+
+        from osop_checks.sources import repository, ssh
+
+        command = [o[len("sftp.command="):] for o in self.options
+                   if o.startswith("sftp.command=")]
+        if not command or "unable to start the sftp session" not in result.stderr or \
+                ssh.classify(result.stderr):
+            return
+        try:
+            again = proc.run(shlex.split(command[0]), ok_codes=None, limit=64 * 1024)
+        except proc.CommandError as exc:
+            if exc.reason == proc.TIMEOUT:
+                raise repository.Unreachable("timeout", str(exc)) from None
+            return
+        repository.reached(again, "restic's ssh", True)
 
 
 def local_path(location):

@@ -1202,28 +1202,3 @@ def test_an_rsync_at_work_on_an_old_mirror_makes_it_a_backup_in_progress(tmp_pat
         now=lambda: NOW)
     assert fresh.state == nagiosplugin.Ok and len(asked) == 1  # not looked for: not too old
 
-
-def test_restic_that_exits_before_passing_on_its_ssh_words_is_told_apart_by_ssh_itself(
-        tmp_path):
-    """restic may end on "unable to start the sftp session" before it has copied what its
-    ssh said: the same ssh command asked again says why (here: nothing listens, a box asleep),
-    so --sleeping judges the sleep instead of answering UNKNOWN."""
-    import shutil
-    import socket
-
-    if not shutil.which("ssh"):
-        pytest.skip("no ssh client")
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    fake = tmp_path / "restic"
-    fake.write_text("#!/bin/sh\necho 'Fatal: unable to open repository at sftp:x:/r: unable to "
-                    "start the sftp session, error: EOF' >&2\nexit 1\n")
-    fake.chmod(0o755)
-    command = "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=" \
-              "/dev/null -p %d -s -- 127.0.0.1 sftp" % port
-    repo = restic.Repository("sftp:127.0.0.1:/r", None, str(fake),
-                             ("-o", "sftp.command=" + command))
-    with pytest.raises(repository.Unreachable) as caught:
-        repo.run(["snapshots", "--json"])
-    assert caught.value.kind == "connection refused", caught.value

@@ -353,3 +353,29 @@ def test_restic_018_of_debian_13(repos, tmp_path):
     assert "files=5;;;0" in out.status_line and "size=%dB;;;0" % sum(
         os.path.getsize(os.path.join(repos.src, f)) for f in os.listdir(repos.src)) \
         in out.status_line
+
+
+def test_restic_that_exits_before_passing_on_its_ssh_words_is_told_apart_by_ssh_itself(
+        tmp_path):
+    """restic may end on "unable to start the sftp session" before it has copied what its
+    ssh said: the same ssh command asked again says why (here: nothing listens, a box asleep),
+    so --sleeping judges the sleep instead of answering UNKNOWN."""
+    import socket
+
+    from osop_checks.sources import repository, restic
+
+    need("ssh")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    fake = tmp_path / "restic"
+    fake.write_text("#!/bin/sh\necho 'Fatal: unable to open repository at sftp:x:/r: unable to "
+                    "start the sftp session, error: EOF' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    command = "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=" \
+              "/dev/null -p %d -s -- 127.0.0.1 sftp" % port
+    repo = restic.Repository("sftp:127.0.0.1:/r", None, str(fake),
+                             ("-o", "sftp.command=" + command))
+    with pytest.raises(repository.Unreachable) as caught:
+        repo.run(["snapshots", "--json"])
+    assert caught.value.kind == "connection refused", caught.value

@@ -42,6 +42,26 @@ class Listing(collections.namedtuple("Listing", "snapshots running", defaults=((
     __slots__ = ()
 
 
+class Tool(collections.namedtuple(
+        "Tool", "name snapshot repo_env password_env shares filters local_path read verify "
+                "restore_sample matches")):
+    """A repository tool (restic, Borg) as a check uses it, one of each in its source module
+    (``TOOL``), so a check chooses it once and never asks which it is again:
+
+    - ``name``: its command, and its name in words; ``snapshot``: its word for one backup;
+    - ``repo_env``: the variable that names the repository where the check is given none;
+    - ``password_env``: the variables that give it the password where no file is given
+      (None: it may need none, as a Borg keyfile repository without a passphrase);
+    - ``shares``: the shares of the data its check can read besides none (None: any);
+    - ``filters``: the keywords its ``matches(snapshot, **filters)`` takes;
+    - ``local_path(location)``: the directory of a repository on this host, None if remote;
+    - ``read(location, password_file, ssh_options=)``: the Listing;
+      ``verify(location, password_file, share, ssh_options=)``: a Verification;
+      ``restore_sample(location, password_file, snapshot, n, cap, ssh_options=)``: a
+      RestoreSample (the ssh options, an ssh.Options, for a repository behind ssh)."""
+    __slots__ = ()
+
+
 def this_host():
     import socket
 

@@ -1,5 +1,6 @@
 """What restic and Borg repositories have in common: their backups (Snapshot), their locks
-(Lock) and the processes holding them (Running), as plain data for check_backup_age."""
+(Lock) and the processes holding them (Running), as plain data for check_backup_age; and the
+Tool, the one record through which the check uses either."""
 from __future__ import annotations
 
 import collections

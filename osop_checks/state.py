@@ -186,7 +186,7 @@ def default_cache_directory(asking="the source"):
             return path
     log.warning("no cache: this user (%s) can write neither %s; asking %s on every run "
                 "(create the first for this user, or give --cache-dir)",
-                _user_name(), " nor ".join(candidates), asking)
+                running_as(), " nor ".join(candidates), asking)
     return None
 
 
@@ -206,13 +206,17 @@ def cache_directory(chosen=None, option="--cache-dir", asking="the source"):
     return directory
 
 
-def _user_name():
+def running_as(group=False):
+    """The name of the user (with ``group``: of its primary group) this process runs as, for
+    words to the admin; its number where it has no name (a number works in chown too)."""
+    import grp
     import pwd
 
     try:
-        return pwd.getpwuid(os.geteuid()).pw_name
+        return grp.getgrgid(os.getegid()).gr_name if group else \
+            pwd.getpwuid(os.geteuid()).pw_name
     except KeyError:
-        return "uid %d" % os.geteuid()
+        return str(os.getegid() if group else os.geteuid())
 
 
 def _writable_dir(path):

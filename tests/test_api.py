@@ -301,7 +301,8 @@ def test_a_start_up_error_says_the_user_once(capsys):
     from osop_checks.api import daemon
 
     assert daemon.start_failed("cannot read the config file /x: Permission denied", 2) == 2
-    assert daemon.start_failed("cannot read the key /k: No (as user someone)", 1) == 1
+    assert daemon.start_failed("cannot read the key /k: No (as user someone)", 1,
+                               user_named=True) == 1
     assert capsys.readouterr().err.splitlines() == [
         "osop-checks-api: cannot read the config file /x: Permission denied (as user %s)"
         % daemon.running_as(),

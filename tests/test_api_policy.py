@@ -647,6 +647,31 @@ def test_a_named_config_file_that_is_missing_stops_the_daemon_at_start(tmp_path)
     assert missing + " does not exist" in str(stopped.value)
 
 
+def test_a_start_up_error_names_the_user_unless_it_says_it_did(tmp_path, capsys):
+    """Whether a TLS file's error named the daemon's user is its field, not its words: a CA
+    file whose name holds "(as user x)" still gets the user said; an unreadable one, which
+    names it with the group to give the file, not twice."""
+    import ssl
+
+    from osop_checks import state
+    from osop_checks.api import daemon
+
+    odd = tmp_path / "ca (as user x).pem"
+    odd.write_text("not a PEM file\n")
+    files = {"CA": str(odd), "certificate": str(tmp_path / "absent.pem"),
+             "key": str(tmp_path / "absent.key")}
+    unloadable = daemon.tls_file_trouble(files, "CA", ssl.SSLError(9, "PEM lib"))
+    unreadable = daemon.tls_file_trouble(files, "certificate", OSError(2, "No such file"))
+    assert (unloadable.user_named, unreadable.user_named) == (False, True)
+    for error in (unloadable, unreadable):
+        assert daemon.start_failed(error, 1, user_named=error.user_named) == 1
+    user = state.running_as()
+    assert capsys.readouterr().err.splitlines() == [
+        "osop-checks-api: cannot load the CA %s: PEM lib (as user %s)" % (odd, user),
+        "osop-checks-api: cannot read the certificate %s: No such file or directory (as "
+        "user %s)" % (tmp_path / "absent.pem", user)]
+
+
 @pytest.mark.skipif(os.path.exists(policy.DEFAULT_CONFIG),
                     reason="this machine has a config file of its own")
 @pytest.mark.peer  # a daemon on loopback

@@ -194,3 +194,30 @@ def test_a_cache_that_cannot_be_written_anywhere_is_said_once_at_v(tmp_path, mon
     assert len(lines) == 1, lines
     assert "/var/cache/osop-checks nor %s" % (tmp_path / "nowhere" / "osop-checks") in lines[0]
     assert "asking the package manager on every run" in lines[0] and "--cache-dir" in lines[0]
+
+
+def test_the_running_user_is_named_by_one_function_its_number_without_a_name(monkeypatch,
+                                                                             caplog):
+    """state.running_as names the user for the cache's warning and osop-checks-api's start-up
+    errors alike; a uid without a passwd entry (a container's) is said as its number."""
+    import pwd
+
+    from osop_checks.api import daemon
+
+    assert daemon.running_as is state.running_as
+    assert state.running_as() == pwd.getpwuid(os.geteuid()).pw_name
+    unnamed = next(uid for uid in range(61000, 65000) if not _has_name(uid))
+    monkeypatch.setattr(os, "geteuid", lambda: unnamed)
+    monkeypatch.setattr(state, "_writable_dir", lambda path: False)
+    with caplog.at_level("WARNING", logger="nagiosplugin"):
+        assert state.default_cache_directory() is None
+    assert "this user (%d) can write neither" % unnamed in caplog.records[0].getMessage()
+
+
+def _has_name(uid):
+    import pwd
+
+    try:
+        return bool(pwd.getpwuid(uid))
+    except KeyError:
+        return False

@@ -26,6 +26,7 @@ import time
 
 from osop_checks import __version__, bounded, runtime, text, units
 from osop_checks.api import policy, pool, protocol
+from osop_checks.state import running_as
 
 PORT = 5668
 # Its own key pair, signed by the Icinga CA (docs/api-security.md): never Icinga's private key
@@ -153,7 +154,12 @@ def _systemd_dir(variable, fallback):
 
 
 class TLSFileError(Exception):
-    """A certificate, key, CA or CRL file that cannot be loaded; the message names it."""
+    """A certificate, key, CA or CRL file that cannot be loaded; the message names it, and
+    where ``user_named`` the user the daemon runs as too (start_failed names it otherwise)."""
+
+    def __init__(self, why, user_named=False):
+        super().__init__(why)
+        self.user_named = user_named
 
 
 def tls_files(args):
@@ -187,7 +193,7 @@ def tls_context(args):
         try:
             load()
         except (OSError, ssl.SSLError) as exc:
-            raise TLSFileError(tls_file_trouble(files, what, exc)) from exc
+            raise tls_file_trouble(files, what, exc) from exc
     context.verify_mode = ssl.CERT_REQUIRED
     if "CRL" in files:
         context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
@@ -195,9 +201,10 @@ def tls_context(args):
 
 
 def tls_file_trouble(files, what, exc):
-    """Why ``what`` of ``files`` failed to load, naming the one file at fault and the user
-    the daemon runs as: OpenSSL's own words ("[Errno 13] Permission denied", "[SSL] PEM
-    lib") name neither, and load_cert_chain reads two files."""
+    """The TLSFileError of ``what`` of ``files`` failing to load, naming the one file at
+    fault, and the user the daemon runs as where a file cannot be read: OpenSSL's own words
+    ("[Errno 13] Permission denied", "[SSL] PEM lib") name neither, and load_cert_chain
+    reads two files."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
@@ -209,37 +216,28 @@ def tls_file_trouble(files, what, exc):
         try:
             data = bounded.read_file(path, TLS_FILE_LIMIT)
         except OSError as err:
-            return "cannot read the %s %s: %s (as user %s%s)" % (
+            return TLSFileError("cannot read the %s %s: %s (as user %s%s)" % (
                 name, path, err.strerror or err, running_as(),
                 "; it must be readable by this user's group, e.g. root:%s 0640" % (
-                    running_as(group=True)) if err.errno == errno.EACCES else "")
+                    running_as(group=True)) if err.errno == errno.EACCES else ""),
+                user_named=True)
         except bounded.TooLarge:
-            return "the %s %s is larger than %d bytes" % (name, path, TLS_FILE_LIMIT)
+            return TLSFileError("the %s %s is larger than %d bytes" % (name, path,
+                                                                       TLS_FILE_LIMIT))
         if parse is not None:
             try:
                 parse(data)
             except (ValueError, TypeError) as err:
-                return "the %s %s is not a PEM %s: %s" % (
+                return TLSFileError("the %s %s is not a PEM %s: %s" % (
                     name, path, "certificate" if name == "certificate" else
                     "private key without a passphrase",
                     text.oneline(str(err.args[0] if err.args else err).split(". See ")[0],
-                                 limit=160))
+                                 limit=160)))
     if what == "certificate":
-        return "the key %s does not belong to the certificate %s: %s" % (
-            files["key"], files["certificate"], runtime._describe(exc))
-    return "cannot load the %s %s: %s" % (what, files[what], runtime._describe(exc))
-
-
-def running_as(group=False):
-    """The name of the user (or primary group) this process runs as."""
-    import grp
-    import pwd
-
-    try:
-        return grp.getgrgid(os.getegid()).gr_name if group else \
-            pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        return str(os.getegid() if group else os.geteuid())
+        return TLSFileError("the key %s does not belong to the certificate %s: %s" % (
+            files["key"], files["certificate"], runtime._describe(exc)))
+    return TLSFileError("cannot load the %s %s: %s" % (what, files[what],
+                                                      runtime._describe(exc)))
 
 
 def tls_stamp(args):
@@ -952,7 +950,7 @@ def main(argv=None):
         context = tls_context(args)
         listeners = activated_listeners() or bind(args)
     except TLSFileError as exc:
-        return start_failed(exc, 1)
+        return start_failed(exc, 1, user_named=exc.user_named)
     except (OSError, ssl.SSLError) as exc:
         return start_failed(runtime._describe(exc), 1)
     preload()
@@ -981,13 +979,12 @@ def main(argv=None):
     return 0
 
 
-def start_failed(why, status):
+def start_failed(why, status, user_named=False):
     """Say on stderr (the journal, under systemd) why the daemon cannot start, with the user
-    it ran as (a file readable by root alone is the usual cause), and return ``status``."""
-    why = str(why)
-    if "(as user " not in why:
-        why += " (as user %s)" % running_as()
-    sys.stderr.write("osop-checks-api: %s\n" % why)
+    it ran as (a file readable by root alone is the usual cause) unless ``why`` names it
+    already (``user_named``), and return ``status``."""
+    sys.stderr.write("osop-checks-api: %s%s\n" % (
+        why, "" if user_named else " (as user %s)" % running_as()))
     return status
 
 

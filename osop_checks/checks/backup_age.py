@@ -243,8 +243,9 @@ class Backup:
 
     def __init__(self, mode, entry=None, what="", files=None, bytes=None, single_file=False,
                  snapshots=None, oldest=None, notes=None, verdict=None, log=None,
-                 missing=None, where="", running=()):
+                 missing=None, where="", running=(), called=""):
         self.mode = mode
+        self.called = called            # repository modes: one backup in words ("borg archive")
         self.entry = entry              # the newest backup (or the stamp), None: none found
         self.what = what                # what was looked for, in words
         self.files = files              # regular files of the newest backup (None: n/a)
@@ -292,7 +293,6 @@ def parse_share(text):
             match.group(2) and not 0 < int(match.group(2)) <= int(match.group(3))):
         raise ValueError("%r is not a share of the data: 5%%, 1/10 or 0" % text)
     return "" if text == "0" else text
-REPO_ENV = {"restic": "RESTIC_REPOSITORY", "borg": "BORG_REPO"}
 
 
 def check_options(args):
@@ -301,8 +301,9 @@ def check_options(args):
     modes, None in the repository modes)."""
     mode = args.mode or ("stamp" if args.stamp else "newest")
     args.paths = list(args.path or ())
-    if mode in REPO_MODES:
-        return check_repo_options(args, mode)
+    if mode in REPO_MODES:  # checked with its tool: check_repo_options
+        args.path = None
+        return mode
     for flag, value in (("--repo", args.repo), ("--password-file", args.password_file),
                         ("--host", args.host), ("--tag", args.tag), ("--prefix", args.prefix),
                         ("--glob-archives", args.glob_archives)):
@@ -344,33 +345,64 @@ def check_options(args):
     return mode
 
 
-def check_repo_options(args, mode):
-    args.path = None
+def repository_tool(mode):
+    """The repository.Tool of --mode restic or borg, chosen here once (its source imported
+    only now: a run of the file modes pays for neither)."""
+    if mode == "restic":
+        from osop_checks.sources import restic as source
+    else:
+        from osop_checks.sources import borg as source
+    return source.TOOL
+
+
+def repo_filters(args):
+    """The options that choose a repository's snapshots: (flag, the keyword of the
+    Tool.matches that takes it, its value)."""
+    return [("--host", "hosts", args.host), ("--tag", "tags", args.tag),
+            ("--path", "paths", args.paths), ("--prefix", "prefix", args.prefix),
+            ("--glob-archives", "glob", args.glob_archives)]
+
+
+def check_repo_options(args, tool):
+    """The options of the repository modes that do not fit ``tool``, as one usage line."""
     for flag, value in (("--stamp", args.stamp), ("--type", args.type), ("--glob", args.glob),
                         ("--max-depth", args.max_depth), ("--name-format", args.name_format),
                         ("--log", args.log), ("--min-size", args.min_size),
                         ("--min-files", args.min_files),
                         ("--ignore-missing", args.ignore_missing)):
         if value:
-            raise cli.UsageError("%s is not for --mode %s" % (flag, mode))
-    if args.verify is not None and args.verify and mode == "borg" and args.verify not in (
-            "100%", "1/1"):
-        raise cli.UsageError("borg check reads all of the data or none: --verify 100%% or 0")
-    if mode == "borg":
-        for flag, value in (("--host", args.host), ("--tag", args.tag),
-                            ("--path", args.paths)):
-            if value:
-                raise cli.UsageError("%s is for --mode restic (borg: --prefix, "
-                                     "--glob-archives)" % flag)
-    elif args.prefix or args.glob_archives:
-        raise cli.UsageError("--prefix and --glob-archives are for --mode borg")
-    if not (args.repo or os.environ.get(REPO_ENV[mode])):
-        raise cli.UsageError("--mode %s needs --repo (or %s)" % (mode, REPO_ENV[mode]))
-    if mode == "restic" and not args.password_file and not any(os.environ.get(name) for name in (
-            "RESTIC_PASSWORD_FILE", "RESTIC_PASSWORD_COMMAND", "RESTIC_PASSWORD")):
-        raise cli.UsageError("--mode restic needs --password-file (or RESTIC_PASSWORD_FILE, "
-                             "RESTIC_PASSWORD_COMMAND in the environment)")
-    return mode
+            raise cli.UsageError("%s is not for --mode %s" % (flag, tool.name))
+    if args.verify and tool.shares is not None and args.verify not in tool.shares:
+        raise cli.UsageError("%s check reads all of the data or none: --verify %s or 0" % (
+            tool.name, tool.shares[0]))
+    for flag, keyword, value in repo_filters(args):
+        if value and keyword not in tool.filters:
+            raise cli.UsageError(other_tools_filter(args, flag, keyword, tool))
+    if not (args.repo or os.environ.get(tool.repo_env)):
+        raise cli.UsageError("--mode %s needs --repo (or %s)" % (tool.name, tool.repo_env))
+    if tool.password_env and not args.password_file and not any(
+            os.environ.get(name) for name in tool.password_env):
+        raise cli.UsageError("--mode %s needs --password-file (or %s in the environment)" % (
+            tool.name, _listed(tool.password_env, "or")))
+
+
+def other_tools_filter(args, flag, keyword, tool):
+    """Why ``flag``, a filter of another tool than ``tool``, is refused: whose it is, and
+    the filters of both."""
+    def flags(of):
+        return _listed([f for f, k, value in repo_filters(args) if k in of.filters], "and")
+
+    owner = next(other for other in map(repository_tool, REPO_MODES)
+                 if keyword in other.filters)
+    return "%s is for --mode %s (%s: %s; %s: %s)" % (flag, owner.name, owner.name, flags(owner),
+                                                    tool.name, flags(tool))
+
+
+def _listed(words, last):
+    """'a', 'a and b', 'a, b and c' (``last``: 'and', 'or')."""
+    words = list(words)
+    return ", ".join(words[:-1]) + " %s %s" % (last, words[-1]) if len(words) > 1 \
+        else words[0]
 
 
 def _too_unreadable(scan, root, args, backup):
@@ -385,36 +417,28 @@ def _too_unreadable(scan, root, args, backup):
     backup.notes.append("skipped: " + message)
 
 
-def repo_location(mode, args):
-    return args.repo or os.environ.get(REPO_ENV[mode], "")
-
-
-class Access(collections.namedtuple("Access", "mode location password_file ssh")):
-    """How the repository is reached: the tool (restic, borg), the location, the password
-    file (None: the environment's) and the ssh.Options of an sftp/ssh repository."""
+class Access(collections.namedtuple("Access", "tool location password_file ssh")):
+    """How the repository is reached: the tool (a repository.Tool), the location, the
+    password file (None: the environment's) and the ssh.Options of an sftp/ssh repository."""
     __slots__ = ()
 
+    @property
+    def mode(self):
+        """The tool's name, as --mode says it."""
+        return self.tool.name
 
-def access_of(mode, args):
+
+def access_of(tool, args):
     from osop_checks.sources import ssh
 
-    return Access(mode, repo_location(mode, args), args.password_file,
+    return Access(tool, args.repo or os.environ.get(tool.repo_env, ""), args.password_file,
                   ssh.Options(identity=args.ssh_identity, known_hosts=args.ssh_known_hosts))
 
 
-def local_path(mode, location):
-    """The directory of a repository on this host, or None for a remote one."""
-    if mode == "restic":
-        from osop_checks.sources import restic
-        return restic.local_path(location)
-    from osop_checks.sources import borg
-    return borg.local_path(location)
-
-
-def repo_words(mode, args):
+def repo_words(tool, args):
     """What is looked for in a repository, in words: 'restic snapshots of host web1 with
     tags nightly'."""
-    words = ["%s %s" % (mode, "snapshots" if mode == "restic" else "archives")]
+    words = ["%s %ss" % (tool.name, tool.snapshot)]
     if args.host:
         words.append("of host %s" % " or ".join(args.host))
     if args.tag:
@@ -428,14 +452,12 @@ def repo_words(mode, args):
     return " ".join(words)
 
 
-def selected(mode, snapshots, args):
+def selected(tool, snapshots, args):
     """The snapshots the filters let through; a Borg checkpoint archive (a backup cut off
     and resumed later) is never a backup."""
-    if mode == "restic":
-        from osop_checks.sources import restic
-        return [s for s in snapshots if restic.matches(s, args.host, args.tag, args.paths)]
-    from osop_checks.sources import borg
-    return [s for s in snapshots if borg.matches(s, args.prefix, args.glob_archives)]
+    chosen = {keyword: value for flag, keyword, value in repo_filters(args)
+              if keyword in tool.filters}
+    return [s for s in snapshots if tool.matches(s, **chosen)]
 
 
 def default_state_file(mode, location, environ=None, uid=None):
@@ -477,32 +499,30 @@ def gather_verify(args, access, backup, verify, previous, now):
 
 
 def verify_repository(access, share):
-    if access.mode == "restic":
-        from osop_checks.sources import restic
-        return restic.verify(access.location, access.password_file, share,
-                             options=restic.sftp_options(access.location, access.ssh))
-    from osop_checks.sources import borg
-    return borg.verify(access.location, access.password_file, share, ssh_options=access.ssh)
+    """The repository checked by its own tool, as a repository.Verification."""
+    return access.tool.verify(access.location, access.password_file, share,
+                              ssh_options=access.ssh)
 
 
 def gather_repo(args, access, read_repo, missing_place):
     """Repository modes: the newest snapshot the filters let through, how many there are,
     the oldest, and who holds the repository's locks (a backup running now). A host that
     cannot be reached raises repository.Unreachable."""
-    mode, location = access.mode, access.location
-    local = local_path(mode, location)
+    tool, location = access.tool, access.location
+    local = tool.local_path(location)
     if local is not None and not os.path.exists(local):
-        return Backup(mode, what="--repo %s" % location, missing=missing_place(local))
+        return Backup(tool.name, what="--repo %s" % location, missing=missing_place(local))
     listing = read_repo(access)
-    return listed(args, mode, location, listing)
+    return listed(args, tool, location, listing)
 
 
-def listed(args, mode, location, listing):
+def listed(args, tool, location, listing):
     """The Backup of a repository's Listing (read now, or remembered by --sleeping)."""
-    found = selected(mode, listing.snapshots, args)
-    backup = Backup(mode, what="%s in %s (%d in all)" % (
-        repo_words(mode, args), location, len(listing.snapshots)),
-        where="in %s" % location, running=listing.running)
+    found = selected(tool, listing.snapshots, args)
+    backup = Backup(tool.name, what="%s in %s (%d in all)" % (
+        repo_words(tool, args), location, len(listing.snapshots)),
+        where="in %s" % location, running=listing.running,
+        called="%s %s" % (tool.name, tool.snapshot))
     backup.listing = listing
     if not found:
         return backup
@@ -527,12 +547,7 @@ def _snapshot_entry(snap):
 
 def read_repository(access):
     """The Listing of a repository by its own tool."""
-    if access.mode == "restic":
-        from osop_checks.sources import restic
-        return restic.read(access.location, access.password_file,
-                           options=restic.sftp_options(access.location, access.ssh))
-    from osop_checks.sources import borg
-    return borg.read(access.location, access.password_file, ssh_options=access.ssh)
+    return access.tool.read(access.location, access.password_file, ssh_options=access.ssh)
 
 
 def listing_record(listing, now):
@@ -684,9 +699,8 @@ def _limit(rng):
 
 def describe(backup):
     entry = backup.entry
-    if backup.mode in REPO_MODES:
-        return "newest %s %s" % ({"restic": "restic snapshot", "borg": "borg archive"}[
-            backup.mode], entry.path)
+    if backup.called:
+        return "newest %s %s" % (backup.called, entry.path)
     if backup.mode == "stamp":
         return "stamp %s" % entry.path
     if backup.mode == "snapshot":
@@ -976,22 +990,17 @@ def details(backup):
 
 
 def restore_repository(access, snapshot, n, cap):
-    if access.mode == "restic":
-        from osop_checks.sources import restic
-        return restic.restore_sample(access.location, access.password_file, snapshot, n, cap,
-                                     live=snapshot.host == repository.this_host(),
-                                     options=restic.sftp_options(access.location, access.ssh))
-    from osop_checks.sources import borg
-    return borg.restore_sample(access.location, access.password_file, snapshot, n, cap,
-                               ssh_options=access.ssh)
+    """``n`` files of ``snapshot`` restored by the repository's own tool and compared."""
+    return access.tool.restore_sample(access.location, access.password_file, snapshot, n, cap,
+                                      ssh_options=access.ssh)
 
 
-def gather_repository(args, mode, read_repo, missing_place, verify, store, now, restore):
+def gather_repository(args, tool, read_repo, missing_place, verify, store, now, restore):
     """The repository modes' gathering: the listing (with --sleeping, the last one
     remembered while the host cannot be reached), a restore tried (--restore-sample), and
     with --verify the last check (run now when due); returns the Backup and the callable
     that saves the next state (None: no state)."""
-    access = access_of(mode, args)
+    access = access_of(tool, args)
     keeps_state = args.verify is not None or args.sleeping
     previous, save = None, None
     if keeps_state:
@@ -999,7 +1008,7 @@ def gather_repository(args, mode, read_repo, missing_place, verify, store, now, 
             from osop_checks import state as state_files
 
             store = state_files
-        path = args.state_file or default_state_file(mode, access.location)
+        path = args.state_file or default_state_file(tool.name, access.location)
         store.ensure_dir(path, create=not args.state_file)
         previous = store.load(path, reset="remove it", discard_corrupt=True) or {}
         save = functools.partial(store.save, path)
@@ -1008,7 +1017,7 @@ def gather_repository(args, mode, read_repo, missing_place, verify, store, now, 
     except repository.Unreachable as exc:
         if not args.sleeping or exc.kind not in ASLEEP_KINDS:
             raise nagiosplugin.CheckError(str(exc)) from None
-        return asleep(args, mode, access.location, exc, previous), save
+        return asleep(args, tool, access.location, exc, previous), save
     if backup.missing is not None:
         return backup, None
     backup.listing = listing_record(backup.listing, now) if args.sleeping and \
@@ -1025,14 +1034,14 @@ def gather_repository(args, mode, read_repo, missing_place, verify, store, now, 
 ASLEEP_KINDS = ("timeout", "connection refused", "unreachable")
 
 
-def asleep(args, mode, location, exc, previous):
+def asleep(args, tool, location, exc, previous):
     """--sleeping and the host cannot be reached: the Backup of the last good listing
     (its snapshots judged as they age), or none when there never was one."""
     remembered = read_listing((previous or {}).get("listing"))
     if remembered is None:
-        backup = Backup(mode, what="%s in %s" % (repo_words(mode, args), location))
+        backup = Backup(tool.name, what="%s in %s" % (repo_words(tool, args), location))
     else:
-        backup = listed(args, mode, location, remembered[1])
+        backup = listed(args, tool, location, remembered[1])
         backup.listing = previous["listing"]
         backup.notes.append("listing of %s remembered from %s" % (location,
                                                                   _when(remembered[0])))
@@ -1048,8 +1057,10 @@ def build_check(args, scan=tree.scan_tree, snapshots=tree.list_snapshots,
                 copies=tree.running_copies):
     mode = check_options(args)
     if mode in REPO_MODES:
+        tool = repository_tool(mode)
+        check_repo_options(args, tool)
         at = now()
-        backup, save = gather_repository(args, mode, read_repo, missing_place, verify, store,
+        backup, save = gather_repository(args, tool, read_repo, missing_place, verify, store,
                                          at, restore)
         return judge(backup, limits_of(args), at, save)
     tz = datetime.timezone.utc if args.utc else None

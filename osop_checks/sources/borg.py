@@ -19,12 +19,15 @@ import re
 import shlex
 
 from osop_checks import bounded, proc
-from osop_checks.sources.repository import Listing, Lock, Snapshot, holders
+from osop_checks.sources.repository import Listing, Lock, Snapshot, Tool, holders
 
 LISTING_LIMIT = 64 * bounded.LIMIT
 # A checkpoint archive: what a backup that was cut off left, to be resumed (name.checkpoint,
 # name.checkpoint.1 ...). Never a backup of its own.
 CHECKPOINT = re.compile(r"\.checkpoint(\.\d+)?$")
+
+# borg check reads all of the data (--verify-data) or none of it
+ALL_DATA = ("100%", "1/1")
 
 
 def _layout(what, raw):
@@ -184,7 +187,7 @@ def verify(location, password_file=None, share="", program="borg", ssh_options=N
 
     from osop_checks.sources.repository import Verification, check_result, reached
 
-    args = ["check"] + (["--verify-data"] if share.strip() in ("100%", "1/1", "all") else [])
+    args = ["check"] + (["--verify-data"] if share.strip() in ALL_DATA + ("all",) else [])
     out = run(location, password_file, args, limit=LISTING_LIMIT, program=program,
               ok_codes=None, ssh_options=ssh_options)
     reached(out, "borg", local_path(location) is None)
@@ -233,3 +236,8 @@ def restore_sample(location, password_file, archive, n, cap, program="borg",
     finally:
         repository.remove(target)
     return repository.RestoreSample(samples, pool.seen, error)
+
+
+TOOL = Tool(name="borg", snapshot="archive", repo_env="BORG_REPO", password_env=None,
+            shares=ALL_DATA, filters=("prefix", "glob"), local_path=local_path, read=read,
+            verify=verify, restore_sample=restore_sample, matches=matches)

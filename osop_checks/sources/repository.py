@@ -1,5 +1,6 @@
 """What restic and Borg repositories have in common: their backups (Snapshot), their locks
-(Lock) and the processes holding them (Running), as plain data for check_backup_age."""
+(Lock) and the processes holding them (Running), as plain data for check_backup_age; and the
+Tool, the one record through which the check uses either."""
 from __future__ import annotations
 
 import collections
@@ -39,6 +40,26 @@ class Running(collections.namedtuple(
 
 class Listing(collections.namedtuple("Listing", "snapshots running", defaults=((),))):
     """A repository as one listing found it: its snapshots and the holders of its locks."""
+    __slots__ = ()
+
+
+class Tool(collections.namedtuple(
+        "Tool", "name snapshot repo_env password_env shares filters local_path read verify "
+                "restore_sample matches")):
+    """A repository tool (restic, Borg) as a check uses it, one of each in its source module
+    (``TOOL``), so a check chooses it once and never asks which it is again:
+
+    - ``name``: its command, and its name in words; ``snapshot``: its word for one backup;
+    - ``repo_env``: the variable that names the repository where the check is given none;
+    - ``password_env``: the variables that give it the password where no file is given
+      (None: it may need none, as a Borg keyfile repository without a passphrase);
+    - ``shares``: the shares of the data its check can read besides none (None: any);
+    - ``filters``: the keywords its ``matches(snapshot, **filters)`` takes;
+    - ``local_path(location)``: the directory of a repository on this host, None if remote;
+    - ``read(location, password_file, ssh_options=)``: the Listing;
+      ``verify(location, password_file, share, ssh_options=)``: a Verification;
+      ``restore_sample(location, password_file, snapshot, n, cap, ssh_options=)``: a
+      RestoreSample (the ssh options, an ssh.Options, for a repository behind ssh)."""
     __slots__ = ()
 
 

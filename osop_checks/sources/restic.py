@@ -15,7 +15,7 @@ import json
 import re
 
 from osop_checks import bounded, proc
-from osop_checks.sources.repository import Listing, Lock, Snapshot, holders
+from osop_checks.sources.repository import Listing, Lock, Snapshot, Tool, holders
 
 LISTING_LIMIT = 64 * bounded.LIMIT  # a repository of some thousand snapshots lists in a few MiB
 
@@ -201,21 +201,27 @@ def sftp_options(location, ssh_options):
     return ("-o", "sftp.command=" + " ".join(shlex.quote(a) for a in command))
 
 
-def read(location, password_file=None, program="restic", options=()):
+def _repository(location, password_file, program, ssh_options):
+    """The Repository of ``location``: an sftp: one reached by ssh with ``ssh_options``."""
+    options = () if ssh_options is None else sftp_options(location, ssh_options)
+    return Repository(location, password_file, program, tuple(options))
+
+
+def read(location, password_file=None, program="restic", ssh_options=None):
     """The Listing of a restic repository: its snapshots and who holds its locks."""
-    repo = Repository(location, password_file, program, tuple(options))
+    repo = _repository(location, password_file, program, ssh_options)
     snapshots = list_snapshots(repo)
     return Listing(snapshots, holders(list_locks(repo), "restic", refreshed=True))
 
 
-def verify(location, password_file=None, share="", program="restic", options=()):
+def verify(location, password_file=None, share="", program="restic", ssh_options=None):
     """``restic check`` (with --read-data-subset SHARE when given) as a Verification;
     repository.Locked when a backup holds the lock."""
     import time
 
     from osop_checks.sources.repository import Verification, check_result, reached
 
-    repo = Repository(location, password_file, program, tuple(options))
+    repo = _repository(location, password_file, program, ssh_options)
     args = ["check"] + (["--read-data-subset=%s" % share] if share else [])
     out = repo.run(args, limit=LISTING_LIMIT, ok_codes=None)
     reached(out, "restic", repo.remote)
@@ -238,13 +244,15 @@ def _live_path(path, snapshot_paths):
     return os.path.dirname(owners[0].rstrip("/")) + path
 
 
-def restore_sample(location, password_file, snapshot, n, cap, live=True, program="restic",
-                   options=()):
+def restore_sample(location, password_file, snapshot, n, cap, program="restic",
+                   ssh_options=None):
     """``n`` random regular files of ``snapshot`` restored into a private directory and
-    compared (repository.compare); the directory is removed afterwards."""
+    compared (repository.compare) with the live files where the snapshot is of this host;
+    the directory is removed afterwards."""
     from osop_checks.sources import repository
 
-    repo = Repository(location, password_file, program, tuple(options))
+    repo = _repository(location, password_file, program, ssh_options)
+    live = snapshot.host == repository.this_host()
     pool = repository.Reservoir(n, cap)
     with proc.stream([program, *repo.options, "ls", "--json", "--no-lock", snapshot.id],
                      env=repo.environment()) as lines:
@@ -278,3 +286,9 @@ def restore_sample(location, password_file, snapshot, n, cap, live=True, program
     finally:
         repository.remove(target)
     return repository.RestoreSample(samples, pool.seen, error)
+
+
+TOOL = Tool(name="restic", snapshot="snapshot", repo_env="RESTIC_REPOSITORY",
+            password_env=("RESTIC_PASSWORD_FILE", "RESTIC_PASSWORD_COMMAND", "RESTIC_PASSWORD"),
+            shares=None, filters=("hosts", "tags", "paths"), local_path=local_path, read=read,
+            verify=verify, restore_sample=restore_sample, matches=matches)

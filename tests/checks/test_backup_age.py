@@ -990,6 +990,46 @@ def test_repository_usage_errors(argv, message, monkeypatch):
     assert out.exitcode == 3 and message in out.output, out.output
 
 
+@pytest.mark.parametrize("tool, remote", [(restic.TOOL, "sftp:box:/r"),
+                                          (borg.TOOL, "ssh://box/r")], ids=["restic", "borg"])
+def test_each_repository_tool_is_one_record_chosen_once_by_mode(tool, remote, monkeypatch):
+    """--mode chooses the tool's repository.Tool, and the check reaches the tool through it
+    alone: its filters are the keywords of its own matches, every filter option of the check
+    is one tool's, and the other tool's filter is refused naming whose it is."""
+    import inspect
+
+    assert backup_age.repository_tool(tool.name) is tool
+    assert tuple(inspect.signature(tool.matches).parameters)[1:] == tool.filters
+    args = backup_age.build_parser().parse_args(["--mode", tool.name])
+    backup_age.check_options(args)
+    keywords = [keyword for flag, keyword, value in backup_age.repo_filters(args)]
+    assert sorted(keywords) == sorted(restic.TOOL.filters + borg.TOOL.filters)
+    other = borg.TOOL if tool is restic.TOOL else restic.TOOL
+    flag = [f for f, keyword, value in backup_age.repo_filters(args)
+            if keyword == other.filters[-1]][0]
+    monkeypatch.setenv("RESTIC_PASSWORD_FILE", "/etc/osop-checks/restic.pw")
+    out = run("--mode", tool.name, "--repo", "/r", flag, "/x")
+    assert out.status_line.startswith("BACKUP_AGE UNKNOWN - %s is for --mode %s (%s: " % (
+        flag, other.name, other.name)), out.output
+    seen = []
+
+    def read_repo(access):
+        seen.append(access.tool)
+        return repository.Listing([])
+    args = backup_age.build_parser().parse_args(["--mode", tool.name, "--repo", remote])
+    verdict = backup_age.build_check(args, read_repo=read_repo)
+    assert seen == [tool]
+    assert verdict.summary.startswith("no backup found: no %s %ss in %s" % (
+        tool.name, tool.snapshot, remote))
+
+
+def test_borg_verify_says_the_share_it_takes():
+    """The share borg's check can read, from its Tool, as the admin writes it."""
+    out = run("--mode", "borg", "--repo", "/r", "--verify", "10%")
+    assert out.status_line == "BACKUP_AGE UNKNOWN - borg check reads all of the data or " \
+        "none: --verify 100% or 0 (see --help)"
+
+
 def test_a_missing_local_repository_is_critical(tmp_path):
     out = run("--mode", "borg", "--repo", tmp_path / "gone")
     assert out.exitcode == 2

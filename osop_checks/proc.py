@@ -108,14 +108,23 @@ def _kill_group(process):
         pass
 
 
-def _spawn(argv, stdin, env, cwd=None):
+def _kill_all(processes):
+    for process in processes:
+        _kill_group(process)
+
+
+def _spawn(argv, stdin, env, cwd=None, stderr=None):
+    """Start ``argv`` in a session of its own; ``stderr``: a file descriptor it writes its
+    errors to (a pipe shared by a pipeline), else a pipe of its own."""
     import subprocess
 
     argv = [str(a) for a in argv]
-    log.info("running: %s", text.shell_words(argv))
+    if log.isEnabledFor(logging.INFO):  # quoted only when shown (-v): shlex is not free
+        log.info("running: %s", text.shell_words(argv))
     try:
         return subprocess.Popen(
-            argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            argv, stdin=stdin, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE if stderr is None else stderr,
             env=environment(env), start_new_session=True, cwd=cwd)
     except FileNotFoundError:
         raise not_found(argv[0]) from None
@@ -275,17 +284,42 @@ def stream(argv, timeout=None, env=None, ok_codes=(0,), line_limit=bounded.LIMIT
     by killing the group from a timer, since reading a pipe line by line cannot time out.
     A line longer than ``line_limit`` bytes raises CommandError (INVALID); of stderr the start
     and the end are kept."""
+    with stream_pipeline([argv], timeout, env, ok_codes, line_limit) as lines:
+        yield lines
+
+
+@contextlib.contextmanager
+def stream_pipeline(commands, timeout=None, env=None, ok_codes=(0,), line_limit=bounded.LIMIT):
+    """``stream`` of a pipeline without a shell: each argv of ``commands`` reads what the one
+    before it writes, and the lines of the last are yielded. Every command is judged on its
+    own exit code (``ok_codes``, in the order given: the first failure is the one told), as a
+    shell only does with pipefail; they share one stderr, and one time limit kills them all."""
     import subprocess
     import threading
 
     limit = deadline.remaining(timeout)
-    process = _spawn(argv, subprocess.DEVNULL, env)
-    name = os.path.basename(str(argv[0]))
+    reader, writer = os.pipe()  # the stderr of every command
+    processes = []
+    try:
+        stdin = subprocess.DEVNULL
+        for argv in commands:
+            processes.append(_spawn(argv, stdin, env, stderr=writer))
+            if stdin is not subprocess.DEVNULL:
+                stdin.close()  # the next command holds it now; a reader gone ends the writer
+            stdin = processes[-1].stdout
+    except BaseException:
+        _kill_all(processes)
+        os.close(reader)
+        raise
+    finally:
+        os.close(writer)
+    last = processes[-1]
+    name = os.path.basename(str(commands[-1][0]))
     expired = threading.Event()
 
     def expire():
         expired.set()
-        _kill_group(process)
+        _kill_all(processes)
 
     timer = threading.Timer(limit, expire) if limit else None
     if timer:
@@ -294,24 +328,30 @@ def stream(argv, timeout=None, env=None, ok_codes=(0,), line_limit=bounded.LIMIT
     err = bounded.Capture(STDERR_KEPT, STDERR_KEPT)
 
     def drain():  # in the background, so a chatty command cannot block on a full pipe
-        for chunk in iter(lambda: os.read(process.stderr.fileno(), 65536), b""):
+        for chunk in iter(lambda: os.read(reader, 65536), b""):
             err.add(chunk)
 
     drainer = threading.Thread(target=drain, daemon=True)
     drainer.start()
     try:
-        yield _lines(process.stdout, name, line_limit)
-        process.wait()
+        yield _lines(last.stdout, name, line_limit)
+        for process in processes:
+            process.wait()
     except BaseException:
-        _kill_group(process)
-        process.wait()
+        _kill_all(processes)
+        for process in processes:
+            process.wait()
         raise
     finally:
         if timer:
             timer.cancel()
         drainer.join(1)
-        process.stdout.close()
+        if not drainer.is_alive():
+            os.close(reader)
+        last.stdout.close()
     if expired.is_set():
         raise _timed_out(name, limit)
-    if ok_codes is not None and process.returncode not in ok_codes:
-        raise _failed(name, process.returncode, _last_line(_stderr_text(err)))
+    for argv, process in zip(commands, processes):
+        if ok_codes is not None and process.returncode not in ok_codes:
+            raise _failed(os.path.basename(str(argv[0])), process.returncode,
+                          _last_line(_stderr_text(err)))

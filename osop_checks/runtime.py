@@ -55,10 +55,12 @@ def _alarm(signum, frame):
 def _log_channel(verbose):
     channel = logging.StreamHandler(io.StringIO())
     channel.setFormatter(logging.Formatter("%(message)s"))
-    channel.setLevel({0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO}.get(
-        verbose, logging.DEBUG))
+    level = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO}.get(verbose, logging.DEBUG)
+    channel.setLevel(level)
     logger = logging.getLogger("nagiosplugin")
-    logger.setLevel(logging.DEBUG)
+    # the logger's level too: a message that will not be shown is then not even built
+    # (log.isEnabledFor guards what is dear to build, the quoted command lines of -vv)
+    logger.setLevel(level)
     for old in list(logger.handlers):
         logger.removeHandler(old)
     logger.addHandler(channel)

@@ -40,6 +40,20 @@ def default_directory(environ=None, uid=None):
     return os.path.join(base, "osop-checks") if base else "/var/tmp/osop-checks-%d" % uid
 
 
+def sha256_hex(data):
+    """The sha256 of ``data`` in hex, from CPython's own sha256 (the module hashlib falls back
+    to): importing hashlib loads OpenSSL's libcrypto, 3 to 5 ms at every start of Debian's
+    python3, for the digest of one short file name."""
+    try:
+        from _sha2 import sha256  # CPython 3.12+
+    except ImportError:
+        try:
+            from _sha256 import sha256  # CPython 3.11
+        except ImportError:
+            from hashlib import sha256
+    return sha256(data).hexdigest()
+
+
 def default_path(check, name=None, identity=(), environ=None, uid=None):
     """The default state file of one service of ``check``: ``<default directory>/<check>_<key>
     .json``. The key is ``name`` with every character but a-z, 0-9, '.' and '-' written '_'
@@ -49,10 +63,7 @@ def default_path(check, name=None, identity=(), environ=None, uid=None):
     if name is not None:
         key = re.sub(r"[^a-z0-9.-]", "_", name)
     else:
-        import hashlib
-
-        key = hashlib.sha256("\n".join(identity).encode("utf-8", "surrogateescape")
-                             ).hexdigest()[:16]
+        key = sha256_hex("\n".join(identity).encode("utf-8", "surrogateescape"))[:16]
     return os.path.join(default_directory(environ, uid), "%s_%s.json" % (check, key))
 
 
@@ -264,9 +275,7 @@ class Cache:
     miss, for the -v lines ("the package manager"); ``limit``: bytes of the file read."""
 
     def __init__(self, directory, check, question, asking, limit=LIMIT):
-        import hashlib
-
-        digest = hashlib.sha256(json.dumps(question, sort_keys=True).encode()).hexdigest()[:16]
+        digest = sha256_hex(json.dumps(question, sort_keys=True).encode())[:16]
         self.path = os.path.join(directory, "%s-%s.json" % (check, digest)) if directory \
             else None
         self.asking = asking

@@ -143,3 +143,25 @@ def test_one_layout_error_for_every_source_that_parses_a_command():
     with pytest.raises(proc.LayoutError, match="^the layout of systemctl output has changed: "
                                                "list-units header is not UNIT LOAD"):
         systemd.parse_units_table("NOT THE HEADER\n")
+
+
+def test_a_pipeline_judges_every_command_as_pipefail_would():
+    """A command that fails early in a pipeline is told, although the last one ends well
+    (a plain shell pipeline would report only the last's exit code)."""
+    with pytest.raises(proc.CommandError) as failed:
+        with proc.stream_pipeline([["sh", "-c", "echo a; echo b; echo why >&2; exit 3"],
+                                   ["sort", "-r"]]) as lines:
+            assert list(lines) == ["b\n", "a\n"]
+    assert (failed.value.command, failed.value.returncode, failed.value.detail) == \
+        ("sh", 3, "why")
+    with proc.stream_pipeline([["printf", "b\\na\\n"], ["sort"], ["tr", "ab", "xy"]]) as lines:
+        assert list(lines) == ["x\n", "y\n"]
+
+
+def test_a_pipeline_out_of_time_is_killed_whole():
+    start = time.monotonic()
+    with pytest.raises(proc.CommandError, match="did not finish within 1 s"):
+        with proc.stream_pipeline([["sh", "-c", "echo one; sleep 60"], ["cat"]],
+                                  timeout=1) as lines:
+            list(lines)
+    assert time.monotonic() - start < 3

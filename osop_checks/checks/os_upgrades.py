@@ -10,7 +10,6 @@ list age, restarts and end of life with their own states -> a plugin.Verdict wit
 counts, rendered by runtime.
 """
 import os
-import shlex
 import shutil
 import time
 
@@ -25,6 +24,8 @@ NAME = "OS_UPGRADES"
 
 def parse_command(text):
     """A command line split as a shell would (never run by one) into an argv list."""
+    import shlex  # only when a command is given
+
     try:
         argv = shlex.split(text)
     except ValueError:  # "No closing quotation": argparse's own words, as before

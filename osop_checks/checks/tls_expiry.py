@@ -10,6 +10,7 @@ import datetime
 import functools
 import logging
 import math
+import os
 
 import nagiosplugin
 from nagiosplugin import Critical, Ok
@@ -140,8 +141,9 @@ def build_parser():
             "Revocation (--revocation auto): the stapled OCSP answer read from the handshake,",
             "else one HTTP GET per CRL URL per run (none while the cached copy is younger",
             "than an hour); with ocsp one HTTP POST per certificate to its OCSP responder.",
-            "No login; CRLs and ARI answers are written to the cache directory only; --file",
-            "reads the file only (no revocation: a file has no issuer to check a CRL against).",
+            "No login; CRLs, ARI answers and what was read of each --file are written to the",
+            "cache directory only; --file reads the file only, and parses it again only when",
+            "its bytes change (no revocation: a file has no issuer to check a CRL against).",
             "--dane: one TLSA query (DO and AD bits set) per name and port to the resolver;",
             "--ari: a GET of the ACME directory and of renewalInfo/<id> per leaf, unless",
             "the answer in the cache directory is still fresh (Retry-After).",
@@ -169,7 +171,8 @@ def build_parser():
                        help="a file of endpoints, one --endpoint value a line (# comments)")
     where.add_argument("--file", kind=cli.FILE_READ, action="append", default=[], metavar="PATH",
                        help="a local certificate file (PEM or DER, bundles and PKCS#7 too; "
-                            "every certificate in it is checked for expiry and policy)")
+                            "every certificate in it is checked for expiry and policy; what "
+                            "was read is kept in --cache-dir until the file's bytes change)")
     where.add_argument("--first-address", kind=cli.PLAIN, action="store_true",
                        help="check a host name on the first of its addresses that accepts "
                             "the connection only (default: every address, A and AAAA, each "
@@ -761,7 +764,8 @@ def add_dane_ari_options(parser):
                          ("ok", "warning", "critical", "unknown"))
     ari_group.add_argument(
         "--cache-dir", kind=cli.FILE_WRITTEN, metavar="DIR", type=cli.absolute_path,
-        help="keep the CA's answers (ARI) and fetched CRLs in this existing directory, which "
+        help="keep the CA's answers (ARI), fetched CRLs and what was read of each --file "
+             "(read again when its bytes change) in this existing directory, which "
              "must belong to the running user and not be writable by others (default: "
              "/var/cache/osop-checks, or $XDG_CACHE_HOME/osop-checks where that is not "
              "writable)")
@@ -988,9 +992,10 @@ def utc_now():
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def build_check(args, fetch=tls.fetch, load_file=tls.load_file, now=utc_now, resolve=None):
+def build_check(args, fetch=tls.fetch, load_file=None, now=utc_now, resolve=None):
     """``resolve`` (host, port, family, timeout) -> [(4|6, address)]: address.resolve by
-    default; not asked with --first-address."""
+    default; not asked with --first-address. ``load_file`` (path) -> certificates:
+    tls.load_file with each file's cache by default (``file_loader``)."""
     endpoints = endpoints_from(args)
     check_dane_ari_usage(args)
     options = {"cafile": args.ca_file, "min_version": args.min_tls_version}
@@ -1014,12 +1019,32 @@ def build_check(args, fetch=tls.fetch, load_file=tls.load_file, now=utc_now, res
             raise cli.UsageError(str(exc)) from None
         options["client"] = (args.client_cert, args.client_key)
     every = None if args.first_address else resolve or address.resolve
+    if load_file is None:
+        load_file = file_loader(args)
     subjects = gather(endpoints, args.file, fetch, load_file, options, every)
     moment = now() if callable(now) else now
     if args.revocation != "off":
         look_up_revocation(subjects, args, moment)
     gather_dane_ari(subjects, args, moment)
     return judge(subjects, Settings(args), moment)
+
+
+def file_loader(args):
+    """tls.load_file with the cache of each --file in the cache directory (see load_file):
+    a file is parsed again only when its bytes change."""
+    if not args.file:
+        return tls.load_file
+    from osop_checks import state as state_files
+
+    # this user's, not writable by others (who could make an expired certificate look new)
+    directory = state_files.cache_directory(args.cache_dir, asking="cryptography")
+
+    def load_file(path):
+        return tls.load_file(path, state_files.Cache(
+            directory, "tls_expiry-file", {"file": os.path.abspath(path)},
+            "cryptography (reading the file)"))
+
+    return load_file
 
 
 def look_up_revocation(subjects, args, moment):

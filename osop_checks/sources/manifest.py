@@ -4,8 +4,10 @@ their streaming comparison.
 A manifest is produced on the side that holds the tree, with standard tools only: ``find
 -printf`` piped through ``LC_ALL=C sort -z`` (NUL-terminated, so names with tabs or newlines
 are safe), then ``tr`` swaps NUL and newline so that each record is one line on the way.
-The same small POSIX sh script runs locally and remotely, so both sides sort alike. A
-listing is never held whole: ``compare`` merges the sorted source manifest with every copy's
+Both sides run the same three commands with the same arguments, so they sort alike: a
+remote tree in a small POSIX sh script over ssh, a local one as a pipeline of the three
+processes (a shell would cost more than the three commands of a small tree). A listing is
+never held whole: ``compare`` merges the sorted source manifest with every copy's
 in one pass, keeping only counters, a few examples and a bounded sample.
 
 A record (one line) of a copy:   TYPE \\t SIZE \\t MTIME \\t PATH
@@ -148,19 +150,28 @@ def probe(location, stamp=None, options=DEFAULT_SSH):
 # -- listing ------------------------------------------------------------------------------
 
 def listing_argv(location, source=False, sort_buffer=SORT_BUFFER):
-    """The argv (local) or the remote argv that writes the sorted manifest of a tree."""
+    """The remote argv that writes the sorted manifest of a tree (LIST_SCRIPT)."""
     dirs, others, key = SOURCE_FORMAT if source else COPY_FORMAT
     return ["sh", "-c", LIST_SCRIPT, "sh", location.path, dirs, others, str(key),
             sort_buffer, "\t"]
 
 
+def listing_pipeline(location, source=False, sort_buffer=SORT_BUFFER):
+    """The argvs of LIST_SCRIPT's find, sort and tr for a local tree, piped by proc (which
+    runs every command with LC_ALL=C)."""
+    dirs, others, key = SOURCE_FORMAT if source else COPY_FORMAT
+    return [["find", "-H", location.path, "-mindepth", "1", "(", "-type", "d", "-printf",
+             dirs, ")", "-o", "-printf", others],
+            ["sort", "-z", "-t", "\t", "-k%d" % key, "-S", sort_buffer],
+            ["tr", "\\000\\n", "\\n\\000"]]
+
+
 def listing(location, source=False, options=DEFAULT_SSH, timeout=None):
     """A context manager yielding the sorted manifest lines of a tree (see module doc)."""
-    args = listing_argv(location, source)
     if location.remote:
-        return ssh.stream(location.host, args, _options(location, options),
-                          user=location.user, timeout=timeout)
-    return proc.stream(args, timeout=timeout)
+        return ssh.stream(location.host, listing_argv(location, source),
+                          _options(location, options), user=location.user, timeout=timeout)
+    return proc.stream_pipeline(listing_pipeline(location, source), timeout=timeout)
 
 
 class Entry:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import collections
 import json
 import re
-import shlex
 
 import nagiosplugin
 
@@ -341,6 +340,8 @@ def split_command(command) -> list[str]:
     """The --systemctl value as an argv prefix (shell-like quoting, never a shell)."""
     if not isinstance(command, str):
         return [str(c) for c in command]
+    import shlex  # only for a command given as text
+
     try:
         argv = shlex.split(command)
     except ValueError as exc:

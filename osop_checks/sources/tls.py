@@ -3,22 +3,20 @@
 I/O and parsing only; no judgement. ``fetch`` speaks to one endpoint (every socket step bounded
 by ``deadline.remaining()``), ``fetch_all`` runs it for many endpoints in threads,
 ``load_file`` reads PEM/DER/PKCS#7 files. Trust is decided by OpenSSL in the real handshake
-(``ssl``); certificates are read with ``cryptography``, imported inside the functions that need
-it so that loading this module stays cheap.
+(``ssl``); certificates are read with ``cryptography``. Both, and socket and ipaddress, are
+imported inside the functions that need them: a run on local files (--file) loads none of
+them once a file's certificates are in the cache (see ``load_file``).
 """
 from __future__ import annotations
 
 import datetime
 import functools
-import ipaddress
 import logging
 import re
-import socket
-import struct
 import threading
 import warnings
 
-from osop_checks import deadline, text
+from osop_checks import __version__, deadline, text
 from osop_checks.record import Record
 from osop_checks.address import family_of, socket_family  # "address" names the peer here
 
@@ -75,6 +73,23 @@ class Certificate(Record):
         self.crl_urls = crl_urls if crl_urls is not None else []
         self.ocsp_urls = ocsp_urls if ocsp_urls is not None else []
         self.must_staple = must_staple
+
+    def to_json(self):
+        fields = dict(vars(self), not_before=self.not_before.isoformat(),
+                      not_after=self.not_after.isoformat(), der=self.der.hex())
+        return fields
+
+    @classmethod
+    def from_json(cls, fields):
+        """A Certificate from ``to_json``'s fields; KeyError, TypeError or ValueError when
+        they are not such fields."""
+        fields = dict(fields)
+        for name in ("not_before", "not_after"):
+            fields[name] = datetime.datetime.fromisoformat(fields[name])
+            if fields[name].tzinfo is None:
+                raise ValueError("a time without its zone")
+        fields["der"] = bytes.fromhex(fields["der"])
+        return cls(**fields)
 
     @property
     def self_issued(self):
@@ -310,11 +325,26 @@ def parse_bundle(data):
     return [parse_certificate(der) for der in ders]
 
 
-def load_file(path):
-    """The certificates in a local file; OSError or ValueError when it cannot be read."""
-    from osop_checks import bounded
+def load_file(path, cache=None):
+    """The certificates in a local file; OSError or ValueError when it cannot be read.
 
-    return parse_bundle(bounded.read_file(path, CAFILE_LIMIT))
+    ``cache``: a state.Cache of this file, or None. What was read is kept there under the
+    file's sha256 (and this version's number), so that an unchanged file, every run but the
+    first after a renewal, is not parsed again: importing cryptography costs more than all
+    the rest of such a run."""
+    from osop_checks import bounded, state
+
+    data = bounded.read_file(path, CAFILE_LIMIT)
+    key = [__version__, state.sha256_hex(data)]
+    if cache is not None:
+        kept = cache.load(key, lambda fields: [Certificate.from_json(c)
+                                               for c in fields["certificates"]])
+        if kept is not None:
+            return kept
+    certificates = parse_bundle(data)
+    if cache is not None:
+        cache.store(key, {"certificates": [c.to_json() for c in certificates]})
+    return certificates
 
 
 def name_matches(cert, name):
@@ -324,6 +354,8 @@ def name_matches(cert, name):
     only as the whole left-most label and matching exactly one label; IP addresses only
     against IP SANs; the subject CN is not used.
     """
+    import ipaddress
+
     try:
         address = ipaddress.ip_address(name.strip("[]"))
     except ValueError:
@@ -347,6 +379,8 @@ def name_matches(cert, name):
 
 
 def _same_ip(address, text_value):
+    import ipaddress
+
     try:
         return ipaddress.ip_address(text_value) == address
     except ValueError:
@@ -415,6 +449,8 @@ class _Wire:
 
 
 def _smtp(wire, endpoint):
+    import socket
+
     code, line = wire.reply()
     if code != "220":
         raise ConnectionFailed(wire.stage, "unexpected greeting: %s" % text.oneline(line))
@@ -495,6 +531,8 @@ def _ldap(wire, endpoint):
 
 
 def _postgres(wire, endpoint):
+    import struct
+
     wire.send(struct.pack("!ii", 8, 80877103))  # SSLRequest
     answer = wire.exactly(1)
     if answer == b"N":
@@ -522,6 +560,8 @@ _DIALOGUES = {"smtp": _smtp, "imap": _imap, "pop3": _pop3, "ftp": _ftp, "ldap": 
 
 
 def _connect(endpoint, attempt):
+    import socket
+
     attempt.stage = "resolve"
     try:
         infos = socket.getaddrinfo(endpoint.host, endpoint.port, socket_family(endpoint.family),
@@ -538,7 +578,7 @@ def _connect(endpoint, attempt):
             log.info("connecting to %s port %d (%s)", address[0], address[1], endpoint.label)
             sock.connect(address)
             return sock, address[0]
-        except (socket.timeout, deadline.Timeout):
+        except (TimeoutError, deadline.Timeout):  # socket.timeout is TimeoutError
             sock.close()
             raise
         except OSError as exc:
@@ -812,7 +852,7 @@ def _client_accepted(tls, client):
         tls.recv(1)
     except ssl.SSLError as exc:
         raise _refused_client(exc, client) from None
-    except (socket.timeout, ssl.SSLWantReadError):
+    except (TimeoutError, ssl.SSLWantReadError):
         pass  # no refusal: accepted (or asked for but optional)
     finally:
         tls.settimeout(_timeout())
@@ -824,7 +864,7 @@ def _describe(stage, exc):
 
     if isinstance(exc, ConnectionFailed):
         return exc
-    if isinstance(exc, (socket.timeout, deadline.Timeout)):
+    if isinstance(exc, (TimeoutError, deadline.Timeout)):
         return ConnectionFailed.timeout(stage)
     if isinstance(exc, ssl.SSLCertVerificationError):
         return ConnectionFailed(stage, exc.verify_message or str(exc))

@@ -250,6 +250,33 @@ def test_probe_answers():
         manifest.parse_probe("Welcome to vault!")
 
 
+def test_a_local_tree_is_listed_as_the_remote_script_lists_it(tmp_path):
+    """The local pipeline of find, sort and tr and the script run over ssh write the very
+    same records (the merge compares a local source with remote copies record by record):
+    names with a tab, a newline, a non-UTF-8 byte, a symbolic link, an empty directory."""
+    import os
+
+    root = tmp_path / "tree"
+    for name in (b"a/x", b"a", b"a.b", b"tab\there", b"new\nline", b"caf\xe9", b"z/deep/er"):
+        path = os.path.join(os.fsencode(root), name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if not os.path.isdir(path):
+            with open(path, "wb") as handle:
+                handle.write(name * 3)
+    os.mkdir(root / "empty")
+    os.symlink("a.b", root / "link")
+    os.utime(os.path.join(os.fsencode(root), b"a.b"), ns=(10**18, 1_600_000_000_123_456_789))
+    for source in (False, True):
+        location = manifest.Location(str(root))
+        scripted = subprocess.run(manifest.listing_argv(location, source), check=True,
+                                  capture_output=True, env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"}
+                                  ).stdout.decode("utf-8", "surrogateescape")
+        with manifest.listing(location, source) as lines:
+            piped = "".join(lines)
+        assert piped == scripted
+        assert len(piped.split("\n")) == 12  # 11 records
+
+
 def test_sha256sum_output():
     digest = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     out = "%s  a\0%s  n\nl\0%s *b\0" % (digest, digest, digest)

@@ -456,6 +456,33 @@ def test_files_pem_bundle_der_and_pkcs7(tls_ca, tmp_path):
     assert "%s certificate expires in 40 days" % der in status(lines)
 
 
+def test_a_file_is_parsed_once_per_change_of_its_bytes(tls_ca, tmp_path, monkeypatch):
+    """--file keeps what it read in the cache under the file's sha256: an unchanged file
+    is not parsed again (no cryptography at all: its import is most of such a run), a
+    renewed one is; the record kept gives back the very certificates."""
+    from osop_checks import state
+
+    path = tmp_path / "chain.pem"
+    path.write_bytes(open(tls_ca.issue("f-cached", days=30.3).chain_path, "rb").read())
+    cache = state.Cache(str(tmp_path), "tls_expiry-file", {"file": str(path)}, "cryptography")
+    first = tls.load_file(str(path), cache)
+    assert [c.to_json() for c in first] == [tls.Certificate.from_json(c.to_json()).to_json()
+                                            for c in first]
+
+    def no_parsing(data):
+        raise AssertionError("parsed again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(tls, "parse_bundle", no_parsing)
+        assert tls.load_file(str(path), cache) == first
+    path.write_bytes(open(tls_ca.issue("f-renewed", days=90.3).chain_path, "rb").read())
+    renewed = tls.load_file(str(path), cache)
+    assert renewed[0].not_after > first[0].not_after
+    with monkeypatch.context() as patched:
+        patched.setattr(tls, "parse_bundle", no_parsing)
+        assert tls.load_file(str(path), cache) == renewed
+
+
 def test_file_problems_are_critical_in_words(tmp_path):
     garbage = tmp_path / "garbage.pem"
     garbage.write_bytes(b"not a certificate")

@@ -436,6 +436,9 @@ def report(measured, venv, notes):
                 print("| %s | %.1f ms | %s |" % (label, sum(parts.values()),
                                                 ", ".join("%s %.1f" % kv for kv in top)))
             print()
+    print("Earlier runs of this benchmark, before and after each round of start-up work, and "
+          "what each round changed: [STARTUP-HISTORY.md](STARTUP-HISTORY.md) (written by "
+          "hand; a new run of this benchmark rewrites only this section).\n")
     print("What each check said (the first line, in each root):\n")
     for label, _check, _argv, _local in CASES:
         for name in names:

@@ -47,9 +47,12 @@ PRESEED = ("icinga2-ido-mysql icinga2-ido-mysql/dbconfig-install boolean false",
            "icinga2-ido-mysql icinga2-ido-mysql/enable boolean false")
 # The graph stack (Stack(graphs=True)): Graphite fed by icinga2's GraphiteWriter, shown by
 # icingaweb2-module-graphite 1.2 with our templates.
-GRAPH_PACKAGES = ("graphite-carbon", "graphite-web", "icingaweb2-module-graphite")
+GRAPH_PACKAGES = ("graphite-carbon", "graphite-web", "icingaweb2-module-graphite",
+                  # icinga2's clock set back and stepped (Stack.set_clock): 10 s points
+                  # without waiting for them
+                  "libfaketime")
 GRAPH_TEMPLATES = os.path.join(ROOT, "icinga2-conf", "graphite")
-# Ten-second points, so a few forced check rounds a few seconds apart draw a line.
+# Ten-second points, so a few forced check rounds 10 s apart on icinga2's clock draw a line.
 STORAGE_SCHEMAS = "[osop]\npattern = .*\nretentions = 10s:1d\n"
 BASKET = os.path.join(ROOT, "icinga2-conf", "director", "osop-checks.json")
 PLUGIN_DIR = "/usr/lib/nagios/plugins"
@@ -63,6 +66,13 @@ CHROOT = ('mount -t proc proc "$0/proc" && mount --rbind /dev "$0/dev" && '
           'exec chroot "$0" "$@"')
 HOST_AT_MNT = 'mount --rbind / "$0/mnt" && '  # this machine's / at /mnt, for host_plugins
 HOST_PLUGIN_DIR = "/usr/lib/osop-host-plugins"
+# Stack(clock=...): icinga2 under libfaketime, its offset from this machine's clock read from
+# this file of the root at every call of the clock (so set_clock moves it at once); the
+# monotonic clock, which its timers use, is left alone.
+CLOCK_FILE = "/run/osop-icinga2-clock"
+FAKETIME = ("env", "LD_PRELOAD=/usr/$LIB/faketime/libfaketime.so.1",  # ld.so's $LIB: multiarch
+            "FAKETIME_TIMESTAMP_FILE=" + CLOCK_FILE, "FAKETIME_NO_CACHE=1",
+            "FAKETIME_DONT_FAKE_MONOTONIC=1")
 
 
 def director_root():
@@ -76,13 +86,16 @@ def director_root():
 class Stack(Started):
     """One running Director stack in a fresh copy of ``director_root()`` under ``base``."""
 
-    def __init__(self, base=None, host_plugins=False, graphs=False):
+    def __init__(self, base=None, host_plugins=False, graphs=False, clock=None):
         """``host_plugins``: icinga2 runs this machine's check_* (those of the venv, through
         wrappers that chroot into this machine's / mounted at /mnt), as root, so they see
         the files and peers `make demo` sets up here; else the copy installed in the root,
-        run as nagios, as on a real Debian host."""
+        run as nagios, as on a real Debian host. ``clock``: icinga2's clock that many
+        seconds off this machine's (libfaketime), moved later by ``set_clock``: icinga2
+        stamps its check results, and so Graphite's points, with it."""
         self.host_plugins = host_plugins
         self.graphs = graphs
+        self.clock = clock
         self.base = base or tempfile.mkdtemp(prefix="osop-director-")
         os.makedirs(self.base, exist_ok=True)
         self.root = os.path.join(self.base, "root")
@@ -266,7 +279,12 @@ class Stack(Started):
         self.run("icinga2", "feature", "enable", "ido-mysql", "api",
                  *(["graphite"] if self.graphs else []))
         self.run("/usr/lib/icinga2/prepare-dirs", "/etc/default/icinga2", env=run_as)
-        self.daemon("icinga2", "icinga2", "daemon", host_at_mnt=self.host_plugins, env=run_as)
+        faked = ()
+        if self.clock is not None:
+            self.set_clock(self.clock)
+            faked = FAKETIME  # after chroot: the library and its file are the root's
+        self.daemon("icinga2", *faked, "icinga2", "daemon", host_at_mnt=self.host_plugins,
+                    env=run_as)
         self.wait_for("icinga2's API", lambda: self.api("GET", "/v1/status/IcingaApplication")
                       .ok, "icinga2", timeout=120)
 
@@ -404,11 +422,23 @@ class Stack(Started):
         return self.icingacli("director", "config", "deploy", "--wait", str(wait),
                               timeout=wait + 60).stdout
 
+    def set_clock(self, offset):
+        """icinga2's clock ``offset`` seconds off this machine's from now on (a Stack made
+        with ``clock``); replaced whole, so libfaketime never reads half a line."""
+        self.clock = offset
+        self.write(CLOCK_FILE + ".new", "%+d\n" % offset)
+        os.replace(self.path(CLOCK_FILE + ".new"), self.path(CLOCK_FILE))
+
+    def now(self):
+        """The time on icinga2's clock (what its check results' times compare with)."""
+        return time.time() + (self.clock or 0)
+
     def force_checks(self, filter_="true"):
-        """Every service (and host: the list shows theirs too) checked now."""
+        """Every service (and host: the list shows theirs too) checked now (icinga2's now:
+        the API's default)."""
         for kind in ("Host", "Service"):
             reply = self.api("POST", "/v1/actions/reschedule-check", {
-                "type": kind, "filter": filter_, "force": True, "next_check": time.time()})
+                "type": kind, "filter": filter_, "force": True})
             reply.raise_for_status()
         return len(reply.json()["results"])
 
@@ -463,6 +493,25 @@ class Stack(Started):
                              params={"query": query, "leavesOnly": 1}, timeout=30)
         reply.raise_for_status()
         return reply.json()["results"]
+
+    def graphite_connected(self):
+        """Whether icinga2's GraphiteWriter is connected to carbon (it sends nothing before:
+        a check result in between is not written)."""
+        reply = self.api("GET", "/v1/status/GraphiteWriter")
+        reply.raise_for_status()
+        return any(writer["connected"] for result in reply.json()["results"]
+                   for writer in result["status"]["graphitewriter"].values())
+
+    def graphite_points(self, target, since="-15min"):
+        """The [value, time] points graphite-web has of ``target`` since ``since``, its
+        empty 10 s slots left out."""
+        import requests
+
+        reply = requests.get("http://127.0.0.1:%d/render" % self.graphite_port, params={
+            "target": target, "from": since, "format": "json"}, timeout=30)
+        reply.raise_for_status()
+        return [point for series in reply.json() for point in series["datapoints"]
+                if point[0] is not None]
 
     def icinga2_log(self):
         with open(self.path("/var/log/icinga2/icinga2.log"), errors="replace") as handle:
@@ -523,7 +572,9 @@ def deploy_scenarios(director, scenarios, host=DEMO_HOST):
     director.deploy()
     director.wait_for("the deployed services",
                       lambda: len(director.services()) == len(scenarios))
-    since = time.time()
+    if director.graphs:  # the deploy's reload connects icinga2 to carbon anew
+        director.wait_for("icinga2's GraphiteWriter", director.graphite_connected, "icinga2")
+    since = director.now()
     director.force_checks()
     services, pending = director.wait_for_results(since, timeout=300)
     return services

@@ -1,12 +1,13 @@
 """Our graph templates on a real graph stack: Debian 12's graphite-carbon and graphite-web fed
 by icinga2's GraphiteWriter, icingaweb2-module-graphite 1.2 beside the Director stack
 (lab/peers/director.py, Stack(graphs=True)). A host given the fleet-vm role by the basket gets
-its services; after a few forced check rounds (10 s apart: Graphite keeps 10 s points here)
-the service's page in a headless Chromium shows our disk graph with data plotted in it,
-checked on the screenshot's pixels (docs/graphs-disk-space.png is one)."""
+its services; after a few forced check rounds, 10 s apart on icinga2's clock (Graphite keeps
+10 s points here; libfaketime steps the clock of icinga2, which stamps the points, from 10 s
+behind per round to this machine's: nothing waits for time to pass), Graphite holds one point
+per round and the service's page in a headless Chromium shows our disk graph with data
+plotted in it, checked on the screenshot's pixels (docs/graphs-disk-space.png is one)."""
 import os
 import shutil
-import time
 
 import pytest
 
@@ -27,7 +28,7 @@ def graphed(tmp_path_factory):
     need_root()
     need("debootstrap", "unshare", "chromium")
     tmp = tmp_path_factory.mktemp("graphs")
-    with director_peer.Stack(str(tmp / "stack"), graphs=True) as stack:
+    with director_peer.Stack(str(tmp / "stack"), graphs=True, clock=behind(0)) as stack:
         stack.restore_basket()
         stack.create("host", HOST, {"object_type": "object", "imports": ["osop-host"],
                                     "address": "127.0.0.1", "vars": {
@@ -36,18 +37,27 @@ def graphed(tmp_path_factory):
                                         "disk_partitions_path": ["/"]}})
         stack.deploy()
         stack.wait_for("the role's services", lambda: len(stack.services()) == 3)
+        # after the deploy's reload icinga2 connects to carbon anew: a result before is lost
+        stack.wait_for("icinga2's GraphiteWriter", stack.graphite_connected, "icinga2")
         for number in range(ROUNDS):
-            if number:
-                time.sleep(11)  # the next 10 s point of Graphite
-            since = time.time()
+            # at least 10 s after the last round on icinga2's clock, never ahead of carbon's
+            stack.set_clock(behind(number))
+            since = stack.now()
             stack.force_checks()
             _, pending = stack.wait_for_results(since, timeout=180)
             assert not pending, pending
         prefix = "icinga2.%s.services.disks.osop_disk_partitions.perfdata" % HOST.replace(
             ".", "_")
-        stack.wait_for("graphite's metrics", lambda: stack.graphite_metrics(
-            prefix + ".*.value"), "carbon", timeout=60)
+        last = since - since % 10  # the last round's 10 s slot
+        stack.wait_for("graphite's point of the last round", lambda: any(
+            when >= last for _, when in stack.graphite_points(prefix + "._.value")),
+            "carbon", timeout=60)
         yield stack, prefix, tmp
+
+
+def behind(number):
+    """icinga2's clock at check round ``number``: 10 s behind this machine's per round left."""
+    return -10 * (ROUNDS - 1 - number)
 
 
 def test_graphite_has_our_series_with_thresholds(graphed):
@@ -55,6 +65,9 @@ def test_graphite_has_our_series_with_thresholds(graphed):
     values = stack.graphite_metrics(prefix + ".*.value")
     assert prefix + "._.value" in values, values  # the mount point / is '_'
     assert prefix + "._.max" in stack.graphite_metrics(prefix + "._.*")
+    # a point per round, each in a 10 s slot of its own: a line, not a dot
+    points = stack.graphite_points(prefix + "._.value")
+    assert len({when for _, when in points}) >= ROUNDS, points
 
 
 def test_the_service_page_shows_our_graph_with_data(graphed):

@@ -29,9 +29,11 @@ INPROCESS = ["tests/checks", "tests/test_units.py", "tests/test_parsers_fuzz.py"
 # pysnmp is no Debian package (an optional pip install): its tests run on PyPI's newest only.
 SNMP = ["tests/checks/test_snmp_source.py", "tests/checks/test_snmp_storage.py",
         "tests/checks/test_snmp_disk_partitions.py", "tests/checks/test_dyndns_match_snmp.py"]
+# borgbackup and restic: Debian 13's borg 1.4 and restic 0.18 for
+# tests/integration/test_backup_age_repos.py, in this root so that the suite builds one.
 DEBIAN_PACKAGES = ("python3", "python3-nagiosplugin", "python3-psutil", "python3-cryptography",
                    "python3-requests", "python3-dnspython", "python3-pytest",
-                   "python3-hypothesis", "openssl", "man-db", "rsync")
+                   "python3-hypothesis", "openssl", "man-db", "rsync", "borgbackup", "restic")
 PYPI_PACKAGES = ("nagiosplugin", "psutil", "cryptography", "requests", "dnspython", "pysnmp",
                  "urllib3", "pytest", "hypothesis")
 TIMEOUT = 600

@@ -1,7 +1,8 @@
 """check_backup_age --mode restic / borg against real repositories made here with Debian's
 restic and borgbackup: snapshots of two hosts, a backup held running (a lock of a live
 process), a backup cut off (a stale lock, a Borg checkpoint archive), and the password kept out
-of argv, output and logs."""
+of argv, output and logs; Debian 13's restic 0.18 and borg 1.4 (the latter with the check on
+Debian 13's python3, in its root)."""
 import os
 import re
 import signal
@@ -11,7 +12,8 @@ import time
 
 import pytest
 
-from lab.peers import need, run_plugin
+from lab.peers import need, need_root, run_plugin
+from osop_checks import runtime
 
 pytestmark = pytest.mark.peer
 
@@ -331,7 +333,9 @@ def test_restic_018_of_debian_13(repos, tmp_path):
     summary."""
     from lab.peers import debian_root
 
-    root = debian_root.apt_root("trixie", ["restic", "borgbackup"])
+    from lab.peers.other_pythons import DEBIAN_PACKAGES
+
+    root = debian_root.apt_root("trixie", DEBIAN_PACKAGES)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     os.symlink(os.path.join(root, "usr/bin/restic"), bin_dir / "restic")
@@ -353,6 +357,86 @@ def test_restic_018_of_debian_13(repos, tmp_path):
     assert "files=5;;;0" in out.status_line and "size=%dB;;;0" % sum(
         os.path.getsize(os.path.join(repos.src, f)) for f in os.listdir(repos.src)) \
         in out.status_line
+
+
+class Trixie:
+    """Debian 13's root as the suite builds it (lab/peers/other_pythons.DEBIAN_PACKAGES:
+    python3 3.13 with its python3-* libraries, borg 1.4), run through an overlay
+    (debian_root.overlaid) with this checkout (read-only), ``work`` and the module's
+    repositories (their password file, the tree to back up, the borg that logs its argv) at
+    their own paths inside; the check is this checkout's on Debian 13's python3."""
+
+    def __init__(self, root, changes, work, repos):
+        from lab.peers import other_pythons
+
+        self.root, self.changes, self.work, self.repos = root, changes, work, repos
+        other_pythons.write_console_scripts(os.path.join(work, "bin"), "/usr/bin/python3")
+
+    def run(self, *argv, **env):
+        from lab.peers import ROOT, debian_root
+
+        env = dict({"PATH": self.repos.bin + ":/usr/sbin:/usr/bin:/sbin:/bin", "TZ": "UTC",
+                    "PYTHONPATH": ROOT, "PYTHONDONTWRITEBYTECODE": "1"}, **env)
+        return debian_root.overlaid(self.root, self.changes, *argv, env=env,
+                                    binds=(self.work, self.repos.base), read_only=(ROOT,))
+
+    def check(self, *argv):
+        ran = self.run(os.path.join(self.work, "bin", "check_backup_age"), *argv, "-vv")
+        out = runtime.Outcome(ran.returncode, ran.stdout)
+        assert out.output.startswith("BACKUP_AGE "), out.output + ran.stderr
+        for words in (out.output, ran.stderr):
+            assert PASSWORD not in words and "Traceback" not in words
+        return out
+
+
+@pytest.fixture(scope="module")
+def trixie(repos, tmp_path_factory):
+    from lab.peers import debian_root, other_pythons
+
+    need_root()
+    need("debootstrap", "unshare", "chroot")
+    root = debian_root.apt_root("trixie", other_pythons.DEBIAN_PACKAGES)
+    return Trixie(root, str(tmp_path_factory.mktemp("trixie-overlay")),
+                  str(tmp_path_factory.mktemp("trixie-work")), repos)
+
+
+def test_borg_14_of_debian_13_with_the_check_on_its_python3(repos, trixie):
+    """A real repository of Debian 13's borg 1.4 (the passphrase in its environment): an
+    archive of web1 30 hours old, a fresh one of db1, then a checkpoint of web1 (borg 1.4
+    names one ``NAME.checkpoint``), judged by the check on Debian 13's python3; borg check
+    --verify-data passes; the password in no argv."""
+    repo = os.path.join(trixie.work, "borg")
+    when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 30 * HOUR))
+    open(repos.argv_log, "w").close()
+    made = trixie.run("sh", "-ec", 'python3 --version\nborg --version\n'
+                      'borg init --encryption=repokey "$1"\n'
+                      'borg create --timestamp "$2" "$1::web1-old" "$3"\n'
+                      'borg create "$1::db1-now" "$3"\n'
+                      'borg create "$1::web1-now.checkpoint" "$3"\n', "sh", repo, when,
+                      repos.src, BORG_PASSPHRASE=PASSWORD)
+    assert made.returncode == 0, made.stderr
+    assert re.match(r"Python 3\.13\.\d+\nborg 1\.4\.\d+\n", made.stdout), made.stdout
+    argv = ("--mode", "borg", "--repo", repo, "--password-file", repos.password)
+    web1 = trixie.check(*argv, "--prefix", "web1-", "-w", "26h", "-c", "50h")
+    assert web1.exitcode == 1, web1.output  # the checkpoint is no backup, db1 not of web1
+    assert "WARNING - newest borg archive web1-old is 1d 6h old, limit 26h |" \
+        in web1.status_line and "snapshots=1;;;0" in web1.status_line
+    # the checkpoint matches the pattern too, and still does not count
+    glob = trixie.check(*argv, "--glob-archives", "web1-*", "-w", "20h", "-c", "26h")
+    assert glob.exitcode == 2, glob.output
+    assert "CRITICAL - newest borg archive web1-old is 1d 6h old, limit 26h |" \
+        in glob.status_line
+    state = os.path.join(trixie.work, "verify.state.json")
+    fresh = trixie.check(*argv, "-w", "26h", "-c", "50h", "--verify", "100%",
+                         "--state-file", state)
+    assert fresh.exitcode == 0, fresh.output
+    assert re.search(r"OK - newest borg archive db1-now is \d+s old", fresh.status_line)
+    assert "snapshots=2;;;0" in fresh.status_line
+    assert re.search(r"integrity: borg check of [-\d: ]+ \(\d+s ago\) passed", fresh.output)
+    with open(repos.argv_log) as handle:
+        logged = handle.read()
+    assert "list --json --bypass-lock --consider-checkpoints" in logged, logged
+    assert "check --verify-data" in logged and PASSWORD not in logged, logged
 
 
 def test_restic_that_exits_before_passing_on_its_ssh_words_is_told_apart_by_ssh_itself(

@@ -163,8 +163,15 @@ def result(world, name):
 
 # Icinga's own words when the connection broke under it. Seen under the full suite's load
 # (a load of 15 on 2 cores): the daemon's handshake deadline passed before it read the
-# client's last flight, which Icinga had already sent its request after (TLS 1.3).
-CONNECTION_LOST = re.compile(r"^Can't (send HTTP request to|read HTTP response from) IfW API")
+# client's last flight, which Icinga had already sent its request after (TLS 1.3); and, once
+# in a full run at load 4 to 8, a reset while Icinga's client was still in its handshake:
+# most likely a call the daemon closed past --request-timeout before its handshake was done.
+# Icinga starts this module's hundred calls to one daemon at once, the daemon shakes hands
+# with 16 of one source at a time (a call waiting its turn longer is closed: the flood bound
+# of daemon.start_waiting), and Icinga, forking the same round's plugins on the same 2
+# cores, answers its handshakes slowly. A real Icinga asks again in the next round.
+CONNECTION_LOST = re.compile(r"^(Can't (send HTTP request to|read HTTP response from) IfW API"
+                             r"|TLS handshake with IfW API .* failed: Connection reset by peer)")
 
 
 def settled_result(world, name):
@@ -191,7 +198,7 @@ def test_every_demo_scenario_answers_through_ifw_api_as_when_icinga_forks_it(wor
     differ = []
     for number, (check, title, argv) in enumerate(world["scenarios"], 1):
         forked = result(world, "fork %s %d" % (check, number))
-        api = result(world, "api %s %d" % (check, number))
+        api = settled_result(world, "api %s %d" % (check, number))
         assert api["command"][0] == "curl", title  # ifw-api ran it: no process
         assert forked["command"][0].endswith("/check_" + check), title
         if (api["exit_status"], api["state"], masked(api["output"]),

@@ -57,9 +57,10 @@ def build_parser():
         ],
         behind_the_scenes=[
             "each tree (the source and every copy) is listed on the side that holds it, with",
-            "  sh -c '... find -H ROOT -mindepth 1 -printf \"%y\\t%s\\t%T@\\t%P\\0\" |",
-            "  LC_ALL=C sort -z -t \"<tab>\" -k4 -S 8M | tr ...' (the source adds %C@, its",
-            "  ctime, first);",
+            "  find -H ROOT -mindepth 1 -printf \"%y\\t%s\\t%T@\\t%P\\0\" |",
+            "  LC_ALL=C sort -z -t \"<tab>\" -k4 -S 8M | tr ... (the source adds %C@, its",
+            "  ctime, first): piped by the check for a local tree, in sh -c over ssh for a",
+            "  remote one;",
             "remote trees through ssh -o BatchMode=yes -o StrictHostKeyChecking=yes (key only,",
             "no password prompt), after one short ssh per copy: test -d, stat -c %d (its",
             "filesystem) and stat -c %Y STAMP; the sorted listings are merged in one pass",

@@ -145,6 +145,38 @@ def test_timeout_is_unknown_within_the_budget():
     assert outcome.exitcode == 3 and "--timeout of 1 s" in outcome.status_line
 
 
+def test_the_alarm_in_a_callback_python_cannot_raise_from_is_still_the_timeout(capfd):
+    """The --timeout's alarm striking inside a weakref callback (importlib's module locks
+    have one: a module imported just as the time ends) is not written to stderr as
+    'Exception ignored in ...' above the check's line: it strikes again where it can be
+    raised, and the run is the timeout's one UNKNOWN line."""
+    import gc
+    import weakref
+
+    class Lock:
+        pass
+
+    def callback(_ref):
+        while True:  # busy until the alarm strikes in here
+            pass
+
+    def imported_at_the_end():
+        import time
+
+        lock = Lock()
+        kept = weakref.ref(lock, callback)
+        del lock  # the callback runs now, in this (the main) thread
+        gc.collect()
+        end = time.monotonic() + 2
+        while time.monotonic() < end:  # the alarm, armed again, ends the run here
+            kept()
+        return 1  # (an alarm lost in the callback: the run would end OK)
+
+    outcome = run_inprocess(make_check(imported_at_the_end), ["-t", "1"])
+    assert outcome.exitcode == 3 and "--timeout of 1 s" in outcome.status_line
+    assert capfd.readouterr().err == ""
+
+
 def test_peer_text_cannot_break_the_status_line():
     module = make_check(lambda: 1)
     build = module.build_check

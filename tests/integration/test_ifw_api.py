@@ -169,9 +169,13 @@ def result(world, name):
 # Icinga starts this module's hundred calls to one daemon at once, the daemon shakes hands
 # with 16 of one source at a time (a call waiting its turn longer is closed: the flood bound
 # of daemon.start_waiting), and Icinga, forking the same round's plugins on the same 2
-# cores, answers its handshakes slowly. A real Icinga asks again in the next round.
+# cores, answers its handshakes slowly. And once, a scenario that takes most of its -t 3 by
+# design (a DNS server that never answers) killed by the daemon 2 s past its --timeout: the
+# worker was starved of CPU by the same burst. A real Icinga asks again in the next round.
 CONNECTION_LOST = re.compile(r"^(Can't (send HTTP request to|read HTTP response from) IfW API"
-                             r"|TLS handshake with IfW API .* failed: Connection reset by peer)")
+                             r"|TLS handshake with IfW API .* failed: Connection reset by peer"
+                             r"|[A-Z_]+ UNKNOWN - no result within the --timeout of .*: the check "
+                             r"was killed$)")
 
 
 def settled_result(world, name):

@@ -32,14 +32,12 @@ EXAMPLES = 5
 # The ssh options when the caller gives none (frozen: safe to share as a default).
 DEFAULT_SSH = ssh.Options()
 
-# $1 root, $2 printf format for directories, $3 for everything else, $4 sort key field,
-# $5 sort buffer, $6 a tab. The exit codes of find and sort come back through fd 5, since a
-# POSIX sh pipeline only reports the last command's.
+# The remote side of a listing: listing_pipeline's find, sort and tr (each shell-quoted into
+# the %s) in a POSIX sh script. Their exit codes come back through fd 5, since a POSIX sh
+# pipeline only reports the last command's.
 LIST_SCRIPT = (
     'export LC_ALL=C; exec 3>&1; '
-    's=$( { { find -H "$1" -mindepth 1 \\( -type d -printf "$2" \\) -o -printf "$3"; '
-    'echo "$?" >&5; } | { sort -z -t "$6" -k"$4" -S "$5"; echo "$?" >&5; } | '
-    'tr \'\\000\\n\' \'\\n\\000\' >&3; } 5>&1 ); '
+    's=$( { { %s; echo "$?" >&5; } | { %s; echo "$?" >&5; } | %s >&3; } 5>&1 ); '
     'case $s in *[1-9]*) exit 1;; esac')
 
 # $1 root, $2 stamp file name (may be empty). One line: missing | notdir | unreadable |
@@ -150,15 +148,19 @@ def probe(location, stamp=None, options=DEFAULT_SSH):
 # -- listing ------------------------------------------------------------------------------
 
 def listing_argv(location, source=False, sort_buffer=SORT_BUFFER):
-    """The remote argv that writes the sorted manifest of a tree (LIST_SCRIPT)."""
-    dirs, others, key = SOURCE_FORMAT if source else COPY_FORMAT
-    return ["sh", "-c", LIST_SCRIPT, "sh", location.path, dirs, others, str(key),
-            sort_buffer, "\t"]
+    """The remote argv that writes the sorted manifest of a tree: listing_pipeline's
+    commands in LIST_SCRIPT."""
+    import shlex  # POSIX quoting: the remote sh may be dash
+
+    return ["sh", "-c", LIST_SCRIPT % tuple(
+        " ".join(shlex.quote(word) for word in argv)
+        for argv in listing_pipeline(location, source, sort_buffer))]
 
 
 def listing_pipeline(location, source=False, sort_buffer=SORT_BUFFER):
-    """The argvs of LIST_SCRIPT's find, sort and tr for a local tree, piped by proc (which
-    runs every command with LC_ALL=C)."""
+    """The argvs of find, sort and tr that write the sorted manifest of a tree: piped by
+    proc for a local tree (proc runs every command with LC_ALL=C), in LIST_SCRIPT for a
+    remote one."""
     dirs, others, key = SOURCE_FORMAT if source else COPY_FORMAT
     return [["find", "-H", location.path, "-mindepth", "1", "(", "-type", "d", "-printf",
              dirs, ")", "-o", "-printf", others],

@@ -75,9 +75,8 @@ class Certificate(Record):
         self.must_staple = must_staple
 
     def to_json(self):
-        fields = dict(vars(self), not_before=self.not_before.isoformat(),
-                      not_after=self.not_after.isoformat(), der=self.der.hex())
-        return fields
+        return dict(vars(self), not_before=self.not_before.isoformat(),
+                    not_after=self.not_after.isoformat(), der=self.der.hex())
 
     @classmethod
     def from_json(cls, fields):
@@ -335,15 +334,15 @@ def load_file(path, cache=None):
     from osop_checks import bounded, state
 
     data = bounded.read_file(path, CAFILE_LIMIT)
+    if cache is None or cache.path is None:  # no cache, or no directory to keep it in
+        return parse_bundle(data)
     key = [__version__, state.sha256_hex(data)]
-    if cache is not None:
-        kept = cache.load(key, lambda fields: [Certificate.from_json(c)
-                                               for c in fields["certificates"]])
-        if kept is not None:
-            return kept
+    kept = cache.load(key, lambda fields: [Certificate.from_json(c)
+                                           for c in fields["certificates"]])
+    if kept is not None:
+        return kept
     certificates = parse_bundle(data)
-    if cache is not None:
-        cache.store(key, {"certificates": [c.to_json() for c in certificates]})
+    cache.store(key, {"certificates": [c.to_json() for c in certificates]})
     return certificates
 
 

@@ -161,8 +161,8 @@ def result(world, name):
     return world["services"]["%s!%s" % (HOST, name)]["last_check_result"]
 
 
-# Icinga's own words when the connection broke under it. Seen under the full suite's load
-# (a load of 15 on 2 cores): the daemon's handshake deadline passed before it read the
+# A round lost to the load, in Icinga's words. The connection broke under it under the full
+# suite's load (a load of 15 on 2 cores): the daemon's handshake deadline passed before it read the
 # client's last flight, which Icinga had already sent its request after (TLS 1.3); and, once
 # in a full run at load 4 to 8, a reset while Icinga's client was still in its handshake:
 # most likely a call the daemon closed past --request-timeout before its handshake was done.
@@ -172,17 +172,17 @@ def result(world, name):
 # cores, answers its handshakes slowly. And once, a scenario that takes most of its -t 3 by
 # design (a DNS server that never answers) killed by the daemon 2 s past its --timeout: the
 # worker was starved of CPU by the same burst. A real Icinga asks again in the next round.
-CONNECTION_LOST = re.compile(r"^(Can't (send HTTP request to|read HTTP response from) IfW API"
-                             r"|TLS handshake with IfW API .* failed: Connection reset by peer"
-                             r"|[A-Z_]+ UNKNOWN - no result within the --timeout of .*: the check "
-                             r"was killed$)")
+ROUND_LOST = re.compile(r"^(Can't (send HTTP request to|read HTTP response from) IfW API"
+                        r"|TLS handshake with IfW API .* failed: Connection reset by peer"
+                        r"|[A-Z_]+ UNKNOWN - no result within the --timeout of .*: the check "
+                        r"was killed$)")
 
 
 def settled_result(world, name):
-    """The service's result, asked once more when its first round lost the connection: the
+    """The service's result, asked once more when its first round was lost to the load: the
     next round of a real Icinga would, too."""
     res = result(world, name)
-    if not CONNECTION_LOST.match(res["output"] or ""):
+    if not ROUND_LOST.match(res["output"] or ""):
         return res
     since = time.time()
     world["instance"].force_checks('service.name == "%s"' % name)

@@ -7,7 +7,7 @@ The practice is lab/peers/netns.py's: its server, the office PC and the off-site
 03:10. The off-site box sleeps (its link down) outside its backup window, 03:00 to 04:00.
 
 The clock: ``Day.t0`` is night 1, 03:10; every later moment is ``t0 + hours``, and the check
-runs at it under libfaketime (``faketime 'DATE TIME' check...``, the clock then runs on from
+runs at it under libfaketime (``lab.peers.faked_clock(moment)``, the clock then runs on from
 there), in the server's namespace, with its state file in the test's temp dir. What happens to
 the files at a moment (an edit, a deletion) gets that moment's mtime by os.utime; nothing
 sleeps. A file's ctime cannot be shifted: the kernel sets it from the real clock, and the check
@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import time
 
-from lab.peers import run_plugin
+from lab.peers import faked_clock, run_plugin
 
 HOUR = 3600
 CANARY = "canary.odt"
@@ -187,8 +187,7 @@ class Day:
 
     def wrap(self, hours):
         """The server's namespace and its clock at ``t0 + hours``."""
-        return self.practice.on_server(["env", "TZ=" + self.zone, "faketime",
-                                        self.clock(hours, "%Y-%m-%d %H:%M:%S")])
+        return self.practice.on_server(["env", "TZ=" + self.zone] + faked_clock(self.at(hours)))
 
     def check(self, hours, *extra):
         return run_plugin("check_three_copies", self.argv(*extra), wrap=self.wrap(hours),

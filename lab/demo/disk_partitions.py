@@ -2,9 +2,12 @@
 fills up with every night's backup and then goes read-only, on a real ext4 in a loop device in
 a mount namespace of its own (lab/peers/loopfs.py), its nights a day apart by libfaketime; and a
 btrfs, measured as btrfs itself estimates its free space."""
+import calendar
 import os
 import shutil
 import tempfile
+
+from lab.peers import faked_clock
 
 
 def scenarios(stack):
@@ -35,7 +38,7 @@ def scenarios(stack):
 
     result += [
         ("/data2 after night %d's backup (12 MiB a night; 'full in' needs three runs)" % day,
-         night, backup(day), disks.wrap + ["faketime", "2026-12-0%d 03:00:00" % day])
+         night, backup(day), disks.wrap + faked_clock(calendar.timegm((2026, 12, day, 3, 0, 0))))
         for day in (1, 2, 3)]
     if pool:
         result.append(("a btrfs: free space as 'btrfs filesystem usage' estimates it",

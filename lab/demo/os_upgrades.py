@@ -1,7 +1,10 @@
+import calendar
 import os
 import shutil
 import tempfile
 import time
+
+from lab.peers import faked_clock
 
 
 def _situation_root(stack, source):
@@ -94,7 +97,7 @@ def scenarios(stack):
     if eol:
         found.append(("Debian 11 in its LTS years (the clock at 2025-06-01): WARNING, the "
                       "dates in the long output", ["check_os_upgrades", "--root", eol]
-                      + _EOL_QUIET, None, ["faketime", "2025-06-01 12:00:00"]))
+                      + _EOL_QUIET, None, faked_clock(calendar.timegm((2025, 6, 1, 12, 0, 0)))))
         found.append(("Debian 11 today, its LTS over too (distro-info-data of Debian 13): "
                       "CRITICAL", ["check_os_upgrades", "--root", eol] + _EOL_QUIET))
     for release in ("bullseye", "trixie"):

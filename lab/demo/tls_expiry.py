@@ -7,6 +7,7 @@ the test CA's CRLs over HTTP on loopback, openssl s_server stapling, openssl ocs
 import os
 import tempfile
 
+from lab.peers import faked_clock
 from lab.peers.tls import start_scenarios
 
 TITLES = [
@@ -86,7 +87,7 @@ def revocation(stack, directory):
                                                                          "-t", "4")),
         ("a CRL fetched and cached", run("cached", "kept")),
         ("the same two hours later, its CRL server down: the cached CRL while valid",
-         run("cached", "kept"), pki.cached_http.stop, ["faketime", "-f", "+2h"]),
+         run("cached", "kept"), pki.cached_http.stop, faked_clock("+2h")),
         ("the same with an empty cache: WARNING", run("cached", "empty")),
         ("--revocation ocsp: the OCSP responder (openssl ocsp) the certificate names",
          run("ocsp_revoked", "cache", "--revocation", "ocsp")),
@@ -166,7 +167,7 @@ def dane_and_ari(stack, directory):
         runs += [("ARI: a certificate from pebble, asked on the day it was issued",
                   ari("ari-1"), None, wrap),
                  ("ARI: the same, 59.5 days into its 90 (inside the suggested window)",
-                  ari("ari-1"), None, wrap + ("faketime", "-f", "+1428h")),
+                  ari("ari-1"), None, wrap + tuple(faked_clock("+1428h"))),
                  ("ARI: the same certificate after pebble revoked it",
                   ari("ari-2"), revoke, wrap)]
     return runs

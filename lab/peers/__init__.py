@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 from osop_checks import runtime
 
@@ -95,12 +96,31 @@ def run_inprocess(module, argv):
         return runtime.Outcome(exc.code, out.getvalue())
 
 
+# libfaketime preloaded, not its `faketime` wrapper. Both name a semaphore and a shared-memory
+# segment in /dev/shm by their pid and leave them behind when killed (a --timeout, a peer's
+# stop); once pids wrap around (pid_max, 32768 on many hosts, comes round within one run of
+# the suite), a wrapper given such a pid fails at once ("sem_open: File exists") and the
+# command never runs, where the library goes on without them. ld.so expands $LIB to the
+# multiarch directory, here and in a Debian root alike; the faketime package installs it.
+FAKETIME_PRELOAD = "LD_PRELOAD=/usr/$LIB/faketime/libfaketime.so.1"
+
+
+def faked_clock(when):
+    """The argv prefix that runs a command under libfaketime: ``when`` an offset as
+    libfaketime writes it ('+2h', '-30m'), or a moment (seconds since the epoch) at which
+    the clock starts and from which it runs on, as ``faketime 'DATE TIME'`` does (an offset
+    from now, so the command's children keep one clock)."""
+    if not isinstance(when, str):
+        when = "%+d" % round(when - time.time())
+    return ["env", FAKETIME_PRELOAD, "FAKETIME=" + when]
+
+
 def run_plugin(name, argv=(), timeout=60, env=None, user=None, input=None, bin_dir=BIN,
                wrap=()):
     """Run the installed console script ``name`` (e.g. 'check_disk_partitions') as a process,
     as Icinga does. Returns a runtime.Outcome with .stderr. ``user`` runs it through runuser,
     from a ``bin_dir`` that user can reach: foreign_install.run (lab/peers/foreign_user.py);
-    ``wrap`` is a command that runs it (e.g. ``ip netns exec NS``, ``faketime -f +30h``)."""
+    ``wrap`` is a command that runs it (e.g. ``ip netns exec NS``, ``faked_clock("+30h")``)."""
     if user and bin_dir == BIN:
         raise ValueError("the venv may be root's alone: run %s as %s with foreign_install.run"
                          % (name, user))

@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 
-from lab.peers import ROOT, Started, end_process
+from lab.peers import FAKETIME_PRELOAD, ROOT, Started, end_process
 from lab.peers.icinga2 import free_port
 
 RELEASE = "bookworm"
@@ -70,9 +70,8 @@ HOST_PLUGIN_DIR = "/usr/lib/osop-host-plugins"
 # this file of the root at every call of the clock (so set_clock moves it at once); the
 # monotonic clock, which its timers use, is left alone.
 CLOCK_FILE = "/run/osop-icinga2-clock"
-FAKETIME = ("env", "LD_PRELOAD=/usr/$LIB/faketime/libfaketime.so.1",  # ld.so's $LIB: multiarch
-            "FAKETIME_TIMESTAMP_FILE=" + CLOCK_FILE, "FAKETIME_NO_CACHE=1",
-            "FAKETIME_DONT_FAKE_MONOTONIC=1")
+FAKETIME = ("env", FAKETIME_PRELOAD, "FAKETIME_TIMESTAMP_FILE=" + CLOCK_FILE,
+            "FAKETIME_NO_CACHE=1", "FAKETIME_DONT_FAKE_MONOTONIC=1")
 
 
 def director_root():

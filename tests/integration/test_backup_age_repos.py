@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from lab.peers import need, need_root, run_plugin
+from lab.peers import faked_clock, need, need_root, run_plugin
 from osop_checks import runtime
 
 pytestmark = pytest.mark.peer
@@ -136,7 +136,7 @@ def test_restic_running_backup_warns_and_its_stale_lock_does_not(repos):
         assert running.exitcode == 1, running.output
         assert re.search(r"is 1d 6h old, limit 26h; backup running since \d\d:\d\d \(pid %d "
                          r"on this host\) \|" % backup.pid, running.status_line)
-        longer = repos.check(*argv, "--max-run", "1m", wrap=["faketime", "-f", "+2h"])
+        longer = repos.check(*argv, "--max-run", "1m", wrap=faked_clock("+2h"))
         assert longer.exitcode == 2 and "longer than --max-run 1m" in longer.status_line
     finally:
         backup.kill()
@@ -244,10 +244,10 @@ def test_restic_damaged_pack_is_critical_until_a_check_passes(repos):
                      found.status_line)
     for fix in repair:
         fix()
-    remembered = repos.check(*argv, wrap=["faketime", "-f", "+6h"])  # not due: no check run
+    remembered = repos.check(*argv, wrap=faked_clock("+6h"))  # not due: no check run
     assert remembered.exitcode == 2 and "(6h ago) failed" in remembered.status_line
     assert "running: restic check" not in remembered.output
-    passed = repos.check(*argv, wrap=["faketime", "-f", "+25h"])
+    passed = repos.check(*argv, wrap=faked_clock("+25h"))
     assert passed.exitcode == 0, passed.output
     assert "integrity: restic check of " in passed.output and ") passed" in passed.output
 
@@ -311,7 +311,7 @@ def test_sleeping_sftp_repository_ok_after_a_good_listing_and_aging(repos, sshd)
                                            "wake up?"),
                                ("+3d", 2, "limit 50h; repository host asleep")):
         out = repos.check("--mode", "restic", "--repo", down, *ssh_options,
-                          wrap=["faketime", "-f", shift])
+                          wrap=faked_clock(shift))
         assert out.exitcode == code, out.output
         assert words in out.status_line, out.output
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from lab.peers import BIN, need, need_root, run_plugin
+from lab.peers import BIN, FAKETIME_PRELOAD, need, need_root, run_plugin
 from lab.peers.foreign_user import shared_tempdir
 
 CHECK = os.path.join(BIN, "check_disk_partitions")
@@ -212,8 +212,10 @@ def test_full_in_from_three_runs_of_a_filling_data2_and_none_on_a_shrinking_one(
     to /data2: 'full in' from the third run; the same filesystem shrinking has none."""
     need("mkfs.ext4", "faketime")
     script = LOOP_DATA2 + r'''
-        run() { faketime "$1" "$check" -p "$d/data2" --state-file "$d/$2.json" \
-                    --full-in-warning 7d -v || echo "exit=$?"; }
+        preload="$3"  # libfaketime at "$1", the clock running on from there (faked_clock)
+        run() { env "$preload" FAKETIME="$(printf %+d $(($(date -d "$1" +%s) - $(date +%s))))" \
+                    "$check" -p "$d/data2" --state-file "$d/$2.json" --full-in-warning 7d -v \
+                    || echo "exit=$?"; }
         for day in 01 02 03; do
             dd if=/dev/zero of="$d/data2/backup-$day" bs=1M count=8 status=none; sync
             run "2026-12-$day 03:00:00" filling
@@ -224,7 +226,7 @@ def test_full_in_from_three_runs_of_a_filling_data2_and_none_on_a_shrinking_one(
             run "2026-12-$day 03:00:00" shrinking
         done
     '''
-    result = in_namespace(script, tmp_path, CHECK)
+    result = in_namespace(script, tmp_path, CHECK, FAKETIME_PRELOAD)
     assert result.returncode == 0, result.stdout + result.stderr
     status = [line for line in result.stdout.splitlines() if line.startswith("DISK")]
     assert [s.split(" - ")[0] for s in status] == ["DISK_PARTITIONS OK"] * 2 + [

@@ -6,12 +6,14 @@ Each case is a temporary root: the os-release of the release judged (bullseye's 
 its own root, buster's as Debian 10 ships it), the distro-info-data of 12 or 13, and a dpkg
 status with no package lists, so apt has nothing to say and only the release decides.
 """
+import calendar
 import os
 import shutil
+import time
 
 import pytest
 
-from lab.peers import need, need_root, run_plugin
+from lab.peers import faked_clock, need, need_root, run_plugin
 from tests.helpers import fixture
 
 pytestmark = pytest.mark.peer
@@ -50,8 +52,9 @@ def root_of(tmp_path, source, codename):
 
 
 def check(root, day, *argv):
+    noon = calendar.timegm(time.strptime(day + " 12:00", "%Y-%m-%d %H:%M"))
     return run_plugin("check_os_upgrades", QUIET + ["--root", root] + list(argv),
-                      wrap=["faketime", day + " 12:00:00"], env={"TZ": "UTC"})
+                      wrap=faked_clock(noon), env={"TZ": "UTC"})
 
 
 def test_debian_11_in_its_lts_years_warns_and_debian_10_is_critical(distro_info, tmp_path):

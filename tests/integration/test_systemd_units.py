@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.helpers import perf_value as perf
-from lab.peers import need, run_plugin
+from lab.peers import faked_clock, need, run_plugin
 
 
 def check(container, *argv, wrap=()):
@@ -105,7 +105,7 @@ def test_timer_that_never_ran(systemd_container):
     need("faketime")
     # active since boot; the check's clock a minute on (libfaketime) makes that over 1s ago
     late = check(systemd_container, "-e", "osop-fail", "--timer-max-age", "osop-never=1s",
-                 wrap=["faketime", "-f", "+1m"])
+                 wrap=faked_clock("+1m"))
     assert late.exitcode == 1, late.output
     assert "osop-never.timer has never triggered (active for " in late.status_line
     fine = check(systemd_container, "-e", "osop-fail", "--timer-max-age", "osop-never=1d")

@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from lab.peers import need, need_root, run_plugin
+from lab.peers import faked_clock, need, need_root, run_plugin
 from lab.peers.pebble import AcmeClient, Pebble
 from lab.peers.tls import TestCA, TLSServer
 
@@ -51,7 +51,7 @@ class Site:
         return run_plugin("check_tls_expiry", list(argv) + [
             "--ari", self.pebble.directory_url, "--cache-dir", cache, "-v"],
             env={"REQUESTS_CA_BUNDLE": self.ca.ca_path},
-            wrap=("faketime", "-f", shift) if shift else ())
+            wrap=faked_clock(shift) if shift else ())
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from lab.peers import run_inprocess, run_plugin
+from lab.peers import faked_clock, run_inprocess, run_plugin
 from lab.peers.tls import RevocationPKI
 from osop_checks.checks import tls_expiry
 
@@ -52,7 +52,7 @@ def test_a_crl_server_down_with_and_without_a_valid_cached_crl(pki):
     pki.cached_http.stop()
     # two hours on, the cached copy is due for a refresh; its server is gone
     later = run_plugin("check_tls_expiry", pki.args("cached", "cache-kept"),
-                       wrap=["faketime", "-f", "+2h"])
+                       wrap=faked_clock("+2h"))
     assert later.exitcode == 0, later.output
     assert "revocation: good per the CRL %s (its server failed (cannot connect: " % \
         pki.cached_http.url("intermediate.crl") in later.output

@@ -125,8 +125,9 @@ def build_parser():
                              "(default: 64)")
     parser.add_argument("--request-timeout", type=float, default=10.0, metavar="SECONDS",
                         help="a client must finish its request within this (its handshake "
-                             "within %g s); what it has sent counts even while the daemon is "
-                             "busy (default: 10)" % HANDSHAKE_TIMEOUT)
+                             "within %g s), counted from when the daemon starts its handshake; "
+                             "what it has sent counts even while the daemon is busy "
+                             "(default: 10)" % HANDSHAKE_TIMEOUT)
     parser.add_argument("--max-jobs", type=int, default=5000, metavar="N",
                         help="a worker is replaced after this many checks (default: 5000)")
     parser.add_argument("--config", metavar="FILE",

@@ -341,41 +341,47 @@ def test_an_answer_that_came_while_the_loop_was_busy_is_taken_not_killed(tmp_pat
 
 
 def test_a_connection_waiting_for_a_handshake_slot_keeps_its_time_until_its_client_leaves(
-        tmp_path):
+        tmp_path, capsys):
     """More handshakes than one source may do at once: the others wait their turn, and the
     wait is the daemon's, not the client's (Icinga's calls were reset past --request-timeout
-    while a busy icinga2 finished the handshakes before them). A waiting connection is closed
-    when its client hangs up, and after WAITING_TIMEOUT (a flood): it never holds for ever."""
+    while a busy icinga2 finished the handshakes before them). The flood bound: at most
+    WAITING_PER_SOURCE wait (one more is closed at once), a waiting connection is closed when
+    its client hangs up, and after WAITING_TIMEOUT: none holds its descriptor for ever."""
     import select
 
     from osop_checks.api import daemon
 
     pki, server, listener = in_process_server(tmp_path, "--request-timeout", "2")
-    count = daemon.HANDSHAKES_PER_SOURCE + 3
+    clients = []
     with listener:
-        clients = [socket.create_connection(listener.getsockname(), timeout=10)
-                   for _ in range(count)]
-        while len(server.connections) + len(server.waiting["127.0.0.1"]) < count:
+        for _ in range(daemon.HANDSHAKES_PER_SOURCE + daemon.WAITING_PER_SOURCE + 1):
+            clients.append(socket.create_connection(listener.getsockname(), timeout=10))
             assert select.select([listener], [], [], 10)[0]
             server.accept(listener)
         waiting = server.waiting["127.0.0.1"]
-        assert (len(server.connections), len(waiting)) == (daemon.HANDSHAKES_PER_SOURCE, 3)
+        assert (len(server.connections), len(waiting)) == (daemon.HANDSHAKES_PER_SOURCE,
+                                                           daemon.WAITING_PER_SOURCE)
+        assert gone(clients.pop())  # the one too many
+        assert "1 from 127.0.0.1" in capsys.readouterr().err
         now = time.monotonic()
         server.start_waiting(now + 2 + 1)  # past --request-timeout, its turn not come
-        assert len(waiting) == 3
+        assert len(waiting) == daemon.WAITING_PER_SOURCE
         clients.pop().close()  # this one gave up: its connection is closed
         server.turn()
-        assert len(waiting) == 2
+        assert len(waiting) == daemon.WAITING_PER_SOURCE - 1
         server.start_waiting(now + daemon.WAITING_TIMEOUT + 1)  # a flood's, or a lost client's
-        assert not server.waiting and sum(server.turned_away.values()) == 2
-        for client in clients[-2:]:
-            try:
-                assert client.recv(10) == b""
-            except ConnectionResetError:
-                pass
+        assert not server.waiting and gone(clients[-1])
         for client in clients:
             client.close()
         server.shutdown()
+
+
+def gone(client):
+    """Whether the server closed (or reset) the connection of ``client``, a plain socket."""
+    try:
+        return client.recv(10) == b""
+    except ConnectionResetError:
+        return True
 
 
 def test_each_tls_start_up_error_names_the_one_file_and_the_user(tmp_path):

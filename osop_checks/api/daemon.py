@@ -571,19 +571,16 @@ class Server:
     def hung_up(self):
         """Close the waiting connections whose clients hung up (Icinga gave up on the call, or
         a flood's client left): nobody is there to answer."""
-        for fd, _events in self.hangups.poll(0):
+        gone = {fd for fd, _events in self.hangups.poll(0)}
+        for fd in gone:
             self.hangups.unregister(fd)
-            for source, queue in list(self.waiting.items()):
-                for entry in queue:
-                    if entry[0].fileno() == fd:
-                        queue.remove(entry)
-                        entry[0].close()
-                        break
-                else:
-                    continue
-                if not queue:
-                    del self.waiting[source]
-                break
+        for source in list(self.waiting):
+            queue = self.waiting[source]
+            for entry in [entry for entry in queue if entry[0].fileno() in gone]:
+                queue.remove(entry)
+                entry[0].close()
+            if not queue:
+                del self.waiting[source]
 
     def handshaking(self, source):
         return [c for c in self.connections.values()

@@ -1,8 +1,10 @@
 """osop-checks-api on loopback (lab/peers/ifw_api.py): the protocol, bad input, bounds,
 isolation between requests, and memory. The Icinga 2.14 side: tests/integration/test_ifw_api.py.
 """
+import json
 import os
 import re
+import selectors
 import signal
 import socket
 import ssl
@@ -209,60 +211,177 @@ def test_no_tls_session_is_kept_for_a_call_that_never_resumes(tmp_path):
 
 
 
-def test_a_request_that_waits_on_the_busy_daemon_is_served_not_cut_off(tmp_path):
-    """Icinga starts a round's checks at once: with ~50 handshakes to do on a loaded machine
-    the daemon's loop took 7 s for one batch of accepts, while the clients' certificates and
-    requests waited unread, and the deadline then cut those clients off (Icinga: "Connection
-    reset by peer"). The deadline judges the client: what it has sent is taken first."""
-    import select
-
+def in_process_server(tmp_path, *extra):
+    """(pki, a daemon.Server run in this process, its listener on 127.0.0.1): the test turns its
+    loop, and shifts its clock by passing a later ``now``, instead of waiting."""
     from osop_checks.api import daemon
 
     pki = ifw_api.api_pki(str(tmp_path))
     args = daemon.build_parser().parse_args([
         "--cert", pki.server.chain_path, "--key", pki.server.key_path, "--ca", pki.ca_path,
-        "--node", pki.server_name, "--request-timeout", "10"])
+        "--node", pki.server_name, "--request-timeout", "10", *extra])
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
+    listener.listen(64)
     listener.setblocking(False)
     server = daemon.Server(args, protocol.load_checks(), daemon.tls_context(args), [listener],
                            policy.parse(ALLOWED))
-    body = b'{"--path":"/"}'
-    request = (b"POST /v1/checker?command=check_disk_partitions HTTP/1.1\r\nHost: x\r\n"
-               b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    client = ifw_api.client_context(pki.ca_path, pki.client.chain_path, pki.client.key_path)
-    tls = client.wrap_bio(incoming, outgoing, server_hostname=pki.server_name)
-    with listener, socket.create_connection(listener.getsockname(), timeout=10) as raw:
+    return pki, server, listener
+
+
+class HeldCall:
+    """A client of an in-process server that sends its request at once behind its last
+    handshake flight, as Icinga's does under TLS 1.3, and reads the answer."""
+
+    BODY = b'{"--path":"/"}'
+    REQUEST = (b"POST /v1/checker?command=check_disk_partitions HTTP/1.1\r\nHost: x\r\n"
+               b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(BODY)
+               + BODY)
+
+    def __init__(self, pki, server, listener):
+        import select
+
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        client = ifw_api.client_context(pki.ca_path, pki.client.chain_path, pki.client.key_path)
+        self.tls = client.wrap_bio(self.incoming, self.outgoing, server_hostname=pki.server_name)
+        self.raw = socket.create_connection(listener.getsockname(), timeout=10)
         try:
-            tls.do_handshake()
+            self.tls.do_handshake()
         except ssl.SSLWantReadError:
-            raw.sendall(outgoing.read())  # the ClientHello
+            self.raw.sendall(self.outgoing.read())  # the ClientHello
         assert select.select([listener], [], [], 10)[0]
         server.accept(listener)
-        (conn,) = server.connections.values()
+        (self.conn,) = server.connections.values()
         while True:  # the handshake up to the client's last flight, which stays with it
-            ready = select.select([conn.sock, raw], [], [], 10)[0]
+            ready = select.select([self.conn.sock, self.raw], [], [], 10)[0]
             assert ready
-            if conn.sock in ready:
-                server.event(conn, 0)
-            if raw in ready:
-                incoming.write(raw.recv(65536))
+            if self.conn.sock in ready:
+                server.event(self.conn, 0)
+            if self.raw in ready:
+                self.incoming.write(self.raw.recv(65536))
                 try:
-                    tls.do_handshake()
+                    self.tls.do_handshake()
                     break
                 except ssl.SSLWantReadError:
-                    raw.sendall(outgoing.read())
-        tls.write(request)
-        raw.sendall(outgoing.read())  # certificate, finished and request: all unread yet
-        assert select.select([conn.sock], [], [], 10)[0]
+                    self.raw.sendall(self.outgoing.read())
+        self.tls.write(self.REQUEST)
+        self.raw.sendall(self.outgoing.read())  # certificate, finished and request: all unread
+        assert select.select([self.conn.sock], [], [], 10)[0]
+
+    def answer(self):
+        """The answer's JSON, read until the server closes."""
+        data = b""
+        while True:
+            chunk = self.raw.recv(65536)
+            if not chunk:
+                break
+            self.incoming.write(chunk)
+            try:
+                while True:
+                    piece = self.tls.read(65536)
+                    if not piece:
+                        break
+                    data += piece
+            except ssl.SSLWantReadError:
+                continue
+            except ssl.SSLZeroReturnError:
+                break
+        self.raw.close()
+        return json.loads(data.partition(b"\r\n\r\n")[2])
+
+
+def test_a_request_that_waits_on_the_busy_daemon_is_served_not_cut_off(tmp_path):
+    """Icinga starts a round's checks at once: with ~50 handshakes to do on a loaded machine
+    the daemon's loop took 7 s for one batch of accepts, while the clients' certificates and
+    requests waited unread, and the deadline then cut those clients off (Icinga: "Connection
+    reset by peer"). The deadline judges the client: what it has sent is taken first."""
+    from osop_checks.api import daemon
+
+    pki, server, listener = in_process_server(tmp_path)
+    with listener:
+        call = HeldCall(pki, server, listener)
+        conn = call.conn
         assert conn.state == daemon.Connection.HANDSHAKE
         server.expire(time.monotonic() + 60)  # the deadline passed while the loop was busy
         assert not conn.closed, conn.result
         assert conn.state == daemon.Connection.QUEUED
         assert conn.argv == ["--path=/"]
+        call.raw.close()
         server.shutdown()
+
+
+def test_an_answer_that_came_while_the_loop_was_busy_is_taken_not_killed(tmp_path):
+    """A worker's answer that arrives while the loop is in a long turn (a burst of
+    handshakes) waits unread; the check's deadline passing meanwhile is the loop's delay, not
+    the check's: the answer is taken, the worker not killed (seen once: a -t 3 scenario
+    killed 2 s past its --timeout in a full run)."""
+    import subprocess
+
+    pki, server, listener = in_process_server(tmp_path, "--workers", "1")
+    # the worker is this test, on the other end of its channel; its pid one to kill
+    stand_in = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    parent_end, worker_end = socket.socketpair()
+    parent_end.setblocking(False)
+    worker = pool.Worker(stand_in.pid, parent_end)
+    server.workers.append(worker)
+    server.selector.register(parent_end, selectors.EVENT_READ, ("worker", worker))
+    with listener, worker_end:
+        call = HeldCall(pki, server, listener)
+        server.event(call.conn, 0)  # the request: to the worker
+        job = json.loads(worker_end.makefile("rb").readline())
+        assert job["command"] == "check_disk_partitions" and worker.deadline is not None
+        worker_end.sendall(json.dumps({"exitcode": 0, "output": "DISK_PARTITIONS OK - all "
+                                       "fine\n", "last": False}).encode() + b"\n")
+        server.expire(worker.deadline + 1)  # the loop's turn ended past the check's deadline
+        answer = call.answer()["check_disk_partitions"]
+        assert (answer["exitcode"], answer["checkresult"]) == (0, "DISK_PARTITIONS OK - all fine")
+        assert worker in server.workers and stand_in.poll() is None
+        server.shutdown()  # kills the stand-in
+    assert stand_in.wait(10) is not None
+
+
+def test_a_connection_waiting_for_a_handshake_slot_keeps_its_time_until_its_client_leaves(
+        tmp_path, capsys):
+    """More handshakes than one source may do at once: the others wait their turn, and the
+    wait is the daemon's, not the client's (Icinga's calls were reset past --request-timeout
+    while a busy icinga2 finished the handshakes before them). The flood bound: at most
+    WAITING_PER_SOURCE wait (one more is closed at once), a waiting connection is closed when
+    its client hangs up, and after WAITING_TIMEOUT: none holds its descriptor for ever."""
+    import select
+
+    from osop_checks.api import daemon
+
+    pki, server, listener = in_process_server(tmp_path, "--request-timeout", "2")
+    clients = []
+    with listener:
+        for _ in range(daemon.HANDSHAKES_PER_SOURCE + daemon.WAITING_PER_SOURCE + 1):
+            clients.append(socket.create_connection(listener.getsockname(), timeout=10))
+            assert select.select([listener], [], [], 10)[0]
+            server.accept(listener)
+        waiting = server.waiting["127.0.0.1"]
+        assert (len(server.connections), len(waiting)) == (daemon.HANDSHAKES_PER_SOURCE,
+                                                           daemon.WAITING_PER_SOURCE)
+        assert gone(clients.pop())  # the one too many
+        assert "1 from 127.0.0.1" in capsys.readouterr().err
+        now = time.monotonic()
+        server.start_waiting(now + 2 + 1)  # past --request-timeout, its turn not come
+        assert len(waiting) == daemon.WAITING_PER_SOURCE
+        clients.pop().close()  # this one gave up: its connection is closed
+        server.turn()
+        assert len(waiting) == daemon.WAITING_PER_SOURCE - 1
+        server.start_waiting(now + daemon.WAITING_TIMEOUT + 1)  # a flood's, or a lost client's
+        assert not server.waiting and gone(clients[-1])
+        for client in clients:
+            client.close()
+        server.shutdown()
+
+
+def gone(client):
+    """Whether the server closed (or reset) the connection of ``client``, a plain socket."""
+    try:
+        return client.recv(10) == b""
+    except ConnectionResetError:
+        return True
 
 
 def test_each_tls_start_up_error_names_the_one_file_and_the_user(tmp_path):

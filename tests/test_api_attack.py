@@ -5,6 +5,7 @@ black-holed checks), TLS like Icinga's, forged log lines, socket activation.
 The daemon runs as an unprivileged user from lab/peers/ifw_api.py's ApiDaemon.
 """
 import copy
+import json
 import os
 import signal
 import socket
@@ -214,6 +215,76 @@ def test_a_burst_of_calls_from_one_source_is_served_in_turn(api):
     with concurrent.futures.ThreadPoolExecutor(max_workers=100) as pool:
         served = list(pool.map(lambda _: serves(api), range(100)))
     assert served.count(True) == 100, served.count(False)
+
+
+def slow_call(daemon, delay):
+    """(status, answer) of a disk check whose client sends its last handshake flight ``delay``
+    after the daemon's (a busy icinga2 forking a round's plugins on the same cores), its
+    request right behind; status 0 when the daemon closed or reset the connection."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = daemon.context().wrap_bio(incoming, outgoing, server_hostname=daemon.pki.server_name)
+    body = b'{"-p": "/"}'
+    request = (b"POST /v1/checker?command=%s HTTP/1.1\r\nHost: x\r\nContent-Type: "
+               b"application/json\r\nContent-Length: %d\r\n\r\n" % (DISK.encode(), len(body))
+               + body)
+    data = b""
+    try:
+        with socket.create_connection(("127.0.0.1", daemon.port), timeout=30) as raw:
+            try:
+                tls.do_handshake()
+            except ssl.SSLWantReadError:
+                raw.sendall(outgoing.read())  # the ClientHello, at once
+            while True:  # the daemon's flight (it comes when the daemon starts the handshake)
+                chunk = raw.recv(65536)
+                if not chunk:
+                    return 0, None
+                incoming.write(chunk)
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    raw.sendall(outgoing.read())
+            time.sleep(delay)
+            tls.write(request)
+            raw.sendall(outgoing.read())
+            while True:
+                chunk = raw.recv(65536)
+                if not chunk:
+                    break
+                incoming.write(chunk)
+                try:
+                    while True:
+                        piece = tls.read(65536)
+                        if not piece:
+                            break
+                        data += piece
+                except ssl.SSLWantReadError:
+                    continue
+                except ssl.SSLZeroReturnError:
+                    break
+    except (ssl.SSLError, OSError):
+        return 0, None
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return (int(head.split(b" ", 2)[1]), json.loads(rest)) if head else (0, None)
+
+
+def test_calls_waiting_for_a_handshake_slot_are_not_cut_off_for_the_time_they_waited(pki):
+    """Three rounds of one source's handshakes, each slower than half --request-timeout: the
+    third round waits longer than --request-timeout for its slots, and its clients are still
+    answered, each in its own time (they were reset unread: "TLS handshake with IfW API ...
+    failed: Connection reset by peer" in a busy Icinga's burst of calls)."""
+    import concurrent.futures
+
+    from osop_checks.api import daemon as api_daemon
+
+    count = 2 * api_daemon.HANDSHAKES_PER_SOURCE + 8
+    with ifw_api.ApiDaemon(pki, workers=2, policy=POLICY,
+                           extra=["--request-timeout", "2", "-v"]) as daemon:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=count) as pool:
+            calls = list(pool.map(lambda _: slow_call(daemon, 1.2), range(count)))
+        statuses = [status for status, _answer in calls]
+        assert statuses == [200] * count, (statuses, daemon.stderr()[-3000:])
+        assert all(answer[DISK]["exitcode"] == 0 for _status, answer in calls)
 
 
 def test_a_caller_cannot_ask_for_more_than_60_s_or_hide_its_timeout():

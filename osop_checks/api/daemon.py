@@ -7,10 +7,12 @@ and the size limits) -> queued for an idle worker -> the answer written -> close
 never runs a check and never waits on a client: a slow or silent client only holds its own
 connection slot, and only until its deadline. A source does at most HANDSHAKES_PER_SOURCE
 handshakes at once; its further connections wait, accepted but untouched (no TLS work), at
-most WAITING_PER_SOURCE of them and each until --request-timeout, and more are closed at once:
-a burst of calls from the local icinga2 is served in turn, while one source's flood of idle
-connections cannot take the slots of another. An error while handling one connection closes
-that connection alone.
+most WAITING_PER_SOURCE of them, and more are closed at once. A connection's deadlines (its
+handshake's, its request's) start when its handshake does: the time it waited for the daemon
+is not the client's. A waiting connection is closed when its client hangs up, and after
+WAITING_TIMEOUT if it never gets a slot: a burst of calls from the local icinga2 is served in
+turn, while one source's flood of idle connections neither holds its descriptors for ever nor
+takes the slots of another. An error while handling one connection closes that connection alone.
 """
 import argparse
 import collections
@@ -18,6 +20,7 @@ import contextlib
 import errno
 import os
 import re
+import select
 import selectors
 import signal
 import socket
@@ -48,6 +51,11 @@ ICINGA_CIPHERS = ("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
 HANDSHAKE_TIMEOUT = 10.0
 HANDSHAKES_PER_SOURCE = 16
 WAITING_PER_SOURCE = 240  # accepted connections of one source waiting for their handshake
+# A connection waiting for a handshake slot is closed after this long (if its client has not
+# hung up before; that closes it at once). Twice what Icinga waits for a whole ifw-api call by
+# default (IfwApiCheckTask: the command's timeout, 1m, or the service's check_timeout), and
+# twice the longest --timeout a caller may ask: a client still there after it is no check's.
+WAITING_TIMEOUT = 120.0
 GROWTH = 2         # workers grow up to this many times --workers while calls wait
 QUEUE_PER_WORKER = 16  # calls waiting per worker at most; more are answered 503
 TLS_FILES_CHECKED = 1.0  # seconds between two looks at the certificate files' stat
@@ -117,8 +125,9 @@ def build_parser():
                              "(default: 64)")
     parser.add_argument("--request-timeout", type=float, default=10.0, metavar="SECONDS",
                         help="a client must finish its request within this (its handshake "
-                             "within %g s); what it has sent counts even while the daemon is "
-                             "busy (default: 10)" % HANDSHAKE_TIMEOUT)
+                             "within %g s), counted from when the daemon starts its handshake; "
+                             "what it has sent counts even while the daemon is busy "
+                             "(default: 10)" % HANDSHAKE_TIMEOUT)
     parser.add_argument("--max-jobs", type=int, default=5000, metavar="N",
                         help="a worker is replaced after this many checks (default: 5000)")
     parser.add_argument("--config", metavar="FILE",
@@ -288,7 +297,7 @@ def shown(value, limit=200):
 class Connection:
     HANDSHAKE, READ, QUEUED, RUNNING, WRITE = range(5)
 
-    def __init__(self, sock, peer, deadline):
+    def __init__(self, sock, peer, deadline, accepted):
         self.sock = sock
         self.fd = sock.fileno()
         self.source = peer[0]
@@ -302,7 +311,7 @@ class Connection:
         self.out = b""
         self.check = None
         self.argv = None
-        self.times = {"accept": time.monotonic()}
+        self.times = {"accept": accepted, "start": time.monotonic()}
         self.client = "-"
         self.result = "-"
         self.closed = False
@@ -326,7 +335,12 @@ class Server:
         self.served = 0
         self.tls_checked = time.monotonic()
         self.tls_stamp = tls_stamp(args)
-        self.waiting = collections.defaultdict(collections.deque)  # source: [(sock, peer, end)]
+        # source: [(sock, peer, accepted)] of connections waiting for a handshake slot
+        self.waiting = collections.defaultdict(collections.deque)
+        # The waiting connections' hang-ups (peer closed or reset), nothing else: their
+        # ClientHellos stay unread, so they cannot sit in the selector (always readable).
+        self.hangups = select.epoll()
+        self.selector.register(self.hangups, selectors.EVENT_READ, ("hangup", None))
         self.turned_away = collections.Counter()  # connections closed at once, per source
         self.turned_away_said = 0.0
         self.reloads_asked = []
@@ -345,9 +359,10 @@ class Server:
 
     def inherited(self):
         """What a forked worker must close: every socket and the selector of the parent."""
-        return ([self.selector, self.wake_read, self.wake_write] + list(self.listeners)
+        return ([self.selector, self.hangups, self.wake_read, self.wake_write]
+                + list(self.listeners)
                 + [c.sock for c in self.connections.values()] + [w.channel for w in self.workers]
-                + [sock for queue in self.waiting.values() for sock, _peer, _end in queue])
+                + [sock for queue in self.waiting.values() for sock, _peer, _accepted in queue])
 
     def spawn(self):
         worker = pool.spawn(self.checks, self.inherited, self.args.max_jobs)
@@ -375,10 +390,11 @@ class Server:
 
             def ms(mark):
                 return "%.1f" % ((t[mark] - start) * 1000) if mark in t else "-"
-            self.say("%s %s %s %s: handshake %s ms, request %s ms, check %s ms, answered %s ms"
-                     % (conn.peer, shown(conn.client), conn.check.command if conn.check
-                        else "-", shown(conn.result), ms("handshake"), ms("request"),
-                        ms("checked"), ms("written")))
+            self.say("%s %s %s %s: waited %s ms, handshake %s ms, request %s ms, check %s ms, "
+                     "answered %s ms" % (conn.peer, shown(conn.client), conn.check.command
+                                         if conn.check else "-", shown(conn.result),
+                                         ms("start"), ms("handshake"), ms("request"),
+                                         ms("checked"), ms("written")))
 
     def close(self, conn):
         import ssl  # the daemon's alone: the checks never import this module
@@ -513,40 +529,56 @@ class Server:
                 sock.close()
                 return
             # its handshake starts when one of the source's ends (see start_waiting)
-            self.waiting[peer[0]].append((sock, peer, time.monotonic() +
-                                          self.args.request_timeout))
+            self.hangups.register(sock.fileno(), select.EPOLLRDHUP)
+            self.waiting[peer[0]].append((sock, peer, time.monotonic()))
             return
         self.start(sock, peer)
 
-    def start(self, sock, peer):
-        """The TLS handshake of an accepted connection begins."""
+    def start(self, sock, peer, accepted=None):
+        """The TLS handshake of an accepted connection begins, and its deadlines with it."""
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         tls = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        conn = Connection(tls, peer, time.monotonic() + min(HANDSHAKE_TIMEOUT,
-                                                            self.args.request_timeout))
+        now = time.monotonic()
+        conn = Connection(tls, peer, now + min(HANDSHAKE_TIMEOUT, self.args.request_timeout),
+                          now if accepted is None else accepted)
         self.connections[conn.fd] = conn
         self.selector.register(tls, selectors.EVENT_READ, ("conn", conn))
         self.isolated(conn, self.handshake)
 
     def start_waiting(self, now):
         """Start the handshakes of waiting connections while their sources have room; one that
-        waited past its deadline is closed (a client that gave up, or a flood)."""
+        waited WAITING_TIMEOUT for it is closed (a flood: Icinga gave up long before)."""
         for source in list(self.waiting):
             queue = self.waiting[source]
-            while queue and (queue[0][2] < now or
+            while queue and (queue[0][2] + WAITING_TIMEOUT < now or
                              len(self.handshaking(source)) < HANDSHAKES_PER_SOURCE):
-                sock, peer, end = queue.popleft()
-                if end < now:
+                sock, peer, accepted = queue.popleft()
+                self.hangups.unregister(sock)
+                if accepted + WAITING_TIMEOUT < now:
                     self.turned_away[source] += 1
                     sock.close()
                     continue
                 try:
-                    self.start(sock, peer)
+                    self.start(sock, peer, accepted)
                 except Exception as exc:  # reset while it waited, and the like
                     self.say("closed a connection from %s at once: %s: %s" % (
                         shown(source), type(exc).__name__, shown(exc)))
                     sock.close()
+            if not queue:
+                del self.waiting[source]
+
+    def hung_up(self):
+        """Close the waiting connections whose clients hung up (Icinga gave up on the call, or
+        a flood's client left): nobody is there to answer."""
+        gone = {fd for fd, _events in self.hangups.poll(0)}
+        for fd in gone:
+            self.hangups.unregister(fd)
+        for source in list(self.waiting):
+            queue = self.waiting[source]
+            for entry in [entry for entry in queue if entry[0].fileno() in gone]:
+                queue.remove(entry)
+                entry[0].close()
             if not queue:
                 del self.waiting[source]
 
@@ -562,7 +594,7 @@ class Server:
             self.say("closed unanswered (%d handshakes at once and %d waiting per source at "
                      "most, each waiting %s at most): %s" % (
                          HANDSHAKES_PER_SOURCE, WAITING_PER_SOURCE,
-                         units.format_seconds(self.args.request_timeout),
+                         units.format_seconds(WAITING_TIMEOUT),
                          ", ".join("%d from %s" % (n, shown(source))
                                    for source, n in self.turned_away.items())))
             self.turned_away.clear()
@@ -589,7 +621,7 @@ class Server:
             conn.out = b"x"
             return self.close(conn)
         conn.state = Connection.READ
-        conn.deadline = conn.times["accept"] + self.args.request_timeout
+        conn.deadline = conn.times["start"] + self.args.request_timeout
         # The client's request follows its last handshake flight, which it has not seen
         # acknowledged: with Nagle's algorithm on its side (Icinga's ifw-api client) the
         # request waits for our ACK, which Linux delays ~40 ms while we have nothing to send.
@@ -767,6 +799,11 @@ class Server:
         for worker in list(self.workers):
             if worker.deadline is not None and now > worker.deadline:
                 conn = worker.job
+                # Slow may be the loop, not the check: a burst of handshakes can hold one turn
+                # past the deadline while the check's answer waits unread. Take it first;
+                # only a check still without one is killed.
+                if self.answered(worker, conn):
+                    continue
                 self.retire(worker, killed=True)
                 self.fill()
                 self.isolated(conn, self.finished, runtime.UNKNOWN, runtime.unknown(
@@ -776,6 +813,17 @@ class Server:
             if conn.deadline is not None and now > conn.deadline:
                 self.isolated(conn, self.cut_off)
         self.dispatch()
+
+    def answered(self, worker, conn):
+        """Take what ``worker`` has written of the answer to ``conn``; True once it is in
+        (or the worker is gone, which answers too)."""
+        while True:
+            seen = len(worker.buffer)
+            self.from_worker(worker)
+            if worker not in self.workers or worker.job is not conn:
+                return True
+            if len(worker.buffer) == seen:  # nothing more has arrived
+                return False
 
     def cut_off(self, conn):
         """A connection past its deadline: what it sent is taken first, then it is closed."""
@@ -817,7 +865,7 @@ class Server:
     def turn(self):
         deadlines = [w.deadline for w in self.workers if w.deadline is not None] + [
             c.deadline for c in self.connections.values() if c.deadline is not None] + [
-            queue[0][2] for queue in self.waiting.values()]
+            queue[0][2] + WAITING_TIMEOUT for queue in self.waiting.values()]
         timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
         if self.turned_away:
             timeout = 1.0 if timeout is None else min(timeout, 1.0)
@@ -832,6 +880,8 @@ class Server:
                             break
                     except (BlockingIOError, InterruptedError):
                         break
+            elif kind == "hangup":
+                self.hung_up()
             elif kind == "worker":
                 if thing in self.workers:
                     self.from_worker(thing)
@@ -848,8 +898,9 @@ class Server:
         for worker in list(self.workers):
             self.retire(worker, killed=True)
         for queue in self.waiting.values():
-            for sock, _peer, _end in queue:
+            for sock, _peer, _accepted in queue:
                 sock.close()
+        self.hangups.close()
         for conn in list(self.connections.values()):
             conn.out = b"x"
             self.close(conn)

@@ -161,36 +161,6 @@ def result(world, name):
     return world["services"]["%s!%s" % (HOST, name)]["last_check_result"]
 
 
-# A round lost to the load, in Icinga's words. The connection broke under it under the full
-# suite's load (a load of 15 on 2 cores): the daemon's handshake deadline passed before it read the
-# client's last flight, which Icinga had already sent its request after (TLS 1.3); and, once
-# in a full run at load 4 to 8, a reset while Icinga's client was still in its handshake:
-# most likely a call the daemon closed past --request-timeout before its handshake was done.
-# Icinga starts this module's hundred calls to one daemon at once, the daemon shakes hands
-# with 16 of one source at a time (a call waiting its turn longer is closed: the flood bound
-# of daemon.start_waiting), and Icinga, forking the same round's plugins on the same 2
-# cores, answers its handshakes slowly. And once, a scenario that takes most of its -t 3 by
-# design (a DNS server that never answers) killed by the daemon 2 s past its --timeout: the
-# worker was starved of CPU by the same burst. A real Icinga asks again in the next round.
-ROUND_LOST = re.compile(r"^(Can't (send HTTP request to|read HTTP response from) IfW API"
-                        r"|TLS handshake with IfW API .* failed: Connection reset by peer"
-                        r"|[A-Z_]+ UNKNOWN - no result within the --timeout of .*: the check "
-                        r"was killed$)")
-
-
-def settled_result(world, name):
-    """The service's result, asked once more when its first round was lost to the load: the
-    next round of a real Icinga would, too."""
-    res = result(world, name)
-    if not ROUND_LOST.match(res["output"] or ""):
-        return res
-    since = time.time()
-    world["instance"].force_checks('service.name == "%s"' % name)
-    services, pending = world["instance"].wait_for_results(since, ["%s!%s" % (HOST, name)], 60)
-    assert not pending, (name, res["output"])
-    return services["%s!%s" % (HOST, name)]["last_check_result"]
-
-
 def test_it_is_icinga_2_14_from_debian_13(world):
     version = world["instance"].run("--version").stdout
     assert "r2.14." in version, version
@@ -202,7 +172,7 @@ def test_every_demo_scenario_answers_through_ifw_api_as_when_icinga_forks_it(wor
     differ = []
     for number, (check, title, argv) in enumerate(world["scenarios"], 1):
         forked = result(world, "fork %s %d" % (check, number))
-        api = settled_result(world, "api %s %d" % (check, number))
+        api = result(world, "api %s %d" % (check, number))
         assert api["command"][0] == "curl", title  # ifw-api ran it: no process
         assert forked["command"][0].endswith("/check_" + check), title
         if (api["exit_status"], api["state"], masked(api["output"]),
@@ -236,7 +206,7 @@ def test_with_the_default_policy_plain_scenarios_answer_and_a_path_is_refused_in
     for number, scenario in enumerate(world["plain"], 1):
         check, title, _argv = scenario
         forked = result(world, "fork %s %d" % (check, number_of[id(scenario)]))
-        api = settled_result(world, "default %s %d" % (check, number))
+        api = result(world, "default %s %d" % (check, number))
         assert (api["exit_status"], masked(api["output"])) == (
             forked["exit_status"], masked(forked["output"])), (title, api["output"],
                                                                forked["output"])

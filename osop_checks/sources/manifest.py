@@ -17,11 +17,13 @@ A record of the source adds its ctime in front: CTIME \\t TYPE \\t SIZE \\t MTIM
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import random
+import stat
 import time
 
-from osop_checks import address, proc
+from osop_checks import address, bounded, deadline, proc, units
 from osop_checks.record import Record
 from osop_checks.sources import ssh
 
@@ -54,6 +56,10 @@ PROBE_SCRIPT = (
 
 # $1 root, then relative paths: their sha256, NUL-terminated records "HASH  PATH".
 HASH_SCRIPT = 'cd "$1" || exit 2; shift; exec sha256sum -z -- "$@"'
+
+# A local tree of at most this many entries is walked in this process (listing, _walk)
+# instead of piped through find, sort and tr: WALK_BUDGET_WHY.
+WALK_BUDGET = 2000
 
 COPY_FORMAT = ("d\\t0\\t%T@\\t%P\\0", "%y\\t%s\\t%T@\\t%P\\0", 4)
 SOURCE_FORMAT = ("%C@\\td\\t0\\t%T@\\t%P\\0", "%C@\\t%y\\t%s\\t%T@\\t%P\\0", 5)
@@ -131,8 +137,7 @@ def probe(location, stamp=None, options=DEFAULT_SSH):
         return Probe("missing")
     except PermissionError:
         return Probe("unreadable")
-    import stat as stat_module
-    if not stat_module.S_ISDIR(info.st_mode):
+    if not stat.S_ISDIR(info.st_mode):
         return Probe("notdir")
     if not os.access(path, os.R_OK | os.X_OK):
         return Probe("unreadable")
@@ -168,12 +173,85 @@ def listing_pipeline(location, source=False, sort_buffer=SORT_BUFFER):
             ["tr", "\\000\\n", "\\n\\000"]]
 
 
-def listing(location, source=False, options=DEFAULT_SSH, timeout=None):
-    """A context manager yielding the sorted manifest lines of a tree (see module doc)."""
+def listing(location, source=False, options=DEFAULT_SSH, timeout=None, budget=WALK_BUDGET):
+    """A context manager yielding the sorted manifest lines of a tree (see module doc). A
+    local tree of at most ``budget`` entries is walked in this process (``_walk``: the same
+    lines), a larger one is listed by listing_pipeline's commands."""
     if location.remote:
         return ssh.stream(location.host, listing_argv(location, source),
                           _options(location, options), user=location.user, timeout=timeout)
+    lines = _walk(location.path, source, budget, timeout)
+    if lines is not None:
+        return contextlib.nullcontext(iter(lines))
     return proc.stream_pipeline(listing_pipeline(location, source), timeout=timeout)
+
+
+# find's %y of each file type (find -H: below the root, a link is a link).
+_KINDS = {stat.S_IFREG: b"f", stat.S_IFDIR: b"d", stat.S_IFLNK: b"l", stat.S_IFIFO: b"p",
+          stat.S_IFSOCK: b"s", stat.S_IFCHR: b"c", stat.S_IFBLK: b"b"}
+
+
+def _walk(root, source, budget, timeout=None):
+    """The lines listing_pipeline's find, sort and tr write for the local tree ``root``, made
+    in this process: a record in find's format per entry (os.lstat's fields; %T@ as find
+    prints it: seconds, a dot, nine digits of nanoseconds and a 0), sorted by the path's
+    bytes (sort -z in the C locale, -kN: the path is the key; paths are unique, so sort's
+    whole-record tie-break never decides), NUL and newline swapped as tr does, decoded as
+    proc decodes a command's lines.
+
+    None when the tree has more than ``budget`` entries (found before any is stat'ed: the
+    names alone are cheap to count), or when anything is not as plain as a small tree's
+    files: an error of any kind (an unreadable or vanished entry: find says so and exits 1,
+    which the pipeline's caller judges), a file type find has another letter for, an entry
+    that changed type between the two looks, a record longer than proc's line limit. The
+    pipeline then lists the tree, and what it says stands. Runs out of ``timeout`` (capped
+    by the check's --timeout) as a command would: deadline.Timeout."""
+    limit = deadline.remaining(timeout)
+    end = None if limit is None else time.monotonic() + limit
+
+    def in_time(count):
+        if end is not None and not count % 256 and time.monotonic() > end:
+            raise deadline.Timeout("listing %s took longer than %s" % (
+                root, units.format_seconds(limit)))
+
+    top = os.fsencode(root)
+    found = []  # (path relative to root, a directory?)
+    pending = [b""]
+    records = []
+    try:
+        while pending:
+            below = pending.pop()
+            with os.scandir(os.path.join(top, below) if below else top) as entries:
+                for entry in entries:
+                    if len(found) >= budget:
+                        return None
+                    in_time(len(found))
+                    path = below + b"/" + entry.name if below else entry.name
+                    directory = entry.is_dir(follow_symlinks=False)
+                    found.append((path, directory))
+                    if directory:
+                        pending.append(path)
+        for path, directory in found:
+            in_time(len(records))
+            info = os.lstat(os.path.join(top, path))
+            kind = _KINDS.get(stat.S_IFMT(info.st_mode))
+            if kind is None or (kind == b"d") != directory:
+                return None
+            mtime = b"%d.%09d0" % divmod(info.st_mtime_ns, 1000000000)
+            if directory:
+                record = b"d\t0\t%s\t%s" % (mtime, path)
+            else:
+                record = b"%s\t%d\t%s\t%s" % (kind, info.st_size, mtime, path)
+            if source:
+                record = b"%d.%09d0\t%s" % (divmod(info.st_ctime_ns, 1000000000) + (record,))
+            if len(record) > bounded.LIMIT:
+                return None
+            records.append((path, record))
+    except OSError:
+        return None
+    records.sort()
+    return [(record.replace(b"\n", b"\0") + b"\n").decode("utf-8", "surrogateescape")
+            for _path, record in records]
 
 
 class Entry:

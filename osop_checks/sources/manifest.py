@@ -23,16 +23,17 @@ import random
 import stat
 import time
 
-from osop_checks import address, bounded, deadline, proc, units
+from osop_checks import bounded, deadline, units
 from osop_checks.record import Record
-from osop_checks.sources import ssh
+
+# address, proc and sources.ssh are imported where a remote tree, a command or an error needs
+# them: a run over small local trees (walked in this process, see listing) needs none of them,
+# and they and what they import (subprocess, the address parser) are a cost at every start.
 
 # How much memory sort may take before it spills to temporary files (in $TMPDIR, never the
 # tree being listed).
 SORT_BUFFER = "8M"
 EXAMPLES = 5
-# The ssh options when the caller gives none (frozen: safe to share as a default).
-DEFAULT_SSH = ssh.Options()
 
 # The remote side of a listing: listing_pipeline's find, sort and tr (each shell-quoted into
 # the %s) in a POSIX sh script. Their exit codes come back through fd 5, since a POSIX sh
@@ -80,12 +81,21 @@ class Location(collections.namedtuple("Location", "path host user port",
         return self.host is not None
 
     def __str__(self):  # as the admin writes it: [v6] in brackets
+        if self.host is None:
+            return self.path
+        from osop_checks import address
+
         return str(address.Remote(self.user, self.host, self.port, self.path))
 
 
 def parse_location(text):
     """``/path``, ``[user@]host:/path`` or ``ssh://[user@]host[:port]/path`` (an IPv6
     address in brackets) as a Location: address.parse_remote_path, the path normalised."""
+    text = str(text)
+    if text.startswith("/"):  # a local path, as address.parse_remote_path reads it
+        return Location(os.path.normpath(text))
+    from osop_checks import address
+
     try:
         remote = address.parse_remote_path(text)
     except ValueError as exc:
@@ -94,6 +104,12 @@ def parse_location(text):
 
 
 def _options(location, options):
+    """The ssh.Options for a remote ``location``: ``options`` (None: ssh's own), its port
+    that of the location when it names one."""
+    if options is None:
+        from osop_checks.sources import ssh
+
+        options = ssh.DEFAULT
     if location.port:
         return options._replace(port=location.port)
     return options
@@ -109,6 +125,8 @@ class Probe(collections.namedtuple("Probe", "state device stamp_mtime",
 
 
 def parse_probe(line):
+    from osop_checks import proc
+
     words = line.split()
     if not words or words[0] not in ("ok", "missing", "notdir", "unreadable"):
         raise proc.CommandError("unexpected answer to the probe: %r" % line[:80])
@@ -122,9 +140,12 @@ def parse_probe(line):
         raise proc.CommandError("unexpected answer to the probe: %r" % line[:80]) from None
 
 
-def probe(location, stamp=None, options=DEFAULT_SSH):
-    """Look at a tree without listing it. Remote failures of ssh raise ssh.SshError."""
+def probe(location, stamp=None, options=None):
+    """Look at a tree without listing it. Remote failures of ssh raise ssh.SshError.
+    ``options``: ssh.Options for a remote tree (None: ssh's own)."""
     if location.remote:
+        from osop_checks.sources import ssh
+
         result = ssh.run(location.host, ["sh", "-c", PROBE_SCRIPT, "sh", location.path,
                                          stamp or ""], _options(location, options),
                          user=location.user)
@@ -173,16 +194,20 @@ def listing_pipeline(location, source=False, sort_buffer=SORT_BUFFER):
             ["tr", "\\000\\n", "\\n\\000"]]
 
 
-def listing(location, source=False, options=DEFAULT_SSH, timeout=None, budget=WALK_BUDGET):
+def listing(location, source=False, options=None, timeout=None, budget=WALK_BUDGET):
     """A context manager yielding the sorted manifest lines of a tree (see module doc). A
     local tree of at most ``budget`` entries is walked in this process (``_walk``: the same
     lines), a larger one is listed by listing_pipeline's commands."""
     if location.remote:
+        from osop_checks.sources import ssh
+
         return ssh.stream(location.host, listing_argv(location, source),
                           _options(location, options), user=location.user, timeout=timeout)
     lines = _walk(location.path, source, budget, timeout)
     if lines is not None:
         return contextlib.nullcontext(iter(lines))
+    from osop_checks import proc
+
     return proc.stream_pipeline(listing_pipeline(location, source), timeout=timeout)
 
 
@@ -460,6 +485,8 @@ def compare(source_lines, copies, now=None, settle=3600, ignore=(), sample=None,
         return _compare(source_lines, copies, now, settle, ignore, sample, since,
                         source_tree, sample_settle)
     except (ValueError, IndexError) as exc:
+        from osop_checks import proc
+
         raise proc.CommandError("a listing holds a line that is not a record (%s)"
                                 % exc) from None
 
@@ -600,15 +627,19 @@ def parse_hashes(output):
     return hashes
 
 
-def checksums(location, paths, options=DEFAULT_SSH, timeout=None):
+def checksums(location, paths, options=None, timeout=None):
     """sha256 of ``paths`` (relative to the tree) on the side that holds the tree. A file
     that cannot be read is left out of the answer (sha256sum exits 1 and goes on)."""
     if not paths:
         return {}
     args = ["sh", "-c", HASH_SCRIPT, "sh", location.path] + list(paths)
     if location.remote:
+        from osop_checks.sources import ssh
+
         result = ssh.run(location.host, args, _options(location, options),
                          user=location.user, timeout=timeout, ok_codes=(0, 1))
     else:
+        from osop_checks import proc
+
         result = proc.run(args, timeout=timeout, ok_codes=(0, 1))
     return parse_hashes(result.stdout)

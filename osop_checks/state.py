@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import stat
+import sys
 import time
 
 import nagiosplugin
@@ -44,13 +45,13 @@ def sha256_hex(data):
     """The sha256 of ``data`` in hex, from CPython's own sha256 (the module hashlib falls back
     to): importing hashlib loads OpenSSL's libcrypto, 3 to 5 ms at every start of Debian's
     python3, for the digest of one short file name."""
-    try:
-        from _sha2 import sha256  # CPython 3.12+
+    try:  # the one of this Python: a module not found is a search of sys.path
+        if sys.version_info >= (3, 12):
+            from _sha2 import sha256
+        else:
+            from _sha256 import sha256
     except ImportError:
-        try:
-            from _sha256 import sha256  # CPython 3.11
-        except ImportError:
-            from hashlib import sha256
+        from hashlib import sha256
     return sha256(data).hexdigest()
 
 

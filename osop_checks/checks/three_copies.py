@@ -20,9 +20,12 @@ import time
 import nagiosplugin
 from nagiosplugin import Critical, Ok, Unknown, Warn
 
-from osop_checks import address, cli, fanout, plugin, proc, runtime, text, units
+from osop_checks import cli, fanout, plugin, runtime, text, units
 from osop_checks.record import Record
-from osop_checks.sources import manifest, ssh
+from osop_checks.sources import manifest
+
+# address, proc and sources.ssh are imported where a remote tree or a failure needs them: a
+# run over small local trees needs none of them (nor subprocess), see sources.manifest.
 
 NAME = "THREE_COPIES"
 LOCAL_HOST = "this host"
@@ -60,7 +63,8 @@ def build_parser():
             "  find -H ROOT -mindepth 1 -printf \"%y\\t%s\\t%T@\\t%P\\0\" |",
             "  LC_ALL=C sort -z -t \"<tab>\" -k4 -S 8M | tr ... (the source adds %C@, its",
             "  ctime, first): piped by the check for a local tree, in sh -c over ssh for a",
-            "  remote one;",
+            "  remote one; a local tree of at most 2,000 entries is walked by the check",
+            "  itself instead (os.scandir, lstat: the same records; -vv says so);",
             "remote trees through ssh -o BatchMode=yes -o StrictHostKeyChecking=yes (key only,",
             "no password prompt), after one short ssh per copy: test -d, stat -c %d (its",
             "filesystem) and stat -c %Y STAMP; the sorted listings are merged in one pass",
@@ -179,7 +183,7 @@ def build_parser():
     con = parser.add_argument_group("ssh (for [user@]host:/path locations)")
     con.add_argument("--ssh-port", kind=cli.PORT, type=cli.count_type(1, 65535), metavar="PORT",
                      help="port of the remote sshd (default: ssh's own, 22)")
-    ssh_file_type = cli.value_type(ssh.check_file_option, "ssh file")
+    ssh_file_type = cli.value_type(_ssh_file, "ssh file")
     con.add_argument("--ssh-identity", kind=cli.FILE_READ, metavar="FILE", type=ssh_file_type,
                      help="private key to log in with (only this key is offered)")
     con.add_argument("--ssh-known-hosts", kind=cli.FILE_READ, metavar="FILE", type=ssh_file_type,
@@ -192,6 +196,12 @@ def build_parser():
                      help="remote user where the location names none")
     cli.add_family_options(con)
     return parser
+
+
+def _ssh_file(path):
+    from osop_checks.sources import ssh
+
+    return ssh.check_file_option(path)
 
 
 def parse_copy(value):
@@ -269,6 +279,8 @@ def _listing(location, source, options, errors, key):
     except BaseException as failure:  # noqa: B902 - re-raised but an exit status
         if pending is not None and failure is not pending:
             raise pending  # noqa: B904 - the run's own failure, not the stream's
+        from osop_checks import proc
+
         if pending is not None or not isinstance(failure, proc.CommandError):
             raise
         errors[key] = failure
@@ -285,8 +297,7 @@ def survey_trees(source, copies, options=None, stamp=None, settle=3600,
     A change a copy lacks is pending when younger than ``settle``, or, with ``stamp``, when
     it is later than that copy's stamp (or younger than ``settle``). ``since_run``: the
     start of the churn window, for the source's count of files changed since.
-    ``canaries``: paths to sha256. ``options``: ssh.Options (default: ssh's own)."""
-    options = ssh.Options() if options is None else options
+    ``canaries``: paths to sha256. ``options``: ssh.Options (None: ssh's own)."""
     now = time.time() if now is None else now
     states = [CopyState(name, location) for name, location in copies]
     errors = {}
@@ -333,7 +344,7 @@ def _probe_trees(source, states, stamp, options, start):
         raise nagiosplugin.CheckError("the source %s %s" % (
             source, _PROBE_WORDS[source_probe.state]))
     for state, (found, failure) in zip(states, answers[1:]):
-        if isinstance(failure, ssh.SshError) and failure.kind != "unknown host":
+        if _over_ssh(failure) and failure.kind != "unknown host":
             state.unreachable = failure.kind
         elif failure is not None:
             raise _unknown(_what(state), failure)
@@ -360,12 +371,22 @@ def _take_tallies(states, order, tallies, errors):
     """Each listed copy's tally, or unreachable when its listing failed over ssh."""
     for i, tally in zip(order, tallies):
         state, error = states[i], errors.get(i)
-        if isinstance(error, ssh.SshError):
+        if _over_ssh(error):
             state.unreachable = error.kind
         elif error is not None:
             raise _unknown(_what(state), error)
         else:
             state.tally = tally
+
+
+def _over_ssh(failure):
+    """Whether ``failure`` is ssh's own (a copy unreachable): sources.ssh imported only to
+    tell, since a run over local trees needs it for nothing else."""
+    if failure is None:
+        return False
+    from osop_checks.sources import ssh
+
+    return isinstance(failure, ssh.SshError)
 
 
 _PROBE_WORDS = {"missing": "does not exist", "notdir": "is not a directory",
@@ -395,7 +416,7 @@ def _verify(result, paths, canaries, options):
         raise _unknown("sha256sum on the source", failure)
     result.canaries = {c: {"source": source_hashes.get(c)} for c in canaries}
     for state, (hashes, failure) in zip(checked, answers[1:]):
-        if isinstance(failure, ssh.SshError):
+        if _over_ssh(failure):
             state.unreachable = failure.kind
             state.tally = None
             continue
@@ -1052,6 +1073,8 @@ def build_check(args, survey=survey_trees, store=None):
                 flag, unknown[0], ", ".join(names)))
     for name, where in args.copies:
         if where.host is not None:
+            from osop_checks import address
+
             try:
                 address.check_family(where.host, args.family)
             except ValueError as exc:
@@ -1113,9 +1136,13 @@ def build_check(args, survey=survey_trees, store=None):
                 "--%s-warning %s can never fire: every value it warns about is critical by "
                 "--%s-critical 0 (the default with --stamp or --settle) already" % (
                     what, units.range_text(warning, units.COUNT), what))
-    options = ssh.Options(port=args.ssh_port, identity=args.ssh_identity,
-                          known_hosts=args.ssh_known_hosts, user=args.ssh_user,
-                          family=args.family)
+    options = None  # trees all local: no ssh
+    if any(where.remote for where in [args.source] + [w for _name, w in args.copies]):
+        from osop_checks.sources import ssh
+
+        options = ssh.Options(port=args.ssh_port, identity=args.ssh_identity,
+                              known_hosts=args.ssh_known_hosts, user=args.ssh_user,
+                              family=args.family)
     now = time.time()  # one clock for the churn window and the survey
     churn_since = churn_start(previous, args.churn_window, now)
     found = survey(args.source, args.copies, options, stamp=args.stamp,

@@ -251,13 +251,17 @@ def test_probe_answers():
 
 
 def test_a_local_tree_is_listed_as_the_remote_script_lists_it(tmp_path):
-    """The local pipeline of find, sort and tr and the script run over ssh write the very
-    same records (the merge compares a local source with remote copies record by record):
-    names with a tab, a newline, a non-UTF-8 byte, a symbolic link, an empty directory."""
+    """The local listing and the script run over ssh write the very same records (the merge
+    compares a local source with remote copies record by record): names with a tab, a
+    newline, a non-UTF-8 byte, a symbolic link, an empty directory, a fifo, times before
+    1970 and to the nanosecond, the tree named through a symbolic link (find -H). Both ways
+    of listing a local tree: walked in the check's process (within the budget) and piped
+    through find, sort and tr (past it)."""
     import os
 
     root = tmp_path / "tree"
-    for name in (b"a/x", b"a", b"a.b", b"tab\there", b"new\nline", b"caf\xe9", b"z/deep/er"):
+    for name in (b"a/x", b"a", b"a.b", b"tab\there", b"new\nline", b"caf\xe9", b"z/deep/er",
+                 b"a-", b"a/x\xff", b"\xc3\xa9t\xc3\xa9"):
         path = os.path.join(os.fsencode(root), name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         if not os.path.isdir(path):
@@ -265,16 +269,70 @@ def test_a_local_tree_is_listed_as_the_remote_script_lists_it(tmp_path):
                 handle.write(name * 3)
     os.mkdir(root / "empty")
     os.symlink("a.b", root / "link")
+    os.symlink("z", root / "dirlink")
+    os.mkfifo(root / "fifo")
     os.utime(os.path.join(os.fsencode(root), b"a.b"), ns=(10**18, 1_600_000_000_123_456_789))
-    for source in (False, True):
-        location = manifest.Location(str(root))
-        scripted = subprocess.run(manifest.listing_argv(location, source), check=True,
-                                  capture_output=True, env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"}
-                                  ).stdout.decode("utf-8", "surrogateescape")
-        with manifest.listing(location, source) as lines:
-            piped = "".join(lines)
-        assert piped == scripted
-        assert len(piped.split("\n")) == 12  # 11 records
+    os.utime(root / "a-", ns=(0, -1_500_000_001))
+    os.symlink(root, tmp_path / "named")
+    for where in (root, tmp_path / "named"):
+        location = manifest.Location(str(where))
+        for source in (False, True):
+            scripted = subprocess.run(manifest.listing_argv(location, source), check=True,
+                                      capture_output=True,
+                                      env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"}
+                                      ).stdout.decode("utf-8", "surrogateescape")
+            assert len(scripted.split("\n")) == 17  # 16 records
+            for budget, walked in ((manifest.WALK_BUDGET, True), (16, True), (15, False)):
+                assert (manifest._walk(str(where), source, budget) is not None) == walked
+                with manifest.listing(location, source, budget=budget) as lines:
+                    listed = "".join(lines)
+                assert listed == scripted, (budget, source)
+
+
+def test_a_walk_obeys_the_timeout(tmp_path):
+    """The walk asks the run's time budget as a command does, and gives up when its own
+    time is out: deadline.Timeout (the runner's UNKNOWN "no result within the --timeout")."""
+    from osop_checks import deadline
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_text("x")
+    location = manifest.Location(str(tmp_path))
+    deadline.start(deadline.MARGIN)  # nothing left beyond the margin kept for the verdict
+    try:
+        with pytest.raises(deadline.Timeout):
+            manifest.listing(location, True)
+    finally:
+        deadline.start(None)
+    with pytest.raises(deadline.Timeout):
+        manifest._walk(str(tmp_path), True, 100, timeout=-1)  # out of time at the first look
+    assert len(manifest._walk(str(tmp_path), True, 100, timeout=10)) == 2
+
+
+def test_a_walk_leaves_what_it_cannot_list_to_find(tmp_path):
+    """A tree the walk cannot list plainly (here a path longer than the kernel takes in one
+    call: find goes down directory by directory) is listed by find, sort and tr, and what
+    they say stands: the same records, or their error."""
+    import os
+
+    root = tmp_path / "tree"
+    deep = os.fsencode(root)
+    os.makedirs(deep)
+    fd = os.open(deep, os.O_RDONLY)
+    for _level in range(25):  # 25 x 200 bytes: past PATH_MAX (4096)
+        os.mkdir(b"d" * 200, dir_fd=fd)
+        child = os.open(b"d" * 200, os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = child
+    os.close(os.open(b"f", os.O_WRONLY | os.O_CREAT, dir_fd=fd))
+    os.close(fd)
+    location = manifest.Location(str(root))
+    assert manifest._walk(str(root), True, 1000) is None
+    scripted = subprocess.run(manifest.listing_argv(location, True), check=True,
+                              capture_output=True, env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"}
+                              ).stdout.decode()
+    with manifest.listing(location, True) as lines:
+        assert "".join(lines) == scripted
+    assert len(scripted.splitlines()) == 26
 
 
 def test_sha256sum_output():

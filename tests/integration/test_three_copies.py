@@ -13,7 +13,7 @@ import time
 import pytest
 
 from lab.peers import need_root, run_plugin
-from lab.peers.copies import make_source, rsync, tmpfs, write
+from lab.peers.copies import OLD, make_source, rsync, tmpfs, write
 from lab.peers.foreign_user import shared_tempdir
 from lab.peers.sshd import BlackHole, free_port, keygen
 
@@ -214,11 +214,20 @@ def test_no_copy_is_written(trees):
 
 def test_the_commands_logged_at_vv_paste_into_a_shell(trees):
     """-vv shows each command run as a line that bash splits back into the argv that ran,
-    pipes and tabs included, while the output still holds no '|' past the perfdata."""
+    pipes and tabs included, while the output still holds no '|' past the perfdata. A local
+    tree within the walk's budget is listed without a command, and -vv says so; the source
+    here is past it, so its find, sort and tr run; the copy data2 lacks what puts it past
+    (CRITICAL) and is walked."""
     from osop_checks.sources import manifest
 
+    for i in range(manifest.WALK_BUDGET):
+        write(os.path.join(trees.source, "bulk", "%04d" % i), b"", OLD)
+    rsync(trees.source, trees.data2)
+    rsync(trees.source, trees.office, trees.server, "127.0.0.1")
+    rsync(trees.source, trees.offsite, trees.server, "127.0.0.2")
+    shutil.rmtree(os.path.join(trees.data2, "bulk"))
     out = trees.run("-vv")
-    assert out.exitcode == 0, out.output
+    assert out.exitcode == 2 and "data2 lacks" in out.status_line, out.output
     assert "|" not in out.output.split("\n", 1)[1]
     ran = []
     for line in out.output.splitlines():
@@ -228,8 +237,8 @@ def test_the_commands_logged_at_vv_paste_into_a_shell(trees):
             ran.append([w.decode() for w in pasted.split(b"\0")[:-1]])
     for argv in manifest.listing_pipeline(manifest.Location(trees.source), source=True):
         assert argv in ran
-    for argv in manifest.listing_pipeline(manifest.Location(trees.data2)):
-        assert argv in ran
+    assert not [argv for argv in ran if argv[0] == "find" and trees.data2 in argv]
+    assert "listed %s in this process: " % trees.data2 in out.output
     remote = [argv for argv in ran if argv[0] == "ssh"]
     assert len(remote) == 4, ran  # a probe and a listing for each of the two remote copies
     assert manifest.listing_argv(manifest.Location(trees.office)) in [

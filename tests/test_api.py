@@ -270,22 +270,7 @@ class HeldCall:
 
     def answer(self):
         """The answer's JSON, read until the server closes."""
-        data = b""
-        while True:
-            chunk = self.raw.recv(65536)
-            if not chunk:
-                break
-            self.incoming.write(chunk)
-            try:
-                while True:
-                    piece = self.tls.read(65536)
-                    if not piece:
-                        break
-                    data += piece
-            except ssl.SSLWantReadError:
-                continue
-            except ssl.SSLZeroReturnError:
-                break
+        data = ifw_api.read_until_closed(self.raw, self.tls, self.incoming)
         self.raw.close()
         return json.loads(data.partition(b"\r\n\r\n")[2])
 

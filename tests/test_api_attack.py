@@ -227,7 +227,6 @@ def slow_call(daemon, delay):
     request = (b"POST /v1/checker?command=%s HTTP/1.1\r\nHost: x\r\nContent-Type: "
                b"application/json\r\nContent-Length: %d\r\n\r\n" % (DISK.encode(), len(body))
                + body)
-    data = b""
     try:
         with socket.create_connection(("127.0.0.1", daemon.port), timeout=30) as raw:
             try:
@@ -247,21 +246,7 @@ def slow_call(daemon, delay):
             time.sleep(delay)
             tls.write(request)
             raw.sendall(outgoing.read())
-            while True:
-                chunk = raw.recv(65536)
-                if not chunk:
-                    break
-                incoming.write(chunk)
-                try:
-                    while True:
-                        piece = tls.read(65536)
-                        if not piece:
-                            break
-                        data += piece
-                except ssl.SSLWantReadError:
-                    continue
-                except ssl.SSLZeroReturnError:
-                    break
+            data = ifw_api.read_until_closed(raw, tls, incoming)
     except (ssl.SSLError, OSError):
         return 0, None
     head, _, rest = data.partition(b"\r\n\r\n")

@@ -161,6 +161,28 @@ def post(port, command, body, context, host="127.0.0.1", server_name=SERVER_NAME
 _install = []  # the world-readable copy of this checkout, made once per process
 
 
+def read_until_closed(raw, tls, incoming):
+    """What the server sent through ``tls`` (a client over memory BIOs, ``incoming`` its
+    inbound one) on the socket ``raw`` until it closed the connection: for the tests'
+    clients that time their own handshake flights."""
+    data = b""
+    while True:
+        chunk = raw.recv(65536)
+        if not chunk:
+            return data
+        incoming.write(chunk)
+        try:
+            while True:
+                piece = tls.read(65536)
+                if not piece:
+                    break
+                data += piece
+        except ssl.SSLWantReadError:
+            continue
+        except ssl.SSLZeroReturnError:
+            return data
+
+
 def daemon_install():
     """The directory of a copy of this checkout that DAEMON_USER can run (made on first use,
     removed when this process ends)."""

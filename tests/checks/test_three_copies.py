@@ -250,6 +250,14 @@ def test_probe_answers():
         manifest.parse_probe("Welcome to vault!")
 
 
+def scripted_listing(location, source):
+    """The lines the script run over ssh writes for ``location``, run here, decoded as the
+    check decodes a listing."""
+    return subprocess.run(manifest.listing_argv(location, source), check=True,
+                          capture_output=True, env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"}
+                          ).stdout.decode("utf-8", "surrogateescape")
+
+
 def test_a_local_tree_is_listed_as_the_remote_script_lists_it(tmp_path):
     """The local listing and the script run over ssh write the very same records (the merge
     compares a local source with remote copies record by record): names with a tab, a
@@ -277,10 +285,7 @@ def test_a_local_tree_is_listed_as_the_remote_script_lists_it(tmp_path):
     for where in (root, tmp_path / "named"):
         location = manifest.Location(str(where))
         for source in (False, True):
-            scripted = subprocess.run(manifest.listing_argv(location, source), check=True,
-                                      capture_output=True,
-                                      env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"}
-                                      ).stdout.decode("utf-8", "surrogateescape")
+            scripted = scripted_listing(location, source)
             assert len(scripted.split("\n")) == 17  # 16 records
             for budget, walked in ((manifest.WALK_BUDGET, True), (16, True), (15, False)):
                 assert (manifest._walk(str(where), source, budget) is not None) == walked
@@ -327,9 +332,7 @@ def test_a_walk_leaves_what_it_cannot_list_to_find(tmp_path):
     os.close(fd)
     location = manifest.Location(str(root))
     assert manifest._walk(str(root), True, 1000) is None
-    scripted = subprocess.run(manifest.listing_argv(location, True), check=True,
-                              capture_output=True, env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"}
-                              ).stdout.decode()
+    scripted = scripted_listing(location, True)
     with manifest.listing(location, True) as lines:
         assert "".join(lines) == scripted
     assert len(scripted.splitlines()) == 26
